@@ -1,0 +1,54 @@
+"""One loader per model format, chosen by extension (and, for .pt/.pth, by content).
+
+Each loader returns a ModelSource; ModelHandle (core/model.py) wraps it. Loaders import
+their runtime (torch, openvino) lazily, so inspecting an ONNX file never pays for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from paretolab.core.errors import ModelLoadError
+from paretolab.core.formats.source import ModelSource
+
+SUPPORTED = (
+    ".onnx (ONNX), .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), "
+    ".pt2 (torch.export), .xml + .bin (OpenVINO IR)"
+)
+
+_LOADERS = {
+    ".onnx": "onnx_file",
+    ".pt": "torch_file",
+    ".pth": "torch_file",
+    ".ckpt": "torch_file",
+    ".pt2": "torch_file",
+    ".xml": "openvino_file",
+}
+
+
+def check_readable(path: Path) -> None:
+    """The checks every format shares: the file exists, is a file, and is not empty."""
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder; open the model file inside it (.onnx, .pt, .pt2 or .xml)")
+    try:
+        size = path.stat().st_size
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise ModelLoadError(f"{path}: permission denied; make the file readable") from None
+    if size == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes); the save or copy that made it did not finish")
+
+
+def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> ModelSource:
+    suffix = path.suffix.lower()
+    if suffix == ".bin" and path.with_suffix(".xml").exists():
+        raise ModelLoadError(f"{path} is the weights half of an OpenVINO IR; open {path.with_suffix('.xml').name} instead")
+    if suffix not in _LOADERS:
+        raise ModelLoadError(f"{path}: unknown model format '{suffix or path.name}'; ParetoLab opens {SUPPORTED}")
+    check_readable(path)
+    module = importlib.import_module(f"paretolab.core.formats.{_LOADERS[suffix]}")
+    return module.load(path, trust=trust, arch=arch)

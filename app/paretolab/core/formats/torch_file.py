@@ -1,0 +1,259 @@
+"""PyTorch files: TorchScript, torch.export programs, pickled modules and state_dicts.
+
+A pickled nn.Module runs arbitrary code while it loads, so it is refused unless the user
+says they trust the file. Everything else is read with torch's safe loaders.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+
+from paretolab.core.errors import (
+    ArchitectureRequiredError,
+    ConversionError,
+    InputShapeError,
+    ModelLoadError,
+    UntrustedModelError,
+)
+from paretolab.core.graph import LayerGraph
+from paretolab.core.graph_onnx import build_onnx_graph
+from paretolab.core.tensors import TensorSpec, concrete_shapes
+from paretolab.core.torch_onnx import export_to_onnx
+
+# TorchScript files made by ParetoLab carry their input specs in this extra file.
+SPEC_FILE = "paretolab.json"
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights")
+
+
+@dataclass
+class TorchSource:
+    path: Path
+    native: Any  # torch.nn.Module (eager or scripted) or torch.export.ExportedProgram
+    format: str
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.path]
+
+    @property
+    def module(self) -> torch.nn.Module:
+        if isinstance(self.native, torch.export.ExportedProgram):
+            return self.native.module()
+        return self.native
+
+    def example_inputs(self, inputs: list[TensorSpec]) -> tuple[torch.Tensor, ...]:
+        shapes, unresolved = concrete_shapes(inputs)
+        if not inputs or unresolved:
+            raise self.shape_required(inputs)
+        gen = torch.Generator().manual_seed(0)
+        tensors = []
+        for spec in inputs:
+            dtype = getattr(torch, spec.dtype)
+            shape = shapes[spec.name]
+            if dtype.is_floating_point:
+                tensors.append(torch.rand(shape, generator=gen, dtype=dtype))
+            else:
+                tensors.append(torch.zeros(shape, dtype=dtype))
+        return tuple(tensors)
+
+    def shape_required(self, inputs: list[TensorSpec]) -> InputShapeError:
+        hint = _first_layer_hint(self.module)
+        missing = ", ".join(str(s) for s in inputs if not s.is_static) or "its inputs"
+        return InputShapeError(
+            f"{self.path.name} does not record the shape of {missing}; "
+            f"give one with --input-shape, e.g. {hint}",
+            suggestion=hint,
+        )
+
+    def build_graph(self, inputs: list[TensorSpec]) -> LayerGraph:
+        module = self.module
+        buffer = io.BytesIO()
+        export_to_onnx(module, self.example_inputs(inputs), buffer, [s.name for s in inputs], for_analysis=True)
+        model = onnx.load_from_string(buffer.getvalue())
+        names = {name for name, _ in module.named_modules() if name}
+        leaves = {name for name, m in module.named_modules() if name and not any(True for _ in m.children())}
+        return build_onnx_graph(
+            model, module_names=names, leaf_modules=leaves, size_bytes=self.path.stat().st_size
+        )
+
+    def export_onnx(self, out: Path, inputs: list[TensorSpec]) -> None:
+        export_to_onnx(self.module, self.example_inputs(inputs), out, [s.name for s in inputs])
+
+    def convert_openvino(self, inputs: list[TensorSpec]) -> Any:
+        import openvino as ov
+
+        try:
+            if isinstance(self.native, torch.export.ExportedProgram):
+                return ov.convert_model(self.native)
+            return ov.convert_model(self.native, example_input=self.example_inputs(inputs))
+        except InputShapeError:
+            raise
+        except Exception as exc:
+            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def _first_layer_hint(module: torch.nn.Module) -> str:
+    for _, layer in module.named_modules():
+        channels = getattr(layer, "in_channels", None)
+        if isinstance(channels, int):
+            dims = {1: "x64", 2: "x224x224", 3: "x16x112x112"}.get(_conv_rank(layer), "x224x224")
+            return f"1x{channels}{dims} (the first layer takes {channels} channels)"
+        features = getattr(layer, "in_features", None)
+        if isinstance(features, int):
+            return f"1x{features} (the first layer takes {features} features)"
+    return "1x3x224x224"
+
+
+def _conv_rank(layer: torch.nn.Module) -> int:
+    kernel = getattr(layer, "kernel_size", (0, 0))
+    return len(kernel) if isinstance(kernel, tuple) else 2
+
+
+def _spec_from_value(name: str, value: Any) -> TensorSpec:
+    shape = tuple(str(d) if isinstance(d, torch.SymInt) else int(d) for d in value.shape)
+    return TensorSpec(name, shape, str(value.dtype).removeprefix("torch."))
+
+
+def _load_exported(path: Path) -> TorchSource:
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path.name} is not a readable torch.export program (corrupt, truncated or from an "
+            f"incompatible torch: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
+            "re-export it with torch.export.save"
+        ) from None
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    inputs = [
+        _spec_from_value(name, placeholders[name].meta["val"])
+        for name in program.graph_signature.user_inputs
+        if name in placeholders and hasattr(placeholders[name].meta.get("val"), "shape")
+    ]
+    return TorchSource(path=path, native=program, format="torch.export", inputs=inputs)
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _load_torchscript(path: Path) -> TorchSource:
+    extra = {SPEC_FILE: ""}
+    try:
+        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path.name} is not a readable TorchScript file ({str(exc).strip().splitlines()[0]}); "
+            "re-save it with torch.jit.save"
+        ) from None
+    module.eval()
+    inputs: list[TensorSpec] = []
+    if extra[SPEC_FILE]:
+        spec = json.loads(extra[SPEC_FILE])
+        inputs = [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in spec.get("inputs", [])]
+    return TorchSource(path=path, native=module, format="torchscript", inputs=inputs)
+
+
+def _state_dict_of(obj: Any) -> dict | None:
+    """The state_dict inside `obj` (a bare one, or a checkpoint dict holding one)."""
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    if isinstance(obj, dict):
+        for key in _CHECKPOINT_KEYS:
+            inner = _state_dict_of(obj.get(key))
+            if inner is not None:
+                return inner
+    return None
+
+
+def _module_of(obj: Any) -> torch.nn.Module | None:
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, dict):
+        for key in _CHECKPOINT_KEYS:
+            if isinstance(obj.get(key), torch.nn.Module):
+                return obj[key]
+    return None
+
+
+def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
+    """Instantiate "package.module:ClassName" with no arguments and load the weights into it."""
+    module_name, _, class_name = arch.partition(":")
+    if not module_name or not class_name:
+        raise ModelLoadError(f"--arch '{arch}' is not of the form package.module:ClassName")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"--arch '{arch}' cannot be imported ({exc}); check the module is on PYTHONPATH") from None
+    try:
+        model = cls()
+        model.load_state_dict(state_dict)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"the weights in {path.name} do not fit --arch '{arch}': {str(exc).strip().splitlines()[0]}"
+        ) from None
+    return model.eval()
+
+
+def _load_pickle(path: Path, trust: bool, arch: str | None) -> TorchSource:
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+            raise _corrupt(path, exc) from None
+        if not trust:
+            raise UntrustedModelError(
+                f"{path.name} is a pickled Python object: loading it runs code stored in the file. "
+                "Open it only if you trust its source (CLI: --trust), or save the model as TorchScript, "
+                ".pt2 or ONNX instead"
+            ) from None
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc2:  # the pickle may name classes that cannot be imported here
+            raise ModelLoadError(
+                f"{path.name} could not be unpickled: {str(exc2).strip().splitlines()[0]}; "
+                "the classes it names must be importable (check PYTHONPATH)"
+            ) from None
+    except Exception as exc:
+        raise _corrupt(path, exc) from None
+
+    module = _module_of(obj)
+    if module is not None:
+        return TorchSource(path=path, native=module.eval(), format="torch-pickle")
+    state_dict = _state_dict_of(obj)
+    if state_dict is None:
+        raise ModelLoadError(f"{path.name} holds a {type(obj).__name__}, not a model or a state_dict")
+    if arch is None:
+        raise ArchitectureRequiredError(
+            f"{path.name} holds only weights (a state_dict of {len(state_dict)} tensors), not a model; "
+            "say which class they belong to with --arch package.module:ClassName"
+        )
+    return TorchSource(path=path, native=build_arch(arch, state_dict, path), format="torch-state-dict")
+
+
+def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelLoadError(f"{path.name} is not a readable PyTorch file (corrupt or truncated: {reason}); re-save it")
+
+
+def load(path: Path, *, trust: bool = False, arch: str | None = None) -> TorchSource:
+    if path.suffix.lower() == ".pt2":
+        return _load_exported(path)
+    if _is_torchscript(path):
+        return _load_torchscript(path)
+    return _load_pickle(path, trust, arch)

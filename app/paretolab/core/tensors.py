@@ -1,0 +1,118 @@
+"""Tensor descriptions shared by every format: names, shapes with dynamic dims, dtypes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from paretolab.core.errors import InputShapeError
+
+# A dimension is a fixed size, a symbolic name ("batch"), or None (unknown).
+Dim = int | str | None
+Shape = tuple[Dim, ...]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: Shape
+    dtype: str  # numpy dtype name: "float32", "int64", ...
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+    @property
+    def dynamic_axes(self) -> tuple[int, ...]:
+        return tuple(i for i, d in enumerate(self.shape) if not isinstance(d, int))
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+    def __str__(self) -> str:
+        return f"{self.name} {format_shape(self.shape)} {self.dtype}"
+
+
+def format_shape(shape: Sequence[Dim] | None) -> str:
+    if shape is None:
+        return "?"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+_SHAPE = re.compile(r"^\d+(x\d+)*$")
+
+
+def parse_input_shapes(texts: Sequence[str]) -> dict[str | None, tuple[int, ...]]:
+    """Parse CLI-style shapes: "1x3x224x224" (the only input) or "name=1x3x224x224".
+
+    Returns {input name or None: shape}; None stands for "the model's single input".
+    """
+    shapes: dict[str | None, tuple[int, ...]] = {}
+    for text in texts:
+        name, _, dims = text.rpartition("=")
+        dims = dims.strip().lower().replace(",", "x")
+        if not _SHAPE.match(dims) or any(int(d) == 0 for d in dims.split("x")):
+            raise InputShapeError(
+                f"input shape '{text}' is not valid; write positive sizes joined by 'x', "
+                "e.g. 1x3x224x224, or name=1x3x224x224 for one input of several"
+            )
+        shapes[name.strip() or None] = tuple(int(d) for d in dims.split("x"))
+    return shapes
+
+
+def apply_input_shapes(
+    inputs: Sequence[TensorSpec], shapes: Mapping[str | None, Sequence[int]], where: str
+) -> list[TensorSpec]:
+    """Fix the given inputs' shapes, checking names and ranks against the model's inputs."""
+    if not shapes:
+        return list(inputs)
+    by_name = {spec.name: spec for spec in inputs}
+    resolved: dict[str, tuple[int, ...]] = {}
+    for name, shape in shapes.items():
+        if name is None:
+            if len(inputs) != 1:
+                names = ", ".join(by_name)
+                raise InputShapeError(
+                    f"{where} has {len(inputs)} inputs ({names}); name the one to shape, "
+                    "e.g. --input-shape NAME=1x3x224x224"
+                )
+            name = inputs[0].name
+        if name not in by_name:
+            raise InputShapeError(
+                f"{where} has no input named '{name}'; its inputs are: {', '.join(by_name)}"
+            )
+        spec = by_name[name]
+        shape = tuple(int(d) for d in shape)
+        if spec.shape and len(spec.shape) != len(shape):
+            raise InputShapeError(
+                f"input '{name}' of {where} has {len(spec.shape)} dimensions "
+                f"{format_shape(spec.shape)}, but the shape given has {len(shape)} "
+                f"{format_shape(shape)}"
+            )
+        for axis, (want, got) in enumerate(zip(spec.shape, shape)):
+            if isinstance(want, int) and want != got:
+                raise InputShapeError(
+                    f"input '{name}' of {where} has a fixed size {want} on axis {axis} "
+                    f"{format_shape(spec.shape)}; the shape given {format_shape(shape)} differs"
+                )
+        resolved[name] = shape
+    return [replace(s, shape=resolved[s.name]) if s.name in resolved else s for s in inputs]
+
+
+def concrete_shapes(inputs: Sequence[TensorSpec]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
+    """Concrete shapes for analysis: a dynamic leading (batch) axis becomes 1.
+
+    Returns (shapes of the inputs that could be made concrete, names of those that could not).
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    unresolved: list[str] = []
+    for spec in inputs:
+        dims = list(spec.shape)
+        if dims and not isinstance(dims[0], int):
+            dims[0] = 1
+        if all(isinstance(d, int) for d in dims):
+            shapes[spec.name] = tuple(dims)  # type: ignore[arg-type]
+        else:
+            unresolved.append(spec.name)
+    return shapes, unresolved

@@ -1,0 +1,154 @@
+"""Rebuild the built-in sample (resources/sample) deterministically.
+
+Trains a small CNN on scikit-learn's bundled 8x8 digits (no download) with fixed seeds on a
+single thread, then writes the model as ONNX and TorchScript, the data split, and a JSON of
+what was measured. Running it twice gives byte-identical weights.
+
+    python scripts/build_sample.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+SEED = 0
+EPOCHS = 40
+INPUT = {"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}
+
+
+class DigitsCNN(nn.Module):
+    """Two conv blocks and a classifier: small enough to train in seconds, big enough to prune."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def make_split() -> dict[str, np.ndarray]:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = digits.images.astype(np.uint8)[:, None]  # 0..16, [N, 1, 8, 8]
+    labels = digits.target.astype(np.int64)
+    idx = np.arange(len(labels))
+    train, rest = train_test_split(idx, test_size=0.4, random_state=SEED, stratify=labels)
+    val, test = train_test_split(rest, test_size=0.5, random_state=SEED, stratify=labels[rest])
+    split = {}
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        split[f"{name}_images"] = images[part]
+        split[f"{name}_labels"] = labels[part]
+        split[f"{name}_index"] = part
+    return split
+
+
+def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
+    with torch.no_grad():
+        logits = model(torch.from_numpy(images.astype(np.float32) / 16.0))
+    return float((logits.argmax(1).numpy() == labels).mean())
+
+
+def train(split: dict[str, np.ndarray]) -> nn.Module:
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    model = DigitsCNN()
+    x = torch.from_numpy(split["train_images"].astype(np.float32) / 16.0)
+    y = torch.from_numpy(split["train_labels"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    order = torch.Generator().manual_seed(SEED)
+    for _ in range(EPOCHS):
+        model.train()
+        for batch in torch.randperm(len(y), generator=order).split(64):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+    return model.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "resources" / "sample")
+    out: Path = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+
+    split = make_split()
+    model = train(split)
+    np.savez_compressed(out / "digits_split.npz", **split)
+
+    example = torch.from_numpy(split["test_images"][:1].astype(np.float32) / 16.0)
+    spec = json.dumps({"inputs": [INPUT]})
+    torch.jit.save(torch.jit.trace(model, example), str(out / "digits_cnn.pt"), _extra_files={"paretolab.json": spec})
+
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+    from paretolab.core.torch_onnx import export_to_onnx
+
+    export_to_onnx(model, (example,), out / "digits_cnn.onnx", ["input"], output_names=["logits"])
+    _name_onnx_nodes_by_module(out / "digits_cnn.onnx", model, example)
+
+    info = {
+        "name": "digits_cnn",
+        "description": "Small CNN trained on scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes).",
+        "inputs": [INPUT],
+        "outputs": [{"name": "logits", "shape": ["batch", 10], "dtype": "float32"}],
+        "classes": [str(i) for i in range(10)],
+        "preprocessing": "pixel intensity (0..16) divided by 16",
+        "split_sizes": {k: int(len(split[f"{k}_labels"])) for k in ("train", "val", "test")},
+        "accuracy": {k: round(accuracy(model, split[f"{k}_images"], split[f"{k}_labels"]), 4) for k in ("train", "val", "test")},
+        "seed": SEED,
+        "epochs": EPOCHS,
+        "torch": torch.__version__,
+    }
+    (out / "digits_cnn.json").write_text(json.dumps(info, indent=2) + "\n")
+    print(json.dumps(info["accuracy"]))
+
+
+def _name_onnx_nodes_by_module(path: Path, model: nn.Module, example: torch.Tensor) -> None:
+    """Name the ONNX nodes after their module paths, as ParetoLab names the torch layers,
+    so the sample's ONNX and TorchScript forms address every layer by the same name."""
+    import io
+
+    import onnx
+
+    from paretolab.core.graph_onnx import build_onnx_graph
+    from paretolab.core.torch_onnx import export_to_onnx
+
+    buffer = io.BytesIO()
+    export_to_onnx(model, (example,), buffer, ["input"], for_analysis=True)
+    modules = dict(model.named_modules())
+    graph = build_onnx_graph(
+        onnx.load_from_string(buffer.getvalue()),
+        module_names={n for n in modules if n},
+        leaf_modules={n for n, m in modules.items() if n and not list(m.children())},
+    )
+    names = {layer.source: layer.name for layer in graph}
+    proto = onnx.load(str(path))
+    for node in proto.graph.node:
+        node.name = names.get(node.name, node.name)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+if __name__ == "__main__":
+    main()
