@@ -20,6 +20,7 @@ from torch import nn
 SEED = 0
 EPOCHS = 40
 INPUT = {"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}
+OUTPUT = {"name": "logits", "shape": ["batch", 10], "dtype": "float32"}
 
 
 class DigitsCNN(nn.Module):
@@ -96,7 +97,7 @@ def main() -> None:
     np.savez_compressed(out / "digits_split.npz", **split)
 
     example = torch.from_numpy(split["test_images"][:1].astype(np.float32) / 16.0)
-    spec = json.dumps({"inputs": [INPUT]})
+    spec = json.dumps({"inputs": [INPUT], "outputs": [OUTPUT]})
     torch.jit.save(torch.jit.trace(model, example), str(out / "digits_cnn.pt"), _extra_files={"paretolab.json": spec})
 
     import sys
@@ -111,7 +112,7 @@ def main() -> None:
         "name": "digits_cnn",
         "description": "Small CNN trained on scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes).",
         "inputs": [INPUT],
-        "outputs": [{"name": "logits", "shape": ["batch", 10], "dtype": "float32"}],
+        "outputs": [OUTPUT],
         "classes": [str(i) for i in range(10)],
         "preprocessing": "pixel intensity (0..16) divided by 16",
         "split_sizes": {k: int(len(split[f"{k}_labels"])) for k in ("train", "val", "test")},

@@ -11,7 +11,7 @@ import io
 import json
 import pickle
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +84,13 @@ class TorchSource:
         model = onnx.load_from_string(buffer.getvalue())
         names = {name for name, _ in module.named_modules() if name}
         leaves = {name for name, m in module.named_modules() if name and not any(True for _ in m.children())}
-        return build_onnx_graph(
-            model, module_names=names, leaf_modules=leaves, size_bytes=self.path.stat().st_size
-        )
+        graph = build_onnx_graph(model, module_names=names, leaf_modules=leaves, size_bytes=self.path.stat().st_size)
+        # The exporter numbers outputs ("22"); use the recorded names, or plain ones.
+        named = [s.name for s in self.outputs] or [
+            "output" if len(graph.outputs) == 1 else f"output_{i}" for i in range(len(graph.outputs))
+        ]
+        graph.outputs = [replace(spec, name=name) for spec, name in zip(graph.outputs, named)]
+        return graph
 
     def export_onnx(self, out: Path, inputs: list[TensorSpec]) -> None:
         export_to_onnx(self.module, self.example_inputs(inputs), out, [s.name for s in inputs])
@@ -163,10 +167,12 @@ def _load_torchscript(path: Path) -> TorchSource:
         ) from None
     module.eval()
     inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
     if extra[SPEC_FILE]:
         spec = json.loads(extra[SPEC_FILE])
         inputs = [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in spec.get("inputs", [])]
-    return TorchSource(path=path, native=module, format="torchscript", inputs=inputs)
+        outputs = [TensorSpec(o["name"], tuple(o["shape"]), o["dtype"]) for o in spec.get("outputs", [])]
+    return TorchSource(path=path, native=module, format="torchscript", inputs=inputs, outputs=outputs)
 
 
 def _state_dict_of(obj: Any) -> dict | None:

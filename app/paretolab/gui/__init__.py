@@ -1,0 +1,1 @@
+"""Widgets only: they call core through paretolab.jobs, never torch/onnx directly."""

@@ -1,0 +1,34 @@
+"""Start the desktop app."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from paretolab import __version__
+from paretolab.gui.main_window import MainWindow
+from paretolab.jobs.job import wait_for_all_jobs
+
+
+def create_app() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setOrganizationName("ParetoLab")
+    app.setApplicationName("ParetoLab")
+    app.setApplicationVersion(__version__)
+    app.setStyle("Fusion")  # consistent widgets everywhere; colours still follow the system palette
+    return app
+
+
+def run_app(model: str | Path | None = None) -> int:
+    """Open the main window on `model`, or on the built-in sample; return the exit code."""
+    app = create_app()
+    window = MainWindow()
+    app.aboutToQuit.connect(wait_for_all_jobs)
+    window.show()
+    if model:
+        window.open_model(model)
+    else:
+        window.open_sample()
+    return app.exec()

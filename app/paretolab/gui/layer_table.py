@@ -1,0 +1,113 @@
+"""The sortable, filterable per-layer table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtWidgets import QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+
+from paretolab.core.graph import LayerGraph
+from paretolab.core.tensors import format_shape
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+COLUMNS = ("#", "Layer", "Op", "Output shape", "Params", "MACs", "% MACs")
+_NUMERIC = {0, 4, 5, 6}
+
+
+class LayerTableModel(QAbstractTableModel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._graph: LayerGraph | None = None
+        self._total_macs = 0
+
+    def set_graph(self, graph: LayerGraph | None) -> None:
+        self.beginResetModel()
+        self._graph = graph
+        self._total_macs = (graph.total_macs or 0) if graph else 0
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt signature
+        return 0 if parent.isValid() or self._graph is None else len(self._graph.nodes)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or self._graph is None:
+            return None
+        node = self._graph.nodes[index.row()]
+        col = index.column()
+        share = 100.0 * node.macs / self._total_macs if self._total_macs and node.macs else 0.0
+        if role == SORT_ROLE:
+            return (index.row(), node.name, node.op, format_shape(node.output_shapes[0] if node.output_shapes else None),
+                    node.params, node.macs if node.macs is not None else -1, share)[col]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return str(index.row() + 1)
+            if col == 1:
+                return node.name
+            if col == 2:
+                return node.op
+            if col == 3:
+                return format_shape(node.output_shapes[0]) if node.output_shapes else ""
+            if col == 4:
+                return f"{node.params:,}"
+            if col == 5:
+                return "?" if node.macs is None else f"{node.macs:,}"
+            return f"{share:.1f}" if share else ""
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in _NUMERIC:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and col == 1:
+            weights = ", ".join(f"{w.name} {format_shape(w.shape)}" for w in node.weights) or "no weights"
+            return f"{node.name} ({node.op})\n{weights}"
+        return None
+
+
+class LayerTable(QWidget):
+    """A filter box over a sortable table of the graph's layers."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = LayerTableModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setFilterKeyColumn(-1)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+
+        self.filter = QLineEdit(self)
+        self.filter.setPlaceholderText("Filter layers by name or op…")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+
+        self.view = QTableView(self)
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.view.setAlternatingRowColors(True)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(22)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.view)
+
+    def set_graph(self, graph: LayerGraph | None) -> None:
+        self.model.set_graph(graph)
+        self.view.resizeColumnsToContents()
+        self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+
+    def visible_layer_names(self) -> list[str]:
+        """Layer names in the order the user sees them (after sorting and filtering)."""
+        return [self.proxy.index(r, 1).data() for r in range(self.proxy.rowCount())]

@@ -1,0 +1,215 @@
+"""The main window: a layer table in the middle, docks around it, jobs in the status bar."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QWidget
+
+from paretolab.core.errors import (
+    ArchitectureRequiredError,
+    InputShapeError,
+    ParetoLabError,
+    UntrustedModelError,
+)
+from paretolab.core.sample import sample_model_path
+from paretolab.core.tensors import parse_input_shapes
+from paretolab.gui.layer_table import LayerTable
+from paretolab.gui.prompts import Prompts
+from paretolab.gui.summary_panel import SummaryPanel
+from paretolab.jobs import Job, LoadedModel, load_model_job
+from paretolab.jobs.job import wait_for_all_jobs
+
+log = logging.getLogger(__name__)
+MAX_RECENT = 10
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or QSettings("ParetoLab", "ParetoLab")
+        self.prompts = Prompts(self)
+        self.loaded: LoadedModel | None = None
+        self.job: Job | None = None
+
+        self.setWindowTitle("ParetoLab")
+        self.setAcceptDrops(True)
+        self.layer_table = LayerTable(self)
+        self.setCentralWidget(self.layer_table)
+        self.summary = SummaryPanel(self)
+        self.summary.setMinimumWidth(300)
+        self.summary_dock = self._dock("Model", self.summary, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._build_status_bar()
+        self._build_menus()
+        self.resize(1200, 720)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+
+    # -- layout ---------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower()}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_label = QLabel("Ready", self)
+        self.progress_bar = QProgressBar(self)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setMaximumWidth(220)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.progress_bar)
+        bar.addPermanentWidget(self.cancel_button)
+        self._set_busy(False)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action("&Open…", self.choose_model, QKeySequence.StandardKey.Open)
+        file_menu.addAction(self.open_action)
+        file_menu.addAction(self._action("Open &Sample", self.open_sample))
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.summary_dock.toggleViewAction())
+        self.cancel_action = self._action("&Cancel job", self.cancel_job, QKeySequence(Qt.Key.Key_Escape))
+        self.addAction(self.cancel_action)
+
+    def _action(self, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        return action
+
+    # -- opening models -------------------------------------------------------------------
+    def choose_model(self) -> None:
+        start = str(Path(self.recent_files()[0]).parent) if self.recent_files() else str(Path.home())
+        path = self.prompts.open_model_path(start)
+        if path:
+            self.open_model(path)
+
+    def open_sample(self) -> Job:
+        return self.open_model(sample_model_path("onnx"))
+
+    def open_model(self, path: str | Path, *, trust: bool = False, input_shapes=None, arch: str | None = None) -> Job:
+        """Load `path` in the background; the current model stays until the new one is ready."""
+        path = Path(path)
+        if self.job is not None:
+            self.job.cancel()  # a newer request supersedes the one in flight
+        job = load_model_job(path, trust=trust, input_shapes=input_shapes, arch=arch)
+        job.progressed.connect(self._on_progress)
+        job.succeeded.connect(lambda loaded: self._on_loaded(job, loaded))
+        job.failed.connect(lambda error: self._on_load_failed(job, path, error, trust, arch))
+        job.finished.connect(lambda: self._on_job_finished(job))
+        self.job = job
+        self._set_busy(True, f"Opening {path.name}…")
+        job.start()
+        return job
+
+    def _on_loaded(self, job: Job, loaded: LoadedModel) -> None:
+        if job is not self.job:
+            return
+        self.loaded = loaded
+        self.layer_table.set_graph(loaded.graph)
+        self.summary.show_model(loaded)
+        self.setWindowTitle(f"ParetoLab — {loaded.handle.path.name}")
+        self.status_label.setText(f"{loaded.handle.path.name}: {len(loaded.graph)} layers")
+        self._remember(loaded.handle.path)
+
+    def _on_load_failed(self, job: Job, path: Path, error: BaseException, trust: bool, arch: str | None) -> None:
+        if job is not self.job:
+            return
+        self.status_label.setText(f"Could not open {path.name}")
+        if isinstance(error, UntrustedModelError) and not trust:
+            if self.prompts.confirm("Load a pickled model?", f"{error}\n\nLoad it anyway?", "Load (I trust this file)"):
+                QTimer.singleShot(0, lambda: self.open_model(path, trust=True, arch=arch))
+            return
+        if isinstance(error, ArchitectureRequiredError) and arch is None:
+            answer = self.prompts.ask_text("Model class needed", str(error), "package.module:ClassName")
+            if answer:
+                QTimer.singleShot(0, lambda: self.open_model(path, trust=trust, arch=answer))
+            return
+        if isinstance(error, InputShapeError) and error.suggestion:
+            answer = self.prompts.ask_text("Input shape needed", str(error), error.suggestion.split(" ")[0])
+            if answer:
+                try:
+                    shapes = parse_input_shapes([answer])
+                except ParetoLabError as bad:
+                    self.prompts.error("Invalid input shape", str(bad))
+                    return
+                QTimer.singleShot(0, lambda: self.open_model(path, trust=trust, input_shapes=shapes, arch=arch))
+            return
+        if isinstance(error, ParetoLabError):
+            self.prompts.error("Could not open the model", str(error))
+        else:
+            log.error("unexpected error opening %s", path, exc_info=error)
+            self.prompts.error("Unexpected error", f"A bug in ParetoLab stopped it opening {path.name}: {type(error).__name__}: {error}")
+
+    def _on_job_finished(self, job: Job) -> None:
+        if job is self.job:
+            self.job = None
+            self._set_busy(False)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress_bar.setValue(int(fraction * 1000))
+        if message:
+            self.status_label.setText(message)
+
+    def cancel_job(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status_label.setText("Cancelling…")
+
+    def _set_busy(self, busy: bool, message: str | None = None) -> None:
+        self.progress_bar.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.progress_bar.setValue(0)
+        if message:
+            self.status_label.setText(message)
+
+    # -- recent files ---------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("recent_files", [])
+        files = [value] if isinstance(value, str) else list(value or [])
+        return [f for f in files if f]
+
+    def _remember(self, path: Path) -> None:
+        text = str(path.resolve())
+        files = [text, *(f for f in self.recent_files() if f != text)][:MAX_RECENT]
+        self.settings.setValue("recent_files", files)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for f in self.recent_files():
+            action = self.recent_menu.addAction(f)
+            action.triggered.connect(lambda _=False, f=f: self.open_model(f))
+        self.recent_menu.setEnabled(bool(self.recent_files()))
+
+    # -- drag and drop --------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_model(files[0])
+
+    # -- shutdown -------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.job is not None:
+            self.job.cancel()
+        wait_for_all_jobs()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        super().closeEvent(event)

@@ -1,0 +1,39 @@
+"""Every question and message the GUI puts to the user, in one replaceable object.
+
+Errors use non-blocking dialogs (open(), not exec()), so the app keeps running and tests
+can read them. Questions that need an answer block; tests replace them with fixed answers.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
+
+from paretolab.core.formats import SUPPORTED
+
+MODEL_FILTER = "Models (*.onnx *.pt *.pth *.ckpt *.pt2 *.xml);;All files (*)"
+
+
+class Prompts:
+    def __init__(self, parent: QWidget) -> None:
+        self.parent = parent
+
+    def error(self, title: str, message: str) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self.parent)
+        box.setObjectName("error-dialog")
+        box.open()
+        return box
+
+    def confirm(self, title: str, message: str, accept: str) -> bool:
+        box = QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self.parent)
+        yes = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is yes
+
+    def ask_text(self, title: str, message: str, default: str = "") -> str | None:
+        text, ok = QInputDialog.getText(self.parent, title, message, text=default)
+        return text.strip() if ok and text.strip() else None
+
+    def open_model_path(self, start_dir: str) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self.parent, f"Open a model — {SUPPORTED}", start_dir, MODEL_FILTER)
+        return path or None

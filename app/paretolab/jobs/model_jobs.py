@@ -1,0 +1,38 @@
+"""Jobs that load and analyse models, for the GUI."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from paretolab.core.graph import LayerGraph
+from paretolab.core.model import ModelHandle, load_model
+from paretolab.core.progress import Progress
+from paretolab.jobs.job import Job
+
+
+@dataclass
+class LoadedModel:
+    handle: ModelHandle
+    graph: LayerGraph
+
+
+def load_model_job(
+    path: Path,
+    *,
+    trust: bool = False,
+    input_shapes: Mapping[str | None, Sequence[int]] | None = None,
+    arch: str | None = None,
+) -> Job:
+    """A job that opens `path` and builds its layer graph (torch export can take seconds)."""
+
+    def run(progress: Progress) -> LoadedModel:
+        progress.report(0.05, f"opening {path.name}")
+        handle = load_model(path, trust=trust, input_shapes=input_shapes, arch=arch)
+        progress.report(0.4, "building the layer graph")
+        graph = handle.layer_graph()
+        progress.report(1.0, f"{path.name}: {len(graph)} layers")
+        return LoadedModel(handle, graph)
+
+    return Job(f"Open {path.name}", run)
