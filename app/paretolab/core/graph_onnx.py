@@ -9,7 +9,7 @@ PyTorch module paths as names, so settings address the same layer in every forma
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import onnx
 from onnx import helper, shape_inference
@@ -133,14 +133,6 @@ def _torch_scope(onnx_name: str, module_names: set[str]) -> str | None:
     return path if path in module_names else None
 
 
-def _param_module(weights: Iterable[Weight], module_names: set[str]) -> str | None:
-    for w in weights:
-        owner = w.name.rpartition(".")[0]
-        if owner in module_names:
-            return owner
-    return None
-
-
 def build_onnx_graph(
     model: onnx.ModelProto,
     *,
@@ -230,19 +222,14 @@ def _layer_names(
         return [
             unique_name(node.name or f"{node.op_type}_{i}", taken) for i, (node, _, _) in enumerate(layers)
         ]
-    owners: list[tuple[str | None, bool]] = []  # (module path, found through its own weights)
-    for node, weights, _ in layers:
-        owner = _param_module(weights, module_names)
-        owners.append((owner, True) if owner else (_torch_scope(node.name, module_names), False))
-    per_module: dict[str, int] = {}
-    for owner, _ in owners:
-        if owner:
-            per_module[owner] = per_module.get(owner, 0) + 1
     leaves = leaf_modules or set()
     names = []
-    for (node, _, _), (owner, by_weight) in zip(layers, owners):
+    for node, weights, _ in layers:
+        scope = _torch_scope(node.name, module_names)
+        owner = _owner(scope, weights, module_names, leaves, taken)
         local = node.name.rsplit("/", 1)[-1] or node.op_type
-        if owner and owner not in taken and (by_weight or (owner in leaves and per_module[owner] == 1)):
+        # A container module's own ops (a residual Add) are "block/Add", never "block".
+        if owner and owner not in taken and (owner != scope or owner in leaves):
             wanted = owner
         elif owner:
             wanted = f"{owner}/{local}"
@@ -250,3 +237,17 @@ def _layer_names(
             wanted = node.name.strip("/") or node.op_type
         names.append(unique_name(wanted, taken))
     return names
+
+
+def _owner(scope: str | None, weights: list[Weight], module_names: set[str], leaves: set[str], taken: set[str]) -> str | None:
+    """The module a node belongs to: its scope when that is a leaf module, else the module
+    owning its weights (exporters may share identical initializers between modules, so
+    prefer an owner inside the scope and not yet named)."""
+    if scope in leaves:
+        return scope
+    owners = [w.name.rpartition(".")[0] for w in weights]
+    owners = [o for o in dict.fromkeys(owners) if o in module_names]
+    if scope:
+        owners = [o for o in owners if o.startswith(scope + ".")]
+    fresh = [o for o in owners if o not in taken]
+    return (fresh or owners or [scope])[0]

@@ -44,11 +44,11 @@ def check_readable(path: Path) -> None:
 
 
 def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> ModelSource:
+    check_readable(path)
     suffix = path.suffix.lower()
     if suffix == ".bin" and path.with_suffix(".xml").exists():
         raise ModelLoadError(f"{path} is the weights half of an OpenVINO IR; open {path.with_suffix('.xml').name} instead")
     if suffix not in _LOADERS:
         raise ModelLoadError(f"{path}: unknown model format '{suffix or path.name}'; ParetoLab opens {SUPPORTED}")
-    check_readable(path)
     module = importlib.import_module(f"paretolab.core.formats.{_LOADERS[suffix]}")
     return module.load(path, trust=trust, arch=arch)

@@ -10,6 +10,7 @@ import importlib
 import io
 import json
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -77,14 +78,27 @@ class TorchSource:
             suggestion=hint,
         )
 
+    def checked_example_inputs(self, module: torch.nn.Module, inputs: list[TensorSpec]) -> tuple[torch.Tensor, ...]:
+        """Example inputs the model accepts; a clear error naming the shapes if it does not."""
+        examples = self.example_inputs(inputs)
+        try:
+            with torch.no_grad():
+                module(*examples)
+        except Exception as exc:
+            given = ", ".join(str(s) for s in inputs)
+            raise InputShapeError(f"{self.path.name} does not accept {given}: {_root_cause(exc)}") from None
+        return examples
+
     def build_graph(self, inputs: list[TensorSpec]) -> LayerGraph:
         module = self.module
         buffer = io.BytesIO()
-        export_to_onnx(module, self.example_inputs(inputs), buffer, [s.name for s in inputs], for_analysis=True)
+        examples = self.checked_example_inputs(module, inputs)
+        export_to_onnx(module, examples, buffer, [s.name for s in inputs], for_analysis=True)
         model = onnx.load_from_string(buffer.getvalue())
         names = {name for name, _ in module.named_modules() if name}
         leaves = {name for name, m in module.named_modules() if name and not any(True for _ in m.children())}
         graph = build_onnx_graph(model, module_names=names, leaf_modules=leaves, size_bytes=self.path.stat().st_size)
+        _count_torch_params(graph, module)
         # The exporter numbers outputs ("22"); use the recorded names, or plain ones.
         named = [s.name for s in self.outputs] or [
             "output" if len(graph.outputs) == 1 else f"output_{i}" for i in range(len(graph.outputs))
@@ -93,7 +107,9 @@ class TorchSource:
         return graph
 
     def export_onnx(self, out: Path, inputs: list[TensorSpec]) -> None:
-        export_to_onnx(self.module, self.example_inputs(inputs), out, [s.name for s in inputs])
+        module = self.module
+        names = [s.name for s in self.outputs] or None
+        export_to_onnx(module, self.checked_example_inputs(module, inputs), out, [s.name for s in inputs], output_names=names)
 
     def convert_openvino(self, inputs: list[TensorSpec]) -> Any:
         import openvino as ov
@@ -101,11 +117,33 @@ class TorchSource:
         try:
             if isinstance(self.native, torch.export.ExportedProgram):
                 return ov.convert_model(self.native)
-            return ov.convert_model(self.native, example_input=self.example_inputs(inputs))
+            shapes = [ov.PartialShape([d if isinstance(d, int) else -1 for d in s.shape]) for s in inputs]
+            return ov.convert_model(self.native, example_input=self.example_inputs(inputs), input=shapes)
         except InputShapeError:
             raise
         except Exception as exc:
             raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {str(exc).strip().splitlines()[0]}") from exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The last "...Error: ..." line: TorchScript wraps the real error in an interpreter trace."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error:" in line:
+            return line.split("Error:", 1)[1].strip()
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _count_torch_params(graph: LayerGraph, module: torch.nn.Module) -> None:
+    """Count parameters as torch does: buffers (BatchNorm statistics) are not parameters,
+    and a layer owns its module's own parameters even when the exporter merged equal ones."""
+    own = {name: sum(p.numel() for p in m.parameters(recurse=False)) for name, m in module.named_modules()}
+    param_names = {name for name, _ in module.named_parameters()}
+    for node in graph:
+        if node.name in own:
+            node.params = own[node.name]
+        else:
+            node.params = sum(w.numel for w in node.weights if w.name in param_names and w.name.rpartition(".")[0] not in graph)
 
 
 def _first_layer_hint(module: torch.nn.Module) -> str:
@@ -159,7 +197,9 @@ def _is_torchscript(path: Path) -> bool:
 def _load_torchscript(path: Path) -> TorchSource:
     extra = {SPEC_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in torch, still what users have
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:
         raise ModelLoadError(
             f"{path.name} is not a readable TorchScript file ({str(exc).strip().splitlines()[0]}); "

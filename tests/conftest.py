@@ -1,0 +1,47 @@
+"""Shared fixtures: model files of every format, built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from model_zoo import write_model_files
+
+    return write_model_files(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture()
+def bad_files(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
+    """Broken model files, each made the way users break them."""
+    import onnx
+
+    files: dict[str, Path] = {}
+    onnx_bytes = model_files["onnx"].read_bytes()
+    files["empty"] = tmp_path / "empty.onnx"
+    files["empty"].write_bytes(b"")
+    files["truncated_onnx"] = tmp_path / "truncated.onnx"
+    files["truncated_onnx"].write_bytes(onnx_bytes[: len(onnx_bytes) // 2])
+    files["garbage_onnx"] = tmp_path / "garbage.onnx"
+    files["garbage_onnx"].write_bytes(b"\x00\xff this is not protobuf \x13\x37" * 40)
+    files["unknown_ext"] = tmp_path / "weights.h5"
+    files["unknown_ext"].write_bytes(b"\x89HDF\r\n\x1a\n")
+    proto = onnx.load(str(model_files["onnx"]))
+    proto.opset_import[0].version = 99
+    files["future_opset"] = tmp_path / "future_opset.onnx"
+    files["future_opset"].write_bytes(proto.SerializeToString())
+    ir_dir = tmp_path / "ir_without_bin"
+    ir_dir.mkdir()
+    files["xml_without_bin"] = ir_dir / "tiny.xml"
+    files["xml_without_bin"].write_bytes(model_files["openvino"].read_bytes())
+    for key in ("script", "pt2", "pickle"):
+        data = model_files[key].read_bytes()
+        files[f"truncated_{key}"] = tmp_path / f"truncated_{model_files[key].name}"
+        files[f"truncated_{key}"].write_bytes(data[: len(data) // 2])
+    return files
