@@ -68,6 +68,7 @@ def test_openvino_graph_counts_the_same_macs(model_files):
     assert graph.op_counts.get("MatMul") == 1
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_dynamic_dims_leave_macs_unknown_with_a_note(tmp_path):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)).eval()
     path = tmp_path / "dyn.onnx"

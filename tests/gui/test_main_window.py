@@ -1,0 +1,123 @@
+"""The first window: opens the sample, sorts and filters layers, and survives bad files."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QMessageBox
+
+from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
+from paretolab.core.sample import sample_model_path
+from paretolab.gui.main_window import MainWindow
+
+
+def test_opens_the_sample_with_summary_and_layers(qtbot, window):
+    with qtbot.waitSignal(window.open_sample().succeeded, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: window.job is None)
+    assert window.windowTitle() == "ParetoLab — digits_cnn.onnx"
+    assert window.layer_table.proxy.rowCount() == 12
+    assert window.summary.labels["Parameters"].text() == "40.4 K (40,394)"
+    assert window.summary.labels["MACs"].text() == "616 K"
+    assert window.summary.labels["Inputs"].text() == "input [batch, 1, 8, 8] float32"
+    assert not window.progress_bar.isVisible()
+
+
+def test_layer_table_sorts_numerically_and_filters(qtbot, window):
+    open_and_wait(qtbot, window, sample_model_path())
+    table = window.layer_table
+    table.view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # MACs
+    assert set(table.visible_layer_names()[:2]) == {"features.2", "features.5"}
+    assert table.visible_layer_names()[2] == "classifier.1"  # 16,384 > 9,216: numbers, not text
+    table.view.sortByColumn(4, Qt.SortOrder.AscendingOrder)  # params
+    assert table.visible_layer_names()[-1] == "features.5"
+    qtbot.keyClicks(table.filter, "conv")
+    assert sorted(table.visible_layer_names()) == ["features.0", "features.2", "features.5"]
+
+
+def test_bad_file_shows_a_dialog_and_keeps_the_current_model(qtbot, window, bad_files):
+    open_and_wait(qtbot, window, sample_model_path())
+    open_and_wait(qtbot, window, bad_files["truncated_onnx"])
+    dialogs = [w for w in window.findChildren(QMessageBox) if w.isVisible()]
+    assert len(dialogs) == 1 and "truncated.onnx is not a readable ONNX file" in dialogs[0].text()
+    dialogs[0].accept()
+    assert window.loaded is not None and window.loaded.handle.path.name == "digits_cnn.onnx"
+    assert window.layer_table.proxy.rowCount() == 12
+    open_and_wait(qtbot, window, sample_model_path("torchscript"))  # and the app keeps working
+    assert window.loaded.handle.format == "torchscript"
+
+
+def test_every_broken_file_reaches_the_user_as_one_line(qtbot, window, bad_files):
+    window.prompts = FakePrompts()
+    for key in ("empty", "garbage_onnx", "future_opset", "xml_without_bin", "unknown_ext", "truncated_pt2"):
+        open_and_wait(qtbot, window, bad_files[key])
+    assert len(window.prompts.errors) == 6
+    for (title, message), key in zip(window.prompts.errors, ("empty", "garbage_onnx", "future_opset", "xml_without_bin", "unknown_ext", "truncated_pt2")):
+        assert title == "Could not open the model" and bad_files[key].name in message and "\n" not in message
+
+
+def test_untrusted_pickle_asks_then_asks_for_the_shape_then_loads(qtbot, window, model_files):
+    window.prompts = FakePrompts(confirm=True, text="1x3x16x16")
+    window.open_model(model_files["pickle"])
+    qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: window.job is None)
+    assert len(window.prompts.questions) == 2
+    assert "runs code" in window.prompts.questions[0] and "--input-shape" in window.prompts.questions[1]
+    assert window.loaded.handle.format == "torch-pickle"
+    assert [n.name for n in window.loaded.graph][:2] == ["stem", "bn"]
+    assert window.prompts.errors == []
+
+
+def test_declining_an_untrusted_pickle_loads_nothing(qtbot, window, model_files):
+    window.prompts = FakePrompts(confirm=False)
+    open_and_wait(qtbot, window, model_files["pickle"])
+    assert window.loaded is None and window.prompts.errors == [] and len(window.prompts.questions) == 1
+
+
+def test_state_dict_asks_for_the_class(qtbot, window, model_files):
+    answers = iter(["model_zoo:TinyNet", "1x3x16x16"])
+    prompts = FakePrompts()
+    prompts.ask_text = lambda title, message, default="": (prompts.questions.append(message), next(answers))[1]
+    window.prompts = prompts
+    window.open_model(model_files["state_dict"])
+    qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: window.job is None)
+    assert window.loaded.handle.format == "torch-state-dict"
+    assert "--arch" in prompts.questions[0] and "--input-shape" in prompts.questions[1]
+
+
+def test_drop_a_model_file_on_the_window(qtbot, window, model_files):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(model_files["openvino"]))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.job is None, timeout=60_000)
+    assert window.loaded.handle.format == "openvino"
+
+
+def test_recent_files_persist_across_windows(qtbot, window, settings, model_files):
+    open_and_wait(qtbot, window, model_files["onnx"])
+    open_and_wait(qtbot, window, sample_model_path())
+    assert window.recent_files()[:2] == [str(sample_model_path().resolve()), str(model_files["onnx"].resolve())]
+    window.close()
+    again = MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    again._fill_recent_menu()
+    assert [a.text() for a in again.recent_menu.actions()][:2] == again.recent_files()[:2]
+    again.recent_menu.actions()[1].trigger()
+    qtbot.waitUntil(lambda: again.job is None, timeout=60_000)
+    assert again.loaded.handle.path.name == "tiny.onnx"
+    again.close()
+
+
+def test_closing_while_a_model_loads_cancels_cleanly(qtbot, window, model_files):
+    window.open_model(model_files["pt2"])
+    window.close()  # the autouse fixture fails the test if a worker thread is left running
+    assert not window.isVisible()
+
+
+def test_file_open_uses_the_chosen_path(qtbot, window, model_files):
+    window.prompts = FakePrompts(text=str(model_files["onnx"]))
+    window.open_action.trigger()
+    qtbot.waitUntil(lambda: window.job is None, timeout=60_000)
+    assert window.loaded.handle.path == model_files["onnx"]

@@ -1,0 +1,24 @@
+"""The package declaration matches the source tree, and resources ship inside the package."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_source_package_is_declared_in_pyproject():
+    declared = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.parent.relative_to(ROOT / "app").parts)
+        for p in (ROOT / "app" / "paretolab").rglob("__init__.py")
+    }
+    assert found | {"paretolab.resources"} == declared
+
+
+def test_resources_are_read_through_the_package():
+    sample = resources.files("paretolab.resources") / "sample"
+    names = {entry.name for entry in sample.iterdir()}
+    assert {"digits_cnn.onnx", "digits_cnn.pt", "digits_split.npz", "digits_cnn.json"} <= names
