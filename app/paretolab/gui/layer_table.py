@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtWidgets import QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QLineEdit,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from paretolab.core.graph import LayerGraph
 from paretolab.core.tensors import format_shape
@@ -69,6 +78,23 @@ class LayerTableModel(QAbstractTableModel):
         return None
 
 
+SHARE_COLUMN = 6
+
+
+class ShareBarDelegate(QStyledItemDelegate):
+    """Draws a layer's share of the MACs as a bar behind the number: heavy layers stand out."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        share = index.data(SORT_ROLE) or 0.0
+        if share > 0:
+            bar = option.rect.adjusted(2, 3, -2, -3)
+            bar.setWidth(max(1, int(bar.width() * share / 100.0)))
+            colour = QColor(option.palette.highlight().color())
+            colour.setAlpha(110)
+            painter.fillRect(bar, colour)
+        super().paint(painter, option, index)
+
+
 class LayerTable(QWidget):
     """A filter box over a sortable table of the graph's layers."""
 
@@ -92,6 +118,7 @@ class LayerTable(QWidget):
         self.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.view.setAlternatingRowColors(True)
+        self.view.setItemDelegateForColumn(SHARE_COLUMN, ShareBarDelegate(self.view))
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(22)
         header = self.view.horizontalHeader()
@@ -106,6 +133,7 @@ class LayerTable(QWidget):
     def set_graph(self, graph: LayerGraph | None) -> None:
         self.model.set_graph(graph)
         self.view.resizeColumnsToContents()
+        self.view.setColumnWidth(SHARE_COLUMN, 160)
         self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
 
     def visible_layer_names(self) -> list[str]:
