@@ -14,8 +14,7 @@ from collections.abc import Sequence
 
 from paretolab import __version__
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.tensors import format_shape, parse_input_shapes
-from paretolab.core.units import si, size
+from paretolab.core.tensors import parse_input_shapes
 
 EXIT_USER_ERROR = 2
 
@@ -37,6 +36,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=("torch", "ort", "openvino"), default="ort", help="runtime (default: ort)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt (ort), gpu or auto (openvino); see `paretolab backends`")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the runtime (default: the runtime's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paretolab", description="Make neural networks smaller and faster. Without a command, opens the app."
@@ -51,6 +57,28 @@ def build_parser() -> argparse.ArgumentParser:
         "--sort", choices=("order", "macs", "params"), default="order", help="order of the layer table"
     )
     inspect.set_defaults(handler=cmd_inspect)
+
+    backends = commands.add_parser("backends", help="backends and devices that can run models here")
+    backends.add_argument("--json", action="store_true")
+    backends.set_defaults(handler=cmd_backends)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
+    _add_model_arguments(evaluate)
+    _add_runtime_arguments(evaluate)
+    evaluate.add_argument("--data", default="digits", help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: digits)")
+    evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
+    evaluate.add_argument("--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)")
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    profile = commands.add_parser("profile", help="latency, throughput, memory and per-layer time")
+    _add_model_arguments(profile)
+    _add_runtime_arguments(profile)
+    profile.add_argument("--batch", type=_positive_ints, default=[1, 8], metavar="1,8", help="batch sizes to time (default: 1,8)")
+    profile.add_argument("--runs", type=int, default=200, help="timed runs per batch size, at most (default: 200)")
+    profile.add_argument("--budget", type=float, default=5.0, metavar="SECONDS", help="time limit per batch size (default: 5)")
+    profile.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
+    profile.set_defaults(handler=cmd_profile)
 
     gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
     gui.add_argument("model", nargs="?", help="model file to open")
@@ -74,46 +102,85 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         json.dump(doc, sys.stdout, indent=1)
         print()
         return 0
-    print(render_summary(handle, graph))
+    from paretolab import render
+
+    print(render.model_summary(handle, graph))
     print()
-    print(render_layer_table(graph, args.sort))
+    print(render.layer_table(graph, args.sort))
     return 0
 
 
-def render_summary(handle, graph) -> str:
-    summary = graph.summary()
-    macs = si(summary["macs"]) + ("" if summary["macs_complete"] else " (incomplete)")
-    ops = ", ".join(f"{op} {n}" for op, n in list(summary["op_counts"].items())[:8])
-    lines = [
-        f"model    {handle.path}",
-        f"format   {handle.format}   size {size(handle.size_bytes)}",
-        *(f"input    {spec}" for spec in handle.inputs),
-        *(f"output   {spec}" for spec in (handle.outputs or graph.outputs)),
-        f"layers   {summary['layers']}   params {si(summary['params'])} ({summary['params']:,})   MACs {macs}",
-        f"ops      {ops}",
-        *(f"note     {note}" for note in graph.notes),
-    ]
-    return "\n".join(lines)
+def _positive_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of positive whole numbers, e.g. 1,8")
+    return values
 
 
-def render_layer_table(graph, sort: str = "order") -> str:
-    nodes = list(graph.nodes)
-    if sort == "macs":
-        nodes.sort(key=lambda n: n.macs or 0, reverse=True)
-    elif sort == "params":
-        nodes.sort(key=lambda n: n.params, reverse=True)
-    total = graph.total_macs or 0
-    rows = [("layer", "op", "output shape", "params", "MACs", "% MACs")]
-    for n in nodes:
-        share = f"{100 * n.macs / total:.1f}" if total and n.macs else ""
-        shape = format_shape(n.output_shapes[0]) if n.output_shapes else ""
-        rows.append((n.name, n.op, shape, f"{n.params:,}", f"{n.macs:,}" if n.macs is not None else "?", share))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    right = {3, 4, 5}
-    return "\n".join(
-        "  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-        for row in rows
-    )
+def _print_json(doc: dict) -> None:
+    json.dump(doc, sys.stdout, indent=1)
+    print()
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    from paretolab import render
+    from paretolab.core.runtimes import available_backends
+
+    found = available_backends()
+    if args.json:
+        _print_json({"backends": [b.to_dict() for b in found]})
+    else:
+        print(render.backends(found))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from paretolab import render
+    from paretolab.core.data import open_dataset
+    from paretolab.core.evaluate import evaluate
+    from paretolab.core.model import load_model
+
+    handle = _load(args)
+    reference = load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust) if args.reference else None
+    dataset = open_dataset(args.data, handle.inputs)
+    progress = _terminal_progress(args)
+    result = evaluate(handle, dataset, backend=args.backend, device=args.device, batch_size=args.batch_size,
+                      reference=reference, reference_backend=args.reference_backend, threads=args.threads, progress=progress)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(render.evaluation(result))
+    return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from paretolab import render
+    from paretolab.core.profile import profile_model
+
+    handle = _load(args)
+    result = profile_model(handle, backend=args.backend, device=args.device, batch_sizes=args.batch, threads=args.threads,
+                           runs=args.runs, budget_s=args.budget, per_layer=not args.no_layers, progress=_terminal_progress(args))
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(render.profile(result))
+    return 0
+
+
+def _terminal_progress(args: argparse.Namespace):
+    """Progress on stderr when it is a terminal (and --json is off), silent otherwise."""
+    from paretolab.core.progress import Progress
+
+    if args.json or not sys.stderr.isatty():
+        return Progress()
+
+    def show(fraction: float, message: str) -> None:
+        print(f"\r{100 * fraction:5.1f}%  {message[:70]:<70}", end="" if fraction < 1 else "\n", file=sys.stderr, flush=True)
+
+    return Progress(show)
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ class LayerNode:
     macs: int | None = 0  # None: unknown because a shape it depends on is unknown
     weights: list[Weight] = field(default_factory=list)
     source: str = ""  # the name of the node in the underlying format (ONNX node, OV op)
+    outputs: list[str] = field(default_factory=list)  # names of the tensors it produces
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +51,7 @@ class LayerNode:
             "macs": self.macs,
             "weights": [{"name": w.name, "shape": list(w.shape), "dtype": w.dtype} for w in self.weights],
             "source": self.source,
+            "outputs": list(self.outputs),
         }
 
 

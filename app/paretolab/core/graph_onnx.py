@@ -187,6 +187,7 @@ def build_onnx_graph(
             macs=onnx_macs(node, in_shapes, out_shapes),
             weights=weights,
             source=node.name,
+            outputs=[o for o in node.output if o],
         )
         nodes.append(layer)
         for i in real_inputs:

@@ -104,6 +104,7 @@ def build_openvino_graph(
                 macs=openvino_macs(kind, in_shapes, out_shapes, transpose_a),
                 weights=weights,
                 source=op.get_friendly_name(),
+                outputs=[n for i in range(op.get_output_size()) for n in sorted(op.output(i).get_names())],
             )
         )
         for k in source_keys:

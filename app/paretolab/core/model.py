@@ -6,7 +6,9 @@ A handle never writes to the user's file: conversions go to new files written at
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ class ModelHandle:
     source: ModelSource
     inputs: list[TensorSpec]
     _graph: LayerGraph | None = field(default=None, repr=False)
+    _converted: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> Path:
@@ -63,6 +66,28 @@ class ModelHandle:
             self._graph = self.source.build_graph(self.inputs)
             progress.report(1.0, f"{len(self._graph)} layers")
         return self._graph
+
+    def onnx_file(self) -> Path:
+        """An ONNX file of this model for runtimes: the user's own file when it is ONNX,
+        else a conversion made once into a private temp folder removed with the handle."""
+        if self.format == "onnx":
+            return self.path
+        if "onnx" not in self._converted:
+            self._converted["onnx"] = self.to_onnx(self._scratch() / f"{self.path.stem}.onnx")
+        return self._converted["onnx"]
+
+    def openvino_model(self) -> Any:
+        """An ov.Model of this model (read or converted once)."""
+        if "openvino" not in self._converted:
+            self._converted["openvino"] = self.source.convert_openvino(self.inputs)
+        return self._converted["openvino"]
+
+    def _scratch(self) -> Path:
+        if "scratch" not in self._converted:
+            folder = Path(tempfile.mkdtemp(prefix="paretolab-"))
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            self._converted["scratch"] = folder
+        return self._converted["scratch"]
 
     def to_onnx(self, out: Path) -> Path:
         """Write an ONNX form of the model to `out` (atomically) and return it."""

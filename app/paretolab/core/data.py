@@ -1,0 +1,315 @@
+"""Datasets: the built-in digits split, image folders, .npz/.npy tensors, random inputs.
+
+A dataset yields batches of model inputs (one array per model input, batch first) and,
+when it has them, integer class labels. Images are decoded lazily, batch by batch, so a
+folder larger than memory still evaluates.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from paretolab.core.errors import InputShapeError, ParetoLabError
+from paretolab.core.tensors import TensorSpec, format_shape
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+_INPUT_KEYS = ("inputs", "input", "x", "data", "images", "features")
+_LABEL_KEYS = ("labels", "label", "y", "targets", "target")
+
+
+class DataError(ParetoLabError):
+    """Data that cannot be read, or does not fit the model."""
+
+
+@dataclass
+class Batch:
+    inputs: list[np.ndarray]
+    labels: np.ndarray | None
+    indices: np.ndarray
+
+
+class Dataset(ABC):
+    name: str
+    labels: np.ndarray | None
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def load(self, indices: np.ndarray) -> list[np.ndarray]:
+        """The inputs of the samples at `indices`, one batch-first array per model input."""
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
+
+    def sample_shapes(self) -> list[tuple[int, ...]]:
+        return [a.shape[1:] for a in self.load(np.arange(min(1, len(self))))]
+
+    def batches(self, batch_size: int) -> Iterator[Batch]:
+        if batch_size < 1:
+            raise DataError(f"batch size must be at least 1, not {batch_size}")
+        for start in range(0, len(self), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(self)))
+            yield Batch(self.load(idx), None if self.labels is None else self.labels[idx], idx)
+
+    def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> Dataset:
+        return SubsetDataset(self, np.asarray(indices, dtype=np.int64), name)
+
+    def describe(self) -> str:
+        labels = "labelled" if self.has_labels else "unlabelled"
+        return f"{self.name}: {len(self)} samples, {labels}"
+
+
+@dataclass
+class ArrayDataset(Dataset):
+    name: str
+    arrays: list[np.ndarray]
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        sizes = {len(a) for a in self.arrays} | ({len(self.labels)} if self.labels is not None else set())
+        if len(sizes) != 1:
+            raise DataError(f"{self.name}: inputs and labels have different numbers of samples ({sorted(sizes)})")
+        if len(self) == 0:
+            raise DataError(f"{self.name} holds no samples")
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def load(self, indices: np.ndarray) -> list[np.ndarray]:
+        return [a[indices] for a in self.arrays]
+
+
+@dataclass
+class SubsetDataset(Dataset):
+    base: Dataset
+    indices: np.ndarray
+    subset_name: str | None = None
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.subset_name or f"{self.base.name}[{len(self.indices)}]"
+
+    @property
+    def labels(self) -> np.ndarray | None:  # type: ignore[override]
+        return None if self.base.labels is None else self.base.labels[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, indices: np.ndarray) -> list[np.ndarray]:
+        return self.base.load(self.indices[indices])
+
+
+@dataclass(frozen=True)
+class ImagePreprocess:
+    """How images become tensors. Defaults follow the ImageNet convention."""
+
+    size: int = 224  # output height and width (center crop)
+    resize: int | None = None  # shorter side before cropping; default size / 0.875
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    channels: str = "RGB"  # "RGB", "BGR" or "L" (grayscale)
+    layout: str = "NCHW"  # or "NHWC"
+
+    def apply(self, path: Path) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            img = img.convert("L" if self.channels == "L" else "RGB")
+            short = self.resize or round(self.size / 0.875)
+            w, h = img.size
+            scale = short / min(w, h)
+            img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+            w, h = img.size
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            img = img.crop((left, top, left + self.size, top + self.size))
+            array = np.asarray(img, dtype=np.float32) / 255.0
+        if array.ndim == 2:
+            array = array[:, :, None]
+        if self.channels == "BGR":
+            array = array[:, :, ::-1]
+        mean = np.asarray(self.mean[: array.shape[2]] if self.channels != "L" else self.mean[:1], dtype=np.float32)
+        std = np.asarray(self.std[: array.shape[2]] if self.channels != "L" else self.std[:1], dtype=np.float32)
+        array = (array - mean) / std
+        return np.ascontiguousarray(array.transpose(2, 0, 1) if self.layout == "NCHW" else array)
+
+    @classmethod
+    def for_input(cls, spec: TensorSpec | None, **overrides) -> ImagePreprocess:
+        """Defaults shaped to the model's input: its spatial size, layout and channel count."""
+        settings: dict = {}
+        if spec is not None and len(spec.shape) == 4:
+            _, a, b, c = spec.shape
+            if isinstance(a, int) and a in (1, 3) and isinstance(b, int):
+                settings.update(layout="NCHW", size=b, channels="L" if a == 1 else "RGB")
+            elif isinstance(c, int) and c in (1, 3) and isinstance(a, int):
+                settings.update(layout="NHWC", size=a, channels="L" if c == 1 else "RGB")
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**settings)
+
+
+@dataclass
+class ImageFolderDataset(Dataset):
+    root: Path
+    files: list[Path]
+    labels: np.ndarray | None
+    classes: list[str] = field(default_factory=list)
+    preprocess: ImagePreprocess = field(default_factory=ImagePreprocess)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return str(self.root)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, indices: np.ndarray) -> list[np.ndarray]:
+        images = []
+        for i in indices:
+            try:
+                images.append(self.preprocess.apply(self.files[i]))
+            except OSError as exc:
+                raise DataError(f"{self.files[i]} is not a readable image ({exc}); remove or replace it") from None
+        return [np.stack(images)]
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def image_folder(root: Path, preprocess: ImagePreprocess | None = None) -> ImageFolderDataset:
+    """One subfolder per class (labelled), or images directly in `root` (unlabelled)."""
+    root = Path(root)
+    preprocess = preprocess or ImagePreprocess()
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        files = _images_in(root)
+        if not files:
+            raise DataError(f"{root} has no images; put them in one subfolder per class ({root}/cat/1.jpg, ...)")
+        return ImageFolderDataset(root, files, None, [], preprocess)
+    files, labels, classes = [], [], []
+    for d in class_dirs:
+        images = _images_in(d)
+        if images:
+            classes.append(d.name)
+            files += images
+            labels += [len(classes) - 1] * len(images)
+    if not files:
+        raise DataError(f"{root} has class folders but no images in them ({', '.join(d.name for d in class_dirs[:5])})")
+    if len(classes) == 1:
+        raise DataError(
+            f"{root} has only one class folder ('{classes[0]}'); accuracy needs two or more "
+            "(or put the images directly in the folder to use them unlabelled)"
+        )
+    return ImageFolderDataset(root, files, np.asarray(labels, dtype=np.int64), classes, preprocess)
+
+
+def tensor_file(path: Path, input_names: Sequence[str] = ()) -> ArrayDataset:
+    """.npy (inputs only) or .npz (inputs under the model's input names or `inputs`/`x`,
+    labels under `labels`/`y`)."""
+    path = Path(path)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable NumPy file ({exc})") from None
+    if isinstance(loaded, np.ndarray):
+        return ArrayDataset(path.name, [loaded])
+    with loaded:
+        keys = list(loaded.files)
+        if input_names and all(n in keys for n in input_names):
+            arrays = [loaded[n] for n in input_names]
+        else:
+            key = next((k for k in _INPUT_KEYS if k in keys), None)
+            if key is None:
+                wanted = ", ".join(input_names) if input_names else "inputs"
+                raise DataError(f"{path} has no input arrays: it holds {', '.join(keys)}; name them {wanted} (or x)")
+            arrays = [loaded[key]]
+        label_key = next((k for k in _LABEL_KEYS if k in keys), None)
+        labels = loaded[label_key].astype(np.int64).reshape(-1) if label_key else None
+    return ArrayDataset(path.name, arrays, labels)
+
+
+def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0) -> ArrayDataset:
+    """Inputs shaped like the model's, for models with no data at all (fidelity only)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for spec in inputs:
+        dims = spec.shape[1:] if spec.shape else ()
+        if not all(isinstance(d, int) for d in dims):
+            raise InputShapeError(
+                f"random inputs need a fixed shape, but input '{spec.name}' is {format_shape(spec.shape)}; "
+                "give one with --input-shape"
+            )
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal((count, *dims)).astype(dtype))
+        else:
+            arrays.append(rng.integers(0, 2, (count, *dims)).astype(dtype))
+    return ArrayDataset(f"random({count})", arrays)
+
+
+def digits(split: str = "test") -> ArrayDataset:
+    from paretolab.core.sample import digits_split
+
+    if split not in ("train", "val", "test"):
+        raise DataError(f"the digits dataset has splits train, val and test, not '{split}'")
+    part = digits_split(split)
+    return ArrayDataset(f"digits:{split}", [part.images], part.labels)
+
+
+def open_dataset(spec: str, inputs: Sequence[TensorSpec] = (), preprocess: ImagePreprocess | None = None) -> Dataset:
+    """"digits[:split]", "random[:N]", a folder of images, or a .npz/.npy file."""
+    name, _, arg = spec.partition(":")
+    if name == "digits":
+        return digits(arg or "test")
+    if name == "random":
+        return random_inputs(inputs, int(arg) if arg.isdigit() else 32)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"{spec}: no such file or folder; use digits, random, an image folder, or a .npz/.npy file")
+    if path.is_dir():
+        first = next(iter(inputs), None)
+        return image_folder(path, preprocess or ImagePreprocess.for_input(first))
+    if path.suffix.lower() in (".npz", ".npy"):
+        return tensor_file(path, [s.name for s in inputs])
+    raise DataError(f"{path}: unknown data format '{path.suffix}'; use an image folder or a .npz/.npy file")
+
+
+def calibration_subset(dataset: Dataset, count: int, seed: int = 0) -> Dataset:
+    """`count` samples chosen reproducibly (same seed, same samples), in index order."""
+    count = min(count, len(dataset))
+    chosen = np.sort(np.random.default_rng(seed).choice(len(dataset), size=count, replace=False))
+    return dataset.subset(chosen, f"{dataset.name} calibration[{count}]")
+
+
+def fit_to_model(dataset: Dataset, inputs: Sequence[TensorSpec], model_name: str) -> list[np.dtype]:
+    """Check the data fits the model's inputs; return the dtypes to cast each input to."""
+    shapes = dataset.sample_shapes()
+    if len(shapes) != len(inputs):
+        raise DataError(
+            f"{dataset.name} gives {len(shapes)} input(s) per sample but {model_name} takes {len(inputs)} "
+            f"({', '.join(s.name for s in inputs)})"
+        )
+    sample = dataset.load(np.arange(1))
+    dtypes = []
+    for spec, shape, array in zip(inputs, shapes, sample):
+        want = spec.shape[1:] if spec.shape else ()
+        fits = len(want) == len(shape) and all(not isinstance(w, int) or w == g for w, g in zip(want, shape))
+        if not fits:
+            raise DataError(
+                f"{dataset.name} has samples of shape {format_shape(shape)}, but input '{spec.name}' of {model_name} "
+                f"takes {format_shape(want)} per sample (full shape {format_shape(spec.shape)})"
+            )
+        target = np.dtype(spec.dtype)
+        if (array.dtype.kind == "f") != (target.kind == "f"):
+            raise DataError(
+                f"{dataset.name} holds {array.dtype} data, but input '{spec.name}' of {model_name} takes {target}"
+            )
+        dtypes.append(target)
+    return dtypes

@@ -1,0 +1,47 @@
+"""What this machine is: CPU, instruction sets that decide whether int8 can pay off, runtimes."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from pathlib import Path
+
+# Instruction sets that matter for low-precision inference on x86 CPUs.
+_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def _cpu_flags() -> tuple[str, set[str]]:
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return platform.processor() or platform.machine(), set()
+    model, flags = "", set()
+    for line in cpuinfo.read_text(errors="replace").splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and not model:
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = set(value.split())
+    return model or platform.machine(), flags
+
+
+@functools.cache
+def machine_info() -> dict:
+    import onnxruntime
+    import openvino
+    import psutil
+    import torch
+
+    model, flags = _cpu_flags()
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "cpu_features": [f for f in _CPU_FEATURES if f in flags],
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "openvino": openvino.__version__.split("-")[0],
+    }

@@ -1,0 +1,102 @@
+"""Plain-text views of core results for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from paretolab.core.evaluate import EvalResult
+from paretolab.core.graph import LayerGraph
+from paretolab.core.profile import ProfileResult
+from paretolab.core.runtimes import BackendInfo
+from paretolab.core.tensors import format_shape
+from paretolab.core.units import si, size
+
+
+def table(rows: Sequence[Sequence[str]], right: set[int] = frozenset()) -> str:
+    """Columns padded to fit; `right` holds the indices of numeric columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in rows
+    )
+
+
+def model_summary(handle, graph: LayerGraph) -> str:
+    summary = graph.summary()
+    macs = si(summary["macs"]) + ("" if summary["macs_complete"] else " (incomplete)")
+    ops = ", ".join(f"{op} {n}" for op, n in list(summary["op_counts"].items())[:8])
+    lines = [
+        f"model    {handle.path}",
+        f"format   {handle.format}   size {size(handle.size_bytes)}",
+        *(f"input    {spec}" for spec in handle.inputs),
+        *(f"output   {spec}" for spec in (handle.outputs or graph.outputs)),
+        f"layers   {summary['layers']}   params {si(summary['params'])} ({summary['params']:,})   MACs {macs}",
+        f"ops      {ops}",
+        *(f"note     {note}" for note in graph.notes),
+    ]
+    return "\n".join(lines)
+
+
+def layer_table(graph: LayerGraph, sort: str = "order") -> str:
+    nodes = list(graph.nodes)
+    if sort == "macs":
+        nodes.sort(key=lambda n: n.macs or 0, reverse=True)
+    elif sort == "params":
+        nodes.sort(key=lambda n: n.params, reverse=True)
+    total = graph.total_macs or 0
+    rows = [("layer", "op", "output shape", "params", "MACs", "% MACs")]
+    for n in nodes:
+        share = f"{100 * n.macs / total:.1f}" if total and n.macs else ""
+        shape = format_shape(n.output_shapes[0]) if n.output_shapes else ""
+        rows.append((n.name, n.op, shape, f"{n.params:,}", f"{n.macs:,}" if n.macs is not None else "?", share))
+    return table(rows, right={3, 4, 5})
+
+
+def backends(found: Sequence[BackendInfo]) -> str:
+    return table([("backend", "device", "version", "detail"), *((b.backend, b.device, b.version.split("-")[0], b.detail) for b in found)])
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def evaluation(result: EvalResult) -> str:
+    lines = [
+        f"model     {result.model} on {result.backend}/{result.device}",
+        f"data      {result.dataset}: {result.samples} samples in {result.seconds:.2f} s",
+    ]
+    if result.top1 is not None:
+        lines.append(f"accuracy  top-1 {_pct(result.top1)}   top-5 {_pct(result.top5)}")
+    if result.fidelity:
+        lines.append(f"reference {result.reference}")
+        rows = [("output", "agreement", "cosine", "mean |err|", "max |err|", "SQNR dB")]
+        for f in result.fidelity:
+            sqnr = "identical" if f.max_abs_error == 0 else f"{f.sqnr_db:.1f}"
+            rows.append((f.name, _pct(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}", f"{f.max_abs_error:.3g}", sqnr))
+        lines.append(table(rows, right={1, 2, 3, 4, 5}))
+    lines += [f"note      {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+def profile(result: ProfileResult) -> str:
+    threads = result.threads or "default"
+    lines = [
+        f"model     {result.model} ({result.format}, {size(result.file_size_bytes)}) on {result.backend}/{result.device}, threads {threads}",
+        f"machine   {result.machine.get('cpu', '?')}, {result.machine.get('cores', '?')} cores, "
+        f"features {' '.join(result.machine.get('cpu_features', [])) or 'none'}",
+        f"memory    peak RSS {result.peak_rss_mib:.0f} MiB (+{result.rss_increase_mib:.1f} MiB while running)",
+        "",
+    ]
+    rows = [("batch", "runs", "median ms", "p90 ms", "p99 ms", "mean ms", "std ms", "samples/s")]
+    for s in result.latency:
+        rows.append((str(s.batch), str(s.runs), f"{s.median_ms:.4f}", f"{s.p90_ms:.4f}", f"{s.p99_ms:.4f}",
+                     f"{s.mean_ms:.4f}", f"{s.std_ms:.4f}", f"{s.throughput:,.0f}"))
+    lines.append(table(rows, right=set(range(8))))
+    if result.async_throughput is not None:
+        lines.append(f"\nasync     {result.async_throughput:,.0f} samples/s with {result.async_requests} requests in flight")
+    if result.layers:
+        lines.append("")
+        rows = [("layer", "runtime op", "ms / run", "share")]
+        rows += [(t.layer, t.op, f"{t.ms:.4f}", f"{100 * t.share:.1f}%") for t in result.layers]
+        lines.append(table(rows, right={2, 3}))
+    return "\n".join(lines)
