@@ -107,9 +107,14 @@ class Runner(ABC):
         self.close()
 
 
+_NOISE = ("Exception from src/", "Check '", "FrontEnd API failed", "Summary:", "Model wasn't fully converted")
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The line of a runtime's error that says what is wrong (OpenVINO leads with source locations)."""
+    lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
+    useful = [line for line in lines if not line.startswith(_NOISE)]
+    return (useful or lines or [type(exc).__name__])[0]
 
 
 class OrtRunner(Runner):

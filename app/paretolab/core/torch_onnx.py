@@ -94,6 +94,13 @@ def _export_dynamo(module, examples, out, input_names, output_names) -> None:
 
 @contextlib.contextmanager
 def _quiet():
-    """The exporters print progress to stdout; keep the CLI's output ours."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
+    """The dynamo exporter prints progress to stdout and logs that torchvision is missing
+    (we never need its ops); keep the CLI's output ours."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        registration.setLevel(level)

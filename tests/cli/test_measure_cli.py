@@ -1,0 +1,91 @@
+"""`paretolab backends`, `evaluate` and `profile` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from paretolab.cli import main
+from paretolab.core.data import digits
+from paretolab.core.sample import sample_info, sample_model_path
+
+ONNX = str(sample_model_path("onnx"))
+TORCHSCRIPT = str(sample_model_path("torchscript"))
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_backends(capsys):
+    code, out, _ = run_cli(capsys, "backends", "--json")
+    assert code == 0
+    pairs = {(b["backend"], b["device"]) for b in json.loads(out)["backends"]}
+    assert ("openvino", "cpu") in pairs and ("ort", "cpu") in pairs
+    code, out, _ = run_cli(capsys, "backends")
+    assert out.splitlines()[0].split() == ["backend", "device", "version", "detail"]
+
+
+@pytest.mark.parametrize(("model", "backend"), [(TORCHSCRIPT, "torch"), (ONNX, "ort"), (ONNX, "openvino")])
+def test_evaluate_sample_on_each_backend(capsys, model, backend):
+    code, out, err = run_cli(capsys, "evaluate", model, "--backend", backend, "--reference", TORCHSCRIPT, "--reference-backend", "torch", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["top1"] == pytest.approx(sample_info()["accuracy"]["test"], abs=0.005)
+    assert doc["fidelity"][0]["agreement"] >= 0.999
+
+
+def test_evaluate_text_output(capsys):
+    code, out, _ = run_cli(capsys, "evaluate", ONNX, "--data", "digits:val")
+    assert code == 0
+    assert "data      digits:val: 359 samples" in out
+    assert f"accuracy  top-1 {100 * sample_info()['accuracy']['val']:.2f}%" in out
+
+
+def test_profile_text_and_json(capsys):
+    code, out, _ = run_cli(capsys, "profile", ONNX, "--backend", "openvino", "--batch", "1,4", "--runs", "30", "--budget", "1")
+    assert code == 0
+    assert "median ms" in out and "p99 ms" in out and "async" in out
+    assert "features.5" in out  # the per-layer breakdown names graph layers
+    code, out, _ = run_cli(capsys, "profile", ONNX, "--batch", "2", "--runs", "20", "--budget", "1", "--json", "--threads", "1")
+    doc = json.loads(out)
+    assert doc["latency"][0]["batch"] == 2 and doc["threads"] == 1
+    assert any(layer["layer"] == "features.0" for layer in doc["layers"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["profile", ONNX, "--device", "cuda"], "no device 'cuda'"),
+        (["profile", ONNX, "--backend", "torch"], "torch backend needs a PyTorch model"),
+        (["evaluate", ONNX, "--data", "random"], "no labels and no reference"),
+        (["evaluate", ONNX, "--data", "/nonexistent/folder"], "no such file or folder"),
+    ],
+)
+def test_measure_mistakes(capsys, argv, expected):
+    code, out, err = run_cli(capsys, *argv)
+    if expected == "no labels and no reference":  # not a mistake: a result with a note
+        assert code == 0 and expected in out
+        return
+    assert code == 2 and expected in err and err.count("\n") == 1
+
+
+def test_data_that_does_not_fit_the_model(capsys, tmp_path, model_files):
+    code, _, err = run_cli(capsys, "evaluate", str(model_files["onnx"]), "--data", "digits")
+    assert code == 2 and "samples of shape [1, 8, 8]" in err and "takes [3, 16, 16]" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(capsys, "evaluate", ONNX, "--data", str(tmp_path / "empty"))
+    assert code == 2 and "has no images" in err
+    np.savez(tmp_path / "bad.npz", x=digits("val").load(np.arange(4))[0], y=np.array([0, 1, 2, 30]))
+    code, _, err = run_cli(capsys, "evaluate", ONNX, "--data", str(tmp_path / "bad.npz"))
+    assert code == 2 and "labels from 0 to 30" in err
+
+
+def test_bad_batch_list_is_an_argument_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["profile", ONNX, "--batch", "1,zero"])
+    assert exc.value.code == 2

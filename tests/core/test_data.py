@@ -1,0 +1,136 @@
+"""Datasets: digits split, image folders, tensor files, random inputs, calibration subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from paretolab.core.data import (
+    DataError,
+    ImagePreprocess,
+    calibration_subset,
+    digits,
+    fit_to_model,
+    image_folder,
+    open_dataset,
+    random_inputs,
+    tensor_file,
+)
+from paretolab.core.errors import InputShapeError
+from paretolab.core.tensors import TensorSpec
+
+IMAGE_INPUT = [TensorSpec("input", ("batch", 3, 16, 16), "float32")]
+
+
+def make_images(folder, classes=("cat", "dog"), per_class=3, size=(40, 30)):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (folder / c).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / c / f"{i}.png")
+    return folder
+
+
+def test_digits_splits_are_fixed_and_batched():
+    test = digits("test")
+    assert len(test) == 360 and test.has_labels
+    batches = list(test.batches(100))
+    assert [len(b.indices) for b in batches] == [100, 100, 100, 60]
+    assert batches[0].inputs[0].shape == (100, 1, 8, 8) and batches[0].inputs[0].dtype == np.float32
+    np.testing.assert_array_equal(np.concatenate([b.labels for b in batches]), test.labels)
+    assert 0.0 <= batches[0].inputs[0].min() and batches[0].inputs[0].max() <= 1.0
+
+
+def test_image_folder_with_classes_resizes_crops_and_normalises(tmp_path):
+    ds = open_dataset(str(make_images(tmp_path / "imgs")), IMAGE_INPUT)
+    assert len(ds) == 6 and ds.classes == ["cat", "dog"]
+    np.testing.assert_array_equal(ds.labels, [0, 0, 0, 1, 1, 1])
+    (batch,) = ds.load(np.arange(6))
+    assert batch.shape == (6, 3, 16, 16) and batch.dtype == np.float32
+    assert batch.mean() == pytest.approx(0.0, abs=0.6)  # ImageNet mean/std roughly centre noise
+
+
+def test_image_preprocess_layouts_and_channels(tmp_path):
+    make_images(tmp_path / "imgs")
+    path = next((tmp_path / "imgs" / "cat").iterdir())
+    nhwc_gray = ImagePreprocess(size=8, channels="L", layout="NHWC").apply(path)
+    assert nhwc_gray.shape == (8, 8, 1)
+    rgb = ImagePreprocess(size=8).apply(path)
+    bgr = ImagePreprocess(size=8, channels="BGR", mean=(0.5, 0.5, 0.5), std=(1, 1, 1)).apply(path)
+    rgb_plain = ImagePreprocess(size=8, mean=(0.5, 0.5, 0.5), std=(1, 1, 1)).apply(path)
+    assert rgb.shape == (3, 8, 8)
+    np.testing.assert_allclose(bgr, rgb_plain[::-1])
+    spec = TensorSpec("x", (1, 32, 32, 3), "float32")
+    assert ImagePreprocess.for_input(spec) == ImagePreprocess(size=32, layout="NHWC", channels="RGB")
+
+
+def test_flat_image_folder_is_unlabelled(tmp_path):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(folder / f"{i}.jpg")
+    ds = image_folder(folder, ImagePreprocess(size=8))
+    assert len(ds) == 3 and not ds.has_labels
+
+
+def test_tensor_files_with_and_without_labels(tmp_path):
+    x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(5))
+    ds = tensor_file(tmp_path / "d.npz", ["input"])
+    assert len(ds) == 5 and ds.labels.tolist() == [0, 1, 2, 3, 4]
+    np.save(tmp_path / "d.npy", x)
+    unlabelled = tensor_file(tmp_path / "d.npy")
+    assert not unlabelled.has_labels and unlabelled.load(np.arange(2))[0].shape == (2, 1, 8, 8)
+    np.savez(tmp_path / "multi.npz", ids=np.zeros((4, 7), np.int64), mask=np.ones((4, 7), np.int64))
+    multi = tensor_file(tmp_path / "multi.npz", ["ids", "mask"])
+    assert [a.shape for a in multi.load(np.arange(4))] == [(4, 7), (4, 7)]
+
+
+def test_random_inputs_follow_the_model_and_need_fixed_sizes():
+    ds = random_inputs(IMAGE_INPUT, count=4, seed=1)
+    assert ds.load(np.arange(4))[0].shape == (4, 3, 16, 16) and not ds.has_labels
+    np.testing.assert_array_equal(ds.load(np.arange(4))[0], random_inputs(IMAGE_INPUT, 4, seed=1).load(np.arange(4))[0])
+    with pytest.raises(InputShapeError, match=r"input 'input' is \[batch, 3, h, w\]"):
+        random_inputs([TensorSpec("input", ("batch", 3, "h", "w"), "float32")])
+
+
+def test_calibration_subset_is_reproducible_and_bounded():
+    test = digits("test")
+    a, b = calibration_subset(test, 50, seed=3), calibration_subset(test, 50, seed=3)
+    assert len(a) == 50
+    np.testing.assert_array_equal(a.load(np.arange(50))[0], b.load(np.arange(50))[0])
+    np.testing.assert_array_equal(a.labels, b.labels)
+    other = calibration_subset(test, 50, seed=4)
+    assert not np.array_equal(other.load(np.arange(50))[0], a.load(np.arange(50))[0])
+    assert len(calibration_subset(test, 10_000)) == 360
+
+
+def test_empty_folder_and_single_class_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty has no images"):
+        open_dataset(str(tmp_path / "empty"))
+    make_images(tmp_path / "one", classes=("cat",))
+    with pytest.raises(DataError, match="only one class folder \\('cat'\\)"):
+        open_dataset(str(tmp_path / "one"))
+
+
+def test_data_that_does_not_fit_names_both_shapes():
+    with pytest.raises(DataError) as exc:
+        fit_to_model(digits("test"), IMAGE_INPUT, "net.onnx")
+    assert "digits:test has samples of shape [1, 8, 8]" in str(exc.value)
+    assert "input 'input' of net.onnx takes [3, 16, 16] per sample" in str(exc.value)
+    ints = [TensorSpec("ids", ("batch", 1, 8, 8), "int64")]
+    with pytest.raises(DataError, match="holds float32 data, but input 'ids' of m takes int64"):
+        fit_to_model(digits("test"), ints, "m")
+
+
+def test_unknown_data_spec(tmp_path):
+    with pytest.raises(DataError, match="no such file or folder"):
+        open_dataset(str(tmp_path / "missing"))
+    (tmp_path / "d.csv").write_text("1,2")
+    with pytest.raises(DataError, match="unknown data format '.csv'"):
+        open_dataset(str(tmp_path / "d.csv"))
+    with pytest.raises(DataError, match="not 'holdout'"):
+        open_dataset("digits:holdout")
