@@ -91,14 +91,14 @@ class ModelHandle:
 
     def to_onnx(self, out: Path) -> Path:
         """Write an ONNX form of the model to `out` (atomically) and return it."""
-        return _atomic_write(Path(out), lambda tmp: self.source.export_onnx(tmp, self.inputs))
+        return atomic_write(Path(out), lambda tmp: self.source.export_onnx(tmp, self.inputs))
 
     def to_openvino(self, out: Path) -> Path:
         """Write an OpenVINO IR (.xml + .bin) form of the model and return the .xml path."""
         import openvino as ov
 
         model = self.source.convert_openvino(self.inputs)
-        return _atomic_write(
+        return atomic_write(
             Path(out).with_suffix(".xml"), lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=False)
         )
 
@@ -114,7 +114,7 @@ def _fix_inputs(inputs: list[TensorSpec], shapes: Mapping[str | None, Sequence[i
     ]
 
 
-def _atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
     """Run write(path) in a temp folder beside `out`, then rename what it wrote into place.
 
     The folder catches companion files (external data, an IR's .bin) under their final names,

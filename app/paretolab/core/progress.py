@@ -24,12 +24,14 @@ class Progress:
         self.message = ""
 
     def report(self, fraction: float, message: str = "") -> None:
-        """Record progress (0..1) and tell the listener; also a cancellation point."""
+        """Record progress (0..1) and tell the listener; a cancellation point until the work
+        is done (a report of 1.0 means the result exists, so it is no longer cancelled)."""
         self.fraction = min(max(fraction, 0.0), 1.0)
         self.message = message or self.message
         if self._listener is not None:
             self._listener(self.fraction, self.message)
-        self.check()
+        if self.fraction < 1.0:
+            self.check()
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -1,0 +1,134 @@
+"""Quantization of the sample on real runtimes: int8 really is int8, and accuracy holds."""
+
+from __future__ import annotations
+
+import onnx
+import openvino as ov
+import pytest
+
+from paretolab.core.data import DataError, digits, random_inputs
+from paretolab.core.errors import Cancelled
+from paretolab.core.evaluate import evaluate
+from paretolab.core.model import load_model
+from paretolab.core.progress import Progress
+from paretolab.core.quantize import QuantizeSettings, quantize
+from paretolab.core.sample import sample_info, sample_model_path
+from paretolab.core.settings import SettingsError, from_dict
+
+BASELINE = sample_info()["accuracy"]["test"]
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_model(sample_model_path("onnx"))
+
+
+def onnx_weight_types(path) -> set[str]:
+    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in onnx.load(str(path)).graph.initializer if len(t.dims) >= 2}
+
+
+def ir_constant_types(path) -> set[str]:
+    model = ov.Core().read_model(str(path))
+    return {op.get_output_element_type(0).get_type_name() for op in model.get_ordered_ops()
+            if op.get_type_name() == "Constant" and len(op.get_output_shape(0)) >= 2}
+
+
+def test_ort_auto_int8_times_every_format_and_keeps_the_fastest_faithful(sample, tmp_path):
+    outcome = quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "q.onnx", validation=digits("val"))
+    assert {c.name for c in outcome.candidates} == {"qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8"}
+    chosen = next(c for c in outcome.candidates if c.chosen)
+    faithful = [c for c in outcome.candidates if c.agreement >= 0.98]
+    assert chosen.median_ms == min(c.median_ms for c in faithful)
+    assert outcome.chosen == f"ort-int8-{chosen.name}"
+    slower = chosen.median_ms >= outcome.baseline_ms
+    assert slower == any("not faster than FP32" in w for w in outcome.warnings)
+    assert "int8" in onnx_weight_types(outcome.artifact)
+    result = evaluate(load_model(outcome.artifact), digits("test"), reference=sample)
+    assert result.top1 >= BASELINE - 0.01 and result.agreement >= 0.98
+
+
+@pytest.mark.parametrize(
+    ("settings", "weight_type", "tolerance"),
+    [
+        (QuantizeSettings(precision="fp16"), "float16", 0.005),
+        (QuantizeSettings(precision="dynamic-int8"), "int8", 0.01),
+        (QuantizeSettings(format="qdq-s8s8", calibration="entropy", samples=64), "int8", 0.01),
+        (QuantizeSettings(format="qop-u8s8", calibration="percentile", per_channel=False), "int8", 0.01),
+    ],
+)
+def test_ort_precisions(sample, tmp_path, settings, weight_type, tolerance):
+    outcome = quantize(sample, settings, digits("train"), tmp_path / "q.onnx", validation=digits("val"))
+    assert weight_type in onnx_weight_types(outcome.artifact)
+    result = evaluate(load_model(outcome.artifact), digits("test"), reference=sample)
+    assert result.top1 >= BASELINE - tolerance
+
+
+@pytest.mark.parametrize(("settings", "constant_type"), [
+    (QuantizeSettings(backend="openvino"), "i8"),
+    (QuantizeSettings(backend="openvino", precision="fp16"), "f16"),
+    (QuantizeSettings(backend="openvino", max_drop=0.01), "i8"),
+])
+def test_openvino_precisions(sample, tmp_path, settings, constant_type):
+    outcome = quantize(sample, settings, digits("train"), tmp_path / "q", validation=digits("val"))
+    assert outcome.artifact.suffix == ".xml" and outcome.artifact.with_suffix(".bin").exists()
+    assert constant_type in ir_constant_types(outcome.artifact)
+    result = evaluate(load_model(outcome.artifact), digits("test"), backend="openvino", reference=sample)
+    assert result.top1 >= BASELINE - 0.01
+
+
+def test_torch_models_quantize_through_their_onnx_form(tmp_path):
+    handle = load_model(sample_model_path("torchscript"))
+    outcome = quantize(handle, QuantizeSettings(format="qop-u8s8"), digits("train"), tmp_path / "q.onnx")
+    assert "int8" in onnx_weight_types(outcome.artifact)
+
+
+def test_layers_kept_in_fp32_stay_float(sample, tmp_path):
+    settings = QuantizeSettings(format="qop-u8s8", keep_fp32=("features.0", "classifier.4"))
+    outcome = quantize(sample, settings, digits("train"), tmp_path / "q.onnx")
+    ops = {n.name: n.op_type for n in onnx.load(str(outcome.artifact)).graph.node}
+    assert ops["features.0"] == "Conv" and ops["classifier.4"] == "Gemm"
+    assert sum(op == "QLinearConv" for op in ops.values()) == 2
+    with pytest.raises(SettingsError, match="keep_fp32 names no layer 'features.9'"):
+        quantize(sample, QuantizeSettings(keep_fp32=("features.9",)), digits("train"), tmp_path / "x.onnx")
+
+
+def test_settings_are_validated_by_name():
+    with pytest.raises(SettingsError, match="step 1: unknown setting 'precison'"):
+        from_dict(QuantizeSettings, {"precison": "int8"}, "step 1")
+    with pytest.raises(SettingsError, match="setting 'precision' = 'int4' is not a valid choice"):
+        from_dict(QuantizeSettings, {"precision": "int4"}, "step 1")
+    with pytest.raises(SettingsError, match="'max_drop' .* needs backend 'openvino'"):
+        from_dict(QuantizeSettings, {"max_drop": 0.01}, "step 1")
+    with pytest.raises(SettingsError, match="'samples' must be at least 1"):
+        from_dict(QuantizeSettings, {"samples": 0}, "step 1")
+    assert from_dict(QuantizeSettings, {"keep_fp32": ["a"], "backend": "openvino"}, "s").keep_fp32 == ("a",)
+
+
+def test_calibration_data_that_does_not_fit(sample, tmp_path, model_files):
+    with pytest.raises(DataError, match="samples of shape \\[3, 16, 16\\]"):
+        quantize(sample, QuantizeSettings(), random_inputs(load_model(model_files["onnx"]).inputs, 8), tmp_path / "q.onnx")
+    unlabelled = random_inputs(sample.inputs, 16)
+    with pytest.raises(SettingsError, match="needs labelled data"):
+        quantize(sample, QuantizeSettings(backend="openvino", max_drop=0.01), unlabelled, tmp_path / "q", validation=unlabelled)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_leaves_no_artifact(sample, tmp_path):
+    progress = Progress()
+    progress.cancel()
+    with pytest.raises(Cancelled):
+        quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "q.onnx", progress=progress)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_while_timing_candidates(sample, tmp_path):
+    progress = Progress()
+
+    def cancel_once_timing_starts(fraction: float, message: str) -> None:
+        if message.startswith("timing"):
+            progress.cancel()
+
+    progress._listener = cancel_once_timing_starts
+    with pytest.raises(Cancelled):
+        quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "q.onnx", progress=progress)
+    assert list(tmp_path.iterdir()) == []
