@@ -13,35 +13,19 @@ import argparse
 import json
 from pathlib import Path
 
+import sys
+
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+from paretolab.core.sample import SAMPLE_ARCH, SAMPLE_STATE_DICT, DigitsCNN  # noqa: E402
 
 SEED = 0
 EPOCHS = 40
 INPUT = {"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}
 OUTPUT = {"name": "logits", "shape": ["batch", 10], "dtype": "float32"}
-
-
-class DigitsCNN(nn.Module):
-    """Two conv blocks and a classifier: small enough to train in seconds, big enough to prune."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
 
 
 def make_split() -> dict[str, np.ndarray]:
@@ -100,11 +84,9 @@ def main() -> None:
     spec = json.dumps({"inputs": [INPUT], "outputs": [OUTPUT]})
     torch.jit.save(torch.jit.trace(model, example), str(out / "digits_cnn.pt"), _extra_files={"paretolab.json": spec})
 
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
     from paretolab.core.torch_onnx import export_to_onnx
 
+    torch.save(model.state_dict(), out / SAMPLE_STATE_DICT)
     export_to_onnx(model, (example,), out / "digits_cnn.onnx", ["input"], output_names=["logits"])
     _name_onnx_nodes_by_module(out / "digits_cnn.onnx", model, example)
 
@@ -147,6 +129,9 @@ def _name_onnx_nodes_by_module(path: Path, model: nn.Module, example: torch.Tens
     proto = onnx.load(str(path))
     for node in proto.graph.node:
         node.name = names.get(node.name, node.name)
+    # Where the eager module lives, so techniques that need torch (structured pruning,
+    # distillation) can use it; only classes inside paretolab are ever imported this way.
+    onnx.helper.set_model_props(proto, {"paretolab.arch": SAMPLE_ARCH, "paretolab.state_dict": SAMPLE_STATE_DICT})
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 

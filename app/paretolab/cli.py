@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from paretolab import __version__
 from paretolab.core.errors import ParetoLabError
@@ -79,6 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--budget", type=float, default=5.0, metavar="SECONDS", help="time limit per batch size (default: 5)")
     profile.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
     profile.set_defaults(handler=cmd_profile)
+
+    optimize = commands.add_parser("optimize", help="apply pruning / quantization / graph optimization and measure the result")
+    _add_model_arguments(optimize)
+    optimize.add_argument("--recipe", metavar="R.json", help="a saved recipe (instead of the step options below)")
+    optimize.add_argument("--prune", metavar="METHOD:SPARSITY", help="structured:0.5 or unstructured:0.7")
+    optimize.add_argument("--graphopt", choices=("basic", "extended"), help="ONNX Runtime offline graph optimization")
+    optimize.add_argument("--quantize", choices=QUANTIZE_CHOICES, help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)")
+    optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
+    optimize.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits: train to calibrate, test to evaluate)")
+    optimize.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
+    optimize.add_argument("--name", default="variant", help="file name of the result (default: variant)")
+    optimize.add_argument("--backend", choices=("torch", "ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)")
+    optimize.add_argument("--threads", type=int, metavar="N")
+    optimize.add_argument("--json", action="store_true")
+    optimize.set_defaults(handler=cmd_optimize)
 
     gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
     gui.add_argument("model", nargs="?", help="model file to open")
@@ -167,6 +183,52 @@ def cmd_profile(args: argparse.Namespace) -> int:
         _print_json(result.to_dict())
     else:
         print(render.profile(result))
+    return 0
+
+
+QUANTIZE_CHOICES = ("ort-int8", "ort-fp16", "ort-dynamic", "openvino-int8", "openvino-fp16")
+
+
+def recipe_from_args(args: argparse.Namespace):
+    from paretolab.core.settings import SettingsError
+    from paretolab.core.variant import Recipe
+
+    if args.recipe:
+        if args.prune or args.quantize or args.graphopt:
+            raise SettingsError("give either --recipe or step options (--prune, --graphopt, --quantize), not both")
+        return Recipe.load(args.recipe)
+    steps = []
+    if args.prune:
+        method, _, ratio = args.prune.partition(":")
+        try:
+            sparsity = float(ratio)
+        except ValueError:
+            raise SettingsError(f"--prune '{args.prune}' is not METHOD:SPARSITY, e.g. structured:0.5") from None
+        steps.append({"technique": "prune", "settings": {"method": method, "sparsity": sparsity}})
+    if args.graphopt:
+        steps.append({"technique": "graphopt", "settings": {"level": args.graphopt}})
+    if args.quantize:
+        backend, _, precision = args.quantize.partition("-")
+        precision = {"dynamic": "dynamic-int8"}.get(precision, precision)
+        keep = tuple(n.strip() for n in args.keep_fp32.split(",") if n.strip())
+        steps.append({"technique": "quantize", "settings": {"backend": backend, "precision": precision, "keep_fp32": list(keep)}})
+    if not steps:
+        raise SettingsError("nothing to do: give --recipe, or at least one of --prune, --graphopt, --quantize")
+    return Recipe.from_dict({"steps": steps}, "command line")
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from paretolab import render
+    from paretolab.core.optimize import DataPlan, optimize
+
+    recipe = recipe_from_args(args)
+    handle = _load(args)
+    variant = optimize(handle, recipe, DataPlan.from_spec(args.data, handle), Path(args.out), args.name,
+                       backend=args.backend, threads=args.threads, progress=_terminal_progress(args))
+    if args.json:
+        _print_json(variant.to_dict())
+    else:
+        print(render.variant(variant))
     return 0
 
 

@@ -100,3 +100,25 @@ def profile(result: ProfileResult) -> str:
         rows += [(t.layer, t.op, f"{t.ms:.4f}", f"{100 * t.share:.1f}%") for t in result.layers]
         lines.append(table(rows, right={2, 3}))
     return "\n".join(lines)
+
+
+def variant(v) -> str:
+    m = v.metrics
+    rows = [("", "top-1", "agreement", "latency ms", "size", "params", "MACs", "backend")]
+    for label, key in (("baseline", "baseline"), (v.name, "variant")):
+        x = m[key]
+        rows.append((label, _pct(x["top1"]), _pct(x["agreement"]), f"{x['latency_ms']:.4f}", size(x["size_bytes"]),
+                     si(x["params"]), si(x["macs"]), x["backend"]))
+    lines = [
+        f"recipe    {v.recipe.summary()}",
+        f"artifact  {v.artifact}",
+        "",
+        table(rows, right={1, 2, 3, 4, 5, 6}),
+        "",
+        f"speed-up  {m['speedup']:.2f}x   size {m['size_ratio']:.2f}x of the baseline",
+    ]
+    for report in v.reports:
+        lines += [f"warning   {w}" for w in report.get("warnings", [])]
+        lines += [f"note      {n}" for n in report.get("notes", [])]
+    lines += [f"note      {n}" for n in m.get("notes", [])]
+    return "\n".join(lines)

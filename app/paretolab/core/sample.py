@@ -6,6 +6,7 @@ model with real accuracy, with no download.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +18,8 @@ SAMPLE_ONNX = "digits_cnn.onnx"
 SAMPLE_TORCHSCRIPT = "digits_cnn.pt"
 SAMPLE_SPLIT = "digits_split.npz"
 SAMPLE_INFO = "digits_cnn.json"
+SAMPLE_STATE_DICT = "digits_cnn_state.pth"
+SAMPLE_ARCH = "paretolab.core.sample:DigitsCNN"
 
 
 def sample_dir() -> Path:
@@ -37,6 +40,43 @@ def sample_info() -> dict:
 class Split:
     images: np.ndarray  # float32 [N, 1, 8, 8], pixel intensity scaled to 0..1
     labels: np.ndarray  # int64 [N]
+
+
+@functools.cache
+def digits_cnn_class():
+    """The sample's architecture (torch is imported only when a torch technique needs it)."""
+    from torch import nn
+
+    class DigitsCNN(nn.Module):
+        """Two conv blocks and a classifier: small enough to train in seconds, big enough to prune."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(1, 16, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(32, 64, 3, padding=1),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            )
+            self.classifier = nn.Sequential(
+                nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10)
+            )
+
+        def forward(self, x):
+            return self.classifier(self.features(x))
+
+    DigitsCNN.__module__, DigitsCNN.__qualname__ = __name__, "DigitsCNN"  # picklable by name
+    return DigitsCNN
+
+
+def __getattr__(name: str):
+    if name == "DigitsCNN":  # importable as paretolab.core.sample:DigitsCNN without importing torch eagerly
+        return digits_cnn_class()
+    raise AttributeError(name)
 
 
 def digits_split(name: str) -> Split:

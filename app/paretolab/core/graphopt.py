@@ -1,0 +1,35 @@
+"""ONNX Runtime's offline graph optimizations (constant folding, operator fusions),
+saved as a new ONNX file that any runtime can load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from paretolab.core.settings import SettingsError
+
+
+@dataclass(frozen=True)
+class GraphOptSettings:
+    # "basic" (constant folding, redundant-node removal) keeps standard ONNX ops that every
+    # runtime loads; "extended" adds ONNX Runtime's fused ops (com.microsoft domain), for
+    # ONNX Runtime only. ORT's "all" level bakes in this CPU's memory layout and is not offered.
+    level: Literal["basic", "extended"] = "basic"
+
+    def check(self) -> None:
+        if self.level not in ("basic", "extended"):
+            raise SettingsError(f"setting 'level' must be basic or extended, not {self.level}")
+
+
+def optimize_graph(src: Path, out: Path, settings: GraphOptSettings) -> None:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    }[settings.level]
+    options.optimized_model_filepath = str(out)
+    options.log_severity_level = 3
+    ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])

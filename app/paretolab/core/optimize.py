@@ -1,0 +1,200 @@
+"""Apply a recipe to a model: every step on a fresh copy, the result saved as a Variant.
+
+The model the user opened is never modified: torch steps edit a deep copy of the eager
+module, file steps write new files in a private work folder, and only the finished
+artifact is moved (atomically) into the output folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from paretolab.core.data import Dataset, digits, open_dataset, random_inputs
+from paretolab.core.eager import eager_module
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.evaluate import evaluate
+from paretolab.core.graphopt import optimize_graph
+from paretolab.core.model import ModelHandle, atomic_write, load_model
+from paretolab.core.profile import profile_model
+from paretolab.core.progress import Progress, silent
+from paretolab.core.prune import prune_module, prune_onnx
+from paretolab.core.quantize import quantize
+from paretolab.core.torch_onnx import export_to_onnx
+from paretolab.core.variant import Recipe, Step, Variant, write_json_atomic
+
+
+@dataclass
+class DataPlan:
+    """Which data each purpose uses: calibration/training, validation, final evaluation."""
+
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, spec: str, handle: ModelHandle) -> DataPlan:
+        if spec == "digits":
+            return cls(digits("train"), digits("val"), digits("test"))
+        data = open_dataset(spec, handle.inputs)
+        return cls(data, data, data, [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"])
+
+
+@dataclass
+class _State:
+    handle: ModelHandle
+    module: object | None = None  # the eager nn.Module while torch steps edit it
+
+
+class _Pipeline:
+    def __init__(self, original: ModelHandle, data: DataPlan, work: Path, threads: int | None, progress: Progress) -> None:
+        self.original, self.data, self.work, self.threads, self.progress = original, data, work, threads, progress
+        self.state = _State(original)
+        self.reports: list[dict] = []
+
+    def examples(self) -> tuple:
+        import torch
+
+        arrays = random_inputs(self.original.inputs, count=1).load(np.arange(1))
+        return tuple(torch.from_numpy(a) for a in arrays)
+
+    def materialize(self, index: int) -> ModelHandle:
+        """The current model as a file: export the edited torch module when there is one."""
+        if self.state.module is not None:
+            out = self.work / f"step{index}-torch.onnx"
+            outputs = [s.name for s in self.original.outputs] or None
+            export_to_onnx(self.state.module, self.examples(), out, [s.name for s in self.original.inputs], output_names=outputs)
+            self.state = _State(load_model(out))
+        return self.state.handle
+
+    def run(self, index: int, step: Step) -> None:
+        s = step.settings
+        if step.technique == "prune" and (s.method == "structured" or self._torch_available()):
+            module = self.state.module or eager_module(self.state.handle, f"{s.method} pruning")
+            module, report = prune_module(module, self.examples(), s, self.data.train, self.progress)
+            self.state = _State(self.state.handle, module)
+            self.reports.append({"step": index, **report.to_dict()})
+        elif step.technique == "prune":
+            current = self.materialize(index)
+            out = self.work / f"step{index}.onnx"
+            report = prune_onnx(current.onnx_file(), out, s, current.layer_graph(), self.progress)
+            self.state = _State(load_model(out))
+            self.reports.append({"step": index, **report.to_dict()})
+        elif step.technique == "graphopt":
+            current = self.materialize(index)
+            out = self.work / f"step{index}.onnx"
+            optimize_graph(current.onnx_file(), out, s)
+            self.state = _State(load_model(out))
+            self.reports.append({"step": index, "technique": "graphopt", "level": s.level})
+        else:
+            current = self.materialize(index)
+            outcome = quantize(current, s, self.data.train, self.work / f"step{index}.onnx", validation=self.data.validation,
+                               threads=self.threads, progress=self.progress)
+            self.state = _State(load_model(outcome.artifact))
+            self.reports.append({
+                "step": index, "technique": "quantize", "chosen": outcome.chosen, "baseline_ms": outcome.baseline_ms,
+                "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings,
+            })
+
+    def _torch_available(self) -> bool:
+        return self.state.module is not None or self.state.handle.format in ("torch-pickle", "torch-state-dict")
+
+
+def apply_recipe(
+    handle: ModelHandle,
+    recipe: Recipe,
+    data: DataPlan,
+    out: Path,
+    *,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Path, list[dict]]:
+    """Run every step; write the final artifact to `out` (suffix chosen by the result's
+    format) and return its path with the steps' reports."""
+    progress = progress or silent()
+    recipe.check_order()
+    with tempfile.TemporaryDirectory(prefix="paretolab-recipe-") as tmp:
+        pipeline = _Pipeline(handle, data, Path(tmp), threads, progress)
+        for i, step in enumerate(recipe.steps, start=1):
+            progress.report((i - 1) / max(1, len(recipe.steps)) * 0.8, f"step {i}/{len(recipe.steps)}: {step.summary()}")
+            pipeline.run(i, step)
+        result = pipeline.materialize(len(recipe.steps) + 1)
+        progress.check()
+        final = _place(result, out)
+    return final, pipeline.reports
+
+
+def _place(result: ModelHandle, out: Path) -> Path:
+    if result.format == "openvino":
+        xml = out.with_suffix(".xml")
+        atomic_write(xml, lambda tmp: (shutil.copyfile(result.files[1], tmp.with_suffix(".bin")), shutil.copyfile(result.files[0], tmp)))
+        return xml
+    target = out.with_suffix(".onnx")
+    atomic_write(target, lambda tmp: shutil.copyfile(result.onnx_file(), tmp))
+    return target
+
+
+def measure(handle: ModelHandle, baseline: ModelHandle, data: Dataset, backend: str, threads: int | None) -> dict:
+    """The numbers a variant is judged by, measured on its own file."""
+    graph = handle.layer_graph()
+    result = evaluate(handle, data, backend=backend, reference=baseline, reference_backend="ort", threads=threads)
+    profile = profile_model(handle, backend=backend, batch_sizes=(1,), runs=200, budget_s=3.0, per_layer=False, threads=threads)
+    return {
+        "backend": backend,
+        "top1": result.top1,
+        "top5": result.top5,
+        "agreement": result.agreement,
+        "latency_ms": profile.latency[0].median_ms,
+        "size_bytes": handle.size_bytes,
+        "params": graph.total_params,
+        "macs": graph.total_macs,
+        "dataset": result.dataset,
+    }
+
+
+def optimize(
+    handle: ModelHandle,
+    recipe: Recipe,
+    data: DataPlan,
+    out_dir: Path,
+    name: str,
+    *,
+    backend: str | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> Variant:
+    """Apply `recipe`, then measure the variant and the baseline side by side; write the
+    artifact, its recipe and its metrics into `out_dir`."""
+    progress = progress or silent()
+    out_dir = Path(out_dir)
+    target = out_dir / name
+    if any(target.with_suffix(s).resolve() == f.resolve() for s in (".onnx", ".xml", ".bin") for f in handle.files):
+        raise ParetoLabError(f"{target} would overwrite the model you opened; choose another --out or --name")
+    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress)
+    variant_handle = load_model(artifact)
+    backend = backend or _backend_of(recipe)
+    progress.report(0.85, f"measuring the variant on {backend}")
+    metrics = {"variant": measure(variant_handle, handle, data.test, backend, threads)}
+    progress.report(0.93, "measuring the baseline on ort")
+    metrics["baseline"] = measure(handle, handle, data.test, "ort", threads)
+    v, b = metrics["variant"], metrics["baseline"]
+    metrics["speedup"] = b["latency_ms"] / v["latency_ms"] if v["latency_ms"] else None
+    metrics["size_ratio"] = v["size_bytes"] / b["size_bytes"] if b["size_bytes"] else None
+    metrics["notes"] = list(data.notes)
+    if metrics["speedup"] is not None and metrics["speedup"] < 1.0:
+        metrics["notes"].append(f"this variant is slower than the FP32 baseline on ONNX Runtime ({metrics['speedup']:.2f}x)")
+    variant = Variant(name, recipe, artifact, str(handle.path), metrics, reports)
+    recipe.save(out_dir / f"{name}.recipe.json")
+    write_json_atomic(out_dir / f"{name}.metrics.json", variant.to_dict())
+    progress.report(1.0, f"{name}: {metrics['speedup']:.2f}x faster than the baseline" if metrics["speedup"] else name)
+    return variant
+
+
+def _backend_of(recipe: Recipe) -> str:
+    quant = [s for s in recipe.steps if s.technique == "quantize"]
+    return quant[-1].settings.backend if quant else "ort"

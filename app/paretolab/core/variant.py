@@ -1,0 +1,151 @@
+"""Variant: one optimized model (recipe, artifact, parent, metrics). Recipe: the ordered
+steps, with their settings, that reproduce it; saved and loaded as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from paretolab.core.graphopt import GraphOptSettings
+from paretolab.core.prune import PruneSettings
+from paretolab.core.quantize import QuantizeSettings
+from paretolab.core.settings import SettingsError, from_dict, to_dict
+
+TECHNIQUES: dict[str, type] = {"prune": PruneSettings, "graphopt": GraphOptSettings, "quantize": QuantizeSettings}
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    technique: str
+    settings: Any
+
+    def to_dict(self) -> dict:
+        return {"technique": self.technique, "settings": to_dict(self.settings)}
+
+    def summary(self) -> str:
+        s = self.settings
+        if self.technique == "prune":
+            return f"prune {s.method} {s.sparsity:.0%}"
+        if self.technique == "quantize":
+            return f"quantize {s.backend} {s.precision}" + (f" {s.format}" if s.precision == "int8" and s.backend == "ort" else "")
+        return f"graphopt {s.level}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    steps: tuple[Step, ...]
+
+    def summary(self) -> str:
+        return " → ".join(step.summary() for step in self.steps) or "baseline"
+
+    def to_dict(self) -> dict:
+        return {"paretolab_recipe": RECIPE_VERSION, "steps": [s.to_dict() for s in self.steps]}
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str = "recipe") -> Recipe:
+        if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
+            raise SettingsError(f"{where}: a recipe is an object with a 'steps' list")
+        version = doc.get("paretolab_recipe", RECIPE_VERSION)
+        if version != RECIPE_VERSION:
+            raise SettingsError(f"{where}: recipe version {version} is not supported (this ParetoLab reads version {RECIPE_VERSION})")
+        steps = []
+        for i, raw in enumerate(doc["steps"], start=1):
+            here = f"{where} step {i}"
+            if not isinstance(raw, dict) or "technique" not in raw:
+                raise SettingsError(f"{here}: each step needs a 'technique' ({', '.join(TECHNIQUES)})")
+            technique = raw["technique"]
+            if technique not in TECHNIQUES:
+                raise SettingsError(f"{here}: unknown technique '{technique}'; known: {', '.join(TECHNIQUES)}")
+            extra = set(raw) - {"technique", "settings"}
+            if extra:
+                raise SettingsError(f"{here}: unknown field '{sorted(extra)[0]}'; a step has 'technique' and 'settings'")
+            steps.append(Step(technique, from_dict(TECHNIQUES[technique], raw.get("settings", {}), f"{here} ({technique})")))
+        recipe = cls(tuple(steps))
+        recipe.check_order(where)
+        return recipe
+
+    def check_order(self, where: str = "recipe") -> None:
+        """Steps that edit the PyTorch model must come before steps that produce files for a
+        runtime, and nothing can follow OpenVINO quantization (its output is IR, not ONNX)."""
+        seen_export = None
+        for i, step in enumerate(self.steps, start=1):
+            torch_step = step.technique == "prune" and step.settings.method == "structured"
+            if torch_step and seen_export:
+                raise SettingsError(f"{where} step {i}: structured pruning must come before {seen_export}")
+            if seen_export and "OpenVINO" in seen_export:
+                raise SettingsError(f"{where} step {i}: nothing can follow {seen_export}, whose output is OpenVINO IR")
+            if step.technique == "quantize":
+                seen_export = f"step {i} (quantize {'OpenVINO' if step.settings.backend == 'openvino' else 'ONNX Runtime'})"
+            elif step.technique == "graphopt":
+                seen_export = seen_export or f"step {i} (graphopt)"
+
+    def save(self, path: Path) -> Path:
+        write_json_atomic(Path(path), self.to_dict())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Recipe:
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: no such recipe file") from None
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        return cls.from_dict(doc, path.name)
+
+
+@dataclass
+class Variant:
+    name: str
+    recipe: Recipe
+    artifact: Path
+    parent: str  # the model file the recipe was applied to
+    metrics: dict = field(default_factory=dict)
+    reports: list[dict] = field(default_factory=list)  # what each step reported
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "recipe": self.recipe.to_dict(),
+            "summary": self.recipe.summary(),
+            "artifact": str(self.artifact),
+            "parent": self.parent,
+            "metrics": self.metrics,
+            "reports": self.reports,
+            "created": self.created,
+        }
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Temp file, fsync, rename: a crash leaves the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, default=_jsonable)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; this is a normal user file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and value != value:
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
