@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from paretolab.core.data import Dataset, digits, open_dataset, random_inputs
+from paretolab.core.distill import distill
 from paretolab.core.eager import eager_module
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.evaluate import evaluate
@@ -56,6 +57,7 @@ class _Pipeline:
         self.original, self.data, self.work, self.threads, self.progress = original, data, work, threads, progress
         self.state = _State(original)
         self.reports: list[dict] = []
+        self.cancelled = False  # a cancelled distillation keeps its best student and ends the recipe
 
     def examples(self) -> tuple:
         import torch
@@ -74,7 +76,13 @@ class _Pipeline:
 
     def run(self, index: int, step: Step) -> None:
         s = step.settings
-        if step.technique == "prune" and (s.method == "structured" or self._torch_available()):
+        if step.technique == "distill":
+            student = self.state.module or eager_module(self.state.handle, "distillation")
+            student, report = distill(student, self.original, self.data.train, self.data.validation, s, self.progress)
+            self.state = _State(self.state.handle, student)
+            self.reports.append({"step": index, **report.to_dict()})
+            self.cancelled = report.cancelled
+        elif step.technique == "prune" and (s.method == "structured" or self._torch_available()):
             module = self.state.module or eager_module(self.state.handle, f"{s.method} pruning")
             module, report = prune_module(module, self.examples(), s, self.data.train, self.progress)
             self.state = _State(self.state.handle, module)
@@ -121,10 +129,14 @@ def apply_recipe(
     with tempfile.TemporaryDirectory(prefix="paretolab-recipe-") as tmp:
         pipeline = _Pipeline(handle, data, Path(tmp), threads, progress)
         for i, step in enumerate(recipe.steps, start=1):
+            if pipeline.cancelled:
+                pipeline.reports.append({"step": i, "skipped": "cancelled during distillation"})
+                continue
             progress.report((i - 1) / max(1, len(recipe.steps)) * 0.8, f"step {i}/{len(recipe.steps)}: {step.summary()}")
             pipeline.run(i, step)
         result = pipeline.materialize(len(recipe.steps) + 1)
-        progress.check()
+        if not pipeline.cancelled:
+            progress.check()
         final = _place(result, out)
     return final, pipeline.reports
 

@@ -11,12 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from paretolab.core.distill import DistillSettings
 from paretolab.core.graphopt import GraphOptSettings
 from paretolab.core.prune import PruneSettings
 from paretolab.core.quantize import QuantizeSettings
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
-TECHNIQUES: dict[str, type] = {"prune": PruneSettings, "graphopt": GraphOptSettings, "quantize": QuantizeSettings}
+TECHNIQUES: dict[str, type] = {
+    "prune": PruneSettings,
+    "distill": DistillSettings,
+    "graphopt": GraphOptSettings,
+    "quantize": QuantizeSettings,
+}
 RECIPE_VERSION = 1
 
 
@@ -32,6 +38,8 @@ class Step:
         s = self.settings
         if self.technique == "prune":
             return f"prune {s.method} {s.sparsity:.0%}"
+        if self.technique == "distill":
+            return f"distill {s.epochs} epochs"
         if self.technique == "quantize":
             return f"quantize {s.backend} {s.precision}" + (f" {s.format}" if s.precision == "int8" and s.backend == "ort" else "")
         return f"graphopt {s.level}"
@@ -75,9 +83,9 @@ class Recipe:
         runtime, and nothing can follow OpenVINO quantization (its output is IR, not ONNX)."""
         seen_export = None
         for i, step in enumerate(self.steps, start=1):
-            torch_step = step.technique == "prune" and step.settings.method == "structured"
+            torch_step = step.technique == "distill" or (step.technique == "prune" and step.settings.method == "structured")
             if torch_step and seen_export:
-                raise SettingsError(f"{where} step {i}: structured pruning must come before {seen_export}")
+                raise SettingsError(f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {seen_export}")
             if seen_export and "OpenVINO" in seen_export:
                 raise SettingsError(f"{where} step {i}: nothing can follow {seen_export}, whose output is OpenVINO IR")
             if step.technique == "quantize":
