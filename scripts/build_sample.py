@@ -88,7 +88,7 @@ def main() -> None:
 
     torch.save(model.state_dict(), out / SAMPLE_STATE_DICT)
     export_to_onnx(model, (example,), out / "digits_cnn.onnx", ["input"], output_names=["logits"])
-    _name_onnx_nodes_by_module(out / "digits_cnn.onnx", model, example)
+    _record_eager_module(out / "digits_cnn.onnx")
 
     info = {
         "name": "digits_cnn",
@@ -107,30 +107,12 @@ def main() -> None:
     print(json.dumps(info["accuracy"]))
 
 
-def _name_onnx_nodes_by_module(path: Path, model: nn.Module, example: torch.Tensor) -> None:
-    """Name the ONNX nodes after their module paths, as ParetoLab names the torch layers,
-    so the sample's ONNX and TorchScript forms address every layer by the same name."""
-    import io
-
+def _record_eager_module(path: Path) -> None:
+    """Say where the eager module lives, so techniques that need torch (structured pruning,
+    distillation) can use it; only classes inside paretolab are ever imported this way."""
     import onnx
 
-    from paretolab.core.graph_onnx import build_onnx_graph
-    from paretolab.core.torch_onnx import export_to_onnx
-
-    buffer = io.BytesIO()
-    export_to_onnx(model, (example,), buffer, ["input"], for_analysis=True)
-    modules = dict(model.named_modules())
-    graph = build_onnx_graph(
-        onnx.load_from_string(buffer.getvalue()),
-        module_names={n for n in modules if n},
-        leaf_modules={n for n, m in modules.items() if n and not list(m.children())},
-    )
-    names = {layer.source: layer.name for layer in graph}
     proto = onnx.load(str(path))
-    for node in proto.graph.node:
-        node.name = names.get(node.name, node.name)
-    # Where the eager module lives, so techniques that need torch (structured pruning,
-    # distillation) can use it; only classes inside paretolab are ever imported this way.
     onnx.helper.set_model_props(proto, {"paretolab.arch": SAMPLE_ARCH, "paretolab.state_dict": SAMPLE_STATE_DICT})
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))

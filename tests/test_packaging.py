@@ -21,4 +21,4 @@ def test_every_source_package_is_declared_in_pyproject():
 def test_resources_are_read_through_the_package():
     sample = resources.files("paretolab.resources") / "sample"
     names = {entry.name for entry in sample.iterdir()}
-    assert {"digits_cnn.onnx", "digits_cnn.pt", "digits_split.npz", "digits_cnn.json"} <= names
+    assert {"digits_cnn.onnx", "digits_cnn.pt", "digits_cnn_state.pth", "digits_split.npz", "digits_cnn.json"} <= names

@@ -122,13 +122,7 @@ def test_cancel_leaves_no_artifact(sample, tmp_path):
 
 
 def test_cancel_while_timing_candidates(sample, tmp_path):
-    progress = Progress()
-
-    def cancel_once_timing_starts(fraction: float, message: str) -> None:
-        if message.startswith("timing"):
-            progress.cancel()
-
-    progress._listener = cancel_once_timing_starts
+    progress = Progress(lambda fraction, message: message.startswith("timing") and progress.cancel())
     with pytest.raises(Cancelled):
         quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "q.onnx", progress=progress)
     assert list(tmp_path.iterdir()) == []

@@ -38,6 +38,8 @@ def export_to_onnx(
     input_names = list(input_names) or [f"input_{i}" for i in range(len(examples))]
     try:
         _export_torchscript(module, examples, out, input_names, output_names, for_analysis)
+        if not for_analysis and isinstance(out, Path):
+            name_nodes_by_module(out, module, examples, input_names)
     except Exception as first:
         log.info("TorchScript-based ONNX export failed (%s); trying the dynamo exporter", first)
         if isinstance(module, torch.jit.ScriptModule):
@@ -46,6 +48,32 @@ def export_to_onnx(
             _export_dynamo(module, examples, out, input_names, output_names)
         except Exception as second:
             raise _failed(second) from second
+
+
+def name_nodes_by_module(path: Path, module: torch.nn.Module, examples: tuple, input_names: Sequence[str]) -> None:
+    """Rename an exported file's nodes to the module paths ParetoLab uses for the torch
+    model's layers, so a layer keeps one name in the model, its ONNX form and its variants."""
+    import onnx
+
+    from paretolab.core.graph_onnx import build_onnx_graph
+
+    buffer = io.BytesIO()
+    _export_torchscript(module, examples, buffer, list(input_names), None, for_analysis=True)
+    modules = dict(module.named_modules())
+    graph = build_onnx_graph(
+        onnx.load_from_string(buffer.getvalue()),
+        module_names={n for n in modules if n},
+        leaf_modules={n for n, m in modules.items() if n and not any(True for _ in m.children())},
+    )
+    names = {layer.source: layer.name for layer in graph}
+    proto = onnx.load(str(path))
+    taken = {n.name for n in proto.graph.node}
+    for node in proto.graph.node:
+        new = names.get(node.name)
+        if new and new != node.name and new not in taken:
+            taken.add(new)
+            node.name = new
+    onnx.save(proto, str(path))
 
 
 def _failed(exc: BaseException) -> ConversionError:

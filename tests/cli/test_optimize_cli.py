@@ -1,0 +1,62 @@
+"""`paretolab optimize` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paretolab.cli import main
+from paretolab.core.sample import sample_model_path
+
+ONNX = str(sample_model_path("onnx"))
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_optimize_with_step_options(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--quantize", "ort-int8",
+                             "--keep-fp32", "features.0", "--out", str(tmp_path), "--name", "small")
+    assert code == 0, err
+    assert "recipe    prune structured 50% → quantize ort int8 auto" in out
+    assert "speed-up" in out and (tmp_path / "small.onnx").exists()
+    recipe = json.loads((tmp_path / "small.recipe.json").read_text())
+    assert recipe["steps"][1]["settings"]["keep_fp32"] == ["features.0"]
+
+
+def test_optimize_from_a_recipe_file_json_output(capsys, tmp_path):
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]}))
+    code, out, _ = run_cli(capsys, "optimize", ONNX, "--recipe", str(recipe), "--out", str(tmp_path / "o"), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["summary"] == "quantize ort fp16" and doc["metrics"]["variant"]["top1"] > 0.98
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--prune", "structured:1.2"], "'sparsity' must be between 0 and 0.99"),
+        (["--prune", "half"], "is not METHOD:SPARSITY"),
+        ([], "nothing to do"),
+        (["--recipe", "missing.json"], "no such recipe file"),
+        (["--quantize", "ort-int8", "--keep-fp32", "features.9"], "keep_fp32 names no layer 'features.9'"),
+        (["--quantize", "ort-int8", "--data", "random"], "samples"),
+    ],
+)
+def test_optimize_mistakes_exit_2(capsys, tmp_path, argv, expected):
+    code, out, err = run_cli(capsys, "optimize", ONNX, "--out", str(tmp_path), *argv)
+    if expected == "samples":  # unlabelled random data still quantizes; the result has no accuracy
+        assert code == 0 and "n/a" in out
+        return
+    assert code == 2 and expected in err and err.count("\n") == 1
+    assert not any(p.suffix in (".onnx", ".xml") for p in tmp_path.iterdir())
+
+
+def test_structured_pruning_of_torchscript_says_what_to_open(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "optimize", str(sample_model_path("torchscript")), "--prune", "structured:0.5", "--out", str(tmp_path))
+    assert code == 2 and "TorchScript" in err and "--arch" in err

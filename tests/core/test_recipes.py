@@ -1,0 +1,118 @@
+"""Recipes: JSON round trip, validation that names the field, and exact reproduction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from paretolab.core.data import digits
+from paretolab.core.model import load_model
+from paretolab.core.optimize import DataPlan, apply_recipe, optimize
+from paretolab.core.sample import sample_model_path
+from paretolab.core.settings import SettingsError
+from paretolab.core.variant import Recipe
+
+PRUNE_DISTILL_INT8 = {
+    "steps": [
+        {"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
+        {"technique": "distill", "settings": {"epochs": 4}},
+        {"technique": "quantize", "settings": {"backend": "ort", "format": "qop-u8s8"}},
+    ]
+}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_model(sample_model_path("onnx"))
+
+
+def test_recipe_round_trips_through_json(tmp_path):
+    recipe = Recipe.from_dict(PRUNE_DISTILL_INT8)
+    again = Recipe.load(recipe.save(tmp_path / "r.json"))
+    assert again == recipe
+    assert again.summary() == "prune structured 50% → distill 4 epochs → quantize ort int8 qop-u8s8"
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"steps": [{"technique": "prnue"}]}, "step 1: unknown technique 'prnue'"),
+        ({"steps": [{"technique": "prune", "settings": {"sparsity": "half"}}]}, "step 1 \\(prune\\): setting 'sparsity' = 'half'"),
+        ({"steps": [{"technique": "quantize", "settings": {"bakend": "ort"}}]}, "step 1 \\(quantize\\): unknown setting 'bakend'"),
+        ({"steps": [{"technique": "prune", "when": 1}]}, "step 1: unknown field 'when'"),
+        ({"steps": [{"technique": "quantize"}, {"technique": "prune"}]}, "step 2: prune structured 50% edits the PyTorch model, so it must come before step 1"),
+        ({"steps": [{"technique": "quantize", "settings": {"backend": "openvino"}}, {"technique": "graphopt"}]}, "step 2: nothing can follow step 1"),
+        ({"stages": []}, "a recipe is an object with a 'steps' list"),
+        ({"paretolab_recipe": 9, "steps": []}, "recipe version 9 is not supported"),
+    ],
+)
+def test_invalid_recipes_name_the_field(doc, message):
+    with pytest.raises(SettingsError, match=message):
+        Recipe.from_dict(doc)
+
+
+def test_recipe_file_that_is_not_json(tmp_path):
+    (tmp_path / "r.json").write_text('{"steps": [}')
+    with pytest.raises(SettingsError, match="r.json is not valid JSON \\(line 1, column 12"):
+        Recipe.load(tmp_path / "r.json")
+
+
+def test_recipe_reproduces_the_variant_exactly(sample, tmp_path):
+    recipe = Recipe.from_dict(PRUNE_DISTILL_INT8)
+    data = DataPlan.from_spec("digits", sample)
+    first, _ = apply_recipe(sample, recipe, data, tmp_path / "a")
+    second, _ = apply_recipe(sample, Recipe.load(recipe.save(tmp_path / "r.json")), data, tmp_path / "b")
+    a = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(first)).graph.initializer}
+    b = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(second)).graph.initializer}
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_optimize_writes_model_recipe_and_metrics_and_keeps_the_original(sample, tmp_path):
+    before = sample_model_path().read_bytes()
+    recipe = Recipe.from_dict({"steps": [PRUNE_DISTILL_INT8["steps"][0], {"technique": "distill", "settings": {"epochs": 8}},
+                                         {"technique": "quantize", "settings": {"backend": "openvino"}}]})
+    variant = optimize(sample, recipe, DataPlan.from_spec("digits", sample), tmp_path, "small")
+    assert variant.artifact == tmp_path / "small.xml" and (tmp_path / "small.bin").exists()
+    saved = json.loads((tmp_path / "small.metrics.json").read_text())
+    assert saved["metrics"]["variant"]["backend"] == "openvino"
+    v, b = saved["metrics"]["variant"], saved["metrics"]["baseline"]
+    assert v["macs"] < b["macs"] / 3 and v["size_bytes"] < b["size_bytes"] / 2
+    assert v["top1"] >= b["top1"] - 0.05
+    assert saved["metrics"]["speedup"] == pytest.approx(b["latency_ms"] / v["latency_ms"])
+    assert Recipe.load(tmp_path / "small.recipe.json") == recipe
+    assert sample_model_path().read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.bin", "small.metrics.json", "small.recipe.json", "small.xml"]
+    # every number can be reproduced from the exported file alone
+    again = load_model(variant.artifact)
+    from paretolab.core.evaluate import evaluate
+
+    assert evaluate(again, digits("test"), backend="openvino").top1 == pytest.approx(v["top1"])
+
+
+def test_onnx_only_models_get_onnx_level_techniques(model_files, tmp_path):
+    handle = load_model(model_files["onnx"])
+    data = DataPlan.from_spec("random:32", handle)
+    recipe = Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.5}},
+                                         {"technique": "graphopt"}, {"technique": "quantize", "settings": {"precision": "fp16"}}]})
+    artifact, reports = apply_recipe(handle, recipe, data, tmp_path / "v")
+    assert reports[0]["zero_fraction"] == pytest.approx(0.5, abs=0.02)
+    assert load_model(artifact).format == "onnx"
+    structured = Recipe.from_dict({"steps": [{"technique": "prune"}]})
+    from paretolab.core.eager import TechniqueUnavailable
+
+    with pytest.raises(TechniqueUnavailable, match="ONNX only"):
+        apply_recipe(handle, structured, data, tmp_path / "w")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.onnx"]
+
+
+def test_refuses_to_overwrite_the_opened_model(tmp_path):
+    import shutil
+
+    for f in ("digits_cnn.onnx", "digits_cnn_state.pth"):
+        shutil.copy(sample_model_path().parent / f, tmp_path / f)
+    handle = load_model(tmp_path / "digits_cnn.onnx")
+    with pytest.raises(Exception, match="would overwrite the model you opened"):
+        optimize(handle, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", handle), tmp_path, "digits_cnn")
