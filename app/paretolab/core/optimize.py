@@ -20,6 +20,7 @@ from paretolab.core.eager import eager_module
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.evaluate import evaluate
 from paretolab.core.graphopt import optimize_graph
+from paretolab.core.lowrank import factorize
 from paretolab.core.model import ModelHandle, atomic_write, load_model
 from paretolab.core.profile import profile_model
 from paretolab.core.progress import Progress, silent
@@ -82,6 +83,10 @@ class _Pipeline:
             self.state = _State(self.state.handle, student)
             self.reports.append({"step": index, **report.to_dict()})
             self.cancelled = report.cancelled
+        elif step.technique == "lowrank":
+            module, report = factorize(self.state.module or eager_module(self.state.handle, "low-rank factorization"), s)
+            self.state = _State(self.state.handle, module)
+            self.reports.append({"step": index, **report.to_dict()})
         elif step.technique == "prune" and (s.method == "structured" or self._torch_available()):
             module = self.state.module or eager_module(self.state.handle, f"{s.method} pruning")
             module, report = prune_module(module, self.examples(), s, self.data.train, self.progress)

@@ -42,6 +42,7 @@ class QuantizeSettings:
     samples: int = 128  # calibration samples
     per_channel: bool = True
     keep_fp32: tuple[str, ...] = ()  # layer names left in floating point
+    keep_sensitive: int = 0  # also leave the N layers with the worst int8 error (measured as SQNR) in FP32
     max_drop: float | None = None  # OpenVINO int8: accuracy-aware mode, largest top-1 drop allowed (0.01 = 1 point)
     min_agreement: float = 0.98  # "auto": a candidate must agree with FP32 on this share of top-1 predictions
     seed: int = 0
@@ -55,6 +56,10 @@ class QuantizeSettings:
             raise SettingsError("setting 'max_drop' (accuracy-aware quantization) needs backend 'openvino' and precision 'int8'")
         if self.max_drop is not None and not 0 < self.max_drop < 1:
             raise SettingsError(f"setting 'max_drop' must be between 0 and 1 (0.01 = 1 point), not {self.max_drop}")
+        if self.keep_sensitive < 0:
+            raise SettingsError(f"setting 'keep_sensitive' must be 0 or more, not {self.keep_sensitive}")
+        if self.keep_sensitive and self.precision != "int8":
+            raise SettingsError("setting 'keep_sensitive' applies to int8 quantization")
         if not 0 <= self.min_agreement <= 1:
             raise SettingsError(f"setting 'min_agreement' must be between 0 and 1, not {self.min_agreement}")
 
@@ -71,6 +76,7 @@ class Candidate:
 class QuantizeOutcome:
     artifact: Path
     chosen: str
+    kept_fp32: list[str] = field(default_factory=list)
     baseline_ms: float | None = None
     candidates: list[Candidate] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -91,27 +97,51 @@ def quantize(
     fit_to_model(data, handle.inputs, handle.path.name)
     calibration = calibration_subset(data, settings.samples, settings.seed)
     validation = validation or calibration_subset(data, min(200, len(data)), settings.seed + 1)
-    excluded = _excluded_nodes(handle, settings.keep_fp32)
     with tempfile.TemporaryDirectory(prefix="paretolab-quant-") as tmp:
         work = Path(tmp)
+        keep = list(settings.keep_fp32)
+        if settings.keep_sensitive:
+            progress.report(0.02, f"measuring each layer's int8 error to keep the {settings.keep_sensitive} worst in FP32")
+            keep += [n for n in _sensitive_layers(handle, settings, calibration, work) if n not in keep]
+        excluded = _excluded_nodes(handle, tuple(keep))
         if settings.backend == "ort":
             outcome = _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress)
         else:
             outcome = _quantize_openvino(handle, settings, calibration, validation, excluded, out, threads, progress)
+        outcome.kept_fp32 = keep
     progress.report(1.0, f"quantized: {outcome.chosen}")
     return outcome
+
+
+def _runtime_graph(handle: ModelHandle):
+    """The LayerGraph of the file the quantizer actually reads (for torch models, their
+    ONNX export, whose node and tensor names are what exclusions must use)."""
+    if handle.format in ("onnx", "openvino"):
+        return handle.layer_graph()
+    return load_model(handle.onnx_file()).layer_graph()
 
 
 def _excluded_nodes(handle: ModelHandle, layers: tuple[str, ...]) -> list[str]:
     """The runtime node names of the layers the user keeps in FP32."""
     if not layers:
         return []
-    graph = handle.layer_graph()
+    graph = _runtime_graph(handle)
     missing = [name for name in layers if name not in graph]
     if missing:
         examples = ", ".join(n.name for n in graph.nodes if n.weights)[:200]
         raise SettingsError(f"keep_fp32 names no layer '{missing[0]}' in {handle.path.name}; layers with weights: {examples}")
     return [graph.node(name).source for name in layers]
+
+
+def _sensitive_layers(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, work: Path) -> list[str]:
+    """Quantize everything once (QDQ keeps every FP32 tensor name), compare activations with
+    FP32 layer by layer, and name the layers that lose the most SQNR themselves."""
+    from paretolab.core.importance import most_sensitive_layers, quantization_error
+
+    probe = work / "probe.onnx"
+    _ort_static(handle.onnx_file(), probe, "qdq-s8s8", settings, handle, calibration, [])
+    sqnr = quantization_error(handle.onnx_file(), probe, calibration, [s.name for s in handle.inputs])
+    return most_sensitive_layers(_runtime_graph(handle), sqnr, settings.keep_sensitive)
 
 
 # -- ONNX Runtime ----------------------------------------------------------------------------
@@ -275,7 +305,8 @@ def _quantize_openvino(handle, settings, calibration, validation, excluded, out,
     import nncf
     import openvino as ov
 
-    model = ov.Core().read_model(str(handle.path)) if handle.format == "onnx" else handle.openvino_model()
+    # Torch models go through their ONNX form, whose node names are the layer names.
+    model = handle.native.clone() if handle.format == "openvino" else ov.Core().read_model(str(handle.onnx_file()))
     xml = out.with_suffix(".xml")
     if settings.precision == "fp16":
         progress.report(0.3, "compressing weights to FP16")

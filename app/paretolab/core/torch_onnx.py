@@ -34,12 +34,19 @@ def export_to_onnx(
     *,
     output_names: Sequence[str] | None = None,
     for_analysis: bool = False,
+    graph=None,
 ) -> None:
+    """Export `module`. A runtime export to a file names its nodes by module path, using
+    `graph` (the model's analysis LayerGraph) or one built first: scripted modules can lose
+    their scope names in a second export, so the analysis export must come first."""
     input_names = list(input_names) or [f"input_{i}" for i in range(len(examples))]
+    if not for_analysis and isinstance(out, Path) and graph is None:
+        try:
+            graph = analysis_graph(module, examples, input_names)
+        except Exception as exc:  # naming is a courtesy; the export itself decides success
+            log.info("could not name ONNX nodes by module path (%s)", exc)
     try:
         _export_torchscript(module, examples, out, input_names, output_names, for_analysis)
-        if not for_analysis and isinstance(out, Path):
-            name_nodes_by_module(out, module, examples, input_names)
     except Exception as first:
         log.info("TorchScript-based ONNX export failed (%s); trying the dynamo exporter", first)
         if isinstance(module, torch.jit.ScriptModule):
@@ -48,11 +55,12 @@ def export_to_onnx(
             _export_dynamo(module, examples, out, input_names, output_names)
         except Exception as second:
             raise _failed(second) from second
+    if graph is not None and isinstance(out, Path):
+        name_nodes_by_module(out, graph)
 
 
-def name_nodes_by_module(path: Path, module: torch.nn.Module, examples: tuple, input_names: Sequence[str]) -> None:
-    """Rename an exported file's nodes to the module paths ParetoLab uses for the torch
-    model's layers, so a layer keeps one name in the model, its ONNX form and its variants."""
+def analysis_graph(module: torch.nn.Module, examples: tuple, input_names: Sequence[str]):
+    """The LayerGraph of `module` with module paths as layer names (BatchNorm kept)."""
     import onnx
 
     from paretolab.core.graph_onnx import build_onnx_graph
@@ -60,20 +68,50 @@ def name_nodes_by_module(path: Path, module: torch.nn.Module, examples: tuple, i
     buffer = io.BytesIO()
     _export_torchscript(module, examples, buffer, list(input_names), None, for_analysis=True)
     modules = dict(module.named_modules())
-    graph = build_onnx_graph(
+    return build_onnx_graph(
         onnx.load_from_string(buffer.getvalue()),
         module_names={n for n in modules if n},
         leaf_modules={n for n, m in modules.items() if n and not any(True for _ in m.children())},
     )
-    names = {layer.source: layer.name for layer in graph}
+
+
+def name_nodes_by_module(path: Path, graph) -> None:
+    """Rename an exported file's nodes to the layer names of `graph`, so a layer keeps one
+    name in the model, its ONNX form and its variants."""
+    import onnx
+
     proto = onnx.load(str(path))
-    taken = {n.name for n in proto.graph.node}
-    for node in proto.graph.node:
-        new = names.get(node.name)
+    nodes = list(proto.graph.node)
+    wanted = _match_layers(graph, nodes)
+    taken = {n.name for n in nodes}
+    for i, node in enumerate(nodes):
+        new = wanted.get(i)
         if new and new != node.name and new not in taken:
             taken.add(new)
             node.name = new
     onnx.save(proto, str(path))
+
+
+def _match_layers(graph, nodes) -> dict[int, str]:
+    """Pair the runtime export's nodes (by index) with the analysis export's layers: by node
+    name, and for op types that occur equally often in both (folding removes only BatchNorm
+    and its kin), by order."""
+    by_source = {layer.source: layer.name for layer in graph}
+    layers_by_op: dict[str, list[str]] = {}
+    for layer in graph:
+        layers_by_op.setdefault(layer.op, []).append(layer.name)
+    positions_by_op: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        positions_by_op.setdefault(node.op_type, []).append(i)
+    wanted: dict[int, str] = {}
+    for op, positions in positions_by_op.items():
+        ordered = layers_by_op.get(op, [])
+        for k, i in enumerate(positions):
+            if nodes[i].name in by_source:
+                wanted[i] = by_source[nodes[i].name]
+            elif len(ordered) == len(positions):
+                wanted[i] = ordered[k]
+    return wanted
 
 
 def _failed(exc: BaseException) -> ConversionError:

@@ -13,12 +13,14 @@ from typing import Any
 
 from paretolab.core.distill import DistillSettings
 from paretolab.core.graphopt import GraphOptSettings
+from paretolab.core.lowrank import LowRankSettings
 from paretolab.core.prune import PruneSettings
 from paretolab.core.quantize import QuantizeSettings
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
 TECHNIQUES: dict[str, type] = {
     "prune": PruneSettings,
+    "lowrank": LowRankSettings,
     "distill": DistillSettings,
     "graphopt": GraphOptSettings,
     "quantize": QuantizeSettings,
@@ -38,6 +40,8 @@ class Step:
         s = self.settings
         if self.technique == "prune":
             return f"prune {s.method} {s.sparsity:.0%}"
+        if self.technique == "lowrank":
+            return f"low-rank {f'energy {s.energy:.0%}' if s.energy is not None else f'rank {s.rank_ratio or 0.5:.0%}'}"
         if self.technique == "distill":
             return f"distill {s.epochs} epochs"
         if self.technique == "quantize":
@@ -83,7 +87,7 @@ class Recipe:
         runtime, and nothing can follow OpenVINO quantization (its output is IR, not ONNX)."""
         seen_export = None
         for i, step in enumerate(self.steps, start=1):
-            torch_step = step.technique == "distill" or (step.technique == "prune" and step.settings.method == "structured")
+            torch_step = step.technique in ("distill", "lowrank") or (step.technique == "prune" and step.settings.method == "structured")
             if torch_step and seen_export:
                 raise SettingsError(f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {seen_export}")
             if seen_export and "OpenVINO" in seen_export:

@@ -7,7 +7,6 @@ says they trust the file. Everything else is read with torch's safe loaders.
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import pickle
 import warnings
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 
 from paretolab.core.errors import (
@@ -27,9 +25,8 @@ from paretolab.core.errors import (
     UntrustedModelError,
 )
 from paretolab.core.graph import LayerGraph
-from paretolab.core.graph_onnx import build_onnx_graph
 from paretolab.core.tensors import TensorSpec, concrete_shapes
-from paretolab.core.torch_onnx import export_to_onnx
+from paretolab.core.torch_onnx import analysis_graph, export_to_onnx
 
 # TorchScript files made by ParetoLab carry their input specs in this extra file.
 SPEC_FILE = "paretolab.json"
@@ -43,6 +40,7 @@ class TorchSource:
     format: str
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
+    _graphs: dict = field(default_factory=dict, repr=False)
 
     @property
     def files(self) -> list[Path]:
@@ -90,26 +88,27 @@ class TorchSource:
         return examples
 
     def build_graph(self, inputs: list[TensorSpec]) -> LayerGraph:
-        module = self.module
-        buffer = io.BytesIO()
-        examples = self.checked_example_inputs(module, inputs)
-        export_to_onnx(module, examples, buffer, [s.name for s in inputs], for_analysis=True)
-        model = onnx.load_from_string(buffer.getvalue())
-        names = {name for name, _ in module.named_modules() if name}
-        leaves = {name for name, m in module.named_modules() if name and not any(True for _ in m.children())}
-        graph = build_onnx_graph(model, module_names=names, leaf_modules=leaves, size_bytes=self.path.stat().st_size)
-        _count_torch_params(graph, module)
-        # The exporter numbers outputs ("22"); use the recorded names, or plain ones.
-        named = [s.name for s in self.outputs] or [
-            "output" if len(graph.outputs) == 1 else f"output_{i}" for i in range(len(graph.outputs))
-        ]
-        graph.outputs = [replace(spec, name=name) for spec, name in zip(graph.outputs, named)]
-        return graph
+        """Built once per input shapes: later exports take their layer names from it."""
+        key = tuple((s.name, s.shape, s.dtype) for s in inputs)
+        if key not in self._graphs:
+            module = self.module
+            graph = analysis_graph(module, self.checked_example_inputs(module, inputs), [s.name for s in inputs])
+            graph.size_bytes = self.path.stat().st_size
+            _count_torch_params(graph, module)
+            # The exporter numbers outputs ("22"); use the recorded names, or plain ones.
+            named = [s.name for s in self.outputs] or [
+                "output" if len(graph.outputs) == 1 else f"output_{i}" for i in range(len(graph.outputs))
+            ]
+            graph.outputs = [replace(spec, name=name) for spec, name in zip(graph.outputs, named)]
+            self._graphs[key] = graph
+        return self._graphs[key]
 
     def export_onnx(self, out: Path, inputs: list[TensorSpec]) -> None:
+        graph = self.build_graph(inputs)
         module = self.module
         names = [s.name for s in self.outputs] or None
-        export_to_onnx(module, self.checked_example_inputs(module, inputs), out, [s.name for s in inputs], output_names=names)
+        examples = self.checked_example_inputs(module, inputs)
+        export_to_onnx(module, examples, out, [s.name for s in inputs], output_names=names, graph=graph)
 
     def convert_openvino(self, inputs: list[TensorSpec]) -> Any:
         import openvino as ov
