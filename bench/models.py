@@ -51,3 +51,12 @@ class ResNet18(nn.Module):
 def resnet18() -> ResNet18:
     torch.manual_seed(0)
     return ResNet18().eval()
+
+
+class CifarResNet18(ResNet18):
+    """ResNet-18 for 32x32 inputs, as on CIFAR: a 3x3 stride-1 stem and no max-pool."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__(classes)
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.maxpool = nn.Identity()

@@ -81,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
     profile.set_defaults(handler=cmd_profile)
 
+    importance = commands.add_parser("importance", help="which layers matter: weight importance and a sensitivity scan")
+    _add_model_arguments(importance)
+    importance.add_argument("--data", default="digits", help="data for Taylor importance and the scan (default: digits)")
+    importance.add_argument("--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop")
+    importance.add_argument("--levels", type=_ratios, default=(0.3, 0.6, 0.9), metavar="0.3,0.6,0.9", help="pruning levels for the scan")
+    importance.add_argument("--json", action="store_true")
+    importance.set_defaults(handler=cmd_importance)
+
     optimize = commands.add_parser("optimize", help="apply pruning / quantization / graph optimization and measure the result")
     _add_model_arguments(optimize)
     optimize.add_argument("--recipe", metavar="R.json", help="a saved recipe (instead of the step options below)")
@@ -134,6 +142,38 @@ def _positive_ints(text: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"'{text}' is not a list of positive whole numbers, e.g. 1,8")
     return values
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not 0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of ratios between 0 and 1, e.g. 0.3,0.6,0.9")
+    return values
+
+
+def cmd_importance(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from paretolab import render
+    from paretolab.core.data import open_dataset
+    from paretolab.core.importance import default_cache, sensitivity_scan, weight_importance
+
+    handle = _load(args)
+    digits = args.data == "digits"  # gradients from the training split, the scan on held-out data
+    data = open_dataset("digits:train" if digits else args.data, handle.inputs)
+    held_out = open_dataset("digits:val", handle.inputs) if digits else data
+    progress = _terminal_progress(args)
+    layers = weight_importance(handle, data, progress=progress)
+    scan = sensitivity_scan(handle, held_out, kind=args.sensitivity, levels=args.levels, cache=default_cache(),
+                            progress=progress) if args.sensitivity else None
+    if args.json:
+        _print_json({"layers": [asdict(x) for x in layers], "sensitivity": scan.to_dict() if scan else None})
+    else:
+        print(render.importance(layers, scan))
+    return 0
 
 
 def _print_json(doc: dict) -> None:

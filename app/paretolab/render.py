@@ -122,3 +122,18 @@ def variant(v) -> str:
         lines += [f"note      {n}" for n in report.get("notes", [])]
     lines += [f"note      {n}" for n in m.get("notes", [])]
     return "\n".join(lines)
+
+
+def importance(layers, scan=None) -> str:
+    drops = scan.by_layer() if scan else {}
+    header = ["layer", "op", "params", "mean |w|", "rms w", "taylor"] + ([f"worst {scan.metric} drop"] if scan else [])
+    rows = [tuple(header)]
+    for x in layers:
+        row = [x.layer, x.op, f"{x.params:,}", f"{x.l1:.4g}", f"{x.l2:.4g}", "n/a" if x.taylor is None else f"{x.taylor:.3g}"]
+        if scan:
+            row.append(f"{100 * drops.get(x.layer, 0):.1f} pts" if x.layer in drops else "")
+        rows.append(tuple(row))
+    text = table(rows, right=set(range(2, len(header))))
+    if scan:
+        text += f"\n\nsensitivity: {scan.kind} one layer at a time; baseline {scan.metric} {100 * scan.baseline:.2f}%"
+    return text

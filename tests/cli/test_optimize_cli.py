@@ -60,3 +60,18 @@ def test_optimize_mistakes_exit_2(capsys, tmp_path, argv, expected):
 def test_structured_pruning_of_torchscript_says_what_to_open(capsys, tmp_path):
     code, _, err = run_cli(capsys, "optimize", str(sample_model_path("torchscript")), "--prune", "structured:0.5", "--out", str(tmp_path))
     assert code == 2 and "TorchScript" in err and "--arch" in err
+
+
+def test_importance_with_sensitivity(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code, out, err = run_cli(capsys, "importance", ONNX, "--sensitivity", "prune", "--levels", "0.5,0.9", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [x["layer"] for x in doc["layers"]] == ["features.0", "features.2", "features.5", "classifier.1", "classifier.4"]
+    assert all(x["taylor"] > 0 for x in doc["layers"])
+    assert len(doc["sensitivity"]["rows"]) == 10 and doc["sensitivity"]["metric"] == "top1"
+    assert list((tmp_path / "paretolab" / "sensitivity").glob("*.json"))
+    code, out, _ = run_cli(capsys, "importance", ONNX)
+    assert code == 0 and "taylor" in out.splitlines()[0]
+    with pytest.raises(SystemExit):
+        main(["importance", ONNX, "--levels", "0,2"])

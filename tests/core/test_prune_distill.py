@@ -47,6 +47,7 @@ def test_structured_pruning_removes_channels_rounded_to_eight(eager):
     assert report.channels == {"features.0": (16, 8), "features.2": (32, 16), "features.5": (64, 32), "classifier.1": (64, 32)}
     assert module.classifier[4].out_features == 10  # the output layer keeps its classes
     assert report.params_after == sum(p.numel() for p in module.parameters()) < report.params_before / 3
+    assert report.macs_before == 616_064 and report.macs_after < report.macs_before / 3
     assert module(*X).shape == (1, 10)
 
 
@@ -146,3 +147,17 @@ def test_distillation_without_labels_scores_agreement(eager, sample, tmp_path):
     train = ArrayDataset("unlabelled", [digits("train").load(np.arange(300))[0]])
     student, report = distill(eager, sample, train, train, DistillSettings(epochs=1))
     assert report.metric == "agreement" and 0.9 <= report.best_score <= 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_distillation_on_cuda(eager, sample):
+    student, _ = prune_module(eager, X, PruneSettings(sparsity=0.5))
+    student, report = distill(student, sample, digits("train"), digits("val"), DistillSettings(epochs=2, device="cuda"))
+    assert report.best_score > report.initial_score and next(student.parameters()).device.type == "cpu"
+
+
+def test_cuda_device_missing_is_a_clear_error(eager, sample):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SettingsError, match="device 'cuda' is not available on this machine"):
+        distill(eager, sample, digits("train"), digits("val"), DistillSettings(device="cuda"))

@@ -114,9 +114,12 @@ def prune_module(module, examples: tuple, settings: PruneSettings, data: Dataset
     outputs = _output_layers(module, examples)
     _check_layer_names(module, settings, outputs)
     params_before = _param_count(module)
+    macs_before = _macs(module, examples)
     progress.report(0.1, f"{settings.method} pruning to {settings.sparsity:.0%}")
     if settings.method == "unstructured":
-        return module, _prune_unstructured_torch(module, settings, params_before)
+        report = _prune_unstructured_torch(module, settings, params_before)
+        report.macs_before = report.macs_after = macs_before
+        return module, report
 
     modules = dict(module.named_modules())
     importance = {"l1": lambda: tp.importance.MagnitudeImportance(p=1), "l2": lambda: tp.importance.MagnitudeImportance(p=2),
@@ -141,10 +144,20 @@ def prune_module(module, examples: tuple, settings: PruneSettings, data: Dataset
     module.eval()
     params_after = _param_count(module)
     after = _channel_counts(module)
-    report = PruneReport("structured", params_before, params_after)
+    report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples))
     report.channels = {n: (before[n], after[n]) for n in before if n in after and after[n] != before[n]}
     progress.report(0.9, f"pruned: {params_before:,.0f} -> {params_after:,.0f} parameters")
     return module, report
+
+
+def _macs(module, examples) -> int | None:
+    """MACs as the layer graph counts them, so every number in ParetoLab uses one definition."""
+    from paretolab.core.torch_onnx import analysis_graph
+
+    try:
+        return analysis_graph(module, examples, [f"input_{i}" for i in range(len(examples))]).total_macs
+    except Exception:  # a model the exporter cannot capture still prunes; its MACs stay unknown
+        return None
 
 
 def _param_count(module) -> int:
@@ -240,6 +253,6 @@ def prune_onnx(src: Path, out: Path, settings: PruneSettings, graph, progress: P
         inits[name].CopyFrom(numpy_helper.from_array(pruned, name))
     progress.check()
     onnx.save(model, str(out))
-    report = PruneReport("unstructured", params, params - zeros, zero_fraction=zeros / total)
+    report = PruneReport("unstructured", params, params - zeros, graph.total_macs, graph.total_macs, zero_fraction=zeros / total)
     report.notes.append("unstructured pruning zeroes weights but keeps shapes: dense runtimes run it at the same speed")
     return report
