@@ -116,3 +116,29 @@ def test_refuses_to_overwrite_the_opened_model(tmp_path):
     handle = load_model(tmp_path / "digits_cnn.onnx")
     with pytest.raises(Exception, match="would overwrite the model you opened"):
         optimize(handle, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", handle), tmp_path, "digits_cnn")
+
+
+def test_cancelled_or_failed_optimize_leaves_nothing_behind(sample, tmp_path, monkeypatch):
+    from paretolab.core import optimize as pipeline
+    from paretolab.core.errors import Cancelled
+    from paretolab.core.progress import Progress
+    from paretolab.core.runtimes import BackendError
+
+    data = DataPlan.from_spec("digits", sample)
+    recipe = Recipe.from_dict({"steps": [{"technique": "prune"}, {"technique": "quantize"}]})
+    progress = Progress(lambda fraction, message: message.startswith("step 2") and progress.cancel())
+    with pytest.raises(Cancelled):
+        optimize(sample, recipe, data, tmp_path, "v", progress=progress)
+    assert list(tmp_path.iterdir()) == []
+
+    graphopt = Recipe.from_dict({"steps": [{"technique": "graphopt"}]})
+    with pytest.raises(SettingsError, match="measure them on ort or openvino, not torch"):
+        optimize(sample, graphopt, data, tmp_path, "v", backend="torch")
+
+    def runtime_fails(*args, **kwargs):
+        raise BackendError("the runtime failed")
+
+    monkeypatch.setattr(pipeline, "measure", runtime_fails)
+    with pytest.raises(BackendError):
+        optimize(sample, graphopt, data, tmp_path, "v")
+    assert list(tmp_path.iterdir()) == []

@@ -26,6 +26,8 @@ from paretolab.core.profile import profile_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.prune import prune_module, prune_onnx
 from paretolab.core.quantize import quantize
+from paretolab.core.runtimes import check_available
+from paretolab.core.settings import SettingsError
 from paretolab.core.torch_onnx import export_to_onnx
 from paretolab.core.variant import Recipe, Step, Variant, write_json_atomic
 
@@ -192,13 +194,20 @@ def optimize(
     target = out_dir / name
     if any(target.with_suffix(s).resolve() == f.resolve() for s in (".onnx", ".xml", ".bin") for f in handle.files):
         raise ParetoLabError(f"{target} would overwrite the model you opened; choose another --out or --name")
-    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress)
-    variant_handle = load_model(artifact)
     backend = backend or _backend_of(recipe)
-    progress.report(0.85, f"measuring the variant on {backend}")
-    metrics = {"variant": measure(variant_handle, handle, data.test, backend, threads)}
-    progress.report(0.93, "measuring the baseline on ort")
-    metrics["baseline"] = measure(handle, handle, data.test, "ort", threads)
+    if backend == "torch":
+        raise SettingsError("variants are ONNX or OpenVINO files: measure them on ort or openvino, not torch")
+    check_available(backend, "cpu")
+    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress)
+    try:
+        progress.report(0.85, f"measuring the variant on {backend}")
+        metrics = {"variant": measure(load_model(artifact), handle, data.test, backend, threads)}
+        progress.report(0.93, "measuring the baseline on ort")
+        metrics["baseline"] = measure(handle, handle, data.test, "ort", threads)
+    except BaseException:  # an artifact without its metrics is half a result: remove it
+        for f in [artifact] + ([artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else []):
+            f.unlink(missing_ok=True)
+        raise
     v, b = metrics["variant"], metrics["baseline"]
     metrics["speedup"] = b["latency_ms"] / v["latency_ms"] if v["latency_ms"] else None
     metrics["size_ratio"] = v["size_bytes"] / b["size_bytes"] if b["size_bytes"] else None
