@@ -31,7 +31,10 @@ class FakePrompts:
     def __init__(self, confirm: bool = True, text: str | None = None) -> None:
         self.confirm_answer, self.text_answer = confirm, text
         self.errors: list[tuple[str, str]] = []
+        self.infos: list[tuple[str, str]] = []
         self.questions: list[str] = []
+        self.choice: str | None = None  # the start of the option ask_choice picks
+        self.path: str | None = None  # what save_path answers
 
     def error(self, title: str, message: str) -> None:
         self.errors.append((title, message))
@@ -47,10 +50,20 @@ class FakePrompts:
     def open_model_path(self, start_dir: str) -> str | None:
         return self.text_answer
 
+    def info(self, title: str, message: str) -> None:
+        self.infos.append((title, message))
+
+    def ask_choice(self, title: str, message: str, options: list[str]) -> str | None:
+        self.questions.append(message)
+        return next((o for o in options if self.choice and o.startswith(self.choice)), None)
+
+    def save_path(self, title: str, start: str, file_filter: str = "") -> str | None:
+        return self.path
+
 
 @pytest.fixture()
-def window(qtbot, settings):
-    win = MainWindow(settings=settings)
+def window(qtbot, settings, tmp_path):
+    win = MainWindow(settings=settings, variants_root=tmp_path / "variants")
     qtbot.addWidget(win)
     win.show()
     yield win

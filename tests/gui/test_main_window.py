@@ -100,7 +100,7 @@ def test_recent_files_persist_across_windows(qtbot, window, settings, model_file
     open_and_wait(qtbot, window, sample_model_path())
     assert window.recent_files()[:2] == [str(sample_model_path().resolve()), str(model_files["onnx"].resolve())]
     window.close()
-    again = MainWindow(settings=settings)
+    again = MainWindow(settings=settings, variants_root=settings.fileName() + ".variants")
     qtbot.addWidget(again)
     again._fill_recent_menu()
     assert [a.text() for a in again.recent_menu.actions()][:2] == again.recent_files()[:2]

@@ -40,6 +40,16 @@ def eager_module(handle: ModelHandle, technique: str):
     )
 
 
+def torch_edits_unavailable(handle: ModelHandle) -> str | None:
+    """Why structured pruning and distillation cannot run on this model, or None if they can
+    (for the GUI, which disables those controls with this as the tooltip)."""
+    try:
+        eager_module(handle, "structured pruning and distillation")
+    except TechniqueUnavailable as exc:
+        return str(exc)
+    return None
+
+
 def _onnx_twin(handle: ModelHandle):
     """The eager module an ONNX file made by ParetoLab names in its metadata (only classes
     inside the paretolab package are imported, so opening an ONNX file never runs foreign code)."""

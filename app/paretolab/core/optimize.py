@@ -17,7 +17,7 @@ import numpy as np
 from paretolab.core.data import Dataset, digits, open_dataset, random_inputs
 from paretolab.core.distill import distill
 from paretolab.core.eager import eager_module
-from paretolab.core.errors import ParetoLabError
+from paretolab.core.errors import Cancelled, ParetoLabError
 from paretolab.core.evaluate import evaluate
 from paretolab.core.graphopt import optimize_graph
 from paretolab.core.lowrank import factorize
@@ -199,6 +199,12 @@ def optimize(
         raise SettingsError("variants are ONNX or OpenVINO files: measure them on ort or openvino, not torch")
     check_available(backend, "cpu")
     artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress)
+    if any(r.get("cancelled") for r in reports):
+        note = f"cancelled during distillation: the best student so far is in {artifact}, unmeasured"
+        variant = Variant(name, recipe, artifact, str(handle.path), {"cancelled": True, "notes": [note]}, reports)
+        recipe.save(out_dir / f"{name}.recipe.json")
+        write_json_atomic(out_dir / f"{name}.metrics.json", variant.to_dict())
+        raise Cancelled(note)
     try:
         progress.report(0.85, f"measuring the variant on {backend}")
         metrics = {"variant": measure(load_model(artifact), handle, data.test, backend, threads)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import platformdirs
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QWidget
@@ -19,7 +20,12 @@ from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import parse_input_shapes
 from paretolab.gui.layer_table import LayerTable
 from paretolab.gui.prompts import Prompts
+from paretolab.gui.jobs_panel import JobsPanel
+from paretolab.gui.settings_panel import SettingsPanel
+from paretolab.gui.studio import EXPORT_FORMATS, Studio
 from paretolab.gui.summary_panel import SummaryPanel
+from paretolab.gui.tradeoff_chart import TradeoffChart
+from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel, load_model_job
 from paretolab.jobs.job import wait_for_all_jobs
 
@@ -28,9 +34,10 @@ MAX_RECENT = 10
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, variants_root: Path | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or QSettings("ParetoLab", "ParetoLab")
+        self.variants_root = Path(variants_root or Path(platformdirs.user_data_dir("paretolab")) / "variants")
         self.prompts = Prompts(self)
         self.loaded: LoadedModel | None = None
         self.job: Job | None = None
@@ -42,9 +49,23 @@ class MainWindow(QMainWindow):
         self.summary = SummaryPanel(self)
         self.summary.setMinimumWidth(300)
         self.summary_dock = self._dock("Model", self.summary, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.settings_panel = SettingsPanel(self)
+        self.settings_dock = self._dock("Compress", self.settings_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.chart = TradeoffChart(self)
+        self.chart_dock = self._dock("Trade-off", self.chart, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.variants = VariantsTable(self)
+        self.variants_dock = self._dock("Variants", self.variants, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.studio = Studio(self.settings_panel, self.chart, self.variants, self.variants_root, self)
+        self.studio.error.connect(lambda title, text: self.prompts.error(title, text))
+        self.studio.message.connect(lambda title, text: self.prompts.info(title, text))
+        self.jobs_panel = JobsPanel(self.studio.queue, self)
+        self.jobs_dock = self._dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.variants_dock, self.jobs_dock)
+        self.studio.queue.started.connect(lambda job: self.jobs_dock.raise_())
+        self.studio.variant_added.connect(lambda variant: self.variants_dock.raise_())
         self._build_status_bar()
         self._build_menus()
-        self.resize(1200, 720)
+        self.resize(1400, 860)
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -78,9 +99,17 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
+        self.export_action = self._action("&Export selected variant…", self.export_selected, QKeySequence("Ctrl+E"))
+        file_menu.addAction(self.export_action)
+        file_menu.addAction(self._action("Export &chart…", self.export_chart))
+        file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        run_menu = self.menuBar().addMenu("&Run")
+        self.run_action = self._action("&Run settings", self.settings_panel.request_run, QKeySequence("Ctrl+R"))
+        run_menu.addAction(self.run_action)
         view_menu = self.menuBar().addMenu("&View")
-        view_menu.addAction(self.summary_dock.toggleViewAction())
+        for dock in (self.summary_dock, self.settings_dock, self.chart_dock, self.variants_dock, self.jobs_dock):
+            view_menu.addAction(dock.toggleViewAction())
         self.cancel_action = self._action("&Cancel job", self.cancel_job, QKeySequence(Qt.Key.Key_Escape))
         self.addAction(self.cancel_action)
 
@@ -122,6 +151,7 @@ class MainWindow(QMainWindow):
         self.loaded = loaded
         self.layer_table.set_graph(loaded.graph)
         self.summary.show_model(loaded)
+        self.studio.set_model(loaded, loaded.torch_reason)
         self.setWindowTitle(f"ParetoLab — {loaded.handle.path.name}")
         self.status_label.setText(f"{loaded.handle.path.name}: {len(loaded.graph)} layers")
         self._remember(loaded.handle.path)
@@ -166,9 +196,35 @@ class MainWindow(QMainWindow):
             self.status_label.setText(message)
 
     def cancel_job(self) -> None:
+        """Cancel the model being opened, else the running studio job."""
         if self.job is not None:
             self.job.cancel()
             self.status_label.setText("Cancelling…")
+        elif self.studio.queue.running is not None:
+            self.studio.queue.cancel(self.studio.queue.running)
+            self.status_label.setText("Cancelling…")
+
+    # -- export ---------------------------------------------------------------------------
+    def export_selected(self) -> Job | None:
+        variant = self.variants.selected()
+        if variant is None:
+            self.prompts.error("Nothing to export", "Select a variant in the table or on the chart first.")
+            return None
+        choice = self.prompts.ask_choice("Export", f"Export {variant.name} ({variant.recipe.summary()}) as:", list(EXPORT_FORMATS))
+        if choice is None:
+            return None
+        fmt = EXPORT_FORMATS[choice]
+        start = str(Path(self.settings.value("export/folder", str(Path.home()))) / variant.name)
+        dest = self.prompts.save_path("Export to", start)
+        if not dest:
+            return None
+        self.settings.setValue("export/folder", str(Path(dest).parent))
+        return self.studio.export(variant, fmt, Path(dest))
+
+    def export_chart(self) -> None:
+        dest = self.prompts.save_path("Export chart", str(Path.home() / "tradeoff.png"), "PNG image (*.png);;SVG image (*.svg)")
+        if dest:
+            self.chart.export(Path(dest))
 
     def _set_busy(self, busy: bool, message: str | None = None) -> None:
         self.progress_bar.setVisible(busy)
@@ -208,8 +264,15 @@ class MainWindow(QMainWindow):
 
     # -- shutdown -------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        active = self.studio.queue.active()
+        if active and not self.prompts.confirm(
+            "Jobs are running", f"{len(active)} job(s) are still running or waiting. Cancel them and close?", "Cancel jobs and close"
+        ):
+            event.ignore()
+            return
+        self.studio.queue.cancel_all()
         if self.job is not None:
             self.job.cancel()
-        wait_for_all_jobs()
+        wait_for_all_jobs(60_000)
         self.settings.setValue("window/geometry", self.saveGeometry())
         super().closeEvent(event)

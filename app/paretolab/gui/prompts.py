@@ -23,6 +23,20 @@ class Prompts:
         box.open()
         return box
 
+    def info(self, title: str, message: str) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Information, title, message, QMessageBox.StandardButton.Ok, self.parent)
+        box.setObjectName("info-dialog")
+        box.open()
+        return box
+
+    def ask_choice(self, title: str, message: str, options: list[str]) -> str | None:
+        choice, ok = QInputDialog.getItem(self.parent, title, message, options, 0, False)
+        return choice if ok else None
+
+    def save_path(self, title: str, start: str, file_filter: str = "") -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self.parent, title, start, file_filter)
+        return path or None
+
     def confirm(self, title: str, message: str, accept: str) -> bool:
         box = QMessageBox(QMessageBox.Icon.Question, title, message, QMessageBox.StandardButton.Cancel, self.parent)
         yes = box.addButton(accept, QMessageBox.ButtonRole.AcceptRole)

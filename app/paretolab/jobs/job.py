@@ -41,6 +41,10 @@ class Job(QObject):
         self.state = JobState.WAITING
         self.started_at: float | None = None
         self.progress = Progress(listener=self.progressed.emit)
+        self.log: list[str] = []
+        self.error: BaseException | None = None
+        self.result: Any = None
+        self.progressed.connect(self._record)
         self._worker = FunctionWorker(fn, self.progress)
         self._worker.returned.connect(self._on_returned)
         self._worker.errored.connect(self._on_errored)
@@ -54,7 +58,22 @@ class Job(QObject):
         """Ask the job to stop at its next progress check (within a second for core calls)."""
         self.progress.cancel()
 
+    def elapsed(self) -> float:
+        return 0.0 if self.started_at is None else time.monotonic() - self.started_at
+
+    def eta(self) -> float | None:
+        """Seconds left, from the pace so far; None until there is a pace to go by."""
+        done = self.progress.fraction
+        if self.state != JobState.RUNNING or done < 0.02:
+            return None
+        return self.elapsed() * (1 - done) / done
+
+    def _record(self, fraction: float, message: str) -> None:
+        if message and (not self.log or self.log[-1] != message):
+            self.log.append(message)
+
     def _on_returned(self, result: Any) -> None:
+        self.result = result
         self.state = JobState.DONE
         self.succeeded.emit(result)
         self.finished.emit()
@@ -65,6 +84,8 @@ class Job(QObject):
             self.cancelled.emit()
         else:
             self.state = JobState.FAILED
+            self.error = error
+            self.log.append(f"failed: {error}")
             self.failed.emit(error)
         self.finished.emit()
 

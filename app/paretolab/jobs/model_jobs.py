@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from paretolab.core.eager import torch_edits_unavailable
 from paretolab.core.graph import LayerGraph
 from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.progress import Progress
@@ -16,6 +17,7 @@ from paretolab.jobs.job import Job
 class LoadedModel:
     handle: ModelHandle
     graph: LayerGraph
+    torch_reason: str | None = None  # why structured pruning / distillation cannot run, or None
 
 
 def load_model_job(
@@ -32,7 +34,9 @@ def load_model_job(
         handle = load_model(path, trust=trust, input_shapes=input_shapes, arch=arch)
         progress.report(0.4, "building the layer graph")
         graph = handle.layer_graph()
+        progress.report(0.9, "checking which techniques apply")
+        reason = torch_edits_unavailable(handle)
         progress.report(1.0, f"{path.name}: {len(graph)} layers")
-        return LoadedModel(handle, graph)
+        return LoadedModel(handle, graph, reason)
 
     return Job(f"Open {path.name}", run)

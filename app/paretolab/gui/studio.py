@@ -1,0 +1,135 @@
+"""The studio's working parts: the job queue, the variants, the chart and the table, kept in
+step. The main window owns the widgets; this object owns what happens between them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.variant import Recipe, Variant
+from paretolab.gui.settings_panel import SettingsPanel
+from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
+from paretolab.gui.variants_table import VariantsTable
+from paretolab.jobs import Job, LoadedModel
+from paretolab.jobs.queue import JobQueue
+from paretolab.jobs.studio_jobs import export_job, optimize_job
+
+log = logging.getLogger(__name__)
+EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
+
+
+def technique_of(recipe: Recipe) -> str:
+    kinds = {s.technique for s in recipe.steps}
+    if {"prune", "quantize"} <= kinds:
+        return "prune+quantize"
+    for kind in ("prune", "quantize", "distill"):
+        if kind in kinds:
+            return kind
+    return "other"
+
+
+class Studio(QObject):
+    variant_added = Signal(object)  # Variant
+    message = Signal(str, str)  # title, text: something the user should read
+    error = Signal(str, str)
+
+    def __init__(self, settings_panel: SettingsPanel, chart: TradeoffChart, table: VariantsTable, variants_root: Path,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.queue = JobQueue(self)
+        self.settings_panel, self.chart, self.table = settings_panel, chart, table
+        self.variants_root = variants_root
+        self.loaded: LoadedModel | None = None
+        self.data_spec = "digits"
+        self._reserved: set[str] = set()
+        settings_panel.run_requested.connect(self.run)
+        chart.point_selected.connect(lambda key: key != "baseline" and table.select(key))
+        table.variant_selected.connect(chart.select)
+
+    # -- model --------------------------------------------------------------------------
+    def set_model(self, loaded: LoadedModel, torch_reason: str | None) -> None:
+        self.loaded = loaded
+        self._reserved.clear()
+        self.chart.clear()
+        self.table.model.clear()
+        self.settings_panel.set_model(loaded.graph, torch_reason)
+
+    def variants_dir(self) -> Path:
+        """Where this model's variants are written: one folder per model file content."""
+        assert self.loaded is not None
+        digest = hashlib.sha256()
+        for f in self.loaded.handle.files:
+            digest.update(f.read_bytes())
+        return self.variants_root / f"{self.loaded.handle.path.stem}-{digest.hexdigest()[:10]}"
+
+    def _next_name(self, folder: Path) -> str:
+        """v1, v2, ...: never a name a variant, a queued job or a file in `folder` has."""
+        taken = {v.name for v in self.table.model.variants} | self._reserved
+        n = 1
+        while f"v{n}" in taken or any(folder.glob(f"v{n}.*")):
+            n += 1
+        self._reserved.add(f"v{n}")
+        return f"v{n}"
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, recipe_doc: dict, data_spec: str) -> Job | None:
+        if self.loaded is None:
+            return None
+        try:
+            recipe = Recipe.from_dict(recipe_doc, "settings")
+        except ParetoLabError as exc:
+            self.error.emit("Invalid settings", str(exc))
+            return None
+        self.data_spec = data_spec
+        folder = self.variants_dir()
+        job = optimize_job(self.loaded.handle, recipe, data_spec, folder, self._next_name(folder))
+        job.succeeded.connect(self._on_variant)
+        job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
+        return self.queue.submit(job)
+
+    def _on_variant(self, variant: Variant) -> None:
+        if variant.metrics.get("cancelled"):
+            return
+        baseline = variant.metrics["baseline"]
+        if "baseline" not in self.chart.points:
+            self.chart.set_point(ChartPoint("baseline", "baseline: the original model, FP32 on ONNX Runtime",
+                                            baseline["latency_ms"], _score(baseline), baseline["size_bytes"], "baseline", True))
+        m = variant.metrics["variant"]
+        self.chart.set_point(ChartPoint(variant.name, f"{variant.name}: {variant.recipe.summary()} ({m['backend']})",
+                                        m["latency_ms"], _score(m), m["size_bytes"], technique_of(variant.recipe)))
+        self.table.add(variant)
+        self.table.select(variant.name)
+        self.variant_added.emit(variant)
+
+    def _on_failed(self, job: Job, exc: BaseException) -> None:
+        if isinstance(exc, ParetoLabError):
+            self.error.emit("The job failed", str(exc))
+        else:
+            log.error("job %s failed", job.title, exc_info=exc)
+            self.error.emit("The job failed", f"A bug in ParetoLab stopped '{job.title}': {type(exc).__name__}: {exc}")
+
+    # -- export -------------------------------------------------------------------------
+    def export(self, variant: Variant, fmt: str, dest: Path) -> Job:
+        expected = variant.metrics.get("variant", {}).get("top1")
+        job = export_job(variant.artifact, fmt, dest, self.data_spec, expected)
+        job.succeeded.connect(lambda result, v=variant: self._on_exported(v, result))
+        job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
+        return self.queue.submit(job)
+
+    def _on_exported(self, variant: Variant, result) -> None:
+        measured = "n/a" if result.top1 is None else f"{100 * result.top1:.2f}%"
+        if result.matches:
+            self.message.emit("Exported", f"{variant.name} → {result.path}\nRe-loaded and re-evaluated: top-1 {measured}, "
+                                          "the same as the variants table.")
+        else:
+            expected = "n/a" if result.expected_top1 is None else f"{100 * result.expected_top1:.2f}%"
+            self.error.emit("Exported, but the numbers differ",
+                            f"{result.path}: top-1 {measured} after re-loading, {expected} in the table.")
+
+
+def _score(metrics: dict) -> float:
+    return metrics["top1"] if metrics.get("top1") is not None else (metrics.get("agreement") or 0.0)

@@ -1,0 +1,148 @@
+"""The accuracy-versus-latency chart: one point per variant, the Pareto front as a staircase.
+
+Points are redrawn with setData on a short timer, not on every change, as pyqtgraph's own
+examples advise; hovering shows a variant's recipe and numbers; clicking selects it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyqtgraph as pg
+import pyqtgraph.exporters
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from paretolab.core.pareto import Point, pareto_front, step_line
+from paretolab.core.units import size
+
+TECHNIQUE_COLOURS = {
+    "baseline": "#7f7f7f", "prune": "#1f77b4", "quantize": "#ff7f0e", "prune+quantize": "#2ca02c",
+    "distill": "#9467bd", "other": "#8c564b",
+}
+
+
+@dataclass(frozen=True)
+class ChartPoint:
+    key: str
+    label: str  # name and recipe, for the tooltip
+    latency_ms: float
+    score: float  # top-1 accuracy (or agreement), 0..1
+    size_bytes: int
+    technique: str  # a TECHNIQUE_COLOURS key
+    baseline: bool = False
+
+
+class TradeoffChart(QWidget):
+    point_selected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.points: dict[str, ChartPoint] = {}
+        self.selected: str | None = None
+        self.axis = QComboBox(self)
+        self.axis.addItems(["latency", "model size"])
+        self.axis.currentIndexChanged.connect(self._schedule)
+        self.plot = pg.PlotWidget(self)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setLabel("left", "accuracy (top-1, %)")
+        self.scatter = pg.ScatterPlotItem(hoverable=True, tip=self._tip, hoverSize=14)
+        self.scatter.sigClicked.connect(self._clicked)
+        self.front = pg.PlotDataItem(pen=pg.mkPen("#2ca02c", width=1), skipFiniteCheck=True)
+        self.plot.addItem(self.front)
+        self.plot.addItem(self.scatter)
+        header = QHBoxLayout()
+        header.addWidget(QLabel("x axis:", self))
+        header.addWidget(self.axis)
+        header.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(header)
+        layout.addWidget(self.plot)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self.redraw)
+        self.redraw()
+
+    def set_point(self, point: ChartPoint) -> None:
+        """Add a variant's point or move it; the chart redraws shortly after."""
+        self.points[point.key] = point
+        self._schedule()
+
+    def remove_point(self, key: str) -> None:
+        self.points.pop(key, None)
+        self._schedule()
+
+    def clear(self) -> None:
+        self.points.clear()
+        self.selected = None
+        self._schedule()
+
+    def select(self, key: str | None) -> None:
+        self.selected = key
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._timer.start()
+
+    def _x(self, p: ChartPoint) -> float:
+        return p.latency_ms if self.axis.currentIndex() == 0 else p.size_bytes / 1024
+
+    def redraw(self) -> None:
+        self.plot.setLabel("bottom", "median latency, batch 1 (ms)" if self.axis.currentIndex() == 0 else "model size (KiB)")
+        points = list(self.points.values())
+        largest = max((p.size_bytes for p in points), default=1) or 1
+        spots = []
+        for p in points:
+            colour = QColor(TECHNIQUE_COLOURS.get(p.technique, TECHNIQUE_COLOURS["other"]))
+            spots.append({
+                "pos": (self._x(p), 100 * p.score),
+                "size": 8 + 14 * (p.size_bytes / largest) ** 0.5,
+                "brush": pg.mkBrush(colour),
+                "pen": pg.mkPen("w" if p.key != self.selected else "#d62728", width=1 if p.key != self.selected else 3),
+                "symbol": "s" if p.baseline else "o",
+                "data": p.key,
+            })
+        self.scatter.setData(spots)
+        front = pareto_front([Point(p.key, self._x(p), p.score) for p in points])
+        xs, ys = step_line(front)
+        self.front.setData(xs, [100 * y for y in ys])
+
+    def front_keys(self) -> list[str]:
+        return [p.key for p in pareto_front([Point(p.key, self._x(p), p.score) for p in self.points.values()])]
+
+    def _tip(self, x: float, y: float, data: str) -> str:
+        p = self.points.get(data)
+        if p is None:
+            return ""
+        return f"{p.label}\ntop-1 {100 * p.score:.2f}%   {p.latency_ms:.3f} ms   {size(p.size_bytes)}"
+
+    def _clicked(self, item, spots, event=None) -> None:
+        if spots:
+            key = spots[0].data()
+            self.select(key)
+            self.point_selected.emit(key)
+
+    def export(self, path: Path) -> Path:
+        """Save the chart as PNG or SVG (by the file's suffix).
+
+        SVG goes through Qt's own QSvgGenerator: pyqtgraph's SVGExporter fails on the SVG
+        that Qt 6.7+ writes (known upstream; a ValueError while it rewrites coordinates)."""
+        path = Path(path)
+        self.redraw()
+        if path.suffix.lower() == ".svg":
+            generator = QSvgGenerator()
+            generator.setFileName(str(path))
+            generator.setSize(self.plot.size())
+            generator.setViewBox(self.plot.rect())
+            generator.setTitle("ParetoLab trade-off chart")
+            painter = QPainter(generator)
+            self.plot.render(painter)
+            painter.end()
+        else:
+            pyqtgraph.exporters.ImageExporter(self.plot.plotItem).export(str(path))
+        return path

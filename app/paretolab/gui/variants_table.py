@@ -1,0 +1,119 @@
+"""Every variant with its recipe and measured numbers, sortable, linked to the chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import QHeaderView, QTableView, QVBoxLayout, QWidget
+
+from paretolab.core.units import size
+from paretolab.core.variant import Variant
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+KEY_ROLE = Qt.ItemDataRole.UserRole + 2
+COLUMNS = ("Variant", "Recipe", "Top-1", "Agreement", "Latency ms", "Speed-up", "Size", "Backend")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+class VariantsModel(QAbstractTableModel):
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.variants: list[Variant] = []
+
+    def add(self, variant: Variant) -> None:
+        self.beginInsertRows(QModelIndex(), len(self.variants), len(self.variants))
+        self.variants.append(variant)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.variants.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt signature
+        return 0 if parent.isValid() else len(self.variants)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        v = self.variants[index.row()]
+        m = v.metrics.get("variant", {})
+        values = (v.name, v.recipe.summary(), m.get("top1"), m.get("agreement"), m.get("latency_ms"),
+                  v.metrics.get("speedup"), m.get("size_bytes"), m.get("backend"))
+        col = index.column()
+        if role == KEY_ROLE:
+            return v.name
+        if role == SORT_ROLE:
+            return values[col] if values[col] is not None else -1
+        if role == Qt.ItemDataRole.DisplayRole:
+            value = values[col]
+            if col in (2, 3):
+                return _pct(value)
+            if col == 4:
+                return f"{value:.4f}" if value is not None else ""
+            if col == 5:
+                return f"{value:.2f}x" if value else ""
+            if col == 6:
+                return size(value)
+            return str(value or "")
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{v.artifact}\n{v.recipe.summary()}"
+        if role == Qt.ItemDataRole.TextAlignmentRole and col >= 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+
+class VariantsTable(QWidget):
+    variant_selected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = VariantsModel(self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.view = QTableView(self)
+        self.view.setModel(self.proxy)
+        self.view.setSortingEnabled(True)
+        self.view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.view.verticalHeader().setVisible(False)
+        self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+
+    def add(self, variant: Variant) -> None:
+        self.model.add(variant)
+        self.view.resizeColumnsToContents()
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.model.variants if v.name == name), None)
+
+    def selected(self) -> Variant | None:
+        rows = self.view.selectionModel().selectedRows()
+        return self.variant(rows[0].data(KEY_ROLE)) if rows else None
+
+    def select(self, name: str) -> None:
+        for row in range(self.proxy.rowCount()):
+            if self.proxy.index(row, 0).data(KEY_ROLE) == name:
+                self.view.selectRow(row)
+                return
+
+    def _on_selection(self, *args) -> None:
+        chosen = self.selected()
+        if chosen is not None:
+            self.variant_selected.emit(chosen.name)

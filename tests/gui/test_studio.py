@@ -1,0 +1,150 @@
+"""The studio flow, driven like a user: sample → slider → run → chart and table → export →
+the exported file gives the accuracy the table showed. Plus the stall and cancel tests."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
+from paretolab.core.data import digits
+from paretolab.core.sample import sample_model_path
+from paretolab.jobs.job import JobState
+from paretolab.jobs.studio_jobs import profile_job
+
+
+@pytest.fixture()
+def studio_window(qtbot, window):
+    window.prompts = FakePrompts()
+    open_and_wait(qtbot, window, sample_model_path())
+    return window
+
+
+def test_whole_flow_from_slider_to_exported_file(qtbot, studio_window, tmp_path):
+    w = studio_window
+    panel = w.settings_panel
+    assert not panel.run_button.isEnabled() and "Nothing to do" in panel.run_button.toolTip()
+    panel.sparsity.setValue(0.5)
+    panel.distill.setChecked(True)
+    panel.epochs.setValue(4)
+    assert panel.run_button.isEnabled()
+    assert "Predicted: 10.3 K params (26%), 156 K MACs (25%)" in panel.prediction.text()
+
+    progress = []
+    qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    job = w.studio.queue.running
+    job.progressed.connect(lambda f, m: progress.append(f))
+    with qtbot.waitSignal(w.studio.variant_added, timeout=120_000) as added:
+        pass
+    variant = added.args[0]
+    assert progress and max(progress) > 0.5
+    assert job.state == JobState.DONE and any("epoch" in line for line in job.log)
+    assert set(w.chart.points) == {"baseline", variant.name}
+    assert w.variants.model.rowCount() == 1 and w.variants.selected() is variant
+    assert w.jobs_panel.table.rowCount() == 1 and w.jobs_panel.table.item(0, 1).text() == "done"
+    table_top1 = variant.metrics["variant"]["top1"]
+    shown = w.variants.proxy.index(0, 2).data()
+    assert shown == f"{100 * table_top1:.2f}%"
+
+    w.prompts.choice, w.prompts.path = "ONNX", str(tmp_path / "exported")
+    export = w.export_selected()
+    qtbot.waitUntil(lambda: export.state == JobState.DONE, timeout=60_000)
+    assert w.prompts.infos and "the same as the variants table" in w.prompts.infos[-1][1]
+    session = ort.InferenceSession(str(tmp_path / "exported.onnx"), providers=["CPUExecutionProvider"])
+    test = digits("test")
+    logits = session.run(None, {session.get_inputs()[0].name: test.load(np.arange(len(test)))[0]})[0]
+    assert float((logits.argmax(1) == test.labels).mean()) == pytest.approx(table_top1)
+
+
+def test_chart_front_export_and_selection(qtbot, studio_window, tmp_path):
+    w = studio_window
+    w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    w.settings_panel.request_run()
+    w.settings_panel.quantize.setCurrentText("none")
+    w.settings_panel.sparsity.setValue(0.3)
+    w.settings_panel.method.setCurrentText("unstructured")
+    w.settings_panel.request_run()
+    assert len(w.studio.queue.pending()) == 1  # the second waits for the first
+    qtbot.waitUntil(lambda: w.variants.model.rowCount() == 2, timeout=120_000)
+    w.chart.redraw()
+    assert set(w.chart.points) == {"baseline", "v1", "v2"} and len(w.chart.scatter.points()) == 3
+    front = w.chart.front_keys()
+    assert front and all(k in w.chart.points for k in front)
+    w.chart.point_selected.emit("v1")
+    assert w.variants.selected().name == "v1"
+    for suffix in (".png", ".svg"):
+        assert w.chart.export(tmp_path / f"chart{suffix}").stat().st_size > 1000
+    w.chart.axis.setCurrentIndex(1)
+    w.chart.redraw()
+    assert "size" in w.chart.plot.getAxis("bottom").labelText
+
+
+def test_onnx_only_model_disables_structured_pruning_and_distillation(qtbot, window, model_files):
+    window.prompts = FakePrompts()
+    open_and_wait(qtbot, window, model_files["onnx"])
+    panel = window.settings_panel
+    assert not panel.distill.isEnabled() and "ONNX only" in panel.distill.toolTip()
+    assert panel.method.currentText() == "unstructured" and not panel.method.model().item(0).isEnabled()
+
+
+def test_gui_never_stalls_while_compressing_and_profiling(qtbot, studio_window):
+    w = studio_window
+    w.settings_panel.sparsity.setValue(0.5)
+    w.settings_panel.distill.setChecked(True)
+    w.settings_panel.epochs.setValue(3)
+    w.settings_panel.quantize.setCurrentText("int8, OpenVINO (NNCF)")
+    gaps, clock = [], QElapsedTimer()
+    clock.start()
+    ticker = QTimer()
+    ticker.setInterval(5)
+    ticker.timeout.connect(lambda: gaps.append(clock.restart()))
+    ticker.start()
+    compress = w.studio.run(w.settings_panel.recipe(), "digits")
+    profiling = profile_job(sample_model_path(), "openvino")
+    profiling.start()  # at the same time as the compression job
+    qtbot.waitUntil(lambda: compress.state == JobState.DONE and profiling.state == JobState.DONE, timeout=180_000)
+    ticker.stop()
+    assert len(gaps) > 50
+    print(f"longest event-loop stall: {max(gaps[3:])} ms over {len(gaps)} ticks")
+    assert max(gaps[3:]) < 100, f"longest event-loop stall {max(gaps[3:])} ms"
+
+
+def test_cancel_takes_effect_within_a_second(qtbot, studio_window):
+    w = studio_window
+    w.settings_panel.sparsity.setValue(0.5)
+    w.settings_panel.distill.setChecked(True)
+    w.settings_panel.epochs.setValue(200)
+    job = w.studio.run(w.settings_panel.recipe(), "digits")
+    qtbot.waitUntil(lambda: any(line.startswith("epoch") for line in job.log), timeout=60_000)
+    start = time.monotonic()
+    w.cancel_action.trigger()
+    qtbot.waitUntil(lambda: job.state != JobState.RUNNING, timeout=5_000)
+    assert time.monotonic() - start < 1.0
+    assert job.state == JobState.CANCELLED and w.variants.model.rowCount() == 0
+    assert w.prompts.errors == []
+
+
+def test_closing_with_running_jobs_asks_first(qtbot, studio_window):
+    w = studio_window
+    w.settings_panel.sparsity.setValue(0.5)
+    w.settings_panel.distill.setChecked(True)
+    w.settings_panel.epochs.setValue(200)
+    job = w.studio.run(w.settings_panel.recipe(), "digits")
+    w.prompts.confirm_answer = False
+    w.close()
+    assert w.isVisible() and job.state in (JobState.RUNNING, JobState.WAITING)
+    w.prompts.confirm_answer = True
+    w.close()
+    assert not w.isVisible()
+    qtbot.waitUntil(lambda: job.state == JobState.CANCELLED, timeout=2_000)  # the worker has stopped; its signal follows
+
+
+def test_invalid_settings_and_failed_jobs_reach_the_user(qtbot, studio_window):
+    w = studio_window
+    assert w.studio.run({"steps": [{"technique": "prune", "settings": {"sparsity": 2.0}}]}, "digits") is None
+    assert "'sparsity' must be between 0 and 0.99" in w.prompts.errors[-1][1]
+    assert w.export_selected() is None and w.prompts.errors[-1][0] == "Nothing to export"
