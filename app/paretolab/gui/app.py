@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 from paretolab import __version__
 from paretolab.gui.main_window import MainWindow
 from paretolab.jobs.job import wait_for_all_jobs
+from paretolab.jobs.preload import preload_job
 
 
 def create_app() -> QApplication:
@@ -27,6 +28,8 @@ def run_app(model: str | Path | None = None) -> int:
     window = MainWindow()
     app.aboutToQuit.connect(wait_for_all_jobs)
     window.show()
+    preload = preload_job()
+    preload.start()
     if model:
         window.open_model(model)
     else:
