@@ -4,7 +4,7 @@
 set -euo pipefail
 out="${1:-docs/main-window.png}"
 export DISPLAY=:97 XDG_CONFIG_HOME="$(mktemp -d)"
-Xvfb "$DISPLAY" -screen 0 1200x720x24 >/dev/null 2>&1 &
+Xvfb "$DISPLAY" -screen 0 1600x1000x24 >/dev/null 2>&1 &
 xvfb=$!
 trap 'kill $xvfb $app 2>/dev/null || true' EXIT
 sleep 1

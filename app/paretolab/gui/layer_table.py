@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QHeaderView,
@@ -98,6 +98,8 @@ class ShareBarDelegate(QStyledItemDelegate):
 class LayerTable(QWidget):
     """A filter box over a sortable table of the graph's layers."""
 
+    layer_selected = Signal(str)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = LayerTableModel(self)
@@ -125,6 +127,8 @@ class LayerTable(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
 
+        self.view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.view.selectionModel().selectionChanged.connect(self._on_selection)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter)
@@ -135,6 +139,19 @@ class LayerTable(QWidget):
         self.view.resizeColumnsToContents()
         self.view.setColumnWidth(SHARE_COLUMN, 160)
         self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+
+    def select(self, name: str) -> None:
+        for row in range(self.proxy.rowCount()):
+            if self.proxy.index(row, 1).data() == name:
+                if not self.view.selectionModel().isRowSelected(row, QModelIndex()):
+                    self.view.selectRow(row)
+                    self.view.scrollTo(self.proxy.index(row, 1))
+                return
+
+    def _on_selection(self, *args) -> None:
+        rows = self.view.selectionModel().selectedRows(1)
+        if rows:
+            self.layer_selected.emit(rows[0].data())
 
     def visible_layer_names(self) -> list[str]:
         """Layer names in the order the user sees them (after sorting and filtering)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import platformdirs
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QTabWidget, QWidget
 
 from paretolab.core.errors import (
     ArchitectureRequiredError,
@@ -20,6 +20,8 @@ from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import parse_input_shapes
 from paretolab.gui.layer_table import LayerTable
 from paretolab.gui.prompts import Prompts
+from paretolab.gui.graph_view import GraphView
+from paretolab.gui.importance_chart import ImportanceChart
 from paretolab.gui.jobs_panel import JobsPanel
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.studio import EXPORT_FORMATS, Studio
@@ -28,6 +30,7 @@ from paretolab.gui.tradeoff_chart import TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel, load_model_job
 from paretolab.jobs.job import wait_for_all_jobs
+from paretolab.jobs.studio_jobs import analysis_job
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
@@ -45,7 +48,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("ParetoLab")
         self.setAcceptDrops(True)
         self.layer_table = LayerTable(self)
-        self.setCentralWidget(self.layer_table)
+        self.graph_view = GraphView(self)
+        self.center = QTabWidget(self)
+        self.center.addTab(self.graph_view, "Graph")
+        self.center.addTab(self.layer_table, "Layers")
+        self.setCentralWidget(self.center)
+        self.graph_view.node_selected.connect(self.layer_table.select)
+        self.layer_table.layer_selected.connect(self.graph_view.select)
         self.summary = SummaryPanel(self)
         self.summary.setMinimumWidth(300)
         self.summary_dock = self._dock("Model", self.summary, Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -58,6 +67,10 @@ class MainWindow(QMainWindow):
         self.studio = Studio(self.settings_panel, self.chart, self.variants, self.variants_root, self)
         self.studio.error.connect(lambda title, text: self.prompts.error(title, text))
         self.studio.message.connect(lambda title, text: self.prompts.info(title, text))
+        self.importance_chart = ImportanceChart(self)
+        self.importance_dock = self._dock("Importance", self.importance_chart, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.importance_chart.layer_selected.connect(self.graph_view.select)
+        self.graph_view.node_selected.connect(self.importance_chart.select)
         self.jobs_panel = JobsPanel(self.studio.queue, self)
         self.jobs_dock = self._dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.variants_dock, self.jobs_dock)
@@ -107,8 +120,10 @@ class MainWindow(QMainWindow):
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = self._action("&Run settings", self.settings_panel.request_run, QKeySequence("Ctrl+R"))
         run_menu.addAction(self.run_action)
+        self.analyse_action = self._action("&Analyse layers (importance, sensitivity, time)", self.analyse_layers, QKeySequence("Ctrl+L"))
+        run_menu.addAction(self.analyse_action)
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.summary_dock, self.settings_dock, self.chart_dock, self.variants_dock, self.jobs_dock):
+        for dock in (self.summary_dock, self.settings_dock, self.chart_dock, self.importance_dock, self.variants_dock, self.jobs_dock):
             view_menu.addAction(dock.toggleViewAction())
         self.cancel_action = self._action("&Cancel job", self.cancel_job, QKeySequence(Qt.Key.Key_Escape))
         self.addAction(self.cancel_action)
@@ -150,8 +165,10 @@ class MainWindow(QMainWindow):
             return
         self.loaded = loaded
         self.layer_table.set_graph(loaded.graph)
+        self.graph_view.set_graph(loaded.graph)
         self.summary.show_model(loaded)
         self.studio.set_model(loaded, loaded.torch_reason)
+        self.importance_chart.clear()
         self.setWindowTitle(f"ParetoLab — {loaded.handle.path.name}")
         self.status_label.setText(f"{loaded.handle.path.name}: {len(loaded.graph)} layers")
         self._remember(loaded.handle.path)
@@ -203,6 +220,33 @@ class MainWindow(QMainWindow):
         elif self.studio.queue.running is not None:
             self.studio.queue.cancel(self.studio.queue.running)
             self.status_label.setText("Cancelling…")
+
+    # -- layer analysis -------------------------------------------------------------------
+    def analyse_layers(self) -> Job | None:
+        if self.loaded is None:
+            return None
+        job = analysis_job(self.loaded.handle, self.settings_panel.data_spec())
+        loaded = self.loaded
+        job.succeeded.connect(lambda analysis: self._show_analysis(loaded, analysis))
+        job.failed.connect(lambda exc: self.prompts.error("Layer analysis failed", str(exc)))
+        return self.studio.queue.submit(job)
+
+    def _show_analysis(self, loaded: LoadedModel, analysis) -> None:
+        if loaded is not self.loaded:
+            return  # another model was opened meanwhile
+        l1 = {x.layer: x.l1 for x in analysis.importance}
+        taylor = {x.layer: x.taylor for x in analysis.importance if x.taylor is not None}
+        drops = analysis.sensitivity.by_layer() if analysis.sensitivity else {}
+        share = {t.layer: t.share for t in analysis.times if t.mapped}
+        for title, values in (("importance (mean |w|)", l1), ("importance (Taylor)", taylor),
+                              ("sensitivity (worst drop, pruning)", drops), ("latency share (ONNX Runtime)", share)):
+            if values:
+                self.graph_view.set_metric(title, values)
+                self.importance_chart.set_metric(title, values)
+        self.graph_view.metric_box.setCurrentText("importance (Taylor)" if taylor else "importance (mean |w|)")
+        self.graph_view.set_details("latency", {t.layer: f"{t.ms:.4f} ms ({100 * t.share:.1f}%)" for t in analysis.times if t.mapped})
+        self.graph_view.set_details("sensitivity", {k: f"worst drop {100 * v:.1f} points when pruned alone" for k, v in drops.items()})
+        self.graph_view.set_details("importance", {x.layer: f"mean |w| {x.l1:.4g}" + (f", Taylor {x.taylor:.3g}" if x.taylor else "") for x in analysis.importance})
 
     # -- export ---------------------------------------------------------------------------
     def export_selected(self) -> Job | None:

@@ -121,6 +121,9 @@ class SettingsPanel(QWidget):
             steps.append({"technique": "quantize", "settings": {"backend": target[0], "precision": target[1]}})
         return {"steps": steps}
 
+    def data_spec(self) -> str:
+        return DATASETS[self.data.currentText()]
+
     def request_run(self) -> None:
         if self.run_button.isEnabled():
             self.run_requested.emit(self.recipe(), DATASETS[self.data.currentText()])

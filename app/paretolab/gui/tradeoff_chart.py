@@ -49,6 +49,9 @@ class TradeoffChart(QWidget):
         self.plot = pg.PlotWidget(self)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("left", "accuracy (top-1, %)")
+        for side in ("left", "bottom"):  # milliseconds stay milliseconds: no "(x0.001)" rescaling
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
+        self.setMinimumWidth(420)
         self.scatter = pg.ScatterPlotItem(hoverable=True, tip=self._tip, hoverSize=14)
         self.scatter.sigClicked.connect(self._clicked)
         self.front = pg.PlotDataItem(pen=pg.mkPen("#2ca02c", width=1), skipFiniteCheck=True)
@@ -144,5 +147,7 @@ class TradeoffChart(QWidget):
             self.plot.render(painter)
             painter.end()
         else:
-            pyqtgraph.exporters.ImageExporter(self.plot.plotItem).export(str(path))
+            exporter = pyqtgraph.exporters.ImageExporter(self.plot.plotItem)
+            exporter.parameters()["width"] = max(1200, self.plot.width())
+            exporter.export(str(path))
         return path

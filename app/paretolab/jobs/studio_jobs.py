@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from paretolab.core.data import open_dataset
 from paretolab.core.export import export_variant
+from paretolab.core.importance import default_cache, sensitivity_scan, weight_importance
 from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.optimize import DataPlan, optimize
-from paretolab.core.profile import profile_model
+from paretolab.core.profile import layer_breakdown, profile_model
 from paretolab.core.progress import Progress
 from paretolab.core.variant import Recipe
 from paretolab.jobs.job import Job
@@ -35,3 +37,29 @@ def profile_job(artifact: Path, backend: str, threads: int | None = None) -> Job
         return profile_model(load_model(artifact), backend=backend, threads=threads, progress=progress)
 
     return Job(f"Profile {artifact.name} on {backend}", run)
+
+
+@dataclass
+class LayerAnalysis:
+    importance: list  # LayerImportance
+    sensitivity: object | None  # SensitivityResult
+    times: list  # LayerTime, ONNX Runtime
+
+
+def analysis_job(handle: ModelHandle, data: str) -> Job:
+    """Importance, a pruning sensitivity scan and per-layer time: what the graph is coloured by."""
+
+    def run(progress: Progress) -> LayerAnalysis:
+        train = open_dataset("digits:train" if data == "digits" else data, handle.inputs)
+        held_out = open_dataset("digits:val" if data == "digits" else data, handle.inputs)
+        progress.report(0.05, "weight importance")
+        importance = weight_importance(handle, train)
+        progress.report(0.3, "sensitivity scan")
+        scan = sensitivity_scan(handle, held_out, levels=(0.3, 0.6, 0.9), cache=default_cache(),
+                                progress=Progress(lambda f, m: progress.report(0.3 + 0.5 * f, m)))
+        progress.report(0.85, "time per layer")
+        times = layer_breakdown(handle, "ort", "cpu", None)
+        progress.report(1.0, "layers analysed")
+        return LayerAnalysis(importance, scan, times)
+
+    return Job(f"Analyse layers of {handle.path.name}", run)

@@ -1,0 +1,233 @@
+"""The layer graph, drawn top-down, coloured by a chosen metric.
+
+All edges are one path item and nodes are plain rectangles whose labels are skipped when
+zoomed out, so a 1,000-layer model draws in about a second and pans smoothly (the scene's
+index skips what is off screen)."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QLinearGradient, QPainter, QPainterPath, QPen, QWheelEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStyleOptionGraphicsItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from paretolab.core.graph import LayerGraph
+from paretolab.core.layout import layered_layout
+
+NODE_W, NODE_H = 150.0, 34.0
+# viridis, sampled: readable in light and dark palettes, and for colour-blind eyes
+VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
+
+
+def colour_for(value: float) -> QColor:
+    """0..1 -> viridis."""
+    value = min(max(value, 0.0), 1.0) * (len(VIRIDIS) - 1)
+    low = int(math.floor(value))
+    high = min(low + 1, len(VIRIDIS) - 1)
+    a, b, t = QColor(VIRIDIS[low]), QColor(VIRIDIS[high]), value - low
+    return QColor(int(a.red() + (b.red() - a.red()) * t), int(a.green() + (b.green() - a.green()) * t),
+                  int(a.blue() + (b.blue() - a.blue()) * t))
+
+
+class NodeItem(QGraphicsRectItem):
+    def __init__(self, name: str, op: str, rect: QRectF) -> None:
+        super().__init__(rect)
+        self.name, self.op = name, op
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setPen(QPen(QColor("#555555"), 1))
+        self.setToolTip(f"{name} ({op})")
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        selected = self.isSelected()
+        painter.setPen(QPen(QColor("#d62728"), 3) if selected else self.pen())
+        painter.setBrush(self.brush())
+        painter.drawRoundedRect(self.rect(), 4, 4)
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < 0.45:
+            return  # too small to read: skip the text, the costly part
+        fill = self.brush().color()
+        painter.setPen(QColor("black") if fill.lightness() > 140 else QColor("white"))
+        painter.drawText(self.rect().adjusted(4, 1, -4, -1), Qt.AlignmentFlag.AlignCenter, f"{self.name}\n{self.op}")
+
+
+class _View(QGraphicsView):
+    """Zooms with the wheel; keeps the graph fitted on resize until the user zooms."""
+
+    def __init__(self, scene: QGraphicsScene, owner: GraphView) -> None:
+        super().__init__(scene, owner)
+        self.owner = owner
+        self.auto_fit = True
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        self.auto_fit = False
+        factor = 1.2 if event.angleDelta().y() > 0 else 1 / 1.2
+        self.scale(factor, factor)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self.auto_fit:
+            self.owner.fit()
+
+
+class Legend(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.low, self.high, self.title = "", "", ""
+        self.setMinimumHeight(22)
+
+    def set_range(self, title: str, low: str, high: str) -> None:
+        self.title, self.low, self.high = title, low, high
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        painter = QPainter(self)
+        bar = QRectF(self.width() * 0.3, 4, self.width() * 0.4, self.height() - 8)
+        gradient = QLinearGradient(bar.topLeft(), bar.topRight())
+        for i, c in enumerate(VIRIDIS):
+            gradient.setColorAt(i / (len(VIRIDIS) - 1), QColor(c))
+        painter.fillRect(bar, QBrush(gradient))
+        painter.setPen(self.palette().windowText().color())
+        painter.drawText(QRectF(0, 0, bar.left() - 6, self.height()), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{self.title}  {self.low}")
+        painter.drawText(QRectF(bar.right() + 6, 0, self.width(), self.height()), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.high)
+
+
+class GraphView(QWidget):
+    node_selected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.scene = QGraphicsScene(self)
+        self.view = _View(self.scene, self)
+        self.view.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        self.view.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.view.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
+        self.metric_box = QComboBox(self)
+        self.metric_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.metric_box.currentIndexChanged.connect(self._recolour)
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Find layer…")
+        self.search.returnPressed.connect(self.find)
+        fit = QPushButton("Fit", self)
+        fit.clicked.connect(self.fit)
+        self.legend = Legend(self)
+        self.details = QLabel("Click a layer for its details.", self)
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Colour by:", self))
+        bar.addWidget(self.metric_box)
+        bar.addWidget(self.search, 1)
+        bar.addWidget(fit)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.legend)
+        layout.addWidget(self.details)
+        self.graph: LayerGraph | None = None
+        self.items: dict[str, NodeItem] = {}
+        self.metrics: dict[str, dict[str, float]] = {}
+        self._extra: dict[str, dict[str, str]] = {}  # per layer: shown in the details
+        self.scene.selectionChanged.connect(self._on_selection)
+
+    def set_graph(self, graph: LayerGraph | None) -> None:
+        self.scene.clear()
+        self.items.clear()
+        self.graph = graph
+        self.metrics, self._extra = {}, {}
+        if graph is None:
+            return
+        placed = layered_layout(graph, node_width=NODE_W, node_height=NODE_H)
+        edges = QPainterPath()
+        for a, b in graph.edges:
+            if a in placed and b in placed:
+                pa, pb = placed[a], placed[b]
+                start, end = QPointF(pa.x, pa.y + NODE_H), QPointF(pb.x, pb.y)
+                middle = (start.y() + end.y()) / 2
+                edges.moveTo(start)
+                edges.cubicTo(QPointF(start.x(), middle), QPointF(end.x(), middle), end)
+        edge_item = QGraphicsPathItem(edges)
+        edge_item.setPen(QPen(QColor("#8a8a8a"), 1))
+        edge_item.setZValue(-1)
+        self.scene.addItem(edge_item)
+        for node in graph:
+            p = placed[node.name]
+            item = NodeItem(node.name, node.op, QRectF(p.x - NODE_W / 2, p.y, NODE_W, NODE_H))
+            self.scene.addItem(item)
+            self.items[node.name] = item
+        total = graph.total_macs or 0
+        self.set_metric("MACs share", {n.name: (n.macs or 0) / total for n in graph} if total else {})
+        self.set_metric("parameters", {n.name: float(n.params) for n in graph})
+        self.view.auto_fit = True
+        self.fit()
+
+    def set_metric(self, title: str, values: dict[str, float], select: bool = False) -> None:
+        """Add or replace a colouring; `select` shows it now."""
+        self.metrics[title] = values
+        if self.metric_box.findText(title) < 0:
+            self.metric_box.addItem(title)
+        if select:
+            self.metric_box.setCurrentText(title)
+        elif self.metric_box.currentText() == title:
+            self._recolour()
+
+    def set_details(self, title: str, values: dict[str, str]) -> None:
+        for layer, text in values.items():
+            self._extra.setdefault(layer, {})[title] = text
+
+    def _recolour(self) -> None:
+        values = self.metrics.get(self.metric_box.currentText(), {})
+        known = [v for v in values.values() if v is not None]
+        low, high = (min(known), max(known)) if known else (0.0, 1.0)
+        span = (high - low) or 1.0
+        for name, item in self.items.items():
+            value = values.get(name)
+            item.setBrush(QBrush(QColor("#d9d9d9") if value is None else colour_for((value - low) / span)))
+        self.legend.set_range(self.metric_box.currentText(), f"{low:.3g}", f"{high:.3g}")
+
+    def select(self, name: str) -> None:
+        item = self.items.get(name)
+        if item is None or item.isSelected():
+            return
+        self.scene.clearSelection()
+        item.setSelected(True)
+        self.view.centerOn(item)
+
+    def find(self) -> None:
+        text = self.search.text().strip().lower()
+        match = next((n for n in self.items if text and text in n.lower()), None)
+        if match:
+            self.select(match)
+
+    def fit(self) -> None:
+        rect = self.scene.itemsBoundingRect().adjusted(-10, -10, 10, 10)
+        if rect.height() > 12 * rect.width():  # a deep chain: fit the width, start at the top
+            self.view.fitInView(QRectF(rect.left(), rect.top(), rect.width(), rect.width() * 1.2), Qt.AspectRatioMode.KeepAspectRatio)
+        else:
+            self.view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def _on_selection(self) -> None:
+        chosen = [i for i in self.scene.selectedItems() if isinstance(i, NodeItem)]
+        if not chosen or self.graph is None:
+            return
+        node = self.graph.node(chosen[0].name)
+        lines = [f"<b>{node.name}</b> ({node.op})",
+                 "in: " + ", ".join(str(list(s)) for s in node.input_shapes if s) + " → out: " + ", ".join(str(list(s)) for s in node.output_shapes if s),
+                 f"params {node.params:,} · MACs {node.macs if node.macs is not None else '?':,}" if node.macs is not None else f"params {node.params:,}"]
+        lines += [f"{k}: {v}" for k, v in self._extra.get(node.name, {}).items()]
+        self.details.setText("<br>".join(lines))
+        self.node_selected.emit(node.name)

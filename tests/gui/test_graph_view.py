@@ -1,0 +1,66 @@
+"""The layer graph: laid out, coloured by importance, linked to the table and the chart."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import onnx
+from model_zoo import deep_mlp, export_onnx
+
+from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
+from paretolab.core.graph_onnx import build_onnx_graph
+from paretolab.core.layout import layered_layout
+from paretolab.core.model import load_model
+from paretolab.core.sample import sample_model_path
+from paretolab.gui.graph_view import GraphView
+from paretolab.jobs.job import JobState
+
+
+def test_layout_layers_follow_the_data(model_files):
+    graph = load_model(model_files["onnx"]).layer_graph()
+    placed = layered_layout(graph)
+    for a, b in graph.edges:
+        assert placed[a].layer < placed[b].layer and placed[a].y < placed[b].y
+    names = [n.name for n in graph]
+    add = next(n for n in graph if n.op == "Add").name
+    assert placed[add].layer == max(placed[p].layer for p in graph.predecessors(add)) + 1
+    assert len({(p.x, p.y) for p in placed.values()}) == len(names)  # no two nodes on one spot
+
+
+def test_thousand_layers_lay_out_and_draw_in_about_a_second(qtbot, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = build_onnx_graph(onnx.load(str(export_onnx(deep_mlp(), tmp_path / "deep.onnx", shape=(1, 16)))))
+    view = GraphView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    start = time.perf_counter()
+    view.set_graph(graph)
+    view.view.viewport().grab()
+    assert time.perf_counter() - start < 1.5
+    assert len(view.items) == 1000
+
+
+def test_analysis_colours_the_graph_and_selection_is_shared(qtbot, window):
+    window.prompts = FakePrompts()
+    open_and_wait(qtbot, window, sample_model_path())
+    view = window.graph_view
+    assert set(view.items) == {n.name for n in window.loaded.graph}
+    job = window.analyse_layers()
+    qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=120_000)
+    assert view.metric_box.currentText() == "importance (Taylor)"
+    colours = {item.brush().color().name() for item in view.items.values() if item.op in ("Conv", "Gemm")}
+    assert len(colours) > 1  # layers differ in importance, so in colour
+    for title in ("importance (mean |w|)", "sensitivity (worst drop, pruning)", "latency share (ONNX Runtime)"):
+        assert title in window.importance_chart.metrics
+    view.select("features.2")
+    assert window.layer_table.view.selectionModel().selectedRows(1)[0].data() == "features.2"
+    assert window.importance_chart.selected == "features.2"
+    assert "features.2" in view.details.text() and "latency" in view.details.text()
+    window.layer_table.select("classifier.1")
+    assert [i.name for i in view.scene.selectedItems()] == ["classifier.1"]
+    view.search.setText("features.5")
+    view.find()
+    assert [i.name for i in view.scene.selectedItems()] == ["features.5"]
