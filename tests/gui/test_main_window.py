@@ -121,3 +121,22 @@ def test_file_open_uses_the_chosen_path(qtbot, window, model_files):
     window.open_action.trigger()
     qtbot.waitUntil(lambda: window.job is None, timeout=60_000)
     assert window.loaded.handle.path == model_files["onnx"]
+
+
+def test_settings_and_layout_persist(qtbot, settings, tmp_path):
+    first = MainWindow(settings=settings, variants_root=tmp_path / "v")
+    qtbot.addWidget(first)
+    first.settings_panel.sparsity.setValue(0.4)
+    first.settings_panel.distill.setChecked(True)
+    first.settings_panel.epochs.setValue(7)
+    first.settings_panel.quantize.setCurrentText("FP16, OpenVINO")
+    first.chart_dock.hide()
+    first.close()
+    second = MainWindow(settings=settings, variants_root=tmp_path / "v")
+    qtbot.addWidget(second)
+    panel = second.settings_panel
+    assert panel.sparsity.value() == 0.4 and panel.distill.isChecked() and panel.epochs.value() == 7
+    assert panel.quantize.currentText() == "FP16, OpenVINO"
+    assert not second.chart_dock.isVisibleTo(second)
+    assert "threads" in second.runtime_label.text()
+    second.close()

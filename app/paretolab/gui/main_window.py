@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import platformdirs
@@ -34,6 +35,19 @@ from paretolab.jobs.studio_jobs import analysis_job
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
+
+
+def _runtime_summary() -> str:
+    """Runtimes and CPU threads for the status bar, read from package metadata (no imports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    parts = []
+    for title, package in (("ONNX Runtime", "onnxruntime"), ("OpenVINO", "openvino")):
+        try:
+            parts.append(f"{title} {version(package).split('+')[0]}")
+        except PackageNotFoundError:
+            parts.append(f"{title} missing")
+    return " · ".join(parts) + f" · CPU, {os.cpu_count()} threads"
 
 
 class MainWindow(QMainWindow):
@@ -79,9 +93,13 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self.resize(1400, 860)
-        geometry = self.settings.value("window/geometry")
+        self.variants_dock.raise_()
+        geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        self.settings_panel.restore(self.settings)
 
     # -- layout ---------------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -99,7 +117,10 @@ class MainWindow(QMainWindow):
         self.progress_bar.setMaximumWidth(220)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.clicked.connect(self.cancel_job)
+        self.runtime_label = QLabel(_runtime_summary(), self)
+        self.runtime_label.setToolTip("Variants are measured on the backend their last step targets; see `paretolab backends`")
         bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.runtime_label)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.cancel_button)
         self._set_busy(False)
@@ -319,4 +340,6 @@ class MainWindow(QMainWindow):
             self.job.cancel()
         wait_for_all_jobs(60_000)
         self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings_panel.save(self.settings)
         super().closeEvent(event)

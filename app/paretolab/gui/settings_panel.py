@@ -121,6 +121,38 @@ class SettingsPanel(QWidget):
             steps.append({"technique": "quantize", "settings": {"backend": target[0], "precision": target[1]}})
         return {"steps": steps}
 
+    def save(self, settings) -> None:
+        """Remember the last settings (QSettings), so the next session starts where this one ended."""
+        settings.setValue("compress/sparsity", self.sparsity.value())
+        settings.setValue("compress/method", self.method.currentText())
+        settings.setValue("compress/distill", self.distill.isChecked())
+        settings.setValue("compress/epochs", self.epochs.value())
+        settings.setValue("compress/temperature", self.temperature.value())
+        settings.setValue("compress/alpha", self.alpha.value())
+        settings.setValue("compress/lr", self.lr.value())
+        settings.setValue("compress/quantize", self.quantize.currentText())
+        settings.setValue("compress/data", self.data.currentText())
+
+    def restore(self, settings) -> None:
+        def value(key, default, kind):
+            raw = settings.value(f"compress/{key}", default)
+            try:
+                return kind(raw) if kind is not bool else raw in (True, "true", "1", 1)
+            except (TypeError, ValueError):  # a hand-edited or old settings file: keep the default
+                return default
+
+        self.sparsity.setValue(value("sparsity", 0.0, float))
+        self.method.setCurrentText(value("method", "structured", str))
+        self.distill.setChecked(value("distill", False, bool))
+        self.epochs.setValue(value("epochs", 5, int))
+        self.temperature.setValue(value("temperature", 4.0, float))
+        self.alpha.setValue(value("alpha", 0.7, float))
+        self.lr.setValue(value("lr", 1e-3, float))
+        for box, key in ((self.quantize, "quantize"), (self.data, "data")):
+            text = value(key, box.currentText(), str)
+            if box.findText(text) >= 0:
+                box.setCurrentText(text)
+
     def data_spec(self) -> str:
         return DATASETS[self.data.currentText()]
 
