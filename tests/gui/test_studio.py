@@ -156,3 +156,36 @@ def test_invalid_settings_and_failed_jobs_reach_the_user(qtbot, studio_window):
     assert w.studio.run({"steps": [{"technique": "prune", "settings": {"sparsity": 2.0}}]}, "digits") is None
     assert "'sparsity' must be between 0 and 0.99" in w.prompts.errors[-1][1]
     assert w.export_selected() is None and w.prompts.errors[-1][0] == "Nothing to export"
+
+
+def test_delete_rename_and_reprofile_variants(qtbot, studio_window):
+    w = studio_window
+    w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    first = w.studio.run(w.settings_panel.recipe(), "digits")
+    second = w.studio.run(w.settings_panel.recipe(), "digits")
+    qtbot.waitUntil(lambda: first.state == second.state == JobState.DONE, timeout=120_000)
+    v1, v2 = first.result, second.result
+    folder = v1.artifact.parent
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{n}.{ext}" for n in ("v1", "v2") for ext in ("onnx", "recipe.json", "metrics.json"))
+
+    w.prompts.text_answer = "fp16-copy"
+    w.rename_variant(v2)
+    assert v2.name == "fp16-copy" and (folder / "fp16-copy.onnx").exists() and not (folder / "v2.onnx").exists()
+    assert "fp16-copy" in w.chart.points and "v2" not in w.chart.points
+    w.prompts.text_answer = "v1"
+    w.rename_variant(v2)
+    assert "already exists" in w.prompts.errors[-1][1]
+
+    job = w.studio.reprofile(v2)
+    qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=60_000)
+    assert v2.metrics["variant"]["latency_ms"] == pytest.approx(job.result.latency_at(1).median_ms)
+    assert w.chart.points["fp16-copy"].latency_ms == v2.metrics["variant"]["latency_ms"]
+
+    w.prompts.confirm_answer = False
+    w.delete_variant(v1)
+    assert w.variants.model.rowCount() == 2 and (folder / "v1.onnx").exists()
+    w.prompts.confirm_answer = True
+    w.delete_variant(v1)
+    assert w.variants.model.rowCount() == 1 and "v1" not in w.chart.points
+    assert sorted(p.name for p in folder.iterdir()) == ["fp16-copy.metrics.json", "fp16-copy.onnx", "fp16-copy.recipe.json"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -161,3 +162,41 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def variant_files(variant: Variant) -> list[Path]:
+    """Every file of a variant: its model (with an IR's .bin), recipe and metrics."""
+    folder, stem = variant.artifact.parent, variant.artifact.stem
+    files = [variant.artifact]
+    if variant.artifact.suffix == ".xml":
+        files.append(variant.artifact.with_suffix(".bin"))
+    files += [folder / f"{stem}.recipe.json", folder / f"{stem}.metrics.json"]
+    return [f for f in files if f.exists()]
+
+
+def delete_variant(variant: Variant) -> None:
+    for f in variant_files(variant):
+        f.unlink(missing_ok=True)
+
+
+def rename_variant(variant: Variant, new_name: str) -> Variant:
+    """Rename the variant and its files; refuses names that are unsafe or already used."""
+    if not _NAME.match(new_name):
+        raise SettingsError(f"'{new_name}' is not a usable name: use letters, digits, '-', '_' or '.', up to 64 characters")
+    folder = variant.artifact.parent
+    if any(folder.glob(f"{new_name}.*")):
+        raise SettingsError(f"a variant named '{new_name}' already exists in {folder}")
+    old = variant.artifact.stem
+    for f in variant_files(variant):
+        f.rename(folder / f.name.replace(old, new_name, 1))
+    variant.name = new_name
+    variant.artifact = folder / variant.artifact.name.replace(old, new_name, 1)
+    write_json_atomic(folder / f"{new_name}.metrics.json", variant.to_dict())
+    return variant
+
+
+def save_metrics(variant: Variant) -> None:
+    write_json_atomic(variant.artifact.parent / f"{variant.name}.metrics.json", variant.to_dict())

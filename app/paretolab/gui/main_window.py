@@ -80,6 +80,8 @@ class MainWindow(QMainWindow):
         self.variants_dock = self._dock("Variants", self.variants, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.studio = Studio(self.settings_panel, self.chart, self.variants, self.variants_root, self)
         self.studio.error.connect(lambda title, text: self.prompts.error(title, text))
+        self.variants.rename_requested.connect(self.rename_variant)
+        self.variants.delete_requested.connect(self.delete_variant)
         self.studio.message.connect(lambda title, text: self.prompts.info(title, text))
         self.importance_chart = ImportanceChart(self)
         self.importance_dock = self._dock("Importance", self.importance_chart, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -241,6 +243,16 @@ class MainWindow(QMainWindow):
         elif self.studio.queue.running is not None:
             self.studio.queue.cancel(self.studio.queue.running)
             self.status_label.setText("Cancelling…")
+
+    def delete_variant(self, variant) -> None:
+        if self.prompts.confirm("Delete variant", f"Delete {variant.name} ({variant.recipe.summary()}) and its files in "
+                                f"{variant.artifact.parent}?", "Delete"):
+            self.studio.delete(variant)
+
+    def rename_variant(self, variant) -> None:
+        name = self.prompts.ask_text("Rename variant", f"New name for {variant.name} ({variant.recipe.summary()}):", variant.name)
+        if name and name != variant.name:
+            self.studio.rename(variant, name)
 
     # -- layer analysis -------------------------------------------------------------------
     def analyse_layers(self) -> Job | None:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.variant import Recipe, Variant
+from paretolab.core.variant import Recipe, Variant, delete_variant, rename_variant, save_metrics
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel
 from paretolab.jobs.queue import JobQueue
-from paretolab.jobs.studio_jobs import export_job, optimize_job
+from paretolab.jobs.studio_jobs import export_job, optimize_job, profile_job
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
@@ -47,6 +48,7 @@ class Studio(QObject):
         self.data_spec = "digits"
         self._reserved: set[str] = set()
         settings_panel.run_requested.connect(self.run)
+        table.reprofile_requested.connect(self.reprofile)
         chart.point_selected.connect(lambda key: key != "baseline" and table.select(key))
         table.variant_selected.connect(chart.select)
 
@@ -111,6 +113,43 @@ class Studio(QObject):
         else:
             log.error("job %s failed", job.title, exc_info=exc)
             self.error.emit("The job failed", f"A bug in ParetoLab stopped '{job.title}': {type(exc).__name__}: {exc}")
+
+    # -- managing variants ----------------------------------------------------------------
+    def delete(self, variant: Variant) -> None:
+        delete_variant(variant)
+        self.table.model.remove(variant)
+        self.chart.remove_point(variant.name)
+
+    def rename(self, variant: Variant, new_name: str) -> None:
+        old = variant.name
+        try:
+            rename_variant(variant, new_name)
+        except ParetoLabError as exc:
+            self.error.emit("Cannot rename", str(exc))
+            return
+        point = self.chart.points.get(old)
+        self.chart.remove_point(old)
+        if point is not None:
+            self.chart.set_point(replace(point, key=new_name, label=f"{new_name}: {variant.recipe.summary()}"))
+        self.table.model.changed(variant)
+
+    def reprofile(self, variant: Variant) -> Job:
+        backend = variant.metrics["variant"]["backend"]
+        job = profile_job(variant.artifact, backend)
+        job.succeeded.connect(lambda result, v=variant: self._on_reprofiled(v, result))
+        job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
+        return self.queue.submit(job)
+
+    def _on_reprofiled(self, variant: Variant, result) -> None:
+        m = variant.metrics["variant"]
+        m["latency_ms"] = result.latency_at(1).median_ms
+        baseline = variant.metrics.get("baseline", {}).get("latency_ms")
+        variant.metrics["speedup"] = baseline / m["latency_ms"] if baseline else None
+        save_metrics(variant)
+        point = self.chart.points.get(variant.name)
+        if point is not None:
+            self.chart.set_point(replace(point, latency_ms=m["latency_ms"]))
+        self.table.model.changed(variant)
 
     # -- export -------------------------------------------------------------------------
     def export(self, variant: Variant, fmt: str, dest: Path) -> Job:

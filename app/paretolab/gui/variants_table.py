@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHeaderView, QTableView, QVBoxLayout, QWidget
 
 from paretolab.core.units import size
@@ -28,6 +29,16 @@ class VariantsModel(QAbstractTableModel):
         self.beginInsertRows(QModelIndex(), len(self.variants), len(self.variants))
         self.variants.append(variant)
         self.endInsertRows()
+
+    def remove(self, variant: Variant) -> None:
+        row = self.variants.index(variant)
+        self.beginRemoveRows(QModelIndex(), row, row)
+        self.variants.pop(row)
+        self.endRemoveRows()
+
+    def changed(self, variant: Variant) -> None:
+        row = self.variants.index(variant)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def clear(self) -> None:
         self.beginResetModel()
@@ -77,6 +88,9 @@ class VariantsModel(QAbstractTableModel):
 
 class VariantsTable(QWidget):
     variant_selected = Signal(str)
+    delete_requested = Signal(object)
+    rename_requested = Signal(object)
+    reprofile_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -92,6 +106,15 @@ class VariantsTable(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for text, signal, key in (("Re-profile", self.reprofile_requested, None), ("Rename…", self.rename_requested, "F2"),
+                                  ("Delete", self.delete_requested, "Delete")):
+            action = QAction(text, self.view)
+            if key:
+                action.setShortcut(QKeySequence(key))
+                action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+            action.triggered.connect(lambda _=False, signal=signal: self.selected() and signal.emit(self.selected()))
+            self.view.addAction(action)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
