@@ -189,3 +189,26 @@ def test_delete_rename_and_reprofile_variants(qtbot, studio_window):
     w.delete_variant(v1)
     assert w.variants.model.rowCount() == 1 and "v1" not in w.chart.points
     assert sorted(p.name for p in folder.iterdir()) == ["fp16-copy.metrics.json", "fp16-copy.onnx", "fp16-copy.recipe.json"]
+
+
+def test_compare_two_variants_layer_by_layer(qtbot, studio_window):
+    w = studio_window
+    w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    fp16 = w.studio.run(w.settings_panel.recipe(), "digits")
+    w.settings_panel.quantize.setCurrentText("int8, ONNX Runtime (fastest faithful format)")
+    int8 = w.studio.run({"steps": [{"technique": "quantize", "settings": {"format": "qdq-s8s8"}}]}, "digits")
+    qtbot.waitUntil(lambda: fp16.state == int8.state == JobState.DONE, timeout=120_000)
+    w.prompts.choice = "v2"
+    job = w.compare_variant(fp16.result)
+    qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=60_000)
+    comparison = job.result
+    assert comparison.names == ["v1", "v2"]
+    rows = {r.layer: r for r in comparison.rows}
+    assert {"features.0", "features.2", "features.5"} <= set(rows)
+    conv = rows["features.5"]
+    assert all(ms is not None and ms > 0 for ms in conv.ms)
+    fp16_sqnr, int8_sqnr = rows["features.6"].sqnr_db  # the ReLU after the last conv: a shared tensor
+    assert fp16_sqnr > int8_sqnr > 20  # FP16 follows the original more closely than int8, both closely
+    dialog = w.compare_dialog
+    assert dialog.isVisible() and dialog.table.rowCount() == len(comparison.rows)
+    dialog.close()

@@ -9,6 +9,7 @@ the convolution it was fused into. Runtime-only nodes (layout reorders) stay sep
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from paretolab.core.graph import LayerGraph
@@ -25,8 +26,15 @@ class LayerTime:
     mapped: bool = True
 
 
+_PREFIXES = ("fused ", "InsertedPrecisionFreeCast_")
+_TOKEN = re.compile(r"_token_\d+$")  # ONNX Runtime's suffix for nodes its optimizer rebuilt
+
+
 def _candidates(name: str) -> list[str]:
-    names = [name, name.removeprefix("fused ").strip()]
+    bare = name
+    for prefix in _PREFIXES:
+        bare = bare.removeprefix(prefix).strip()
+    names = [name, bare, _TOKEN.sub("", bare)]
     for base in list(names):
         stripped = base
         for suffix in _SUFFIXES:

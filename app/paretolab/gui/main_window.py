@@ -21,6 +21,7 @@ from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import parse_input_shapes
 from paretolab.gui.layer_table import LayerTable
 from paretolab.gui.prompts import Prompts
+from paretolab.gui.compare_dialog import CompareDialog
 from paretolab.gui.graph_view import GraphView
 from paretolab.gui.importance_chart import ImportanceChart
 from paretolab.gui.jobs_panel import JobsPanel
@@ -31,7 +32,7 @@ from paretolab.gui.tradeoff_chart import TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel, load_model_job
 from paretolab.jobs.job import wait_for_all_jobs
-from paretolab.jobs.studio_jobs import analysis_job
+from paretolab.jobs.studio_jobs import analysis_job, compare_job
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self.studio.error.connect(lambda title, text: self.prompts.error(title, text))
         self.variants.rename_requested.connect(self.rename_variant)
         self.variants.delete_requested.connect(self.delete_variant)
+        self.variants.compare_requested.connect(self.compare_variant)
         self.studio.message.connect(lambda title, text: self.prompts.info(title, text))
         self.importance_chart = ImportanceChart(self)
         self.importance_dock = self._dock("Importance", self.importance_chart, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -243,6 +245,25 @@ class MainWindow(QMainWindow):
         elif self.studio.queue.running is not None:
             self.studio.queue.cancel(self.studio.queue.running)
             self.status_label.setText("Cancelling…")
+
+    def compare_variant(self, variant) -> Job | None:
+        others = [v.name for v in self.variants.model.variants if v is not variant]
+        if not others or self.loaded is None:
+            self.prompts.error("Nothing to compare", "Build a second variant first.")
+            return None
+        name = self.prompts.ask_choice("Compare", f"Compare {variant.name} with:", others)
+        other = self.variants.variant(name) if name else None
+        if other is None:
+            return None
+        pair = [(v.name, v.artifact, v.metrics["variant"]["backend"]) for v in (variant, other)]
+        job = compare_job(self.loaded.handle, pair, self.settings_panel.data_spec())
+        job.succeeded.connect(self._show_comparison)
+        job.failed.connect(lambda exc: self.prompts.error("Comparison failed", str(exc)))
+        return self.studio.queue.submit(job)
+
+    def _show_comparison(self, comparison) -> None:
+        self.compare_dialog = CompareDialog(comparison, self)
+        self.compare_dialog.show()
 
     def delete_variant(self, variant) -> None:
         if self.prompts.confirm("Delete variant", f"Delete {variant.name} ({variant.recipe.summary()}) and its files in "

@@ -91,6 +91,7 @@ class VariantsTable(QWidget):
     delete_requested = Signal(object)
     rename_requested = Signal(object)
     reprofile_requested = Signal(object)
+    compare_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,7 +108,8 @@ class VariantsTable(QWidget):
         self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for text, signal, key in (("Re-profile", self.reprofile_requested, None), ("Rename…", self.rename_requested, "F2"),
+        for text, signal, key in (("Compare with…", self.compare_requested, None), ("Re-profile", self.reprofile_requested, None),
+                                  ("Rename…", self.rename_requested, "F2"),
                                   ("Delete", self.delete_requested, "Delete")):
             action = QAction(text, self.view)
             if key:

@@ -63,3 +63,16 @@ def analysis_job(handle: ModelHandle, data: str) -> Job:
         return LayerAnalysis(importance, scan, times)
 
     return Job(f"Analyse layers of {handle.path.name}", run)
+
+
+def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], data: str) -> Job:
+    def run(progress: Progress):
+        from paretolab.core.compare import compare_variants
+        from paretolab.core.data import calibration_subset
+
+        dataset = open_dataset("digits:val" if data == "digits" else data, original.inputs)
+        progress.report(0.1, "timing and comparing every layer")
+        handles = [(name, load_model(path), backend) for name, path, backend in variants]
+        return compare_variants(original, handles, calibration_subset(dataset, 64))
+
+    return Job("Compare " + " and ".join(name for name, _, _ in variants), run)
