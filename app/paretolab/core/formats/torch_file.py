@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import pickle
 import warnings
 import zipfile
@@ -168,6 +169,9 @@ def _spec_from_value(name: str, value: Any) -> TensorSpec:
 
 
 def _load_exported(path: Path) -> TorchSource:
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)  # torch logs the failure itself; ours is the one line the user sees
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
@@ -176,6 +180,8 @@ def _load_exported(path: Path) -> TorchSource:
             f"incompatible torch: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
             "re-export it with torch.export.save"
         ) from None
+    finally:
+        export_log.setLevel(level)
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     inputs = [
         _spec_from_value(name, placeholders[name].meta["val"])
