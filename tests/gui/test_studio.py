@@ -217,3 +217,26 @@ def test_compare_two_variants_layer_by_layer(qtbot, studio_window):
     dialog = w.compare_dialog
     assert dialog.isVisible() and dialog.table.rowCount() == len(comparison.rows)
     dialog.close()
+
+
+def test_per_layer_overrides_calibration_and_fp32_layers_reach_the_recipe(qtbot, studio_window):
+    w = studio_window
+    panel = w.settings_panel
+    names = [panel.overrides.item(r, 0).text() for r in range(panel.overrides.rowCount())]
+    assert names == ["features.0", "features.2", "features.5", "classifier.1", "classifier.4"]
+    panel.sparsity.setValue(0.5)
+    panel.overrides.cellWidget(2, 1).setValue(0.25)
+    panel.overrides.cellWidget(0, 2).setChecked(True)
+    panel.quantize.setCurrentText("int8, ONNX Runtime (fastest faithful format)")
+    panel.calibration.setCurrentText("entropy")
+    panel.samples.setValue(64)
+    w.graph_view.keep_fp32_toggled.emit("features.0")
+    w.graph_view.keep_fp32_toggled.emit("classifier.4")
+    w.graph_view.keep_fp32_toggled.emit("features.0")  # toggled back off
+    prune, quant = panel.recipe()["steps"]
+    assert prune["settings"] == {"method": "structured", "sparsity": 0.5, "layer_ratios": {"features.5": 0.25}, "skip": ["features.0"]}
+    assert quant["settings"] == {"backend": "ort", "precision": "int8", "samples": 64, "calibration": "entropy", "keep_fp32": ["classifier.4"]}
+    panel.keep_fp32.setText("classifier.4, nope")
+    assert not panel.run_button.isEnabled() and "Keep FP32" in panel.run_button.toolTip()
+    panel.quantize.setCurrentText("int8, OpenVINO (NNCF)")
+    assert not panel.calibration.isEnabled() and panel.samples.isEnabled()

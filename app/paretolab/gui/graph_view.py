@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPushButton,
     QStyleOptionGraphicsItem,
     QVBoxLayout,
@@ -107,6 +108,7 @@ class Legend(QWidget):
 
 class GraphView(QWidget):
     node_selected = Signal(str)
+    keep_fp32_toggled = Signal(str)  # right-click > "Keep in FP32 when quantizing"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +145,17 @@ class GraphView(QWidget):
         self.metrics: dict[str, dict[str, float]] = {}
         self._extra: dict[str, dict[str, str]] = {}  # per layer: shown in the details
         self.scene.selectionChanged.connect(self._on_selection)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._context_menu)
+
+    def _context_menu(self, pos) -> None:
+        item = self.view.itemAt(pos)
+        if not isinstance(item, NodeItem):
+            return
+        menu = QMenu(self)
+        action = menu.addAction("Keep in FP32 when quantizing (toggle)")
+        action.triggered.connect(lambda: self.keep_fp32_toggled.emit(item.name))
+        menu.popup(self.view.mapToGlobal(pos))
 
     def set_graph(self, graph: LayerGraph | None) -> None:
         self.scene.clear()

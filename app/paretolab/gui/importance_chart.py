@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from paretolab.gui.theme import style_plot
 
 
 class ImportanceChart(QWidget):
@@ -22,6 +24,7 @@ class ImportanceChart(QWidget):
         self.sorted.setChecked(True)
         self.sorted.toggled.connect(self.redraw)
         self.plot = pg.PlotWidget(self)
+        style_plot(self.plot, self)
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.setMinimumWidth(420)
@@ -51,6 +54,11 @@ class ImportanceChart(QWidget):
     def select(self, layer: str) -> None:
         self.selected = layer
         self.redraw()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the system switched light/dark
+            style_plot(self.plot, self)
 
     def redraw(self) -> None:
         values = self.metrics.get(self.metric_box.currentText(), {})

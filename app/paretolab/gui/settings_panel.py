@@ -11,9 +11,13 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -70,6 +74,21 @@ class SettingsPanel(QWidget):
 
         self.quantize = QComboBox(self)
         self.quantize.addItems(list(QUANTIZATION))
+        self.calibration = QComboBox(self)
+        self.calibration.addItems(["minmax", "entropy", "percentile"])
+        self.calibration.setToolTip("ONNX Runtime int8 calibration method")
+        self.samples = QSpinBox(self)
+        self.samples.setRange(8, 4096)
+        self.samples.setValue(128)
+        self.keep_fp32 = QLineEdit(self)
+        self.keep_fp32.setPlaceholderText("layers to keep in FP32 (right-click them in the graph)")
+        self.keep_fp32.textChanged.connect(self._refresh)
+        self.overrides = QTableWidget(0, 3, self)
+        self.overrides.setHorizontalHeaderLabels(["Layer", "Ratio", "Skip"])
+        self.overrides.verticalHeader().setVisible(False)
+        self.overrides.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.overrides.setMaximumHeight(150)
+        self.overrides.setToolTip("Per-layer pruning: a ratio other than the global sparsity, or skip the layer")
         self.data = QComboBox(self)
         self.data.addItems(list(DATASETS))
         self.prediction = QLabel("—", self)
@@ -82,6 +101,7 @@ class SettingsPanel(QWidget):
         form = QFormLayout(prune)
         form.addRow("Sparsity", self.sparsity)
         form.addRow("Method", self.method)
+        form.addRow(self.overrides)
         distill = QGroupBox("Distillation", self)
         form = QFormLayout(distill)
         form.addRow(self.distill)
@@ -92,6 +112,9 @@ class SettingsPanel(QWidget):
         quant = QGroupBox("Quantization", self)
         form = QFormLayout(quant)
         form.addRow("Precision", self.quantize)
+        form.addRow("Calibration", self.calibration)
+        form.addRow("Samples", self.samples)
+        form.addRow("Keep FP32", self.keep_fp32)
         form.addRow("Data", self.data)
 
         layout = QVBoxLayout(self)
@@ -107,18 +130,70 @@ class SettingsPanel(QWidget):
     def set_model(self, graph: LayerGraph | None, torch_reason: str | None) -> None:
         """`torch_reason`: why structured pruning and distillation are unavailable, or None."""
         self._graph, self._torch_reason = graph, torch_reason
+        self.keep_fp32.clear()
+        self.overrides.setRowCount(0)
+        for node in (graph or []):
+            if node.op in ("Conv", "Gemm", "MatMul", "Convolution") and node.weights:
+                row = self.overrides.rowCount()
+                self.overrides.insertRow(row)
+                name = QTableWidgetItem(node.name)
+                name.setFlags(name.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                self.overrides.setItem(row, 0, name)
+                ratio = QDoubleSpinBox(self.overrides)
+                ratio.setRange(-0.01, 0.99)
+                ratio.setSingleStep(0.05)
+                ratio.setSpecialValueText("global")  # -0.01 shows as "global": no override
+                ratio.setValue(-0.01)
+                ratio.valueChanged.connect(self._refresh)
+                self.overrides.setCellWidget(row, 1, ratio)
+                skip = QCheckBox(self.overrides)
+                skip.toggled.connect(self._refresh)
+                self.overrides.setCellWidget(row, 2, skip)
         self._refresh()
+
+    def toggle_keep_fp32(self, layer: str) -> None:
+        """Add or remove a layer from those quantization leaves in floating point."""
+        names = self.kept_fp32()
+        names = [n for n in names if n != layer] if layer in names else [*names, layer]
+        self.keep_fp32.setText(", ".join(names))
+
+    def kept_fp32(self) -> list[str]:
+        return [n.strip() for n in self.keep_fp32.text().split(",") if n.strip()]
+
+    def _overrides(self) -> tuple[dict[str, float], list[str]]:
+        ratios, skip = {}, []
+        for row in range(self.overrides.rowCount()):
+            name = self.overrides.item(row, 0).text()
+            ratio = self.overrides.cellWidget(row, 1).value()
+            if self.overrides.cellWidget(row, 2).isChecked():
+                skip.append(name)
+            elif ratio >= 0:
+                ratios[name] = round(ratio, 2)
+        return ratios, skip
 
     def recipe(self) -> dict:
         steps = []
-        if self.sparsity.value() > 0:
-            steps.append({"technique": "prune", "settings": {"method": self.method.currentText(), "sparsity": round(self.sparsity.value(), 2)}})
+        ratios, skip = self._overrides()
+        if self.sparsity.value() > 0 or ratios:
+            settings = {"method": self.method.currentText(), "sparsity": round(self.sparsity.value(), 2)}
+            if ratios:
+                settings["layer_ratios"] = ratios
+            if skip:
+                settings["skip"] = skip
+            steps.append({"technique": "prune", "settings": settings})
         if self.distill.isChecked() and self.distill.isEnabled():
             steps.append({"technique": "distill", "settings": {
                 "epochs": self.epochs.value(), "temperature": self.temperature.value(), "alpha": self.alpha.value(), "lr": self.lr.value()}})
         target = QUANTIZATION[self.quantize.currentText()]
         if target is not None:
-            steps.append({"technique": "quantize", "settings": {"backend": target[0], "precision": target[1]}})
+            settings = {"backend": target[0], "precision": target[1]}
+            if target[1] == "int8":
+                settings["samples"] = self.samples.value()
+                if target[0] == "ort":
+                    settings["calibration"] = self.calibration.currentText()
+            if self.kept_fp32():
+                settings["keep_fp32"] = self.kept_fp32()
+            steps.append({"technique": "quantize", "settings": settings})
         return {"steps": steps}
 
     def save(self, settings) -> None:
@@ -174,9 +249,19 @@ class SettingsPanel(QWidget):
         for w in (self.epochs, self.temperature, self.alpha, self.lr):
             w.setEnabled(structured_ok and self.distill.isChecked())
         self.distill.setToolTip("" if structured_ok else f"distillation is unavailable: {self._torch_reason}")
-        steps = self.recipe()["steps"] if self._graph is not None else []
+        target = QUANTIZATION[self.quantize.currentText()]
+        int8 = target is not None and target[1] == "int8"
+        self.samples.setEnabled(int8)
+        self.calibration.setEnabled(int8 and target[0] == "ort")
+        self.calibration.setToolTip("ONNX Runtime int8 calibration method" if int8 and target[0] == "ort"
+                                    else "calibration applies to int8 on ONNX Runtime (NNCF chooses its own)")
+        unknown = [n for n in self.kept_fp32() if self._graph is not None and n not in self._graph]
+        self.keep_fp32.setStyleSheet("color: #d62728" if unknown else "")
+        self.keep_fp32.setToolTip(f"no layer named {', '.join(unknown)}" if unknown else "layers quantization leaves in floating point")
+        steps = self.recipe()["steps"] if self._graph is not None and not unknown else []
         self.run_button.setEnabled(bool(steps))
         self.run_button.setToolTip("Build this variant in the background (Ctrl+R)" if steps else
+                                   "Fix the layer names in Keep FP32 first" if unknown else
                                    "Nothing to do: set a sparsity, distillation or a precision first")
         self._show_prediction()
 

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pyqtgraph as pg
 import pyqtgraph.exporters
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QEvent, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from paretolab.core.pareto import Point, pareto_front, step_line
 from paretolab.core.units import size
+from paretolab.gui.theme import style_plot
 
 TECHNIQUE_COLOURS = {
     "baseline": "#7f7f7f", "prune": "#1f77b4", "quantize": "#ff7f0e", "prune+quantize": "#2ca02c",
@@ -47,6 +48,7 @@ class TradeoffChart(QWidget):
         self.axis.addItems(["latency", "model size"])
         self.axis.currentIndexChanged.connect(self._schedule)
         self.plot = pg.PlotWidget(self)
+        style_plot(self.plot, self)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("left", "accuracy (top-1, %)")
         for side in ("left", "bottom"):  # milliseconds stay milliseconds: no "(x0.001)" rescaling
@@ -95,6 +97,11 @@ class TradeoffChart(QWidget):
     def _x(self, p: ChartPoint) -> float:
         return p.latency_ms if self.axis.currentIndex() == 0 else p.size_bytes / 1024
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the system switched light/dark
+            style_plot(self.plot, self)
+
     def redraw(self) -> None:
         self.plot.setLabel("bottom", "median latency, batch 1 (ms)" if self.axis.currentIndex() == 0 else "model size (KiB)")
         points = list(self.points.values())
@@ -106,7 +113,7 @@ class TradeoffChart(QWidget):
                 "pos": (self._x(p), 100 * p.score),
                 "size": 8 + 14 * (p.size_bytes / largest) ** 0.5,
                 "brush": pg.mkBrush(colour),
-                "pen": pg.mkPen("w" if p.key != self.selected else "#d62728", width=1 if p.key != self.selected else 3),
+                "pen": pg.mkPen("#404040" if p.key != self.selected else "#d62728", width=1 if p.key != self.selected else 3),
                 "symbol": "s" if p.baseline else "o",
                 "data": p.key,
             })
