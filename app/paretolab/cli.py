@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
     optimize.add_argument("--name", default="variant", help="file name of the result (default: variant)")
     optimize.add_argument("--backend", choices=("torch", "ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)")
+    optimize.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
     optimize.add_argument("--threads", type=int, metavar="N")
     optimize.add_argument("--json", action="store_true")
     optimize.set_defaults(handler=cmd_optimize)
@@ -264,7 +265,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     recipe = recipe_from_args(args)
     handle = _load(args)
     variant = optimize(handle, recipe, DataPlan.from_spec(args.data, handle), Path(args.out), args.name,
-                       backend=args.backend, threads=args.threads, progress=_terminal_progress(args))
+                       backend=args.backend, device=args.device, threads=args.threads, progress=_terminal_progress(args))
     if args.json:
         _print_json(variant.to_dict())
     else:

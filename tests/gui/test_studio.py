@@ -44,6 +44,8 @@ def test_whole_flow_from_slider_to_exported_file(qtbot, studio_window, tmp_path)
         pass
     variant = added.args[0]
     assert progress and max(progress) > 0.5
+    assert variant.metrics["variant"]["device"] == panel.device.currentText() == "cpu"
+    assert [panel.device.itemText(i) for i in range(panel.device.count())] == list(dict.fromkeys(d for _, d in w.loaded.devices))
     assert job.state == JobState.DONE and any("epoch" in line for line in job.log)
     assert set(w.chart.points) == {"baseline", variant.name}
     assert w.variants.model.rowCount() == 1 and w.variants.selected() is variant

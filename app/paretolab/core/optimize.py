@@ -158,13 +158,16 @@ def _place(result: ModelHandle, out: Path) -> Path:
     return target
 
 
-def measure(handle: ModelHandle, baseline: ModelHandle, data: Dataset, backend: str, threads: int | None) -> dict:
+def measure(handle: ModelHandle, baseline: ModelHandle, data: Dataset, backend: str, threads: int | None,
+            device: str = "cpu") -> dict:
     """The numbers a variant is judged by, measured on its own file."""
     graph = handle.layer_graph()
-    result = evaluate(handle, data, backend=backend, reference=baseline, reference_backend="ort", threads=threads)
-    profile = profile_model(handle, backend=backend, batch_sizes=(1,), runs=200, budget_s=3.0, per_layer=False, threads=threads)
+    result = evaluate(handle, data, backend=backend, device=device, reference=baseline, reference_backend="ort", threads=threads)
+    profile = profile_model(handle, backend=backend, device=device, batch_sizes=(1,), runs=200, budget_s=3.0, per_layer=False,
+                            threads=threads)
     return {
         "backend": backend,
+        "device": device,
         "top1": result.top1,
         "top5": result.top5,
         "agreement": result.agreement,
@@ -184,11 +187,13 @@ def optimize(
     name: str,
     *,
     backend: str | None = None,
+    device: str = "cpu",
     threads: int | None = None,
     progress: Progress | None = None,
 ) -> Variant:
-    """Apply `recipe`, then measure the variant and the baseline side by side; write the
-    artifact, its recipe and its metrics into `out_dir`."""
+    """Apply `recipe`, then measure the variant (on `backend`/`device`) and the baseline (FP32
+    on ONNX Runtime, CPU) side by side; write the artifact, its recipe and its metrics into
+    `out_dir`. Quantization candidates are always timed on the CPU."""
     progress = progress or silent()
     out_dir = Path(out_dir)
     target = out_dir / name
@@ -197,7 +202,7 @@ def optimize(
     backend = backend or _backend_of(recipe)
     if backend == "torch":
         raise SettingsError("variants are ONNX or OpenVINO files: measure them on ort or openvino, not torch")
-    check_available(backend, "cpu")
+    check_available(backend, device)
     artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress)
     if any(r.get("cancelled") for r in reports):
         note = f"cancelled during distillation: the best student so far is in {artifact}, unmeasured"
@@ -207,7 +212,7 @@ def optimize(
         raise Cancelled(note)
     try:
         progress.report(0.85, f"measuring the variant on {backend}")
-        metrics = {"variant": measure(load_model(artifact), handle, data.test, backend, threads)}
+        metrics = {"variant": measure(load_model(artifact), handle, data.test, backend, threads, device)}
         progress.report(0.93, "measuring the baseline on ort")
         metrics["baseline"] = measure(handle, handle, data.test, "ort", threads)
     except BaseException:  # an artifact without its metrics is half a result: remove it

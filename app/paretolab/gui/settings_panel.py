@@ -91,6 +91,9 @@ class SettingsPanel(QWidget):
         self.overrides.setToolTip("Per-layer pruning: a ratio other than the global sparsity, or skip the layer")
         self.data = QComboBox(self)
         self.data.addItems(list(DATASETS))
+        self.device = QComboBox(self)
+        self.device.addItem("cpu")
+        self.device.setToolTip("Device the variant is measured on: only those available on this machine are listed")
         self.prediction = QLabel("—", self)
         self.prediction.setWordWrap(True)
         self.run_button = QPushButton("Run", self)
@@ -116,6 +119,7 @@ class SettingsPanel(QWidget):
         form.addRow("Samples", self.samples)
         form.addRow("Keep FP32", self.keep_fp32)
         form.addRow("Data", self.data)
+        form.addRow("Measure on", self.device)
 
         layout = QVBoxLayout(self)
         for widget in (prune, distill, quant, self.prediction, self.run_button):
@@ -150,6 +154,14 @@ class SettingsPanel(QWidget):
                 skip.toggled.connect(self._refresh)
                 self.overrides.setCellWidget(row, 2, skip)
         self._refresh()
+
+    def set_devices(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        """The devices to offer: those any backend has on this machine."""
+        current = self.device.currentText()
+        self.device.clear()
+        self.device.addItems(list(dict.fromkeys(device for _, device in pairs)) or ["cpu"])
+        if self.device.findText(current) >= 0:
+            self.device.setCurrentText(current)
 
     def toggle_keep_fp32(self, layer: str) -> None:
         """Add or remove a layer from those quantization leaves in floating point."""

@@ -59,6 +59,7 @@ class Studio(QObject):
         self.chart.clear()
         self.table.model.clear()
         self.settings_panel.set_model(loaded.graph, torch_reason)
+        self.settings_panel.set_devices(loaded.devices)
 
     def variants_dir(self) -> Path:
         """Where this model's variants are written: one folder per model file content."""
@@ -88,7 +89,8 @@ class Studio(QObject):
             return None
         self.data_spec = data_spec
         folder = self.variants_dir()
-        job = optimize_job(self.loaded.handle, recipe, data_spec, folder, self._next_name(folder))
+        job = optimize_job(self.loaded.handle, recipe, data_spec, folder, self._next_name(folder),
+                           device=self.settings_panel.device.currentText())
         job.succeeded.connect(self._on_variant)
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)

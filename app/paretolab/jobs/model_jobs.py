@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paretolab.core.eager import torch_edits_unavailable
+from paretolab.core.runtimes import available_backends
 from paretolab.core.graph import LayerGraph
 from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.progress import Progress
@@ -18,6 +19,7 @@ class LoadedModel:
     handle: ModelHandle
     graph: LayerGraph
     torch_reason: str | None = None  # why structured pruning / distillation cannot run, or None
+    devices: tuple[tuple[str, str], ...] = (("ort", "cpu"), ("openvino", "cpu"))  # (backend, device) available here
 
 
 def load_model_job(
@@ -36,7 +38,8 @@ def load_model_job(
         graph = handle.layer_graph()
         progress.report(0.9, "checking which techniques apply")
         reason = torch_edits_unavailable(handle)
+        devices = tuple((b.backend, b.device) for b in available_backends() if b.backend != "torch")
         progress.report(1.0, f"{path.name}: {len(graph)} layers")
-        return LoadedModel(handle, graph, reason)
+        return LoadedModel(handle, graph, reason, devices)
 
     return Job(f"Open {path.name}", run)

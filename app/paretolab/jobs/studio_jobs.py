@@ -16,9 +16,11 @@ from paretolab.core.variant import Recipe
 from paretolab.jobs.job import Job
 
 
-def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, out_dir: Path, name: str, threads: int | None = None) -> Job:
+def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, out_dir: Path, name: str, threads: int | None = None,
+                 device: str = "cpu") -> Job:
     def run(progress: Progress):
-        return optimize(handle, recipe, DataPlan.from_spec(data, handle), out_dir, name, threads=threads, progress=progress)
+        return optimize(handle, recipe, DataPlan.from_spec(data, handle), out_dir, name, device=device, threads=threads,
+                        progress=progress)
 
     return Job(f"{name}: {recipe.summary()}", run)
 
