@@ -30,7 +30,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import CifarResNet18  # noqa: E402
-
 from paretolab.core.data import ArrayDataset, digits, random_inputs  # noqa: E402
 from paretolab.core.evaluate import evaluate  # noqa: E402
 from paretolab.core.model import load_model  # noqa: E402

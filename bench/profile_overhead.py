@@ -23,7 +23,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import resnet18  # noqa: E402
-
 from paretolab.core.model import load_model  # noqa: E402
 from paretolab.core.profile import profile_model  # noqa: E402
 from paretolab.core.sample import sample_model_path  # noqa: E402

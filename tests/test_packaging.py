@@ -22,3 +22,13 @@ def test_resources_are_read_through_the_package():
     sample = resources.files("paretolab.resources") / "sample"
     names = {entry.name for entry in sample.iterdir()}
     assert {"digits_cnn.onnx", "digits_cnn.pt", "digits_cnn_state.pth", "digits_split.npz", "digits_cnn.json"} <= names
+
+
+def test_gui_has_no_runtime_calls_of_its_own():
+    """Layering (design.md): widgets reach torch, ONNX and OpenVINO only through core, via jobs."""
+    forbidden = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "torch_pruning")
+    for path in (ROOT / "app" / "paretolab" / "gui").glob("*.py"):
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if words[:1] in (["import"], ["from"]) and len(words) > 1:
+                assert words[1].split(".")[0] not in forbidden, f"{path.name}: {line.strip()}"

@@ -11,9 +11,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-
 from paretolab.core.model import load_model
-from paretolab.core.sample import digits_split, sample_dir, sample_info, sample_model_path
+from paretolab.core.sample import (
+    digits_split,
+    sample_dir,
+    sample_info,
+    sample_model_path,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

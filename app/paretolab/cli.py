@@ -160,7 +160,11 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
     from paretolab import render
     from paretolab.core.data import open_dataset
-    from paretolab.core.importance import default_cache, sensitivity_scan, weight_importance
+    from paretolab.core.importance import (
+        default_cache,
+        sensitivity_scan,
+        weight_importance,
+    )
 
     handle = _load(args)
     digits = args.data == "digits"  # gradients from the training split, the scan on held-out data

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 from model_zoo import TINY_MACS, TINY_PARAMS
-
 from paretolab.cli import main
 from paretolab.core.sample import sample_model_path
 

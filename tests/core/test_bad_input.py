@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from model_zoo import TINY_INPUT
-
 from paretolab.core.errors import (
     ArchitectureRequiredError,
     InputShapeError,

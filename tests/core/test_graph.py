@@ -7,8 +7,15 @@ import time
 import onnx
 import pytest
 import torch
-from model_zoo import TINY_INPUT, TINY_LAYERS, TINY_MACS, TINY_PARAMS, deep_mlp, export_onnx, tiny_net
-
+from model_zoo import (
+    TINY_INPUT,
+    TINY_LAYERS,
+    TINY_MACS,
+    TINY_PARAMS,
+    deep_mlp,
+    export_onnx,
+    tiny_net,
+)
 from paretolab.core.graph_onnx import build_onnx_graph
 from paretolab.core.model import load_model
 

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-
 from paretolab.core.metrics import AccuracyMeter, FidelityMeter, fidelity_dict
 
 

@@ -10,7 +10,6 @@ import onnx
 import pytest
 import torch
 from model_zoo import TINY_INPUT
-
 from paretolab.core.data import digits
 from paretolab.core.distill import DistillSettings, distill
 from paretolab.core.eager import TechniqueUnavailable, eager_module

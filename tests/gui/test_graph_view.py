@@ -6,9 +6,8 @@ import time
 import warnings
 
 import onnx
-from model_zoo import deep_mlp, export_onnx
-
 from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
+from model_zoo import deep_mlp, export_onnx
 from paretolab.core.graph_onnx import build_onnx_graph
 from paretolab.core.layout import layered_layout
 from paretolab.core.model import load_model

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from paretolab.core.data import DataError, Dataset, fit_to_model
-from paretolab.core.metrics import AccuracyMeter, FidelityMeter, OutputFidelity, fidelity_dict, is_classifier_output
+from paretolab.core.metrics import (
+    AccuracyMeter,
+    FidelityMeter,
+    OutputFidelity,
+    fidelity_dict,
+    is_classifier_output,
+)
 from paretolab.core.model import ModelHandle
 from paretolab.core.progress import Progress, silent
 from paretolab.core.runtimes import Runner, open_runner

@@ -12,7 +12,8 @@ from typing import Literal
 from paretolab.core.data import Dataset
 from paretolab.core.errors import ConversionError, ParetoLabError
 from paretolab.core.evaluate import evaluate
-from paretolab.core.model import ModelHandle, atomic_write, load_model
+from paretolab.core.files import atomic_write
+from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.tensors import TensorSpec
 

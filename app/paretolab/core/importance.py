@@ -248,7 +248,7 @@ def _read_cache(folder: Path | None, key: str) -> SensitivityResult | None:
 def _write_cache(folder: Path | None, key: str, result: SensitivityResult) -> None:
     if folder is None:
         return
-    from paretolab.core.variant import write_json_atomic
+    from paretolab.core.files import write_json_atomic
 
     write_json_atomic(folder / f"{key}.json", result.to_dict())
 

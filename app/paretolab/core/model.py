@@ -9,12 +9,13 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from paretolab.core.errors import InputShapeError
+from paretolab.core.files import atomic_write
 from paretolab.core.formats import load_source
 from paretolab.core.formats.source import ModelSource
 from paretolab.core.graph import LayerGraph
@@ -112,20 +113,6 @@ def _fix_inputs(inputs: list[TensorSpec], shapes: Mapping[str | None, Sequence[i
     return [
         TensorSpec(name or "input", tuple(int(d) for d in shape), "float32") for name, shape in shapes.items()
     ]
-
-
-def atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
-    """Run write(path) in a temp folder beside `out`, then rename what it wrote into place.
-
-    The folder catches companion files (external data, an IR's .bin) under their final names,
-    so a failed or cancelled write leaves nothing half-written next to the user's files.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".paretolab-") as tmp:
-        write(Path(tmp) / out.name)
-        for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == out.name):
-            os.replace(written, out.parent / written.name)  # the main file last
-    return out
 
 
 def load_model(

@@ -19,9 +19,10 @@ from paretolab.core.distill import distill
 from paretolab.core.eager import eager_module
 from paretolab.core.errors import Cancelled, ParetoLabError
 from paretolab.core.evaluate import evaluate
+from paretolab.core.files import atomic_write, write_json_atomic
 from paretolab.core.graphopt import optimize_graph
 from paretolab.core.lowrank import factorize
-from paretolab.core.model import ModelHandle, atomic_write, load_model
+from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.profile import profile_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.prune import prune_module, prune_onnx
@@ -29,7 +30,7 @@ from paretolab.core.quantize import quantize
 from paretolab.core.runtimes import check_available
 from paretolab.core.settings import SettingsError
 from paretolab.core.torch_onnx import export_to_onnx
-from paretolab.core.variant import Recipe, Step, Variant, write_json_atomic
+from paretolab.core.variant import Recipe, Step, Variant
 
 
 @dataclass

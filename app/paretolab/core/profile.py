@@ -23,7 +23,13 @@ from paretolab.core.layer_times import LayerTime, map_layer_times
 from paretolab.core.machine import machine_info
 from paretolab.core.model import ModelHandle
 from paretolab.core.progress import Progress, silent
-from paretolab.core.runtimes import OpenVinoRunner, OrtRunner, Runner, check_available, open_runner
+from paretolab.core.runtimes import (
+    OpenVinoRunner,
+    OrtRunner,
+    Runner,
+    check_available,
+    open_runner,
+)
 
 
 @dataclass

@@ -24,7 +24,8 @@ import numpy as np
 
 from paretolab.core.data import Dataset, calibration_subset, fit_to_model
 from paretolab.core.evaluate import evaluate
-from paretolab.core.model import ModelHandle, atomic_write, load_model
+from paretolab.core.files import atomic_write
+from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.profile import time_calls
 from paretolab.core.progress import Progress, silent
 from paretolab.core.runtimes import open_runner
@@ -163,7 +164,12 @@ def _batch_size(handle: ModelHandle) -> int:
 
 
 def _ort_static(src: Path, out: Path, fmt: str, settings: QuantizeSettings, handle: ModelHandle, data: Dataset, excluded: list[str]) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     kind, types = fmt.split("-")
     dtypes = fit_to_model(data, handle.inputs, handle.path.name)

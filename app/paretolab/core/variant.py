@@ -4,15 +4,14 @@ steps, with their settings, that reproduce it; saved and loaded as JSON."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from paretolab.core.distill import DistillSettings
+from paretolab.core.files import write_json_atomic
 from paretolab.core.graphopt import GraphOptSettings
 from paretolab.core.lowrank import LowRankSettings
 from paretolab.core.prune import PruneSettings
@@ -135,33 +134,6 @@ class Variant:
             "reports": self.reports,
             "created": self.created,
         }
-
-
-def write_json_atomic(path: Path, doc: Any) -> None:
-    """Temp file, fsync, rename: a crash leaves the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, default=_jsonable)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; this is a normal user file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and value != value:
-        return None
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -8,8 +8,22 @@ from pathlib import Path
 
 import platformdirs
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QPushButton, QTabWidget, QWidget
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QWidget,
+)
 
 from paretolab.core.errors import (
     ArchitectureRequiredError,
@@ -19,12 +33,12 @@ from paretolab.core.errors import (
 )
 from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import parse_input_shapes
-from paretolab.gui.layer_table import LayerTable
-from paretolab.gui.prompts import Prompts
 from paretolab.gui.compare_dialog import CompareDialog
 from paretolab.gui.graph_view import GraphView
 from paretolab.gui.importance_chart import ImportanceChart
 from paretolab.gui.jobs_panel import JobsPanel
+from paretolab.gui.layer_table import LayerTable
+from paretolab.gui.prompts import Prompts
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.studio import EXPORT_FORMATS, Studio
 from paretolab.gui.summary_panel import SummaryPanel

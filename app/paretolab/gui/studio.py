@@ -11,7 +11,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.variant import Recipe, Variant, delete_variant, rename_variant, save_metrics
+from paretolab.core.variant import (
+    Recipe,
+    Variant,
+    delete_variant,
+    rename_variant,
+    save_metrics,
+)
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paretolab.core.eager import torch_edits_unavailable
-from paretolab.core.runtimes import available_backends
 from paretolab.core.graph import LayerGraph
 from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.progress import Progress
+from paretolab.core.runtimes import available_backends
 from paretolab.jobs.job import Job
 
 

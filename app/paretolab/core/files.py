@@ -1,0 +1,51 @@
+"""Writing files so that a crash or a cancel never leaves half of one behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
+    """Run write(path) in a temp folder beside `out`, then rename what it wrote into place.
+
+    The folder catches companion files (external data, an IR's .bin) under their final names,
+    so a failed or cancelled write leaves nothing half-written next to the user's files.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".paretolab-") as tmp:
+        write(Path(tmp) / out.name)
+        for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == out.name):
+            os.replace(written, out.parent / written.name)  # the main file last
+    return out
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Temp file, fsync, rename: a crash leaves the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, default=_jsonable)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; this is a normal user file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and value != value:
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
