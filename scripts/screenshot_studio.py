@@ -13,9 +13,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from PySide6.QtCore import QSettings, QTimer
+
 from paretolab.gui.app import create_app
 from paretolab.gui.main_window import MainWindow
-from PySide6.QtCore import QSettings, QTimer
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RECIPES = [

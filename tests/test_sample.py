@@ -11,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+
 from paretolab.core.model import load_model
 from paretolab.core.sample import (
     digits_split,

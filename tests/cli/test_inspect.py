@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from model_zoo import TINY_MACS, TINY_PARAMS
 from paretolab.cli import main
 from paretolab.core.sample import sample_model_path

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from paretolab.cli import main
 from paretolab.core.data import digits
 from paretolab.core.sample import sample_info, sample_model_path

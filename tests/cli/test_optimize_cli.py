@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from paretolab.cli import main
 from paretolab.core.sample import sample_model_path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from model_zoo import TINY_INPUT
 from paretolab.core.errors import (
     ArchitectureRequiredError,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from paretolab.core.data import (
     DataError,
     ImagePreprocess,
@@ -17,7 +19,6 @@ from paretolab.core.data import (
 )
 from paretolab.core.errors import InputShapeError
 from paretolab.core.tensors import TensorSpec
-from PIL import Image
 
 IMAGE_INPUT = [TensorSpec("input", ("batch", 3, 16, 16), "float32")]
 

@@ -9,6 +9,7 @@ import onnxruntime as ort
 import openvino as ov
 import pytest
 import torch
+
 from model_zoo import TINY_INPUT, TINY_MACS, tiny_net
 from paretolab.core.errors import ConversionError
 from paretolab.core.model import load_model

@@ -7,6 +7,7 @@ import time
 import onnx
 import pytest
 import torch
+
 from model_zoo import (
     TINY_INPUT,
     TINY_LAYERS,

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
 from paretolab.core.data import digits
 from paretolab.core.eager import eager_module
 from paretolab.core.errors import Cancelled

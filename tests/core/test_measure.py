@@ -12,6 +12,7 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
+
 from paretolab.core.data import DataError, digits, open_dataset, tensor_file
 from paretolab.core.errors import Cancelled
 from paretolab.core.evaluate import evaluate

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from paretolab.core.metrics import AccuracyMeter, FidelityMeter, fidelity_dict
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
 from model_zoo import TINY_INPUT
 from paretolab.core.data import digits
 from paretolab.core.distill import DistillSettings, distill

@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnx
 import openvino as ov
 import pytest
+
 from paretolab.core.data import DataError, digits, random_inputs
 from paretolab.core.errors import Cancelled
 from paretolab.core.evaluate import evaluate

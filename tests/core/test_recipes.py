@@ -7,6 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+
 from paretolab.core.data import digits
 from paretolab.core.model import load_model
 from paretolab.core.optimize import DataPlan, apply_recipe, optimize

@@ -4,9 +4,10 @@ behind fails, because leaked threads are what makes Qt suites crash and hang."""
 from __future__ import annotations
 
 import pytest
-from paretolab.gui.main_window import MainWindow
 from PySide6.QtCore import QSettings, QThreadPool
 from PySide6.QtWidgets import QApplication
+
+from paretolab.gui.main_window import MainWindow
 
 
 @pytest.fixture(autouse=True)

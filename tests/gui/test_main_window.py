@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
-from paretolab.core.sample import sample_model_path
-from paretolab.gui.main_window import MainWindow
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QMessageBox
+
+from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
+from paretolab.core.sample import sample_model_path
+from paretolab.gui.main_window import MainWindow
 
 
 def test_opens_the_sample_with_summary_and_layers(qtbot, window):

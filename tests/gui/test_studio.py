@@ -9,13 +9,14 @@ import time
 import numpy as np
 import onnxruntime as ort
 import pytest
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
 from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
 from paretolab.core.data import digits
 from paretolab.core.sample import sample_model_path
 from paretolab.jobs.job import JobState
 from paretolab.jobs.preload import freeze_long_lived_objects
 from paretolab.jobs.studio_jobs import profile_job
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 
 @pytest.fixture()

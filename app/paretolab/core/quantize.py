@@ -145,6 +145,19 @@ def _sensitive_layers(handle: ModelHandle, settings: QuantizeSettings, calibrati
     return most_sensitive_layers(_runtime_graph(handle), sqnr, settings.keep_sensitive)
 
 
+def int8_layer_error(handle: ModelHandle, data: Dataset, samples: int = 64) -> dict[str, float]:
+    """Per layer, the SQNR (dB) of its output when the whole model runs in int8 (QDQ, per
+    channel) against FP32: where quantization hurts. Lower is worse."""
+    from paretolab.core.importance import layer_output_sqnr, quantization_error
+
+    calibration = calibration_subset(data, samples)
+    with tempfile.TemporaryDirectory(prefix="paretolab-qerr-") as tmp:
+        probe = Path(tmp) / "probe.onnx"
+        _ort_static(handle.onnx_file(), probe, "qdq-s8s8", QuantizeSettings(samples=samples), handle, calibration, [])
+        sqnr = quantization_error(handle.onnx_file(), probe, calibration, [s.name for s in handle.inputs])
+    return layer_output_sqnr(_runtime_graph(handle), sqnr)
+
+
 # -- ONNX Runtime ----------------------------------------------------------------------------
 
 

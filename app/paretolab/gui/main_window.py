@@ -308,12 +308,14 @@ class MainWindow(QMainWindow):
         drops = analysis.sensitivity.by_layer() if analysis.sensitivity else {}
         share = {t.layer: t.share for t in analysis.times if t.mapped}
         for title, values in (("importance (mean |w|)", l1), ("importance (Taylor)", taylor),
-                              ("sensitivity (worst drop, pruning)", drops), ("latency share (ONNX Runtime)", share)):
+                              ("sensitivity (worst drop, pruning)", drops), ("latency share (ONNX Runtime)", share),
+                              ("int8 output SQNR, dB (low = hurt)", analysis.int8_sqnr)):
             if values:
                 self.graph_view.set_metric(title, values)
                 self.importance_chart.set_metric(title, values)
         self.graph_view.metric_box.setCurrentText("importance (Taylor)" if taylor else "importance (mean |w|)")
         self.graph_view.set_details("latency", {t.layer: f"{t.ms:.4f} ms ({100 * t.share:.1f}%)" for t in analysis.times if t.mapped})
+        self.graph_view.set_details("int8 error", {k: f"output SQNR {v:.1f} dB in an all-int8 model" for k, v in analysis.int8_sqnr.items()})
         self.graph_view.set_details("sensitivity", {k: f"worst drop {100 * v:.1f} points when pruned alone" for k, v in drops.items()})
         self.graph_view.set_details("importance", {x.layer: f"mean |w| {x.l1:.4g}" + (f", Taylor {x.taylor:.3g}" if x.taylor else "") for x in analysis.importance})
 

@@ -12,6 +12,7 @@ from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.optimize import DataPlan, optimize
 from paretolab.core.profile import layer_breakdown, profile_model
 from paretolab.core.progress import Progress
+from paretolab.core.quantize import int8_layer_error
 from paretolab.core.variant import Recipe
 from paretolab.jobs.job import Job
 
@@ -46,6 +47,7 @@ class LayerAnalysis:
     importance: list  # LayerImportance
     sensitivity: object | None  # SensitivityResult
     times: list  # LayerTime, ONNX Runtime
+    int8_sqnr: dict  # layer -> output SQNR (dB) with the whole model in int8
 
 
 def analysis_job(handle: ModelHandle, data: str) -> Job:
@@ -58,11 +60,13 @@ def analysis_job(handle: ModelHandle, data: str) -> Job:
         importance = weight_importance(handle, train)
         progress.report(0.3, "sensitivity scan")
         scan = sensitivity_scan(handle, held_out, levels=(0.3, 0.6, 0.9), cache=default_cache(),
-                                progress=Progress(lambda f, m: progress.report(0.3 + 0.5 * f, m)))
-        progress.report(0.85, "time per layer")
+                                progress=Progress(lambda f, m: progress.report(0.3 + 0.45 * f, m)))
+        progress.report(0.8, "int8 error per layer")
+        int8 = int8_layer_error(handle, train)
+        progress.report(0.9, "time per layer")
         times = layer_breakdown(handle, "ort", "cpu", None)
         progress.report(1.0, "layers analysed")
-        return LayerAnalysis(importance, scan, times)
+        return LayerAnalysis(importance, scan, times, int8)
 
     return Job(f"Analyse layers of {handle.path.name}", run)
 
