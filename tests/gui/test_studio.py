@@ -242,3 +242,18 @@ def test_per_layer_overrides_calibration_and_fp32_layers_reach_the_recipe(qtbot,
     assert not panel.run_button.isEnabled() and "Keep FP32" in panel.run_button.toolTip()
     panel.quantize.setCurrentText("int8, OpenVINO (NNCF)")
     assert not panel.calibration.isEnabled() and panel.samples.isEnabled()
+
+
+def test_reopening_a_model_shows_its_earlier_variants(qtbot, studio_window, model_files):
+    w = studio_window
+    w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    job = w.studio.run(w.settings_panel.recipe(), "digits")
+    qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=120_000)
+    open_and_wait(qtbot, w, model_files["onnx"])  # another model: its own, empty experiment
+    assert w.variants.model.rowCount() == 0 and w.chart.points == {}
+    open_and_wait(qtbot, w, sample_model_path())
+    assert [v.name for v in w.variants.model.variants] == ["v1"]
+    assert set(w.chart.points) == {"baseline", "v1"}
+    next_job = w.studio.run(w.settings_panel.recipe(), "digits")  # numbering continues
+    qtbot.waitUntil(lambda: next_job.state == JobState.DONE, timeout=120_000)
+    assert next_job.result.name == "v2"

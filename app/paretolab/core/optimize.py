@@ -22,6 +22,7 @@ from paretolab.core.evaluate import evaluate
 from paretolab.core.files import atomic_write, write_json_atomic
 from paretolab.core.graphopt import optimize_graph
 from paretolab.core.lowrank import factorize
+from paretolab.core.machine import machine_info
 from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.profile import profile_model
 from paretolab.core.progress import Progress, silent
@@ -224,6 +225,7 @@ def optimize(
     metrics["speedup"] = b["latency_ms"] / v["latency_ms"] if v["latency_ms"] else None
     metrics["size_ratio"] = v["size_bytes"] / b["size_bytes"] if b["size_bytes"] else None
     metrics["notes"] = list(data.notes)
+    metrics["machine"] = machine_info()
     if metrics["speedup"] is not None and metrics["speedup"] < 1.0:
         metrics["notes"].append(f"this variant is slower than the FP32 baseline on ONNX Runtime ({metrics['speedup']:.2f}x)")
     variant = Variant(name, recipe, artifact, str(handle.path), metrics, reports)

@@ -6,7 +6,6 @@ import logging
 import os
 from pathlib import Path
 
-import platformdirs
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
@@ -31,6 +30,7 @@ from paretolab.core.errors import (
     ParetoLabError,
     UntrustedModelError,
 )
+from paretolab.core.experiment import default_root
 from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import parse_input_shapes
 from paretolab.gui.compare_dialog import CompareDialog
@@ -69,7 +69,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, variants_root: Path | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or QSettings("ParetoLab", "ParetoLab")
-        self.variants_root = Path(variants_root or Path(platformdirs.user_data_dir("paretolab")) / "variants")
+        self.variants_root = Path(variants_root or default_root())
         self.prompts = Prompts(self)
         self.loaded: LoadedModel | None = None
         self.job: Job | None = None
@@ -190,7 +190,7 @@ class MainWindow(QMainWindow):
         path = Path(path)
         if self.job is not None:
             self.job.cancel()  # a newer request supersedes the one in flight
-        job = load_model_job(path, trust=trust, input_shapes=input_shapes, arch=arch)
+        job = load_model_job(path, trust=trust, input_shapes=input_shapes, arch=arch, experiments=self.variants_root)
         job.progressed.connect(self._on_progress)
         job.succeeded.connect(lambda loaded: self._on_loaded(job, loaded))
         job.failed.connect(lambda error: self._on_load_failed(job, path, error, trust, arch))

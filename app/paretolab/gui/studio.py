@@ -3,7 +3,6 @@ step. The main window owns the widgets; this object owns what happens between th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +44,7 @@ class Studio(QObject):
     error = Signal(str, str)
 
     def __init__(self, settings_panel: SettingsPanel, chart: TradeoffChart, table: VariantsTable, variants_root: Path,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None) -> None:  # variants_root: where experiments live
         super().__init__(parent)
         self.queue = JobQueue(self)
         self.settings_panel, self.chart, self.table = settings_panel, chart, table
@@ -60,20 +59,20 @@ class Studio(QObject):
 
     # -- model --------------------------------------------------------------------------
     def set_model(self, loaded: LoadedModel, torch_reason: str | None) -> None:
+        """Show the model's experiment: every variant made from it before, on the chart."""
         self.loaded = loaded
         self._reserved.clear()
         self.chart.clear()
         self.table.model.clear()
         self.settings_panel.set_model(loaded.graph, torch_reason)
         self.settings_panel.set_devices(loaded.devices)
+        for variant in loaded.earlier_variants:
+            self._on_variant(variant)
 
     def variants_dir(self) -> Path:
-        """Where this model's variants are written: one folder per model file content."""
+        """Where this model's variants are written: its experiment folder."""
         assert self.loaded is not None
-        digest = hashlib.sha256()
-        for f in self.loaded.handle.files:
-            digest.update(f.read_bytes())
-        return self.variants_root / f"{self.loaded.handle.path.stem}-{digest.hexdigest()[:10]}"
+        return self.loaded.experiment_folder
 
     def _next_name(self, folder: Path) -> str:
         """v1, v2, ...: never a name a variant, a queued job or a file in `folder` has."""

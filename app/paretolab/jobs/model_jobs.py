@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretolab.core.eager import torch_edits_unavailable
+from paretolab.core.experiment import Experiment
 from paretolab.core.graph import LayerGraph
 from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.progress import Progress
@@ -20,6 +21,8 @@ class LoadedModel:
     graph: LayerGraph
     torch_reason: str | None = None  # why structured pruning / distillation cannot run, or None
     devices: tuple[tuple[str, str], ...] = (("ort", "cpu"), ("openvino", "cpu"))  # (backend, device) available here
+    experiment_folder: Path | None = None
+    earlier_variants: list = field(default_factory=list)  # Variant, from the experiment
 
 
 def load_model_job(
@@ -28,6 +31,7 @@ def load_model_job(
     trust: bool = False,
     input_shapes: Mapping[str | None, Sequence[int]] | None = None,
     arch: str | None = None,
+    experiments: Path | None = None,
 ) -> Job:
     """A job that opens `path` and builds its layer graph (torch export can take seconds)."""
 
@@ -39,7 +43,9 @@ def load_model_job(
         progress.report(0.9, "checking which techniques apply")
         reason = torch_edits_unavailable(handle)
         devices = tuple((b.backend, b.device) for b in available_backends() if b.backend != "torch")
+        progress.report(0.95, "opening the model's experiment")
+        experiment = Experiment.for_model(handle, experiments)
         progress.report(1.0, f"{path.name}: {len(graph)} layers")
-        return LoadedModel(handle, graph, reason, devices)
+        return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants())
 
     return Job(f"Open {path.name}", run)

@@ -1,0 +1,85 @@
+"""The experiment of one model: every variant made from it, kept on disk.
+
+One folder per model file content (in the user's data folder, or one the user chooses).
+Each variant is its model file plus NAME.recipe.json and NAME.metrics.json; the metrics file
+is written atomically, last, so a variant exists exactly when its metrics file does. A
+process killed mid-job leaves at most a model file without metrics, which the next open
+removes: nothing but that job is lost, and nothing half-written is ever shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.model import ModelHandle
+from paretolab.core.variant import Recipe, Variant
+
+log = logging.getLogger(__name__)
+_MODEL_SUFFIXES = (".onnx", ".xml", ".bin")
+
+
+def default_root() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("paretolab")) / "experiments"
+
+
+def model_digest(handle: ModelHandle) -> str:
+    digest = hashlib.sha256()
+    for f in handle.files:
+        with f.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class Experiment:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.skipped: list[str] = []  # files that could not be read, with why
+
+    @classmethod
+    def for_model(cls, handle: ModelHandle, root: Path | None = None) -> Experiment:
+        return cls((root or default_root()) / f"{handle.path.stem}-{model_digest(handle)[:12]}")
+
+    def variants(self) -> list[Variant]:
+        """Every finished variant, oldest first; removes what a killed job left behind."""
+        self.skipped = []
+        if not self.folder.exists():
+            return []
+        found = []
+        for metrics in sorted(self.folder.glob("*.metrics.json")):
+            try:
+                variant = variant_from_dict(json.loads(metrics.read_text()), self.folder)
+            except (OSError, ValueError, KeyError, TypeError, ParetoLabError) as exc:
+                self.skipped.append(f"{metrics.name}: {exc}")
+                continue
+            if variant.metrics.get("cancelled") or not variant.artifact.exists():
+                continue
+            found.append(variant)
+        self._remove_orphans({v.name for v in found} | {m.name.removesuffix(".metrics.json") for m in self.folder.glob("*.metrics.json")})
+        return sorted(found, key=lambda v: (v.created, v.name))
+
+    def _remove_orphans(self, names: set[str]) -> None:
+        for f in self.folder.iterdir():
+            stem = f.name.split(".")[0]
+            if f.is_file() and f.suffix in _MODEL_SUFFIXES and stem not in names:
+                log.info("removing %s: its job never finished", f)
+                f.unlink(missing_ok=True)
+
+
+def variant_from_dict(doc: dict, folder: Path) -> Variant:
+    artifact = folder / Path(doc["artifact"]).name  # the folder may have moved since
+    return Variant(
+        name=doc["name"],
+        recipe=Recipe.from_dict(doc["recipe"], f"{doc['name']}.metrics.json"),
+        artifact=artifact,
+        parent=doc.get("parent", ""),
+        metrics=doc.get("metrics", {}),
+        reports=doc.get("reports", []),
+        created=doc.get("created", ""),
+    )

@@ -1,0 +1,61 @@
+"""The experiment store: reopening shows every finished variant; a killed job loses only itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from paretolab.core.experiment import Experiment
+from paretolab.core.model import load_model
+from paretolab.core.optimize import DataPlan, optimize
+from paretolab.core.sample import sample_model_path
+from paretolab.core.variant import Recipe
+
+FP16 = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]})
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_model(sample_model_path())
+
+
+def test_experiment_is_keyed_by_content_and_lists_finished_variants(sample, tmp_path):
+    experiment = Experiment.for_model(sample, tmp_path)
+    assert experiment.folder.parent == tmp_path and experiment.folder.name.startswith("digits_cnn-")
+    assert experiment.variants() == []
+    made = optimize(sample, FP16, DataPlan.from_spec("digits", sample), experiment.folder, "v1")
+    (experiment.folder / "v2.onnx").write_bytes(b"half a model from a killed job")
+    (experiment.folder / "v3.metrics.json").write_text("{not json")
+    found = experiment.variants()
+    assert [v.name for v in found] == ["v1"] and found[0].recipe == FP16
+    assert found[0].metrics["variant"]["top1"] == made.metrics["variant"]["top1"]
+    assert found[0].metrics["machine"]["cores"] >= 1 and found[0].created
+    assert not (experiment.folder / "v2.onnx").exists()  # the orphan is gone
+    assert experiment.skipped and experiment.skipped[0].startswith("v3.metrics.json")
+
+
+def test_a_process_killed_mid_job_loses_only_that_job(sample, tmp_path):
+    experiment = Experiment.for_model(sample, tmp_path)
+    optimize(sample, FP16, DataPlan.from_spec("digits", sample), experiment.folder, "v1")
+    before = json.loads((experiment.folder / "v1.metrics.json").read_text())
+    recipe = tmp_path / "long.json"
+    recipe.write_text(json.dumps({"steps": [{"technique": "prune"}, {"technique": "distill", "settings": {"epochs": 500, "patience": 500}}]}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paretolab", "optimize", str(sample.path), "--recipe", str(recipe),
+         "--out", str(experiment.folder), "--name", "v2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    time.sleep(8)  # well into distillation (imports, pruning and the first epochs take a few seconds)
+    assert process.poll() is None, "the job ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    reopened = Experiment(experiment.folder).variants()
+    assert [v.name for v in reopened] == ["v1"]
+    assert json.loads((experiment.folder / "v1.metrics.json").read_text()) == before
+    assert sorted(p.name for p in experiment.folder.iterdir()) == ["v1.metrics.json", "v1.onnx", "v1.recipe.json"]
