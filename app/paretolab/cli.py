@@ -105,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--json", action="store_true")
     optimize.set_defaults(handler=cmd_optimize)
 
+    run = commands.add_parser("run", help="reproduce a saved recipe on a model (same as optimize --recipe)")
+    run.add_argument("recipe", help="recipe file (from the GUI's Save recipe, or NAME.recipe.json next to a variant)")
+    _add_model_arguments(run)
+    run.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits)")
+    run.add_argument("--out", required=True, metavar="DIR")
+    run.add_argument("--name", default="variant")
+    run.add_argument("--backend", choices=("ort", "openvino"))
+    run.add_argument("--device", default="cpu")
+    run.add_argument("--threads", type=int, metavar="N")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(handler=cmd_optimize, prune=None, quantize=None, graphopt=None, keep_fp32="")
+
     gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
     gui.add_argument("model", nargs="?", help="model file to open")
     gui.set_defaults(handler=cmd_gui)

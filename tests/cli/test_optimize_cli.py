@@ -75,3 +75,20 @@ def test_importance_with_sensitivity(capsys, monkeypatch, tmp_path):
     assert code == 0 and "taylor" in out.splitlines()[0]
     with pytest.raises(SystemExit):
         main(["importance", ONNX, "--levels", "0,2"])
+
+
+def test_run_reproduces_a_variant_from_its_recipe(capsys, tmp_path):
+    import numpy as np
+    import onnx
+
+    code, _, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--quantize", "ort-fp16", "--out", str(tmp_path / "a"), "--name", "first")
+    assert code == 0, err
+    recipe = tmp_path / "a" / "first.recipe.json"
+    code, out, err = run_cli(capsys, "run", str(recipe), ONNX, "--out", str(tmp_path / "b"), "--name", "again", "--json")
+    assert code == 0, err
+    first = json.loads((tmp_path / "a" / "first.metrics.json").read_text())["metrics"]["variant"]
+    again = json.loads(out)["metrics"]["variant"]
+    assert again["top1"] == first["top1"] and again["params"] == first["params"]  # deterministic steps: exactly
+    weights = [{t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(p)).graph.initializer}
+               for p in (tmp_path / "a" / "first.onnx", tmp_path / "b" / "again.onnx")]
+    assert weights[0].keys() == weights[1].keys() and all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])

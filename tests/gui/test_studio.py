@@ -257,3 +257,18 @@ def test_reopening_a_model_shows_its_earlier_variants(qtbot, studio_window, mode
     next_job = w.studio.run(w.settings_panel.recipe(), "digits")  # numbering continues
     qtbot.waitUntil(lambda: next_job.state == JobState.DONE, timeout=120_000)
     assert next_job.result.name == "v2"
+
+
+def test_save_a_variants_recipe_from_the_gui(qtbot, studio_window, tmp_path):
+    from paretolab.core.variant import Recipe
+
+    w = studio_window
+    w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    job = w.studio.run(w.settings_panel.recipe(), "digits")
+    qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=120_000)
+    w.prompts.path = str(tmp_path / "mine.recipe.json")
+    path = w.save_recipe(job.result)
+    assert Recipe.load(path) == job.result.recipe and "paretolab run" in w.prompts.infos[-1][1]
+    w.prompts.path = str(tmp_path / "missing-folder" / "x.json")
+    (tmp_path / "missing-folder").write_text("a file where a folder should be")
+    assert w.save_recipe(job.result) is None and "Could not save" in w.prompts.errors[-1][0]

@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self.variants.rename_requested.connect(self.rename_variant)
         self.variants.delete_requested.connect(self.delete_variant)
         self.variants.compare_requested.connect(self.compare_variant)
+        self.variants.save_recipe_requested.connect(self.save_recipe)
         self.studio.message.connect(lambda title, text: self.prompts.info(title, text))
         self.importance_chart = ImportanceChart(self)
         self.importance_dock = self._dock("Importance", self.importance_chart, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -279,6 +280,20 @@ class MainWindow(QMainWindow):
     def _show_comparison(self, comparison) -> None:
         self.compare_dialog = CompareDialog(comparison, self)
         self.compare_dialog.show()
+
+    def save_recipe(self, variant) -> Path | None:
+        """Save a variant's recipe; `paretolab run RECIPE MODEL` reproduces the variant headless."""
+        start = str(Path(self.settings.value("export/folder", str(Path.home()))) / f"{variant.name}.recipe.json")
+        dest = self.prompts.save_path("Save recipe", start, "Recipe (*.json)")
+        if not dest:
+            return None
+        try:
+            path = variant.recipe.save(Path(dest))
+        except OSError as exc:
+            self.prompts.error("Could not save the recipe", f"{dest}: {exc.strerror or exc}; choose a writable folder")
+            return None
+        self.prompts.info("Recipe saved", f"{path}\nReproduce it with: paretolab run {path} MODEL --out DIR")
+        return path
 
     def delete_variant(self, variant) -> None:
         if self.prompts.confirm("Delete variant", f"Delete {variant.name} ({variant.recipe.summary()}) and its files in "

@@ -98,6 +98,7 @@ class VariantsTable(QWidget):
     rename_requested = Signal(object)
     reprofile_requested = Signal(object)
     compare_requested = Signal(object)
+    save_recipe_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -114,7 +115,8 @@ class VariantsTable(QWidget):
         self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for text, signal, key in (("Compare with…", self.compare_requested, None), ("Re-profile", self.reprofile_requested, None),
+        for text, signal, key in (("Compare with…", self.compare_requested, None), ("Save recipe…", self.save_recipe_requested, None),
+                                  ("Re-profile", self.reprofile_requested, None),
                                   ("Rename…", self.rename_requested, "F2"),
                                   ("Delete", self.delete_requested, "Delete")):
             action = QAction(text, self.view)
