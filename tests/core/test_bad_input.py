@@ -105,3 +105,15 @@ def test_wrong_input_shape_for_a_torch_model_names_the_problem(model_files):
     message = one_line(exc)
     assert "tiny_script.pt does not accept input [1, 5, 16, 16] float32" in message
     assert "expected input[1, 5, 16, 16] to have 3 channels" in message
+
+
+def test_model_bigger_than_free_memory_is_refused_before_loading(model_files, monkeypatch):
+    import psutil
+
+    class Tight:
+        available = 1000
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tight())
+    with pytest.raises(ModelLoadError) as exc:
+        load_model(model_files["onnx"])
+    assert "tiny.onnx is 0.0 GiB" in one_line(exc) and "memory is free" in one_line(exc)

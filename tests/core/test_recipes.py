@@ -142,3 +142,25 @@ def test_cancelled_or_failed_optimize_leaves_nothing_behind(sample, tmp_path, mo
     with pytest.raises(BackendError):
         optimize(sample, graphopt, data, tmp_path, "v")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("errno_code", [28, 30, 13])  # ENOSPC, EROFS, EACCES
+def test_full_disk_or_read_only_folder_reports_and_changes_nothing(sample, tmp_path, monkeypatch, errno_code):
+    import os as real_os
+
+    from paretolab.core import files
+    from paretolab.core.files import WriteError
+
+    first = optimize(sample, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", sample), tmp_path, "v1")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def failing_replace(src, dst):
+        raise OSError(errno_code, real_os.strerror(errno_code))
+
+    monkeypatch.setattr(files.os, "replace", failing_replace)
+    with pytest.raises(WriteError, match=f"cannot write .*v2.onnx: {real_os.strerror(errno_code)}"):
+        optimize(sample, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", sample), tmp_path, "v2")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    with pytest.raises(WriteError):
+        first.recipe.save(tmp_path / "copy.recipe.json")
+    assert not (tmp_path / "copy.recipe.json").exists()

@@ -1,4 +1,5 @@
-"""Writing files so that a crash or a cancel never leaves half of one behind."""
+"""Writing files so that a crash, a cancel, a full disk or a read-only folder never leaves
+half of one behind, and says what went wrong in one line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from paretolab.core.errors import ParetoLabError
+
+
+class WriteError(ParetoLabError):
+    """A file could not be written (no space, no permission, read-only disk)."""
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    reason = exc.strerror or str(exc)
+    return WriteError(f"cannot write {path}: {reason}; free some space or choose a writable folder (nothing was changed)")
+
 
 def atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
     """Run write(path) in a temp folder beside `out`, then rename what it wrote into place.
@@ -16,18 +28,24 @@ def atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
     The folder catches companion files (external data, an IR's .bin) under their final names,
     so a failed or cancelled write leaves nothing half-written next to the user's files.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".paretolab-") as tmp:
-        write(Path(tmp) / out.name)
-        for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == out.name):
-            os.replace(written, out.parent / written.name)  # the main file last
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".paretolab-") as tmp:
+            write(Path(tmp) / out.name)
+            for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == out.name):
+                os.replace(written, out.parent / written.name)  # the main file last
+    except OSError as exc:
+        raise _write_error(out, exc) from None
     return out
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:
     """Temp file, fsync, rename: a crash leaves the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f, indent=1, default=_jsonable)
@@ -38,6 +56,8 @@ def write_json_atomic(path: Path, doc: Any) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; this is a normal user file
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

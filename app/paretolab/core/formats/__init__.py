@@ -41,6 +41,19 @@ def check_readable(path: Path) -> None:
         raise ModelLoadError(f"{path}: permission denied; make the file readable") from None
     if size == 0:
         raise ModelLoadError(f"{path} is empty (0 bytes); the save or copy that made it did not finish")
+    check_fits_in_memory(path, size)
+
+
+def check_fits_in_memory(path: Path, size: int) -> None:
+    """Loading takes about twice the file's size (file bytes and the runtime's copy)."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if 2 * size > available:
+        raise ModelLoadError(
+            f"{path.name} is {size / 2**30:.1f} GiB and loading it needs about {2 * size / 2**30:.1f} GiB, "
+            f"but only {available / 2**30:.1f} GiB of memory is free; close other programs or use a bigger machine"
+        )
 
 
 def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> ModelSource:
