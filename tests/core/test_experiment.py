@@ -58,4 +58,20 @@ def test_a_process_killed_mid_job_loses_only_that_job(sample, tmp_path):
     reopened = Experiment(experiment.folder).variants()
     assert [v.name for v in reopened] == ["v1"]
     assert json.loads((experiment.folder / "v1.metrics.json").read_text()) == before
-    assert sorted(p.name for p in experiment.folder.iterdir()) == ["v1.metrics.json", "v1.onnx", "v1.recipe.json"]
+    assert sorted(p.name for p in experiment.folder.iterdir() if not p.name.startswith(".")) == [
+        "v1.metrics.json", "v1.onnx", "v1.recipe.json"]
+
+
+def test_two_windows_never_take_the_same_name(sample, tmp_path):
+    a = Experiment.for_model(sample, tmp_path)
+    b = Experiment.for_model(sample, tmp_path)  # a second window on the same experiment
+    first, second = a.claim_name(), b.claim_name()
+    assert (first, second) == ("v1", "v2")
+    (a.folder / "v1.onnx").write_bytes(b"being written by window a")
+    assert b.variants() == [] and (a.folder / "v1.onnx").exists()  # claimed: not an orphan
+    a.release(first)
+    b.release(second)
+    assert b.variants() == [] and not (a.folder / "v1.onnx").exists()  # released and unfinished: removed
+    (a.folder / "v7.claim").write_text("999999999")  # a process that died holding a name
+    a.variants()
+    assert not (a.folder / "v7.claim").exists()

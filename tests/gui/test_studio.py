@@ -173,7 +173,7 @@ def test_delete_rename_and_reprofile_variants(qtbot, studio_window):
     qtbot.waitUntil(lambda: first.state == second.state == JobState.DONE, timeout=120_000)
     v1, v2 = first.result, second.result
     folder = v1.artifact.parent
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(
         f"{n}.{ext}" for n in ("v1", "v2") for ext in ("onnx", "recipe.json", "metrics.json"))
 
     w.prompts.text_answer = "fp16-copy"
@@ -195,7 +195,8 @@ def test_delete_rename_and_reprofile_variants(qtbot, studio_window):
     w.prompts.confirm_answer = True
     w.delete_variant(v1)
     assert w.variants.model.rowCount() == 1 and "v1" not in w.chart.points
-    assert sorted(p.name for p in folder.iterdir()) == ["fp16-copy.metrics.json", "fp16-copy.onnx", "fp16-copy.recipe.json"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
+        "fp16-copy.metrics.json", "fp16-copy.onnx", "fp16-copy.recipe.json"]
 
 
 def test_compare_two_variants_layer_by_layer(qtbot, studio_window):

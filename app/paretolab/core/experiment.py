@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
+
+from filelock import FileLock
 
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.model import ModelHandle
@@ -64,12 +67,42 @@ class Experiment:
         self._remove_orphans({v.name for v in found} | {m.name.removesuffix(".metrics.json") for m in self.folder.glob("*.metrics.json")})
         return sorted(found, key=lambda v: (v.created, v.name))
 
+    def claim_name(self, prefix: str = "v") -> str:
+        """The next free variant name (v1, v2, ...), claimed so that another window or process
+        working on the same experiment cannot take it too. Release it when the job ends."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.folder / ".experiment.lock"), timeout=30):
+            n = 1
+            while any(self.folder.glob(f"{prefix}{n}.*")):
+                n += 1
+            name = f"{prefix}{n}"
+            (self.folder / f"{name}.claim").write_text(str(os.getpid()))
+        return name
+
+    def release(self, name: str) -> None:
+        (self.folder / f"{name}.claim").unlink(missing_ok=True)
+
     def _remove_orphans(self, names: set[str]) -> None:
-        for f in self.folder.iterdir():
-            stem = f.name.split(".")[0]
-            if f.is_file() and f.suffix in _MODEL_SUFFIXES and stem not in names:
-                log.info("removing %s: its job never finished", f)
-                f.unlink(missing_ok=True)
+        with FileLock(str(self.folder / ".experiment.lock"), timeout=30):
+            claimed = {c.name.removesuffix(".claim") for c in self.folder.glob("*.claim") if _alive(c)}
+            for f in self.folder.iterdir():
+                stem = f.name.split(".")[0]
+                if stem in claimed:
+                    continue  # a job in another window or process is still writing it
+                if f.is_file() and (f.suffix in _MODEL_SUFFIXES or f.suffix == ".claim") and stem not in names:
+                    log.info("removing %s: its job never finished", f)
+                    f.unlink(missing_ok=True)
+
+
+def _alive(claim: Path) -> bool:
+    """Whether the process that claimed a name still runs."""
+    try:
+        pid = int(claim.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    import psutil
+
+    return psutil.pid_exists(pid)
 
 
 def variant_from_dict(doc: dict, folder: Path) -> Variant:

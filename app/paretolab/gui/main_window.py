@@ -289,8 +289,8 @@ class MainWindow(QMainWindow):
             return None
         try:
             path = variant.recipe.save(Path(dest))
-        except OSError as exc:
-            self.prompts.error("Could not save the recipe", f"{dest}: {exc.strerror or exc}; choose a writable folder")
+        except ParetoLabError as exc:
+            self.prompts.error("Could not save the recipe", str(exc))
             return None
         self.prompts.info("Recipe saved", f"{path}\nReproduce it with: paretolab run {path} MODEL --out DIR")
         return path

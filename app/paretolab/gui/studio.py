@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from paretolab.core.errors import ParetoLabError
+from paretolab.core.experiment import Experiment
 from paretolab.core.variant import (
     Recipe,
     Variant,
@@ -51,7 +52,6 @@ class Studio(QObject):
         self.variants_root = variants_root
         self.loaded: LoadedModel | None = None
         self.data_spec = "digits"
-        self._reserved: set[str] = set()
         settings_panel.run_requested.connect(self.run)
         table.reprofile_requested.connect(self.reprofile)
         chart.point_selected.connect(lambda key: key != "baseline" and table.select(key))
@@ -61,7 +61,6 @@ class Studio(QObject):
     def set_model(self, loaded: LoadedModel, torch_reason: str | None) -> None:
         """Show the model's experiment: every variant made from it before, on the chart."""
         self.loaded = loaded
-        self._reserved.clear()
         self.chart.clear()
         self.table.model.clear()
         self.settings_panel.set_model(loaded.graph, torch_reason)
@@ -75,13 +74,8 @@ class Studio(QObject):
         return self.loaded.experiment_folder
 
     def _next_name(self, folder: Path) -> str:
-        """v1, v2, ...: never a name a variant, a queued job or a file in `folder` has."""
-        taken = {v.name for v in self.table.model.variants} | self._reserved
-        n = 1
-        while f"v{n}" in taken or any(folder.glob(f"v{n}.*")):
-            n += 1
-        self._reserved.add(f"v{n}")
-        return f"v{n}"
+        """v1, v2, ...: claimed in the experiment folder, so a second window cannot take it."""
+        return Experiment(folder).claim_name()
 
     # -- running ------------------------------------------------------------------------
     def run(self, recipe_doc: dict, data_spec: str) -> Job | None:
@@ -94,8 +88,9 @@ class Studio(QObject):
             return None
         self.data_spec = data_spec
         folder = self.variants_dir()
-        job = optimize_job(self.loaded.handle, recipe, data_spec, folder, self._next_name(folder),
-                           device=self.settings_panel.device.currentText())
+        name = self._next_name(folder)
+        job = optimize_job(self.loaded.handle, recipe, data_spec, folder, name, device=self.settings_panel.device.currentText())
+        job.finished.connect(lambda: Experiment(folder).release(name))
         job.succeeded.connect(self._on_variant)
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
