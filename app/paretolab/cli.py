@@ -117,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true")
     run.set_defaults(handler=cmd_optimize, prune=None, quantize=None, graphopt=None, keep_fp32="")
 
+    report = commands.add_parser("report", help="a self-contained HTML report (plus JSON and CSV) of a model's experiment")
+    report.add_argument("target", help="an experiment folder, or a model file (its experiment is used)")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.json, variants.csv")
+    report.add_argument("--sensitivity", action="store_true", help="include a per-layer sensitivity scan (digits data)")
+    report.set_defaults(handler=cmd_report)
+
     gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
     gui.add_argument("model", nargs="?", help="model file to open")
     gui.set_defaults(handler=cmd_gui)
@@ -286,6 +292,28 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         _print_json(variant.to_dict())
     else:
         print(render.variant(variant))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from paretolab.core.experiment import Experiment
+    from paretolab.core.model import load_model
+    from paretolab.core.report import write_report
+
+    target = Path(args.target)
+    sensitivity = None
+    if target.is_dir():
+        experiment, name = Experiment(target), target.name.rsplit("-", 1)[0]
+    else:
+        handle = load_model(target)
+        experiment, name = Experiment.for_model(handle), handle.path.name
+        if args.sensitivity:
+            from paretolab.core.data import open_dataset
+            from paretolab.core.importance import default_cache, sensitivity_scan
+
+            sensitivity = sensitivity_scan(handle, open_dataset("digits:val", handle.inputs), cache=default_cache()).by_layer()
+    for path in write_report(experiment.variants(), Path(args.out), name, sensitivity):
+        print(path)
     return 0
 
 

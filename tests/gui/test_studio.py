@@ -273,3 +273,14 @@ def test_save_a_variants_recipe_from_the_gui(qtbot, studio_window, tmp_path):
     w.prompts.path = str(tmp_path / "missing-folder" / "x.json")
     (tmp_path / "missing-folder").write_text("a file where a folder should be")
     assert w.save_recipe(job.result) is None and "Could not save" in w.prompts.errors[-1][0]
+
+
+def test_export_report_from_the_gui(qtbot, studio_window, tmp_path):
+    w = studio_window
+    w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    job = w.studio.run(w.settings_panel.recipe(), "digits")
+    qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=120_000)
+    w.prompts.path = str(tmp_path / "report")
+    report = w.export_report()
+    qtbot.waitUntil(lambda: report.state == JobState.DONE, timeout=60_000)
+    assert (tmp_path / "report" / "report.html").exists() and "report.html" in w.prompts.infos[-1][1]

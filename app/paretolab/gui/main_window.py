@@ -46,7 +46,7 @@ from paretolab.gui.tradeoff_chart import TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel, load_model_job
 from paretolab.jobs.job import wait_for_all_jobs
-from paretolab.jobs.studio_jobs import analysis_job, compare_job
+from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self.export_action = self._action("&Export selected variant…", self.export_selected, QKeySequence("Ctrl+E"))
         file_menu.addAction(self.export_action)
         file_menu.addAction(self._action("Export &chart…", self.export_chart))
+        file_menu.addAction(self._action("Export &report…", self.export_report))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         run_menu = self.menuBar().addMenu("&Run")
@@ -350,6 +351,18 @@ class MainWindow(QMainWindow):
             return None
         self.settings.setValue("export/folder", str(Path(dest).parent))
         return self.studio.export(variant, fmt, Path(dest))
+
+    def export_report(self) -> Job | None:
+        """An HTML report (with JSON and CSV) of every variant of the open model, for stakeholders."""
+        if self.loaded is None:
+            return None
+        dest = self.prompts.save_path("Export report to folder", str(Path.home() / f"{self.loaded.handle.path.stem}-report"))
+        if not dest:
+            return None
+        job = report_job(self.loaded.experiment_folder, Path(dest), self.loaded.handle.path.name)
+        job.succeeded.connect(lambda paths: self.prompts.info("Report written", "\n".join(str(p) for p in paths)))
+        job.failed.connect(lambda exc: self.prompts.error("Could not write the report", str(exc)))
+        return self.studio.queue.submit(job)
 
     def export_chart(self) -> None:
         dest = self.prompts.save_path("Export chart", str(Path.home() / "tradeoff.png"), "PNG image (*.png);;SVG image (*.svg)")

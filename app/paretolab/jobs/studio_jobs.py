@@ -82,3 +82,14 @@ def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], da
         return compare_variants(original, handles, calibration_subset(dataset, 64))
 
     return Job("Compare " + " and ".join(name for name, _, _ in variants), run)
+
+
+def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
+    def run(progress: Progress) -> list[Path]:
+        from paretolab.core.experiment import Experiment
+        from paretolab.core.report import write_report
+
+        progress.report(0.2, "writing the report")
+        return write_report(Experiment(experiment_folder).variants(), out_dir, model_name)
+
+    return Job(f"Report on {model_name}", run)
