@@ -117,11 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true")
     run.set_defaults(handler=cmd_optimize, prune=None, quantize=None, graphopt=None, keep_fp32="")
 
+    sweep = commands.add_parser("sweep", help="explore settings for the accuracy-versus-latency Pareto front")
+    _add_model_arguments(sweep)
+    sweep.add_argument("--data", default="digits")
+    sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
+    sweep.add_argument("--trials", type=int, help="stop after this many trials")
+    sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
+    sweep.set_defaults(handler=cmd_sweep, json=False)
+
     report = commands.add_parser("report", help="a self-contained HTML report (plus JSON and CSV) of a model's experiment")
     report.add_argument("target", help="an experiment folder, or a model file (its experiment is used)")
     report.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.json, variants.csv")
     report.add_argument("--sensitivity", action="store_true", help="include a per-layer sensitivity scan (digits data)")
-    report.set_defaults(handler=cmd_report)
+    report.set_defaults(handler=cmd_report, json=False)
 
     gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
     gui.add_argument("model", nargs="?", help="model file to open")
@@ -292,6 +300,30 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         _print_json(variant.to_dict())
     else:
         print(render.variant(variant))
+    return 0
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration such as 90s, 10m or 1h") from None
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from paretolab import render
+    from paretolab.core.eager import torch_edits_unavailable
+    from paretolab.core.experiment import Experiment
+    from paretolab.core.optimize import DataPlan
+    from paretolab.core.sweep import SweepSettings, sweep
+
+    handle = _load(args)
+    experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
+    variants = sweep(handle, DataPlan.from_spec(args.data, handle), experiment, SweepSettings(budget_s=args.budget, trials=args.trials),
+                     torch_edits=torch_edits_unavailable(handle) is None, progress=_terminal_progress(args),
+                     on_variant=lambda v: print(f"{v.name}: {v.recipe.summary()}", file=sys.stderr))
+    print(render.sweep_summary(experiment, variants))
     return 0
 
 

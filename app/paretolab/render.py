@@ -137,3 +137,16 @@ def importance(layers, scan=None) -> str:
     if scan:
         text += f"\n\nsensitivity: {scan.kind} one layer at a time; baseline {scan.metric} {100 * scan.baseline:.2f}%"
     return text
+
+
+def sweep_summary(experiment, variants) -> str:
+    from paretolab.core.pareto import Point, pareto_front
+
+    stored = experiment.variants()
+    points = [Point(v.name, v.metrics["variant"]["latency_ms"], v.metrics["variant"].get("top1") or 0.0) for v in stored]
+    front = {p.key for p in pareto_front(points)}
+    rows = [("", "variant", "recipe", "top-1", "latency ms")]
+    for v in sorted(stored, key=lambda v: v.metrics["variant"]["latency_ms"]):
+        m = v.metrics["variant"]
+        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), _pct(m.get("top1")), f"{m['latency_ms']:.4f}"))
+    return f"{len(variants)} trials; experiment {experiment.folder} (* = Pareto front)\n\n" + table(rows, right={3, 4})

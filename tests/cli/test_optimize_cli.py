@@ -92,3 +92,12 @@ def test_run_reproduces_a_variant_from_its_recipe(capsys, tmp_path):
     weights = [{t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(p)).graph.initializer}
                for p in (tmp_path / "a" / "first.onnx", tmp_path / "b" / "again.onnx")]
     assert weights[0].keys() == weights[1].keys() and all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_sweep_command(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "sweep", ONNX, "--budget", "3m", "--trials", "3", "--out", str(tmp_path / "exp"))
+    assert code == 0, err
+    assert out.startswith("3 trials;") and "* = Pareto front" in out
+    assert len(list((tmp_path / "exp").glob("*.metrics.json"))) >= 1
+    with pytest.raises(SystemExit):
+        main(["sweep", ONNX, "--budget", "soon"])

@@ -284,3 +284,20 @@ def test_export_report_from_the_gui(qtbot, studio_window, tmp_path):
     report = w.export_report()
     qtbot.waitUntil(lambda: report.state == JobState.DONE, timeout=60_000)
     assert (tmp_path / "report" / "report.html").exists() and "report.html" in w.prompts.infos[-1][1]
+
+
+def test_explore_fills_the_chart_live_and_cancel_keeps_finished_trials(qtbot, studio_window):
+    from paretolab.core.sweep import SweepSettings
+
+    w = studio_window
+    settings = SweepSettings(budget_s=300, trials=6, sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"), distill_epochs=2)
+    job = w.studio.explore(settings, "digits")
+    qtbot.waitUntil(lambda: w.variants.model.rowCount() >= 2, timeout=120_000)
+    assert job.state == JobState.RUNNING or job.state == JobState.DONE  # trials arrive while the sweep runs
+    w.studio.queue.cancel(job)
+    qtbot.waitUntil(lambda: job.state in (JobState.CANCELLED, JobState.DONE), timeout=10_000)
+    kept = w.variants.model.rowCount()
+    assert kept >= 2 and len(w.chart.points) == kept + 1  # + the baseline
+    resumed = w.studio.explore(settings, "digits")
+    qtbot.waitUntil(lambda: resumed.state == JobState.DONE, timeout=120_000)
+    assert w.variants.model.rowCount() >= kept

@@ -16,7 +16,7 @@ import numpy as np
 
 from paretolab.core.data import Dataset, digits, open_dataset, random_inputs
 from paretolab.core.distill import distill
-from paretolab.core.eager import eager_module
+from paretolab.core.eager import eager_module, torch_edits_unavailable
 from paretolab.core.errors import Cancelled, ParetoLabError
 from paretolab.core.evaluate import evaluate
 from paretolab.core.files import atomic_write, write_json_atomic
@@ -119,7 +119,8 @@ class _Pipeline:
             })
 
     def _torch_available(self) -> bool:
-        return self.state.module is not None or self.state.handle.format in ("torch-pickle", "torch-state-dict")
+        """Whether the model can be edited in torch (so later torch steps keep working)."""
+        return self.state.module is not None or torch_edits_unavailable(self.state.handle) is None
 
 
 def apply_recipe(

@@ -40,6 +40,7 @@ DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity 
 
 class SettingsPanel(QWidget):
     run_requested = Signal(dict, str)  # recipe document, data spec
+    explore_requested = Signal(float, str)  # time budget in seconds, data spec
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -99,6 +100,14 @@ class SettingsPanel(QWidget):
         self.run_button = QPushButton("Run", self)
         self.run_button.setToolTip("Build this variant in the background (Ctrl+R)")
         self.run_button.clicked.connect(self.request_run)
+        self.explore_minutes = QSpinBox(self)
+        self.explore_minutes.setRange(1, 24 * 60)
+        self.explore_minutes.setValue(10)
+        self.explore_minutes.setSuffix(" min")
+        self.explore_button = QPushButton("Explore…", self)
+        self.explore_button.setToolTip("Search pruning, distillation and quantization settings for the Pareto front "
+                                       "within the time budget; cancel pauses, Explore again resumes")
+        self.explore_button.clicked.connect(lambda: self.explore_requested.emit(60.0 * self.explore_minutes.value(), self.data_spec()))
 
         prune = QGroupBox("Pruning", self)
         form = QFormLayout(prune)
@@ -121,8 +130,12 @@ class SettingsPanel(QWidget):
         form.addRow("Data", self.data)
         form.addRow("Measure on", self.device)
 
+        explore = QGroupBox("Explore automatically", self)
+        form = QFormLayout(explore)
+        form.addRow("Budget", self.explore_minutes)
+        form.addRow(self.explore_button)
         layout = QVBoxLayout(self)
-        for widget in (prune, distill, quant, self.prediction, self.run_button):
+        for widget in (prune, distill, quant, self.prediction, self.run_button, explore):
             layout.addWidget(widget)
         layout.addStretch(1)
 

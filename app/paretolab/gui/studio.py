@@ -11,6 +11,7 @@ from PySide6.QtCore import QObject, Signal
 
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.experiment import Experiment
+from paretolab.core.sweep import SweepSettings
 from paretolab.core.variant import (
     Recipe,
     Variant,
@@ -23,7 +24,7 @@ from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel
 from paretolab.jobs.queue import JobQueue
-from paretolab.jobs.studio_jobs import export_job, optimize_job, profile_job
+from paretolab.jobs.studio_jobs import export_job, optimize_job, profile_job, sweep_job
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
@@ -53,6 +54,7 @@ class Studio(QObject):
         self.loaded: LoadedModel | None = None
         self.data_spec = "digits"
         settings_panel.run_requested.connect(self.run)
+        settings_panel.explore_requested.connect(lambda budget, data: self.explore(SweepSettings(budget_s=budget), data))
         table.reprofile_requested.connect(self.reprofile)
         chart.point_selected.connect(lambda key: key != "baseline" and table.select(key))
         table.variant_selected.connect(chart.select)
@@ -95,8 +97,18 @@ class Studio(QObject):
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
 
+    def explore(self, settings: SweepSettings, data_spec: str) -> Job | None:
+        """A sweep whose trials land on the chart as they finish."""
+        if self.loaded is None:
+            return None
+        self.data_spec = data_spec
+        job = sweep_job(self.loaded.handle, data_spec, self.variants_dir(), settings, self.loaded.torch_reason is None)
+        job.partial.connect(self._on_variant)
+        job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
+        return self.queue.submit(job)
+
     def _on_variant(self, variant: Variant) -> None:
-        if variant.metrics.get("cancelled"):
+        if variant.metrics.get("cancelled") or self.table.variant(variant.name) is not None:
             return
         baseline = variant.metrics["baseline"]
         if "baseline" not in self.chart.points:

@@ -30,6 +30,7 @@ class Job(QObject):
     """
 
     progressed = Signal(float, str)
+    partial = Signal(object)  # a result that is ready before the job ends (a sweep's finished trial)
     succeeded = Signal(object)
     failed = Signal(object)  # the exception
     cancelled = Signal()

@@ -93,3 +93,16 @@ def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
         return write_report(Experiment(experiment_folder).variants(), out_dir, model_name)
 
     return Job(f"Report on {model_name}", run)
+
+
+def sweep_job(handle: ModelHandle, data: str, folder: Path, settings, torch_edits: bool) -> Job:
+    """Explore settings; each finished trial arrives through job.partial as a Variant."""
+    from paretolab.core.experiment import Experiment
+    from paretolab.core.sweep import sweep
+
+    def run(progress: Progress):
+        return sweep(handle, DataPlan.from_spec(data, handle), Experiment(folder), settings, torch_edits=torch_edits,
+                     progress=progress, on_variant=job.partial.emit)
+
+    job = Job(f"Explore {handle.path.name} ({settings.budget_s / 60:.0f} min)", run)
+    return job

@@ -1,0 +1,51 @@
+"""Explore: a budgeted multi-objective sweep that saves every trial and resumes without re-running."""
+
+from __future__ import annotations
+
+import pytest
+
+from paretolab.core.errors import Cancelled
+from paretolab.core.experiment import Experiment
+from paretolab.core.model import load_model
+from paretolab.core.optimize import DataPlan
+from paretolab.core.pareto import Point, pareto_front
+from paretolab.core.progress import Progress
+from paretolab.core.sample import sample_model_path
+from paretolab.core.settings import SettingsError, from_dict
+from paretolab.core.sweep import SweepSettings, sweep
+
+SMALL = SweepSettings(budget_s=240, trials=5, sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"), distill_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_model(sample_model_path())
+
+
+def test_sweep_saves_each_trial_and_finds_a_front(sample, tmp_path):
+    experiment = Experiment.for_model(sample, tmp_path)
+    seen = []
+    made = sweep(sample, DataPlan.from_spec("digits", sample), experiment, SMALL, torch_edits=True, on_variant=seen.append)
+    assert len(made) == 5 and seen and len(seen) == len({v.name for v in made})
+    stored = experiment.variants()
+    assert {v.name for v in stored} == {v.name for v in seen}  # every new trial is on disk
+    front = pareto_front([Point(v.name, v.metrics["variant"]["latency_ms"], v.metrics["variant"]["top1"]) for v in stored])
+    assert front
+
+    again = sweep(sample, DataPlan.from_spec("digits", sample), experiment, SMALL, torch_edits=True)
+    assert len(again) == 5
+    distinct = {v.recipe.summary() for v in made + again}
+    assert len(experiment.variants()) == len(distinct)  # settings measured once, however often proposed
+
+
+def test_sweep_cancels_and_keeps_finished_trials(sample, tmp_path):
+    experiment = Experiment.for_model(sample, tmp_path)
+    progress = Progress(lambda f, m: m.startswith("trial 2") and progress.cancel())
+    with pytest.raises(Cancelled):
+        sweep(sample, DataPlan.from_spec("digits", sample), experiment, SMALL, torch_edits=True, progress=progress)
+    assert 1 <= len(experiment.variants()) <= 2
+
+
+def test_sweep_settings_are_checked():
+    with pytest.raises(SettingsError, match="unknown quantization 'int3'"):
+        from_dict(SweepSettings, {"quantize": ["int3"]}, "sweep")
