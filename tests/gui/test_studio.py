@@ -301,3 +301,12 @@ def test_explore_fills_the_chart_live_and_cancel_keeps_finished_trials(qtbot, st
     resumed = w.studio.explore(settings, "digits")
     qtbot.waitUntil(lambda: resumed.state == JobState.DONE, timeout=120_000)
     assert w.variants.model.rowCount() >= kept
+
+
+def test_experiments_can_live_in_a_chosen_folder(qtbot, studio_window, tmp_path):
+    w = studio_window
+    w.prompts.text_answer = str(tmp_path / "shared")
+    w.choose_experiments_folder()
+    qtbot.waitUntil(lambda: w.job is None, timeout=60_000)
+    assert w.loaded.experiment_folder.parent == tmp_path / "shared"
+    assert w.settings.value("experiments/folder") == str(tmp_path / "shared")

@@ -69,7 +69,8 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, variants_root: Path | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or QSettings("ParetoLab", "ParetoLab")
-        self.variants_root = Path(variants_root or default_root())
+        chosen = self.settings.value("experiments/folder")
+        self.variants_root = Path(variants_root or chosen or default_root())
         self.prompts = Prompts(self)
         self.loaded: LoadedModel | None = None
         self.job: Job | None = None
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.export_action)
         file_menu.addAction(self._action("Export &chart…", self.export_chart))
         file_menu.addAction(self._action("Export &report…", self.export_report))
+        file_menu.addAction(self._action("Experiments &folder…", self.choose_experiments_folder))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         run_menu = self.menuBar().addMenu("&Run")
@@ -363,6 +365,17 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(lambda paths: self.prompts.info("Report written", "\n".join(str(p) for p in paths)))
         job.failed.connect(lambda exc: self.prompts.error("Could not write the report", str(exc)))
         return self.studio.queue.submit(job)
+
+    def choose_experiments_folder(self) -> None:
+        """Keep experiments somewhere else than the user data folder (a project or shared drive)."""
+        folder = self.prompts.ask_text("Experiments folder", "Folder for every model's experiment (variants, recipes, metrics):",
+                                       str(self.variants_root))
+        if folder:
+            self.variants_root = Path(folder).expanduser()
+            self.studio.variants_root = self.variants_root
+            self.settings.setValue("experiments/folder", str(self.variants_root))
+            if self.loaded is not None:
+                self.open_model(self.loaded.handle.path)  # reopen: show that folder's experiment
 
     def export_chart(self) -> None:
         dest = self.prompts.save_path("Export chart", str(Path.home() / "tradeoff.png"), "PNG image (*.png);;SVG image (*.svg)")
