@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from paretolab.core.errors import ParetoLabError
@@ -22,6 +22,7 @@ def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=6))
+@example(cut=1.0, flips=[(0.0, 149)])  # found by this test: a pickle error with an empty message
 def test_broken_files_fail_cleanly(model_files, tmp_path, kind, cut, flips):
     original = model_files[kind]
     broken_dir = tmp_path / kind

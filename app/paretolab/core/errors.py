@@ -36,5 +36,11 @@ class ConversionError(ParetoLabError):
     """The model cannot be turned into the requested format."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class Cancelled(Exception):
     """Raised by Progress.check() when the user cancelled; not an error."""

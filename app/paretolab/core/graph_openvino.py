@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import openvino as ov
 
+from paretolab.core.errors import first_line
 from paretolab.core.graph import LayerGraph, LayerNode, Weight, unique_name
 from paretolab.core.macs import openvino_macs
 from paretolab.core.tensors import Shape, TensorSpec, format_shape
@@ -48,7 +49,7 @@ def build_openvino_graph(
         try:
             model.reshape({p: ov.PartialShape(list(input_shapes[_port_name(p)])) for p in model.inputs if _port_name(p) in input_shapes})
         except Exception as exc:
-            notes.append(f"could not fix input shapes ({str(exc).strip().splitlines()[0]}); shapes stay as declared")
+            notes.append(f"could not fix input shapes ({first_line(exc)}); shapes stay as declared")
     for spec in declared:
         if input_shapes is None or spec.name not in input_shapes:
             if not spec.is_static:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from paretolab.core.errors import ConversionError
+from paretolab.core.errors import ConversionError, first_line
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -115,7 +115,7 @@ def _match_layers(graph, nodes) -> dict[int, str]:
 
 
 def _failed(exc: BaseException) -> ConversionError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first_line(exc)
     return ConversionError(f"the model cannot be exported to ONNX: {reason}")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import onnx
 from google.protobuf.message import DecodeError
 
-from paretolab.core.errors import ConversionError, ModelLoadError
+from paretolab.core.errors import ConversionError, ModelLoadError, first_line
 from paretolab.core.graph import LayerGraph
 from paretolab.core.graph_onnx import build_onnx_graph, graph_inputs, graph_outputs
 from paretolab.core.tensors import TensorSpec, concrete_shapes
@@ -52,12 +52,7 @@ class OnnxSource:
         try:
             return ov.convert_model(str(self.path))
         except Exception as exc:
-            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {first_line(exc)}") from exc
 
 
 def _external_files(model: onnx.ModelProto, path: Path) -> list[Path]:
@@ -101,7 +96,7 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OnnxSou
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeError, ValueError, OSError) as exc:
         raise ModelLoadError(
-            f"{path.name} is not a readable ONNX file (corrupt or truncated: {_first_line(exc)}); "
+            f"{path.name} is not a readable ONNX file (corrupt or truncated: {first_line(exc)}); "
             "re-export or re-download it"
         ) from None
     if not model.HasField("graph") or len(model.graph.node) == 0:
@@ -111,5 +106,5 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OnnxSou
     try:
         onnx.checker.check_model(str(path))
     except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError) as exc:
-        raise ModelLoadError(f"{path.name} is not a valid ONNX model: {_first_line(exc)}") from None
+        raise ModelLoadError(f"{path.name} is not a valid ONNX model: {first_line(exc)}") from None
     return OnnxSource(path=path, native=model, files=files)

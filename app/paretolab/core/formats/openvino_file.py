@@ -8,7 +8,7 @@ from typing import Any
 
 import openvino as ov
 
-from paretolab.core.errors import ConversionError, ModelLoadError
+from paretolab.core.errors import ConversionError, ModelLoadError, first_line
 from paretolab.core.graph import LayerGraph
 from paretolab.core.graph_openvino import build_openvino_graph, port_spec
 from paretolab.core.tensors import TensorSpec, concrete_shapes
@@ -54,6 +54,6 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OpenVin
     try:
         model = ov.Core().read_model(str(path), str(weights))
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise ModelLoadError(f"{path.name} is not a valid OpenVINO IR ({reason}); re-save it with openvino.save_model") from None
     return OpenVinoSource(path=path, native=model)

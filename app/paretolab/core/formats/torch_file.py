@@ -24,6 +24,7 @@ from paretolab.core.errors import (
     InputShapeError,
     ModelLoadError,
     UntrustedModelError,
+    first_line,
 )
 from paretolab.core.graph import LayerGraph
 from paretolab.core.tensors import TensorSpec, concrete_shapes
@@ -122,7 +123,7 @@ class TorchSource:
         except InputShapeError:
             raise
         except Exception as exc:
-            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {str(exc).strip().splitlines()[0]}") from exc
+            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {first_line(exc)}") from exc
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -177,7 +178,7 @@ def _load_exported(path: Path) -> TorchSource:
     except Exception as exc:
         raise ModelLoadError(
             f"{path.name} is not a readable torch.export program (corrupt, truncated or from an "
-            f"incompatible torch: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
+            f"incompatible torch: {first_line(exc)}); "
             "re-export it with torch.export.save"
         ) from None
     finally:
@@ -207,7 +208,7 @@ def _load_torchscript(path: Path) -> TorchSource:
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as exc:
         raise ModelLoadError(
-            f"{path.name} is not a readable TorchScript file ({str(exc).strip().splitlines()[0]}); "
+            f"{path.name} is not a readable TorchScript file ({first_line(exc)}); "
             "re-save it with torch.jit.save"
         ) from None
     module.eval()
@@ -256,7 +257,7 @@ def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
         model.load_state_dict(state_dict)
     except Exception as exc:
         raise ModelLoadError(
-            f"the weights in {path.name} do not fit --arch '{arch}': {str(exc).strip().splitlines()[0]}"
+            f"the weights in {path.name} do not fit --arch '{arch}': {first_line(exc)}"
         ) from None
     return model.eval()
 
@@ -277,7 +278,7 @@ def _load_pickle(path: Path, trust: bool, arch: str | None) -> TorchSource:
             obj = torch.load(str(path), map_location="cpu", weights_only=False)
         except Exception as exc2:  # the pickle may name classes that cannot be imported here
             raise ModelLoadError(
-                f"{path.name} could not be unpickled: {str(exc2).strip().splitlines()[0]}; "
+                f"{path.name} could not be unpickled: {first_line(exc2)}; "
                 "the classes it names must be importable (check PYTHONPATH)"
             ) from None
     except Exception as exc:
@@ -298,7 +299,7 @@ def _load_pickle(path: Path, trust: bool, arch: str | None) -> TorchSource:
 
 
 def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first_line(exc)
     return ModelLoadError(f"{path.name} is not a readable PyTorch file (corrupt or truncated: {reason}); re-save it")
 
 
