@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -20,7 +22,8 @@ def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("PARETOLAB_FUZZ_EXAMPLES", "15")), deadline=None, derandomize="PARETOLAB_FUZZ_EXAMPLES" not in os.environ,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=6))
 @example(cut=1.0, flips=[(0.0, 149)])  # found by this test: a pickle error with an empty message
 def test_broken_files_fail_cleanly(model_files, tmp_path, kind, cut, flips):

@@ -196,7 +196,7 @@ def _is_torchscript(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
+    except Exception:  # a damaged archive (bad central directory, undecodable names): not TorchScript
         return False
 
 
