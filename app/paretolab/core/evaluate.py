@@ -62,7 +62,7 @@ def _fixed_batch(handle: ModelHandle) -> int | None:
 def _pad(arrays: list[np.ndarray], size: int) -> list[np.ndarray]:
     """Repeat the last sample so a model with a fixed batch size takes a short final batch."""
     short = size - len(arrays[0])
-    return [np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) if short else a for a in arrays]
+    return [np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) for a in arrays] if short > 0 else arrays
 
 
 def evaluate(
@@ -125,9 +125,7 @@ def _run_batches(runner, ref_runner, dataset, dtypes, batch_size, name, progress
     done = 0
     for batch in dataset.batches(batch_size):
         n = len(batch.indices)
-        inputs = _pad([a.astype(t, copy=False) for a, t in zip(batch.inputs, dtypes)], batch_size) if n < batch_size else [
-            a.astype(t, copy=False) for a, t in zip(batch.inputs, dtypes)
-        ]
+        inputs = _pad([a.astype(t, copy=False) for a, t in zip(batch.inputs, dtypes)], batch_size)
         outputs = [o[:n] for o in runner.run(inputs)]
         if batch.labels is not None and is_classifier_output(outputs[0]):
             classes = outputs[0].shape[1]

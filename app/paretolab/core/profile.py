@@ -26,7 +26,6 @@ from paretolab.core.progress import Progress, silent
 from paretolab.core.runtimes import (
     OpenVinoRunner,
     OrtRunner,
-    Runner,
     check_available,
     open_runner,
 )
@@ -245,29 +244,24 @@ def layer_breakdown(handle: ModelHandle, backend: str, device: str, threads: int
     return map_layer_times(raw, handle.layer_graph())
 
 
-def _ort_layer_times(handle, device, threads, inputs, runs) -> dict[str, tuple[str, float]]:
+def _ort_layer_times(handle, device, threads, inputs, runs, warmup: int = 3) -> dict[str, tuple[str, float]]:
+    """One profiled session: `warmup` + `runs` calls; each node's first `warmup` events are the
+    warm-up (events come in time order) and are left out of the mean."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="paretolab-ortprof-") as folder:
         runner = OrtRunner(handle, device, threads, profile_prefix=str(Path(folder) / "profile"))
         call = runner.bind(inputs)
-        for _ in range(3):
-            call()
-        trace = Path(runner.end_profiling())
-        runner = OrtRunner(handle, device, threads, profile_prefix=str(Path(folder) / "timed"))
-        call = runner.bind(inputs)
-        for _ in range(runs):
+        for _ in range(warmup + runs):
             call()
         events = json.loads(Path(runner.end_profiling()).read_text())
-        trace.unlink(missing_ok=True)
-    totals: dict[str, tuple[str, float]] = {}
+    durations: dict[str, tuple[str, list[float]]] = {}
     for event in events:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
             continue
         name = event["name"].removesuffix("_kernel_time")
-        op, total = totals.get(name, (event.get("args", {}).get("op_name", ""), 0.0))
-        totals[name] = (op, total + event["dur"] / 1000.0)
-    return {name: (op, total / runs) for name, (op, total) in totals.items()}
+        durations.setdefault(name, (event.get("args", {}).get("op_name", ""), []))[1].append(event["dur"] / 1000.0)
+    return {name: (op, sum(ms[warmup:]) / runs) for name, (op, ms) in durations.items() if len(ms) > warmup}
 
 
 def _openvino_layer_times(handle, device, threads, inputs, runs) -> dict[str, tuple[str, float]]:
@@ -288,6 +282,8 @@ def _openvino_layer_times(handle, device, threads, inputs, runs) -> dict[str, tu
     return {name: (op, total / runs) for name, (op, total) in totals.items()}
 
 
-def median_ms(runner: Runner, inputs: list[np.ndarray], runs: int = 50) -> float:
-    """Median latency of one bound call, for quick comparisons."""
-    return statistics.median(time_calls(runner.bind(inputs), warmup=5, runs=runs, budget_s=5.0)) * 1000.0
+def quick_median_ms(handle: ModelHandle, backend: str, threads: int | None = None, device: str = "cpu") -> float:
+    """Median batch-1 latency from a short run, for comparing candidates side by side."""
+    with open_runner(handle, backend, device, threads) as runner:
+        times = time_calls(runner.bind(_inputs_for(handle, 1)), warmup=5, runs=50, budget_s=2.0)
+    return statistics.median(times) * 1000.0

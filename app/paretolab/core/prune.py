@@ -179,15 +179,13 @@ def _accumulate_gradients(module, examples, data: Dataset | None, settings: Prun
     import torch
 
     module.zero_grad()
-    batches = [examples] if data is None else [
-        tuple(torch.from_numpy(a) for a in b.inputs) for b in calibration_subset(data, settings.samples).batches(16)
+    batches = [(examples, None)] if data is None else [
+        (tuple(torch.from_numpy(a) for a in b.inputs), b.labels) for b in calibration_subset(data, settings.samples).batches(16)
     ]
-    labelled = data is not None and data.has_labels
-    label_batches = list(calibration_subset(data, settings.samples).batches(16)) if labelled else []
-    for i, inputs in enumerate(batches):
+    for inputs, labels in batches:
         logits = module(*inputs)
         logits = logits[0] if isinstance(logits, (list, tuple)) else logits
-        target = torch.from_numpy(label_batches[i].labels) if labelled else logits.detach().argmax(1)
+        target = torch.from_numpy(labels) if labels is not None else logits.detach().argmax(1)
         torch.nn.functional.cross_entropy(logits, target).backward()
 
 

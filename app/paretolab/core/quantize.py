@@ -26,9 +26,8 @@ from paretolab.core.data import Dataset, calibration_subset, fit_to_model
 from paretolab.core.evaluate import evaluate
 from paretolab.core.files import atomic_write
 from paretolab.core.model import ModelHandle, load_model
-from paretolab.core.profile import time_calls
+from paretolab.core.profile import quick_median_ms
 from paretolab.core.progress import Progress, silent
-from paretolab.core.runtimes import open_runner
 from paretolab.core.settings import SettingsError
 
 ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
@@ -273,13 +272,13 @@ def _sort_topologically(graph) -> None:
 def _pick_fastest_faithful(handle, built: dict[str, Path], backend, settings, validation, out, threads, progress) -> QuantizeOutcome:
     """Time every candidate on the target backend, check it against FP32, keep the best."""
     progress.report(0.7, "timing FP32 and every candidate on the target backend")
-    baseline = _median_ms(handle, backend, threads)
+    baseline = quick_median_ms(handle, backend, threads)
     candidates = []
     for name, path in built.items():
         progress.check()
         variant = load_model(path)
         agreement = evaluate(variant, validation, backend=backend, reference=handle, threads=threads).agreement or 0.0
-        candidates.append(Candidate(name, _median_ms(variant, backend, threads), agreement))
+        candidates.append(Candidate(name, quick_median_ms(variant, backend, threads), agreement))
     faithful = [c for c in candidates if c.agreement >= settings.min_agreement]
     outcome = QuantizeOutcome(out, "", baseline_ms=baseline, candidates=candidates)
     best = min(faithful, key=lambda c: c.median_ms) if faithful else max(candidates, key=lambda c: c.agreement)
@@ -297,15 +296,6 @@ def _pick_fastest_faithful(handle, built: dict[str, Path], backend, settings, va
     outcome.chosen = f"{backend}-int8-{best.name}"
     atomic_write(out, lambda tmp: shutil.copyfile(built[best.name], tmp))
     return outcome
-
-
-def _median_ms(handle: ModelHandle, backend: str, threads: int | None) -> float:
-    from paretolab.core.data import random_inputs
-
-    inputs = random_inputs(handle.inputs, count=1).load(np.arange(1))
-    with open_runner(handle, backend, "cpu", threads) as runner:
-        times = time_calls(runner.bind(inputs), warmup=5, runs=50, budget_s=2.0)
-    return float(np.median(times) * 1000)
 
 
 # -- OpenVINO --------------------------------------------------------------------------------

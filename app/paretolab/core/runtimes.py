@@ -185,8 +185,10 @@ class OpenVinoRunner(Runner):
         except Exception as exc:
             raise BackendError(f"OpenVINO cannot compile {handle.path.name} for {device}: {_first_line(exc)}") from None
         self.request = self.compiled.create_infer_request()
-        self.input_names = [_port_name(p, i) for i, p in enumerate(self.compiled.inputs)]
-        self.output_names = [_port_name(p, i) for i, p in enumerate(self.compiled.outputs)]
+        from paretolab.core.graph_openvino import port_spec
+
+        self.input_names = [port_spec(p).name for p in self.compiled.inputs]
+        self.output_names = [port_spec(p).name for p in self.compiled.outputs]
         self._model_name = handle.path.name
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -206,13 +208,6 @@ class OpenVinoRunner(Runner):
     def close(self) -> None:
         self.request = None
         self.compiled = None
-
-
-def _port_name(port: Any, index: int) -> str:
-    try:
-        return port.get_any_name()
-    except RuntimeError:
-        return f"output_{index}"
 
 
 class TorchRunner(Runner):
