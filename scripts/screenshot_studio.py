@@ -36,7 +36,7 @@ RECIPES = [
 def main() -> None:
     app = create_app()
     tmp = Path(tempfile.mkdtemp())
-    window = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), variants_root=tmp / "variants")
+    window = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), experiments_root=tmp / "variants")
     window.resize(1600, 1000)
     window.show()
     jobs = []

@@ -9,7 +9,7 @@ from paretolab.core.graph import LayerGraph
 from paretolab.core.profile import ProfileResult
 from paretolab.core.runtimes import BackendInfo
 from paretolab.core.tensors import format_shape
-from paretolab.core.units import si, size
+from paretolab.core.units import percent, si, size
 
 
 def table(rows: Sequence[Sequence[str]], right: set[int] = frozenset()) -> str:
@@ -56,23 +56,19 @@ def backends(found: Sequence[BackendInfo]) -> str:
     return table([("backend", "device", "version", "detail"), *((b.backend, b.device, b.version.split("-")[0], b.detail) for b in found)])
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
-
-
 def evaluation(result: EvalResult) -> str:
     lines = [
         f"model     {result.model} on {result.backend}/{result.device}",
         f"data      {result.dataset}: {result.samples} samples in {result.seconds:.2f} s",
     ]
     if result.top1 is not None:
-        lines.append(f"accuracy  top-1 {_pct(result.top1)}   top-5 {_pct(result.top5)}")
+        lines.append(f"accuracy  top-1 {percent(result.top1)}   top-5 {percent(result.top5)}")
     if result.fidelity:
         lines.append(f"reference {result.reference}")
         rows = [("output", "agreement", "cosine", "mean |err|", "max |err|", "SQNR dB")]
         for f in result.fidelity:
             sqnr = "identical" if f.max_abs_error == 0 else f"{f.sqnr_db:.1f}"
-            rows.append((f.name, _pct(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}", f"{f.max_abs_error:.3g}", sqnr))
+            rows.append((f.name, percent(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}", f"{f.max_abs_error:.3g}", sqnr))
         lines.append(table(rows, right={1, 2, 3, 4, 5}))
     lines += [f"note      {n}" for n in result.notes]
     return "\n".join(lines)
@@ -107,7 +103,7 @@ def variant(v) -> str:
     rows = [("", "top-1", "agreement", "latency ms", "size", "params", "MACs", "backend")]
     for label, key in (("baseline", "baseline"), (v.name, "variant")):
         x = m[key]
-        rows.append((label, _pct(x["top1"]), _pct(x["agreement"]), f"{x['latency_ms']:.4f}", size(x["size_bytes"]),
+        rows.append((label, percent(x["top1"]), percent(x["agreement"]), f"{x['latency_ms']:.4f}", size(x["size_bytes"]),
                      si(x["params"]), si(x["macs"]), x["backend"]))
     lines = [
         f"recipe    {v.recipe.summary()}",
@@ -148,5 +144,5 @@ def sweep_summary(experiment, variants) -> str:
     rows = [("", "variant", "recipe", "top-1", "latency ms")]
     for v in sorted(stored, key=lambda v: v.metrics["variant"]["latency_ms"]):
         m = v.metrics["variant"]
-        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), _pct(m.get("top1")), f"{m['latency_ms']:.4f}"))
+        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), percent(m.get("top1")), f"{m['latency_ms']:.4f}"))
     return f"{len(variants)} trials; experiment {experiment.folder} (* = Pareto front)\n\n" + table(rows, right={3, 4})

@@ -63,7 +63,7 @@ class FakePrompts:
 
 @pytest.fixture()
 def window(qtbot, settings, tmp_path):
-    win = MainWindow(settings=settings, variants_root=tmp_path / "variants")
+    win = MainWindow(settings=settings, experiments_root=tmp_path / "variants")
     qtbot.addWidget(win)
     win.show()
     yield win

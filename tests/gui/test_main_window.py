@@ -100,7 +100,7 @@ def test_recent_files_persist_across_windows(qtbot, window, settings, model_file
     open_and_wait(qtbot, window, sample_model_path())
     assert window.recent_files()[:2] == [str(sample_model_path().resolve()), str(model_files["onnx"].resolve())]
     window.close()
-    again = MainWindow(settings=settings, variants_root=settings.fileName() + ".variants")
+    again = MainWindow(settings=settings, experiments_root=settings.fileName() + ".variants")
     qtbot.addWidget(again)
     again._fill_recent_menu()
     assert [a.text() for a in again.recent_menu.actions()][:2] == again.recent_files()[:2]
@@ -124,7 +124,7 @@ def test_file_open_uses_the_chosen_path(qtbot, window, model_files):
 
 
 def test_settings_and_layout_persist(qtbot, settings, tmp_path):
-    first = MainWindow(settings=settings, variants_root=tmp_path / "v")
+    first = MainWindow(settings=settings, experiments_root=tmp_path / "v")
     qtbot.addWidget(first)
     first.settings_panel.sparsity.setValue(0.4)
     first.settings_panel.distill.setChecked(True)
@@ -132,7 +132,7 @@ def test_settings_and_layout_persist(qtbot, settings, tmp_path):
     first.settings_panel.quantize.setCurrentText("FP16, OpenVINO")
     first.chart_dock.hide()
     first.close()
-    second = MainWindow(settings=settings, variants_root=tmp_path / "v")
+    second = MainWindow(settings=settings, experiments_root=tmp_path / "v")
     qtbot.addWidget(second)
     panel = second.settings_panel
     assert panel.sparsity.value() == 0.4 and panel.distill.isChecked() and panel.epochs.value() == 7

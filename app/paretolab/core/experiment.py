@@ -9,7 +9,6 @@ removes: nothing but that job is lost, and nothing half-written is ever shown.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from paretolab.core.errors import ParetoLabError
+from paretolab.core.files import files_digest
 from paretolab.core.model import ModelHandle
 from paretolab.core.variant import Recipe, Variant
 
@@ -32,12 +32,7 @@ def default_root() -> Path:
 
 
 def model_digest(handle: ModelHandle) -> str:
-    digest = hashlib.sha256()
-    for f in handle.files:
-        with f.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return files_digest(handle.files)
 
 
 class Experiment:

@@ -17,6 +17,18 @@ class WriteError(ParetoLabError):
     """A file could not be written (no space, no permission, read-only disk)."""
 
 
+def files_digest(paths: list[Path]) -> str:
+    """SHA-256 of the files' contents, read in blocks (models can be gigabytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _write_error(path: Path, exc: OSError) -> WriteError:
     reason = exc.strerror or str(exc)
     return WriteError(f"cannot write {path}: {reason}; free some space or choose a writable folder (nothing was changed)")

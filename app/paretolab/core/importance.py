@@ -231,11 +231,10 @@ def _fake_int8(weight: np.ndarray) -> np.ndarray:
 
 
 def _cache_key(handle: ModelHandle, *parts) -> str:
-    digest = hashlib.sha256()
-    for f in handle.files:
-        digest.update(f.read_bytes())
-    digest.update(json.dumps([str(p) for p in parts]).encode())
-    return digest.hexdigest()[:32]
+    from paretolab.core.files import files_digest
+
+    settings = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
+    return f"{files_digest(handle.files)[:20]}-{settings[:12]}"
 
 
 def _read_cache(folder: Path | None, key: str) -> SensitivityResult | None:

@@ -12,21 +12,8 @@ from pathlib import Path
 
 from paretolab.core.files import atomic_write
 from paretolab.core.pareto import Point, pareto_front, step_line
-from paretolab.core.units import size
-from paretolab.core.variant import Variant
-
-COLOURS = {"baseline": "#7f7f7f", "prune": "#1f77b4", "quantize": "#ff7f0e", "prune+quantize": "#2ca02c", "distill": "#9467bd", "other": "#8c564b"}
-
-
-def _technique(v: Variant) -> str:
-    kinds = {s.technique for s in v.recipe.steps}
-    if {"prune", "quantize"} <= kinds:
-        return "prune+quantize"
-    return next((k for k in ("prune", "quantize", "distill") if k in kinds), "other")
-
-
-def _score(m: dict) -> float:
-    return m["top1"] if m.get("top1") is not None else (m.get("agreement") or 0.0)
+from paretolab.core.units import percent, size
+from paretolab.core.variant import TECHNIQUE_COLOURS, Variant, score, technique_kind
 
 
 def _rows(variants: list[Variant]) -> list[dict]:
@@ -38,7 +25,7 @@ def _rows(variants: list[Variant]) -> list[dict]:
                      "params": b.get("params"), "macs": b.get("macs"), "backend": "ort", "speedup": 1.0})
     for v in variants:
         m = v.metrics["variant"]
-        rows.append({"name": v.name, "recipe": v.recipe.summary(), "technique": _technique(v), "top1": m.get("top1"),
+        rows.append({"name": v.name, "recipe": v.recipe.summary(), "technique": technique_kind(v.recipe), "top1": m.get("top1"),
                      "agreement": m.get("agreement"), "latency_ms": m["latency_ms"], "size_bytes": m["size_bytes"],
                      "params": m.get("params"), "macs": m.get("macs"), "backend": m.get("backend"), "speedup": v.metrics.get("speedup")})
     return rows
@@ -48,7 +35,7 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> s
     """Accuracy (y) against x_key, the Pareto front as a staircase."""
     w, h, left, bottom, top, right = 640, 360, 60, 40, 16, 16
     xs = [r[x_key] for r in rows]
-    ys = [100 * _score(r) for r in rows]
+    ys = [100 * score(r) for r in rows]
     x0, x1 = 0.0, max(xs) * 1.08 or 1.0
     y0, y1 = min(ys) - 1.0, max(100.0, max(ys)) + 0.5
 
@@ -68,13 +55,13 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> s
         parts.append(f'<line x1="{left}" x2="{w - right}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" stroke="#eee"/>')
     parts.append(f'<text x="{(w + left) / 2}" y="{h - 6}" font-size="12" text-anchor="middle">{html.escape(x_label)}</text>')
     parts.append(f'<text x="14" y="{(h - bottom) / 2}" font-size="12" transform="rotate(-90 14 {(h - bottom) / 2})" text-anchor="middle">accuracy (top-1, %)</text>')
-    points = [Point(r["name"], r[x_key], _score(r)) for r in rows]
+    points = [Point(r["name"], r[x_key], score(r)) for r in rows]
     fx, fy = step_line(pareto_front(points))
     if fx:
         path = " ".join(f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(100 * y):.1f}" for i, (x, y) in enumerate(zip(fx, fy)))
         parts.append(f'<path d="{path}" fill="none" stroke="#2ca02c" stroke-width="1.5"/>')
     for r, x, y in zip(rows, xs, ys):
-        colour = COLOURS.get(r["technique"], COLOURS["other"])
+        colour = TECHNIQUE_COLOURS.get(r["technique"], TECHNIQUE_COLOURS["other"])
         title = f"<title>{html.escape(r['name'])}: {html.escape(r['recipe'])} — {y:.2f}%, {r['latency_ms']:.4f} ms, {size(r['size_bytes'])}</title>"
         if r["name"] == "baseline":
             parts.append(f'<rect x="{px(x) - 6:.1f}" y="{py(y) - 6:.1f}" width="12" height="12" fill="{colour}" stroke="#333">{title}</rect>')
@@ -84,10 +71,6 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> s
         parts.append(f'<text x="{px(x) + 8:.1f}" y="{py(y) - 8:.1f}" font-size="11">{html.escape(r["name"])}</text>')
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
 def _best_line(rows: list[dict], front: set[str]) -> str:
@@ -103,7 +86,7 @@ def _best_line(rows: list[dict], front: set[str]) -> str:
                 f"{best['size_bytes'] / base['size_bytes']:.0%} of the size.")
     return (f"Best variant within 1 point of the original's accuracy: <b>{html.escape(best['name'])}</b> "
             f"({html.escape(best['recipe'])}) — {speed:.2f}× faster, "
-            f"{best['size_bytes'] / base['size_bytes']:.0%} of the size, top-1 {_pct(best['top1'])} against {_pct(base['top1'])}.")
+            f"{best['size_bytes'] / base['size_bytes']:.0%} of the size, top-1 {percent(best['top1'])} against {percent(base['top1'])}.")
 
 
 def write_report(variants: list[Variant], out_dir: Path, model_name: str, sensitivity: dict[str, float] | None = None) -> list[Path]:
@@ -113,12 +96,12 @@ def write_report(variants: list[Variant], out_dir: Path, model_name: str, sensit
 
         raise ParetoLabError(f"the experiment of {model_name} has no variants yet; build some first (paretolab optimize)")
     rows = _rows(variants)
-    front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], _score(r)) for r in rows])}
+    front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], score(r)) for r in rows])}
     machine = variants[-1].metrics.get("machine", {})
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = "".join(
         f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}{html.escape(r['name'])}</td>"
-        f"<td>{html.escape(r['recipe'])}</td><td>{_pct(r['top1'])}</td><td>{_pct(r['agreement'])}</td>"
+        f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{percent(r['agreement'])}</td>"
         f"<td>{r['latency_ms']:.4f}</td><td>{(r['speedup'] or 0):.2f}×</td><td>{size(r['size_bytes'])}</td><td>{html.escape(str(r['backend']))}</td></tr>"
         for r in sorted(rows, key=lambda r: r["latency_ms"])
     )

@@ -19,7 +19,7 @@ from paretolab.core.model import ModelHandle
 from paretolab.core.optimize import DataPlan, optimize
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
-from paretolab.core.variant import Recipe, Variant
+from paretolab.core.variant import Recipe, Variant, score
 
 QUANTIZE = {"none": None, "ort-int8": ("ort", "int8"), "openvino-int8": ("openvino", "int8"), "ort-fp16": ("ort", "fp16")}
 
@@ -97,8 +97,7 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
             if on_variant is not None:
                 on_variant(variant)
         results.append(variant)
-        m = variant.metrics["variant"]
-        return (m["top1"] if m.get("top1") is not None else m.get("agreement") or 0.0), m["latency_ms"]
+        return score(variant.metrics["variant"]), variant.metrics["variant"]["latency_ms"]
 
     remaining = max(1.0, settings.budget_s - (time.monotonic() - start))
     study.optimize(objective, n_trials=settings.trials, timeout=remaining, catch=())

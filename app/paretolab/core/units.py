@@ -13,6 +13,11 @@ def si(value: float | int | None, unit: str = "") -> str:
     return f"{value:g} {unit}".rstrip()
 
 
+def percent(value: float | None) -> str:
+    """0.98889 -> "98.89%"; None -> "n/a"."""
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
 def size(num_bytes: int | None) -> str:
     """Bytes in binary units: 163885 -> "160 KiB"."""
     if num_bytes is None:

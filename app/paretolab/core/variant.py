@@ -136,6 +136,26 @@ class Variant:
         }
 
 
+# Colours per kind of technique, shared by the studio's chart and the report so they match.
+TECHNIQUE_COLOURS = {
+    "baseline": "#7f7f7f", "prune": "#1f77b4", "quantize": "#ff7f0e", "prune+quantize": "#2ca02c",
+    "distill": "#9467bd", "other": "#8c564b",
+}
+
+
+def technique_kind(recipe: Recipe) -> str:
+    """What kind of compression a recipe is, for colouring points."""
+    kinds = {s.technique for s in recipe.steps}
+    if {"prune", "quantize"} <= kinds:
+        return "prune+quantize"
+    return next((k for k in ("prune", "quantize", "distill") if k in kinds), "other")
+
+
+def score(metrics: dict) -> float:
+    """The accuracy a variant is ranked by: top-1 with labels, else agreement with the original."""
+    return metrics["top1"] if metrics.get("top1") is not None else (metrics.get("agreement") or 0.0)
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QSortFilterProxyModel,
     Qt,
@@ -24,13 +23,16 @@ from PySide6.QtWidgets import (
 
 from paretolab.core.graph import LayerGraph
 from paretolab.core.tensors import format_shape
+from paretolab.gui.table_model import ColumnsModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 COLUMNS = ("#", "Layer", "Op", "Output shape", "Params", "MACs", "% MACs")
 _NUMERIC = {0, 4, 5, 6}
 
 
-class LayerTableModel(QAbstractTableModel):
+class LayerTableModel(ColumnsModel):
+    COLUMNS = COLUMNS
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._graph: LayerGraph | None = None
@@ -42,16 +44,8 @@ class LayerTableModel(QAbstractTableModel):
         self._total_macs = (graph.total_macs or 0) if graph else 0
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt signature
-        return 0 if parent.isValid() or self._graph is None else len(self._graph.nodes)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        return 0 if self._graph is None else len(self._graph.nodes)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or self._graph is None:

@@ -33,20 +33,19 @@ from paretolab.core.errors import (
 from paretolab.core.experiment import default_root
 from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import parse_input_shapes
-from paretolab.gui.compare_dialog import CompareDialog
 from paretolab.gui.graph_view import GraphView
 from paretolab.gui.importance_chart import ImportanceChart
 from paretolab.gui.jobs_panel import JobsPanel
 from paretolab.gui.layer_table import LayerTable
 from paretolab.gui.prompts import Prompts
 from paretolab.gui.settings_panel import SettingsPanel
-from paretolab.gui.studio import EXPORT_FORMATS, Studio
+from paretolab.gui.studio import Studio
 from paretolab.gui.summary_panel import SummaryPanel
 from paretolab.gui.tradeoff_chart import TradeoffChart
+from paretolab.gui.variant_actions import VariantActions
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel, load_model_job
 from paretolab.jobs.job import wait_for_all_jobs
-from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
@@ -65,12 +64,12 @@ def _runtime_summary() -> str:
     return " · ".join(parts) + f" · CPU, {os.cpu_count()} threads"
 
 
-class MainWindow(QMainWindow):
-    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, variants_root: Path | None = None) -> None:
+class MainWindow(VariantActions, QMainWindow):
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, experiments_root: Path | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or QSettings("ParetoLab", "ParetoLab")
         chosen = self.settings.value("experiments/folder")
-        self.variants_root = Path(variants_root or chosen or default_root())
+        self.experiments_root = Path(experiments_root or chosen or default_root())
         self.prompts = Prompts(self)
         self.loaded: LoadedModel | None = None
         self.job: Job | None = None
@@ -95,7 +94,7 @@ class MainWindow(QMainWindow):
         self.variants = VariantsTable(self)
         self.variants_dock = self._dock("Variants", self.variants, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.graph_view.keep_fp32_toggled.connect(self.settings_panel.toggle_keep_fp32)
-        self.studio = Studio(self.settings_panel, self.chart, self.variants, self.variants_root, self)
+        self.studio = Studio(self.settings_panel, self.chart, self.variants, self)
         self.studio.error.connect(lambda title, text: self.prompts.error(title, text))
         self.variants.rename_requested.connect(self.rename_variant)
         self.variants.delete_requested.connect(self.delete_variant)
@@ -194,7 +193,7 @@ class MainWindow(QMainWindow):
         path = Path(path)
         if self.job is not None:
             self.job.cancel()  # a newer request supersedes the one in flight
-        job = load_model_job(path, trust=trust, input_shapes=input_shapes, arch=arch, experiments=self.variants_root)
+        job = load_model_job(path, trust=trust, input_shapes=input_shapes, arch=arch, experiments=self.experiments_root)
         job.progressed.connect(self._on_progress)
         job.succeeded.connect(lambda loaded: self._on_loaded(job, loaded))
         job.failed.connect(lambda error: self._on_load_failed(job, path, error, trust, arch))
@@ -265,122 +264,15 @@ class MainWindow(QMainWindow):
             self.studio.queue.cancel(self.studio.queue.running)
             self.status_label.setText("Cancelling…")
 
-    def compare_variant(self, variant) -> Job | None:
-        others = [v.name for v in self.variants.model.variants if v is not variant]
-        if not others or self.loaded is None:
-            self.prompts.error("Nothing to compare", "Build a second variant first.")
-            return None
-        name = self.prompts.ask_choice("Compare", f"Compare {variant.name} with:", others)
-        other = self.variants.variant(name) if name else None
-        if other is None:
-            return None
-        pair = [(v.name, v.artifact, v.metrics["variant"]["backend"]) for v in (variant, other)]
-        job = compare_job(self.loaded.handle, pair, self.settings_panel.data_spec())
-        job.succeeded.connect(self._show_comparison)
-        job.failed.connect(lambda exc: self.prompts.error("Comparison failed", str(exc)))
-        return self.studio.queue.submit(job)
-
-    def _show_comparison(self, comparison) -> None:
-        self.compare_dialog = CompareDialog(comparison, self)
-        self.compare_dialog.show()
-
-    def save_recipe(self, variant) -> Path | None:
-        """Save a variant's recipe; `paretolab run RECIPE MODEL` reproduces the variant headless."""
-        start = str(Path(self.settings.value("export/folder", str(Path.home()))) / f"{variant.name}.recipe.json")
-        dest = self.prompts.save_path("Save recipe", start, "Recipe (*.json)")
-        if not dest:
-            return None
-        try:
-            path = variant.recipe.save(Path(dest))
-        except ParetoLabError as exc:
-            self.prompts.error("Could not save the recipe", str(exc))
-            return None
-        self.prompts.info("Recipe saved", f"{path}\nReproduce it with: paretolab run {path} MODEL --out DIR")
-        return path
-
-    def delete_variant(self, variant) -> None:
-        if self.prompts.confirm("Delete variant", f"Delete {variant.name} ({variant.recipe.summary()}) and its files in "
-                                f"{variant.artifact.parent}?", "Delete"):
-            self.studio.delete(variant)
-
-    def rename_variant(self, variant) -> None:
-        name = self.prompts.ask_text("Rename variant", f"New name for {variant.name} ({variant.recipe.summary()}):", variant.name)
-        if name and name != variant.name:
-            self.studio.rename(variant, name)
-
-    # -- layer analysis -------------------------------------------------------------------
-    def analyse_layers(self) -> Job | None:
-        if self.loaded is None:
-            return None
-        job = analysis_job(self.loaded.handle, self.settings_panel.data_spec())
-        loaded = self.loaded
-        job.succeeded.connect(lambda analysis: self._show_analysis(loaded, analysis))
-        job.failed.connect(lambda exc: self.prompts.error("Layer analysis failed", str(exc)))
-        return self.studio.queue.submit(job)
-
-    def _show_analysis(self, loaded: LoadedModel, analysis) -> None:
-        if loaded is not self.loaded:
-            return  # another model was opened meanwhile
-        l1 = {x.layer: x.l1 for x in analysis.importance}
-        taylor = {x.layer: x.taylor for x in analysis.importance if x.taylor is not None}
-        drops = analysis.sensitivity.by_layer() if analysis.sensitivity else {}
-        share = {t.layer: t.share for t in analysis.times if t.mapped}
-        for title, values in (("importance (mean |w|)", l1), ("importance (Taylor)", taylor),
-                              ("sensitivity (worst drop, pruning)", drops), ("latency share (ONNX Runtime)", share),
-                              ("int8 output SQNR, dB (low = hurt)", analysis.int8_sqnr)):
-            if values:
-                self.graph_view.set_metric(title, values)
-                self.importance_chart.set_metric(title, values)
-        self.graph_view.metric_box.setCurrentText("importance (Taylor)" if taylor else "importance (mean |w|)")
-        self.graph_view.set_details("latency", {t.layer: f"{t.ms:.4f} ms ({100 * t.share:.1f}%)" for t in analysis.times if t.mapped})
-        self.graph_view.set_details("int8 error", {k: f"output SQNR {v:.1f} dB in an all-int8 model" for k, v in analysis.int8_sqnr.items()})
-        self.graph_view.set_details("sensitivity", {k: f"worst drop {100 * v:.1f} points when pruned alone" for k, v in drops.items()})
-        self.graph_view.set_details("importance", {x.layer: f"mean |w| {x.l1:.4g}" + (f", Taylor {x.taylor:.3g}" if x.taylor else "") for x in analysis.importance})
-
-    # -- export ---------------------------------------------------------------------------
-    def export_selected(self) -> Job | None:
-        variant = self.variants.selected()
-        if variant is None:
-            self.prompts.error("Nothing to export", "Select a variant in the table or on the chart first.")
-            return None
-        choice = self.prompts.ask_choice("Export", f"Export {variant.name} ({variant.recipe.summary()}) as:", list(EXPORT_FORMATS))
-        if choice is None:
-            return None
-        fmt = EXPORT_FORMATS[choice]
-        start = str(Path(self.settings.value("export/folder", str(Path.home()))) / variant.name)
-        dest = self.prompts.save_path("Export to", start)
-        if not dest:
-            return None
-        self.settings.setValue("export/folder", str(Path(dest).parent))
-        return self.studio.export(variant, fmt, Path(dest))
-
-    def export_report(self) -> Job | None:
-        """An HTML report (with JSON and CSV) of every variant of the open model, for stakeholders."""
-        if self.loaded is None:
-            return None
-        dest = self.prompts.save_path("Export report to folder", str(Path.home() / f"{self.loaded.handle.path.stem}-report"))
-        if not dest:
-            return None
-        job = report_job(self.loaded.experiment_folder, Path(dest), self.loaded.handle.path.name)
-        job.succeeded.connect(lambda paths: self.prompts.info("Report written", "\n".join(str(p) for p in paths)))
-        job.failed.connect(lambda exc: self.prompts.error("Could not write the report", str(exc)))
-        return self.studio.queue.submit(job)
-
     def choose_experiments_folder(self) -> None:
         """Keep experiments somewhere else than the user data folder (a project or shared drive)."""
         folder = self.prompts.ask_text("Experiments folder", "Folder for every model's experiment (variants, recipes, metrics):",
-                                       str(self.variants_root))
+                                       str(self.experiments_root))
         if folder:
-            self.variants_root = Path(folder).expanduser()
-            self.studio.variants_root = self.variants_root
-            self.settings.setValue("experiments/folder", str(self.variants_root))
+            self.experiments_root = Path(folder).expanduser()
+            self.settings.setValue("experiments/folder", str(self.experiments_root))
             if self.loaded is not None:
                 self.open_model(self.loaded.handle.path)  # reopen: show that folder's experiment
-
-    def export_chart(self) -> None:
-        dest = self.prompts.save_path("Export chart", str(Path.home() / "tradeoff.png"), "PNG image (*.png);;SVG image (*.svg)")
-        if dest:
-            self.chart.export(Path(dest))
 
     def _set_busy(self, busy: bool, message: str | None = None) -> None:
         self.progress_bar.setVisible(busy)

@@ -18,6 +18,8 @@ from paretolab.core.variant import (
     delete_variant,
     rename_variant,
     save_metrics,
+    score,
+    technique_kind,
 )
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
@@ -30,27 +32,16 @@ log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
 
 
-def technique_of(recipe: Recipe) -> str:
-    kinds = {s.technique for s in recipe.steps}
-    if {"prune", "quantize"} <= kinds:
-        return "prune+quantize"
-    for kind in ("prune", "quantize", "distill"):
-        if kind in kinds:
-            return kind
-    return "other"
-
-
 class Studio(QObject):
     variant_added = Signal(object)  # Variant
     message = Signal(str, str)  # title, text: something the user should read
     error = Signal(str, str)
 
-    def __init__(self, settings_panel: SettingsPanel, chart: TradeoffChart, table: VariantsTable, variants_root: Path,
-                 parent: QObject | None = None) -> None:  # variants_root: where experiments live
+    def __init__(self, settings_panel: SettingsPanel, chart: TradeoffChart, table: VariantsTable,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.queue = JobQueue(self)
         self.settings_panel, self.chart, self.table = settings_panel, chart, table
-        self.variants_root = variants_root
         self.loaded: LoadedModel | None = None
         self.data_spec = "digits"
         settings_panel.run_requested.connect(self.run)
@@ -113,10 +104,10 @@ class Studio(QObject):
         baseline = variant.metrics["baseline"]
         if "baseline" not in self.chart.points:
             self.chart.set_point(ChartPoint("baseline", "baseline: the original model, FP32 on ONNX Runtime",
-                                            baseline["latency_ms"], _score(baseline), baseline["size_bytes"], "baseline", True))
+                                            baseline["latency_ms"], score(baseline), baseline["size_bytes"], "baseline", True))
         m = variant.metrics["variant"]
         self.chart.set_point(ChartPoint(variant.name, f"{variant.name}: {variant.recipe.summary()} ({m['backend']})",
-                                        m["latency_ms"], _score(m), m["size_bytes"], technique_of(variant.recipe)))
+                                        m["latency_ms"], score(m), m["size_bytes"], technique_kind(variant.recipe)))
         self.table.add(variant)
         self.table.select(variant.name)
         self.variant_added.emit(variant)
@@ -182,7 +173,3 @@ class Studio(QObject):
             expected = "n/a" if result.expected_top1 is None else f"{100 * result.expected_top1:.2f}%"
             self.error.emit("Exported, but the numbers differ",
                             f"{result.path}: top-1 {measured} after re-loading, {expected} in the table.")
-
-
-def _score(metrics: dict) -> float:
-    return metrics["top1"] if metrics.get("top1") is not None else (metrics.get("agreement") or 0.0)

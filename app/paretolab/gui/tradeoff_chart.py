@@ -18,12 +18,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from paretolab.core.pareto import Point, pareto_front, step_line
 from paretolab.core.units import size
+from paretolab.core.variant import TECHNIQUE_COLOURS
 from paretolab.gui.theme import style_plot
-
-TECHNIQUE_COLOURS = {
-    "baseline": "#7f7f7f", "prune": "#1f77b4", "quantize": "#ff7f0e", "prune+quantize": "#2ca02c",
-    "distill": "#9467bd", "other": "#8c564b",
-}
 
 
 @dataclass(frozen=True)

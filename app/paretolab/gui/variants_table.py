@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QSortFilterProxyModel,
     Qt,
@@ -14,19 +13,18 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHeaderView, QTableView, QVBoxLayout, QWidget
 
-from paretolab.core.units import size
+from paretolab.core.units import percent, size
 from paretolab.core.variant import Variant
+from paretolab.gui.table_model import ColumnsModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 KEY_ROLE = Qt.ItemDataRole.UserRole + 2
 COLUMNS = ("Variant", "Recipe", "Top-1", "Agreement", "Latency ms", "Speed-up", "Size", "Backend")
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.2f}%"
+class VariantsModel(ColumnsModel):
+    COLUMNS = COLUMNS
 
-
-class VariantsModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.variants: list[Variant] = []
@@ -51,16 +49,8 @@ class VariantsModel(QAbstractTableModel):
         self.variants.clear()
         self.endResetModel()
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt signature
-        return 0 if parent.isValid() else len(self.variants)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+    def row_count(self) -> int:
+        return len(self.variants)
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -77,7 +67,7 @@ class VariantsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             value = values[col]
             if col in (2, 3):
-                return _pct(value)
+                return percent(value)
             if col == 4:
                 return f"{value:.4f}" if value is not None else ""
             if col == 5:

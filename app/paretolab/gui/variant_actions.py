@@ -1,0 +1,121 @@
+"""What the main window does with variants and layers: compare, save, rename, delete, analyse
+and export. A mixin of MainWindow (kept apart so the window module stays about layout and
+opening models); it uses the window's prompts, settings, studio and widgets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paretolab.core.errors import ParetoLabError
+from paretolab.gui.compare_dialog import CompareDialog
+from paretolab.gui.studio import EXPORT_FORMATS
+from paretolab.jobs import Job, LoadedModel
+from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job
+
+
+class VariantActions:
+    def compare_variant(self, variant) -> Job | None:
+        others = [v.name for v in self.variants.model.variants if v is not variant]
+        if not others or self.loaded is None:
+            self.prompts.error("Nothing to compare", "Build a second variant first.")
+            return None
+        name = self.prompts.ask_choice("Compare", f"Compare {variant.name} with:", others)
+        other = self.variants.variant(name) if name else None
+        if other is None:
+            return None
+        pair = [(v.name, v.artifact, v.metrics["variant"]["backend"]) for v in (variant, other)]
+        job = compare_job(self.loaded.handle, pair, self.settings_panel.data_spec())
+        job.succeeded.connect(self._show_comparison)
+        job.failed.connect(lambda exc: self.prompts.error("Comparison failed", str(exc)))
+        return self.studio.queue.submit(job)
+
+    def _show_comparison(self, comparison) -> None:
+        self.compare_dialog = CompareDialog(comparison, self)
+        self.compare_dialog.show()
+
+    def save_recipe(self, variant) -> Path | None:
+        """Save a variant's recipe; `paretolab run RECIPE MODEL` reproduces the variant headless."""
+        start = str(Path(self.settings.value("export/folder", str(Path.home()))) / f"{variant.name}.recipe.json")
+        dest = self.prompts.save_path("Save recipe", start, "Recipe (*.json)")
+        if not dest:
+            return None
+        try:
+            path = variant.recipe.save(Path(dest))
+        except ParetoLabError as exc:
+            self.prompts.error("Could not save the recipe", str(exc))
+            return None
+        self.prompts.info("Recipe saved", f"{path}\nReproduce it with: paretolab run {path} MODEL --out DIR")
+        return path
+
+    def delete_variant(self, variant) -> None:
+        if self.prompts.confirm("Delete variant", f"Delete {variant.name} ({variant.recipe.summary()}) and its files in "
+                                f"{variant.artifact.parent}?", "Delete"):
+            self.studio.delete(variant)
+
+    def rename_variant(self, variant) -> None:
+        name = self.prompts.ask_text("Rename variant", f"New name for {variant.name} ({variant.recipe.summary()}):", variant.name)
+        if name and name != variant.name:
+            self.studio.rename(variant, name)
+
+    # -- layer analysis -------------------------------------------------------------------
+    def analyse_layers(self) -> Job | None:
+        if self.loaded is None:
+            return None
+        job = analysis_job(self.loaded.handle, self.settings_panel.data_spec())
+        loaded = self.loaded
+        job.succeeded.connect(lambda analysis: self._show_analysis(loaded, analysis))
+        job.failed.connect(lambda exc: self.prompts.error("Layer analysis failed", str(exc)))
+        return self.studio.queue.submit(job)
+
+    def _show_analysis(self, loaded: LoadedModel, analysis) -> None:
+        if loaded is not self.loaded:
+            return  # another model was opened meanwhile
+        l1 = {x.layer: x.l1 for x in analysis.importance}
+        taylor = {x.layer: x.taylor for x in analysis.importance if x.taylor is not None}
+        drops = analysis.sensitivity.by_layer() if analysis.sensitivity else {}
+        share = {t.layer: t.share for t in analysis.times if t.mapped}
+        for title, values in (("importance (mean |w|)", l1), ("importance (Taylor)", taylor),
+                              ("sensitivity (worst drop, pruning)", drops), ("latency share (ONNX Runtime)", share),
+                              ("int8 output SQNR, dB (low = hurt)", analysis.int8_sqnr)):
+            if values:
+                self.graph_view.set_metric(title, values)
+                self.importance_chart.set_metric(title, values)
+        self.graph_view.metric_box.setCurrentText("importance (Taylor)" if taylor else "importance (mean |w|)")
+        self.graph_view.set_details("latency", {t.layer: f"{t.ms:.4f} ms ({100 * t.share:.1f}%)" for t in analysis.times if t.mapped})
+        self.graph_view.set_details("int8 error", {k: f"output SQNR {v:.1f} dB in an all-int8 model" for k, v in analysis.int8_sqnr.items()})
+        self.graph_view.set_details("sensitivity", {k: f"worst drop {100 * v:.1f} points when pruned alone" for k, v in drops.items()})
+        self.graph_view.set_details("importance", {x.layer: f"mean |w| {x.l1:.4g}" + (f", Taylor {x.taylor:.3g}" if x.taylor else "") for x in analysis.importance})
+
+    # -- export ---------------------------------------------------------------------------
+    def export_selected(self) -> Job | None:
+        variant = self.variants.selected()
+        if variant is None:
+            self.prompts.error("Nothing to export", "Select a variant in the table or on the chart first.")
+            return None
+        choice = self.prompts.ask_choice("Export", f"Export {variant.name} ({variant.recipe.summary()}) as:", list(EXPORT_FORMATS))
+        if choice is None:
+            return None
+        fmt = EXPORT_FORMATS[choice]
+        start = str(Path(self.settings.value("export/folder", str(Path.home()))) / variant.name)
+        dest = self.prompts.save_path("Export to", start)
+        if not dest:
+            return None
+        self.settings.setValue("export/folder", str(Path(dest).parent))
+        return self.studio.export(variant, fmt, Path(dest))
+
+    def export_report(self) -> Job | None:
+        """An HTML report (with JSON and CSV) of every variant of the open model, for stakeholders."""
+        if self.loaded is None:
+            return None
+        dest = self.prompts.save_path("Export report to folder", str(Path.home() / f"{self.loaded.handle.path.stem}-report"))
+        if not dest:
+            return None
+        job = report_job(self.loaded.experiment_folder, Path(dest), self.loaded.handle.path.name)
+        job.succeeded.connect(lambda paths: self.prompts.info("Report written", "\n".join(str(p) for p in paths)))
+        job.failed.connect(lambda exc: self.prompts.error("Could not write the report", str(exc)))
+        return self.studio.queue.submit(job)
+
+    def export_chart(self) -> None:
+        dest = self.prompts.save_path("Export chart", str(Path.home() / "tradeoff.png"), "PNG image (*.png);;SVG image (*.svg)")
+        if dest:
+            self.chart.export(Path(dest))
