@@ -2,7 +2,8 @@
 
 Trains a small CNN on scikit-learn's bundled 8x8 digits (no download) with fixed seeds on a
 single thread, then writes the model as ONNX and TorchScript, the data split, and a JSON of
-what was measured. Running it twice gives byte-identical weights.
+what was measured. Running it twice on one machine gives byte-identical weights; another
+CPU may pick other float kernels, so its weights differ slightly (tests/test_sample.py).
 
     python scripts/build_sample.py [--out DIR]
 """

@@ -1,7 +1,13 @@
-"""The built-in sample is a real model with real accuracy, and rebuilds byte for byte."""
+"""The built-in sample is a real model with real accuracy, and its build script reproduces it.
+
+Float training is not bit-identical across CPUs (AMD EPYC and Intel Xeon with AMX pick
+different kernels), so a rebuild is compared with the shipped files within stated
+tolerances, and byte for byte only with a second rebuild on the same machine.
+"""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -61,21 +67,59 @@ def test_both_sample_forms_share_layer_names():
     assert [n.name for n in onnx_graph if n.op == "Conv"] == ["features.0", "features.2", "features.5"]
 
 
-@pytest.mark.slow
-def test_build_script_regenerates_the_sample_exactly(tmp_path):
-    pytest.importorskip("sklearn")
+# How far a rebuild on another x86-64 CPU may drift from the shipped sample.
+ACCURACY_TOLERANCE = 0.015  # per split, absolute (5 of the 360 test images)
+MIN_PREDICTION_AGREEMENT = 0.97  # rebuilt vs shipped top-1 on the test split
+
+
+def _build(out: Path) -> Path:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_sample.py"), "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "scripts" / "build_sample.py"), "--out", str(out)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    with np.load(tmp_path / "digits_split.npz") as new, np.load(sample_dir() / "digits_split.npz") as old:
+    return out
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    return {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory) -> Path:
+    pytest.importorskip("sklearn")
+    return _build(tmp_path_factory.mktemp("sample-a"))
+
+
+@pytest.mark.slow
+def test_rebuild_gives_the_same_split_and_an_equivalent_model(rebuilt):
+    with np.load(rebuilt / "digits_split.npz") as new, np.load(sample_dir() / "digits_split.npz") as old:
         assert sorted(new.files) == sorted(old.files)
-        for key in new.files:
+        for key in new.files:  # integer data and a seeded split: exact on every machine
             np.testing.assert_array_equal(new[key], old[key])
-    new_weights = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(tmp_path / "digits_cnn.onnx")).graph.initializer}
-    old_weights = {i.name: onnx.numpy_helper.to_array(i) for i in onnx.load(str(sample_model_path())).graph.initializer}
-    assert new_weights.keys() == old_weights.keys()
-    for name in new_weights:
-        np.testing.assert_array_equal(new_weights[name], old_weights[name])
-    assert (tmp_path / "digits_cnn.json").read_text() == (sample_dir() / "digits_cnn.json").read_text()
+    assert _weights(rebuilt / "digits_cnn.onnx").keys() == _weights(sample_model_path()).keys()
+
+    new_info = json.loads((rebuilt / "digits_cnn.json").read_text())
+    old_info = sample_info()
+    machine_dependent = {"accuracy", "torch"}
+    assert {k: v for k, v in new_info.items() if k not in machine_dependent} == {
+        k: v for k, v in old_info.items() if k not in machine_dependent
+    }
+    for split, accuracy in old_info["accuracy"].items():
+        assert new_info["accuracy"][split] == pytest.approx(accuracy, abs=ACCURACY_TOLERANCE), split
+
+    test = digits_split("test")
+    session = ort.InferenceSession(str(rebuilt / "digits_cnn.onnx"), providers=["CPUExecutionProvider"])
+    new_predictions = session.run(["logits"], {"input": test.images})[0].argmax(1)
+    agreement = float((new_predictions == onnx_logits(test.images).argmax(1)).mean())
+    assert agreement >= MIN_PREDICTION_AGREEMENT
+    assert float((new_predictions == test.labels).mean()) == pytest.approx(new_info["accuracy"]["test"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_rebuild_is_deterministic_on_one_machine(rebuilt, tmp_path):
+    again = _build(tmp_path)
+    first, second = _weights(rebuilt / "digits_cnn.onnx"), _weights(again / "digits_cnn.onnx")
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    assert (rebuilt / "digits_cnn.json").read_text() == (again / "digits_cnn.json").read_text()
