@@ -363,6 +363,9 @@ def _terminal_progress(args: argparse.Namespace):
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    from paretolab.gui.qt_check import check_qt_can_start
+
+    check_qt_can_start()  # one line instead of Qt's abort when there is no display or a library is missing
     from paretolab.gui.app import run_app
 
     return run_app(args.model)
@@ -372,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        return cmd_gui(argparse.Namespace(model=None))
+        args.handler, args.model = cmd_gui, None
     try:
         return args.handler(args)
     except ParetoLabError as exc:
