@@ -67,3 +67,23 @@ def test_analysis_colours_the_graph_and_selection_is_shared(qtbot, window):
     view.search.setText("features.5")
     view.find()
     assert [i.name for i in view.scene.selectedItems()] == ["features.5"]
+
+
+def test_empty_window_says_how_to_open_a_model_and_explore_waits_for_one(qtbot, window):
+    texts = [item.toPlainText() for item in window.graph_view.scene.items() if hasattr(item, "toPlainText")]
+    assert any("File > Open" in t and "drop a model file" in t for t in texts)
+    assert not window.settings_panel.explore_button.isEnabled()
+    open_and_wait(qtbot, window, sample_model_path())
+    assert window.settings_panel.explore_button.isEnabled()
+    assert not [i for i in window.graph_view.scene.items() if hasattr(i, "toPlainText")]
+
+
+def test_layer_details_show_free_dimensions_as_question_marks(qtbot, window, tmp_path):
+    proto = onnx.load(str(sample_model_path()))
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1  # as other frameworks store the batch
+    path = tmp_path / "minus_one.onnx"
+    onnx.save(proto, str(path))
+    open_and_wait(qtbot, window, path)
+    window.graph_view.select("features.0")
+    text = window.graph_view.details.text()
+    assert "in: [?, 1, 8, 8]" in text and "-1" not in text and "unk__" not in text and "'" not in text

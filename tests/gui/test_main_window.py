@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRect, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
 from paretolab.core.sample import sample_model_path
@@ -140,3 +140,25 @@ def test_settings_and_layout_persist(qtbot, settings, tmp_path):
     assert not second.chart_dock.isVisibleTo(second)
     assert "threads" in second.runtime_label.text()
     second.close()
+
+
+def test_window_fits_a_laptop_screen_with_run_chart_and_variants_visible(qtbot, window):
+    open_and_wait(qtbot, window, sample_model_path())
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 768 - 48, hint  # 48 px for a taskbar
+    window.resize(1366, 768 - 48)
+    qtbot.waitUntil(lambda: window.width() == 1366)
+    QApplication.processEvents()
+    room = window.rect()
+
+    def on_screen(widget, min_width: int, min_height: int) -> bool:
+        """Shown (not behind a tab), inside the window, not clipped by a scroll area, and big enough."""
+        box = QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
+        return (widget.isVisible() and room.contains(box) and not widget.visibleRegion().isEmpty()
+                and box.width() >= min_width and box.height() >= min_height)
+
+    assert on_screen(window.settings_panel.run_button, 60, 15)
+    assert on_screen(window.settings_panel.explore_button, 60, 15)
+    assert on_screen(window.chart, 300, 250)
+    assert on_screen(window.variants, 500, 120)
+    assert on_screen(window.graph_view, 300, 250)

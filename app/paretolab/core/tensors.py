@@ -37,7 +37,15 @@ class TensorSpec:
 def format_shape(shape: Sequence[Dim] | None) -> str:
     if shape is None:
         return "?"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+    return "[" + ", ".join(_format_dim(d) for d in shape) + "]"
+
+
+def _format_dim(dim: Dim) -> str:
+    """Free dimensions read as "?" unless they carry a real name ("batch", "seq"); the names
+    that shape inference makes up (unk__0) and -1/0 from other exporters are free too."""
+    if dim is None or (isinstance(dim, int) and dim <= 0) or (isinstance(dim, str) and (dim.startswith("unk__") or not dim)):
+        return "?"
+    return str(dim)
 
 
 _SHAPE = re.compile(r"^\d+(x\d+)*$")

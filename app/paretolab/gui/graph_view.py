@@ -37,8 +37,11 @@ from PySide6.QtWidgets import (
 
 from paretolab.core.graph import LayerGraph
 from paretolab.core.layout import layered_layout
+from paretolab.core.tensors import format_shape
 
 NODE_W, NODE_H = 150.0, 34.0
+EMPTY_HINT = ("No model open.\n\nFile > Open… (Ctrl+O), or drop a model file on the window\n"
+              "(.onnx, .pt/.pth, .pt2, OpenVINO .xml).\n\nFile > Open Sample opens a built-in model to try things on.")
 # viridis, sampled: readable in light and dark palettes, and for colour-blind eyes
 VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
 
@@ -155,6 +158,7 @@ class GraphView(QWidget):
         self.scene.selectionChanged.connect(self._on_selection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
+        self._show_empty_hint()
 
     def _context_menu(self, pos) -> None:
         item = self.view.itemAt(pos)
@@ -171,6 +175,7 @@ class GraphView(QWidget):
         self.graph = graph
         self.metrics, self._extra = {}, {}
         if graph is None:
+            self._show_empty_hint()
             return
         placed = layered_layout(graph, node_width=NODE_W, node_height=NODE_H)
         edges = QPainterPath()
@@ -195,6 +200,12 @@ class GraphView(QWidget):
         self.set_metric("parameters", {n.name: float(n.params) for n in graph})
         self.view.auto_fit = True
         self.fit()
+
+    def _show_empty_hint(self) -> None:
+        hint = self.scene.addText(EMPTY_HINT)
+        hint.setDefaultTextColor(self.palette().color(self.foregroundRole()))
+        self.view.resetTransform()
+        self.view.centerOn(hint)
 
     def set_metric(self, title: str, values: dict[str, float], select: bool = False) -> None:
         """Add or replace a colouring; `select` shows it now."""
@@ -247,7 +258,7 @@ class GraphView(QWidget):
             return
         node = self.graph.node(chosen[0].name)
         lines = [f"<b>{node.name}</b> ({node.op})",
-                 "in: " + ", ".join(str(list(s)) for s in node.input_shapes if s) + " → out: " + ", ".join(str(list(s)) for s in node.output_shapes if s),
+                 "in: " + ", ".join(format_shape(s) for s in node.input_shapes if s) + " → out: " + ", ".join(format_shape(s) for s in node.output_shapes if s),
                  f"params {node.params:,} · MACs {node.macs if node.macs is not None else '?':,}" if node.macs is not None else f"params {node.params:,}"]
         lines += [f"{k}: {v}" for k, v in self._extra.get(node.name, {}).items()]
         self.details.setText("<br>".join(lines))

@@ -34,7 +34,7 @@ class ImportanceChart(QWidget):
         style_plot(self.plot, self)
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.setMinimumWidth(420)
+        self.setMinimumWidth(320)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.plot.addItem(self.bars)
         self.plot.scene().sigMouseClicked.connect(self._clicked)

@@ -6,12 +6,13 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
+    QGuiApplication,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
@@ -20,6 +21,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QWidget,
 )
@@ -49,6 +51,15 @@ from paretolab.jobs.job import wait_for_all_jobs
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
+MINIMUM_SIZE = QSize(1024, 600)  # fits a 1366x768 laptop with a taskbar; everything essential stays on screen
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 def _runtime_summary() -> str:
@@ -85,8 +96,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.graph_view.node_selected.connect(self.layer_table.select)
         self.layer_table.layer_selected.connect(self.graph_view.select)
         self.summary = SummaryPanel(self)
-        self.summary.setMinimumWidth(300)
-        self.summary_dock = self._dock("Model", self.summary, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.summary_dock = self._dock("Model", _scrolling(self.summary), Qt.DockWidgetArea.LeftDockWidgetArea)
         self.settings_panel = SettingsPanel(self)
         self.settings_dock = self._dock("Compress", self.settings_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.chart = TradeoffChart(self)
@@ -103,6 +113,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.studio.message.connect(lambda title, text: self.prompts.info(title, text))
         self.importance_chart = ImportanceChart(self)
         self.importance_dock = self._dock("Importance", self.importance_chart, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.chart_dock, self.importance_dock)
         self.importance_chart.layer_selected.connect(self.graph_view.select)
         self.graph_view.node_selected.connect(self.importance_chart.select)
         self.jobs_panel = JobsPanel(self.studio.queue, self)
@@ -112,16 +123,37 @@ class MainWindow(VariantActions, QMainWindow):
         self.studio.variant_added.connect(lambda variant: self.variants_dock.raise_())
         self._build_status_bar()
         self._build_menus()
-        self.resize(1400, 860)
+        # The left column runs the full height; variants and jobs sit under the graph and the chart.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resizeDocks([self.summary_dock, self.settings_dock], [220, 480], Qt.Orientation.Vertical)
+        self.resizeDocks([self.variants_dock], [220], Qt.Orientation.Vertical)
+        self._fit_to_screen(QSize(1400, 860))
+        self.resizeDocks([self.settings_dock, self.chart_dock], [370, 400], Qt.Orientation.Horizontal)
         self.variants_dock.raise_()
+        self.chart_dock.raise_()
         geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        if geometry is not None:
+            self._fit_to_screen(self.size())  # saved on a bigger screen: never open larger than this one
         self.settings_panel.restore(self.settings)
 
+    def _fit_to_screen(self, wanted: QSize) -> None:
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(wanted)
+            return
+        room = screen.availableGeometry()
+        roomy = QSize(int(room.width() * 0.85), int(room.height() * 0.85))
+        self.resize(wanted.expandedTo(roomy).boundedTo(room.size()))
+        if not room.contains(self.frameGeometry()):
+            self.move(room.topLeft())
+
     # -- layout ---------------------------------------------------------------------------
+
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title.lower()}")

@@ -10,11 +10,14 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -35,6 +38,8 @@ QUANTIZATION = {
     "FP16, OpenVINO": ("openvino", "fp16"),
     "dynamic int8, ONNX Runtime": ("ort", "dynamic-int8"),
 }
+EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
+               "within the time budget; cancel pauses, Explore again resumes")
 DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity only)": "random:64"}
 
 
@@ -104,9 +109,8 @@ class SettingsPanel(QWidget):
         self.explore_minutes.setRange(1, 24 * 60)
         self.explore_minutes.setValue(10)
         self.explore_minutes.setSuffix(" min")
+        self.explore_minutes.setToolTip("Time budget for Explore")
         self.explore_button = QPushButton("Explore…", self)
-        self.explore_button.setToolTip("Search pruning, distillation and quantization settings for the Pareto front "
-                                       "within the time budget; cancel pauses, Explore again resumes")
         self.explore_button.clicked.connect(lambda: self.explore_requested.emit(60.0 * self.explore_minutes.value(), self.data_spec()))
 
         prune = QGroupBox("Pruning", self)
@@ -130,19 +134,39 @@ class SettingsPanel(QWidget):
         form.addRow("Data", self.data)
         form.addRow("Measure on", self.device)
 
-        explore = QGroupBox("Explore automatically", self)
-        form = QFormLayout(explore)
-        form.addRow("Budget", self.explore_minutes)
-        form.addRow(self.explore_button)
-        layout = QVBoxLayout(self)
-        for widget in (prune, distill, quant, self.prediction, self.run_button, explore):
-            layout.addWidget(widget)
-        layout.addStretch(1)
+        self._lay_out(prune, distill, quant)
 
         for signal in (self.sparsity.valueChanged, self.method.currentIndexChanged, self.quantize.currentIndexChanged,
                        self.distill.toggled):
             signal.connect(self._refresh)
         self.set_model(None, "open a model first")
+
+    def _lay_out(self, *groups: QGroupBox) -> None:
+        """The settings scroll; the prediction, Run and Explore stay pinned below them, so the
+        panel fits a 768-pixel screen and Run is never off-screen."""
+        body = QWidget(self)
+        column = QVBoxLayout(body)
+        column.setContentsMargins(0, 0, 8, 0)
+        for group in groups:
+            column.addWidget(group)
+        column.addStretch(1)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidget(body)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setMinimumSize(280, 120)
+        for box in body.findChildren(QComboBox):  # long choices must not force the panel wider than a laptop allows
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(10)
+        explore = QHBoxLayout()
+        explore.addWidget(self.explore_button, 1)
+        explore.addWidget(self.explore_minutes)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.prediction)
+        layout.addWidget(self.run_button)
+        layout.addLayout(explore)
 
     def set_model(self, graph: LayerGraph | None, torch_reason: str | None) -> None:
         """`torch_reason`: why structured pruning and distillation are unavailable, or None."""
@@ -288,6 +312,8 @@ class SettingsPanel(QWidget):
         self.run_button.setToolTip("Build this variant in the background (Ctrl+R)" if steps else
                                    "Fix the layer names in Keep FP32 first" if unknown else
                                    "Nothing to do: set a sparsity, distillation or a precision first")
+        self.explore_button.setEnabled(self._graph is not None)
+        self.explore_button.setToolTip(EXPLORE_TIP if self._graph is not None else "Open a model first")
         self._show_prediction()
 
     def _show_prediction(self) -> None:

@@ -49,7 +49,7 @@ class TradeoffChart(QWidget):
         self.plot.setLabel("left", "accuracy (top-1, %)")
         for side in ("left", "bottom"):  # milliseconds stay milliseconds: no "(x0.001)" rescaling
             self.plot.getAxis(side).enableAutoSIPrefix(False)
-        self.setMinimumWidth(420)
+        self.setMinimumWidth(320)
         self.scatter = pg.ScatterPlotItem(hoverable=True, tip=self._tip, hoverSize=14)
         self.scatter.sigClicked.connect(self._clicked)
         self.front = pg.PlotDataItem(pen=pg.mkPen("#2ca02c", width=1), skipFiniteCheck=True)
