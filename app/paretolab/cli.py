@@ -320,10 +320,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     handle = _load(args)
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
-    variants = sweep(handle, DataPlan.from_spec(args.data, handle), experiment, SweepSettings(budget_s=args.budget, trials=args.trials),
-                     torch_edits=torch_edits_unavailable(handle) is None, progress=_terminal_progress(args),
-                     on_variant=lambda v: print(f"{v.name}: {v.recipe.summary()}", file=sys.stderr))
-    print(render.sweep_summary(experiment, variants))
+    result = sweep(handle, DataPlan.from_spec(args.data, handle), experiment, SweepSettings(budget_s=args.budget, trials=args.trials),
+                   torch_edits=torch_edits_unavailable(handle) is None, progress=_terminal_progress(args),
+                   on_variant=lambda v: print(f"{v.name}: {v.recipe.summary()}", file=sys.stderr))
+    print(render.sweep_summary(experiment, result))
     return 0
 
 

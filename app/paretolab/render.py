@@ -135,7 +135,7 @@ def importance(layers, scan=None) -> str:
     return text
 
 
-def sweep_summary(experiment, variants) -> str:
+def sweep_summary(experiment, result) -> str:
     from paretolab.core.pareto import Point, pareto_front
 
     stored = experiment.variants()
@@ -145,4 +145,4 @@ def sweep_summary(experiment, variants) -> str:
     for v in sorted(stored, key=lambda v: v.metrics["variant"]["latency_ms"]):
         m = v.metrics["variant"]
         rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), percent(m.get("top1")), f"{m['latency_ms']:.4f}"))
-    return f"{len(variants)} trials; experiment {experiment.folder} (* = Pareto front)\n\n" + table(rows, right={3, 4})
+    return f"{result.note()}; experiment {experiment.folder} (* = Pareto front)\n\n" + table(rows, right={3, 4})

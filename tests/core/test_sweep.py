@@ -12,7 +12,7 @@ from paretolab.core.pareto import Point, pareto_front
 from paretolab.core.progress import Progress
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError, from_dict
-from paretolab.core.sweep import SweepSettings, sweep
+from paretolab.core.sweep import SweepSettings, search_space, sweep
 
 SMALL = SweepSettings(budget_s=240, trials=5, sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"), distill_epochs=2)
 
@@ -26,16 +26,38 @@ def test_sweep_saves_each_trial_and_finds_a_front(sample, tmp_path):
     experiment = Experiment.for_model(sample, tmp_path)
     seen = []
     made = sweep(sample, DataPlan.from_spec("digits", sample), experiment, SMALL, torch_edits=True, on_variant=seen.append)
-    assert len(made) == 5 and seen and len(seen) == len({v.name for v in made})
+    assert len(made.variants) == 5 and seen and len(seen) == len({v.name for v in made.variants})
+    assert made.space == 8 and made.measured == len(seen) and not made.exhausted
     stored = experiment.variants()
     assert {v.name for v in stored} == {v.name for v in seen}  # every new trial is on disk
-    front = pareto_front([Point(v.name, v.metrics["variant"]["latency_ms"], v.metrics["variant"]["top1"]) for v in stored])
-    assert front
+    points = [Point(v.name, v.metrics["variant"]["latency_ms"], v.metrics["variant"]["top1"]) for v in stored]
+    front = pareto_front(points)
+    fastest = min(points, key=lambda p: p.cost)
+    most_accurate = max(points, key=lambda p: (p.score, -p.cost))
+    assert fastest in front and most_accurate in front  # the ends of the trade-off are always on the front
+    assert all(not (q.cost <= p.cost and q.score >= p.score and q != p) for p in front for q in points)
 
     again = sweep(sample, DataPlan.from_spec("digits", sample), experiment, SMALL, torch_edits=True)
-    assert len(again) == 5
-    distinct = {v.recipe.summary() for v in made + again}
+    assert len(again.variants) == 5
+    distinct = {v.recipe.summary() for v in made.variants + again.variants}
     assert len(experiment.variants()) == len(distinct)  # settings measured once, however often proposed
+
+
+def test_sweep_stops_when_every_setting_is_measured_and_a_resume_adds_nothing(sample, tmp_path):
+    tiny = SweepSettings(budget_s=600, sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"))
+    assert len(search_space(tiny, torch_edits=False)) == 4
+    assert len(search_space(SweepSettings(), torch_edits=True)) == 40  # the GUI's default space
+    experiment = Experiment.for_model(sample, tmp_path)
+    messages = []
+    result = sweep(sample, DataPlan.from_spec("digits", sample), experiment, tiny, torch_edits=False,
+                   progress=Progress(lambda f, m: messages.append(m)))
+    assert result.exhausted and result.measured == 4 and len(experiment.variants()) == 4
+    assert len(result.variants) <= 8  # each repeat queues an unmeasured setting next
+    assert messages[-1].endswith("all 4 settings measured, nothing left to explore")
+    journal = experiment.folder / "sweep.journal"
+    size = journal.stat().st_size
+    resumed = sweep(sample, DataPlan.from_spec("digits", sample), experiment, tiny, torch_edits=False)
+    assert resumed.exhausted and resumed.variants == [] and journal.stat().st_size == size
 
 
 def test_sweep_cancels_and_keeps_finished_trials(sample, tmp_path):

@@ -57,24 +57,64 @@ def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, 
     return Recipe.from_dict({"steps": steps}, "sweep")
 
 
+@dataclass(frozen=True)
+class SweepResult:
+    variants: list[Variant]  # one per trial this run, repeats included
+    space: int  # distinct settings the sweep can propose
+    measured: int  # of those, how many the experiment holds now
+
+    @property
+    def exhausted(self) -> bool:
+        return self.measured >= self.space
+
+    def note(self) -> str:
+        trials = f"{len(self.variants)} trial{'s' * (len(self.variants) != 1)}"
+        if self.exhausted:
+            return f"{trials}; all {self.space} settings measured, nothing left to explore"
+        return f"{trials}; {self.measured} of {self.space} settings measured"
+
+
+def search_space(settings: SweepSettings, torch_edits: bool) -> dict[str, dict]:
+    """Every distinct recipe the sweep can propose, keyed like the experiment's variants, with
+    the trial parameters that propose it (so an unmeasured one can be queued)."""
+    space: dict[str, dict] = {}
+    for sparsity in settings.sparsities:
+        for structured in ([True, False] if torch_edits else [None]):
+            for distill in ([True, False] if structured and sparsity > 0 else [None]):
+                for quantize in settings.quantize:
+                    params = {"sparsity": sparsity, "structured": structured, "distill": distill, "quantize": quantize}
+                    params = {k: v for k, v in params.items() if v is not None}
+                    recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize, settings.distill_epochs)
+                    space.setdefault(_key(recipe), params)
+    return space
+
+
 def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings: SweepSettings, *, torch_edits: bool,
-          progress: Progress | None = None, on_variant: Callable[[Variant], None] | None = None) -> list[Variant]:
-    """Run trials until the budget or trial count is spent; return the variants it made or reused."""
+          progress: Progress | None = None, on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
+    """Run trials until the budget or trial count is spent, or every setting is measured."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     progress = progress or silent()
     settings.check()
+    space = search_space(settings, torch_edits)
+    known = {_key(v.recipe): v for v in experiment.variants()}
+    results: list[Variant] = []
+
+    def outcome() -> SweepResult:
+        return SweepResult(results, len(space), len(space.keys() & known.keys()))
+
+    if outcome().exhausted:  # a resumed sweep with nothing left: leave the journal as it is
+        progress.report(1.0, f"sweep: {outcome().note()}")
+        return outcome()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     experiment.folder.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal")))
     study = optuna.create_study(study_name="paretolab-sweep", storage=storage, load_if_exists=True,
                                 directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8))
-    known = {_key(v.recipe): v for v in experiment.variants()}
     start = time.monotonic()
-    results: list[Variant] = []
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s), f"trial {trial.number}: choosing settings")
@@ -96,14 +136,20 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
             known[_key(recipe)] = variant
             if on_variant is not None:
                 on_variant(variant)
+        else:  # the sampler came back to measured settings: steer the next trial to one that is not
+            unmeasured = [params for key, params in space.items() if key not in known]
+            if unmeasured:
+                trial.study.enqueue_trial(unmeasured[0], skip_if_exists=True)
         results.append(variant)
+        if outcome().exhausted:
+            trial.study.stop()
         return score(variant.metrics["variant"]), variant.metrics["variant"]["latency_ms"]
 
     remaining = max(1.0, settings.budget_s - (time.monotonic() - start))
     study.optimize(objective, n_trials=settings.trials, timeout=remaining, catch=())
-    progress.report(1.0, f"sweep: {len(results)} trials, {len({v.name for v in results})} variants")
-    logging.getLogger(__name__).info("sweep finished: %d trials", len(results))
-    return results
+    progress.report(1.0, f"sweep: {outcome().note()}")
+    logging.getLogger(__name__).info("sweep finished: %s", outcome().note())
+    return outcome()
 
 
 def _key(recipe: Recipe) -> str:

@@ -95,6 +95,7 @@ class Studio(QObject):
         self.data_spec = data_spec
         job = sweep_job(self.loaded.handle, data_spec, self.variants_dir(), settings, self.loaded.torch_reason is None)
         job.partial.connect(self._on_variant)
+        job.succeeded.connect(lambda result: result.exhausted and self.message.emit("Explore finished", result.note().capitalize()))
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
 
