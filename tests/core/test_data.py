@@ -18,6 +18,8 @@ from paretolab.core.data import (
     tensor_file,
 )
 from paretolab.core.errors import InputShapeError
+from paretolab.core.model import load_model
+from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import TensorSpec
 
 IMAGE_INPUT = [TensorSpec("input", ("batch", 3, 16, 16), "float32")]
@@ -134,3 +136,28 @@ def test_unknown_data_spec(tmp_path):
         open_dataset(str(tmp_path / "d.csv"))
     with pytest.raises(DataError, match="not 'holdout'"):
         open_dataset("digits:holdout")
+
+
+def test_shipped_split_file_works_as_data_and_matches_digits(tmp_path):
+    from paretolab.core.sample import sample_dir
+
+    shipped = sample_dir() / "digits_split.npz"
+    for spec, split in ((str(shipped), "test"), (f"{shipped}:val", "val")):
+        data = open_dataset(spec, load_model(sample_model_path()).inputs)
+        expected = digits(split)
+        np.testing.assert_array_equal(data.load(np.arange(len(data)))[0], expected.arrays[0])  # scaled to 0..1
+        np.testing.assert_array_equal(data.labels, expected.labels)
+    copy = tmp_path / "digits_split.npz"
+    copy.write_bytes(shipped.read_bytes())
+    assert open_dataset(f"{copy}:train").labels.shape == (1078,)
+
+
+def test_any_split_file_picks_a_split_and_names_the_ones_it_has(tmp_path):
+    path = tmp_path / "mine.npz"
+    np.savez(path, train_images=np.zeros((4, 3), np.float32), train_labels=np.arange(4),
+             val_images=np.ones((2, 3), np.float32), val_labels=np.arange(2))
+    assert len(open_dataset(str(path))) == 4  # no test split: the first one
+    val = open_dataset(f"{path}:val")
+    assert len(val) == 2 and val.load(np.arange(2))[0].min() == 1.0
+    with pytest.raises(DataError, match="has the splits train, val, not 'test'"):
+        open_dataset(f"{path}:test")

@@ -210,10 +210,15 @@ def image_folder(root: Path, preprocess: ImagePreprocess | None = None) -> Image
     return ImageFolderDataset(root, files, np.asarray(labels, dtype=np.int64), classes, preprocess)
 
 
-def tensor_file(path: Path, input_names: Sequence[str] = ()) -> ArrayDataset:
+SPLITS = ("train", "val", "test")
+
+
+def tensor_file(path: Path, input_names: Sequence[str] = (), split: str | None = None) -> ArrayDataset:
     """.npy (inputs only) or .npz (inputs under the model's input names or `inputs`/`x`,
-    labels under `labels`/`y`)."""
+    labels under `labels`/`y`; or a split file with `train_images`, `val_labels`, ...)."""
     path = Path(path)
+    if _is_sample_split(path):  # the shipped digits file holds raw 0..16 pixels: scale them as the sample expects
+        return digits(split or "test")
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -222,6 +227,15 @@ def tensor_file(path: Path, input_names: Sequence[str] = ()) -> ArrayDataset:
         return ArrayDataset(path.name, [loaded])
     with loaded:
         keys = list(loaded.files)
+        splits = [name for name in SPLITS if f"{name}_images" in keys]
+        if splits:
+            chosen = split or ("test" if "test" in splits else splits[0])
+            if chosen not in splits:
+                raise DataError(f"{path} has the splits {', '.join(splits)}, not '{chosen}'; add :{splits[0]} to choose one")
+            labels = loaded[f"{chosen}_labels"].astype(np.int64).reshape(-1) if f"{chosen}_labels" in keys else None
+            return ArrayDataset(f"{path.name}:{chosen}", [loaded[f"{chosen}_images"]], labels)
+        if split is not None:
+            raise DataError(f"{path} has no splits (no {split}_images array); drop ':{split}'")
         if input_names and all(n in keys for n in input_names):
             arrays = [loaded[n] for n in input_names]
         else:
@@ -264,21 +278,34 @@ def digits(split: str = "test") -> ArrayDataset:
 
 
 def open_dataset(spec: str, inputs: Sequence[TensorSpec] = (), preprocess: ImagePreprocess | None = None) -> Dataset:
-    """"digits[:split]", "random[:N]", a folder of images, or a .npz/.npy file."""
+    """"digits[:split]", "random[:N]", a folder of images, or a .npz/.npy file ("file.npz:val" picks a split)."""
     name, _, arg = spec.partition(":")
     if name == "digits":
         return digits(arg or "test")
     if name == "random":
         return random_inputs(inputs, int(arg) if arg.isdigit() else 32)
-    path = Path(spec).expanduser()
+    path, split = Path(spec).expanduser(), None
+    base, _, suffix = spec.rpartition(":")
+    if not path.exists() and suffix in SPLITS and Path(base).expanduser().is_file():  # "data.npz:val"
+        path, split = Path(base).expanduser(), suffix
     if not path.exists():
         raise DataError(f"{spec}: no such file or folder; use digits, random, an image folder, or a .npz/.npy file")
     if path.is_dir():
         first = next(iter(inputs), None)
         return image_folder(path, preprocess or ImagePreprocess.for_input(first))
     if path.suffix.lower() in (".npz", ".npy"):
-        return tensor_file(path, [s.name for s in inputs])
+        return tensor_file(path, [s.name for s in inputs], split)
     raise DataError(f"{path}: unknown data format '{path.suffix}'; use an image folder or a .npz/.npy file")
+
+
+def _is_sample_split(path: Path) -> bool:
+    from paretolab.core.sample import SAMPLE_SPLIT, sample_dir
+
+    shipped = sample_dir() / SAMPLE_SPLIT
+    try:
+        return path.samefile(shipped) or (path.name == SAMPLE_SPLIT and path.read_bytes() == shipped.read_bytes())
+    except OSError:
+        return False
 
 
 def calibration_subset(dataset: Dataset, count: int, seed: int = 0) -> Dataset:
