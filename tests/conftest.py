@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if "PARETOLAB_LOG_DIR" not in os.environ:  # keep the suite's log out of the user's own
+    import tempfile
+
+    os.environ["PARETOLAB_LOG_DIR"] = tempfile.mkdtemp(prefix="paretolab-test-log-")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -102,3 +103,16 @@ def test_core_and_cli_never_import_qt():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_library_warnings_go_to_the_log_not_the_terminal(tmp_path):
+    import torch
+
+    pickled = tmp_path / "protocol4.pt"
+    torch.save(torch.nn.Linear(2, 2), pickled, pickle_protocol=4)  # torch warns about the protocol while refusing it
+    env = {**os.environ, "PARETOLAB_LOG_DIR": str(tmp_path / "log")}
+    result = subprocess.run([sys.executable, "-m", "paretolab", "inspect", str(pickled)], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("paretolab: error: protocol4.pt is a pickled")
+    assert "Detected pickle protocol 4" in (tmp_path / "log" / "paretolab.log").read_text()

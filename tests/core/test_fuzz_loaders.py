@@ -26,6 +26,9 @@ def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=6))
 @example(cut=1.0, flips=[(0.0, 149)])  # found by this test: a pickle error with an empty message
+@example(cut=1.0, flips=[(0.125, 128)])  # found: a name that is not UTF-8 (ONNX checker, OpenVINO op names)
+@example(cut=1.0, flips=[(0.3359375, 128)])  # found: OpenVINO op friendly name not UTF-8
+@example(cut=1.0, flips=[(0.544921875, 128)])  # found: OpenVINO output tensor name not UTF-8
 def test_broken_files_fail_cleanly(model_files, tmp_path, kind, cut, flips):
     original = model_files[kind]
     broken_dir = tmp_path / kind

@@ -94,7 +94,7 @@ def _check_opset(model: onnx.ModelProto, path: Path) -> None:
 def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OnnxSource:
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, RuntimeError, ValueError, OSError) as exc:
+    except (DecodeError, RuntimeError, ValueError, OSError, UnicodeDecodeError) as exc:
         raise ModelLoadError(
             f"{path.name} is not a readable ONNX file (corrupt or truncated: {first_line(exc)}); "
             "re-export or re-download it"
@@ -105,6 +105,7 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OnnxSou
     files = [path, *_external_files(model, path)]
     try:
         onnx.checker.check_model(str(path))
-    except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError) as exc:
+    except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError, UnicodeDecodeError) as exc:
+        # a damaged name (not UTF-8) surfaces from the checker's C++ side as UnicodeDecodeError
         raise ModelLoadError(f"{path.name} is not a valid ONNX model: {first_line(exc)}") from None
     return OnnxSource(path=path, native=model, files=files)

@@ -51,6 +51,11 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OpenVin
     weights = path.with_suffix(".bin")
     if not weights.exists():
         raise ModelLoadError(f"{path.name} needs its weights file {weights.name} next to it; copy both files together")
+    try:  # XML must be UTF-8; OpenVINO reads damaged names as they are and fails later on every one of them
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"{path.name} is not a valid OpenVINO IR (not UTF-8 text at byte {exc.start}); "
+                             "it is damaged: re-save it with openvino.save_model") from None
     try:
         model = ov.Core().read_model(str(path), str(weights))
     except Exception as exc:
