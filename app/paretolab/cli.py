@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=cmd_inspect)
 
     backends = commands.add_parser("backends", help="backends and devices that can run models here")
-    backends.add_argument("--json", action="store_true")
+    backends.add_argument("--json", action="store_true", help="print the result as JSON")
     backends.set_defaults(handler=cmd_backends)
 
     evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", default="digits", help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: digits)")
     evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
     evaluate.add_argument("--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)")
-    evaluate.add_argument("--batch-size", type=int, default=32)
+    evaluate.add_argument("--batch-size", type=int, default=32, help="samples per inference call (default: 32)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     profile = commands.add_parser("profile", help="latency, throughput, memory and per-layer time")
@@ -86,13 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     importance.add_argument("--data", default="digits", help="data for Taylor importance and the scan (default: digits)")
     importance.add_argument("--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop")
     importance.add_argument("--levels", type=_ratios, default=(0.3, 0.6, 0.9), metavar="0.3,0.6,0.9", help="pruning levels for the scan")
-    importance.add_argument("--json", action="store_true")
+    importance.add_argument("--json", action="store_true", help="print the result as JSON")
     importance.set_defaults(handler=cmd_importance)
 
     optimize = commands.add_parser("optimize", help="apply pruning / quantization / graph optimization and measure the result")
     _add_model_arguments(optimize)
     optimize.add_argument("--recipe", metavar="R.json", help="a saved recipe (instead of the step options below)")
     optimize.add_argument("--prune", metavar="METHOD:SPARSITY", help="structured:0.5 or unstructured:0.7")
+    optimize.add_argument("--distill", type=int, metavar="EPOCHS", help="retrain from the original's outputs (soft targets, plus labels when the data has them) for up to EPOCHS epochs, after pruning; needs a PyTorch model")
+    optimize.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
+    optimize.add_argument("--alpha", type=float, default=0.7, help="distillation: weight of the original's soft targets, the rest goes to the labels (default: 0.7)")
     optimize.add_argument("--graphopt", choices=("basic", "extended"), help="ONNX Runtime offline graph optimization")
     optimize.add_argument("--quantize", choices=QUANTIZE_CHOICES, help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)")
     optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
@@ -101,27 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--name", default="variant", help="file name of the result (default: variant)")
     optimize.add_argument("--backend", choices=("torch", "ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)")
     optimize.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
-    optimize.add_argument("--threads", type=int, metavar="N")
-    optimize.add_argument("--json", action="store_true")
+    optimize.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
+    optimize.add_argument("--json", action="store_true", help="print the result as JSON")
     optimize.set_defaults(handler=cmd_optimize)
 
     run = commands.add_parser("run", help="reproduce a saved recipe on a model (same as optimize --recipe)")
     run.add_argument("recipe", help="recipe file (from the GUI's Save recipe, or NAME.recipe.json next to a variant)")
     _add_model_arguments(run)
     run.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits)")
-    run.add_argument("--out", required=True, metavar="DIR")
-    run.add_argument("--name", default="variant")
-    run.add_argument("--backend", choices=("ort", "openvino"))
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--threads", type=int, metavar="N")
-    run.add_argument("--json", action="store_true")
-    run.set_defaults(handler=cmd_optimize, prune=None, quantize=None, graphopt=None, keep_fp32="")
+    run.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
+    run.add_argument("--name", default="variant", help="file name of the result (default: variant)")
+    run.add_argument("--backend", choices=("ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)")
+    run.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
+    run.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.set_defaults(handler=cmd_optimize, prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None)
 
     sweep = commands.add_parser("sweep", help="explore settings for the accuracy-versus-latency Pareto front")
     _add_model_arguments(sweep)
-    sweep.add_argument("--data", default="digits")
+    sweep.add_argument("--data", default="digits", help="calibration, training and evaluation data, as for optimize (default: digits)")
     sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
-    sweep.add_argument("--trials", type=int, help="stop after this many trials")
+    sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
     sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
     sweep.set_defaults(handler=cmd_sweep, json=False)
 
@@ -265,8 +268,8 @@ def recipe_from_args(args: argparse.Namespace):
     from paretolab.core.variant import Recipe
 
     if args.recipe:
-        if args.prune or args.quantize or args.graphopt:
-            raise SettingsError("give either --recipe or step options (--prune, --graphopt, --quantize), not both")
+        if args.prune or args.quantize or args.graphopt or args.distill:
+            raise SettingsError("give either --recipe or step options (--prune, --distill, --graphopt, --quantize), not both")
         return Recipe.load(args.recipe)
     steps = []
     if args.prune:
@@ -276,6 +279,8 @@ def recipe_from_args(args: argparse.Namespace):
         except ValueError:
             raise SettingsError(f"--prune '{args.prune}' is not METHOD:SPARSITY, e.g. structured:0.5") from None
         steps.append({"technique": "prune", "settings": {"method": method, "sparsity": sparsity}})
+    if args.distill is not None:
+        steps.append({"technique": "distill", "settings": {"epochs": args.distill, "temperature": args.temperature, "alpha": args.alpha}})
     if args.graphopt:
         steps.append({"technique": "graphopt", "settings": {"level": args.graphopt}})
     if args.quantize:
@@ -284,7 +289,7 @@ def recipe_from_args(args: argparse.Namespace):
         keep = tuple(n.strip() for n in args.keep_fp32.split(",") if n.strip())
         steps.append({"technique": "quantize", "settings": {"backend": backend, "precision": precision, "keep_fp32": list(keep)}})
     if not steps:
-        raise SettingsError("nothing to do: give --recipe, or at least one of --prune, --graphopt, --quantize")
+        raise SettingsError("nothing to do: give --recipe, or at least one of --prune, --distill, --graphopt, --quantize")
     return Recipe.from_dict({"steps": steps}, "command line")
 
 

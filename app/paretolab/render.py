@@ -113,6 +113,10 @@ def variant(v) -> str:
         "",
         f"speed-up  {m['speedup']:.2f}x   size {m['size_ratio']:.2f}x of the baseline",
     ]
+    from paretolab.core.variant import collapse_warning
+
+    collapsed = collapse_warning(v)
+    lines += [f"warning   {collapsed}"] if collapsed else []
     for report in v.reports:
         lines += [f"warning   {w}" for w in report.get("warnings", [])]
         lines += [f"note      {n}" for n in report.get("notes", [])]

@@ -101,3 +101,31 @@ def test_sweep_command(capsys, tmp_path):
     assert len(list((tmp_path / "exp").glob("*.metrics.json"))) >= 1
     with pytest.raises(SystemExit):
         main(["sweep", ONNX, "--budget", "soon"])
+
+
+def test_collapsed_variant_is_flagged_and_distillation_from_the_command_line_fixes_it(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--out", str(tmp_path), "--name", "bare", "--json")
+    assert code == 0, err
+    bare = json.loads(out)["metrics"]
+    assert bare["variant"]["top1"] < bare["baseline"]["top1"] - 0.3  # 50% of the channels without retraining
+    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--out", str(tmp_path), "--name", "bare2")
+    assert "warning   top-1 fell from 98.9% to" in out and "add distillation from the original; prune less than 50%" in out
+
+    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--distill", "8", "--temperature", "3",
+                             "--out", str(tmp_path), "--name", "distilled")
+    assert code == 0, err
+    assert "recipe    prune structured 50% → distill 8 epochs" in out and "warning   top-1 fell" not in out
+    recipe = json.loads((tmp_path / "distilled.recipe.json").read_text())
+    assert recipe["steps"][1] == {"technique": "distill", "settings": {**recipe["steps"][1]["settings"], "epochs": 8, "temperature": 3.0, "alpha": 0.7}}
+    metrics = json.loads((tmp_path / "distilled.metrics.json").read_text())["metrics"]
+    assert metrics["variant"]["top1"] > metrics["baseline"]["top1"] - 0.05
+
+
+def test_every_command_option_says_what_it_does():
+    from paretolab.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    undocumented = [f"{name} {'/'.join(action.option_strings) or action.dest}" for name, sub in commands.items()
+                    for action in sub._actions if action.help is None and action.dest != "help"]
+    assert not undocumented, undocumented

@@ -156,6 +156,34 @@ def score(metrics: dict) -> float:
     return metrics["top1"] if metrics.get("top1") is not None else (metrics.get("agreement") or 0.0)
 
 
+COLLAPSE_DROP = 0.05  # a fall of more than 5 points of accuracy (or agreement) is flagged
+
+
+def collapse_warning(variant: Variant) -> str | None:
+    """Say so when a variant lost much of the original's accuracy, and what usually fixes it:
+    a collapsed variant on the chart with no word is how people ship broken models."""
+    base, mine = variant.metrics.get("baseline", {}), variant.metrics.get("variant", {})
+    if base.get("top1") is not None and mine.get("top1") is not None:
+        measure, before, after = "top-1", base["top1"], mine["top1"]
+    elif mine.get("agreement") is not None:
+        measure, before, after = "agreement with the original", 1.0, mine["agreement"]
+    else:
+        return None
+    if before - after <= COLLAPSE_DROP:
+        return None
+    techniques = {s.technique for s in variant.recipe.steps}
+    fixes = []
+    prune = next((s.settings for s in variant.recipe.steps if s.technique == "prune"), None)
+    if prune is not None:
+        if prune.method == "structured" and "distill" not in techniques:
+            fixes.append("add distillation from the original")
+        fixes.append(f"prune less than {prune.sparsity:.0%}")
+    if "quantize" in techniques:
+        fixes.append("keep the most sensitive layers in FP32 (Analyse layers shows which)")
+    hint = "; ".join(fixes) or "try milder settings"
+    return f"{measure} fell from {before:.1%} to {after:.1%}: this variant has collapsed; {hint}"
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 

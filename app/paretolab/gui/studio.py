@@ -15,6 +15,7 @@ from paretolab.core.sweep import SweepSettings
 from paretolab.core.variant import (
     Recipe,
     Variant,
+    collapse_warning,
     delete_variant,
     rename_variant,
     save_metrics,
@@ -107,7 +108,9 @@ class Studio(QObject):
             self.chart.set_point(ChartPoint("baseline", "baseline: the original model, FP32 on ONNX Runtime",
                                             baseline["latency_ms"], score(baseline), baseline["size_bytes"], "baseline", True))
         m = variant.metrics["variant"]
-        self.chart.set_point(ChartPoint(variant.name, f"{variant.name}: {variant.recipe.summary()} ({m['backend']})",
+        collapsed = collapse_warning(variant)
+        label = f"{variant.name}: {variant.recipe.summary()} ({m['backend']})" + (f"\n⚠ {collapsed}" if collapsed else "")
+        self.chart.set_point(ChartPoint(variant.name, label,
                                         m["latency_ms"], score(m), m["size_bytes"], technique_kind(variant.recipe)))
         self.table.add(variant)
         self.table.select(variant.name)

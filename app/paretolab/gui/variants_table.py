@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import (
@@ -10,11 +11,11 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import QHeaderView, QTableView, QVBoxLayout, QWidget
 
 from paretolab.core.units import percent, size
-from paretolab.core.variant import Variant
+from paretolab.core.variant import Variant, collapse_warning
 from paretolab.gui.table_model import ColumnsModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -63,8 +64,13 @@ class VariantsModel(ColumnsModel):
         if role == KEY_ROLE:
             return v.name
         if role == SORT_ROLE:
+            if col == 0:  # v2 before v10
+                return re.sub(r"\d+", lambda m: m.group().zfill(12), v.name)
             return values[col] if values[col] is not None else -1
-        if role == Qt.ItemDataRole.DisplayRole:
+        collapsed = collapse_warning(v)
+        if role == Qt.ItemDataRole.ForegroundRole and collapsed and col in (0, 2, 3):
+            return QBrush(QColor("#d62728"))
+        if role == Qt.ItemDataRole.DisplayRole and not (col == 0 and collapsed):
             value = values[col]
             if col in (2, 3):
                 return percent(value)
@@ -76,7 +82,9 @@ class VariantsModel(ColumnsModel):
                 return size(value)
             return str(value or "")
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{v.artifact}\n{v.recipe.summary()}"
+            return f"{v.artifact}\n{v.recipe.summary()}" + (f"\n\nWarning: {collapsed}" if collapsed else "")
+        if role == Qt.ItemDataRole.DisplayRole and col == 0 and collapsed:
+            return f"⚠ {v.name}"
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
