@@ -35,6 +35,8 @@ class FakePrompts:
         self.questions: list[str] = []
         self.choice: str | None = None  # the start of the option ask_choice picks
         self.path: str | None = None  # what save_path answers
+        self.offered: list[list[str]] = []  # the options of each ask_choice
+        self.filters: list[str] = []  # the file filter of each save_path
 
     def error(self, title: str, message: str) -> None:
         self.errors.append((title, message))
@@ -55,9 +57,11 @@ class FakePrompts:
 
     def ask_choice(self, title: str, message: str, options: list[str]) -> str | None:
         self.questions.append(message)
+        self.offered.append(list(options))
         return next((o for o in options if self.choice and o.startswith(self.choice)), None)
 
     def save_path(self, title: str, start: str, file_filter: str = "") -> str | None:
+        self.filters.append(file_filter)
         return self.path
 
 

@@ -58,6 +58,7 @@ def test_whole_flow_from_slider_to_exported_file(qtbot, studio_window, tmp_path)
     export = w.export_selected()
     qtbot.waitUntil(lambda: export.state == JobState.DONE, timeout=60_000)
     assert w.prompts.infos and "the same as the variants table" in w.prompts.infos[-1][1]
+    assert w.prompts.filters[-1] == "ONNX model (*.onnx)"
     session = ort.InferenceSession(str(tmp_path / "exported.onnx"), providers=["CPUExecutionProvider"])
     test = digits("test")
     logits = session.run(None, {session.get_inputs()[0].name: test.load(np.arange(len(test)))[0]})[0]
@@ -76,6 +77,7 @@ def test_chart_front_export_and_selection(qtbot, studio_window, tmp_path):
     qtbot.waitUntil(lambda: w.variants.model.rowCount() == 2, timeout=120_000)
     w.chart.redraw()
     assert set(w.chart.points) == {"baseline", "v1", "v2"} and len(w.chart.scatter.points()) == 3
+    assert w.chart.legend_entries() == ["baseline", "prune", "quantize", "Pareto front"]  # fp16 and unstructured pruning
     front = w.chart.front_keys()
     assert front and all(k in w.chart.points for k in front)
     w.chart.point_selected.emit("v1")
@@ -211,6 +213,7 @@ def test_compare_two_variants_layer_by_layer(qtbot, studio_window):
     qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=60_000)
     comparison = job.result
     assert comparison.names == ["v1", "v2"]
+    assert w.prompts.offered[-1] == ["v2: quantize ort int8 qdq-s8s8 (ort)"]  # names with what they are
     rows = {r.layer: r for r in comparison.rows}
     assert {"features.0", "features.2", "features.5"} <= set(rows)
     conv = rows["features.5"]

@@ -31,6 +31,8 @@ from paretolab.jobs.studio_jobs import export_job, optimize_job, profile_job, sw
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
+EXPORT_FILTERS = {"onnx": "ONNX model (*.onnx)", "openvino": "OpenVINO IR (*.xml)",
+                  "triton": "Triton model folder (a new folder's name) (*)"}
 
 
 class Studio(QObject):

@@ -55,6 +55,9 @@ class TradeoffChart(QWidget):
         self.front = pg.PlotDataItem(pen=pg.mkPen("#2ca02c", width=1), skipFiniteCheck=True)
         self.plot.addItem(self.front)
         self.plot.addItem(self.scatter)
+        self.legend = pg.LegendItem(offset=(-8, -8), labelTextSize="8pt", verSpacing=-6)
+        self.legend.setParentItem(self.plot.getPlotItem().getViewBox())
+        self._legend_kinds: tuple[str, ...] = ()
         header = QHBoxLayout()
         header.addWidget(QLabel("x axis:", self))
         header.addWidget(self.axis)
@@ -114,9 +117,28 @@ class TradeoffChart(QWidget):
                 "data": p.key,
             })
         self.scatter.setData(spots)
+        self._update_legend(points)
         front = pareto_front([Point(p.key, self._x(p), p.score) for p in points])
         xs, ys = step_line(front)
         self.front.setData(xs, [100 * y for y in ys])
+
+    def _update_legend(self, points: list[ChartPoint]) -> None:
+        """One entry per technique on the chart, in TECHNIQUE_COLOURS' order, and the front."""
+        kinds = tuple(k for k in TECHNIQUE_COLOURS if any(p.technique == k for p in points))
+        if kinds == self._legend_kinds:
+            return
+        self._legend_kinds = kinds
+        self.legend.clear()
+        for kind in kinds:
+            sample = pg.ScatterPlotItem(symbol="s" if kind == "baseline" else "o", size=9, pen=pg.mkPen("#404040"),
+                                        brush=pg.mkBrush(TECHNIQUE_COLOURS[kind]))
+            self.legend.addItem(sample, kind)
+        if len(points) > 1:
+            self.legend.addItem(self.front, "Pareto front")
+        self.legend.setVisible(bool(kinds))
+
+    def legend_entries(self) -> list[str]:
+        return [label.text for _, label in self.legend.items]
 
     def front_keys(self) -> list[str]:
         return [p.key for p in pareto_front([Point(p.key, self._x(p), p.score) for p in self.points.values()])]

@@ -8,19 +8,20 @@ from pathlib import Path
 
 from paretolab.core.errors import ParetoLabError
 from paretolab.gui.compare_dialog import CompareDialog
-from paretolab.gui.studio import EXPORT_FORMATS
+from paretolab.gui.studio import EXPORT_FILTERS, EXPORT_FORMATS
 from paretolab.jobs import Job, LoadedModel
 from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job
 
 
 class VariantActions:
     def compare_variant(self, variant) -> Job | None:
-        others = [v.name for v in self.variants.model.variants if v is not variant]
+        others = {f"{v.name}: {v.recipe.summary()} ({v.metrics['variant']['backend']})": v
+                  for v in self.variants.model.variants if v is not variant}
         if not others or self.loaded is None:
             self.prompts.error("Nothing to compare", "Build a second variant first.")
             return None
-        name = self.prompts.ask_choice("Compare", f"Compare {variant.name} with:", others)
-        other = self.variants.variant(name) if name else None
+        choice = self.prompts.ask_choice("Compare", f"Compare {variant.name} ({variant.recipe.summary()}) with:", list(others))
+        other = others.get(choice) if choice else None
         if other is None:
             return None
         pair = [(v.name, v.artifact, v.metrics["variant"]["backend"]) for v in (variant, other)]
@@ -97,7 +98,7 @@ class VariantActions:
             return None
         fmt = EXPORT_FORMATS[choice]
         start = str(Path(self.settings.value("export/folder", str(Path.home()))) / variant.name)
-        dest = self.prompts.save_path("Export to", start)
+        dest = self.prompts.save_path("Export to", start, EXPORT_FILTERS[fmt])
         if not dest:
             return None
         self.settings.setValue("export/folder", str(Path(dest).parent))
