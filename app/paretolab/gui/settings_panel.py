@@ -322,9 +322,13 @@ class SettingsPanel(QWidget):
             return
         target = QUANTIZATION[self.quantize.currentText()]
         precision = {"int8": "int8", "dynamic-int8": "int8", "fp16": "fp16"}.get(target[1] if target else "", "fp32")
-        p = predict(self._graph, sparsity=self.sparsity.value(), structured=self.method.currentText() == "structured", precision=precision)
+        p = predict(self._graph, sparsity=self.sparsity.value(), structured=self.method.currentText() == "structured",
+                    precision=precision, backend=target[0] if target else "ort")
         g = self._graph
+        on_disk = f"{size(p.size_bytes)}" if p.size_high <= 1.05 * p.size_bytes else f"{size(p.size_bytes)} (up to {size(p.size_high)})"
         self.prediction.setText(
             f"Predicted: {si(p.params)} params ({p.params / max(1, g.total_params):.0%}), "
-            f"{si(p.macs)} MACs ({(p.macs or 0) / max(1, g.total_macs or 1):.0%}), ~{size(p.size_bytes)}"
+            f"{si(p.macs)} MACs ({(p.macs or 0) / max(1, g.total_macs or 1):.0%}), ~{on_disk}"
         )
+        self.prediction.setToolTip("An estimate before anything runs; int8 size depends on the format chosen after measuring "
+                                   "(QOperator or QDQ). Every variant's own file is measured.")

@@ -1,0 +1,35 @@
+"""The settings panel's predictions match what the techniques then produce on real models."""
+
+from __future__ import annotations
+
+import pytest
+
+from paretolab.core.model import load_model
+from paretolab.core.optimize import DataPlan, optimize
+from paretolab.core.predict import predict
+from paretolab.core.sample import sample_model_path
+from paretolab.core.variant import Recipe
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_model(sample_model_path())
+
+
+@pytest.mark.parametrize(("sparsity", "quantize", "precision"), [
+    (0.3, None, "fp32"),  # channel counts round to multiples of 8: 16 channels at 30% keep 8
+    (0.5, ("ort", "int8"), "int8"),  # the case that read ~14 KiB predicted, 22.4 KiB measured
+    (0.0, ("ort", "fp16"), "fp16"),
+    (0.0, ("openvino", "int8"), "int8"),  # an IR's XML topology outweighs a small model's weights
+])
+def test_prediction_brackets_the_measured_variant(sample, tmp_path, sparsity, quantize, precision):
+    steps = [{"technique": "prune", "settings": {"method": "structured", "sparsity": sparsity}}] if sparsity else []
+    if quantize:
+        steps.append({"technique": "quantize", "settings": {"backend": quantize[0], "precision": quantize[1]}})
+    variant = optimize(sample, Recipe.from_dict({"steps": steps}), DataPlan.from_spec("digits", sample), tmp_path, "v")
+    measured = variant.metrics["variant"]
+    guess = predict(sample.layer_graph(), sparsity=sparsity, precision=precision, backend=quantize[0] if quantize else "ort")
+    assert guess.macs == measured["macs"]
+    if sparsity:
+        assert guess.params == measured["params"] or precision == "int8"  # int8 files also count scales as params
+    assert 0.85 * guess.size_bytes <= measured["size_bytes"] <= 1.15 * guess.size_high
