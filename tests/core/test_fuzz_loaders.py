@@ -29,6 +29,7 @@ def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
 @example(cut=1.0, flips=[(0.125, 128)])  # found: a name that is not UTF-8 (ONNX checker, OpenVINO op names)
 @example(cut=1.0, flips=[(0.3359375, 128)])  # found: OpenVINO op friendly name not UTF-8
 @example(cut=1.0, flips=[(0.544921875, 128)])  # found: OpenVINO output tensor name not UTF-8
+@example(cut=1.0, flips=[(0.709536095499757, 29)])  # found: an ONNX tensor element type that does not exist
 def test_broken_files_fail_cleanly(model_files, tmp_path, kind, cut, flips):
     original = model_files[kind]
     broken_dir = tmp_path / kind

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import onnx
 from onnx import helper, shape_inference
 
+from paretolab.core.errors import ModelLoadError
 from paretolab.core.graph import LayerGraph, LayerNode, Weight, unique_name
 from paretolab.core.macs import onnx_macs
 from paretolab.core.tensors import Shape, TensorSpec, concrete_shapes, format_shape
@@ -28,7 +29,12 @@ def onnx_dtype(elem_type: int) -> str:
     try:
         return helper.tensor_dtype_to_np_dtype(elem_type).name
     except (KeyError, TypeError, ValueError):
+        pass
+    try:
         return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:  # not a type this onnx knows: a damaged file, or one from a much newer ONNX
+        raise ModelLoadError(f"declares tensor element type {elem_type}, which ONNX does not define; "
+                             "the file is damaged or from a newer ONNX: re-export it") from None
 
 
 def _value_shape(value: onnx.ValueInfoProto) -> Shape | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paretolab.core.errors import InputShapeError
+from paretolab.core.errors import InputShapeError, ModelLoadError
 from paretolab.core.files import atomic_write
 from paretolab.core.formats import load_source
 from paretolab.core.formats.source import ModelSource
@@ -64,7 +64,10 @@ class ModelHandle:
         progress = progress or silent()
         if self._graph is None:
             progress.report(0.0, f"building the layer graph of {self.path.name}")
-            self._graph = self.source.build_graph(self.inputs)
+            try:
+                self._graph = self.source.build_graph(self.inputs)
+            except ModelLoadError as exc:  # found deep inside the graph: say which file
+                raise ModelLoadError(str(exc) if self.path.name in str(exc) else f"{self.path.name} {exc}") from None
             progress.report(1.0, f"{len(self._graph)} layers")
         return self._graph
 

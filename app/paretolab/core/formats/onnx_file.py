@@ -108,4 +108,9 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OnnxSou
     except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError, UnicodeDecodeError) as exc:
         # a damaged name (not UTF-8) surfaces from the checker's C++ side as UnicodeDecodeError
         raise ModelLoadError(f"{path.name} is not a valid ONNX model: {first_line(exc)}") from None
-    return OnnxSource(path=path, native=model, files=files)
+    source = OnnxSource(path=path, native=model, files=files)
+    try:
+        source.inputs, source.outputs  # noqa: B018 - read now, so a damaged declaration fails at open
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{path.name} {exc}") from None
+    return source

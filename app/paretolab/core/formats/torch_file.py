@@ -6,10 +6,12 @@ says they trust the file. Everything else is read with torch's safe loaders.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
 import pickle
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -33,6 +35,8 @@ from paretolab.core.torch_onnx import analysis_graph, export_to_onnx
 # TorchScript files made by ParetoLab carry their input specs in this extra file.
 SPEC_FILE = "paretolab.json"
 _CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -262,7 +266,28 @@ def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
     return model.eval()
 
 
+@contextlib.contextmanager
+def _unraisable_to_log():
+    """A damaged pickle can leave the unpickler's buffers to be freed while still exported; CPython
+    then reports "SystemError: deallocated bytearray object has exported buffers" through the
+    unraisable hook, on the user's terminal. Log it instead: the load has already failed cleanly."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda info: log.info("ignored while unpickling: %s: %s", type(info.exc_value).__name__, info.exc_value)
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def _load_pickle(path: Path, trust: bool, arch: str | None) -> TorchSource:
+    try:
+        with _unraisable_to_log():
+            return _load_pickle_unquiet(path, trust, arch)
+    except SystemError as exc:  # the same CPython complaint, raised instead of reported
+        raise _corrupt(path, exc) from None
+
+
+def _load_pickle_unquiet(path: Path, trust: bool, arch: str | None) -> TorchSource:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
