@@ -74,7 +74,7 @@ MIN_PREDICTION_AGREEMENT = 0.97  # rebuilt vs shipped top-1 on the test split
 
 def _build(out: Path) -> Path:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_sample.py"), "--out", str(out)],
+        [sys.executable, str(ROOT / "scripts" / "build_sample.py"), "--out", str(out), "--only", "digits"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
@@ -123,3 +123,40 @@ def test_rebuild_is_deterministic_on_one_machine(rebuilt, tmp_path):
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert (rebuilt / "digits_cnn.json").read_text() == (again / "digits_cnn.json").read_text()
+
+
+def test_demo_sample_reaches_its_recorded_accuracy_and_its_eager_module_agrees():
+    from paretolab.core.data import open_dataset
+    from paretolab.core.eager import eager_module
+    from paretolab.core.sample import sample_info_of
+
+    handle = load_model(sample_model_path("demo"))
+    test = open_dataset("digits", handle.inputs)  # the model's 32x32 input picks the demo's digits
+    assert test.name == "digits32:test" and test.load(np.arange(1))[0].shape == (1, 1, 32, 32)
+    images = test.load(np.arange(len(test)))[0]
+    session = ort.InferenceSession(str(sample_model_path("demo")), providers=["CPUExecutionProvider"])
+    logits = session.run(["logits"], {"input": images})[0]
+    accuracy = float((logits.argmax(1) == test.labels).mean())
+    info = sample_info_of("demo")
+    assert accuracy == pytest.approx(info["accuracy"]["test"], abs=1e-4)
+    assert 0.9 < accuracy < 0.995  # hard enough that compression can cost accuracy
+    module = eager_module(handle, "a test")
+    with torch.no_grad():
+        np.testing.assert_allclose(module(torch.from_numpy(images[:64])).numpy(), logits[:64], rtol=1e-3, atol=1e-3)
+    assert handle.layer_graph().total_macs > 20_000_000  # about a millisecond of work: speed-ups show
+
+
+@pytest.mark.slow
+def test_demo_build_path_writes_a_loadable_model(tmp_path):
+    pytest.importorskip("sklearn")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_sample.py"), "--out", str(tmp_path), "--only", "demo", "--demo-epochs", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "digits32_resnet.json").read_text())
+    assert info["epochs"] == 1 and info["inputs"][0]["shape"] == ["batch", 1, 32, 32]
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "digits32_resnet.onnx")).metadata_props}
+    assert props["paretolab.arch"] == "paretolab.core.sample:DigitsResNet"
+    assert (tmp_path / props["paretolab.state_dict"]).exists()
+    assert _weights(tmp_path / "digits32_resnet.onnx").keys() == _weights(sample_model_path("demo")).keys()

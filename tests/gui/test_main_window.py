@@ -162,3 +162,15 @@ def test_window_fits_a_laptop_screen_with_run_chart_and_variants_visible(qtbot, 
     assert on_screen(window.chart, 300, 250)
     assert on_screen(window.variants, 500, 120)
     assert on_screen(window.graph_view, 300, 250)
+
+
+def test_open_sample_offers_both_built_in_models(qtbot, window):
+    menu = next(a.menu() for a in window.menuBar().actions()[0].menu().actions() if a.menu() and "Sample" in a.text())
+    actions = menu.actions()
+    assert len(actions) == 2 and "Digits CNN" in actions[0].text() and "ResNet" in actions[1].text()
+    actions[1].trigger()
+    qtbot.waitUntil(lambda: window.job is None and window.loaded is not None, timeout=60_000)
+    assert window.loaded.handle.path.name == "digits32_resnet.onnx"
+    assert window.loaded.torch_reason is None  # its eager module ships: pruning and distillation apply
+    actions[0].trigger()
+    qtbot.waitUntil(lambda: window.job is None and window.loaded.handle.path.name == "digits_cnn.onnx", timeout=60_000)

@@ -268,20 +268,31 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0) 
     return ArrayDataset(f"random({count})", arrays)
 
 
-def digits(split: str = "test") -> ArrayDataset:
-    from paretolab.core.sample import digits_split
+def digits(split: str = "test", size: int = 8) -> ArrayDataset:
+    """The built-in digits: 8x8 as the digits sample takes them, or 32x32 with noise as the demo does."""
+    from paretolab.core.sample import DEMO_SIZE, demo_split, digits_split
 
     if split not in ("train", "val", "test"):
         raise DataError(f"the digits dataset has splits train, val and test, not '{split}'")
-    part = digits_split(split)
-    return ArrayDataset(f"digits:{split}", [part.images], part.labels)
+    if size not in (8, DEMO_SIZE):
+        raise DataError(f"the built-in digits come at 8x8 or {DEMO_SIZE}x{DEMO_SIZE}, not {size}x{size}; "
+                        "give your own data with --data")
+    part = digits_split(split) if size == 8 else demo_split(split)
+    return ArrayDataset(f"digits:{split}" if size == 8 else f"digits{size}:{split}", [part.images], part.labels)
+
+
+def digits_size_for(inputs: Sequence[TensorSpec]) -> int:
+    """8 or 32: which built-in digits fit a model whose one input is [batch, 1, S, S]."""
+    spec = inputs[0] if len(inputs) == 1 else None
+    side = spec.shape[-1] if spec is not None and spec.shape else None
+    return side if isinstance(side, int) and side in (8, 32) else 8
 
 
 def open_dataset(spec: str, inputs: Sequence[TensorSpec] = (), preprocess: ImagePreprocess | None = None) -> Dataset:
     """"digits[:split]", "random[:N]", a folder of images, or a .npz/.npy file ("file.npz:val" picks a split)."""
     name, _, arg = spec.partition(":")
     if name == "digits":
-        return digits(arg or "test")
+        return digits(arg or "test", digits_size_for(inputs))
     if name == "random":
         return random_inputs(inputs, int(arg) if arg.isdigit() else 32)
     path, split = Path(spec).expanduser(), None

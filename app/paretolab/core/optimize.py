@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from paretolab.core.data import Dataset, digits, open_dataset, random_inputs
+from paretolab.core.data import Dataset, digits, digits_size_for, open_dataset, random_inputs
 from paretolab.core.distill import distill
 from paretolab.core.eager import eager_module, torch_edits_unavailable
 from paretolab.core.errors import Cancelled, ParetoLabError
@@ -46,7 +46,8 @@ class DataPlan:
     @classmethod
     def from_spec(cls, spec: str, handle: ModelHandle) -> DataPlan:
         if spec == "digits":
-            return cls(digits("train"), digits("val"), digits("test"))
+            size = digits_size_for(handle.inputs)
+            return cls(digits("train", size), digits("val", size), digits("test", size))
         data = open_dataset(spec, handle.inputs)
         return cls(data, data, data, [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"])
 

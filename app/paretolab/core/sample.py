@@ -27,8 +27,12 @@ def sample_dir() -> Path:
 
 
 def sample_model_path(kind: str = "onnx") -> Path:
-    """Path of the sample model: kind is "onnx" or "torchscript"."""
-    return sample_dir() / {"onnx": SAMPLE_ONNX, "torchscript": SAMPLE_TORCHSCRIPT}[kind]
+    """Path of a built-in model: "onnx" or "torchscript" (the digits CNN), or "demo" (the 32x32 ResNet)."""
+    return sample_dir() / {"onnx": SAMPLE_ONNX, "torchscript": SAMPLE_TORCHSCRIPT, "demo": DEMO_ONNX}[kind]
+
+
+def sample_info_of(kind: str) -> dict:
+    return json.loads((sample_dir() / (DEMO_INFO if kind == "demo" else SAMPLE_INFO)).read_text())
 
 
 def sample_info() -> dict:
@@ -76,6 +80,8 @@ def digits_cnn_class():
 def __getattr__(name: str):
     if name == "DigitsCNN":  # importable as paretolab.core.sample:DigitsCNN without importing torch eagerly
         return digits_cnn_class()
+    if name == "DigitsResNet":
+        return digits_resnet_class()
     raise AttributeError(name)
 
 
@@ -83,3 +89,78 @@ def digits_split(name: str) -> Split:
     """One of the fixed "train", "val", "test" splits the sample was trained and scored on."""
     with np.load(sample_dir() / SAMPLE_SPLIT) as data:
         return Split(data[f"{name}_images"].astype(np.float32) / 16.0, data[f"{name}_labels"].astype(np.int64))
+
+
+# The demo sample: the same digits at 32x32 with noise, so that compression visibly costs accuracy.
+DEMO_ONNX = "digits32_resnet.onnx"
+DEMO_STATE_DICT = "digits32_resnet_state.pth"
+DEMO_INFO = "digits32_resnet.json"
+DEMO_ARCH = "paretolab.core.sample:DigitsResNet"
+DEMO_SIZE = 32
+DEMO_NOISE = 0.6  # std of the Gaussian noise on 0..1 pixels: what makes the task hard enough to move
+_SPLIT_SEEDS = {"train": 11, "val": 12, "test": 13}
+
+
+def upsample(images: np.ndarray, size: int = DEMO_SIZE) -> np.ndarray:
+    """[N, 1, 8, 8] -> [N, 1, size, size]: nearest neighbour, then a [1, 2, 1] blur per axis, in numpy
+    (no resampling library: the same numbers on every machine)."""
+    factor = size // images.shape[-1]
+    big = images.repeat(factor, axis=-1).repeat(factor, axis=-2)
+    for axis in (-1, -2):
+        padded = np.concatenate([big.take([0], axis=axis), big, big.take([-1], axis=axis)], axis=axis)
+        n = big.shape[axis]
+        big = (padded.take(range(0, n), axis=axis) + 2 * padded.take(range(1, n + 1), axis=axis)
+               + padded.take(range(2, n + 2), axis=axis)) / 4
+    return big.astype(np.float32)
+
+
+def demo_split(name: str) -> Split:
+    """The digits split at 32x32 with fixed Gaussian noise (a seed per split), as the demo sample sees it."""
+    base = digits_split(name)
+    rng = np.random.default_rng(_SPLIT_SEEDS[name])
+    images = upsample(base.images)
+    images += rng.normal(0.0, DEMO_NOISE, images.shape).astype(np.float32)
+    return Split(images, base.labels)
+
+
+@functools.cache
+def digits_resnet_class():
+    """The demo's architecture: a small ResNet (three stages of one basic block) that runs in about
+    a millisecond, so pruning and quantization show on the chart."""
+    from torch import nn
+
+    class BasicBlock(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU()
+            self.shortcut = nn.Sequential()
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    class DigitsResNet(nn.Module):
+        def __init__(self, widths: tuple[int, ...] = (32, 64, 128)) -> None:
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+            blocks, cin = [], widths[0]
+            for i, w in enumerate(widths):
+                blocks.append(BasicBlock(cin, w, 2 if i else 1))
+                cin = w
+            self.layers = nn.Sequential(*blocks)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(cin, 10)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+    for cls in (BasicBlock, DigitsResNet):
+        cls.__module__ = __name__
+    DigitsResNet.__qualname__, BasicBlock.__qualname__ = "DigitsResNet", "DigitsResNetBlock"
+    return DigitsResNet

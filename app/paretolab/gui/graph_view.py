@@ -41,7 +41,7 @@ from paretolab.core.tensors import format_shape
 
 NODE_W, NODE_H = 150.0, 34.0
 EMPTY_HINT = ("No model open.\n\nFile > Open… (Ctrl+O), or drop a model file on the window\n"
-              "(.onnx, .pt/.pth, .pt2, OpenVINO .xml).\n\nFile > Open Sample opens a built-in model to try things on.")
+              "(.onnx, .pt/.pth, .pt2, OpenVINO .xml).\n\nFile > Open Sample offers two built-in models to try things on.")
 # viridis, sampled: readable in light and dark palettes, and for colour-blind eyes
 VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
 

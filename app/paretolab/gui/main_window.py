@@ -181,7 +181,10 @@ class MainWindow(VariantActions, QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = self._action("&Open…", self.choose_model, QKeySequence.StandardKey.Open)
         file_menu.addAction(self.open_action)
-        file_menu.addAction(self._action("Open &Sample", self.open_sample))
+        samples = file_menu.addMenu("Open &Sample")
+        samples.addAction(self._action("&Digits CNN (8×8, tiny: every technique in seconds)", lambda: self.open_sample("onnx")))
+        samples.addAction(self._action("Digits &ResNet (32×32 with noise, ~1 ms: trade-offs that show)",
+                                       lambda: self.open_sample("demo")))
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
@@ -217,8 +220,9 @@ class MainWindow(VariantActions, QMainWindow):
         if path:
             self.open_model(path)
 
-    def open_sample(self) -> Job:
-        return self.open_model(sample_model_path("onnx"))
+    def open_sample(self, kind: str = "onnx") -> Job:
+        """A built-in model: "onnx" (the digits CNN) or "demo" (the 32x32 ResNet)."""
+        return self.open_model(sample_model_path(kind))
 
     def open_model(self, path: str | Path, *, trust: bool = False, input_shapes=None, arch: str | None = None) -> Job:
         """Load `path` in the background; the current model stays until the new one is ready."""
