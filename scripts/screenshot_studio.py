@@ -1,6 +1,6 @@
 """Drive the real window like a user and save README screenshots into docs/.
 
-Run under a display (e.g. Xvfb): opens the sample, analyses its layers, builds a few
+Run under a display (e.g. Xvfb): opens the demo sample (the 32x32 ResNet), analyses its layers, builds a few
 variants, then grabs the main window with the graph coloured by importance and the
 trade-off chart with the Pareto front.
 
@@ -20,15 +20,14 @@ from paretolab.gui.main_window import MainWindow
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 RECIPES = [
-    {"steps": [{"technique": "quantize", "settings": {"backend": "ort", "precision": "fp16"}}]},
+    {"steps": [{"technique": "quantize", "settings": {"backend": "ort", "precision": "int8"}}]},
     {"steps": [{"technique": "quantize", "settings": {"backend": "openvino", "precision": "int8"}}]},
+    {"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}}]},
     {"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
-               {"technique": "distill", "settings": {"epochs": 8}}]},
-    {"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
-               {"technique": "distill", "settings": {"epochs": 8}},
-               {"technique": "quantize", "settings": {"backend": "ort", "precision": "int8"}}]},
+               {"technique": "distill", "settings": {"epochs": 4}},
+               {"technique": "quantize", "settings": {"backend": "openvino", "precision": "int8"}}]},
     {"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.7}},
-               {"technique": "distill", "settings": {"epochs": 8}}]},
+               {"technique": "distill", "settings": {"epochs": 4}}]},
     {"steps": [{"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.6}}]},
 ]
 
@@ -37,7 +36,7 @@ def main() -> None:
     app = create_app()
     tmp = Path(tempfile.mkdtemp())
     window = MainWindow(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat), experiments_root=tmp / "variants")
-    window.resize(1600, 1000)
+    window.resize(1600, 960)
     window.show()
     jobs = []
 
@@ -52,7 +51,7 @@ def main() -> None:
     def check() -> None:
         if jobs and all(j.state.value in ("done", "failed", "cancelled") for j in jobs):
             poll.stop()
-            window.graph_view.select("features.2")
+            window.graph_view.select("layers.0.conv1")
             window.variants.select("v4")
             window.chart_dock.raise_()
             window.variants_dock.raise_()
@@ -68,7 +67,7 @@ def main() -> None:
     poll = QTimer(window)
     poll.setInterval(500)
     poll.timeout.connect(check)
-    window.open_sample().succeeded.connect(lambda _: QTimer.singleShot(100, after_load))
+    window.open_sample("demo").succeeded.connect(lambda _: QTimer.singleShot(100, after_load))
     app.aboutToQuit.connect(lambda: window.studio.queue.cancel_all())
     app.exec()
     sys.exit(0)

@@ -4,6 +4,7 @@ everywhere, and distillation wins back accuracy."""
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import onnx
@@ -161,3 +162,24 @@ def test_cuda_device_missing_is_a_clear_error(eager, sample):
         pytest.skip("this machine has CUDA")
     with pytest.raises(SettingsError, match="device 'cuda' is not available on this machine"):
         distill(eager, sample, digits("train"), digits("val"), DistillSettings(device="cuda"))
+
+
+def test_mixup_blends_inputs_that_the_teacher_labels_live(eager, sample, monkeypatch):
+    from paretolab.core import distill as distill_module
+
+    seen = []
+    original_run = distill_module._Teacher.run
+    monkeypatch.setattr(distill_module._Teacher, "run", lambda self, arrays: seen.append(arrays[0]) or original_run(self, arrays))
+    train = digits("train")
+    student, _ = prune_module(eager, X, PruneSettings(sparsity=0.5))
+    distill(student, sample, train, digits("val"), DistillSettings(epochs=1))
+    first = seen[0]
+    assert len(seen) == math.ceil(len(train) / 64) and first.shape[1:] == (1, 8, 8)
+    raw = train.load(np.arange(len(train)))[0].reshape(len(train), -1)
+    assert not any(np.allclose(first[0].ravel(), row) for row in raw)  # a blend, not a training sample
+
+    seen.clear()
+    distill(student, sample, train, digits("val"), DistillSettings(epochs=1, mixup=0.0))
+    assert not seen  # without mixup, the teacher's logits come from its cache of the training samples
+    with pytest.raises(SettingsError, match="'mixup' must be 0"):
+        DistillSettings(mixup=-1).check()
