@@ -7,7 +7,7 @@ import pytest
 from paretolab.core.errors import Cancelled
 from paretolab.core.experiment import Experiment
 from paretolab.core.model import load_model
-from paretolab.core.optimize import DataPlan
+from paretolab.core.optimize import DataPlan, optimize
 from paretolab.core.pareto import Point, pareto_front
 from paretolab.core.progress import Progress
 from paretolab.core.sample import sample_model_path
@@ -71,3 +71,23 @@ def test_sweep_cancels_and_keeps_finished_trials(sample, tmp_path):
 def test_sweep_settings_are_checked():
     with pytest.raises(SettingsError, match="unknown quantization 'int3'"):
         from_dict(SweepSettings, {"quantize": ["int3"]}, "sweep")
+
+
+def test_a_student_is_trained_once_per_sweep_whatever_follows_it(sample, tmp_path):
+    from paretolab.core.prefix_cache import PrefixCache
+    from paretolab.core.variant import Recipe
+
+    def recipe(quantize: dict) -> Recipe:
+        return Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
+                                           {"technique": "distill", "settings": {"epochs": 2}},
+                                           {"technique": "quantize", "settings": quantize}]})
+
+    plan, cache = DataPlan.from_spec("digits", sample), PrefixCache(tmp_path / ".students")
+    first = optimize(sample, recipe({"backend": "ort", "precision": "fp16"}), plan, tmp_path, "a", reuse=cache)
+    second = optimize(sample, recipe({"backend": "openvino", "precision": "int8"}), plan, tmp_path, "b", reuse=cache)
+    assert not any(r.get("reused") for r in first.reports)
+    assert [r.get("reused") for r in second.reports] == [True, True, None]  # pruning and distillation came from the cache
+    assert second.reports[1]["history"] == first.reports[1]["history"]
+    fresh = optimize(sample, recipe({"backend": "openvino", "precision": "int8"}), plan, tmp_path, "c")
+    assert abs(fresh.metrics["variant"]["top1"] - second.metrics["variant"]["top1"]) <= 2 / 360  # the same student
+    assert len(list((tmp_path / ".students").glob("*.onnx"))) == 1

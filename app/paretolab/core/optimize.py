@@ -24,6 +24,7 @@ from paretolab.core.graphopt import optimize_graph
 from paretolab.core.lowrank import factorize
 from paretolab.core.machine import machine_info
 from paretolab.core.model import ModelHandle, load_model
+from paretolab.core.prefix_cache import PrefixCache, torch_prefix
 from paretolab.core.profile import profile_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.prune import prune_module, prune_onnx
@@ -132,24 +133,44 @@ def apply_recipe(
     *,
     threads: int | None = None,
     progress: Progress | None = None,
+    reuse: PrefixCache | None = None,
 ) -> tuple[Path, list[dict]]:
     """Run every step; write the final artifact to `out` (suffix chosen by the result's
-    format) and return its path with the steps' reports."""
+    format) and return its path with the steps' reports. With `reuse`, the PyTorch prefix
+    (pruning, distillation) is taken from, or added to, that cache."""
     progress = progress or silent()
     recipe.check_order()
     with tempfile.TemporaryDirectory(prefix="paretolab-recipe-") as tmp:
         pipeline = _Pipeline(handle, data, Path(tmp), threads, progress)
+        prefix = torch_prefix(recipe) if reuse is not None else 0
+        key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if prefix else None
+        cached = reuse.load(key) if key else None
+        if cached is not None:
+            pipeline.state, pipeline.reports = _State(load_model(cached[0])), [{**r, "reused": True} for r in cached[1]]
+            progress.report(0.0, f"reusing the result of {' → '.join(s.summary() for s in recipe.steps[:prefix])} from this sweep")
         for i, step in enumerate(recipe.steps, start=1):
+            if cached is not None and i <= prefix:
+                continue
+            if key and cached is None and i == prefix + 1 and not pipeline.cancelled:
+                _remember_prefix(pipeline, reuse, key, prefix)
             if pipeline.cancelled:
                 pipeline.reports.append({"step": i, "skipped": "cancelled during distillation"})
                 continue
             progress.report((i - 1) / max(1, len(recipe.steps)) * 0.8, f"step {i}/{len(recipe.steps)}: {step.summary()}")
             pipeline.run(i, step)
+        if key and cached is None and prefix == len(recipe.steps) and not pipeline.cancelled:
+            _remember_prefix(pipeline, reuse, key, prefix)
         result = pipeline.materialize(len(recipe.steps) + 1)
         if not pipeline.cancelled:
             progress.check()
         final = _place(result, out)
     return final, pipeline.reports
+
+
+def _remember_prefix(pipeline: _Pipeline, cache: PrefixCache, key: str, prefix: int) -> None:
+    handle = pipeline.materialize(prefix + 1)
+    if len(handle.files) == 1:  # a model with external data is too big to be worth copying
+        cache.store(key, handle.files[0], pipeline.reports)
 
 
 def _place(result: ModelHandle, out: Path) -> Path:
@@ -194,6 +215,7 @@ def optimize(
     device: str = "cpu",
     threads: int | None = None,
     progress: Progress | None = None,
+    reuse: PrefixCache | None = None,
 ) -> Variant:
     """Apply `recipe`, then measure the variant (on `backend`/`device`) and the baseline (FP32
     on ONNX Runtime, CPU) side by side; write the artifact, its recipe and its metrics into
@@ -207,7 +229,7 @@ def optimize(
     if backend == "torch":
         raise SettingsError("variants are ONNX or OpenVINO files: measure them on ort or openvino, not torch")
     check_available(backend, device)
-    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress)
+    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress, reuse=reuse)
     if any(r.get("cancelled") for r in reports):
         note = f"cancelled during distillation: the best student so far is in {artifact}, unmeasured"
         variant = Variant(name, recipe, artifact, str(handle.path), {"cancelled": True, "notes": [note]}, reports)

@@ -146,12 +146,12 @@ def digits_resnet_class():
             return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
     class DigitsResNet(nn.Module):
-        def __init__(self, widths: tuple[int, ...] = (32, 64, 128)) -> None:
+        def __init__(self, widths: tuple[int, ...] = (32, 64, 128), strides: tuple[int, ...] = (1, 1, 2)) -> None:
             super().__init__()
             self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
             blocks, cin = [], widths[0]
             for i, w in enumerate(widths):
-                blocks.append(BasicBlock(cin, w, 2 if i else 1))
+                blocks.append(BasicBlock(cin, w, strides[i]))
                 cin = w
             self.layers = nn.Sequential(*blocks)
             self.pool = nn.AdaptiveAvgPool2d(1)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from paretolab.core.experiment import Experiment
 from paretolab.core.model import ModelHandle
 from paretolab.core.optimize import DataPlan, optimize
+from paretolab.core.prefix_cache import PrefixCache
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 from paretolab.core.variant import Recipe, Variant, score
@@ -115,6 +116,7 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
                                 directions=["maximize", "minimize"],
                                 sampler=optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8))
     start = time.monotonic()
+    reuse = PrefixCache(experiment.folder / ".students")  # each pruned/distilled student is trained once
 
     def objective(trial: optuna.Trial) -> tuple[float, float]:
         progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s), f"trial {trial.number}: choosing settings")
@@ -128,7 +130,7 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
         if variant is None:  # not measured yet
             name = experiment.claim_name()
             try:
-                variant = optimize(handle, recipe, data, experiment.folder, name,
+                variant = optimize(handle, recipe, data, experiment.folder, name, reuse=reuse,
                                    progress=Progress(lambda f, m: progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
                                                                                   f"trial {trial.number} ({recipe.summary()}): {m}")))
             finally:
