@@ -58,6 +58,7 @@ class TradeoffChart(QWidget):
         self.legend = pg.LegendItem(offset=(-8, -8), labelTextSize="8pt", verSpacing=-6)
         self.legend.setParentItem(self.plot.getPlotItem().getViewBox())
         self._legend_kinds: tuple[str, ...] = ()
+        self._empty = True
         header = QHBoxLayout()
         header.addWidget(QLabel("x axis:", self))
         header.addWidget(self.axis)
@@ -118,6 +119,11 @@ class TradeoffChart(QWidget):
             })
         self.scatter.setData(spots)
         self._update_legend(points)
+        if not points:  # an empty chart still reads in percent and milliseconds
+            self.plot.setRange(xRange=(0, 1), yRange=(0, 100), padding=0.02)
+        elif self._empty:  # the first point: follow the data again (later points keep the user's zoom)
+            self.plot.enableAutoRange()
+        self._empty = not points
         front = pareto_front([Point(p.key, self._x(p), p.score) for p in points])
         xs, ys = step_line(front)
         self.front.setData(xs, [100 * y for y in ys])
