@@ -146,7 +146,7 @@ def digits_resnet_class():
             return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
     class DigitsResNet(nn.Module):
-        def __init__(self, widths: tuple[int, ...] = (32, 64, 128), strides: tuple[int, ...] = (1, 1, 2)) -> None:
+        def __init__(self, widths: tuple[int, ...] = (48, 96, 192), strides: tuple[int, ...] = (1, 2, 2)) -> None:
             super().__init__()
             self.stem = nn.Sequential(nn.Conv2d(1, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
             blocks, cin = [], widths[0]
