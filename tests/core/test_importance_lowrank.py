@@ -119,3 +119,15 @@ def test_low_rank_rejects_other_layers_and_conflicting_settings(sample):
         factorize(eager_module(sample, "t"), LowRankSettings(layers=("features.2",)))
     with pytest.raises(SettingsError, match="one of 'rank_ratio' and 'energy', not both"):
         from_dict(LowRankSettings, {"rank_ratio": 0.5, "energy": 0.9}, "lowrank")
+
+
+def test_taylor_importance_reaches_layers_whose_batchnorm_the_export_folded():
+    from paretolab.core.data import open_dataset
+    from paretolab.core.importance import weight_importance
+    from paretolab.core.model import load_model
+    from paretolab.core.sample import sample_model_path
+
+    demo = load_model(sample_model_path("demo"))  # a ResNet with BatchNorm: the ONNX convs carry folded weights
+    layers = weight_importance(demo, open_dataset("digits:train", demo.inputs), samples=32)
+    assert [x.layer for x in layers if x.taylor is None] == []
+    assert all(len(x.channels_taylor) == len(x.channels_l1) for x in layers)

@@ -87,9 +87,13 @@ def weight_importance(handle: ModelHandle, data: Dataset | None = None, *, taylo
         axis = _channel_axis(node, weight)
         item = LayerImportance(node.name, node.op, node.params, float(np.abs(weight).mean()), float(np.sqrt((weight**2).mean())),
                                channels_l1=_per_channel(weight, axis))
-        name = next((w.name for w in node.weights if w.name in grads), None)
+        # by the ONNX weight's own name, else by module path: exports that fold BatchNorm into
+        # the convolution rename (and rescale) its weight, so take weight and gradient from torch
+        name = next((w.name for w in node.weights if w.name in grads), None) or (
+            f"{node.name}.weight" if f"{node.name}.weight" in grads else None)
         if name is not None:
-            product = weight * grads[name]
+            torch_weight, grad = grads[name]
+            product = (weight if name in arrays else torch_weight) * grad
             item.taylor = float(np.abs(product).mean())
             item.channels_taylor = _per_channel(product, axis)
         results.append(item)
@@ -97,8 +101,8 @@ def weight_importance(handle: ModelHandle, data: Dataset | None = None, *, taylo
     return results
 
 
-def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, np.ndarray]:
-    """dL/dw for every parameter, summed over `samples` calibration samples."""
+def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(w, dL/dw) for every parameter, the gradient summed over `samples` calibration samples."""
     import torch
 
     from paretolab.core.eager import TechniqueUnavailable, eager_module
@@ -120,7 +124,7 @@ def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, np
         logits = logits[0] if isinstance(logits, (list, tuple)) else logits
         target = torch.from_numpy(batch.labels) if batch.labels is not None else logits.detach().argmax(1)
         torch.nn.functional.cross_entropy(logits, target, reduction="sum").backward()
-    grads = {name: p.grad.detach().numpy().copy() for name, p in params.items() if p.grad is not None}
+    grads = {name: (p.detach().numpy().copy(), p.grad.detach().numpy().copy()) for name, p in params.items() if p.grad is not None}
     for p in params.values():
         p.grad = None
     return grads
