@@ -325,7 +325,7 @@ class SettingsPanel(QWidget):
         p = predict(self._graph, sparsity=self.sparsity.value(), structured=self.method.currentText() == "structured",
                     precision=precision, backend=target[0] if target else "ort")
         g = self._graph
-        on_disk = f"{size(p.size_bytes)}" if p.size_high <= 1.05 * p.size_bytes else f"{size(p.size_bytes)} (up to {size(p.size_high)})"
+        on_disk = size(p.size_bytes) if p.size_high <= 1.05 * p.size_low else f"{size(p.size_low)}–{size(p.size_high)}"
         self.prediction.setText(
             f"Predicted: {si(p.params)} params ({p.params / max(1, g.total_params):.0%}), "
             f"{si(p.macs)} MACs ({(p.macs or 0) / max(1, g.total_macs or 1):.0%}), ~{on_disk}"

@@ -7,6 +7,7 @@ says they trust the file. Everything else is read with torch's safe loaders.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -275,6 +276,9 @@ def _unraisable_to_log():
     sys.unraisablehook = lambda info: log.info("ignored while unpickling: %s: %s", type(info.exc_value).__name__, info.exc_value)
     try:
         yield
+    except BaseException:
+        gc.collect()  # the failed unpickler's buffers are freed here, while the quiet hook is in place
+        raise
     finally:
         sys.unraisablehook = previous
 
