@@ -268,24 +268,27 @@ def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
-def _unraisable_to_log():
-    """A damaged pickle can leave the unpickler's buffers to be freed while still exported; CPython
-    then reports "SystemError: deallocated bytearray object has exported buffers" through the
-    unraisable hook, on the user's terminal. Log it instead: the load has already failed cleanly."""
-    previous = sys.unraisablehook
-    sys.unraisablehook = lambda info: log.info("ignored while unpickling: %s: %s", type(info.exc_value).__name__, info.exc_value)
+def _quiet_unpickling():
+    """A damaged pickle can leave torch's unpickler holding a bytearray whose buffer is still
+    exported; when it is freed, CPython prints "SystemError: deallocated bytearray object has
+    exported buffers" through sys.excepthook, on the user's terminal. Free it here, with both
+    hooks sending that complaint to the log: the load has already failed with our one line."""
+    hooks = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = lambda info: log.info("ignored while unpickling: %s", info.exc_value)
+    sys.excepthook = lambda kind, value, tb: log.info("ignored while unpickling: %s: %s", kind.__name__, value)
     try:
         yield
-    except BaseException:
-        gc.collect()  # the failed unpickler's buffers are freed here, while the quiet hook is in place
+    except BaseException as exc:
+        exc.__context__ = None  # the failed unpickler's frames (and buffers) go now, not when our error is freed
+        gc.collect()
         raise
     finally:
-        sys.unraisablehook = previous
+        sys.unraisablehook, sys.excepthook = hooks
 
 
 def _load_pickle(path: Path, trust: bool, arch: str | None) -> TorchSource:
     try:
-        with _unraisable_to_log():
+        with _quiet_unpickling():
             return _load_pickle_unquiet(path, trust, arch)
     except SystemError as exc:  # the same CPython complaint, raised instead of reported
         raise _corrupt(path, exc) from None
