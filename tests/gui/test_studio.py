@@ -84,6 +84,10 @@ def test_chart_front_export_and_selection(qtbot, studio_window, tmp_path):
     assert w.variants.selected().name == "v1"
     for suffix in (".png", ".svg"):
         assert w.chart.export(tmp_path / f"chart{suffix}").stat().st_size > 1000
+    from PIL import Image
+
+    with Image.open(tmp_path / "chart.png") as png:
+        assert png.width == 1600 and 0.55 < png.height / png.width < 0.7  # landscape, whatever the dock's shape
     w.chart.axis.setCurrentIndex(1)
     w.chart.redraw()
     assert "size" in w.chart.plot.getAxis("bottom").labelText

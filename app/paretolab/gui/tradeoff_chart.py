@@ -177,8 +177,13 @@ class TradeoffChart(QWidget):
             painter = QPainter(generator)
             self.plot.render(painter)
             painter.end()
-        else:
-            exporter = pyqtgraph.exporters.ImageExporter(self.plot.plotItem)
-            exporter.parameters()["width"] = max(1200, self.plot.width())
-            exporter.export(str(path))
+        else:  # landscape whatever the dock's shape: a report or slide wants 16:10, not a tall strip
+            shown = self.plot.size()
+            self.plot.resize(960, 600)
+            try:
+                exporter = pyqtgraph.exporters.ImageExporter(self.plot.plotItem)
+                exporter.parameters()["width"] = 1600
+                exporter.export(str(path))
+            finally:
+                self.plot.resize(shown)
         return path
