@@ -126,3 +126,17 @@ def test_cancel_while_timing_candidates(sample, tmp_path):
     with pytest.raises(Cancelled):
         quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "q.onnx", progress=progress)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_incomplete_shape_inference_leaves_the_working_folder_clean(sample, tmp_path, monkeypatch):
+    """ONNX Runtime saves sym_shape_infer_temp.onnx into the current folder when its symbolic shape
+    inference stops short; ParetoLab runs it from a private folder."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    monkeypatch.setattr(SymbolicShapeInference, "_infer_impl", lambda self, *a, **k: setattr(self, "run_", False) or False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    outcome = quantize(sample, QuantizeSettings(format="qdq-u8s8"), digits("train"), tmp_path / "q.onnx", validation=digits("val"))
+    assert outcome.artifact.exists() and "int8" in onnx_weight_types(outcome.artifact)
+    assert list(cwd.iterdir()) == []

@@ -15,6 +15,7 @@ import logging
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,14 +202,19 @@ def _ort_static(src: Path, out: Path, fmt: str, settings: QuantizeSettings, hand
         )
 
 
+_CWD_LOCK = threading.Lock()  # the working folder is the process's: one pre-processing at a time
+
+
 def _preprocessed(handle: ModelHandle, work: Path) -> Path:
     """ONNX Runtime's recommended pre-processing (shape inference, fusions) when it works."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    src = handle.onnx_file()
-    pre = work / "pre.onnx"
+    src = handle.onnx_file().resolve()
+    pre = (work / "pre.onnx").resolve()
     try:
-        with _quiet():
+        # ONNX Runtime's symbolic shape inference saves "sym_shape_infer_temp.onnx" into the current
+        # folder when it cannot finish: run it from the private work folder (absolute paths, one at a time)
+        with _quiet(), _CWD_LOCK, contextlib.chdir(work):
             quant_pre_process(str(src), str(pre))
         return pre
     except Exception as exc:  # pre-processing is an optimisation; quantize the model as it is
