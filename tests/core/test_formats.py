@@ -107,3 +107,11 @@ def test_loading_never_modifies_the_users_files(model_files, tmp_path):
 def test_files_of_an_ir_are_xml_and_bin(model_files):
     handle = load_model(model_files["openvino"])
     assert [Path(f).suffix for f in handle.files] == [".xml", ".bin"]
+
+
+@pytest.mark.parametrize("suffix", [".jit", ".torchscript", ".ptl"])
+def test_torchscript_archives_under_other_names_open_by_their_content(model_files, tmp_path, suffix):
+    renamed = tmp_path / f"model{suffix}"
+    renamed.write_bytes(model_files["script"].read_bytes())
+    handle = load_model(renamed, input_shapes={None: TINY_INPUT})
+    assert handle.format == "torchscript" and handle.layer_graph().total_macs == TINY_MACS

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
-from paretolab.core.formats import SUPPORTED
+from paretolab.core.formats import MODEL_SUFFIXES, SUPPORTED
 
-MODEL_FILTER = "Models (*.onnx *.pt *.pth *.ckpt *.pt2 *.xml);;All files (*)"
+MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 
 
 class Prompts:

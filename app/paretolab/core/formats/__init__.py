@@ -13,7 +13,7 @@ from paretolab.core.errors import ModelLoadError
 from paretolab.core.formats.source import ModelSource
 
 SUPPORTED = (
-    ".onnx (ONNX), .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), "
+    ".onnx (ONNX), .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), .jit/.torchscript/.ptl (TorchScript), "
     ".pt2 (torch.export), .xml + .bin (OpenVINO IR)"
 )
 
@@ -23,8 +23,14 @@ _LOADERS = {
     ".pth": "torch_file",
     ".ckpt": "torch_file",
     ".pt2": "torch_file",
+    ".jit": "torch_file",  # TorchScript archives go by these names too; the loader reads the content
+    ".torchscript": "torch_file",
+    ".ptl": "torch_file",
     ".xml": "openvino_file",
 }
+
+
+MODEL_SUFFIXES = tuple(_LOADERS)  # what the open dialog offers
 
 
 def check_readable(path: Path) -> None:
