@@ -89,3 +89,16 @@ def test_bad_batch_list_is_an_argument_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["profile", ONNX, "--batch", "1,zero"])
     assert exc.value.code == 2
+
+
+def test_a_declared_input_too_big_for_memory_is_one_line(capsys, tmp_path):
+    import onnx
+
+    proto = onnx.load(str(sample_model_path()))
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = 200000
+    huge = tmp_path / "huge.onnx"
+    onnx.save(proto, str(huge))
+    code = main(["evaluate", str(huge), "--data", "random:8"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "input 'input' is [batch, 1, 200000, 200000]" in err

@@ -161,3 +161,9 @@ def test_any_split_file_picks_a_split_and_names_the_ones_it_has(tmp_path):
     assert len(val) == 2 and val.load(np.arange(2))[0].min() == 1.0
     with pytest.raises(DataError, match="has the splits train, val, not 'test'"):
         open_dataset(f"{path}:test")
+
+
+def test_random_inputs_refuse_a_shape_that_cannot_fit_in_memory():
+    huge = [TensorSpec("x", (1, 3, 200000, 200000), "float32")]
+    with pytest.raises(InputShapeError, match=r"input 'x' is \[1, 3, 200000, 200000\]: 8 random samples would take .* GiB"):
+        random_inputs(huge, count=8)

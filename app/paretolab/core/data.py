@@ -261,11 +261,25 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0) 
                 "give one with --input-shape"
             )
         dtype = np.dtype(spec.dtype)
+        _check_fits_in_memory(spec, count, dims, dtype)
         if dtype.kind == "f":
             arrays.append(rng.standard_normal((count, *dims)).astype(dtype))
         else:
             arrays.append(rng.integers(0, 2, (count, *dims)).astype(dtype))
     return ArrayDataset(f"random({count})", arrays)
+
+
+def _check_fits_in_memory(spec: TensorSpec, count: int, dims: Sequence[int], dtype: np.dtype) -> None:
+    """Refuse inputs that cannot be made (a declared 1x3x200000x200000 image) before numpy tries."""
+    import psutil
+
+    needed = count * int(np.prod(dims, dtype=np.float64)) * max(dtype.itemsize, 8)  # float64 while drawing
+    available = psutil.virtual_memory().available
+    if needed > available // 2:
+        raise InputShapeError(
+            f"input '{spec.name}' is {format_shape(spec.shape)}: {count} random samples would take "
+            f"{needed / 2**30:.1f} GiB, more than half the {available / 2**30:.1f} GiB free; give a realistic shape with --input-shape"
+        )
 
 
 def digits(split: str = "test", size: int = 8) -> ArrayDataset:
