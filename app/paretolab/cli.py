@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -377,9 +378,12 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from paretolab.core.files import remove_stale_work_folders
     from paretolab.logs import setup_logging
 
     setup_logging()
+    for folder in remove_stale_work_folders():  # left by a ParetoLab process that was killed mid-job
+        logging.getLogger(__name__).info("removed stale work folder %s", folder)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -81,3 +81,24 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def work_prefix(kind: str) -> str:
+    """The name start of a private work folder in the system temp folder; it carries our process
+    id, so a later start can tell the folders of killed processes from those of running ones."""
+    return f"paretolab-{os.getpid()}-{kind}-"
+
+
+def remove_stale_work_folders(root: Path | None = None) -> list[Path]:
+    """Remove the work folders that killed ParetoLab processes left behind; return them."""
+    import shutil
+
+    import psutil
+
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob("paretolab-*"):
+        pid = folder.name.split("-")[1]
+        if folder.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed

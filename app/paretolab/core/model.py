@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from paretolab.core.errors import InputShapeError, ModelLoadError
-from paretolab.core.files import atomic_write
+from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.formats import load_source
 from paretolab.core.formats.source import ModelSource
 from paretolab.core.graph import LayerGraph
@@ -88,7 +88,7 @@ class ModelHandle:
 
     def _scratch(self) -> Path:
         if "scratch" not in self._converted:
-            folder = Path(tempfile.mkdtemp(prefix="paretolab-"))
+            folder = Path(tempfile.mkdtemp(prefix=work_prefix("model")))
             weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
             self._converted["scratch"] = folder
         return self._converted["scratch"]

@@ -19,7 +19,7 @@ from paretolab.core.distill import distill
 from paretolab.core.eager import eager_module, torch_edits_unavailable
 from paretolab.core.errors import Cancelled, ParetoLabError
 from paretolab.core.evaluate import evaluate
-from paretolab.core.files import atomic_write, write_json_atomic
+from paretolab.core.files import atomic_write, work_prefix, write_json_atomic
 from paretolab.core.graphopt import optimize_graph
 from paretolab.core.lowrank import factorize
 from paretolab.core.machine import machine_info
@@ -140,7 +140,7 @@ def apply_recipe(
     (pruning, distillation) is taken from, or added to, that cache."""
     progress = progress or silent()
     recipe.check_order()
-    with tempfile.TemporaryDirectory(prefix="paretolab-recipe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=work_prefix("recipe")) as tmp:
         pipeline = _Pipeline(handle, data, Path(tmp), threads, progress)
         prefix = torch_prefix(recipe) if reuse is not None else 0
         key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if prefix else None

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from paretolab.core.data import random_inputs
+from paretolab.core.files import work_prefix
 from paretolab.core.layer_times import LayerTime, map_layer_times
 from paretolab.core.machine import machine_info
 from paretolab.core.model import ModelHandle
@@ -249,7 +250,7 @@ def _ort_layer_times(handle, device, threads, inputs, runs, warmup: int = 3) -> 
     warm-up (events come in time order) and are left out of the mean."""
     import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="paretolab-ortprof-") as folder:
+    with tempfile.TemporaryDirectory(prefix=work_prefix("ortprof")) as folder:
         runner = OrtRunner(handle, device, threads, profile_prefix=str(Path(folder) / "profile"))
         call = runner.bind(inputs)
         for _ in range(warmup + runs):

@@ -25,7 +25,7 @@ import numpy as np
 
 from paretolab.core.data import Dataset, calibration_subset, fit_to_model
 from paretolab.core.evaluate import evaluate
-from paretolab.core.files import atomic_write
+from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.model import ModelHandle, load_model
 from paretolab.core.profile import quick_median_ms
 from paretolab.core.progress import Progress, silent
@@ -98,7 +98,7 @@ def quantize(
     fit_to_model(data, handle.inputs, handle.path.name)
     calibration = calibration_subset(data, settings.samples, settings.seed)
     validation = validation or calibration_subset(data, min(200, len(data)), settings.seed + 1)
-    with tempfile.TemporaryDirectory(prefix="paretolab-quant-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=work_prefix("quant")) as tmp:
         work = Path(tmp)
         keep = list(settings.keep_fp32)
         if settings.keep_sensitive:
@@ -151,7 +151,7 @@ def int8_layer_error(handle: ModelHandle, data: Dataset, samples: int = 64) -> d
     from paretolab.core.importance import layer_output_sqnr, quantization_error
 
     calibration = calibration_subset(data, samples)
-    with tempfile.TemporaryDirectory(prefix="paretolab-qerr-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=work_prefix("qerr")) as tmp:
         probe = Path(tmp) / "probe.onnx"
         _ort_static(handle.onnx_file(), probe, "qdq-s8s8", QuantizeSettings(samples=samples), handle, calibration, [])
         sqnr = quantization_error(handle.onnx_file(), probe, calibration, [s.name for s in handle.inputs])
