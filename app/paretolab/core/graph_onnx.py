@@ -91,6 +91,7 @@ class _Constants:
         for init in graph.initializer:
             self.roots[init.name] = [Weight(init.name, tuple(init.dims), onnx_dtype(init.data_type))]
             self._elem_types[init.name] = init.data_type
+        self._quant_params = _quantization_parameters(graph)
 
     def is_const(self, name: str) -> bool:
         return name in self.roots
@@ -113,7 +114,26 @@ class _Constants:
             self.roots[out] = roots
 
     def counts_as_param(self, weight: Weight) -> bool:
-        return self._elem_types.get(weight.name) not in _NOT_PARAMS
+        return self._elem_types.get(weight.name) not in _NOT_PARAMS and weight.name not in self._quant_params
+
+
+# Inputs that hold scales and zero points, by operator: an int8 model has the same parameters as
+# its FP32 original, not those plus its quantization metadata.
+_QUANT_INPUTS = {
+    "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2), "QLinearConv": (1, 2, 4, 5, 6, 7),
+    "QLinearMatMul": (1, 2, 4, 5, 6, 7), "QGemm": (1, 2, 4, 5, 7, 8), "QLinearAdd": (1, 2, 4, 5, 6, 7),
+    "QLinearMul": (1, 2, 4, 5, 6, 7), "MatMulInteger": (2, 3), "ConvInteger": (2, 3),
+}
+
+
+def _quantization_parameters(graph: onnx.GraphProto) -> set[str]:
+    names: set[str] = set()
+    for node in graph.node:
+        positions = _QUANT_INPUTS.get(node.op_type)
+        if positions is None and node.op_type.startswith("QLinear"):  # pools, activations, concat: all but data
+            positions = tuple(range(1, len(node.input)))
+        names.update(node.input[i] for i in positions or () if i < len(node.input) and node.input[i])
+    return names
 
 
 def _shape_table(model: onnx.ModelProto) -> dict[str, Shape | None]:
