@@ -51,7 +51,6 @@ from paretolab.jobs.job import wait_for_all_jobs
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
-MINIMUM_SIZE = QSize(1024, 600)  # fits a 1366x768 laptop with a taskbar; everything essential stays on screen
 
 
 def _scrolling(widget: QWidget) -> QScrollArea:
