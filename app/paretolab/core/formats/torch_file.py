@@ -205,7 +205,22 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
+def _check_archive(path: Path) -> None:
+    """torch.jit.load trusts the archive's bytes: some damaged ones abort the whole process (found
+    by the fuzz test). A zip carries a CRC-32 per member, so check every member first."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except Exception as exc:  # noqa: BLE001 - any failure to read the archive means it is damaged
+        raise ModelLoadError(f"{path.name} is not a readable TorchScript file ({first_line(exc)}); "
+                             "re-save it with torch.jit.save") from None
+    if damaged is not None:
+        raise ModelLoadError(f"{path.name} is damaged: the checksum of '{damaged}' inside it does not match; "
+                             "copy the file again or re-save it with torch.jit.save")
+
+
 def _load_torchscript(path: Path) -> TorchSource:
+    _check_archive(path)
     extra = {SPEC_FILE: ""}
     try:
         with warnings.catch_warnings():
