@@ -78,7 +78,7 @@ def _channel_keeps(graph: LayerGraph, keep: float, round_to: int) -> dict[str, t
     keeps: dict[str, tuple[float, float]] = {}
     weight_layers = [n for n in graph if n.op in _WEIGHT_OPS]
     inputs_keep = 1.0
-    for i, node in enumerate(graph):
+    for node in graph:
         if node.op not in _WEIGHT_OPS:
             keeps[node.name] = (inputs_keep, 1.0)  # biases of norms and the like follow the channels
             continue

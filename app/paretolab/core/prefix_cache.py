@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretolab.core.files import atomic_write, files_digest, write_json_atomic
@@ -32,9 +32,13 @@ def torch_prefix(recipe: Recipe) -> int:
 @dataclass(frozen=True)
 class PrefixCache:
     folder: Path
+    _digests: dict[tuple[Path, ...], str] = field(default_factory=dict, compare=False, repr=False)
 
     def key(self, model_files: list[Path], steps: tuple[Step, ...], data_name: str) -> str:
-        doc = {"model": files_digest(model_files), "steps": [s.to_dict() for s in steps], "data": data_name}
+        files = tuple(model_files)
+        if files not in self._digests:  # hash the model once per sweep, not once per trial
+            self._digests[files] = files_digest(list(files))
+        doc = {"model": self._digests[files], "steps": [s.to_dict() for s in steps], "data": data_name}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
     def load(self, key: str) -> tuple[Path, list[dict]] | None:

@@ -65,13 +65,16 @@ class VariantsModel(ColumnsModel):
             return v.name
         if role == SORT_ROLE:
             if col == 0:  # v2 before v10
-                return re.sub(r"\d+", lambda m: m.group().zfill(12), v.name)
+                return re.sub(r"\d+", lambda digits: digits.group().zfill(12), v.name)
             return values[col] if values[col] is not None else -1
-        collapsed = collapse_warning(v)
+        shows_warning = role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole)
+        collapsed = collapse_warning(v) if shows_warning else None
         if role == Qt.ItemDataRole.ForegroundRole and collapsed and col in (0, 2, 3):
             return QBrush(QColor("#d62728"))
-        if role == Qt.ItemDataRole.DisplayRole and not (col == 0 and collapsed):
+        if role == Qt.ItemDataRole.DisplayRole:
             value = values[col]
+            if col == 0:
+                return f"⚠ {v.name}" if collapsed else v.name
             if col in (2, 3):
                 return percent(value)
             if col == 4:
@@ -83,8 +86,6 @@ class VariantsModel(ColumnsModel):
             return str(value or "")
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"{v.artifact}\n{v.recipe.summary()}" + (f"\n\nWarning: {collapsed}" if collapsed else "")
-        if role == Qt.ItemDataRole.DisplayRole and col == 0 and collapsed:
-            return f"⚠ {v.name}"
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
