@@ -30,13 +30,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import CifarResNet18  # noqa: E402
-from paretolab.core.data import ArrayDataset, digits, random_inputs  # noqa: E402
-from paretolab.core.evaluate import evaluate  # noqa: E402
-from paretolab.core.model import load_model  # noqa: E402
-from paretolab.core.optimize import DataPlan, apply_recipe  # noqa: E402
-from paretolab.core.profile import time_calls  # noqa: E402
-from paretolab.core.runtimes import open_runner  # noqa: E402
-from paretolab.core.variant import Recipe  # noqa: E402
+from paretolab.core.compress.optimize import DataPlan, apply_recipe  # noqa: E402
+from paretolab.core.compress.variant import Recipe  # noqa: E402
+from paretolab.core.measure.data import ArrayDataset, digits, random_inputs  # noqa: E402
+from paretolab.core.measure.evaluate import evaluate  # noqa: E402
+from paretolab.core.measure.profile import time_calls  # noqa: E402
+from paretolab.core.measure.runtimes import open_runner  # noqa: E402
+from paretolab.core.model.handle import load_model  # noqa: E402
 
 CACHE = Path(platformdirs.user_cache_dir("paretolab")) / "bench"
 SIZE = 32

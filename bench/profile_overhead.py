@@ -1,7 +1,7 @@
 """How much does ParetoLab's profiler add to a runtime's own latency?
 
 For the built-in sample and a ResNet-18, on each CPU backend, alternate rounds of
-`paretolab.core.profile.profile_model` and a bare loop that calls the runtime directly,
+`paretolab.core.measure.profile.profile_model` and a bare loop that calls the runtime directly,
 in one run, and print the ratio of their medians (goal: within 5%, i.e. 0.95-1.05).
 The machine is shared and noisy, so only ratios measured side by side mean anything.
 
@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import resnet18  # noqa: E402
-from paretolab.core.model import load_model  # noqa: E402
-from paretolab.core.profile import profile_model  # noqa: E402
+from paretolab.core.measure.profile import profile_model  # noqa: E402
+from paretolab.core.model.handle import load_model  # noqa: E402
 from paretolab.core.sample import sample_model_path  # noqa: E402
 
 

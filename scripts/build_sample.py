@@ -115,7 +115,7 @@ def train_demo(split: dict[str, np.ndarray], epochs: int) -> nn.Module:
 def build_demo(out: Path, split: dict[str, np.ndarray], epochs: int) -> dict:
     model = train_demo(split, epochs)
     torch.save(model.state_dict(), out / DEMO_STATE_DICT)
-    from paretolab.core.torch_onnx import export_to_onnx
+    from paretolab.core.model.torch_onnx import export_to_onnx
 
     example = torch.from_numpy(demo_split("test").images[:1])
     export_to_onnx(model, (example,), out / DEMO_ONNX, ["input"], output_names=["logits"])
@@ -164,7 +164,7 @@ def main() -> None:
     spec = json.dumps({"inputs": [INPUT], "outputs": [OUTPUT]})
     torch.jit.save(torch.jit.trace(model, example), str(out / "digits_cnn.pt"), _extra_files={"paretolab.json": spec})
 
-    from paretolab.core.torch_onnx import export_to_onnx
+    from paretolab.core.model.torch_onnx import export_to_onnx
 
     torch.save(model.state_dict(), out / SAMPLE_STATE_DICT)
     export_to_onnx(model, (example,), out / "digits_cnn.onnx", ["input"], output_names=["logits"])

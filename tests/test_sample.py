@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from paretolab.core.model import load_model
+from paretolab.core.model.handle import load_model
 from paretolab.core.sample import (
     digits_split,
     sample_dir,
@@ -126,8 +126,8 @@ def test_rebuild_is_deterministic_on_one_machine(rebuilt, tmp_path):
 
 
 def test_demo_sample_reaches_its_recorded_accuracy_and_its_eager_module_agrees():
-    from paretolab.core.data import open_dataset
-    from paretolab.core.eager import eager_module
+    from paretolab.core.measure.data import open_dataset
+    from paretolab.core.model.eager import eager_module
     from paretolab.core.sample import sample_info_of
 
     handle = load_model(sample_model_path("demo"))

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from paretolab.core.model import load_model
+    from paretolab.core.model.handle import load_model
 
     shapes = parse_input_shapes(args.input_shape)
     return load_model(args.model, input_shapes=shapes, trust=args.trust, arch=args.arch)
@@ -189,12 +189,12 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from paretolab import render
-    from paretolab.core.data import open_dataset
-    from paretolab.core.importance import (
+    from paretolab.core.compress.importance import (
         default_cache,
         sensitivity_scan,
         weight_importance,
     )
+    from paretolab.core.measure.data import open_dataset
 
     handle = _load(args)
     digits = args.data == "digits"  # gradients from the training split, the scan on held-out data
@@ -218,7 +218,7 @@ def _print_json(doc: dict) -> None:
 
 def cmd_backends(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.runtimes import available_backends
+    from paretolab.core.measure.runtimes import available_backends
 
     found = available_backends()
     if args.json:
@@ -230,9 +230,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.data import open_dataset
-    from paretolab.core.evaluate import evaluate
-    from paretolab.core.model import load_model
+    from paretolab.core.measure.data import open_dataset
+    from paretolab.core.measure.evaluate import evaluate
+    from paretolab.core.model.handle import load_model
 
     handle = _load(args)
     reference = load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust) if args.reference else None
@@ -249,7 +249,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.profile import profile_model
+    from paretolab.core.measure.profile import profile_model
 
     handle = _load(args)
     result = profile_model(handle, backend=args.backend, device=args.device, batch_sizes=args.batch, threads=args.threads,
@@ -265,8 +265,8 @@ QUANTIZE_CHOICES = ("ort-int8", "ort-fp16", "ort-dynamic", "openvino-int8", "ope
 
 
 def recipe_from_args(args: argparse.Namespace):
+    from paretolab.core.compress.variant import Recipe
     from paretolab.core.settings import SettingsError
-    from paretolab.core.variant import Recipe
 
     if args.recipe:
         if args.prune or args.quantize or args.graphopt or args.distill:
@@ -296,7 +296,7 @@ def recipe_from_args(args: argparse.Namespace):
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.optimize import DataPlan, optimize
+    from paretolab.core.compress.optimize import DataPlan, optimize
 
     recipe = recipe_from_args(args)
     handle = _load(args)
@@ -319,10 +319,10 @@ def _duration(text: str) -> float:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.eager import torch_edits_unavailable
-    from paretolab.core.experiment import Experiment
-    from paretolab.core.optimize import DataPlan
-    from paretolab.core.sweep import SweepSettings, sweep
+    from paretolab.core.compress.optimize import DataPlan
+    from paretolab.core.model.eager import torch_edits_unavailable
+    from paretolab.core.store.experiment import Experiment
+    from paretolab.core.store.sweep import SweepSettings, sweep
 
     handle = _load(args)
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
@@ -334,9 +334,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from paretolab.core.experiment import Experiment
-    from paretolab.core.model import load_model
-    from paretolab.core.report import write_report
+    from paretolab.core.model.handle import load_model
+    from paretolab.core.store.experiment import Experiment
+    from paretolab.core.store.report import write_report
 
     target = Path(args.target)
     sensitivity = None
@@ -346,8 +346,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         handle = load_model(target)
         experiment, name = Experiment.for_model(handle), handle.path.name
         if args.sensitivity:
-            from paretolab.core.data import open_dataset
-            from paretolab.core.importance import default_cache, sensitivity_scan
+            from paretolab.core.compress.importance import default_cache, sensitivity_scan
+            from paretolab.core.measure.data import open_dataset
 
             sensitivity = sensitivity_scan(handle, open_dataset("digits:val", handle.inputs), cache=default_cache()).by_layer()
     for path in write_report(experiment.variants(), Path(args.out), name, sensitivity):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from paretolab.core.evaluate import EvalResult
-from paretolab.core.graph import LayerGraph
-from paretolab.core.profile import ProfileResult
-from paretolab.core.runtimes import BackendInfo
+from paretolab.core.measure.evaluate import EvalResult
+from paretolab.core.measure.profile import ProfileResult
+from paretolab.core.measure.runtimes import BackendInfo
+from paretolab.core.model.graph import LayerGraph
 from paretolab.core.tensors import format_shape
 from paretolab.core.units import percent, si, size
 
@@ -113,7 +113,7 @@ def variant(v) -> str:
         "",
         f"speed-up  {m['speedup']:.2f}x   size {m['size_ratio']:.2f}x of the baseline",
     ]
-    from paretolab.core.variant import collapse_warning
+    from paretolab.core.compress.variant import collapse_warning
 
     collapsed = collapse_warning(v)
     lines += [f"warning   {collapsed}"] if collapsed else []
@@ -140,7 +140,7 @@ def importance(layers, scan=None) -> str:
 
 
 def sweep_summary(experiment, result) -> str:
-    from paretolab.core.pareto import Point, pareto_front
+    from paretolab.core.store.pareto import Point, pareto_front
 
     stored = experiment.variants()
     points = [Point(v.name, v.metrics["variant"]["latency_ms"], v.metrics["variant"].get("top1") or 0.0) for v in stored]

@@ -95,7 +95,7 @@ def test_core_and_cli_never_import_qt():
         "import sys, pkgutil, importlib, paretolab.core, paretolab.cli\n"
         "for m in pkgutil.walk_packages(paretolab.core.__path__, 'paretolab.core.'):\n"
         "    importlib.import_module(m.name)\n"
-        "from paretolab.core.model import load_model\n"
+        "from paretolab.core.model.handle import load_model\n"
         "from paretolab.core.sample import sample_model_path\n"
         "load_model(sample_model_path()).layer_graph()\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'superqt', 'qtpy'))\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from paretolab.cli import main
-from paretolab.core.data import digits
+from paretolab.core.measure.data import digits
 from paretolab.core.sample import sample_info, sample_model_path
 
 ONNX = str(sample_model_path("onnx"))

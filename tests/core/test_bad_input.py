@@ -11,7 +11,7 @@ from paretolab.core.errors import (
     ModelLoadError,
     UntrustedModelError,
 )
-from paretolab.core.model import load_model
+from paretolab.core.model.handle import load_model
 from paretolab.core.tensors import parse_input_shapes
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paretolab.core.data import (
+from paretolab.core.errors import InputShapeError
+from paretolab.core.measure.data import (
     DataError,
     ImagePreprocess,
     calibration_subset,
@@ -17,8 +18,7 @@ from paretolab.core.data import (
     random_inputs,
     tensor_file,
 )
-from paretolab.core.errors import InputShapeError
-from paretolab.core.model import load_model
+from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import TensorSpec
 

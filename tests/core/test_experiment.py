@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from paretolab.core.experiment import Experiment
-from paretolab.core.model import load_model
-from paretolab.core.optimize import DataPlan, optimize
+from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
-from paretolab.core.variant import Recipe
+from paretolab.core.store.experiment import Experiment
 
 FP16 = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]})
 

@@ -12,7 +12,7 @@ import torch
 
 from model_zoo import TINY_INPUT, TINY_MACS, tiny_net
 from paretolab.core.errors import ConversionError
-from paretolab.core.model import load_model
+from paretolab.core.model.handle import load_model
 
 SHAPE = {None: TINY_INPUT}
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.model import load_model
+from paretolab.core.model.handle import load_model
 
 KINDS = ["onnx", "script", "pt2", "pickle", "state_dict", "openvino"]
 

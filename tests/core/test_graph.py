@@ -17,8 +17,8 @@ from model_zoo import (
     export_onnx,
     tiny_net,
 )
-from paretolab.core.graph_onnx import build_onnx_graph
-from paretolab.core.model import load_model
+from paretolab.core.model.graph_onnx import build_onnx_graph
+from paretolab.core.model.handle import load_model
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,19 @@ import onnx
 import pytest
 import torch
 
-from paretolab.core.data import digits
-from paretolab.core.eager import eager_module
+from paretolab.core.compress.importance import sensitivity_scan, weight_importance
+from paretolab.core.compress.lowrank import LowRankSettings, factorize
+from paretolab.core.compress.optimize import DataPlan, apply_recipe
+from paretolab.core.compress.quantize import QuantizeSettings, quantize
+from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import Cancelled
-from paretolab.core.evaluate import evaluate
-from paretolab.core.importance import sensitivity_scan, weight_importance
-from paretolab.core.lowrank import LowRankSettings, factorize
-from paretolab.core.model import load_model
-from paretolab.core.optimize import DataPlan, apply_recipe
+from paretolab.core.measure.data import digits
+from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.model.eager import eager_module
+from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress
-from paretolab.core.quantize import QuantizeSettings, quantize
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError, from_dict
-from paretolab.core.variant import Recipe
 
 WEIGHT_LAYERS = ["features.0", "features.2", "features.5", "classifier.1", "classifier.4"]
 
@@ -122,9 +122,9 @@ def test_low_rank_rejects_other_layers_and_conflicting_settings(sample):
 
 
 def test_taylor_importance_reaches_layers_whose_batchnorm_the_export_folded():
-    from paretolab.core.data import open_dataset
-    from paretolab.core.importance import weight_importance
-    from paretolab.core.model import load_model
+    from paretolab.core.compress.importance import weight_importance
+    from paretolab.core.measure.data import open_dataset
+    from paretolab.core.model.handle import load_model
     from paretolab.core.sample import sample_model_path
 
     demo = load_model(sample_model_path("demo"))  # a ResNet with BatchNorm: the ONNX convs carry folded weights

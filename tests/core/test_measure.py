@@ -13,13 +13,13 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from paretolab.core.data import DataError, digits, open_dataset, tensor_file
 from paretolab.core.errors import Cancelled
-from paretolab.core.evaluate import evaluate
-from paretolab.core.model import load_model
-from paretolab.core.profile import profile_model
+from paretolab.core.measure.data import DataError, digits, open_dataset, tensor_file
+from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.measure.profile import profile_model
+from paretolab.core.measure.runtimes import BackendError, available_backends, open_runner
+from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress
-from paretolab.core.runtimes import BackendError, available_backends, open_runner
 from paretolab.core.sample import sample_info, sample_model_path
 
 HAS_CUDA = torch.cuda.is_available()

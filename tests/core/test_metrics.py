@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from paretolab.core.metrics import AccuracyMeter, FidelityMeter, fidelity_dict
+from paretolab.core.measure.metrics import AccuracyMeter, FidelityMeter, fidelity_dict
 
 
 def test_top1_and_top5_accuracy():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from paretolab.core.model import load_model
-from paretolab.core.optimize import DataPlan, optimize
-from paretolab.core.predict import predict
+from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.predict import predict
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
-from paretolab.core.variant import Recipe
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from model_zoo import TINY_INPUT
-from paretolab.core.data import digits
-from paretolab.core.distill import DistillSettings, distill
-from paretolab.core.eager import TechniqueUnavailable, eager_module
+from paretolab.core.compress.distill import DistillSettings, distill
+from paretolab.core.compress.prune import PruneSettings, prune_module, prune_onnx
 from paretolab.core.errors import Cancelled
-from paretolab.core.evaluate import evaluate
-from paretolab.core.model import load_model
+from paretolab.core.measure.data import digits
+from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.model.eager import TechniqueUnavailable, eager_module
+from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress
-from paretolab.core.prune import PruneSettings, prune_module, prune_onnx
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError, from_dict
 
@@ -60,7 +60,7 @@ def test_structured_pruning_keeps_residual_connections_valid(model_files):
 
 
 def test_pruned_model_runs_in_onnxruntime_and_openvino_with_fewer_macs(eager, sample, tmp_path):
-    from paretolab.core.torch_onnx import export_to_onnx
+    from paretolab.core.model.torch_onnx import export_to_onnx
 
     module, _ = prune_module(eager, X, PruneSettings(sparsity=0.5))
     path = tmp_path / "pruned.onnx"
@@ -143,7 +143,7 @@ def test_cancelled_distillation_keeps_the_best_student(eager, sample):
 
 
 def test_distillation_without_labels_scores_agreement(eager, sample, tmp_path):
-    from paretolab.core.data import ArrayDataset
+    from paretolab.core.measure.data import ArrayDataset
 
     train = ArrayDataset("unlabelled", [digits("train").load(np.arange(300))[0]])
     student, report = distill(eager, sample, train, train, DistillSettings(epochs=1))
@@ -165,7 +165,7 @@ def test_cuda_device_missing_is_a_clear_error(eager, sample):
 
 
 def test_mixup_blends_inputs_that_the_teacher_labels_live(eager, sample, monkeypatch):
-    from paretolab.core import distill as distill_module
+    from paretolab.core.compress import distill as distill_module
 
     seen = []
     original_run = distill_module._Teacher.run

@@ -6,12 +6,12 @@ import onnx
 import openvino as ov
 import pytest
 
-from paretolab.core.data import DataError, digits, random_inputs
+from paretolab.core.compress.quantize import QuantizeSettings, quantize
 from paretolab.core.errors import Cancelled
-from paretolab.core.evaluate import evaluate
-from paretolab.core.model import load_model
+from paretolab.core.measure.data import DataError, digits, random_inputs
+from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress
-from paretolab.core.quantize import QuantizeSettings, quantize
 from paretolab.core.sample import sample_info, sample_model_path
 from paretolab.core.settings import SettingsError, from_dict
 

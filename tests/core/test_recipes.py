@@ -8,12 +8,12 @@ import numpy as np
 import onnx
 import pytest
 
-from paretolab.core.data import digits
-from paretolab.core.model import load_model
-from paretolab.core.optimize import DataPlan, apply_recipe, optimize
+from paretolab.core.compress.optimize import DataPlan, apply_recipe, optimize
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.measure.data import digits
+from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError
-from paretolab.core.variant import Recipe
 
 PRUNE_DISTILL_INT8 = {
     "steps": [
@@ -87,7 +87,7 @@ def test_optimize_writes_model_recipe_and_metrics_and_keeps_the_original(sample,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.bin", "small.metrics.json", "small.recipe.json", "small.xml"]
     # every number can be reproduced from the exported file alone
     again = load_model(variant.artifact)
-    from paretolab.core.evaluate import evaluate
+    from paretolab.core.measure.evaluate import evaluate
 
     assert evaluate(again, digits("test"), backend="openvino").top1 == pytest.approx(v["top1"])
 
@@ -101,7 +101,7 @@ def test_onnx_only_models_get_onnx_level_techniques(model_files, tmp_path):
     assert reports[0]["zero_fraction"] == pytest.approx(0.5, abs=0.02)
     assert load_model(artifact).format == "onnx"
     structured = Recipe.from_dict({"steps": [{"technique": "prune"}]})
-    from paretolab.core.eager import TechniqueUnavailable
+    from paretolab.core.model.eager import TechniqueUnavailable
 
     with pytest.raises(TechniqueUnavailable, match="ONNX only"):
         apply_recipe(handle, structured, data, tmp_path / "w")
@@ -119,10 +119,10 @@ def test_refuses_to_overwrite_the_opened_model(tmp_path):
 
 
 def test_cancelled_or_failed_optimize_leaves_nothing_behind(sample, tmp_path, monkeypatch):
-    from paretolab.core import optimize as pipeline
+    from paretolab.core.compress import optimize as pipeline
     from paretolab.core.errors import Cancelled
+    from paretolab.core.measure.runtimes import BackendError
     from paretolab.core.progress import Progress
-    from paretolab.core.runtimes import BackendError
 
     data = DataPlan.from_spec("digits", sample)
     recipe = Recipe.from_dict({"steps": [{"technique": "prune"}, {"technique": "quantize"}]})

@@ -7,11 +7,11 @@ import json
 from html.parser import HTMLParser
 
 from paretolab.cli import main
-from paretolab.core.experiment import Experiment
-from paretolab.core.model import load_model
-from paretolab.core.optimize import DataPlan, optimize
+from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
-from paretolab.core.variant import Recipe
+from paretolab.core.store.experiment import Experiment
 
 
 class Collect(HTMLParser):

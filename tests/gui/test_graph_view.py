@@ -9,9 +9,9 @@ import onnx
 
 from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
 from model_zoo import deep_mlp, export_onnx
-from paretolab.core.graph_onnx import build_onnx_graph
-from paretolab.core.layout import layered_layout
-from paretolab.core.model import load_model
+from paretolab.core.model.graph_onnx import build_onnx_graph
+from paretolab.core.model.handle import load_model
+from paretolab.core.model.layout import layered_layout
 from paretolab.core.sample import sample_model_path
 from paretolab.gui.graph_view import GraphView
 from paretolab.jobs.job import JobState

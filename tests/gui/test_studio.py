@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
-from paretolab.core.data import digits
+from paretolab.core.measure.data import digits
 from paretolab.core.sample import sample_model_path
 from paretolab.jobs.job import JobState
 from paretolab.jobs.preload import freeze_long_lived_objects
@@ -268,7 +268,7 @@ def test_reopening_a_model_shows_its_earlier_variants(qtbot, studio_window, mode
 
 
 def test_save_a_variants_recipe_from_the_gui(qtbot, studio_window, tmp_path):
-    from paretolab.core.variant import Recipe
+    from paretolab.core.compress.variant import Recipe
 
     w = studio_window
     w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
@@ -294,7 +294,7 @@ def test_export_report_from_the_gui(qtbot, studio_window, tmp_path):
 
 
 def test_explore_fills_the_chart_live_and_cancel_keeps_finished_trials(qtbot, studio_window):
-    from paretolab.core.sweep import SweepSettings
+    from paretolab.core.store.sweep import SweepSettings
 
     w = studio_window
     settings = SweepSettings(budget_s=300, trials=6, sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"), distill_epochs=2)

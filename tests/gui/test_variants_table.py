@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from paretolab.core.variant import Recipe, Variant
+from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.gui.variants_table import VariantsTable
 
 PRUNE = Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}}]})

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paretolab.core.compare import Comparison
+from paretolab.core.compress.compare import Comparison
 
 
 def _cell(value: float | None, unit: str) -> QTableWidgetItem:

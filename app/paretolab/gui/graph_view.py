@@ -35,8 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paretolab.core.graph import LayerGraph
-from paretolab.core.layout import layered_layout
+from paretolab.core.model.graph import LayerGraph
+from paretolab.core.model.layout import layered_layout
 from paretolab.core.tensors import format_shape
 
 NODE_W, NODE_H = 150.0, 34.0

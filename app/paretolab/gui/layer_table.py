@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paretolab.core.graph import LayerGraph
+from paretolab.core.model.graph import LayerGraph
 from paretolab.core.tensors import format_shape
 from paretolab.gui.table_model import ColumnsModel
 

@@ -32,8 +32,8 @@ from paretolab.core.errors import (
     ParetoLabError,
     UntrustedModelError,
 )
-from paretolab.core.experiment import default_root
 from paretolab.core.sample import sample_model_path
+from paretolab.core.store.experiment import default_root
 from paretolab.core.tensors import parse_input_shapes
 from paretolab.gui.graph_view import GraphView
 from paretolab.gui.importance_chart import ImportanceChart

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
-from paretolab.core.formats import MODEL_SUFFIXES, SUPPORTED
+from paretolab.core.model.formats import MODEL_SUFFIXES, SUPPORTED
 
 MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from paretolab.core.graph import LayerGraph
-from paretolab.core.predict import predict
+from paretolab.core.compress.predict import predict
+from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size
 
 QUANTIZATION = {

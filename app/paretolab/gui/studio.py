@@ -9,10 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from paretolab.core.errors import ParetoLabError
-from paretolab.core.experiment import Experiment
-from paretolab.core.sweep import SweepSettings
-from paretolab.core.variant import (
+from paretolab.core.compress.variant import (
     Recipe,
     Variant,
     collapse_warning,
@@ -22,6 +19,9 @@ from paretolab.core.variant import (
     score,
     technique_kind,
 )
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.store.experiment import Experiment
+from paretolab.core.store.sweep import SweepSettings
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable

@@ -16,9 +16,9 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from paretolab.core.pareto import Point, pareto_front, step_line
+from paretolab.core.compress.variant import TECHNIQUE_COLOURS
+from paretolab.core.store.pareto import Point, pareto_front, step_line
 from paretolab.core.units import size
-from paretolab.core.variant import TECHNIQUE_COLOURS
 from paretolab.gui.theme import style_plot
 
 

@@ -14,8 +14,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import QHeaderView, QTableView, QVBoxLayout, QWidget
 
+from paretolab.core.compress.variant import Variant, collapse_warning
 from paretolab.core.units import percent, size
-from paretolab.core.variant import Variant, collapse_warning
 from paretolab.gui.table_model import ColumnsModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1

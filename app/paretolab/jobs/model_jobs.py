@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paretolab.core.eager import torch_edits_unavailable
-from paretolab.core.experiment import Experiment
-from paretolab.core.graph import LayerGraph
-from paretolab.core.model import ModelHandle, load_model
+from paretolab.core.measure.runtimes import available_backends
+from paretolab.core.model.eager import torch_edits_unavailable
+from paretolab.core.model.graph import LayerGraph
+from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress
-from paretolab.core.runtimes import available_backends
+from paretolab.core.store.experiment import Experiment
 from paretolab.jobs.job import Job
 
 

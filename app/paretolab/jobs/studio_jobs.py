@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from paretolab.core.data import open_dataset
-from paretolab.core.export import export_variant
-from paretolab.core.importance import default_cache, sensitivity_scan, weight_importance
-from paretolab.core.model import ModelHandle, load_model
-from paretolab.core.optimize import DataPlan, optimize
-from paretolab.core.profile import layer_breakdown, profile_model
+from paretolab.core.compress.importance import default_cache, sensitivity_scan, weight_importance
+from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.quantize import int8_layer_error
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.measure.data import open_dataset
+from paretolab.core.measure.profile import layer_breakdown, profile_model
+from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress
-from paretolab.core.quantize import int8_layer_error
-from paretolab.core.variant import Recipe
+from paretolab.core.store.export import export_variant
 from paretolab.jobs.job import Job
 
 
@@ -73,8 +73,8 @@ def analysis_job(handle: ModelHandle, data: str) -> Job:
 
 def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], data: str) -> Job:
     def run(progress: Progress):
-        from paretolab.core.compare import compare_variants
-        from paretolab.core.data import calibration_subset
+        from paretolab.core.compress.compare import compare_variants
+        from paretolab.core.measure.data import calibration_subset
 
         dataset = open_dataset("digits:val" if data == "digits" else data, original.inputs)
         progress.report(0.1, "timing and comparing every layer")
@@ -86,8 +86,8 @@ def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], da
 
 def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
     def run(progress: Progress) -> list[Path]:
-        from paretolab.core.experiment import Experiment
-        from paretolab.core.report import write_report
+        from paretolab.core.store.experiment import Experiment
+        from paretolab.core.store.report import write_report
 
         progress.report(0.2, "writing the report")
         return write_report(Experiment(experiment_folder).variants(), out_dir, model_name)
@@ -97,8 +97,8 @@ def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
 
 def sweep_job(handle: ModelHandle, data: str, folder: Path, settings, torch_edits: bool) -> Job:
     """Explore settings; each finished trial arrives through job.partial as a Variant."""
-    from paretolab.core.experiment import Experiment
-    from paretolab.core.sweep import sweep
+    from paretolab.core.store.experiment import Experiment
+    from paretolab.core.store.sweep import sweep
 
     def run(progress: Progress):
         return sweep(handle, DataPlan.from_spec(data, handle), Experiment(folder), settings, torch_edits=torch_edits,

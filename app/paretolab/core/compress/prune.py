@@ -1,0 +1,256 @@
+"""Pruning: structured channel pruning with torch-pruning, unstructured magnitude pruning.
+
+Only structured pruning changes tensor shapes, so only it can make a dense runtime faster;
+unstructured pruning zeroes weights (smaller when compressed, same speed) and says so in
+its report. Structured pruning uses torch-pruning's dependency graph, so residual
+connections and concatenations stay consistent; the model's output layers are never
+pruned (their size is the number of classes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from paretolab.core.measure.data import Dataset, calibration_subset
+from paretolab.core.progress import Progress, silent
+from paretolab.core.settings import SettingsError
+
+_PRUNABLE_ONNX_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    method: Literal["structured", "unstructured"] = "structured"
+    sparsity: float = 0.5  # share of channels (structured) or weights (unstructured) removed
+    importance: Literal["l1", "l2", "taylor"] = "l1"
+    scope: Literal["layer", "global"] = "layer"  # same ratio in every layer, or ranked across layers
+    layer_ratios: dict[str, float] = field(default_factory=dict)  # per-layer overrides
+    skip: tuple[str, ...] = ()  # layers left whole
+    round_to: int = 8  # structured: keep channel counts multiples of this, so kernels stay fast
+    samples: int = 64  # taylor: calibration samples for the gradients
+
+    def check(self) -> None:
+        for name, ratio in {"sparsity": self.sparsity, **{f"layer_ratios.{k}": v for k, v in self.layer_ratios.items()}}.items():
+            if not 0.0 <= ratio <= 0.99:
+                raise SettingsError(f"setting '{name}' must be between 0 and 0.99, not {ratio}")
+        if self.round_to < 1:
+            raise SettingsError(f"setting 'round_to' must be at least 1, not {self.round_to}")
+        if self.method == "unstructured" and self.importance == "taylor":
+            raise SettingsError("setting 'importance' = 'taylor' is for structured pruning; unstructured pruning ranks weights by magnitude")
+
+
+@dataclass
+class PruneReport:
+    method: str
+    params_before: int
+    params_after: int
+    macs_before: int | None = None
+    macs_after: int | None = None
+    zero_fraction: float | None = None  # unstructured: share of prunable weights that are zero
+    channels: dict[str, tuple[int, int]] = field(default_factory=dict)  # structured: layer -> (before, after)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "macs_before": self.macs_before,
+            "macs_after": self.macs_after,
+            "zero_fraction": self.zero_fraction,
+            "channels": {k: list(v) for k, v in self.channels.items()},
+            "notes": list(self.notes),
+        }
+
+
+# -- torch -----------------------------------------------------------------------------------
+
+
+def _output_layers(module, examples) -> set[str]:
+    """Names of the leaf modules whose outputs are the model's outputs."""
+    import torch
+
+    produced: dict[int, str] = {}
+    hooks = [
+        m.register_forward_hook(lambda mod, args, out, name=name: produced.__setitem__(id(out), name))
+        for name, m in module.named_modules()
+        if name and not list(m.children())
+    ]
+    try:
+        with torch.no_grad():
+            outputs = module(*examples)
+    finally:
+        for h in hooks:
+            h.remove()
+    flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return {produced[id(o)] for o in flat if id(o) in produced}
+
+
+def _check_layer_names(module, settings: PruneSettings, outputs: set[str]) -> None:
+    import torch
+
+    modules = dict(module.named_modules())
+    prunable = [n for n, m in modules.items() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))]
+    for name in (*settings.layer_ratios, *settings.skip):
+        if name not in modules:
+            raise SettingsError(f"no layer named '{name}'; prunable layers: {', '.join(prunable[:12])}")
+        if name not in prunable and name not in settings.skip:
+            kind = type(modules[name]).__name__
+            raise SettingsError(f"layer '{name}' ({kind}) has no weights to prune; prunable layers: {', '.join(prunable[:12])}")
+        if name in outputs and settings.layer_ratios.get(name, 0) > 0:
+            raise SettingsError(f"layer '{name}' cannot be pruned: its outputs are the model's outputs, so its size is fixed")
+
+
+def prune_module(module, examples: tuple, settings: PruneSettings, data: Dataset | None = None,
+                 progress: Progress | None = None):
+    """Prune `module` in place (pass a copy) and return it with a report."""
+    import torch_pruning as tp
+
+    progress = progress or silent()
+    outputs = _output_layers(module, examples)
+    _check_layer_names(module, settings, outputs)
+    params_before = _param_count(module)
+    macs_before = _macs(module, examples)
+    progress.report(0.1, f"{settings.method} pruning to {settings.sparsity:.0%}")
+    if settings.method == "unstructured":
+        report = _prune_unstructured_torch(module, settings, params_before)
+        report.macs_before = report.macs_after = macs_before
+        return module, report
+
+    modules = dict(module.named_modules())
+    importance = {"l1": lambda: tp.importance.MagnitudeImportance(p=1), "l2": lambda: tp.importance.MagnitudeImportance(p=2),
+                  "taylor": tp.importance.TaylorImportance}[settings.importance]()
+    before = _channel_counts(module)
+    pruner = tp.pruner.MetaPruner(
+        module,
+        examples,
+        importance=importance,
+        pruning_ratio=settings.sparsity,
+        pruning_ratio_dict={modules[n]: r for n, r in settings.layer_ratios.items()},
+        ignored_layers=[modules[n] for n in (*settings.skip, *outputs)],
+        round_to=settings.round_to,
+        global_pruning=settings.scope == "global",
+    )
+    if settings.importance == "taylor":
+        progress.report(0.3, "gradients for Taylor importance")
+        _accumulate_gradients(module, examples, data, settings)
+    progress.check()
+    pruner.step()
+    module.zero_grad(set_to_none=True)
+    module.eval()
+    params_after = _param_count(module)
+    after = _channel_counts(module)
+    report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples))
+    report.channels = {n: (before[n], after[n]) for n in before if n in after and after[n] != before[n]}
+    progress.report(0.9, f"pruned: {params_before:,.0f} -> {params_after:,.0f} parameters")
+    return module, report
+
+
+def _macs(module, examples) -> int | None:
+    """MACs as the layer graph counts them, so every number in ParetoLab uses one definition."""
+    from paretolab.core.model.torch_onnx import analysis_graph
+
+    try:
+        return analysis_graph(module, examples, [f"input_{i}" for i in range(len(examples))]).total_macs
+    except Exception:  # a model the exporter cannot capture still prunes; its MACs stay unknown
+        return None
+
+
+def _param_count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _channel_counts(module) -> dict[str, int]:
+    counts = {}
+    for name, m in module.named_modules():
+        out = getattr(m, "out_channels", None) or getattr(m, "out_features", None)
+        if isinstance(out, int) and name:
+            counts[name] = out
+    return counts
+
+
+def _accumulate_gradients(module, examples, data: Dataset | None, settings: PruneSettings) -> None:
+    """First-order Taylor importance needs dL/dw: labels when there are some, else the
+    model's own predictions as targets."""
+    import torch
+
+    module.zero_grad()
+    batches = [(examples, None)] if data is None else [
+        (tuple(torch.from_numpy(a) for a in b.inputs), b.labels) for b in calibration_subset(data, settings.samples).batches(16)
+    ]
+    for inputs, labels in batches:
+        logits = module(*inputs)
+        logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+        target = torch.from_numpy(labels) if labels is not None else logits.detach().argmax(1)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+
+
+def _prune_unstructured_torch(module, settings: PruneSettings, params_before: int) -> PruneReport:
+    import torch
+    from torch.nn.utils import prune
+
+    targets = [(name, m) for name, m in module.named_modules()
+               if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)) and name not in settings.skip]
+    method = prune.L1Unstructured  # |w| ranks the same whether called L1 or L2 for single weights
+    if settings.scope == "global" and not settings.layer_ratios:
+        prune.global_unstructured([(m, "weight") for _, m in targets], pruning_method=method, amount=settings.sparsity)
+    else:
+        for name, m in targets:
+            prune.l1_unstructured(m, "weight", amount=settings.layer_ratios.get(name, settings.sparsity))
+    for _, m in targets:
+        prune.remove(m, "weight")  # make it permanent: plain weights with zeros
+    weights = [m.weight for _, m in targets]
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    total = sum(w.numel() for w in weights)
+    report = PruneReport("unstructured", params_before, params_before - zeros, zero_fraction=zeros / total if total else 0.0)
+    report.notes.append("unstructured pruning zeroes weights but keeps shapes: the file compresses better, "
+                        "dense runtimes run it at the same speed; use structured pruning for speed")
+    return report
+
+
+# -- ONNX ------------------------------------------------------------------------------------
+
+
+def prune_onnx(src: Path, out: Path, settings: PruneSettings, graph, progress: Progress | None = None) -> PruneReport:
+    """Unstructured magnitude pruning of an ONNX file's weight initializers."""
+    import onnx
+    from onnx import numpy_helper
+
+    progress = progress or silent()
+    if settings.method != "unstructured":
+        raise SettingsError("an ONNX-only model can take unstructured pruning only (structured pruning needs PyTorch)")
+    for name in (*settings.layer_ratios, *settings.skip):
+        if name not in graph:
+            raise SettingsError(f"no layer named '{name}' in {src.name}")
+    model = onnx.load(str(src))
+    inits = {t.name: t for t in model.graph.initializer}
+    owners: dict[str, str] = {}
+    for node in graph:
+        if node.op in _PRUNABLE_ONNX_OPS and node.name not in settings.skip:
+            for w in node.weights:
+                if w.name in inits and len(w.shape) >= 2:
+                    owners.setdefault(w.name, node.name)
+    if not owners:
+        raise SettingsError(f"{src.name} has no Conv, Gemm or MatMul weights to prune")
+    arrays = {name: numpy_helper.to_array(inits[name]) for name in owners}
+    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    if settings.scope == "global" and not settings.layer_ratios:
+        magnitudes = np.concatenate([np.abs(a).ravel() for a in arrays.values()])
+        thresholds = dict.fromkeys(arrays, np.quantile(magnitudes, settings.sparsity))
+    else:
+        thresholds = {n: np.quantile(np.abs(a), settings.layer_ratios.get(owners[n], settings.sparsity)) for n, a in arrays.items()}
+    zeros = total = 0
+    for name, array in arrays.items():
+        pruned = np.where(np.abs(array) <= thresholds[name], 0, array).astype(array.dtype)
+        zeros += int((pruned == 0).sum())
+        total += pruned.size
+        inits[name].CopyFrom(numpy_helper.from_array(pruned, name))
+    progress.check()
+    onnx.save(model, str(out))
+    report = PruneReport("unstructured", params, params - zeros, graph.total_macs, graph.total_macs, zero_fraction=zeros / total)
+    report.notes.append("unstructured pruning zeroes weights but keeps shapes: dense runtimes run it at the same speed")
+    return report

@@ -1,0 +1,371 @@
+"""Quantization for ONNX Runtime and OpenVINO — measured, not assumed.
+
+The same "int8" can be 3x faster or 4x slower than FP32 depending on its format and the
+backend (QOperator U8S8 vs S8S8 vs QDQ on ONNX Runtime; see design.md). With format "auto",
+every candidate is built, timed on the target backend and checked for fidelity against
+the FP32 model, and the fastest faithful one is kept. A result slower than FP32 is never
+returned without a warning that says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from paretolab.core.files import atomic_write, work_prefix
+from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
+from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.measure.profile import quick_median_ms
+from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.progress import Progress, silent
+from paretolab.core.settings import SettingsError
+
+ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    backend: Literal["ort", "openvino"] = "ort"
+    precision: Literal["int8", "fp16", "dynamic-int8"] = "int8"
+    format: Literal["auto", "qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8"] = "auto"  # ONNX Runtime int8 only
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"  # ONNX Runtime int8 only
+    samples: int = 128  # calibration samples
+    per_channel: bool = True
+    keep_fp32: tuple[str, ...] = ()  # layer names left in floating point
+    keep_sensitive: int = 0  # also leave the N layers with the worst int8 error (measured as SQNR) in FP32
+    max_drop: float | None = None  # OpenVINO int8: accuracy-aware mode, largest top-1 drop allowed (0.01 = 1 point)
+    min_agreement: float = 0.98  # "auto": a candidate must agree with FP32 on this share of top-1 predictions
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.samples < 1:
+            raise SettingsError(f"setting 'samples' must be at least 1, not {self.samples}")
+        if self.precision == "dynamic-int8" and self.backend != "ort":
+            raise SettingsError("dynamic int8 is an ONNX Runtime technique; use backend 'ort'")
+        if self.max_drop is not None and not (self.backend == "openvino" and self.precision == "int8"):
+            raise SettingsError("setting 'max_drop' (accuracy-aware quantization) needs backend 'openvino' and precision 'int8'")
+        if self.max_drop is not None and not 0 < self.max_drop < 1:
+            raise SettingsError(f"setting 'max_drop' must be between 0 and 1 (0.01 = 1 point), not {self.max_drop}")
+        if self.keep_sensitive < 0:
+            raise SettingsError(f"setting 'keep_sensitive' must be 0 or more, not {self.keep_sensitive}")
+        if self.keep_sensitive and self.precision != "int8":
+            raise SettingsError("setting 'keep_sensitive' applies to int8 quantization")
+        if not 0 <= self.min_agreement <= 1:
+            raise SettingsError(f"setting 'min_agreement' must be between 0 and 1, not {self.min_agreement}")
+
+
+@dataclass
+class Candidate:
+    name: str
+    median_ms: float
+    agreement: float
+    chosen: bool = False
+
+
+@dataclass
+class QuantizeOutcome:
+    artifact: Path
+    chosen: str
+    kept_fp32: list[str] = field(default_factory=list)
+    baseline_ms: float | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def quantize(
+    handle: ModelHandle,
+    settings: QuantizeSettings,
+    data: Dataset,
+    out: Path,
+    *,
+    validation: Dataset | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> QuantizeOutcome:
+    """Quantize `handle` into `out` (.onnx for ONNX Runtime, .xml for OpenVINO)."""
+    progress = progress or silent()
+    fit_to_model(data, handle.inputs, handle.path.name)
+    calibration = calibration_subset(data, settings.samples, settings.seed)
+    validation = validation or calibration_subset(data, min(200, len(data)), settings.seed + 1)
+    with tempfile.TemporaryDirectory(prefix=work_prefix("quant")) as tmp:
+        work = Path(tmp)
+        keep = list(settings.keep_fp32)
+        if settings.keep_sensitive:
+            progress.report(0.02, f"measuring each layer's int8 error to keep the {settings.keep_sensitive} worst in FP32")
+            keep += [n for n in _sensitive_layers(handle, settings, calibration, work) if n not in keep]
+        excluded = _excluded_nodes(handle, tuple(keep))
+        if settings.backend == "ort":
+            outcome = _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress)
+        else:
+            outcome = _quantize_openvino(handle, settings, calibration, validation, excluded, out, threads, progress)
+        outcome.kept_fp32 = keep
+    progress.report(1.0, f"quantized: {outcome.chosen}")
+    return outcome
+
+
+def _runtime_graph(handle: ModelHandle):
+    """The LayerGraph of the file the quantizer actually reads (for torch models, their
+    ONNX export, whose node and tensor names are what exclusions must use)."""
+    if handle.format in ("onnx", "openvino"):
+        return handle.layer_graph()
+    return load_model(handle.onnx_file()).layer_graph()
+
+
+def _excluded_nodes(handle: ModelHandle, layers: tuple[str, ...]) -> list[str]:
+    """The runtime node names of the layers the user keeps in FP32."""
+    if not layers:
+        return []
+    graph = _runtime_graph(handle)
+    missing = [name for name in layers if name not in graph]
+    if missing:
+        examples = ", ".join(n.name for n in graph.nodes if n.weights)[:200]
+        raise SettingsError(f"keep_fp32 names no layer '{missing[0]}' in {handle.path.name}; layers with weights: {examples}")
+    return [graph.node(name).source for name in layers]
+
+
+def _sensitive_layers(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, work: Path) -> list[str]:
+    """Quantize everything once (QDQ keeps every FP32 tensor name), compare activations with
+    FP32 layer by layer, and name the layers that lose the most SQNR themselves."""
+    from paretolab.core.compress.importance import most_sensitive_layers, quantization_error
+
+    probe = work / "probe.onnx"
+    _ort_static(handle.onnx_file(), probe, "qdq-s8s8", settings, handle, calibration, [])
+    sqnr = quantization_error(handle.onnx_file(), probe, calibration, [s.name for s in handle.inputs])
+    return most_sensitive_layers(_runtime_graph(handle), sqnr, settings.keep_sensitive)
+
+
+def int8_layer_error(handle: ModelHandle, data: Dataset, samples: int = 64) -> dict[str, float]:
+    """Per layer, the SQNR (dB) of its output when the whole model runs in int8 (QDQ, per
+    channel) against FP32: where quantization hurts. Lower is worse."""
+    from paretolab.core.compress.importance import layer_output_sqnr, quantization_error
+
+    calibration = calibration_subset(data, samples)
+    with tempfile.TemporaryDirectory(prefix=work_prefix("qerr")) as tmp:
+        probe = Path(tmp) / "probe.onnx"
+        _ort_static(handle.onnx_file(), probe, "qdq-s8s8", QuantizeSettings(samples=samples), handle, calibration, [])
+        sqnr = quantization_error(handle.onnx_file(), probe, calibration, [s.name for s in handle.inputs])
+    return layer_output_sqnr(_runtime_graph(handle), sqnr)
+
+
+# -- ONNX Runtime ----------------------------------------------------------------------------
+
+
+class _Reader:
+    """ONNX Runtime's CalibrationDataReader protocol over a Dataset."""
+
+    def __init__(self, data: Dataset, names: list[str], dtypes: list[np.dtype], batch: int) -> None:
+        self._batches = ({n: a.astype(t) for n, a, t in zip(names, b.inputs, dtypes)} for b in data.batches(batch))
+
+    def get_next(self) -> dict | None:
+        return next(self._batches, None)
+
+
+def _batch_size(handle: ModelHandle) -> int:
+    first = handle.inputs[0].shape[0] if handle.inputs and handle.inputs[0].shape else None
+    return first if isinstance(first, int) else 16
+
+
+def _ort_static(src: Path, out: Path, fmt: str, settings: QuantizeSettings, handle: ModelHandle, data: Dataset, excluded: list[str]) -> None:
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    kind, types = fmt.split("-")
+    dtypes = fit_to_model(data, handle.inputs, handle.path.name)
+    reader = _Reader(data, [s.name for s in handle.inputs], dtypes, _batch_size(handle))
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    with _quiet():
+        quantize_static(
+            str(src),
+            str(out),
+            reader,
+            quant_format=QuantFormat.QOperator if kind == "qop" else QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8 if types == "u8s8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=settings.per_channel,
+            calibrate_method=method[settings.calibration],
+            nodes_to_exclude=excluded,
+        )
+
+
+_CWD_LOCK = threading.Lock()  # the working folder is the process's: one pre-processing at a time
+
+
+def _preprocessed(handle: ModelHandle, work: Path) -> Path:
+    """ONNX Runtime's recommended pre-processing (shape inference, fusions) when it works."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    src = handle.onnx_file().resolve()
+    pre = (work / "pre.onnx").resolve()
+    try:
+        # ONNX Runtime's symbolic shape inference saves "sym_shape_infer_temp.onnx" into the current
+        # folder when it cannot finish: run it from the private work folder (absolute paths, one at a time)
+        with _quiet(), _CWD_LOCK, contextlib.chdir(work):
+            quant_pre_process(str(src), str(pre))
+        return pre
+    except Exception as exc:  # pre-processing is an optimisation; quantize the model as it is
+        logging.getLogger(__name__).info("quant_pre_process failed (%s); using the model as is", exc)
+        return src
+
+
+def _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress) -> QuantizeOutcome:
+    src = handle.onnx_file()
+    if settings.precision == "fp16":
+        progress.report(0.2, "converting weights and activations to FP16")
+        atomic_write(out, lambda tmp: _ort_fp16(src, tmp, excluded))
+        return QuantizeOutcome(out, "ort-fp16")
+    if settings.precision == "dynamic-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        progress.report(0.2, "quantizing weights (dynamic int8)")
+        with _quiet():
+            atomic_write(out, lambda tmp: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
+                                                           per_channel=settings.per_channel, nodes_to_exclude=excluded))
+        return QuantizeOutcome(out, "ort-dynamic-int8")
+
+    pre = _preprocessed(handle, work)
+    formats = ORT_FORMATS if settings.format == "auto" else (settings.format,)
+    built: dict[str, Path] = {}
+    for i, fmt in enumerate(formats):
+        progress.report(0.05 + 0.6 * i / len(formats), f"calibrating and quantizing ({fmt})")
+        built[fmt] = work / f"{fmt}.onnx"
+        _ort_static(pre, built[fmt], fmt, settings, handle, calibration, excluded)
+    if len(built) == 1:
+        fmt, path = next(iter(built.items()))
+        atomic_write(out, lambda tmp: shutil.copyfile(path, tmp))
+        return QuantizeOutcome(out, f"ort-int8-{fmt}")
+    return _pick_fastest_faithful(handle, built, "ort", settings, validation, out, threads, progress)
+
+
+def _ort_fp16(src: Path, out: Path, excluded: list[str]) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True, node_block_list=excluded or None)
+    _sort_topologically(model.graph)  # the converter appends its input Casts at the end
+    onnx.save(model, str(out))
+
+
+def _sort_topologically(graph) -> None:
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in available for i in n.input)]
+        if not ready:
+            raise ValueError("the FP16 graph has a cycle or a dangling input")
+        for node in ready:
+            ordered.append(node)
+            available.update(node.output)
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def _pick_fastest_faithful(handle, built: dict[str, Path], backend, settings, validation, out, threads, progress) -> QuantizeOutcome:
+    """Time every candidate on the target backend, check it against FP32, keep the best."""
+    progress.report(0.7, "timing FP32 and every candidate on the target backend")
+    baseline = quick_median_ms(handle, backend, threads)
+    candidates = []
+    for name, path in built.items():
+        progress.check()
+        variant = load_model(path)
+        agreement = evaluate(variant, validation, backend=backend, reference=handle, threads=threads).agreement or 0.0
+        candidates.append(Candidate(name, quick_median_ms(variant, backend, threads), agreement))
+    faithful = [c for c in candidates if c.agreement >= settings.min_agreement]
+    outcome = QuantizeOutcome(out, "", baseline_ms=baseline, candidates=candidates)
+    best = min(faithful, key=lambda c: c.median_ms) if faithful else max(candidates, key=lambda c: c.agreement)
+    if not faithful:
+        outcome.warnings.append(
+            f"no int8 form agreed with FP32 on {settings.min_agreement:.0%} of predictions; kept the most faithful "
+            f"({best.name}, {best.agreement:.1%}); keep sensitive layers in FP32 or use more calibration samples"
+        )
+    if best.median_ms >= baseline:
+        outcome.warnings.append(
+            f"the fastest faithful int8 form ({best.name}, {best.median_ms:.3f} ms) is not faster than FP32 "
+            f"({baseline:.3f} ms) on {backend} here; keep the FP32 model for speed"
+        )
+    best.chosen = True
+    outcome.chosen = f"{backend}-int8-{best.name}"
+    atomic_write(out, lambda tmp: shutil.copyfile(built[best.name], tmp))
+    return outcome
+
+
+# -- OpenVINO --------------------------------------------------------------------------------
+
+
+def _ov_items(data: Dataset, handle: ModelHandle) -> list:
+    dtypes = fit_to_model(data, handle.inputs, handle.path.name)
+    items = []
+    for batch in data.batches(1):
+        arrays = [a.astype(t) for a, t in zip(batch.inputs, dtypes)]
+        items.append(arrays[0] if len(arrays) == 1 else arrays)
+    return items
+
+
+def _quantize_openvino(handle, settings, calibration, validation, excluded, out, threads, progress) -> QuantizeOutcome:
+    import nncf
+    import openvino as ov
+
+    # Torch models go through their ONNX form, whose node names are the layer names.
+    model = handle.native.clone() if handle.format == "openvino" else ov.Core().read_model(str(handle.onnx_file()))
+    xml = out.with_suffix(".xml")
+    if settings.precision == "fp16":
+        progress.report(0.3, "compressing weights to FP16")
+        atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=True))
+        return QuantizeOutcome(xml, "openvino-fp16")
+    scope = nncf.IgnoredScope(patterns=[re.escape(n) + "(/.*)?$" for n in excluded], validate=False) if excluded else None
+    progress.report(0.1, f"calibrating on {len(calibration)} samples (NNCF)")
+    calibration_data = nncf.Dataset(_ov_items(calibration, handle))
+    with _quiet():
+        if settings.max_drop is None:
+            quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope)
+        else:
+            quantized = _accuracy_aware(nncf, model, calibration_data, validation, handle, settings, scope)
+    progress.check()
+    atomic_write(xml, lambda tmp: ov.save_model(quantized, str(tmp), compress_to_fp16=False))
+    chosen = "openvino-int8" + ("-accuracy-aware" if settings.max_drop is not None else "")
+    return QuantizeOutcome(xml, chosen)
+
+
+def _accuracy_aware(nncf, model, calibration_data, validation: Dataset, handle, settings, scope):
+    if not validation.has_labels:
+        raise SettingsError("accuracy-aware quantization (max_drop) needs labelled data; give a dataset with labels")
+    items = _ov_items(validation, handle)
+    labels = validation.labels
+
+    def top1(compiled, data_items) -> float:
+        output = compiled.outputs[0]
+        hits = [int(np.argmax(compiled(item)[output]) == label) for item, label in zip(data_items, labels)]
+        return float(np.mean(hits))
+
+    return nncf.quantize_with_accuracy_control(
+        model, calibration_data, nncf.Dataset(items), validation_fn=top1, max_drop=settings.max_drop,
+        subset_size=min(len(items), 300), ignored_scope=scope,
+    )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """ORT and NNCF print progress bars and info to stdout/stderr; keep the terminal ours."""
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        nncf_log.setLevel(level)

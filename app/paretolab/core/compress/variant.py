@@ -1,0 +1,222 @@
+"""Variant: one optimized model (recipe, artifact, parent, metrics). Recipe: the ordered
+steps, with their settings, that reproduce it; saved and loaded as JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from paretolab.core.compress.distill import DistillSettings
+from paretolab.core.compress.graphopt import GraphOptSettings
+from paretolab.core.compress.lowrank import LowRankSettings
+from paretolab.core.compress.prune import PruneSettings
+from paretolab.core.compress.quantize import QuantizeSettings
+from paretolab.core.files import write_json_atomic
+from paretolab.core.settings import SettingsError, from_dict, to_dict
+
+TECHNIQUES: dict[str, type] = {
+    "prune": PruneSettings,
+    "lowrank": LowRankSettings,
+    "distill": DistillSettings,
+    "graphopt": GraphOptSettings,
+    "quantize": QuantizeSettings,
+}
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    technique: str
+    settings: Any
+
+    def to_dict(self) -> dict:
+        return {"technique": self.technique, "settings": to_dict(self.settings)}
+
+    def summary(self) -> str:
+        s = self.settings
+        if self.technique == "prune":
+            return f"prune {s.method} {s.sparsity:.0%}"
+        if self.technique == "lowrank":
+            return f"low-rank {f'energy {s.energy:.0%}' if s.energy is not None else f'rank {s.rank_ratio or 0.5:.0%}'}"
+        if self.technique == "distill":
+            return f"distill {s.epochs} epochs"
+        if self.technique == "quantize":
+            return f"quantize {s.backend} {s.precision}" + (f" {s.format}" if s.precision == "int8" and s.backend == "ort" else "")
+        return f"graphopt {s.level}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    steps: tuple[Step, ...]
+
+    def summary(self) -> str:
+        return " → ".join(step.summary() for step in self.steps) or "baseline"
+
+    def to_dict(self) -> dict:
+        return {"paretolab_recipe": RECIPE_VERSION, "steps": [s.to_dict() for s in self.steps]}
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str = "recipe") -> Recipe:
+        if not isinstance(doc, dict) or not isinstance(doc.get("steps"), list):
+            raise SettingsError(f"{where}: a recipe is an object with a 'steps' list")
+        version = doc.get("paretolab_recipe", RECIPE_VERSION)
+        if version != RECIPE_VERSION:
+            raise SettingsError(f"{where}: recipe version {version} is not supported (this ParetoLab reads version {RECIPE_VERSION})")
+        steps = []
+        for i, raw in enumerate(doc["steps"], start=1):
+            here = f"{where} step {i}"
+            if not isinstance(raw, dict) or "technique" not in raw:
+                raise SettingsError(f"{here}: each step needs a 'technique' ({', '.join(TECHNIQUES)})")
+            technique = raw["technique"]
+            if technique not in TECHNIQUES:
+                raise SettingsError(f"{here}: unknown technique '{technique}'; known: {', '.join(TECHNIQUES)}")
+            extra = set(raw) - {"technique", "settings"}
+            if extra:
+                raise SettingsError(f"{here}: unknown field '{sorted(extra)[0]}'; a step has 'technique' and 'settings'")
+            steps.append(Step(technique, from_dict(TECHNIQUES[technique], raw.get("settings", {}), f"{here} ({technique})")))
+        recipe = cls(tuple(steps))
+        recipe.check_order(where)
+        return recipe
+
+    def check_order(self, where: str = "recipe") -> None:
+        """Steps that edit the PyTorch model must come before steps that produce files for a
+        runtime, and nothing can follow OpenVINO quantization (its output is IR, not ONNX)."""
+        seen_export = None
+        for i, step in enumerate(self.steps, start=1):
+            torch_step = step.technique in ("distill", "lowrank") or (step.technique == "prune" and step.settings.method == "structured")
+            if torch_step and seen_export:
+                raise SettingsError(f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {seen_export}")
+            if seen_export and "OpenVINO" in seen_export:
+                raise SettingsError(f"{where} step {i}: nothing can follow {seen_export}, whose output is OpenVINO IR")
+            if step.technique == "quantize":
+                seen_export = f"step {i} (quantize {'OpenVINO' if step.settings.backend == 'openvino' else 'ONNX Runtime'})"
+            elif step.technique == "graphopt":
+                seen_export = seen_export or f"step {i} (graphopt)"
+
+    def save(self, path: Path) -> Path:
+        write_json_atomic(Path(path), self.to_dict())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Recipe:
+        path = Path(path)
+        try:
+            doc = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: no such recipe file") from None
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        return cls.from_dict(doc, path.name)
+
+
+@dataclass
+class Variant:
+    name: str
+    recipe: Recipe
+    artifact: Path
+    parent: str  # the model file the recipe was applied to
+    metrics: dict = field(default_factory=dict)
+    reports: list[dict] = field(default_factory=list)  # what each step reported
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "recipe": self.recipe.to_dict(),
+            "summary": self.recipe.summary(),
+            "artifact": str(self.artifact),
+            "parent": self.parent,
+            "metrics": self.metrics,
+            "reports": self.reports,
+            "created": self.created,
+        }
+
+
+# Colours per kind of technique, shared by the studio's chart and the report so they match.
+TECHNIQUE_COLOURS = {
+    "baseline": "#7f7f7f", "prune": "#1f77b4", "quantize": "#ff7f0e", "prune+quantize": "#2ca02c",
+    "distill": "#9467bd", "other": "#8c564b",
+}
+
+
+def technique_kind(recipe: Recipe) -> str:
+    """What kind of compression a recipe is, for colouring points."""
+    kinds = {s.technique for s in recipe.steps}
+    if {"prune", "quantize"} <= kinds:
+        return "prune+quantize"
+    return next((k for k in ("prune", "quantize", "distill") if k in kinds), "other")
+
+
+def score(metrics: dict) -> float:
+    """The accuracy a variant is ranked by: top-1 with labels, else agreement with the original."""
+    return metrics["top1"] if metrics.get("top1") is not None else (metrics.get("agreement") or 0.0)
+
+
+COLLAPSE_DROP = 0.05  # a fall of more than 5 points of accuracy (or agreement) is flagged
+
+
+def collapse_warning(variant: Variant) -> str | None:
+    """Say so when a variant lost much of the original's accuracy, and what usually fixes it:
+    a collapsed variant on the chart with no word is how people ship broken models."""
+    base, mine = variant.metrics.get("baseline", {}), variant.metrics.get("variant", {})
+    if base.get("top1") is not None and mine.get("top1") is not None:
+        measure, before, after = "top-1", base["top1"], mine["top1"]
+    elif mine.get("agreement") is not None:
+        measure, before, after = "agreement with the original", 1.0, mine["agreement"]
+    else:
+        return None
+    if before - after <= COLLAPSE_DROP:
+        return None
+    techniques = {s.technique for s in variant.recipe.steps}
+    fixes = []
+    prune = next((s.settings for s in variant.recipe.steps if s.technique == "prune"), None)
+    if prune is not None:
+        if prune.method == "structured" and "distill" not in techniques:
+            fixes.append("add distillation from the original")
+        fixes.append(f"prune less than {prune.sparsity:.0%}")
+    if "quantize" in techniques:
+        fixes.append("keep the most sensitive layers in FP32 (Analyse layers shows which)")
+    hint = "; ".join(fixes) or "try milder settings"
+    return f"{measure} fell from {before:.1%} to {after:.1%}: this variant has collapsed; {hint}"
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def variant_files(variant: Variant) -> list[Path]:
+    """Every file of a variant: its model (with an IR's .bin), recipe and metrics."""
+    folder, stem = variant.artifact.parent, variant.artifact.stem
+    files = [variant.artifact]
+    if variant.artifact.suffix == ".xml":
+        files.append(variant.artifact.with_suffix(".bin"))
+    files += [folder / f"{stem}.recipe.json", folder / f"{stem}.metrics.json"]
+    return [f for f in files if f.exists()]
+
+
+def delete_variant(variant: Variant) -> None:
+    for f in variant_files(variant):
+        f.unlink(missing_ok=True)
+
+
+def rename_variant(variant: Variant, new_name: str) -> Variant:
+    """Rename the variant and its files; refuses names that are unsafe or already used."""
+    if not _NAME.match(new_name):
+        raise SettingsError(f"'{new_name}' is not a usable name: use letters, digits, '-', '_' or '.', up to 64 characters")
+    folder = variant.artifact.parent
+    if any(folder.glob(f"{new_name}.*")):
+        raise SettingsError(f"a variant named '{new_name}' already exists in {folder}")
+    old = variant.artifact.stem
+    for f in variant_files(variant):
+        f.rename(folder / f.name.replace(old, new_name, 1))
+    variant.name = new_name
+    variant.artifact = folder / variant.artifact.name.replace(old, new_name, 1)
+    write_json_atomic(folder / f"{new_name}.metrics.json", variant.to_dict())
+    return variant
+
+
+def save_metrics(variant: Variant) -> None:
+    write_json_atomic(variant.artifact.parent / f"{variant.name}.metrics.json", variant.to_dict())

@@ -1,0 +1,1 @@
+"""Measuring a model: data, runtimes, accuracy and fidelity, latency and per-layer time, the machine."""

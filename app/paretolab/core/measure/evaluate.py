@@ -1,0 +1,150 @@
+"""Run a model over a dataset on one runtime: accuracy with labels, fidelity to a reference."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from paretolab.core.measure.data import DataError, Dataset, fit_to_model
+from paretolab.core.measure.metrics import (
+    AccuracyMeter,
+    FidelityMeter,
+    OutputFidelity,
+    fidelity_dict,
+    is_classifier_output,
+)
+from paretolab.core.measure.runtimes import Runner, open_runner
+from paretolab.core.model.handle import ModelHandle
+from paretolab.core.progress import Progress, silent
+
+
+@dataclass
+class EvalResult:
+    model: str
+    backend: str
+    device: str
+    dataset: str
+    samples: int
+    top1: float | None = None
+    top5: float | None = None
+    reference: str | None = None
+    fidelity: list[OutputFidelity] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def agreement(self) -> float | None:
+        return self.fidelity[0].agreement if self.fidelity else None
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "backend": self.backend,
+            "device": self.device,
+            "dataset": self.dataset,
+            "samples": self.samples,
+            "top1": self.top1,
+            "top5": self.top5,
+            "reference": self.reference,
+            "fidelity": [fidelity_dict(f) for f in self.fidelity],
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _fixed_batch(handle: ModelHandle) -> int | None:
+    dims = [s.shape[0] for s in handle.inputs if s.shape]
+    return dims[0] if dims and isinstance(dims[0], int) else None
+
+
+def _pad(arrays: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Repeat the last sample so a model with a fixed batch size takes a short final batch."""
+    short = size - len(arrays[0])
+    return [np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) for a in arrays] if short > 0 else arrays
+
+
+def evaluate(
+    handle: ModelHandle,
+    dataset: Dataset,
+    *,
+    backend: str = "ort",
+    device: str = "cpu",
+    batch_size: int = 32,
+    reference: ModelHandle | None = None,
+    reference_backend: str | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> EvalResult:
+    """Accuracy (top-1, top-5) when the data has labels and the model outputs class scores;
+    fidelity to `reference` (run on `reference_backend`, default the same) when given."""
+    progress = progress or silent()
+    start = time.perf_counter()
+    name = handle.path.name
+    dtypes = fit_to_model(dataset, handle.inputs, name)
+    fixed = _fixed_batch(handle)
+    if reference is not None:
+        fit_to_model(dataset, reference.inputs, reference.path.name)
+        fixed = fixed or _fixed_batch(reference)
+    batch_size = fixed or batch_size
+
+    result = EvalResult(name, backend, device, dataset.name, len(dataset))
+    progress.report(0.0, f"opening {name} on {backend}/{device}")
+    with open_runner(handle, backend, device, threads) as runner:
+        ref_runner: Runner | None = None
+        if reference is not None:
+            ref_runner = open_runner(reference, reference_backend or backend, device, threads)
+            result.reference = f"{reference.path.name} on {reference_backend or backend}/{device}"
+        try:
+            accuracy, meters = _run_batches(runner, ref_runner, dataset, dtypes, batch_size, name, progress)
+        finally:
+            if ref_runner is not None:
+                ref_runner.close()
+
+    if accuracy is not None:
+        result.top1, result.top5 = accuracy.top1, accuracy.top5
+    elif dataset.has_labels:
+        result.notes.append("the model's first output is not [N, classes] scores, so accuracy is not defined for it")
+    if meters:
+        result.fidelity = [m.result() for m in meters]
+    if not dataset.has_labels:
+        result.notes.append(
+            "the data has no labels: reporting fidelity to the reference instead of accuracy"
+            if reference is not None
+            else "the data has no labels and no reference was given: nothing to score (give --reference)"
+        )
+    result.seconds = time.perf_counter() - start
+    progress.report(1.0, f"{name}: {len(dataset)} samples evaluated")
+    return result
+
+
+def _run_batches(runner, ref_runner, dataset, dtypes, batch_size, name, progress):
+    accuracy: AccuracyMeter | None = None
+    meters: list[FidelityMeter] = []
+    done = 0
+    for batch in dataset.batches(batch_size):
+        n = len(batch.indices)
+        inputs = _pad([a.astype(t, copy=False) for a, t in zip(batch.inputs, dtypes)], batch_size)
+        outputs = [o[:n] for o in runner.run(inputs)]
+        if batch.labels is not None and is_classifier_output(outputs[0]):
+            classes = outputs[0].shape[1]
+            if batch.labels.min() < 0 or batch.labels.max() >= classes:
+                raise DataError(
+                    f"{dataset.name} has labels from {int(batch.labels.min())} to {int(batch.labels.max())}, "
+                    f"but {name} outputs {classes} classes (0 to {classes - 1})"
+                )
+            accuracy = accuracy or AccuracyMeter()
+            accuracy.add(outputs[0], batch.labels)
+        if ref_runner is not None:
+            references = [o[:n] for o in ref_runner.run(inputs)]
+            if len(references) != len(outputs):
+                raise DataError(f"{name} has {len(outputs)} outputs but the reference has {len(references)}")
+            if not meters:
+                meters = [FidelityMeter(runner.output_names[i] if i < len(runner.output_names) else f"output_{i}")
+                          for i in range(len(outputs))]
+            for meter, out, ref in zip(meters, outputs, references):
+                meter.add(out, ref)
+        done += n
+        progress.report(done / len(dataset), f"evaluated {done}/{len(dataset)}")
+    return accuracy, meters

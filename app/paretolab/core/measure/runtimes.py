@@ -1,0 +1,274 @@
+"""One Runner interface over PyTorch, ONNX Runtime and OpenVINO, on CPU and GPU.
+
+Runners take and return NumPy arrays, one per model input/output in the model's order.
+`bind()` puts inputs in place ahead of time so that timing loops measure the runtime's
+own call and nothing of ours.
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.model.handle import ModelHandle
+
+BACKENDS = ("torch", "ort", "openvino")
+BACKEND_TITLES = {"torch": "PyTorch", "ort": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+class BackendError(ParetoLabError):
+    """A backend or device that is missing here, or a model a backend cannot run."""
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    backend: str
+    device: str
+    version: str
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "device": self.device, "version": self.version, "detail": self.detail}
+
+
+def _cuda_devices() -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+@functools.cache
+def available_backends() -> tuple[BackendInfo, ...]:
+    """Every backend/device pair that can run a model on this machine."""
+    import onnxruntime as ort
+    import openvino as ov
+    import torch
+
+    found = [BackendInfo("torch", "cpu", torch.__version__, f"{torch.get_num_threads()} threads")]
+    gpus = _cuda_devices()
+    if gpus:
+        found.append(BackendInfo("torch", "cuda", torch.__version__, ", ".join(gpus)))
+    providers = ort.get_available_providers()
+    found.append(BackendInfo("ort", "cpu", ort.__version__, "CPUExecutionProvider"))
+    if gpus and "CUDAExecutionProvider" in providers:
+        found.append(BackendInfo("ort", "cuda", ort.__version__, "CUDAExecutionProvider"))
+    if gpus and "TensorrtExecutionProvider" in providers:
+        found.append(BackendInfo("ort", "tensorrt", ort.__version__, "TensorrtExecutionProvider"))
+    core = ov.Core()
+    devices = core.available_devices
+    for dev in devices:
+        name = core.get_property(dev, "FULL_DEVICE_NAME")
+        found.append(BackendInfo("openvino", dev.lower(), ov.__version__, name))
+    if len(devices) > 1:
+        found.append(BackendInfo("openvino", "auto", ov.__version__, "AUTO: " + ", ".join(devices)))
+    return tuple(found)
+
+
+def check_available(backend: str, device: str) -> None:
+    pairs = available_backends()
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend '{backend}'; choose one of: {', '.join(BACKENDS)}")
+    devices = [b.device for b in pairs if b.backend == backend]
+    if device not in devices:
+        raise BackendError(
+            f"{BACKEND_TITLES[backend]} has no device '{device}' on this machine; available: {', '.join(devices)} "
+            "(see `paretolab backends`)"
+        )
+
+
+class Runner(ABC):
+    backend: str
+    device: str
+    input_names: list[str]
+    output_names: list[str]
+
+    @abstractmethod
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+    @abstractmethod
+    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+        """A no-argument call that runs the model on `inputs` (for timing loops)."""
+
+    def close(self) -> None:
+        """Release the runtime's resources; the runner is unusable afterwards."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_NOISE = ("Exception from src/", "Check '", "FrontEnd API failed", "Summary:", "Model wasn't fully converted")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The line of a runtime's error that says what is wrong (OpenVINO leads with source locations)."""
+    lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
+    useful = [line for line in lines if not line.startswith(_NOISE)]
+    return (useful or lines or [type(exc).__name__])[0]
+
+
+class OrtRunner(Runner):
+    backend = "ort"
+    _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                  "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+    def __init__(self, handle: ModelHandle, device: str, threads: int | None, profile_prefix: str | None = None) -> None:
+        import onnxruntime as ort
+
+        self.device = device
+        path = handle.onnx_file()
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=self._PROVIDERS[device])
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime cannot load {handle.path.name}: {_first_line(exc)}") from None
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._model_name = handle.path.name
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self.session.run(self.output_names, dict(zip(self.input_names, inputs)))
+        except Exception as exc:
+            raise BackendError(f"ONNX Runtime failed running {self._model_name}: {_first_line(exc)}") from None
+
+    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+        feed = dict(zip(self.input_names, inputs))
+        return functools.partial(self.session.run, None, feed)
+
+    def end_profiling(self) -> str:
+        return self.session.end_profiling()
+
+    def close(self) -> None:
+        self.session = None
+
+
+class OpenVinoRunner(Runner):
+    backend = "openvino"
+
+    def __init__(self, handle: ModelHandle, device: str, threads: int | None, *, perf_counters: bool = False,
+                 hint: str = "LATENCY") -> None:
+        import openvino as ov
+
+        self.device = device
+        core = ov.Core()
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+        if device == "cpu":
+            # This CPU plugin defaults to bf16 where the CPU supports it; FP32 models are measured as FP32.
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+            if threads:
+                config["INFERENCE_NUM_THREADS"] = threads
+        if perf_counters:
+            config["PERF_COUNT"] = True
+        try:
+            model = core.read_model(str(handle.path)) if handle.format == "onnx" else handle.openvino_model()
+            self.compiled = core.compile_model(model, device.upper(), config)
+        except ParetoLabError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"OpenVINO cannot compile {handle.path.name} for {device}: {_first_line(exc)}") from None
+        self.request = self.compiled.create_infer_request()
+        from paretolab.core.model.graph_openvino import port_spec
+
+        self.input_names = [port_spec(p).name for p in self.compiled.inputs]
+        self.output_names = [port_spec(p).name for p in self.compiled.outputs]
+        self._model_name = handle.path.name
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        try:
+            results = self.request.infer(list(inputs))
+        except Exception as exc:
+            raise BackendError(f"OpenVINO failed running {self._model_name}: {_first_line(exc)}") from None
+        return [np.array(results[port]) for port in self.compiled.outputs]
+
+    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+        import openvino as ov
+
+        for i, array in enumerate(inputs):
+            self.request.set_input_tensor(i, ov.Tensor(np.ascontiguousarray(array)))
+        return self.request.infer
+
+    def close(self) -> None:
+        self.request = None
+        self.compiled = None
+
+
+class TorchRunner(Runner):
+    backend = "torch"
+
+    def __init__(self, handle: ModelHandle, device: str, threads: int | None) -> None:
+        import torch
+
+        module = getattr(handle.source, "module", None)
+        if module is None:
+            raise BackendError(
+                f"the torch backend needs a PyTorch model, and {handle.path.name} is {handle.format}; "
+                "use --backend ort or openvino"
+            )
+        self.device = device
+        self._torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+        self.module = module.to(device) if device == "cuda" else module
+        self.input_names = [s.name for s in handle.inputs] or ["input"]
+        self.output_names = [s.name for s in handle.outputs]
+
+    def _tensors(self, inputs: Sequence[np.ndarray]) -> list:
+        return [self._torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in inputs]
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with self._torch.inference_mode():
+            try:
+                out = self.module(*self._tensors(inputs))
+            except Exception as exc:
+                raise BackendError(f"PyTorch failed running the model: {_first_line(exc)}") from None
+        return [t.detach().cpu().numpy() for t in _flatten(out)]
+
+    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+        tensors = self._tensors(inputs)
+        torch = self._torch
+        sync = torch.cuda.synchronize if self.device == "cuda" else None
+
+        def call() -> Any:
+            with torch.inference_mode():
+                out = self.module(*tensors)
+            if sync:
+                sync()
+            return out
+
+        return call
+
+
+def _flatten(out: Any) -> list:
+    if isinstance(out, dict):
+        return [t for v in out.values() for t in _flatten(v)]
+    if isinstance(out, (list, tuple)):
+        return [t for v in out for t in _flatten(v)]
+    return [out]
+
+
+def open_runner(handle: ModelHandle, backend: str = "ort", device: str = "cpu", threads: int | None = None) -> Runner:
+    """A runner for `handle` on `backend`/`device`; raises BackendError naming what is available."""
+    check_available(backend, device)
+    if backend == "ort":
+        return OrtRunner(handle, device, threads)
+    if backend == "openvino":
+        return OpenVinoRunner(handle, device, threads)
+    return TorchRunner(handle, device, threads)

@@ -1,0 +1,68 @@
+"""An editable PyTorch module for a model, for techniques that change layers in torch
+(structured pruning, distillation, low-rank) — or a clear reason why there is none."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.model.handle import ModelHandle
+
+ARCH_KEY = "paretolab.arch"
+STATE_DICT_KEY = "paretolab.state_dict"
+
+
+class TechniqueUnavailable(ParetoLabError):
+    """The technique cannot be applied to this kind of model."""
+
+
+def eager_module(handle: ModelHandle, technique: str):
+    """A fresh copy of the model as an eager nn.Module; the handle's own module is untouched."""
+    import torch
+
+    native = handle.native
+    if handle.format in ("torch-pickle", "torch-state-dict") and isinstance(native, torch.nn.Module):
+        return copy.deepcopy(native).eval()
+    if handle.format == "onnx":
+        twin = _onnx_twin(handle)
+        if twin is not None:
+            return twin
+        raise TechniqueUnavailable(
+            f"{technique} needs a PyTorch model, and {handle.path.name} is ONNX only (ONNX-to-torch converters "
+            "failed on common exports, so ParetoLab does not rely on them); open the PyTorch model, or use "
+            "unstructured pruning, quantization or graph optimization, which work on ONNX directly"
+        )
+    kind = {"torchscript": "TorchScript", "torch.export": "a torch.export program", "openvino": "OpenVINO IR"}.get(handle.format, handle.format)
+    raise TechniqueUnavailable(
+        f"{technique} needs an editable PyTorch module, and {handle.path.name} is {kind}; open the model's "
+        "pickled module (with --trust) or its state_dict with --arch package.module:ClassName"
+    )
+
+
+def torch_edits_unavailable(handle: ModelHandle) -> str | None:
+    """Why structured pruning and distillation cannot run on this model, or None if they can
+    (for the GUI, which disables those controls with this as the tooltip)."""
+    try:
+        eager_module(handle, "structured pruning and distillation")
+    except TechniqueUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def _onnx_twin(handle: ModelHandle):
+    """The eager module an ONNX file made by ParetoLab names in its metadata (only classes
+    inside the paretolab package are imported, so opening an ONNX file never runs foreign code)."""
+    import torch
+
+    props = {p.key: p.value for p in handle.native.metadata_props}
+    arch, weights = props.get(ARCH_KEY), props.get(STATE_DICT_KEY)
+    if not arch or not weights or not arch.startswith("paretolab."):
+        return None
+    module_name, _, class_name = arch.partition(":")
+    path = handle.path.parent / weights
+    if not path.exists():
+        return None
+    model = getattr(importlib.import_module(module_name), class_name)()
+    model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    return model.eval()

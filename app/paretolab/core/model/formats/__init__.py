@@ -1,0 +1,73 @@
+"""One loader per model format, chosen by extension (and, for .pt/.pth, by content).
+
+Each loader returns a ModelSource; ModelHandle (core/model/handle.py) wraps it. Loaders import
+their runtime (torch, openvino) lazily, so inspecting an ONNX file never pays for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from paretolab.core.errors import ModelLoadError
+from paretolab.core.model.formats.source import ModelSource
+
+SUPPORTED = (
+    ".onnx (ONNX), .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), .jit/.torchscript/.ptl (TorchScript), "
+    ".pt2 (torch.export), .xml + .bin (OpenVINO IR)"
+)
+
+_LOADERS = {
+    ".onnx": "onnx_file",
+    ".pt": "torch_file",
+    ".pth": "torch_file",
+    ".ckpt": "torch_file",
+    ".pt2": "torch_file",
+    ".jit": "torch_file",  # TorchScript archives go by these names too; the loader reads the content
+    ".torchscript": "torch_file",
+    ".ptl": "torch_file",
+    ".xml": "openvino_file",
+}
+
+
+MODEL_SUFFIXES = tuple(_LOADERS)  # what the open dialog offers
+
+
+def check_readable(path: Path) -> None:
+    """The checks every format shares: the file exists, is a file, and is not empty."""
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder; open the model file inside it (.onnx, .pt, .pt2 or .xml)")
+    try:
+        size = path.stat().st_size
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise ModelLoadError(f"{path}: permission denied; make the file readable") from None
+    if size == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes); the save or copy that made it did not finish")
+    check_fits_in_memory(path, size)
+
+
+def check_fits_in_memory(path: Path, size: int) -> None:
+    """Loading takes about twice the file's size (file bytes and the runtime's copy)."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if 2 * size > available:
+        raise ModelLoadError(
+            f"{path.name} is {size / 2**30:.1f} GiB and loading it needs about {2 * size / 2**30:.1f} GiB, "
+            f"but only {available / 2**30:.1f} GiB of memory is free; close other programs or use a bigger machine"
+        )
+
+
+def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> ModelSource:
+    check_readable(path)
+    suffix = path.suffix.lower()
+    if suffix == ".bin" and path.with_suffix(".xml").exists():
+        raise ModelLoadError(f"{path} is the weights half of an OpenVINO IR; open {path.with_suffix('.xml').name} instead")
+    if suffix not in _LOADERS:
+        raise ModelLoadError(f"{path}: unknown model format '{suffix or path.name}'; ParetoLab opens {SUPPORTED}")
+    module = importlib.import_module(f"paretolab.core.model.formats.{_LOADERS[suffix]}")
+    return module.load(path, trust=trust, arch=arch)

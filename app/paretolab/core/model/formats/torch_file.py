@@ -1,0 +1,358 @@
+"""PyTorch files: TorchScript, torch.export programs, pickled modules and state_dicts.
+
+A pickled nn.Module runs arbitrary code while it loads, so it is refused unless the user
+says they trust the file. Everything else is read with torch's safe loaders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import json
+import logging
+import pickle
+import sys
+import warnings
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from paretolab.core.errors import (
+    ArchitectureRequiredError,
+    ConversionError,
+    InputShapeError,
+    ModelLoadError,
+    UntrustedModelError,
+    first_line,
+)
+from paretolab.core.model.graph import LayerGraph
+from paretolab.core.model.torch_onnx import analysis_graph, export_to_onnx
+from paretolab.core.tensors import TensorSpec, concrete_shapes
+
+# TorchScript files made by ParetoLab carry their input specs in this extra file.
+SPEC_FILE = "paretolab.json"
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TorchSource:
+    path: Path
+    native: Any  # torch.nn.Module (eager or scripted) or torch.export.ExportedProgram
+    format: str
+    inputs: list[TensorSpec] = field(default_factory=list)
+    outputs: list[TensorSpec] = field(default_factory=list)
+    _graphs: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.path]
+
+    @property
+    def module(self) -> torch.nn.Module:
+        if isinstance(self.native, torch.export.ExportedProgram):
+            return self.native.module()
+        return self.native
+
+    def example_inputs(self, inputs: list[TensorSpec]) -> tuple[torch.Tensor, ...]:
+        shapes, unresolved = concrete_shapes(inputs)
+        if not inputs or unresolved:
+            raise self.shape_required(inputs)
+        gen = torch.Generator().manual_seed(0)
+        tensors = []
+        for spec in inputs:
+            dtype = getattr(torch, spec.dtype)
+            shape = shapes[spec.name]
+            if dtype.is_floating_point:
+                tensors.append(torch.rand(shape, generator=gen, dtype=dtype))
+            else:
+                tensors.append(torch.zeros(shape, dtype=dtype))
+        return tuple(tensors)
+
+    def shape_required(self, inputs: list[TensorSpec]) -> InputShapeError:
+        hint = _first_layer_hint(self.module)
+        missing = ", ".join(str(s) for s in inputs if not s.is_static) or "its inputs"
+        return InputShapeError(
+            f"{self.path.name} does not record the shape of {missing}; "
+            f"give one with --input-shape, e.g. {hint}",
+            suggestion=hint,
+        )
+
+    def checked_example_inputs(self, module: torch.nn.Module, inputs: list[TensorSpec]) -> tuple[torch.Tensor, ...]:
+        """Example inputs the model accepts; a clear error naming the shapes if it does not."""
+        examples = self.example_inputs(inputs)
+        try:
+            with torch.no_grad():
+                module(*examples)
+        except Exception as exc:
+            given = ", ".join(str(s) for s in inputs)
+            raise InputShapeError(f"{self.path.name} does not accept {given}: {_root_cause(exc)}") from None
+        return examples
+
+    def build_graph(self, inputs: list[TensorSpec]) -> LayerGraph:
+        """Built once per input shapes: later exports take their layer names from it."""
+        key = tuple((s.name, s.shape, s.dtype) for s in inputs)
+        if key not in self._graphs:
+            module = self.module
+            graph = analysis_graph(module, self.checked_example_inputs(module, inputs), [s.name for s in inputs])
+            graph.size_bytes = self.path.stat().st_size
+            _count_torch_params(graph, module)
+            # The exporter numbers outputs ("22"); use the recorded names, or plain ones.
+            named = [s.name for s in self.outputs] or [
+                "output" if len(graph.outputs) == 1 else f"output_{i}" for i in range(len(graph.outputs))
+            ]
+            graph.outputs = [replace(spec, name=name) for spec, name in zip(graph.outputs, named)]
+            self._graphs[key] = graph
+        return self._graphs[key]
+
+    def export_onnx(self, out: Path, inputs: list[TensorSpec]) -> None:
+        graph = self.build_graph(inputs)
+        module = self.module
+        names = [s.name for s in self.outputs] or None
+        examples = self.checked_example_inputs(module, inputs)
+        export_to_onnx(module, examples, out, [s.name for s in inputs], output_names=names, graph=graph)
+
+    def convert_openvino(self, inputs: list[TensorSpec]) -> Any:
+        import openvino as ov
+
+        try:
+            if isinstance(self.native, torch.export.ExportedProgram):
+                return ov.convert_model(self.native)
+            shapes = [ov.PartialShape([d if isinstance(d, int) else -1 for d in s.shape]) for s in inputs]
+            return ov.convert_model(self.native, example_input=self.example_inputs(inputs), input=shapes)
+        except InputShapeError:
+            raise
+        except Exception as exc:
+            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {first_line(exc)}") from exc
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The last "...Error: ..." line: TorchScript wraps the real error in an interpreter trace."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if "Error:" in line:
+            return line.split("Error:", 1)[1].strip()
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _count_torch_params(graph: LayerGraph, module: torch.nn.Module) -> None:
+    """Count parameters as torch does: buffers (BatchNorm statistics) are not parameters,
+    and a layer owns its module's own parameters even when the exporter merged equal ones."""
+    own = {name: sum(p.numel() for p in m.parameters(recurse=False)) for name, m in module.named_modules()}
+    param_names = {name for name, _ in module.named_parameters()}
+    for node in graph:
+        if node.name in own:
+            node.params = own[node.name]
+        else:
+            node.params = sum(w.numel for w in node.weights if w.name in param_names and w.name.rpartition(".")[0] not in graph)
+
+
+def _first_layer_hint(module: torch.nn.Module) -> str:
+    for _, layer in module.named_modules():
+        channels = getattr(layer, "in_channels", None)
+        if isinstance(channels, int):
+            dims = {1: "x64", 2: "x224x224", 3: "x16x112x112"}.get(_conv_rank(layer), "x224x224")
+            return f"1x{channels}{dims} (the first layer takes {channels} channels)"
+        features = getattr(layer, "in_features", None)
+        if isinstance(features, int):
+            return f"1x{features} (the first layer takes {features} features)"
+    return "1x3x224x224"
+
+
+def _conv_rank(layer: torch.nn.Module) -> int:
+    kernel = getattr(layer, "kernel_size", (0, 0))
+    return len(kernel) if isinstance(kernel, tuple) else 2
+
+
+def _spec_from_value(name: str, value: Any) -> TensorSpec:
+    shape = tuple(str(d) if isinstance(d, torch.SymInt) else int(d) for d in value.shape)
+    return TensorSpec(name, shape, str(value.dtype).removeprefix("torch."))
+
+
+def _load_exported(path: Path) -> TorchSource:
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.CRITICAL)  # torch logs the failure itself; ours is the one line the user sees
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path.name} is not a readable torch.export program (corrupt, truncated or from an "
+            f"incompatible torch: {first_line(exc)}); "
+            "re-export it with torch.export.save"
+        ) from None
+    finally:
+        export_log.setLevel(level)
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    inputs = [
+        _spec_from_value(name, placeholders[name].meta["val"])
+        for name in program.graph_signature.user_inputs
+        if name in placeholders and hasattr(placeholders[name].meta.get("val"), "shape")
+    ]
+    return TorchSource(path=path, native=program, format="torch.export", inputs=inputs)
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+    except Exception:  # a damaged archive (bad central directory, undecodable names): not TorchScript
+        return False
+
+
+def _check_archive(path: Path) -> None:
+    """torch.jit.load trusts the archive's bytes: some damaged ones abort the whole process (found
+    by the fuzz test). A zip carries a CRC-32 per member, so check every member first."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except Exception as exc:  # noqa: BLE001 - any failure to read the archive means it is damaged
+        raise ModelLoadError(f"{path.name} is not a readable TorchScript file ({first_line(exc)}); "
+                             "re-save it with torch.jit.save") from None
+    if damaged is not None:
+        raise ModelLoadError(f"{path.name} is damaged: the checksum of '{damaged}' inside it does not match; "
+                             "copy the file again or re-save it with torch.jit.save")
+
+
+def _load_torchscript(path: Path) -> TorchSource:
+    _check_archive(path)
+    extra = {SPEC_FILE: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated in torch, still what users have
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path.name} is not a readable TorchScript file ({first_line(exc)}); "
+            "re-save it with torch.jit.save"
+        ) from None
+    module.eval()
+    inputs: list[TensorSpec] = []
+    outputs: list[TensorSpec] = []
+    if extra[SPEC_FILE]:
+        spec = json.loads(extra[SPEC_FILE])
+        inputs = [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in spec.get("inputs", [])]
+        outputs = [TensorSpec(o["name"], tuple(o["shape"]), o["dtype"]) for o in spec.get("outputs", [])]
+    return TorchSource(path=path, native=module, format="torchscript", inputs=inputs, outputs=outputs)
+
+
+def _state_dict_of(obj: Any) -> dict | None:
+    """The state_dict inside `obj` (a bare one, or a checkpoint dict holding one)."""
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj
+    if isinstance(obj, dict):
+        for key in _CHECKPOINT_KEYS:
+            inner = _state_dict_of(obj.get(key))
+            if inner is not None:
+                return inner
+    return None
+
+
+def _module_of(obj: Any) -> torch.nn.Module | None:
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if isinstance(obj, dict):
+        for key in _CHECKPOINT_KEYS:
+            if isinstance(obj.get(key), torch.nn.Module):
+                return obj[key]
+    return None
+
+
+def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
+    """Instantiate "package.module:ClassName" with no arguments and load the weights into it."""
+    module_name, _, class_name = arch.partition(":")
+    if not module_name or not class_name:
+        raise ModelLoadError(f"--arch '{arch}' is not of the form package.module:ClassName")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"--arch '{arch}' cannot be imported ({exc}); check the module is on PYTHONPATH") from None
+    try:
+        model = cls()
+        model.load_state_dict(state_dict)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"the weights in {path.name} do not fit --arch '{arch}': {first_line(exc)}"
+        ) from None
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _quiet_unpickling():
+    """A damaged pickle can leave torch's unpickler holding a bytearray whose buffer is still
+    exported; when it is freed, CPython prints "SystemError: deallocated bytearray object has
+    exported buffers" through sys.excepthook, on the user's terminal. Free it here, with both
+    hooks sending that complaint to the log: the load has already failed with our one line."""
+    hooks = sys.unraisablehook, sys.excepthook
+    sys.unraisablehook = lambda info: log.info("ignored while unpickling: %s", info.exc_value)
+    sys.excepthook = lambda kind, value, tb: log.info("ignored while unpickling: %s: %s", kind.__name__, value)
+    try:
+        yield
+    except BaseException as exc:
+        exc.__context__ = None  # the failed unpickler's frames (and buffers) go now, not when our error is freed
+        gc.collect(1)  # young generations only: a full collection costs 0.1-0.4 s with torch loaded
+        raise
+    finally:
+        sys.unraisablehook, sys.excepthook = hooks
+
+
+def _load_pickle(path: Path, trust: bool, arch: str | None) -> TorchSource:
+    try:
+        with _quiet_unpickling():
+            return _load_pickle_unquiet(path, trust, arch)
+    except SystemError as exc:  # the same CPython complaint, raised instead of reported
+        raise _corrupt(path, exc) from None
+
+
+def _load_pickle_unquiet(path: Path, trust: bool, arch: str | None) -> TorchSource:
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+            raise _corrupt(path, exc) from None
+        if not trust:
+            raise UntrustedModelError(
+                f"{path.name} is a pickled Python object: loading it runs code stored in the file. "
+                "Open it only if you trust its source (CLI: --trust), or save the model as TorchScript, "
+                ".pt2 or ONNX instead"
+            ) from None
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc2:  # the pickle may name classes that cannot be imported here
+            raise ModelLoadError(
+                f"{path.name} could not be unpickled: {first_line(exc2)}; "
+                "the classes it names must be importable (check PYTHONPATH)"
+            ) from None
+    except Exception as exc:
+        raise _corrupt(path, exc) from None
+
+    module = _module_of(obj)
+    if module is not None:
+        return TorchSource(path=path, native=module.eval(), format="torch-pickle")
+    state_dict = _state_dict_of(obj)
+    if state_dict is None:
+        raise ModelLoadError(f"{path.name} holds a {type(obj).__name__}, not a model or a state_dict")
+    if arch is None:
+        raise ArchitectureRequiredError(
+            f"{path.name} holds only weights (a state_dict of {len(state_dict)} tensors), not a model; "
+            "say which class they belong to with --arch package.module:ClassName"
+        )
+    return TorchSource(path=path, native=build_arch(arch, state_dict, path), format="torch-state-dict")
+
+
+def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
+    reason = first_line(exc)
+    return ModelLoadError(f"{path.name} is not a readable PyTorch file (corrupt or truncated: {reason}); re-save it")
+
+
+def load(path: Path, *, trust: bool = False, arch: str | None = None) -> TorchSource:
+    if path.suffix.lower() == ".pt2":
+        return _load_exported(path)
+    if _is_torchscript(path):
+        return _load_torchscript(path)
+    return _load_pickle(path, trust, arch)

@@ -1,0 +1,136 @@
+"""ModelHandle: one loaded model, whatever its format, and its conversions.
+
+A handle never writes to the user's file: conversions go to new files written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from paretolab.core.errors import InputShapeError, ModelLoadError
+from paretolab.core.files import atomic_write, work_prefix
+from paretolab.core.model.formats import load_source
+from paretolab.core.model.formats.source import ModelSource
+from paretolab.core.model.graph import LayerGraph
+from paretolab.core.progress import Progress, silent
+from paretolab.core.tensors import TensorSpec, apply_input_shapes
+
+
+@dataclass
+class ModelHandle:
+    source: ModelSource
+    inputs: list[TensorSpec]
+    _graph: LayerGraph | None = field(default=None, repr=False)
+    _converted: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    @property
+    def format(self) -> str:
+        return self.source.format
+
+    @property
+    def files(self) -> list[Path]:
+        return list(self.source.files)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.files)
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self.source.outputs
+
+    @property
+    def native(self) -> Any:
+        """The loaded object (onnx.ModelProto, torch.nn.Module, ExportedProgram or ov.Model)."""
+        return self.source.native
+
+    def with_input_shapes(self, shapes: Mapping[str | None, Sequence[int]]) -> ModelHandle:
+        """A handle whose dynamic (or unrecorded) input dims are fixed to `shapes`."""
+        return ModelHandle(self.source, _fix_inputs(self.inputs, shapes, self.path.name))
+
+    def layer_graph(self, progress: Progress | None = None) -> LayerGraph:
+        """The LayerGraph, built once per handle."""
+        progress = progress or silent()
+        if self._graph is None:
+            progress.report(0.0, f"building the layer graph of {self.path.name}")
+            try:
+                self._graph = self.source.build_graph(self.inputs)
+            except ModelLoadError as exc:  # found deep inside the graph: say which file
+                raise ModelLoadError(str(exc) if self.path.name in str(exc) else f"{self.path.name} {exc}") from None
+            progress.report(1.0, f"{len(self._graph)} layers")
+        return self._graph
+
+    def onnx_file(self) -> Path:
+        """An ONNX file of this model for runtimes: the user's own file when it is ONNX,
+        else a conversion made once into a private temp folder removed with the handle."""
+        if self.format == "onnx":
+            return self.path
+        if "onnx" not in self._converted:
+            self._converted["onnx"] = self.to_onnx(self._scratch() / f"{self.path.stem}.onnx")
+        return self._converted["onnx"]
+
+    def openvino_model(self) -> Any:
+        """An ov.Model of this model (read or converted once)."""
+        if "openvino" not in self._converted:
+            self._converted["openvino"] = self.source.convert_openvino(self.inputs)
+        return self._converted["openvino"]
+
+    def _scratch(self) -> Path:
+        if "scratch" not in self._converted:
+            folder = Path(tempfile.mkdtemp(prefix=work_prefix("model")))
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            self._converted["scratch"] = folder
+        return self._converted["scratch"]
+
+    def to_onnx(self, out: Path) -> Path:
+        """Write an ONNX form of the model to `out` (atomically) and return it."""
+        return atomic_write(Path(out), lambda tmp: self.source.export_onnx(tmp, self.inputs))
+
+    def to_openvino(self, out: Path) -> Path:
+        """Write an OpenVINO IR (.xml + .bin) form of the model and return the .xml path."""
+        import openvino as ov
+
+        model = self.source.convert_openvino(self.inputs)
+        return atomic_write(
+            Path(out).with_suffix(".xml"), lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=False)
+        )
+
+
+def _fix_inputs(inputs: list[TensorSpec], shapes: Mapping[str | None, Sequence[int]], where: str) -> list[TensorSpec]:
+    if inputs:
+        return apply_input_shapes(inputs, shapes, where)
+    # The format does not record inputs (TorchScript, pickles): the shapes given define them.
+    if None in shapes and len(shapes) > 1:
+        raise InputShapeError("give every input a name when there are several: --input-shape NAME=1x3x224x224")
+    return [
+        TensorSpec(name or "input", tuple(int(d) for d in shape), "float32") for name, shape in shapes.items()
+    ]
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    input_shapes: Mapping[str | None, Sequence[int]] | None = None,
+    trust: bool = False,
+    arch: str | None = None,
+) -> ModelHandle:
+    """Open a model file of any supported format.
+
+    `trust` allows pickled nn.Modules (which run code while loading); `arch`
+    ("package.module:Class") turns a bare state_dict into a model.
+    """
+    path = Path(path).expanduser()
+    source = load_source(path, trust=trust, arch=arch)
+    handle = ModelHandle(source, list(source.inputs))
+    return handle.with_input_shapes(input_shapes) if input_shapes else handle

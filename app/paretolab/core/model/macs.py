@@ -1,0 +1,79 @@
+"""Multiply-accumulate counts of the layers that dominate compute.
+
+Only convolutions and matrix products are counted; element-wise and pooling ops are
+cheap next to them and counted as 0, as every MACs/FLOPs tool does. A count is None when
+a shape it needs is unknown (a dynamic dimension nobody fixed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnx
+
+from paretolab.core.model.graph import prod
+from paretolab.core.tensors import Shape
+
+# op -> (index of the data input, index of the weight input)
+_CONV_LIKE = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}
+_MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1)}
+
+
+def _static(shape: Shape | None) -> tuple[int, ...] | None:
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        return None
+    return tuple(shape)  # type: ignore[arg-type]
+
+
+def _at(shapes: Sequence[Shape | None], i: int) -> tuple[int, ...] | None:
+    return _static(shapes[i]) if i < len(shapes) else None
+
+
+def conv_macs(out_shape: tuple[int, ...], weight_shape: tuple[int, ...]) -> int:
+    """Each output element needs (in_channels / groups) * kernel_area MACs."""
+    return prod(out_shape) * prod(weight_shape[1:])
+
+
+def matmul_macs(out_shape: tuple[int, ...], inner: int) -> int:
+    return prod(out_shape) * inner
+
+
+def onnx_macs(node: onnx.NodeProto, in_shapes: Sequence[Shape | None], out_shapes: Sequence[Shape | None]) -> int | None:
+    op = node.op_type
+    out = _at(out_shapes, 0)
+    if op in _CONV_LIKE:
+        _, wi = _CONV_LIKE[op]
+        w = _at(in_shapes, wi)
+        return conv_macs(out, w) if out and w else None
+    if op == "ConvTranspose":
+        x, w = _at(in_shapes, 0), _at(in_shapes, 1)
+        return prod(x) * prod(w[1:]) if x and w else None
+    if op in _MATMUL_LIKE:
+        xi, _ = _MATMUL_LIKE[op]
+        x = _at(in_shapes, xi)
+        if not out or not x:
+            return None
+        trans_a = op == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
+        inner = x[0] if trans_a else x[-1]
+        return matmul_macs(out, inner)
+    return 0
+
+
+def openvino_macs(op: str, in_shapes: Sequence[Shape | None], out_shapes: Sequence[Shape | None], transpose_a: bool = False) -> int | None:
+    out = _at(out_shapes, 0)
+    if op == "Convolution":
+        w = _at(in_shapes, 1)
+        return conv_macs(out, w) if out and w else None
+    if op == "GroupConvolution":  # weights [groups, out/groups, in/groups, k...]
+        w = _at(in_shapes, 1)
+        return prod(out) * prod(w[2:]) if out and w else None
+    if op == "ConvolutionBackpropData":  # weights [in, out, k...]
+        x, w = _at(in_shapes, 0), _at(in_shapes, 1)
+        return prod(x) * prod(w[1:]) if x and w else None
+    if op == "MatMul":
+        x = _at(in_shapes, 0)
+        if not out or not x:
+            return None
+        inner = x[-2] if (transpose_a and len(x) > 1) else x[-1]
+        return matmul_macs(out, inner)
+    return 0

@@ -1,0 +1,118 @@
+"""Export a variant for deployment — ONNX, OpenVINO IR, or a Triton Inference Server model
+folder — then load the exported file again and re-evaluate it, so the numbers a user ships
+are the numbers they saw."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from paretolab.core.errors import ConversionError, ParetoLabError
+from paretolab.core.files import atomic_write
+from paretolab.core.measure.data import Dataset
+from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.progress import Progress, silent
+from paretolab.core.tensors import TensorSpec
+
+ExportFormat = Literal["onnx", "openvino", "triton"]
+_TRITON_TYPES = {
+    "float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64", "int64": "TYPE_INT64",
+    "int32": "TYPE_INT32", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL",
+}
+
+
+@dataclass
+class ExportResult:
+    path: Path  # the file (or, for Triton, the model folder) written
+    format: str
+    top1: float | None  # re-measured on the exported file
+    agreement: float | None  # with the variant it was exported from
+    expected_top1: float | None
+
+    @property
+    def matches(self) -> bool:
+        """The exported file scores what the variant scored (to the last sample)."""
+        if self.expected_top1 is None or self.top1 is None:
+            return self.agreement is None or self.agreement >= 0.999
+        return abs(self.top1 - self.expected_top1) < 1e-9
+
+
+def export_variant(variant: ModelHandle, fmt: ExportFormat, dest: Path, data: Dataset, *, expected_top1: float | None = None,
+                   name: str | None = None, progress: Progress | None = None) -> ExportResult:
+    """Write `variant` to `dest` in `fmt` and re-evaluate what was written."""
+    progress = progress or silent()
+    dest = Path(dest)
+    progress.report(0.1, f"exporting {variant.path.name} as {fmt}")
+    if fmt == "onnx":
+        if variant.format == "openvino":
+            raise ConversionError(f"{variant.path.name} is OpenVINO IR (int8 for OpenVINO); export it as openvino or triton")
+        path = variant.to_onnx(dest.with_suffix(".onnx"))
+        backend = "ort"
+    elif fmt == "openvino":
+        path = variant.to_openvino(dest.with_suffix(".xml"))
+        backend = "openvino"
+    elif fmt == "triton":
+        path, backend = _triton_folder(variant, dest, name or dest.name)
+    else:
+        raise ParetoLabError(f"unknown export format '{fmt}'; choose onnx, openvino or triton")
+    progress.report(0.6, "re-loading and re-evaluating the exported file")
+    exported = load_model(_model_file(path, fmt))
+    result = evaluate(exported, data, backend=backend, reference=variant, reference_backend=_backend_of(variant))
+    progress.report(1.0, f"exported to {path}")
+    return ExportResult(path, fmt, result.top1, result.agreement, expected_top1)
+
+
+def _backend_of(handle: ModelHandle) -> str:
+    return "openvino" if handle.format == "openvino" else "ort"
+
+
+def _model_file(path: Path, fmt: str) -> Path:
+    if fmt != "triton":
+        return path
+    version = path / "1"
+    return next(version.glob("model.onnx"), None) or next(version.glob("model.xml"))
+
+
+def _triton_folder(variant: ModelHandle, folder: Path, name: str) -> tuple[Path, str]:
+    """Triton's layout: NAME/config.pbtxt and NAME/1/model.onnx (or model.xml + model.bin for
+    the OpenVINO backend)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    version = folder / "1"
+    version.mkdir(exist_ok=True)
+    if variant.format == "openvino":
+        variant.to_openvino(version / "model.xml")
+        platform, backend = 'backend: "openvino"', "openvino"
+    else:
+        variant.to_onnx(version / "model.onnx")
+        platform, backend = 'platform: "onnxruntime_onnx"', "ort"
+    exported = load_model(_model_file(folder, "triton"))
+    config = triton_config(name, platform, exported.inputs, exported.outputs)
+    atomic_write(folder / "config.pbtxt", lambda tmp: tmp.write_text(config))
+    return folder, backend
+
+
+def triton_config(name: str, platform: str, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> str:
+    """config.pbtxt with a dynamic batch dimension when the model's first axis is dynamic."""
+    batched = all(s.shape and not isinstance(s.shape[0], int) for s in inputs)
+
+    def tensor(spec: TensorSpec) -> str:
+        dims = spec.shape[1:] if batched else spec.shape
+        dims_text = ", ".join(str(d) if isinstance(d, int) else "-1" for d in dims)
+        return f'  {{\n    name: "{spec.name}"\n    data_type: {_TRITON_TYPES.get(spec.dtype, "TYPE_FP32")}\n    dims: [ {dims_text} ]\n  }}'
+
+    lines = [f'name: "{name}"', platform, f"max_batch_size: {64 if batched else 0}"]
+    lines.append("input [\n" + ",\n".join(tensor(s) for s in inputs) + "\n]")
+    lines.append("output [\n" + ",\n".join(tensor(s) for s in outputs) + "\n]")
+    return "\n".join(lines) + "\n"
+
+
+def remove_export(path: Path) -> None:
+    """Delete what export_variant wrote (a file with its companions, or a Triton folder)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        for f in (path, path.with_suffix(".bin")):
+            f.unlink(missing_ok=True)

@@ -1,0 +1,158 @@
+"""Explore: search compression settings for the accuracy-versus-latency Pareto front.
+
+Optuna's NSGA-II (multi-objective) proposes settings; each trial builds and measures a
+variant with the same pipeline as `optimize` and keeps it in the experiment as soon as it
+finishes, so a stopped sweep loses nothing. The study is journaled in the experiment
+folder: running again resumes it, and settings already measured are never re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.prefix_cache import PrefixCache
+from paretolab.core.compress.variant import Recipe, Variant, score
+from paretolab.core.model.handle import ModelHandle
+from paretolab.core.progress import Progress, silent
+from paretolab.core.settings import SettingsError
+from paretolab.core.store.experiment import Experiment
+
+QUANTIZE = {"none": None, "ort-int8": ("ort", "int8"), "openvino-int8": ("openvino", "int8"), "ort-fp16": ("ort", "fp16")}
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    budget_s: float = 600.0  # stop starting new trials after this long
+    trials: int | None = None  # or after this many
+    sparsities: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
+    quantize: tuple[str, ...] = ("none", "ort-int8", "openvino-int8", "ort-fp16")
+    distill_epochs: int = 5
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.budget_s <= 0:
+            raise SettingsError("the sweep's time budget must be positive")
+        unknown = [q for q in self.quantize if q not in QUANTIZE]
+        if unknown:
+            raise SettingsError(f"unknown quantization '{unknown[0]}' for the sweep; choose from {', '.join(QUANTIZE)}")
+        if any(not 0 <= s <= 0.9 for s in self.sparsities):
+            raise SettingsError("sweep sparsities must be between 0 and 0.9")
+
+
+def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, epochs: int) -> Recipe:
+    steps: list[dict] = []
+    if sparsity > 0:
+        steps.append({"technique": "prune", "settings": {"method": "structured" if structured else "unstructured", "sparsity": sparsity}})
+    if distill:
+        steps.append({"technique": "distill", "settings": {"epochs": epochs}})
+    target = QUANTIZE[quantize]
+    if target:
+        steps.append({"technique": "quantize", "settings": {"backend": target[0], "precision": target[1]}})
+    if not steps:  # the original settings: measure the model as ONNX Runtime would run it
+        steps.append({"technique": "graphopt", "settings": {"level": "basic"}})
+    return Recipe.from_dict({"steps": steps}, "sweep")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    variants: list[Variant]  # one per trial this run, repeats included
+    space: int  # distinct settings the sweep can propose
+    measured: int  # of those, how many the experiment holds now
+
+    @property
+    def exhausted(self) -> bool:
+        return self.measured >= self.space
+
+    def note(self) -> str:
+        trials = f"{len(self.variants)} trial{'s' * (len(self.variants) != 1)}"
+        if self.exhausted:
+            return f"{trials}; all {self.space} settings measured, nothing left to explore"
+        return f"{trials}; {self.measured} of {self.space} settings measured"
+
+
+def search_space(settings: SweepSettings, torch_edits: bool) -> dict[str, dict]:
+    """Every distinct recipe the sweep can propose, keyed like the experiment's variants, with
+    the trial parameters that propose it (so an unmeasured one can be queued)."""
+    space: dict[str, dict] = {}
+    for sparsity in settings.sparsities:
+        for structured in ([True, False] if torch_edits else [None]):
+            for distill in ([True, False] if structured and sparsity > 0 else [None]):
+                for quantize in settings.quantize:
+                    params = {"sparsity": sparsity, "structured": structured, "distill": distill, "quantize": quantize}
+                    params = {k: v for k, v in params.items() if v is not None}
+                    recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize, settings.distill_epochs)
+                    space.setdefault(_key(recipe), params)
+    return space
+
+
+def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings: SweepSettings, *, torch_edits: bool,
+          progress: Progress | None = None, on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
+    """Run trials until the budget or trial count is spent, or every setting is measured."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    progress = progress or silent()
+    settings.check()
+    space = search_space(settings, torch_edits)
+    known = {_key(v.recipe): v for v in experiment.variants()}
+    results: list[Variant] = []
+
+    def outcome() -> SweepResult:
+        return SweepResult(results, len(space), len(space.keys() & known.keys()))
+
+    if outcome().exhausted:  # a resumed sweep with nothing left: leave the journal as it is
+        progress.report(1.0, f"sweep: {outcome().note()}")
+        return outcome()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    experiment.folder.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal")))
+    study = optuna.create_study(study_name="paretolab-sweep", storage=storage, load_if_exists=True,
+                                directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8))
+    start = time.monotonic()
+    reuse = PrefixCache(experiment.folder / ".students")  # each pruned/distilled student is trained once
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s), f"trial {trial.number}: choosing settings")
+        sparsity = trial.suggest_categorical("sparsity", list(settings.sparsities))
+        structured = trial.suggest_categorical("structured", [True, False]) if torch_edits else False
+        # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
+        distill = trial.suggest_categorical("distill", [True, False]) if torch_edits and structured and sparsity > 0 else False
+        quantize = trial.suggest_categorical("quantize", list(settings.quantize))
+        recipe = recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs)
+        variant = known.get(_key(recipe))
+        if variant is None:  # not measured yet
+            name = experiment.claim_name()
+            try:
+                variant = optimize(handle, recipe, data, experiment.folder, name, reuse=reuse,
+                                   progress=Progress(lambda f, m: progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
+                                                                                  f"trial {trial.number} ({recipe.summary()}): {m}")))
+            finally:
+                experiment.release(name)
+            known[_key(recipe)] = variant
+            if on_variant is not None:
+                on_variant(variant)
+        else:  # the sampler came back to measured settings: steer the next trial to one that is not
+            unmeasured = [params for key, params in space.items() if key not in known]
+            if unmeasured:
+                trial.study.enqueue_trial(unmeasured[0], skip_if_exists=True)
+        results.append(variant)
+        if outcome().exhausted:
+            trial.study.stop()
+        return score(variant.metrics["variant"]), variant.metrics["variant"]["latency_ms"]
+
+    remaining = max(1.0, settings.budget_s - (time.monotonic() - start))
+    study.optimize(objective, n_trials=settings.trials, timeout=remaining, catch=())
+    progress.report(1.0, f"sweep: {outcome().note()}")
+    logging.getLogger(__name__).info("sweep finished: %s", outcome().note())
+    return outcome()
+
+
+def _key(recipe: Recipe) -> str:
+    return json.dumps(recipe.to_dict(), sort_keys=True)
