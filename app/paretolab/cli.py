@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from paretolab import __version__
+from paretolab.core.compress.techniques import QUANT_TARGETS
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.tensors import parse_input_shapes
 
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
     optimize.add_argument("--alpha", type=float, default=0.7, help="distillation: weight of the original's soft targets, the rest goes to the labels (default: 0.7)")
     optimize.add_argument("--graphopt", choices=("basic", "extended"), help="ONNX Runtime offline graph optimization")
-    optimize.add_argument("--quantize", choices=QUANTIZE_CHOICES, help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)")
+    optimize.add_argument("--quantize", choices=QUANT_TARGETS, help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)")
     optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
     optimize.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits: train to calibrate, test to evaluate)")
     optimize.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
@@ -261,10 +262,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-QUANTIZE_CHOICES = ("ort-int8", "ort-fp16", "ort-dynamic", "openvino-int8", "openvino-fp16")
-
-
 def recipe_from_args(args: argparse.Namespace):
+    from paretolab.core.compress.techniques import quant_target, recipe_steps
     from paretolab.core.compress.variant import Recipe
     from paretolab.core.settings import SettingsError
 
@@ -272,23 +271,17 @@ def recipe_from_args(args: argparse.Namespace):
         if args.prune or args.quantize or args.graphopt or args.distill:
             raise SettingsError("give either --recipe or step options (--prune, --distill, --graphopt, --quantize), not both")
         return Recipe.load(args.recipe)
-    steps = []
+    prune = None
     if args.prune:
         method, _, ratio = args.prune.partition(":")
         try:
-            sparsity = float(ratio)
+            prune = {"method": method, "sparsity": float(ratio)}
         except ValueError:
             raise SettingsError(f"--prune '{args.prune}' is not METHOD:SPARSITY, e.g. structured:0.5") from None
-        steps.append({"technique": "prune", "settings": {"method": method, "sparsity": sparsity}})
-    if args.distill is not None:
-        steps.append({"technique": "distill", "settings": {"epochs": args.distill, "temperature": args.temperature, "alpha": args.alpha}})
-    if args.graphopt:
-        steps.append({"technique": "graphopt", "settings": {"level": args.graphopt}})
-    if args.quantize:
-        backend, _, precision = args.quantize.partition("-")
-        precision = {"dynamic": "dynamic-int8"}.get(precision, precision)
-        keep = tuple(n.strip() for n in args.keep_fp32.split(",") if n.strip())
-        steps.append({"technique": "quantize", "settings": {"backend": backend, "precision": precision, "keep_fp32": list(keep)}})
+    distill = {"epochs": args.distill, "temperature": args.temperature, "alpha": args.alpha} if args.distill is not None else None
+    keep = [n.strip() for n in args.keep_fp32.split(",") if n.strip()]
+    steps = recipe_steps(prune=prune, distill=distill, graphopt={"level": args.graphopt} if args.graphopt else None,
+                         quantize=quant_target(args.quantize).settings(keep_fp32=keep) if args.quantize else None)
     if not steps:
         raise SettingsError("nothing to do: give --recipe, or at least one of --prune, --distill, --graphopt, --quantize")
     return Recipe.from_dict({"steps": steps}, "command line")
@@ -296,7 +289,8 @@ def recipe_from_args(args: argparse.Namespace):
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.compress.optimize import DataPlan, optimize
+    from paretolab.core.compress.optimize import optimize
+    from paretolab.core.measure.plan import DataPlan
 
     recipe = recipe_from_args(args)
     handle = _load(args)
@@ -319,7 +313,7 @@ def _duration(text: str) -> float:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.compress.optimize import DataPlan
+    from paretolab.core.measure.plan import DataPlan
     from paretolab.core.model.eager import torch_edits_unavailable
     from paretolab.core.store.experiment import Experiment
     from paretolab.core.store.sweep import SweepSettings, sweep

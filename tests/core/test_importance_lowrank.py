@@ -9,12 +9,13 @@ import torch
 
 from paretolab.core.compress.importance import sensitivity_scan, weight_importance
 from paretolab.core.compress.lowrank import LowRankSettings, factorize
-from paretolab.core.compress.optimize import DataPlan, apply_recipe
+from paretolab.core.compress.optimize import apply_recipe
 from paretolab.core.compress.quantize import QuantizeSettings, quantize
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import digits
 from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.eager import eager_module
 from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress

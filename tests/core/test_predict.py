@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.optimize import optimize
 from paretolab.core.compress.predict import predict
 from paretolab.core.compress.variant import Recipe
+from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
 

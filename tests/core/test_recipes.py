@@ -8,9 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from paretolab.core.compress.optimize import DataPlan, apply_recipe, optimize
+from paretolab.core.compress.optimize import apply_recipe, optimize
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.data import digits
+from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError

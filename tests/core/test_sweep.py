@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.optimize import optimize
 from paretolab.core.errors import Cancelled
+from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress
 from paretolab.core.sample import sample_model_path

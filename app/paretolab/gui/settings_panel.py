@@ -27,17 +27,11 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from paretolab.core.compress.predict import predict
+from paretolab.core.compress.techniques import QUANT_TARGETS, recipe_steps
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size
 
-QUANTIZATION = {
-    "none": None,
-    "int8, ONNX Runtime (fastest faithful format)": ("ort", "int8"),
-    "int8, OpenVINO (NNCF)": ("openvino", "int8"),
-    "FP16, ONNX Runtime": ("ort", "fp16"),
-    "FP16, OpenVINO": ("openvino", "fp16"),
-    "dynamic int8, ONNX Runtime": ("ort", "dynamic-int8"),
-}
+QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGETS.values()}}
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
                "within the time budget; cancel pauses, Explore again resumes")
 DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity only)": "random:64"}
@@ -221,29 +215,32 @@ class SettingsPanel(QWidget):
         return ratios, skip
 
     def recipe(self) -> dict:
-        steps = []
         ratios, skip = self._overrides()
+        prune = None
         if self.sparsity.value() > 0 or ratios:
-            settings = {"method": self.method.currentText(), "sparsity": round(self.sparsity.value(), 2)}
+            prune = {"method": self.method.currentText(), "sparsity": round(self.sparsity.value(), 2)}
             if ratios:
-                settings["layer_ratios"] = ratios
+                prune["layer_ratios"] = ratios
             if skip:
-                settings["skip"] = skip
-            steps.append({"technique": "prune", "settings": settings})
+                prune["skip"] = skip
+        distill = None
         if self.distill.isChecked() and self.distill.isEnabled():
-            steps.append({"technique": "distill", "settings": {
-                "epochs": self.epochs.value(), "temperature": self.temperature.value(), "alpha": self.alpha.value(), "lr": self.lr.value()}})
+            distill = {"epochs": self.epochs.value(), "temperature": self.temperature.value(), "alpha": self.alpha.value(),
+                       "lr": self.lr.value()}
+        return {"steps": recipe_steps(prune=prune, distill=distill, quantize=self._quantize_settings())}
+
+    def _quantize_settings(self) -> dict | None:
         target = QUANTIZATION[self.quantize.currentText()]
-        if target is not None:
-            settings = {"backend": target[0], "precision": target[1]}
-            if target[1] == "int8":
-                settings["samples"] = self.samples.value()
-                if target[0] == "ort":
-                    settings["calibration"] = self.calibration.currentText()
-            if self.kept_fp32():
-                settings["keep_fp32"] = self.kept_fp32()
-            steps.append({"technique": "quantize", "settings": settings})
-        return {"steps": steps}
+        if target is None:
+            return None
+        extra: dict = {}
+        if target.precision == "int8":
+            extra["samples"] = self.samples.value()
+            if target.backend == "ort":
+                extra["calibration"] = self.calibration.currentText()
+        if self.kept_fp32():
+            extra["keep_fp32"] = self.kept_fp32()
+        return target.settings(**extra)
 
     def save(self, settings) -> None:
         """Remember the last settings (QSettings), so the next session starts where this one ended."""
@@ -299,10 +296,10 @@ class SettingsPanel(QWidget):
             w.setEnabled(structured_ok and self.distill.isChecked())
         self.distill.setToolTip("" if structured_ok else f"distillation is unavailable: {self._torch_reason}")
         target = QUANTIZATION[self.quantize.currentText()]
-        int8 = target is not None and target[1] == "int8"
+        int8 = target is not None and target.precision == "int8"
         self.samples.setEnabled(int8)
-        self.calibration.setEnabled(int8 and target[0] == "ort")
-        self.calibration.setToolTip("ONNX Runtime int8 calibration method" if int8 and target[0] == "ort"
+        self.calibration.setEnabled(int8 and target.backend == "ort")
+        self.calibration.setToolTip("ONNX Runtime int8 calibration method" if int8 and target.backend == "ort"
                                     else "calibration applies to int8 on ONNX Runtime (NNCF chooses its own)")
         unknown = [n for n in self.kept_fp32() if self._graph is not None and n not in self._graph]
         self.keep_fp32.setStyleSheet("color: #d62728" if unknown else "")
@@ -321,9 +318,9 @@ class SettingsPanel(QWidget):
             self.prediction.setText("—")
             return
         target = QUANTIZATION[self.quantize.currentText()]
-        precision = {"int8": "int8", "dynamic-int8": "int8", "fp16": "fp16"}.get(target[1] if target else "", "fp32")
+        precision = {"int8": "int8", "dynamic-int8": "int8", "fp16": "fp16"}.get(target.precision if target else "", "fp32")
         p = predict(self._graph, sparsity=self.sparsity.value(), structured=self.method.currentText() == "structured",
-                    precision=precision, backend=target[0] if target else "ort")
+                    precision=precision, backend=target.backend if target else "ort")
         g = self._graph
         on_disk = size(p.size_bytes) if p.size_high <= 1.05 * p.size_low else f"{size(p.size_low)}–{size(p.size_high)}"
         self.prediction.setText(

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from paretolab.core.compress.variant import TECHNIQUE_COLOURS
+from paretolab.core.compress.techniques import TECHNIQUE_COLOURS
 from paretolab.core.store.pareto import Point, pareto_front, step_line
 from paretolab.core.units import size
 from paretolab.gui.theme import style_plot

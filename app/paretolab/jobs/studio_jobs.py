@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paretolab.core.compress.importance import default_cache, sensitivity_scan, weight_importance
-from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.optimize import optimize
 from paretolab.core.compress.quantize import int8_layer_error
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.data import open_dataset
+from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.profile import layer_breakdown, profile_model
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress

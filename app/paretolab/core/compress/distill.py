@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from paretolab.core.measure.runtimes import open_runner
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.step import StepContext
 
 
 @dataclass(frozen=True)
@@ -183,3 +186,15 @@ def _score(student, data: Dataset, teacher: _Teacher, device) -> float:
             truth = batch.labels if batch.labels is not None else teacher.logits(batch.indices).argmax(1)
             hits += int((logits.argmax(1) == truth).sum())
     return hits / len(data)
+
+
+def summary(settings: DistillSettings) -> str:
+    return f"distill {settings.epochs} epochs"
+
+
+def apply(ctx: StepContext, index: int, settings: DistillSettings) -> None:
+    student, report = distill(ctx.torch_module("distillation"), ctx.original, ctx.data.train, ctx.data.validation, settings,
+                              ctx.progress)
+    ctx.set_module(student)
+    ctx.report(index, report.to_dict())
+    ctx.cancelled = report.cancelled

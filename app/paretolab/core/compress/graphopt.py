@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from paretolab.core.settings import SettingsError
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.step import StepContext
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,13 @@ def optimize_graph(src: Path, out: Path, settings: GraphOptSettings) -> None:
     options.optimized_model_filepath = str(out)
     options.log_severity_level = 3
     ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
+
+
+def summary(settings: GraphOptSettings) -> str:
+    return f"graphopt {settings.level}"
+
+
+def apply(ctx: StepContext, index: int, settings: GraphOptSettings) -> None:
+    optimize_graph(ctx.file(index).onnx_file(), ctx.out(index), settings)
+    ctx.set_file(ctx.out(index))
+    ctx.report(index, {"technique": "graphopt", "level": settings.level})

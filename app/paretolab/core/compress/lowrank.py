@@ -8,10 +8,14 @@ keep. A layer is only split when that saves parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from paretolab.core.settings import SettingsError
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.step import StepContext
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,14 @@ def _replace(module, name: str, new) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = module.get_submodule(parent_name) if parent_name else module
     setattr(parent, child, new)
+
+
+def summary(settings: LowRankSettings) -> str:
+    kept = f"energy {settings.energy:.0%}" if settings.energy is not None else f"rank {settings.rank_ratio or 0.5:.0%}"
+    return f"low-rank {kept}"
+
+
+def apply(ctx: StepContext, index: int, settings: LowRankSettings) -> None:
+    module, report = factorize(ctx.torch_module("low-rank factorization"), settings)
+    ctx.set_module(module)
+    ctx.report(index, report.to_dict())

@@ -9,120 +9,23 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from paretolab.core.compress.distill import distill
-from paretolab.core.compress.graphopt import optimize_graph
-from paretolab.core.compress.lowrank import factorize
 from paretolab.core.compress.prefix_cache import PrefixCache, torch_prefix
-from paretolab.core.compress.prune import prune_module, prune_onnx
-from paretolab.core.compress.quantize import quantize
-from paretolab.core.compress.variant import Recipe, Step, Variant
+from paretolab.core.compress.step import StepContext
+from paretolab.core.compress.techniques import TECHNIQUES
+from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import Cancelled, ParetoLabError
 from paretolab.core.files import atomic_write, work_prefix, write_json_atomic
-from paretolab.core.measure.data import Dataset, digits, digits_size_for, open_dataset, random_inputs
+from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.machine import machine_info
+from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.profile import profile_model
 from paretolab.core.measure.runtimes import check_available
-from paretolab.core.model.eager import eager_module, torch_edits_unavailable
 from paretolab.core.model.handle import ModelHandle, load_model
-from paretolab.core.model.torch_onnx import export_to_onnx
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
-
-
-@dataclass
-class DataPlan:
-    """Which data each purpose uses: calibration/training, validation, final evaluation."""
-
-    train: Dataset
-    validation: Dataset
-    test: Dataset
-    notes: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_spec(cls, spec: str, handle: ModelHandle) -> DataPlan:
-        if spec == "digits":
-            size = digits_size_for(handle.inputs)
-            return cls(digits("train", size), digits("val", size), digits("test", size))
-        data = open_dataset(spec, handle.inputs)
-        return cls(data, data, data, [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"])
-
-
-@dataclass
-class _State:
-    handle: ModelHandle
-    module: object | None = None  # the eager nn.Module while torch steps edit it
-
-
-class _Pipeline:
-    def __init__(self, original: ModelHandle, data: DataPlan, work: Path, threads: int | None, progress: Progress) -> None:
-        self.original, self.data, self.work, self.threads, self.progress = original, data, work, threads, progress
-        self.state = _State(original)
-        self.reports: list[dict] = []
-        self.cancelled = False  # a cancelled distillation keeps its best student and ends the recipe
-
-    def examples(self) -> tuple:
-        import torch
-
-        arrays = random_inputs(self.original.inputs, count=1).load(np.arange(1))
-        return tuple(torch.from_numpy(a) for a in arrays)
-
-    def materialize(self, index: int) -> ModelHandle:
-        """The current model as a file: export the edited torch module when there is one."""
-        if self.state.module is not None:
-            out = self.work / f"step{index}-torch.onnx"
-            outputs = [s.name for s in self.original.outputs] or None
-            export_to_onnx(self.state.module, self.examples(), out, [s.name for s in self.original.inputs], output_names=outputs)
-            self.state = _State(load_model(out))
-        return self.state.handle
-
-    def run(self, index: int, step: Step) -> None:
-        s = step.settings
-        if step.technique == "distill":
-            student = self.state.module or eager_module(self.state.handle, "distillation")
-            student, report = distill(student, self.original, self.data.train, self.data.validation, s, self.progress)
-            self.state = _State(self.state.handle, student)
-            self.reports.append({"step": index, **report.to_dict()})
-            self.cancelled = report.cancelled
-        elif step.technique == "lowrank":
-            module, report = factorize(self.state.module or eager_module(self.state.handle, "low-rank factorization"), s)
-            self.state = _State(self.state.handle, module)
-            self.reports.append({"step": index, **report.to_dict()})
-        elif step.technique == "prune" and (s.method == "structured" or self._torch_available()):
-            module = self.state.module or eager_module(self.state.handle, f"{s.method} pruning")
-            module, report = prune_module(module, self.examples(), s, self.data.train, self.progress)
-            self.state = _State(self.state.handle, module)
-            self.reports.append({"step": index, **report.to_dict()})
-        elif step.technique == "prune":
-            current = self.materialize(index)
-            out = self.work / f"step{index}.onnx"
-            report = prune_onnx(current.onnx_file(), out, s, current.layer_graph(), self.progress)
-            self.state = _State(load_model(out))
-            self.reports.append({"step": index, **report.to_dict()})
-        elif step.technique == "graphopt":
-            current = self.materialize(index)
-            out = self.work / f"step{index}.onnx"
-            optimize_graph(current.onnx_file(), out, s)
-            self.state = _State(load_model(out))
-            self.reports.append({"step": index, "technique": "graphopt", "level": s.level})
-        else:
-            current = self.materialize(index)
-            outcome = quantize(current, s, self.data.train, self.work / f"step{index}.onnx", validation=self.data.validation,
-                               threads=self.threads, progress=self.progress)
-            self.state = _State(load_model(outcome.artifact))
-            self.reports.append({
-                "step": index, "technique": "quantize", "chosen": outcome.chosen, "baseline_ms": outcome.baseline_ms,
-                "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings,
-            })
-
-    def _torch_available(self) -> bool:
-        """Whether the model can be edited in torch (so later torch steps keep working)."""
-        return self.state.module is not None or torch_edits_unavailable(self.state.handle) is None
 
 
 def apply_recipe(
@@ -141,12 +44,13 @@ def apply_recipe(
     progress = progress or silent()
     recipe.check_order()
     with tempfile.TemporaryDirectory(prefix=work_prefix("recipe")) as tmp:
-        pipeline = _Pipeline(handle, data, Path(tmp), threads, progress)
+        pipeline = StepContext(handle, data, Path(tmp), threads, progress, handle)
         prefix = torch_prefix(recipe) if reuse is not None else 0
         key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if prefix else None
         cached = reuse.load(key) if key else None
         if cached is not None:
-            pipeline.state, pipeline.reports = _State(load_model(cached[0])), [{**r, "reused": True} for r in cached[1]]
+            pipeline.set_file(cached[0])
+            pipeline.reports = [{**r, "reused": True} for r in cached[1]]
             progress.report(0.0, f"reusing the result of {' → '.join(s.summary() for s in recipe.steps[:prefix])} from this sweep")
         for i, step in enumerate(recipe.steps, start=1):
             if cached is not None and i <= prefix:
@@ -157,18 +61,18 @@ def apply_recipe(
                 pipeline.reports.append({"step": i, "skipped": "cancelled during distillation"})
                 continue
             progress.report((i - 1) / max(1, len(recipe.steps)) * 0.8, f"step {i}/{len(recipe.steps)}: {step.summary()}")
-            pipeline.run(i, step)
+            TECHNIQUES[step.technique].apply(pipeline, i, step.settings)
         if key and cached is None and prefix == len(recipe.steps) and not pipeline.cancelled:
             _remember_prefix(pipeline, reuse, key, prefix)
-        result = pipeline.materialize(len(recipe.steps) + 1)
+        result = pipeline.file(len(recipe.steps) + 1)
         if not pipeline.cancelled:
             progress.check()
         final = _place(result, out)
     return final, pipeline.reports
 
 
-def _remember_prefix(pipeline: _Pipeline, cache: PrefixCache, key: str, prefix: int) -> None:
-    handle = pipeline.materialize(prefix + 1)
+def _remember_prefix(pipeline: StepContext, cache: PrefixCache, key: str, prefix: int) -> None:
+    handle = pipeline.file(prefix + 1)
     if len(handle.files) == 1:  # a model with external data is too big to be worth copying
         cache.store(key, handle.files[0], pipeline.reports)
 

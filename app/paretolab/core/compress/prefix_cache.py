@@ -21,10 +21,7 @@ from paretolab.core.files import atomic_write, files_digest, write_json_atomic
 def torch_prefix(recipe: Recipe) -> int:
     """How many leading steps edit the PyTorch module (structured pruning, distillation, low-rank)."""
     count = 0
-    for step in recipe.steps:
-        edits_torch = step.technique in ("distill", "lowrank") or (step.technique == "prune" and step.settings.method == "structured")
-        if not edits_torch:
-            break
+    while count < len(recipe.steps) and recipe.steps[count].output() == "torch":
         count += 1
     return count
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from paretolab.core.measure.data import Dataset, calibration_subset
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.step import StepContext
 
 _PRUNABLE_ONNX_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose"}
 
@@ -254,3 +257,21 @@ def prune_onnx(src: Path, out: Path, settings: PruneSettings, graph, progress: P
     report = PruneReport("unstructured", params, params - zeros, graph.total_macs, graph.total_macs, zero_fraction=zeros / total)
     report.notes.append("unstructured pruning zeroes weights but keeps shapes: dense runtimes run it at the same speed")
     return report
+
+
+def summary(settings: PruneSettings) -> str:
+    return f"prune {settings.method} {settings.sparsity:.0%}"
+
+
+def apply(ctx: StepContext, index: int, settings: PruneSettings) -> None:
+    """Prune in torch when the model can be edited there (so later torch steps keep working),
+    else prune the ONNX file's weights."""
+    if settings.method == "structured" or ctx.can_edit_torch():
+        module, report = prune_module(ctx.torch_module(f"{settings.method} pruning"), ctx.examples(), settings, ctx.data.train,
+                                      ctx.progress)
+        ctx.set_module(module)
+    else:
+        current = ctx.file(index)
+        report = prune_onnx(current.onnx_file(), ctx.out(index), settings, current.layer_graph(), ctx.progress)
+        ctx.set_file(ctx.out(index))
+    ctx.report(index, report.to_dict())

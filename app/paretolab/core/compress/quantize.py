@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from paretolab.core.measure.profile import quick_median_ms
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.step import StepContext
 
 ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
 
@@ -369,3 +372,16 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         nncf_log.setLevel(level)
+
+
+def summary(settings: QuantizeSettings) -> str:
+    chosen_format = f" {settings.format}" if settings.precision == "int8" and settings.backend == "ort" else ""
+    return f"quantize {settings.backend} {settings.precision}{chosen_format}"
+
+
+def apply(ctx: StepContext, index: int, settings: QuantizeSettings) -> None:
+    outcome = quantize(ctx.file(index), settings, ctx.data.train, ctx.out(index), validation=ctx.data.validation,
+                       threads=ctx.threads, progress=ctx.progress)
+    ctx.set_file(outcome.artifact)
+    ctx.report(index, {"technique": "quantize", "chosen": outcome.chosen, "baseline_ms": outcome.baseline_ms,
+                       "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings})

@@ -10,21 +10,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from paretolab.core.compress.distill import DistillSettings
-from paretolab.core.compress.graphopt import GraphOptSettings
-from paretolab.core.compress.lowrank import LowRankSettings
-from paretolab.core.compress.prune import PruneSettings
-from paretolab.core.compress.quantize import QuantizeSettings
+from paretolab.core.compress.techniques import TECHNIQUES, technique
 from paretolab.core.files import write_json_atomic
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
-TECHNIQUES: dict[str, type] = {
-    "prune": PruneSettings,
-    "lowrank": LowRankSettings,
-    "distill": DistillSettings,
-    "graphopt": GraphOptSettings,
-    "quantize": QuantizeSettings,
-}
 RECIPE_VERSION = 1
 
 
@@ -37,16 +26,12 @@ class Step:
         return {"technique": self.technique, "settings": to_dict(self.settings)}
 
     def summary(self) -> str:
-        s = self.settings
-        if self.technique == "prune":
-            return f"prune {s.method} {s.sparsity:.0%}"
-        if self.technique == "lowrank":
-            return f"low-rank {f'energy {s.energy:.0%}' if s.energy is not None else f'rank {s.rank_ratio or 0.5:.0%}'}"
-        if self.technique == "distill":
-            return f"distill {s.epochs} epochs"
-        if self.technique == "quantize":
-            return f"quantize {s.backend} {s.precision}" + (f" {s.format}" if s.precision == "int8" and s.backend == "ort" else "")
-        return f"graphopt {s.level}"
+        return TECHNIQUES[self.technique].summary(self.settings)
+
+    def output(self) -> str | None:
+        """What the step leaves: an edited torch module, an ONNX or an OpenVINO file, or None
+        when it works on whatever it is given."""
+        return TECHNIQUES[self.technique].output(self.settings)
 
 
 @dataclass(frozen=True)
@@ -71,13 +56,11 @@ class Recipe:
             here = f"{where} step {i}"
             if not isinstance(raw, dict) or "technique" not in raw:
                 raise SettingsError(f"{here}: each step needs a 'technique' ({', '.join(TECHNIQUES)})")
-            technique = raw["technique"]
-            if technique not in TECHNIQUES:
-                raise SettingsError(f"{here}: unknown technique '{technique}'; known: {', '.join(TECHNIQUES)}")
+            entry = technique(raw["technique"], here)
             extra = set(raw) - {"technique", "settings"}
             if extra:
                 raise SettingsError(f"{here}: unknown field '{sorted(extra)[0]}'; a step has 'technique' and 'settings'")
-            steps.append(Step(technique, from_dict(TECHNIQUES[technique], raw.get("settings", {}), f"{here} ({technique})")))
+            steps.append(Step(entry.name, from_dict(entry.settings, raw.get("settings", {}), f"{here} ({entry.name})")))
         recipe = cls(tuple(steps))
         recipe.check_order(where)
         return recipe
@@ -85,17 +68,17 @@ class Recipe:
     def check_order(self, where: str = "recipe") -> None:
         """Steps that edit the PyTorch model must come before steps that produce files for a
         runtime, and nothing can follow OpenVINO quantization (its output is IR, not ONNX)."""
-        seen_export = None
+        file_step = openvino_step = None
         for i, step in enumerate(self.steps, start=1):
-            torch_step = step.technique in ("distill", "lowrank") or (step.technique == "prune" and step.settings.method == "structured")
-            if torch_step and seen_export:
-                raise SettingsError(f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {seen_export}")
-            if seen_export and "OpenVINO" in seen_export:
-                raise SettingsError(f"{where} step {i}: nothing can follow {seen_export}, whose output is OpenVINO IR")
-            if step.technique == "quantize":
-                seen_export = f"step {i} (quantize {'OpenVINO' if step.settings.backend == 'openvino' else 'ONNX Runtime'})"
-            elif step.technique == "graphopt":
-                seen_export = seen_export or f"step {i} (graphopt)"
+            output, label = step.output(), f"step {i} ({step.summary()})"
+            if output == "torch" and file_step:
+                raise SettingsError(f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {file_step}")
+            if openvino_step:
+                raise SettingsError(f"{where} step {i}: nothing can follow {openvino_step}, whose output is OpenVINO IR")
+            if output in ("onnx", "openvino"):
+                file_step = file_step or label
+            if output == "openvino":
+                openvino_step = label
 
     def save(self, path: Path) -> Path:
         write_json_atomic(Path(path), self.to_dict())
@@ -136,19 +119,13 @@ class Variant:
         }
 
 
-# Colours per kind of technique, shared by the studio's chart and the report so they match.
-TECHNIQUE_COLOURS = {
-    "baseline": "#7f7f7f", "prune": "#1f77b4", "quantize": "#ff7f0e", "prune+quantize": "#2ca02c",
-    "distill": "#9467bd", "other": "#8c564b",
-}
-
-
 def technique_kind(recipe: Recipe) -> str:
-    """What kind of compression a recipe is, for colouring points."""
-    kinds = {s.technique for s in recipe.steps}
-    if {"prune", "quantize"} <= kinds:
+    """What kind of compression a recipe is, for colouring points (a TECHNIQUE_COLOURS key)."""
+    names = {s.technique for s in recipe.steps}
+    if {"prune", "quantize"} <= names:
         return "prune+quantize"
-    return next((k for k in ("prune", "quantize", "distill") if k in kinds), "other")
+    coloured = sorted((TECHNIQUES[n] for n in names if TECHNIQUES[n].colour), key=lambda t: t.colour_rank)
+    return coloured[0].name if coloured else "other"
 
 
 def score(metrics: dict) -> float:

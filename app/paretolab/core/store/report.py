@@ -10,7 +10,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from paretolab.core.compress.variant import TECHNIQUE_COLOURS, Variant, score, technique_kind
+from paretolab.core.compress.techniques import TECHNIQUE_COLOURS
+from paretolab.core.compress.variant import Variant, score, technique_kind
 from paretolab.core.files import atomic_write
 from paretolab.core.store.pareto import Point, pareto_front, step_line
 from paretolab.core.units import percent, size

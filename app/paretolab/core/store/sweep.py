@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paretolab.core.compress.optimize import DataPlan, optimize
+from paretolab.core.compress.optimize import optimize
 from paretolab.core.compress.prefix_cache import PrefixCache
+from paretolab.core.compress.techniques import QUANT_TARGETS, quant_target, recipe_steps
 from paretolab.core.compress.variant import Recipe, Variant, score
+from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 from paretolab.core.store.experiment import Experiment
-
-QUANTIZE = {"none": None, "ort-int8": ("ort", "int8"), "openvino-int8": ("openvino", "int8"), "ort-fp16": ("ort", "fp16")}
 
 
 @dataclass(frozen=True)
@@ -37,24 +37,19 @@ class SweepSettings:
     def check(self) -> None:
         if self.budget_s <= 0:
             raise SettingsError("the sweep's time budget must be positive")
-        unknown = [q for q in self.quantize if q not in QUANTIZE]
+        unknown = [q for q in self.quantize if q != "none" and q not in QUANT_TARGETS]
         if unknown:
-            raise SettingsError(f"unknown quantization '{unknown[0]}' for the sweep; choose from {', '.join(QUANTIZE)}")
+            raise SettingsError(f"unknown quantization '{unknown[0]}' for the sweep; choose from none, {', '.join(QUANT_TARGETS)}")
         if any(not 0 <= s <= 0.9 for s in self.sparsities):
             raise SettingsError("sweep sparsities must be between 0 and 0.9")
 
 
 def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, epochs: int) -> Recipe:
-    steps: list[dict] = []
-    if sparsity > 0:
-        steps.append({"technique": "prune", "settings": {"method": "structured" if structured else "unstructured", "sparsity": sparsity}})
-    if distill:
-        steps.append({"technique": "distill", "settings": {"epochs": epochs}})
-    target = QUANTIZE[quantize]
-    if target:
-        steps.append({"technique": "quantize", "settings": {"backend": target[0], "precision": target[1]}})
+    prune = {"method": "structured" if structured else "unstructured", "sparsity": sparsity} if sparsity > 0 else None
+    quant = quant_target(quantize).settings() if quantize != "none" else None
+    steps = recipe_steps(prune=prune, distill={"epochs": epochs} if distill else None, quantize=quant)
     if not steps:  # the original settings: measure the model as ONNX Runtime would run it
-        steps.append({"technique": "graphopt", "settings": {"level": "basic"}})
+        steps = recipe_steps(graphopt={"level": "basic"})
     return Recipe.from_dict({"steps": steps}, "sweep")
 
 
