@@ -30,7 +30,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import CifarResNet18  # noqa: E402
-from paretolab.core.compress.optimize import apply_recipe  # noqa: E402
 from paretolab.core.compress.variant import Recipe  # noqa: E402
 from paretolab.core.measure.data import ArrayDataset, digits, random_inputs  # noqa: E402
 from paretolab.core.measure.evaluate import evaluate  # noqa: E402
@@ -38,6 +37,7 @@ from paretolab.core.measure.plan import DataPlan  # noqa: E402
 from paretolab.core.measure.profile import time_calls  # noqa: E402
 from paretolab.core.measure.runtimes import open_runner  # noqa: E402
 from paretolab.core.model.handle import load_model  # noqa: E402
+from paretolab.core.pipeline.optimize import apply_recipe  # noqa: E402
 
 CACHE = Path(platformdirs.user_cache_dir("paretolab")) / "bench"
 SIZE = 32

@@ -289,8 +289,8 @@ def recipe_from_args(args: argparse.Namespace):
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.compress.optimize import optimize
     from paretolab.core.measure.plan import DataPlan
+    from paretolab.core.pipeline.optimize import optimize
 
     recipe = recipe_from_args(args)
     handle = _load(args)
@@ -315,8 +315,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from paretolab import render
     from paretolab.core.measure.plan import DataPlan
     from paretolab.core.model.eager import torch_edits_unavailable
+    from paretolab.core.pipeline.sweep import SweepSettings, sweep
     from paretolab.core.store.experiment import Experiment
-    from paretolab.core.store.sweep import SweepSettings, sweep
 
     handle = _load(args)
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)

@@ -101,17 +101,16 @@ def profile(result: ProfileResult) -> str:
 def variant(v) -> str:
     m = v.metrics
     rows = [("", "top-1", "agreement", "latency ms", "size", "params", "MACs", "backend")]
-    for label, key in (("baseline", "baseline"), (v.name, "variant")):
-        x = m[key]
-        rows.append((label, percent(x["top1"]), percent(x["agreement"]), f"{x['latency_ms']:.4f}", size(x["size_bytes"]),
-                     si(x["params"]), si(x["macs"]), x["backend"]))
+    for label, x in (("baseline", v.baseline), (v.name, v.measured)):
+        rows.append((label, percent(x.top1), percent(x.agreement), f"{x.latency_ms:.4f}", size(x.size_bytes),
+                     si(x.params), si(x.macs), x.backend))
     lines = [
         f"recipe    {v.recipe.summary()}",
         f"artifact  {v.artifact}",
         "",
         table(rows, right={1, 2, 3, 4, 5, 6}),
         "",
-        f"speed-up  {m['speedup']:.2f}x   size {m['size_ratio']:.2f}x of the baseline",
+        f"speed-up  {v.speedup:.2f}x   size {m['size_ratio']:.2f}x of the baseline",
     ]
     from paretolab.core.compress.variant import collapse_warning
 
@@ -143,10 +142,10 @@ def sweep_summary(experiment, result) -> str:
     from paretolab.core.store.pareto import Point, pareto_front
 
     stored = experiment.variants()
-    points = [Point(v.name, v.metrics["variant"]["latency_ms"], v.metrics["variant"].get("top1") or 0.0) for v in stored]
+    points = [Point(v.name, v.measured.latency_ms, v.measured.score) for v in stored]
     front = {p.key for p in pareto_front(points)}
     rows = [("", "variant", "recipe", "top-1", "latency ms")]
-    for v in sorted(stored, key=lambda v: v.metrics["variant"]["latency_ms"]):
-        m = v.metrics["variant"]
-        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), percent(m.get("top1")), f"{m['latency_ms']:.4f}"))
+    for v in sorted(stored, key=lambda v: v.measured.latency_ms):
+        m = v.measured
+        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), percent(m.top1), f"{m.latency_ms:.4f}"))
     return f"{result.note()}; experiment {experiment.folder} (* = Pareto front)\n\n" + table(rows, right={3, 4})

@@ -9,7 +9,6 @@ import torch
 
 from paretolab.core.compress.importance import sensitivity_scan, weight_importance
 from paretolab.core.compress.lowrank import LowRankSettings, factorize
-from paretolab.core.compress.optimize import apply_recipe
 from paretolab.core.compress.quantize import QuantizeSettings, quantize
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import Cancelled
@@ -18,6 +17,7 @@ from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.eager import eager_module
 from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import apply_recipe
 from paretolab.core.progress import Progress
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError, from_dict

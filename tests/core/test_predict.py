@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from paretolab.core.compress.optimize import optimize
 from paretolab.core.compress.predict import predict
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import optimize
 from paretolab.core.sample import sample_model_path
 
 

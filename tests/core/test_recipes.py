@@ -8,11 +8,11 @@ import numpy as np
 import onnx
 import pytest
 
-from paretolab.core.compress.optimize import apply_recipe, optimize
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.data import digits
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import apply_recipe, optimize
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError
 
@@ -120,7 +120,7 @@ def test_refuses_to_overwrite_the_opened_model(tmp_path):
 
 
 def test_cancelled_or_failed_optimize_leaves_nothing_behind(sample, tmp_path, monkeypatch):
-    from paretolab.core.compress import optimize as pipeline
+    from paretolab.core.pipeline import optimize as pipeline
     from paretolab.core.errors import Cancelled
     from paretolab.core.measure.runtimes import BackendError
     from paretolab.core.progress import Progress

@@ -7,10 +7,10 @@ import json
 from html.parser import HTMLParser
 
 from paretolab.cli import main
-from paretolab.core.compress.optimize import optimize
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import optimize
 from paretolab.core.sample import sample_model_path
 from paretolab.core.store.experiment import Experiment
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from paretolab.core.compress.optimize import optimize
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import optimize
+from paretolab.core.pipeline.sweep import SweepSettings, search_space, sweep
 from paretolab.core.progress import Progress
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError, from_dict
 from paretolab.core.store.experiment import Experiment
 from paretolab.core.store.pareto import Point, pareto_front
-from paretolab.core.store.sweep import SweepSettings, search_space, sweep
 
 SMALL = SweepSettings(budget_s=240, trials=5, sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"), distill_epochs=2)
 
@@ -75,8 +75,8 @@ def test_sweep_settings_are_checked():
 
 
 def test_a_student_is_trained_once_per_sweep_whatever_follows_it(sample, tmp_path):
-    from paretolab.core.compress.prefix_cache import PrefixCache
     from paretolab.core.compress.variant import Recipe
+    from paretolab.core.pipeline.prefix_cache import PrefixCache
 
     def recipe(quantize: dict) -> Recipe:
         return Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},

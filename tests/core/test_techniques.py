@@ -9,11 +9,11 @@ import onnx
 import pytest
 
 from paretolab.core.compress import techniques
-from paretolab.core.compress.optimize import apply_recipe
 from paretolab.core.compress.techniques import QUANT_TARGETS, TECHNIQUE_COLOURS, TECHNIQUES, Technique, recipe_steps
 from paretolab.core.compress.variant import Recipe, technique_kind
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import apply_recipe
 from paretolab.core.sample import sample_model_path
 from paretolab.core.settings import SettingsError
 

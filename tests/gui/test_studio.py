@@ -13,10 +13,12 @@ from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 
 from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
 from paretolab.core.measure.data import digits
+from paretolab.core.measure.profile import profile_model
+from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
-from paretolab.jobs.job import JobState
+from paretolab.core.store.experiment import Experiment
+from paretolab.jobs.job import Job, JobState
 from paretolab.jobs.preload import freeze_long_lived_objects
-from paretolab.jobs.studio_jobs import profile_job
 
 
 @pytest.fixture()
@@ -49,7 +51,9 @@ def test_whole_flow_from_slider_to_exported_file(qtbot, studio_window, tmp_path)
     assert job.state == JobState.DONE and any("epoch" in line for line in job.log)
     assert set(w.chart.points) == {"baseline", variant.name}
     assert w.variants.model.rowCount() == 1 and w.variants.selected() is variant
-    assert w.jobs_panel.table.rowCount() == 1 and w.jobs_panel.table.item(0, 1).text() == "done"
+    titles = [w.jobs_panel.table.item(r, 0).text() for r in range(w.jobs_panel.table.rowCount())]
+    assert titles == ["Open digits_cnn.onnx", f"New variant: {variant.recipe.summary()}"]  # opening shows too
+    assert [w.jobs_panel.table.item(r, 1).text() for r in range(2)] == ["done", "done"]
     table_top1 = variant.metrics["variant"]["top1"]
     shown = w.variants.proxy.index(0, 2).data()
     assert shown == f"{100 * table_top1:.2f}%"
@@ -103,7 +107,7 @@ def test_onnx_only_model_disables_structured_pruning_and_distillation(qtbot, win
 
 def _compress_and_profile(qtbot, w):
     compress = w.studio.run(w.settings_panel.recipe(), "digits")
-    profiling = profile_job(sample_model_path(), "openvino")
+    profiling = Job("profile", lambda progress: profile_model(load_model(sample_model_path()), backend="openvino", progress=progress))
     profiling.start()  # at the same time as the compression job
     qtbot.waitUntil(lambda: compress.state == JobState.DONE and profiling.state == JobState.DONE, timeout=180_000)
 
@@ -183,26 +187,37 @@ def test_delete_rename_and_reprofile_variants(qtbot, studio_window):
         f"{n}.{ext}" for n in ("v1", "v2") for ext in ("onnx", "recipe.json", "metrics.json"))
 
     w.prompts.text_answer = "fp16-copy"
-    w.rename_variant(v2)
-    assert v2.name == "fp16-copy" and (folder / "fp16-copy.onnx").exists() and not (folder / "v2.onnx").exists()
+    _finish(qtbot, w.rename_variant(v2))
+    renamed = w.variants.variant("fp16-copy")
+    assert renamed is not None and w.variants.variant("v2") is None
+    assert (folder / "fp16-copy.onnx").exists() and not (folder / "v2.onnx").exists()
     assert "fp16-copy" in w.chart.points and "v2" not in w.chart.points
     w.prompts.text_answer = "v1"
-    w.rename_variant(v2)
+    _finish(qtbot, w.rename_variant(renamed), JobState.FAILED)
     assert "already exists" in w.prompts.errors[-1][1]
 
-    job = w.studio.reprofile(v2)
-    qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=60_000)
-    assert v2.metrics["variant"]["latency_ms"] == pytest.approx(job.result.latency_at(1).median_ms)
-    assert w.chart.points["fp16-copy"].latency_ms == v2.metrics["variant"]["latency_ms"]
+    job = _finish(qtbot, w.studio.reprofile(renamed))
+    reprofiled = w.variants.variant("fp16-copy")
+    assert reprofiled.measured.latency_ms == pytest.approx(job.result[1].latency_at(1).median_ms)
+    assert w.chart.points["fp16-copy"].latency_ms == reprofiled.measured.latency_ms
+    assert reprofiled.speedup == pytest.approx(reprofiled.baseline.latency_ms / reprofiled.measured.latency_ms)
+    stored = {v.name: v for v in Experiment(folder).variants()}["fp16-copy"]
+    assert stored.measured == reprofiled.measured  # the new latency is kept on disk
 
     w.prompts.confirm_answer = False
-    w.delete_variant(v1)
+    assert w.delete_variant(v1) is None
     assert w.variants.model.rowCount() == 2 and (folder / "v1.onnx").exists()
     w.prompts.confirm_answer = True
-    w.delete_variant(v1)
+    _finish(qtbot, w.delete_variant(v1))
     assert w.variants.model.rowCount() == 1 and "v1" not in w.chart.points
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
         "fp16-copy.metrics.json", "fp16-copy.onnx", "fp16-copy.recipe.json"]
+
+
+def _finish(qtbot, job, state=JobState.DONE):
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=60_000)
+    assert job.state == state, job.error
+    return job
 
 
 def test_compare_two_variants_layer_by_layer(qtbot, studio_window):
@@ -275,11 +290,12 @@ def test_save_a_variants_recipe_from_the_gui(qtbot, studio_window, tmp_path):
     job = w.studio.run(w.settings_panel.recipe(), "digits")
     qtbot.waitUntil(lambda: job.state == JobState.DONE, timeout=120_000)
     w.prompts.path = str(tmp_path / "mine.recipe.json")
-    path = w.save_recipe(job.result)
+    path = _finish(qtbot, w.save_recipe(job.result)).result
     assert Recipe.load(path) == job.result.recipe and "paretolab run" in w.prompts.infos[-1][1]
     w.prompts.path = str(tmp_path / "missing-folder" / "x.json")
     (tmp_path / "missing-folder").write_text("a file where a folder should be")
-    assert w.save_recipe(job.result) is None and "Could not save" in w.prompts.errors[-1][0]
+    _finish(qtbot, w.save_recipe(job.result), JobState.FAILED)
+    assert "Could not save" in w.prompts.errors[-1][0]
 
 
 def test_export_report_from_the_gui(qtbot, studio_window, tmp_path):
@@ -294,7 +310,7 @@ def test_export_report_from_the_gui(qtbot, studio_window, tmp_path):
 
 
 def test_explore_fills_the_chart_live_and_cancel_keeps_finished_trials(qtbot, studio_window):
-    from paretolab.core.store.sweep import SweepSettings
+    from paretolab.core.pipeline.sweep import SweepSettings
 
     w = studio_window
     settings = SweepSettings(budget_s=300, trials=6, sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"), distill_epochs=2)

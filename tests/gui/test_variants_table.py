@@ -13,7 +13,8 @@ PRUNE = Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method"
 
 
 def _variant(name: str, top1: float) -> Variant:
-    metrics = {"baseline": {"top1": 0.99, "latency_ms": 1.0}, "variant": {"top1": top1, "latency_ms": 0.5, "backend": "ort"}, "speedup": 2.0}
+    metrics = {"baseline": {"top1": 0.99, "latency_ms": 1.0, "size_bytes": 4000, "backend": "ort"},
+               "variant": {"top1": top1, "latency_ms": 0.5, "size_bytes": 1000, "backend": "ort"}, "speedup": 2.0}
     return Variant(name, PRUNE, Path(f"/nowhere/{name}.onnx"), "model.onnx", metrics)
 
 

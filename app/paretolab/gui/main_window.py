@@ -82,7 +82,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.experiments_root = Path(experiments_root or chosen or default_root())
         self.prompts = Prompts(self)
         self.loaded: LoadedModel | None = None
-        self.job: Job | None = None
+        self.job: Job | None = None  # the model being opened (a quick job in the studio's queue)
 
         self.setWindowTitle("ParetoLab")
         self.setAcceptDrops(True)
@@ -118,7 +118,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.jobs_panel = JobsPanel(self.studio.queue, self)
         self.jobs_dock = self._dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.variants_dock, self.jobs_dock)
-        self.studio.queue.started.connect(lambda job: self.jobs_dock.raise_())
+        self.studio.queue.started.connect(lambda job: job.exclusive and self.jobs_dock.raise_())  # not for quick jobs
         self.studio.variant_added.connect(lambda variant: self.variants_dock.raise_())
         self._build_status_bar()
         self._build_menus()
@@ -227,7 +227,7 @@ class MainWindow(VariantActions, QMainWindow):
         """Load `path` in the background; the current model stays until the new one is ready."""
         path = Path(path)
         if self.job is not None:
-            self.job.cancel()  # a newer request supersedes the one in flight
+            self.studio.queue.cancel(self.job)  # a newer request supersedes the one in flight
         job = load_model_job(path, trust=trust, input_shapes=input_shapes, arch=arch, experiments=self.experiments_root)
         job.progressed.connect(self._on_progress)
         job.succeeded.connect(lambda loaded: self._on_loaded(job, loaded))
@@ -235,8 +235,7 @@ class MainWindow(VariantActions, QMainWindow):
         job.finished.connect(lambda: self._on_job_finished(job))
         self.job = job
         self._set_busy(True, f"Opening {path.name}…")
-        job.start()
-        return job
+        return self.studio.queue.submit(job)  # a quick job: it starts at once, beside any compute job
 
     def _on_loaded(self, job: Job, loaded: LoadedModel) -> None:
         if job is not self.job:
@@ -293,7 +292,7 @@ class MainWindow(VariantActions, QMainWindow):
     def cancel_job(self) -> None:
         """Cancel the model being opened, else the running studio job."""
         if self.job is not None:
-            self.job.cancel()
+            self.studio.queue.cancel(self.job)
             self.status_label.setText("Cancelling…")
         elif self.studio.queue.running is not None:
             self.studio.queue.cancel(self.studio.queue.running)
@@ -347,15 +346,13 @@ class MainWindow(VariantActions, QMainWindow):
 
     # -- shutdown -------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
-        active = self.studio.queue.active()
+        active = [job for job in self.studio.queue.active() if job.exclusive]  # quick jobs are cancelled without asking
         if active and not self.prompts.confirm(
             "Jobs are running", f"{len(active)} job(s) are still running or waiting. Cancel them and close?", "Cancel jobs and close"
         ):
             event.ignore()
             return
         self.studio.queue.cancel_all()
-        if self.job is not None:
-            self.job.cancel()
         wait_for_all_jobs(60_000)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())

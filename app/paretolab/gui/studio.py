@@ -4,7 +4,6 @@ step. The main window owns the widgets; this object owns what happens between th
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -13,21 +12,16 @@ from paretolab.core.compress.variant import (
     Recipe,
     Variant,
     collapse_warning,
-    delete_variant,
-    rename_variant,
-    save_metrics,
-    score,
     technique_kind,
 )
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.store.experiment import Experiment
-from paretolab.core.store.sweep import SweepSettings
+from paretolab.core.pipeline.sweep import SweepSettings
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel
 from paretolab.jobs.queue import JobQueue
-from paretolab.jobs.studio_jobs import export_job, optimize_job, profile_job, sweep_job
+from paretolab.jobs.studio_jobs import delete_job, export_job, optimize_job, rename_job, reprofile_job, sweep_job
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
@@ -69,10 +63,6 @@ class Studio(QObject):
         assert self.loaded is not None
         return self.loaded.experiment_folder
 
-    def _next_name(self, folder: Path) -> str:
-        """v1, v2, ...: claimed in the experiment folder, so a second window cannot take it."""
-        return Experiment(folder).claim_name()
-
     # -- running ------------------------------------------------------------------------
     def run(self, recipe_doc: dict, data_spec: str) -> Job | None:
         if self.loaded is None:
@@ -83,10 +73,7 @@ class Studio(QObject):
             self.error.emit("Invalid settings", str(exc))
             return None
         self.data_spec = data_spec
-        folder = self.variants_dir()
-        name = self._next_name(folder)
-        job = optimize_job(self.loaded.handle, recipe, data_spec, folder, name, device=self.settings_panel.device.currentText())
-        job.finished.connect(lambda: Experiment(folder).release(name))
+        job = optimize_job(self.loaded.handle, recipe, data_spec, self.variants_dir(), device=self.settings_panel.device.currentText())
         job.succeeded.connect(self._on_variant)
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
@@ -103,17 +90,13 @@ class Studio(QObject):
         return self.queue.submit(job)
 
     def _on_variant(self, variant: Variant) -> None:
-        if variant.metrics.get("cancelled") or self.table.variant(variant.name) is not None:
+        if variant.cancelled or self.table.variant(variant.name) is not None:
             return
-        baseline = variant.metrics["baseline"]
+        baseline = variant.baseline
         if "baseline" not in self.chart.points:
             self.chart.set_point(ChartPoint("baseline", "baseline: the original model, FP32 on ONNX Runtime",
-                                            baseline["latency_ms"], score(baseline), baseline["size_bytes"], "baseline", True))
-        m = variant.metrics["variant"]
-        collapsed = collapse_warning(variant)
-        label = f"{variant.name}: {variant.recipe.summary()} ({m['backend']})" + (f"\n⚠ {collapsed}" if collapsed else "")
-        self.chart.set_point(ChartPoint(variant.name, label,
-                                        m["latency_ms"], score(m), m["size_bytes"], technique_kind(variant.recipe)))
+                                            baseline.latency_ms, baseline.score, baseline.size_bytes, "baseline", True))
+        self.chart.set_point(self._point(variant))
         self.table.add(variant)
         self.table.select(variant.name)
         self.variant_added.emit(variant)
@@ -125,46 +108,48 @@ class Studio(QObject):
             log.error("job %s failed", job.title, exc_info=exc)
             self.error.emit("The job failed", f"A bug in ParetoLab stopped '{job.title}': {type(exc).__name__}: {exc}")
 
-    # -- managing variants ----------------------------------------------------------------
-    def delete(self, variant: Variant) -> None:
-        delete_variant(variant)
-        self.table.model.remove(variant)
+    @staticmethod
+    def _point(variant: Variant) -> ChartPoint:
+        m = variant.measured
+        collapsed = collapse_warning(variant)
+        label = f"{variant.name}: {variant.recipe.summary()} ({m.backend})" + (f"\n⚠ {collapsed}" if collapsed else "")
+        return ChartPoint(variant.name, label, m.latency_ms, m.score, m.size_bytes, technique_kind(variant.recipe))
+
+    # -- managing variants: small jobs, since the experiment's lock may be held elsewhere ----
+    def delete(self, variant: Variant) -> Job:
+        job = delete_job(variant)
+        job.succeeded.connect(lambda _, v=variant: self._on_deleted(v))
+        job.failed.connect(lambda exc: self.error.emit("Cannot delete", str(exc)))
+        return self.queue.submit(job)
+
+    def _on_deleted(self, variant: Variant) -> None:
+        if variant in self.table.model.variants:
+            self.table.model.remove(variant)
         self.chart.remove_point(variant.name)
 
-    def rename(self, variant: Variant, new_name: str) -> None:
-        old = variant.name
-        try:
-            rename_variant(variant, new_name)
-        except ParetoLabError as exc:
-            self.error.emit("Cannot rename", str(exc))
-            return
-        point = self.chart.points.get(old)
-        self.chart.remove_point(old)
-        if point is not None:
-            self.chart.set_point(replace(point, key=new_name, label=f"{new_name}: {variant.recipe.summary()}"))
-        self.table.model.changed(variant)
+    def rename(self, variant: Variant, new_name: str) -> Job:
+        job = rename_job(variant, new_name)
+        job.succeeded.connect(lambda renamed, v=variant: self._replace(v, renamed))
+        job.failed.connect(lambda exc: self.error.emit("Cannot rename", str(exc)))
+        return self.queue.submit(job)
 
     def reprofile(self, variant: Variant) -> Job:
-        backend = variant.metrics["variant"]["backend"]
-        job = profile_job(variant.artifact, backend)
-        job.succeeded.connect(lambda result, v=variant: self._on_reprofiled(v, result))
+        job = reprofile_job(variant)
+        job.succeeded.connect(lambda result, v=variant: self._replace(v, result[0]))
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
 
-    def _on_reprofiled(self, variant: Variant, result) -> None:
-        m = variant.metrics["variant"]
-        m["latency_ms"] = result.latency_at(1).median_ms
-        baseline = variant.metrics.get("baseline", {}).get("latency_ms")
-        variant.metrics["speedup"] = baseline / m["latency_ms"] if baseline else None
-        save_metrics(variant)
-        point = self.chart.points.get(variant.name)
-        if point is not None:
-            self.chart.set_point(replace(point, latency_ms=m["latency_ms"]))
-        self.table.model.changed(variant)
+    def _replace(self, old: Variant, new: Variant) -> None:
+        """Show a renamed or re-profiled variant where the old one was."""
+        if old not in self.table.model.variants:
+            return  # deleted, or the model was closed, meanwhile
+        self.table.model.replace(old, new)
+        self.chart.remove_point(old.name)
+        self.chart.set_point(self._point(new))
 
     # -- export -------------------------------------------------------------------------
     def export(self, variant: Variant, fmt: str, dest: Path) -> Job:
-        expected = variant.metrics.get("variant", {}).get("top1")
+        expected = variant.measured.top1
         job = export_job(variant.artifact, fmt, dest, self.data_spec, expected)
         job.succeeded.connect(lambda result, v=variant: self._on_exported(v, result))
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paretolab.core.errors import ParetoLabError
 from paretolab.gui.compare_dialog import CompareDialog
 from paretolab.gui.studio import EXPORT_FILTERS, EXPORT_FORMATS
 from paretolab.jobs import Job, LoadedModel
-from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job
+from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job, save_recipe_job
 
 
 class VariantActions:
     def compare_variant(self, variant) -> Job | None:
-        others = {f"{v.name}: {v.recipe.summary()} ({v.metrics['variant']['backend']})": v
+        others = {f"{v.name}: {v.recipe.summary()} ({v.measured.backend})": v
                   for v in self.variants.model.variants if v is not variant}
         if not others or self.loaded is None:
             self.prompts.error("Nothing to compare", "Build a second variant first.")
@@ -24,7 +23,7 @@ class VariantActions:
         other = others.get(choice) if choice else None
         if other is None:
             return None
-        pair = [(v.name, v.artifact, v.metrics["variant"]["backend"]) for v in (variant, other)]
+        pair = [(v.name, v.artifact, v.measured.backend) for v in (variant, other)]
         job = compare_job(self.loaded.handle, pair, self.settings_panel.data_spec())
         job.succeeded.connect(self._show_comparison)
         job.failed.connect(lambda exc: self.prompts.error("Comparison failed", str(exc)))
@@ -34,29 +33,29 @@ class VariantActions:
         self.compare_dialog = CompareDialog(comparison, self)
         self.compare_dialog.show()
 
-    def save_recipe(self, variant) -> Path | None:
+    def save_recipe(self, variant) -> Job | None:
         """Save a variant's recipe; `paretolab run RECIPE MODEL` reproduces the variant headless."""
         start = str(Path(self.settings.value("export/folder", str(Path.home()))) / f"{variant.name}.recipe.json")
         dest = self.prompts.save_path("Save recipe", start, "Recipe (*.json)")
         if not dest:
             return None
-        try:
-            path = variant.recipe.save(Path(dest))
-        except ParetoLabError as exc:
-            self.prompts.error("Could not save the recipe", str(exc))
-            return None
-        self.prompts.info("Recipe saved", f"{path}\nReproduce it with: paretolab run {path} MODEL --out DIR")
-        return path
+        job = save_recipe_job(variant.recipe, Path(dest))
+        job.succeeded.connect(lambda path: self.prompts.info(
+            "Recipe saved", f"{path}\nReproduce it with: paretolab run {path} MODEL --out DIR"))
+        job.failed.connect(lambda exc: self.prompts.error("Could not save the recipe", str(exc)))
+        return self.studio.queue.submit(job)
 
-    def delete_variant(self, variant) -> None:
+    def delete_variant(self, variant) -> Job | None:
         if self.prompts.confirm("Delete variant", f"Delete {variant.name} ({variant.recipe.summary()}) and its files in "
                                 f"{variant.artifact.parent}?", "Delete"):
-            self.studio.delete(variant)
+            return self.studio.delete(variant)
+        return None
 
-    def rename_variant(self, variant) -> None:
+    def rename_variant(self, variant) -> Job | None:
         name = self.prompts.ask_text("Rename variant", f"New name for {variant.name} ({variant.recipe.summary()}):", variant.name)
         if name and name != variant.name:
-            self.studio.rename(variant, name)
+            return self.studio.rename(variant, name)
+        return None
 
     # -- layer analysis -------------------------------------------------------------------
     def analyse_layers(self) -> Job | None:

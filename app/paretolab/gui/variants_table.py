@@ -41,8 +41,10 @@ class VariantsModel(ColumnsModel):
         self.variants.pop(row)
         self.endRemoveRows()
 
-    def changed(self, variant: Variant) -> None:
-        row = self.variants.index(variant)
+    def replace(self, old: Variant, new: Variant) -> None:
+        """Show `new` in `old`'s row: a rename or a re-profile returns a new Variant."""
+        row = self.variants.index(old)
+        self.variants[row] = new
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
 
     def clear(self) -> None:
@@ -57,9 +59,8 @@ class VariantsModel(ColumnsModel):
         if not index.isValid():
             return None
         v = self.variants[index.row()]
-        m = v.metrics.get("variant", {})
-        values = (v.name, v.recipe.summary(), m.get("top1"), m.get("agreement"), m.get("latency_ms"),
-                  v.metrics.get("speedup"), m.get("size_bytes"), m.get("backend"))
+        m = v.measured
+        values = (v.name, v.recipe.summary(), m.top1, m.agreement, m.latency_ms, v.speedup, m.size_bytes, m.backend)
         col = index.column()
         if role == KEY_ROLE:
             return v.name

@@ -36,9 +36,11 @@ class Job(QObject):
     cancelled = Signal()
     finished = Signal()  # after any of the three above
 
-    def __init__(self, title: str, fn: Callable[[Progress], Any], parent: QObject | None = None) -> None:
+    def __init__(self, title: str, fn: Callable[[Progress], Any], parent: QObject | None = None, *,
+                 exclusive: bool = True) -> None:
         super().__init__(parent)
         self.title = title
+        self.exclusive = exclusive  # False: a quick job that need not wait for the compute job in progress
         self.state = JobState.WAITING
         self.started_at: float | None = None
         self.progress = Progress(listener=self.progressed.emit)

@@ -48,4 +48,4 @@ def load_model_job(
         progress.report(1.0, f"{path.name}: {len(graph)} layers")
         return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants())
 
-    return Job(f"Open {path.name}", run)
+    return Job(f"Open {path.name}", run, exclusive=False)

@@ -1,4 +1,7 @@
-"""JobQueue: jobs run one after another on worker threads; the queue reports each change."""
+"""JobQueue: compute jobs run one after another on worker threads, so they never compete for
+the CPU they are timing; quick jobs (opening a model, renaming or deleting a variant, saving a
+file) start at once beside them, so the window never waits for a sweep to finish a rename.
+The queue reports each change."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ class JobQueue(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.jobs: list[Job] = []
-        self.running: Job | None = None
+        self.running: Job | None = None  # the exclusive job in progress
 
     def submit(self, job: Job) -> Job:
         self.jobs.append(job)
@@ -49,10 +52,13 @@ class JobQueue(QObject):
         self._start_next()
 
     def _start_next(self) -> None:
-        if self.running is not None:
-            return
-        waiting = self.pending()
-        if waiting:
-            self.running = waiting[0]
-            self.running.start()
-            self.started.emit(self.running)
+        for job in self.pending():
+            if not job.exclusive:
+                self._start(job)
+            elif self.running is None:
+                self.running = job
+                self._start(job)
+
+    def _start(self, job: Job) -> None:
+        job.start()
+        self.started.emit(job)

@@ -6,41 +6,64 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paretolab.core.compress.importance import default_cache, sensitivity_scan, weight_importance
-from paretolab.core.compress.optimize import optimize
 from paretolab.core.compress.quantize import int8_layer_error
-from paretolab.core.compress.variant import Recipe
-from paretolab.core.measure.data import open_dataset
+from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.profile import layer_breakdown, profile_model
 from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.pipeline.optimize import optimize
 from paretolab.core.progress import Progress
+from paretolab.core.store.experiment import Experiment
 from paretolab.core.store.export import export_variant
 from paretolab.jobs.job import Job
 
 
-def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, out_dir: Path, name: str, threads: int | None = None,
+def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, folder: Path, threads: int | None = None,
                  device: str = "cpu") -> Job:
-    def run(progress: Progress):
-        return optimize(handle, recipe, DataPlan.from_spec(data, handle), out_dir, name, device=device, threads=threads,
+    """Build a variant into the experiment in `folder`, under the next free name (claimed there,
+    on the worker: the experiment's lock may be held by another window)."""
+
+    def run(progress: Progress) -> Variant:
+        return optimize(handle, recipe, DataPlan.from_spec(data, handle), folder, device=device, threads=threads,
                         progress=progress)
 
-    return Job(f"{name}: {recipe.summary()}", run)
+    return Job(f"New variant: {recipe.summary()}", run)
 
 
 def export_job(artifact: Path, fmt: str, dest: Path, data: str, expected_top1: float | None) -> Job:
     def run(progress: Progress):
         variant = load_model(artifact)
-        dataset = open_dataset("digits:test" if data == "digits" else data, variant.inputs)
-        return export_variant(variant, fmt, dest, dataset, expected_top1=expected_top1, progress=progress)
+        return export_variant(variant, fmt, dest, DataPlan.from_spec(data, variant).test, expected_top1=expected_top1,
+                              progress=progress)
 
     return Job(f"Export {artifact.name} as {fmt}", run)
 
 
-def profile_job(artifact: Path, backend: str, threads: int | None = None) -> Job:
-    def run(progress: Progress):
-        return profile_model(load_model(artifact), backend=backend, threads=threads, progress=progress)
+def reprofile_job(variant: Variant, threads: int | None = None) -> Job:
+    """Time the variant again on its backend and keep the new latency in its experiment;
+    returns the updated Variant and the profile."""
 
-    return Job(f"Profile {artifact.name} on {backend}", run)
+    def run(progress: Progress) -> tuple[Variant, object]:
+        result = profile_model(load_model(variant.artifact), backend=variant.measured.backend, threads=threads, progress=progress)
+        updated = variant.remeasured(result.latency_at(1).median_ms)
+        Experiment(variant.artifact.parent).save(updated)
+        return updated, result
+
+    return Job(f"Profile {variant.name} on {variant.measured.backend}", run)
+
+
+def delete_job(variant: Variant) -> Job:
+    return Job(f"Delete {variant.name}", lambda progress: Experiment(variant.artifact.parent).delete(variant), exclusive=False)
+
+
+def rename_job(variant: Variant, new_name: str) -> Job:
+    """Returns the renamed Variant; fails with a one-line reason for a bad or taken name."""
+    return Job(f"Rename {variant.name} to {new_name}", lambda progress: Experiment(variant.artifact.parent).rename(variant, new_name),
+               exclusive=False)
+
+
+def save_recipe_job(recipe: Recipe, dest: Path) -> Job:
+    return Job(f"Save recipe to {dest.name}", lambda progress: recipe.save(dest), exclusive=False)
 
 
 @dataclass
@@ -55,8 +78,8 @@ def analysis_job(handle: ModelHandle, data: str) -> Job:
     """Importance, a pruning sensitivity scan and per-layer time: what the graph is coloured by."""
 
     def run(progress: Progress) -> LayerAnalysis:
-        train = open_dataset("digits:train" if data == "digits" else data, handle.inputs)
-        held_out = open_dataset("digits:val" if data == "digits" else data, handle.inputs)
+        plan = DataPlan.from_spec(data, handle)  # gradients from the training split, the scan on held-out data
+        train, held_out = plan.train, plan.validation
         progress.report(0.05, "weight importance")
         importance = weight_importance(handle, train)
         progress.report(0.3, "sensitivity scan")
@@ -77,7 +100,7 @@ def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], da
         from paretolab.core.compress.compare import compare_variants
         from paretolab.core.measure.data import calibration_subset
 
-        dataset = open_dataset("digits:val" if data == "digits" else data, original.inputs)
+        dataset = DataPlan.from_spec(data, original).validation
         progress.report(0.1, "timing and comparing every layer")
         handles = [(name, load_model(path), backend) for name, path, backend in variants]
         return compare_variants(original, handles, calibration_subset(dataset, 64))
@@ -87,19 +110,18 @@ def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], da
 
 def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
     def run(progress: Progress) -> list[Path]:
-        from paretolab.core.store.experiment import Experiment
         from paretolab.core.store.report import write_report
 
         progress.report(0.2, "writing the report")
         return write_report(Experiment(experiment_folder).variants(), out_dir, model_name)
 
-    return Job(f"Report on {model_name}", run)
+    return Job(f"Report on {model_name}", run, exclusive=False)
 
 
 def sweep_job(handle: ModelHandle, data: str, folder: Path, settings, torch_edits: bool) -> Job:
     """Explore settings; each finished trial arrives through job.partial as a Variant."""
+    from paretolab.core.pipeline.sweep import sweep
     from paretolab.core.store.experiment import Experiment
-    from paretolab.core.store.sweep import sweep
 
     def run(progress: Progress):
         return sweep(handle, DataPlan.from_spec(data, handle), Experiment(folder), settings, torch_edits=torch_edits,

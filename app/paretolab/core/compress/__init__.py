@@ -1,1 +1,1 @@
-"""Compressing a model: the technique registry and techniques, importance, prediction, the recipe pipeline."""
+"""Compressing a model: the technique registry and techniques, recipes and variants, importance, prediction."""

@@ -4,14 +4,14 @@ steps, with their settings, that reproduce it; saved and loaded as JSON."""
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from paretolab.core.compress.techniques import TECHNIQUES, technique
 from paretolab.core.files import write_json_atomic
+from paretolab.core.measure.measurement import Measurement, speedup
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
 RECIPE_VERSION = 1
@@ -118,6 +118,32 @@ class Variant:
             "created": self.created,
         }
 
+    @property
+    def measured(self) -> Measurement | None:
+        """The variant's own numbers, on the backend it was measured on (None if cancelled)."""
+        doc = self.metrics.get("variant")
+        return Measurement.from_dict(doc) if doc else None
+
+    @property
+    def baseline(self) -> Measurement | None:
+        """The original model's numbers, FP32 on ONNX Runtime, measured in the same run."""
+        doc = self.metrics.get("baseline")
+        return Measurement.from_dict(doc) if doc else None
+
+    @property
+    def speedup(self) -> float | None:
+        return speedup(self.baseline, self.measured)
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.metrics.get("cancelled"))
+
+    def remeasured(self, latency_ms: float) -> Variant:
+        """A copy with a new latency (a re-profile), its speed-up worked out again."""
+        mine = replace(self.measured, latency_ms=latency_ms)
+        metrics = {**self.metrics, "variant": mine.to_dict(), "speedup": speedup(self.baseline, mine)}
+        return replace(self, metrics=metrics)
+
 
 def technique_kind(recipe: Recipe) -> str:
     """What kind of compression a recipe is, for colouring points (a TECHNIQUE_COLOURS key)."""
@@ -128,22 +154,19 @@ def technique_kind(recipe: Recipe) -> str:
     return coloured[0].name if coloured else "other"
 
 
-def score(metrics: dict) -> float:
-    """The accuracy a variant is ranked by: top-1 with labels, else agreement with the original."""
-    return metrics["top1"] if metrics.get("top1") is not None else (metrics.get("agreement") or 0.0)
-
-
 COLLAPSE_DROP = 0.05  # a fall of more than 5 points of accuracy (or agreement) is flagged
 
 
 def collapse_warning(variant: Variant) -> str | None:
     """Say so when a variant lost much of the original's accuracy, and what usually fixes it:
     a collapsed variant on the chart with no word is how people ship broken models."""
-    base, mine = variant.metrics.get("baseline", {}), variant.metrics.get("variant", {})
-    if base.get("top1") is not None and mine.get("top1") is not None:
-        measure, before, after = "top-1", base["top1"], mine["top1"]
-    elif mine.get("agreement") is not None:
-        measure, before, after = "agreement with the original", 1.0, mine["agreement"]
+    base, mine = variant.baseline, variant.measured
+    if mine is None:
+        return None
+    if base is not None and base.top1 is not None and mine.top1 is not None:
+        measure, before, after = "top-1", base.top1, mine.top1
+    elif mine.agreement is not None:
+        measure, before, after = "agreement with the original", 1.0, mine.agreement
     else:
         return None
     if before - after <= COLLAPSE_DROP:
@@ -159,41 +182,3 @@ def collapse_warning(variant: Variant) -> str | None:
         fixes.append("keep the most sensitive layers in FP32 (Analyse layers shows which)")
     hint = "; ".join(fixes) or "try milder settings"
     return f"{measure} fell from {before:.1%} to {after:.1%}: this variant has collapsed; {hint}"
-
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def variant_files(variant: Variant) -> list[Path]:
-    """Every file of a variant: its model (with an IR's .bin), recipe and metrics."""
-    folder, stem = variant.artifact.parent, variant.artifact.stem
-    files = [variant.artifact]
-    if variant.artifact.suffix == ".xml":
-        files.append(variant.artifact.with_suffix(".bin"))
-    files += [folder / f"{stem}.recipe.json", folder / f"{stem}.metrics.json"]
-    return [f for f in files if f.exists()]
-
-
-def delete_variant(variant: Variant) -> None:
-    for f in variant_files(variant):
-        f.unlink(missing_ok=True)
-
-
-def rename_variant(variant: Variant, new_name: str) -> Variant:
-    """Rename the variant and its files; refuses names that are unsafe or already used."""
-    if not _NAME.match(new_name):
-        raise SettingsError(f"'{new_name}' is not a usable name: use letters, digits, '-', '_' or '.', up to 64 characters")
-    folder = variant.artifact.parent
-    if any(folder.glob(f"{new_name}.*")):
-        raise SettingsError(f"a variant named '{new_name}' already exists in {folder}")
-    old = variant.artifact.stem
-    for f in variant_files(variant):
-        f.rename(folder / f.name.replace(old, new_name, 1))
-    variant.name = new_name
-    variant.artifact = folder / variant.artifact.name.replace(old, new_name, 1)
-    write_json_atomic(folder / f"{new_name}.metrics.json", variant.to_dict())
-    return variant
-
-
-def save_metrics(variant: Variant) -> None:
-    write_json_atomic(variant.artifact.parent / f"{variant.name}.metrics.json", variant.to_dict())

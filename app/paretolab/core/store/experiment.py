@@ -2,27 +2,36 @@
 
 One folder per model file content (in the user's data folder, or one the user chooses).
 Each variant is its model file plus NAME.recipe.json and NAME.metrics.json; the metrics file
-is written atomically, last, so a variant exists exactly when its metrics file does. A
+is written atomically, last, so a variant exists exactly when its metrics file does. An
+Experiment is the only writer of those files, and it takes the folder's file lock (which
+another window or process may hold) — so call it from a worker, never the GUI thread. A
 process killed mid-job leaves at most a model file without metrics, which the next open
 removes: nothing but that job is lost, and nothing half-written is ever shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.files import files_digest
+from paretolab.core.files import files_digest, write_json_atomic
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.settings import SettingsError
 
 log = logging.getLogger(__name__)
 _MODEL_SUFFIXES = (".onnx", ".xml", ".bin")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+LOCK_TIMEOUT_S = 30
 
 
 def default_root() -> Path:
@@ -56,7 +65,7 @@ class Experiment:
             except (OSError, ValueError, KeyError, TypeError, ParetoLabError) as exc:
                 self.skipped.append(f"{metrics.name}: {exc}")
                 continue
-            if variant.metrics.get("cancelled") or not variant.artifact.exists():
+            if variant.cancelled or not variant.artifact.exists():
                 continue
             found.append(variant)
         self._remove_orphans({v.name for v in found} | {m.name.removesuffix(".metrics.json") for m in self.folder.glob("*.metrics.json")})
@@ -66,7 +75,7 @@ class Experiment:
         """The next free variant name (v1, v2, ...), claimed so that another window or process
         working on the same experiment cannot take it too. Release it when the job ends."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.folder / ".experiment.lock"), timeout=30):
+        with self._lock():
             n = 1
             while any(self.folder.glob(f"{prefix}{n}.*")):
                 n += 1
@@ -77,8 +86,53 @@ class Experiment:
     def release(self, name: str) -> None:
         (self.folder / f"{name}.claim").unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def new_name(self, prefix: str = "v") -> Iterator[str]:
+        """A claimed name for a variant being made, released when the block ends."""
+        name = self.claim_name(prefix)
+        try:
+            yield name
+        finally:
+            self.release(name)
+
+    def save(self, variant: Variant) -> None:
+        """Write the variant's recipe, then its metrics: last, so it exists once both are there."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        variant.recipe.save(self.folder / f"{variant.name}.recipe.json")
+        write_json_atomic(self.folder / f"{variant.name}.metrics.json", variant.to_dict())
+
+    def delete(self, variant: Variant) -> None:
+        with self._lock():
+            for f in variant_files(variant):
+                f.unlink(missing_ok=True)
+
+    def rename(self, variant: Variant, new_name: str) -> Variant:
+        """The variant under its new name, its files renamed; refuses names that are unsafe or
+        already used. The Variant given is left as it was."""
+        if not _NAME.match(new_name):
+            raise SettingsError(f"'{new_name}' is not a usable name: use letters, digits, '-', '_' or '.', up to 64 characters")
+        with self._lock():
+            if any(self.folder.glob(f"{new_name}.*")):
+                raise SettingsError(f"a variant named '{new_name}' already exists in {self.folder}")
+            old = variant.artifact.stem
+            for f in variant_files(variant):
+                f.rename(self.folder / f.name.replace(old, new_name, 1))
+            renamed = replace(variant, name=new_name, artifact=self.folder / variant.artifact.name.replace(old, new_name, 1))
+            write_json_atomic(self.folder / f"{new_name}.metrics.json", renamed.to_dict())
+        return renamed
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(self.folder / ".experiment.lock"), timeout=LOCK_TIMEOUT_S):
+                yield
+        except Timeout:
+            raise ParetoLabError(f"{self.folder} is busy: another ParetoLab window or process has held it for "
+                                 f"{LOCK_TIMEOUT_S} s; try again when it has finished") from None
+
     def _remove_orphans(self, names: set[str]) -> None:
-        with FileLock(str(self.folder / ".experiment.lock"), timeout=30):
+        with self._lock():
             claimed = {c.name.removesuffix(".claim") for c in self.folder.glob("*.claim") if _alive(c)}
             for f in self.folder.iterdir():
                 stem = f.name.split(".")[0]
@@ -102,7 +156,7 @@ def _alive(claim: Path) -> bool:
 
 def variant_from_dict(doc: dict, folder: Path) -> Variant:
     artifact = folder / Path(doc["artifact"]).name  # the folder may have moved since
-    return Variant(
+    variant = Variant(
         name=doc["name"],
         recipe=Recipe.from_dict(doc["recipe"], f"{doc['name']}.metrics.json"),
         artifact=artifact,
@@ -111,3 +165,16 @@ def variant_from_dict(doc: dict, folder: Path) -> Variant:
         reports=doc.get("reports", []),
         created=doc.get("created", ""),
     )
+    if not variant.cancelled and (variant.measured is None or variant.baseline is None):  # read now: a damaged file is skipped
+        raise ValueError("no measurements of the variant and its baseline")
+    return variant
+
+
+def variant_files(variant: Variant) -> list[Path]:
+    """Every file of a variant: its model (with an IR's .bin), recipe and metrics."""
+    folder, stem = variant.artifact.parent, variant.artifact.stem
+    files = [variant.artifact]
+    if variant.artifact.suffix == ".xml":
+        files.append(variant.artifact.with_suffix(".bin"))
+    files += [folder / f"{stem}.recipe.json", folder / f"{stem}.metrics.json"]
+    return [f for f in files if f.exists()]

@@ -7,36 +7,39 @@ import csv
 import html
 import io
 import json
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from paretolab.core.compress.techniques import TECHNIQUE_COLOURS
-from paretolab.core.compress.variant import Variant, score, technique_kind
+from paretolab.core.compress.variant import Variant, technique_kind
 from paretolab.core.files import atomic_write
+from paretolab.core.measure.measurement import Measurement
 from paretolab.core.store.pareto import Point, pareto_front, step_line
 from paretolab.core.units import percent, size
 
 
 def _rows(variants: list[Variant]) -> list[dict]:
     rows = []
-    if variants:
-        b = variants[0].metrics["baseline"]
-        rows.append({"name": "baseline", "recipe": "the original model, FP32 on ONNX Runtime", "technique": "baseline",
-                     "top1": b.get("top1"), "agreement": 1.0, "latency_ms": b["latency_ms"], "size_bytes": b["size_bytes"],
-                     "params": b.get("params"), "macs": b.get("macs"), "backend": "ort", "speedup": 1.0})
+    if variants and variants[0].baseline is not None:
+        b = replace(variants[0].baseline, agreement=1.0)
+        rows.append(_row("baseline", "the original model, FP32 on ONNX Runtime", "baseline", b, 1.0))
     for v in variants:
-        m = v.metrics["variant"]
-        rows.append({"name": v.name, "recipe": v.recipe.summary(), "technique": technique_kind(v.recipe), "top1": m.get("top1"),
-                     "agreement": m.get("agreement"), "latency_ms": m["latency_ms"], "size_bytes": m["size_bytes"],
-                     "params": m.get("params"), "macs": m.get("macs"), "backend": m.get("backend"), "speedup": v.metrics.get("speedup")})
+        rows.append(_row(v.name, v.recipe.summary(), technique_kind(v.recipe), v.measured, v.speedup))
     return rows
+
+
+def _row(name: str, recipe: str, technique: str, m: Measurement, speedup: float | None) -> dict:
+    return {"name": name, "recipe": recipe, "technique": technique, "top1": m.top1, "agreement": m.agreement,
+            "score": m.score, "latency_ms": m.latency_ms, "size_bytes": m.size_bytes, "params": m.params, "macs": m.macs,
+            "backend": m.backend, "speedup": speedup}
 
 
 def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> str:
     """Accuracy (y) against x_key, the Pareto front as a staircase."""
     w, h, left, bottom, top, right = 640, 360, 60, 40, 16, 16
     xs = [r[x_key] for r in rows]
-    ys = [100 * score(r) for r in rows]
+    ys = [100 * r["score"] for r in rows]
     x0, x1 = 0.0, max(xs) * 1.08 or 1.0
     y0, y1 = min(ys) - 1.0, max(100.0, max(ys)) + 0.5
 
@@ -56,7 +59,7 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> s
         parts.append(f'<line x1="{left}" x2="{w - right}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" stroke="#eee"/>')
     parts.append(f'<text x="{(w + left) / 2}" y="{h - 6}" font-size="12" text-anchor="middle">{html.escape(x_label)}</text>')
     parts.append(f'<text x="14" y="{(h - bottom) / 2}" font-size="12" transform="rotate(-90 14 {(h - bottom) / 2})" text-anchor="middle">accuracy (top-1, %)</text>')
-    points = [Point(r["name"], r[x_key], score(r)) for r in rows]
+    points = [Point(r["name"], r[x_key], r["score"]) for r in rows]
     fx, fy = step_line(pareto_front(points))
     if fx:
         path = " ".join(f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(100 * y):.1f}" for i, (x, y) in enumerate(zip(fx, fy)))
@@ -97,7 +100,7 @@ def write_report(variants: list[Variant], out_dir: Path, model_name: str, sensit
 
         raise ParetoLabError(f"the experiment of {model_name} has no variants yet; build some first (paretolab optimize)")
     rows = _rows(variants)
-    front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], score(r)) for r in rows])}
+    front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], r["score"]) for r in rows])}
     machine = variants[-1].metrics.get("machine", {})
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     table = "".join(

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from paretolab.core.compress.optimize import optimize
-from paretolab.core.compress.prefix_cache import PrefixCache
 from paretolab.core.compress.techniques import QUANT_TARGETS, quant_target, recipe_steps
-from paretolab.core.compress.variant import Recipe, Variant, score
+from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.pipeline.optimize import optimize
+from paretolab.core.pipeline.prefix_cache import PrefixCache
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 from paretolab.core.store.experiment import Experiment
@@ -123,13 +123,9 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
         recipe = recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs)
         variant = known.get(_key(recipe))
         if variant is None:  # not measured yet
-            name = experiment.claim_name()
-            try:
-                variant = optimize(handle, recipe, data, experiment.folder, name, reuse=reuse,
-                                   progress=Progress(lambda f, m: progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
-                                                                                  f"trial {trial.number} ({recipe.summary()}): {m}")))
-            finally:
-                experiment.release(name)
+            variant = optimize(handle, recipe, data, experiment.folder, reuse=reuse,
+                               progress=Progress(lambda f, m: progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
+                                                                              f"trial {trial.number} ({recipe.summary()}): {m}")))
             known[_key(recipe)] = variant
             if on_variant is not None:
                 on_variant(variant)
@@ -140,7 +136,7 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
         results.append(variant)
         if outcome().exhausted:
             trial.study.stop()
-        return score(variant.metrics["variant"]), variant.metrics["variant"]["latency_ms"]
+        return variant.measured.score, variant.measured.latency_ms
 
     remaining = max(1.0, settings.budget_s - (time.monotonic() - start))
     study.optimize(objective, n_trials=settings.trials, timeout=remaining, catch=())
