@@ -4,6 +4,8 @@ the exported file gives the accuracy the table showed. Plus the stall and cancel
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -214,10 +216,52 @@ def test_delete_rename_and_reprofile_variants(qtbot, studio_window):
         "fp16-copy.metrics.json", "fp16-copy.onnx", "fp16-copy.recipe.json"]
 
 
-def _finish(qtbot, job, state=JobState.DONE):
-    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=60_000)
+def _finish(qtbot, job, state=JobState.DONE, timeout=60_000):
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=timeout)
     assert job.state == state, job.error
     return job
+
+
+HOLD_LOCK = """
+import sys, time
+from filelock import FileLock
+with FileLock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_lock_held_by_another_process_never_blocks_the_window(qtbot, studio_window):
+    """Run, rename and delete wait for the experiment's lock on workers; the window keeps
+    answering, and each finishes once the other process lets go."""
+    w = studio_window
+    w.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    v1 = _finish(qtbot, w.studio.run(w.settings_panel.recipe(), "digits"), timeout=120_000).result
+    v2 = _finish(qtbot, w.studio.run(w.settings_panel.recipe(), "digits"), timeout=120_000).result
+    folder = v1.artifact.parent
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder / ".experiment.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        gaps, clock, ticker = [], QElapsedTimer(), QTimer()
+        clock.start()
+        ticker.setInterval(5)
+        ticker.timeout.connect(lambda: gaps.append(clock.restart()))
+        ticker.start()
+        run = w.studio.run(w.settings_panel.recipe(), "digits")
+        w.prompts.text_answer = "kept"
+        rename = w.rename_variant(v1)
+        delete = w.delete_variant(v2)
+        qtbot.wait(1500)
+        ticker.stop()
+        assert {run.state, rename.state, delete.state} == {JobState.RUNNING}  # all three wait for the lock, on workers
+        assert len(gaps) > 100 and max(gaps[1:]) < 100, f"longest event-loop stall {max(gaps[1:])} ms"
+    finally:
+        holder.kill()
+        holder.wait()
+    for job in (run, rename, delete):
+        _finish(qtbot, job, timeout=120_000)
+    names = sorted(v.name for v in w.variants.model.variants)  # the new one takes whichever name is free by then
+    assert names == sorted(["kept", run.result.name]) and (folder / "kept.onnx").exists()
 
 
 def test_compare_two_variants_layer_by_layer(qtbot, studio_window):
