@@ -195,12 +195,11 @@ def cmd_importance(args: argparse.Namespace) -> int:
         sensitivity_scan,
         weight_importance,
     )
-    from paretolab.core.measure.data import open_dataset
+    from paretolab.core.measure.plan import DataPlan
 
     handle = _load(args)
-    digits = args.data == "digits"  # gradients from the training split, the scan on held-out data
-    data = open_dataset("digits:train" if digits else args.data, handle.inputs)
-    held_out = open_dataset("digits:val", handle.inputs) if digits else data
+    plan = DataPlan.from_spec(args.data, handle)  # gradients from the training split, the scan on held-out data
+    data, held_out = plan.train, plan.validation
     progress = _terminal_progress(args)
     layers = weight_importance(handle, data, progress=progress)
     scan = sensitivity_scan(handle, held_out, kind=args.sensitivity, levels=args.levels, cache=default_cache(),
@@ -341,9 +340,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         experiment, name = Experiment.for_model(handle), handle.path.name
         if args.sensitivity:
             from paretolab.core.compress.importance import default_cache, sensitivity_scan
-            from paretolab.core.measure.data import open_dataset
+            from paretolab.core.measure.plan import DataPlan
 
-            sensitivity = sensitivity_scan(handle, open_dataset("digits:val", handle.inputs), cache=default_cache()).by_layer()
+            held_out = DataPlan.from_spec("digits", handle).validation
+            sensitivity = sensitivity_scan(handle, held_out, cache=default_cache()).by_layer()
     for path in write_report(experiment.variants(), Path(args.out), name, sensitivity):
         print(path)
     return 0

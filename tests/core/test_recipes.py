@@ -120,9 +120,9 @@ def test_refuses_to_overwrite_the_opened_model(tmp_path):
 
 
 def test_cancelled_or_failed_optimize_leaves_nothing_behind(sample, tmp_path, monkeypatch):
-    from paretolab.core.pipeline import optimize as pipeline
     from paretolab.core.errors import Cancelled
     from paretolab.core.measure.runtimes import BackendError
+    from paretolab.core.pipeline import optimize as pipeline
     from paretolab.core.progress import Progress
 
     data = DataPlan.from_spec("digits", sample)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
-from paretolab.core.model.formats import MODEL_SUFFIXES, SUPPORTED
-
-MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
+from paretolab.core.model.formats import FILE_DIALOG_FILTER, SUPPORTED
 
 
 class Prompts:
@@ -49,5 +47,5 @@ class Prompts:
         return text.strip() if ok and text.strip() else None
 
     def open_model_path(self, start_dir: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.parent, f"Open a model — {SUPPORTED}", start_dir, MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.parent, f"Open a model — {SUPPORTED}", start_dir, FILE_DIALOG_FILTER)
         return path or None

@@ -1,28 +1,14 @@
-"""Jobs that load and analyse models, for the GUI."""
+"""Jobs that open models, for the GUI."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from paretolab.core.measure.runtimes import available_backends
-from paretolab.core.model.eager import torch_edits_unavailable
-from paretolab.core.model.graph import LayerGraph
-from paretolab.core.model.handle import ModelHandle, load_model
-from paretolab.core.progress import Progress
-from paretolab.core.store.experiment import Experiment
+from paretolab.core.pipeline.session import LoadedModel, open_for_study
 from paretolab.jobs.job import Job
 
-
-@dataclass
-class LoadedModel:
-    handle: ModelHandle
-    graph: LayerGraph
-    torch_reason: str | None = None  # why structured pruning / distillation cannot run, or None
-    devices: tuple[tuple[str, str], ...] = (("ort", "cpu"), ("openvino", "cpu"))  # (backend, device) available here
-    experiment_folder: Path | None = None
-    earlier_variants: list = field(default_factory=list)  # Variant, from the experiment
+__all__ = ["LoadedModel", "load_model_job"]
 
 
 def load_model_job(
@@ -33,19 +19,6 @@ def load_model_job(
     arch: str | None = None,
     experiments: Path | None = None,
 ) -> Job:
-    """A job that opens `path` and builds its layer graph (torch export can take seconds)."""
-
-    def run(progress: Progress) -> LoadedModel:
-        progress.report(0.05, f"opening {path.name}")
-        handle = load_model(path, trust=trust, input_shapes=input_shapes, arch=arch)
-        progress.report(0.4, "building the layer graph")
-        graph = handle.layer_graph()
-        progress.report(0.9, "checking which techniques apply")
-        reason = torch_edits_unavailable(handle)
-        devices = tuple((b.backend, b.device) for b in available_backends() if b.backend != "torch")
-        progress.report(0.95, "opening the model's experiment")
-        experiment = Experiment.for_model(handle, experiments)
-        progress.report(1.0, f"{path.name}: {len(graph)} layers")
-        return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants())
-
-    return Job(f"Open {path.name}", run, exclusive=False)
+    """A quick job: it need not wait for the compute job in progress."""
+    return Job(f"Open {path.name}", lambda progress: open_for_study(path, trust=trust, input_shapes=input_shapes, arch=arch,
+                                                                    experiments=experiments, progress=progress), exclusive=False)

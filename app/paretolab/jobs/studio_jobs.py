@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from paretolab.core.compress.importance import default_cache, sensitivity_scan, weight_importance
-from paretolab.core.compress.quantize import int8_layer_error
+from paretolab.core.compress.analysis import analyse_layers
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.profile import layer_breakdown, profile_model
+from paretolab.core.measure.profile import profile_model
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import optimize
 from paretolab.core.progress import Progress
@@ -66,33 +64,10 @@ def save_recipe_job(recipe: Recipe, dest: Path) -> Job:
     return Job(f"Save recipe to {dest.name}", lambda progress: recipe.save(dest), exclusive=False)
 
 
-@dataclass
-class LayerAnalysis:
-    importance: list  # LayerImportance
-    sensitivity: object | None  # SensitivityResult
-    times: list  # LayerTime, ONNX Runtime
-    int8_sqnr: dict  # layer -> output SQNR (dB) with the whole model in int8
-
-
 def analysis_job(handle: ModelHandle, data: str) -> Job:
-    """Importance, a pruning sensitivity scan and per-layer time: what the graph is coloured by."""
-
-    def run(progress: Progress) -> LayerAnalysis:
-        plan = DataPlan.from_spec(data, handle)  # gradients from the training split, the scan on held-out data
-        train, held_out = plan.train, plan.validation
-        progress.report(0.05, "weight importance")
-        importance = weight_importance(handle, train)
-        progress.report(0.3, "sensitivity scan")
-        scan = sensitivity_scan(handle, held_out, levels=(0.3, 0.6, 0.9), cache=default_cache(),
-                                progress=Progress(lambda f, m: progress.report(0.3 + 0.45 * f, m)))
-        progress.report(0.8, "int8 error per layer")
-        int8 = int8_layer_error(handle, train)
-        progress.report(0.9, "time per layer")
-        times = layer_breakdown(handle, "ort", "cpu", None)
-        progress.report(1.0, "layers analysed")
-        return LayerAnalysis(importance, scan, times, int8)
-
-    return Job(f"Analyse layers of {handle.path.name}", run)
+    """Importance, a pruning sensitivity scan, int8 error and per-layer time: what the graph is coloured by."""
+    return Job(f"Analyse layers of {handle.path.name}",
+               lambda progress: analyse_layers(handle, DataPlan.from_spec(data, handle), progress))
 
 
 def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], data: str) -> Job:

@@ -30,7 +30,8 @@ _LOADERS = {
 }
 
 
-MODEL_SUFFIXES = tuple(_LOADERS)  # what the open dialog offers
+MODEL_SUFFIXES = tuple(_LOADERS)
+FILE_DIALOG_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"  # what the open dialog offers
 
 
 def check_readable(path: Path) -> None:

@@ -1,0 +1,51 @@
+"""A model opened for study: the loaded model, its layer graph, what can be done with it on
+this machine, and its experiment's earlier variants — what the studio shows when a model
+opens, gathered in one call that the GUI runs on a worker and scripts can call directly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paretolab.core.compress.variant import Variant
+from paretolab.core.measure.runtimes import available_backends
+from paretolab.core.model.eager import torch_edits_unavailable
+from paretolab.core.model.graph import LayerGraph
+from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.progress import Progress, silent
+from paretolab.core.store.experiment import Experiment
+
+
+@dataclass
+class LoadedModel:
+    handle: ModelHandle
+    graph: LayerGraph
+    torch_reason: str | None = None  # why structured pruning / distillation cannot run, or None
+    devices: tuple[tuple[str, str], ...] = (("ort", "cpu"), ("openvino", "cpu"))  # (backend, device) available here
+    experiment_folder: Path | None = None
+    earlier_variants: list[Variant] = field(default_factory=list)
+
+
+def open_for_study(
+    path: Path,
+    *,
+    trust: bool = False,
+    input_shapes: Mapping[str | None, Sequence[int]] | None = None,
+    arch: str | None = None,
+    experiments: Path | None = None,
+    progress: Progress | None = None,
+) -> LoadedModel:
+    """Open `path` and build its layer graph (a torch export can take seconds)."""
+    progress = progress or silent()
+    progress.report(0.05, f"opening {path.name}")
+    handle = load_model(path, trust=trust, input_shapes=input_shapes, arch=arch)
+    progress.report(0.4, "building the layer graph")
+    graph = handle.layer_graph()
+    progress.report(0.9, "checking which techniques apply")
+    reason = torch_edits_unavailable(handle)
+    devices = tuple((b.backend, b.device) for b in available_backends() if b.backend != "torch")
+    progress.report(0.95, "opening the model's experiment")
+    experiment = Experiment.for_model(handle, experiments)
+    progress.report(1.0, f"{path.name}: {len(graph)} layers")
+    return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants())
