@@ -21,6 +21,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench scripts
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 sample: $(STAMP)
 	$(BIN)/python scripts/build_sample.py

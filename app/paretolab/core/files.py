@@ -34,7 +34,7 @@ def _write_error(path: Path, exc: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {reason}; free some space or choose a writable folder (nothing was changed)")
 
 
-def atomic_write(out: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(out: Path, write: Callable[[Path], object]) -> Path:
     """Run write(path) in a temp folder beside `out`, then rename what it wrote into place.
 
     The folder catches companion files (external data, an IR's .bin) under their final names,

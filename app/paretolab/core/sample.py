@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ class Split:
 
 
 @functools.cache
-def digits_cnn_class():
+def digits_cnn_class() -> type:
     """The sample's architecture (torch is imported only when a torch technique needs it)."""
     from torch import nn
 
@@ -70,14 +71,14 @@ def digits_cnn_class():
                 nn.Flatten(), nn.Linear(64 * 2 * 2, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 10)
             )
 
-        def forward(self, x):
+        def forward(self, x: Any) -> Any:
             return self.classifier(self.features(x))
 
     DigitsCNN.__module__, DigitsCNN.__qualname__ = __name__, "DigitsCNN"  # picklable by name
     return DigitsCNN
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     if name == "DigitsCNN":  # importable as paretolab.core.sample:DigitsCNN without importing torch eagerly
         return digits_cnn_class()
     if name == "DigitsResNet":
@@ -124,7 +125,7 @@ def demo_split(name: str) -> Split:
 
 
 @functools.cache
-def digits_resnet_class():
+def digits_resnet_class() -> type:
     """The demo's architecture: a small ResNet (three stages of one basic block) that runs in about
     a millisecond, so pruning and quantization show on the chart."""
     from torch import nn
@@ -141,7 +142,7 @@ def digits_resnet_class():
             if stride != 1 or cin != cout:
                 self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
-        def forward(self, x):
+        def forward(self, x: Any) -> Any:
             out = self.relu(self.bn1(self.conv1(x)))
             return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
@@ -157,7 +158,7 @@ def digits_resnet_class():
             self.pool = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Linear(cin, 10)
 
-        def forward(self, x):
+        def forward(self, x: Any) -> Any:
             return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
 
     for cls in (BasicBlock, DigitsResNet):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -91,13 +91,13 @@ class _Teacher:
 
 
 def distill(
-    student,
+    student: Any,
     teacher: ModelHandle,
     train: Dataset,
     validation: Dataset,
     settings: DistillSettings,
     progress: Progress | None = None,
-):
+) -> tuple[Any, DistillReport]:
     """Train `student` (an eager nn.Module, changed in place) and return the best one with a report."""
     import torch
     import torch.nn.functional as F
@@ -140,7 +140,7 @@ def distill(
                 logits = _first(student(*[torch.from_numpy(a).to(device) for a in arrays]))
                 kd = F.kl_div(F.log_softmax(logits / T, 1), F.softmax(target / T, 1), reduction="batchmean") * T * T
                 loss = alpha * kd
-                if train.has_labels and alpha < 1.0:
+                if train.labels is not None and alpha < 1.0:
                     labels = torch.from_numpy(train.labels[idx]).to(device)
                     hard = share * F.cross_entropy(logits, labels) + (1 - share) * F.cross_entropy(logits, labels[partner])
                     loss = loss + (1 - alpha) * hard
@@ -170,11 +170,11 @@ def distill(
     return student.to("cpu").eval(), report
 
 
-def _first(out):
+def _first(out: Any) -> Any:
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
-def _score(student, data: Dataset, teacher: _Teacher, device) -> float:
+def _score(student: Any, data: Dataset, teacher: _Teacher, device: Any) -> float:
     """Validation top-1 with labels, else top-1 agreement with the teacher."""
     import torch
 

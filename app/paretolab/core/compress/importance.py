@@ -12,12 +12,17 @@ import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
+from paretolab.core.model.graph import LayerGraph, LayerNode
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
+
+if TYPE_CHECKING:
+    from paretolab.core.model.formats.torch_file import TorchSource
 
 _WEIGHT_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "Convolution", "GroupConvolution", "MatMul"}
 
@@ -44,18 +49,18 @@ def weight_arrays(handle: ModelHandle) -> dict[str, np.ndarray]:
         return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     if handle.format == "openvino":
         return {op.get_friendly_name(): op.get_data() for op in handle.native.get_ordered_ops() if op.get_type_name() == "Constant"}
-    module = handle.source.module
+    module = cast("TorchSource", handle.source).module
     return {name: t.detach().cpu().numpy() for name, t in module.state_dict().items()}
 
 
-def _main_weight(node, arrays: dict[str, np.ndarray]) -> np.ndarray | None:
+def _main_weight(node: LayerNode, arrays: dict[str, np.ndarray]) -> np.ndarray | None:
     for w in node.weights:
         if len(w.shape) >= 2 and w.name in arrays and arrays[w.name].dtype.kind == "f":
             return arrays[w.name]
     return None
 
 
-def _channel_axis(node, weight: np.ndarray) -> int:
+def _channel_axis(node: LayerNode, weight: np.ndarray) -> int:
     """Output channels are axis 0 for convolutions and torch-style Gemm, axis 1 for MatMul."""
     if node.op == "MatMul":
         return weight.ndim - 1
@@ -108,7 +113,7 @@ def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, tu
     from paretolab.core.model.eager import TechniqueUnavailable, eager_module
 
     if handle.format in ("torchscript", "torch.export"):
-        module = handle.source.module
+        module = cast("TorchSource", handle.source).module
     else:
         try:
             module = eager_module(handle, "Taylor importance")
@@ -210,7 +215,7 @@ def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune",
     return result
 
 
-def _run(model, input_names: list[str], arrays: list[np.ndarray], threads: int | None) -> np.ndarray:
+def _run(model: Any, input_names: list[str], arrays: list[np.ndarray], threads: int | None) -> np.ndarray:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -234,7 +239,7 @@ def _fake_int8(weight: np.ndarray) -> np.ndarray:
     return (np.clip(np.round(flat / scale), -127, 127) * scale).reshape(weight.shape)
 
 
-def _cache_key(handle: ModelHandle, *parts) -> str:
+def _cache_key(handle: ModelHandle, *parts: object) -> str:
     from paretolab.core.files import files_digest
 
     settings = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()
@@ -288,7 +293,7 @@ def quantization_error(fp32: Path, int8: Path, data: Dataset, input_names: list[
     return result
 
 
-def _all_activations(model, input_names: list[str], arrays: list[np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
+def _all_activations(model: Any, input_names: list[str], arrays: list[np.ndarray]) -> tuple[list[str], dict[str, np.ndarray]]:
     import onnx
 
     existing = {o.name for o in model.graph.output}
@@ -307,7 +312,7 @@ def _all_activations(model, input_names: list[str], arrays: list[np.ndarray]) ->
     return names, dict(zip(names, values))
 
 
-def most_sensitive_layers(graph, sqnr: dict[str, float], count: int) -> list[str]:
+def most_sensitive_layers(graph: LayerGraph, sqnr: dict[str, float], count: int) -> list[str]:
     """The `count` weight layers whose own quantization costs the most SQNR: the drop from
     their input's SQNR to their output's, so errors made upstream are not blamed on them.
     A layer fused with its activation in the quantized model is read after the activation."""
@@ -324,7 +329,7 @@ def most_sensitive_layers(graph, sqnr: dict[str, float], count: int) -> list[str
     return [name for _, name in sorted(losses, reverse=True)[:count]]
 
 
-def layer_output_sqnr(graph, sqnr: dict[str, float]) -> dict[str, float]:
+def layer_output_sqnr(graph: LayerGraph, sqnr: dict[str, float]) -> dict[str, float]:
     """Tensor SQNRs as layer SQNRs (a layer fused with its activation reads after it)."""
     result = {}
     for node in graph:
@@ -334,7 +339,7 @@ def layer_output_sqnr(graph, sqnr: dict[str, float]) -> dict[str, float]:
     return result
 
 
-def _measured_output(graph, node, sqnr: dict[str, float], walk: bool = True) -> float | None:
+def _measured_output(graph: LayerGraph, node: LayerNode, sqnr: dict[str, float], walk: bool = True) -> float | None:
     for _ in range(3 if walk else 1):
         known = [sqnr[t] for t in node.outputs if t in sqnr]
         if known:

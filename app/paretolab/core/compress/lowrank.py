@@ -8,7 +8,7 @@ keep. A layer is only split when that saves parameters.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,10 +53,10 @@ def _rank(singular: np.ndarray, settings: LowRankSettings) -> int:
     return int(np.searchsorted(energy, settings.energy) + 1)
 
 
-def _eligible(module) -> dict:
+def _eligible(module: Any) -> dict[str, Any]:
     import torch
 
-    found = {}
+    found: dict[str, Any] = {}
     for name, m in module.named_modules():
         if isinstance(m, torch.nn.Linear):
             found[name] = m
@@ -65,7 +65,7 @@ def _eligible(module) -> dict:
     return found
 
 
-def factorize(module, settings: LowRankSettings):
+def factorize(module: Any, settings: LowRankSettings) -> tuple[Any, LowRankReport]:
     """Factorize eligible layers of `module` in place (pass a copy); return it with a report."""
     import torch
 
@@ -94,9 +94,11 @@ def factorize(module, settings: LowRankSettings):
     return module, report
 
 
-def _pair(layer, first, second):
+def _pair(layer: Any, first: Any, second: Any) -> Any:
     import torch
 
+    a: Any
+    b: Any
     if isinstance(layer, torch.nn.Linear):
         a, b = torch.nn.Linear(first.shape[1], first.shape[0], bias=False), torch.nn.Linear(second.shape[1], second.shape[0], bias=layer.bias is not None)
         a.weight.data, b.weight.data = first, second
@@ -109,7 +111,7 @@ def _pair(layer, first, second):
     return torch.nn.Sequential(a, b)
 
 
-def _replace(module, name: str, new) -> None:
+def _replace(module: Any, name: str, new: Any) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = module.get_submodule(parent_name) if parent_name else module
     setattr(parent, child, new)

@@ -17,7 +17,9 @@ Estimates only; every variant's own file is measured.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from paretolab.core.model.graph import LayerGraph
 
@@ -97,7 +99,7 @@ def _kept(channels: int, keep: float, round_to: int) -> int:
     return max(1, round(wanted))
 
 
-def _count(shape) -> int:
+def _count(shape: Sequence[Any]) -> int:
     total = 1
     for d in shape:
         total *= int(d) if isinstance(d, int) and d > 0 else 1

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from paretolab.core.measure.data import Dataset, calibration_subset
+from paretolab.core.model.graph import LayerGraph
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 
@@ -73,7 +74,7 @@ class PruneReport:
 # -- torch -----------------------------------------------------------------------------------
 
 
-def _output_layers(module, examples) -> set[str]:
+def _output_layers(module: Any, examples: tuple) -> set[str]:
     """Names of the leaf modules whose outputs are the model's outputs."""
     import torch
 
@@ -93,7 +94,7 @@ def _output_layers(module, examples) -> set[str]:
     return {produced[id(o)] for o in flat if id(o) in produced}
 
 
-def _check_layer_names(module, settings: PruneSettings, outputs: set[str]) -> None:
+def _check_layer_names(module: Any, settings: PruneSettings, outputs: set[str]) -> None:
     import torch
 
     modules = dict(module.named_modules())
@@ -108,8 +109,8 @@ def _check_layer_names(module, settings: PruneSettings, outputs: set[str]) -> No
             raise SettingsError(f"layer '{name}' cannot be pruned: its outputs are the model's outputs, so its size is fixed")
 
 
-def prune_module(module, examples: tuple, settings: PruneSettings, data: Dataset | None = None,
-                 progress: Progress | None = None):
+def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Dataset | None = None,
+                 progress: Progress | None = None) -> tuple[Any, PruneReport]:
     """Prune `module` in place (pass a copy) and return it with a report."""
     import torch_pruning as tp
 
@@ -153,7 +154,7 @@ def prune_module(module, examples: tuple, settings: PruneSettings, data: Dataset
     return module, report
 
 
-def _macs(module, examples) -> int | None:
+def _macs(module: Any, examples: tuple) -> int | None:
     """MACs as the layer graph counts them, so every number in ParetoLab uses one definition."""
     from paretolab.core.model.torch_onnx import analysis_graph
 
@@ -163,11 +164,11 @@ def _macs(module, examples) -> int | None:
         return None
 
 
-def _param_count(module) -> int:
+def _param_count(module: Any) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _channel_counts(module) -> dict[str, int]:
+def _channel_counts(module: Any) -> dict[str, int]:
     counts = {}
     for name, m in module.named_modules():
         out = getattr(m, "out_channels", None) or getattr(m, "out_features", None)
@@ -176,7 +177,7 @@ def _channel_counts(module) -> dict[str, int]:
     return counts
 
 
-def _accumulate_gradients(module, examples, data: Dataset | None, settings: PruneSettings) -> None:
+def _accumulate_gradients(module: Any, examples: tuple, data: Dataset | None, settings: PruneSettings) -> None:
     """First-order Taylor importance needs dL/dw: labels when there are some, else the
     model's own predictions as targets."""
     import torch
@@ -192,7 +193,7 @@ def _accumulate_gradients(module, examples, data: Dataset | None, settings: Prun
         torch.nn.functional.cross_entropy(logits, target).backward()
 
 
-def _prune_unstructured_torch(module, settings: PruneSettings, params_before: int) -> PruneReport:
+def _prune_unstructured_torch(module: Any, settings: PruneSettings, params_before: int) -> PruneReport:
     import torch
     from torch.nn.utils import prune
 
@@ -218,7 +219,7 @@ def _prune_unstructured_torch(module, settings: PruneSettings, params_before: in
 # -- ONNX ------------------------------------------------------------------------------------
 
 
-def prune_onnx(src: Path, out: Path, settings: PruneSettings, graph, progress: Progress | None = None) -> PruneReport:
+def prune_onnx(src: Path, out: Path, settings: PruneSettings, graph: LayerGraph, progress: Progress | None = None) -> PruneReport:
     """Unstructured magnitude pruning of an ONNX file's weight initializers."""
     import onnx
     from onnx import numpy_helper

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.profile import quick_median_ms
+from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
@@ -117,7 +118,7 @@ def quantize(
     return outcome
 
 
-def _runtime_graph(handle: ModelHandle):
+def _runtime_graph(handle: ModelHandle) -> LayerGraph:
     """The LayerGraph of the file the quantizer actually reads (for torch models, their
     ONNX export, whose node and tensor names are what exclusions must use)."""
     if handle.format in ("onnx", "openvino"):
@@ -225,7 +226,8 @@ def _preprocessed(handle: ModelHandle, work: Path) -> Path:
         return src
 
 
-def _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress) -> QuantizeOutcome:
+def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
+                  excluded: list[str], work: Path, out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
     src = handle.onnx_file()
     if settings.precision == "fp16":
         progress.report(0.2, "converting weights and activations to FP16")
@@ -263,7 +265,7 @@ def _ort_fp16(src: Path, out: Path, excluded: list[str]) -> None:
     onnx.save(model, str(out))
 
 
-def _sort_topologically(graph) -> None:
+def _sort_topologically(graph: Any) -> None:
     available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
     pending, ordered = list(graph.node), []
     while pending:
@@ -278,7 +280,8 @@ def _sort_topologically(graph) -> None:
     graph.node.extend(ordered)
 
 
-def _pick_fastest_faithful(handle, built: dict[str, Path], backend, settings, validation, out, threads, progress) -> QuantizeOutcome:
+def _pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, settings: QuantizeSettings,
+                           validation: Dataset, out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
     """Time every candidate on the target backend, check it against FP32, keep the best."""
     progress.report(0.7, "timing FP32 and every candidate on the target backend")
     baseline = quick_median_ms(handle, backend, threads)
@@ -319,7 +322,8 @@ def _ov_items(data: Dataset, handle: ModelHandle) -> list:
     return items
 
 
-def _quantize_openvino(handle, settings, calibration, validation, excluded, out, threads, progress) -> QuantizeOutcome:
+def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
+                       excluded: list[str], out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
     import nncf
     import openvino as ov
 
@@ -344,13 +348,16 @@ def _quantize_openvino(handle, settings, calibration, validation, excluded, out,
     return QuantizeOutcome(xml, chosen)
 
 
-def _accuracy_aware(nncf, model, calibration_data, validation: Dataset, handle, settings, scope):
+def _accuracy_aware(nncf: Any, model: Any, calibration_data: Any, validation: Dataset, handle: ModelHandle,
+                    settings: QuantizeSettings, scope: Any) -> Any:
     if not validation.has_labels:
         raise SettingsError("accuracy-aware quantization (max_drop) needs labelled data; give a dataset with labels")
     items = _ov_items(validation, handle)
     labels = validation.labels
+    if labels is None:
+        raise SettingsError("accuracy-aware quantization ('max_drop') needs labelled data; give a dataset with labels")
 
-    def top1(compiled, data_items) -> float:
+    def top1(compiled: Any, data_items: Any) -> float:
         output = compiled.outputs[0]
         hits = [int(np.argmax(compiled(item)[output]) == label) for item, label in zip(data_items, labels)]
         return float(np.mean(hits))

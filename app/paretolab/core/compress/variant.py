@@ -119,20 +119,31 @@ class Variant:
         }
 
     @property
-    def measured(self) -> Measurement | None:
-        """The variant's own numbers, on the backend it was measured on (None if cancelled)."""
-        doc = self.metrics.get("variant")
-        return Measurement.from_dict(doc) if doc else None
+    def measured(self) -> Measurement:
+        """The variant's own numbers, on the backend it was measured on. A cancelled variant
+        has none (ValueError): check `cancelled` first."""
+        return self._measurement("variant")
 
     @property
-    def baseline(self) -> Measurement | None:
+    def baseline(self) -> Measurement:
         """The original model's numbers, FP32 on ONNX Runtime, measured in the same run."""
-        doc = self.metrics.get("baseline")
-        return Measurement.from_dict(doc) if doc else None
+        return self._measurement("baseline")
+
+    def check(self) -> None:
+        """Raise ValueError when a finished variant's metrics lack its or its baseline's numbers."""
+        if not self.cancelled:
+            for key in ("variant", "baseline"):
+                self._measurement(key)
+
+    def _measurement(self, key: str) -> Measurement:
+        doc = self.metrics.get(key)
+        if not isinstance(doc, dict):
+            raise ValueError(f"{self.name} has no {key} measurement")
+        return Measurement.from_dict(doc)
 
     @property
     def speedup(self) -> float | None:
-        return speedup(self.baseline, self.measured)
+        return None if self.cancelled else speedup(self.baseline, self.measured)
 
     @property
     def cancelled(self) -> bool:
@@ -160,10 +171,10 @@ COLLAPSE_DROP = 0.05  # a fall of more than 5 points of accuracy (or agreement) 
 def collapse_warning(variant: Variant) -> str | None:
     """Say so when a variant lost much of the original's accuracy, and what usually fixes it:
     a collapsed variant on the chart with no word is how people ship broken models."""
-    base, mine = variant.baseline, variant.measured
-    if mine is None:
+    if variant.cancelled:
         return None
-    if base is not None and base.top1 is not None and mine.top1 is not None:
+    base, mine = variant.baseline, variant.measured
+    if base.top1 is not None and mine.top1 is not None:
         measure, before, after = "top-1", base.top1, mine.top1
     elif mine.agreement is not None:
         measure, before, after = "agreement with the original", 1.0, mine.agreement

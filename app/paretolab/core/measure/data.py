@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,8 +122,8 @@ class ImagePreprocess:
     def apply(self, path: Path) -> np.ndarray:
         from PIL import Image
 
-        with Image.open(path) as img:
-            img = img.convert("L" if self.channels == "L" else "RGB")
+        with Image.open(path) as opened:
+            img = opened.convert("L" if self.channels == "L" else "RGB")
             short = self.resize or round(self.size / 0.875)
             w, h = img.size
             scale = short / min(w, h)
@@ -141,7 +142,7 @@ class ImagePreprocess:
         return np.ascontiguousarray(array.transpose(2, 0, 1) if self.layout == "NCHW" else array)
 
     @classmethod
-    def for_input(cls, spec: TensorSpec | None, **overrides) -> ImagePreprocess:
+    def for_input(cls, spec: TensorSpec | None, **overrides: Any) -> ImagePreprocess:
         """Defaults shaped to the model's input: its spatial size, layout and channel count."""
         settings: dict = {}
         if spec is not None and len(spec.shape) == 4:
@@ -254,8 +255,9 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0) 
     rng = np.random.default_rng(seed)
     arrays = []
     for spec in inputs:
-        dims = spec.shape[1:] if spec.shape else ()
-        if not all(isinstance(d, int) for d in dims):
+        free = spec.shape[1:] if spec.shape else ()
+        dims = tuple(d for d in free if isinstance(d, int))
+        if len(dims) != len(free):
             raise InputShapeError(
                 f"random inputs need a fixed shape, but input '{spec.name}' is {format_shape(spec.shape)}; "
                 "give one with --input-shape"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,8 @@ def evaluate(
     return result
 
 
-def _run_batches(runner, ref_runner, dataset, dtypes, batch_size, name, progress):
+def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dtypes: list, batch_size: int, name: str,
+                 progress: Progress) -> Any:
     accuracy: AccuracyMeter | None = None
     meters: list[FidelityMeter] = []
     done = 0

@@ -15,7 +15,7 @@ def _cpu_flags() -> tuple[str, set[str]]:
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.exists():
         return platform.processor() or platform.machine(), set()
-    model, flags = "", set()
+    model, flags = "", set[str]()
     for line in cpuinfo.read_text(errors="replace").splitlines():
         key, _, value = line.partition(":")
         key = key.strip()

@@ -12,7 +12,7 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -138,7 +138,7 @@ class _PeakMemory:
         self.peak = max(self.peak, kernel_peak or 0, self._process.memory_info().rss)
 
 
-def time_calls(call, *, warmup: int, runs: int, budget_s: float, progress: Progress | None = None) -> list[float]:
+def time_calls(call: Callable[[], object], *, warmup: int, runs: int, budget_s: float, progress: Progress | None = None) -> list[float]:
     """Seconds per call: `warmup` untimed calls, then up to `runs` timed ones within `budget_s`
     (at least 5, so a slow model still gets a median)."""
     for _ in range(warmup):
@@ -245,7 +245,8 @@ def layer_breakdown(handle: ModelHandle, backend: str, device: str, threads: int
     return map_layer_times(raw, handle.layer_graph())
 
 
-def _ort_layer_times(handle, device, threads, inputs, runs, warmup: int = 3) -> dict[str, tuple[str, float]]:
+def _ort_layer_times(handle: ModelHandle, device: str, threads: int | None, inputs: list[np.ndarray], runs: int,
+                     warmup: int = 3) -> dict[str, tuple[str, float]]:
     """One profiled session: `warmup` + `runs` calls; each node's first `warmup` events are the
     warm-up (events come in time order) and are left out of the mean."""
     import tempfile
@@ -265,7 +266,7 @@ def _ort_layer_times(handle, device, threads, inputs, runs, warmup: int = 3) -> 
     return {name: (op, sum(ms[warmup:]) / runs) for name, (op, ms) in durations.items() if len(ms) > warmup}
 
 
-def _openvino_layer_times(handle, device, threads, inputs, runs) -> dict[str, tuple[str, float]]:
+def _openvino_layer_times(handle: ModelHandle, device: str, threads: int | None, inputs: list[np.ndarray], runs: int) -> dict[str, tuple[str, float]]:
     runner = OpenVinoRunner(handle, device, threads, perf_counters=True)
     try:
         call = runner.bind(inputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+from typing import Any
 
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.model.handle import ModelHandle
@@ -17,7 +18,7 @@ class TechniqueUnavailable(ParetoLabError):
     """The technique cannot be applied to this kind of model."""
 
 
-def eager_module(handle: ModelHandle, technique: str):
+def eager_module(handle: ModelHandle, technique: str) -> Any:
     """A fresh copy of the model as an eager nn.Module; the handle's own module is untouched."""
     import torch
 
@@ -50,7 +51,7 @@ def torch_edits_unavailable(handle: ModelHandle) -> str | None:
     return None
 
 
-def _onnx_twin(handle: ModelHandle):
+def _onnx_twin(handle: ModelHandle) -> Any:
     """The eager module an ONNX file made by ParetoLab names in its metadata (only classes
     inside the paretolab package are imported, so opening an ONNX file never runs foreign code)."""
     import torch

@@ -277,4 +277,4 @@ def _owner(scope: str | None, weights: list[Weight], module_names: set[str], lea
     if scope:
         owners = [o for o in owners if o.startswith(scope + ".")]
     fresh = [o for o in owners if o not in taken]
-    return (fresh or owners or [scope])[0]
+    return fresh[0] if fresh else owners[0] if owners else scope

@@ -7,6 +7,7 @@ compressed weight), are not layers: their root Constants become the consumer's w
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import openvino as ov
 
@@ -24,14 +25,14 @@ def _shape(partial: ov.PartialShape) -> Shape | None:
     return tuple(d.get_length() if d.is_static else None for d in partial)
 
 
-def _port_name(port) -> str:
+def _port_name(port: Any) -> str:
     try:
         return port.get_any_name()
     except RuntimeError:
         return port.get_node().get_friendly_name()
 
 
-def port_spec(port) -> TensorSpec:
+def port_spec(port: Any) -> TensorSpec:
     try:
         dtype = port.get_element_type().to_dtype().name
     except Exception:
@@ -121,6 +122,6 @@ def build_openvino_graph(
     )
 
 
-def _key(node) -> int:
+def _key(node: Any) -> int:
     """ov hands out a new Python wrapper for each access to an op; its hash is the op's identity."""
     return hash(node)

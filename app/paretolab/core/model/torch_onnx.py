@@ -15,12 +15,14 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from paretolab.core.errors import ConversionError, first_line
+from paretolab.core.model.graph import LayerGraph
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -34,7 +36,7 @@ def export_to_onnx(
     *,
     output_names: Sequence[str] | None = None,
     for_analysis: bool = False,
-    graph=None,
+    graph: LayerGraph | None = None,
 ) -> None:
     """Export `module`. A runtime export to a file names its nodes by module path, using
     `graph` (the model's analysis LayerGraph) or one built first: scripted modules can lose
@@ -59,7 +61,7 @@ def export_to_onnx(
         name_nodes_by_module(out, graph)
 
 
-def analysis_graph(module: torch.nn.Module, examples: tuple, input_names: Sequence[str]):
+def analysis_graph(module: torch.nn.Module, examples: tuple, input_names: Sequence[str]) -> Any:
     """The LayerGraph of `module` with module paths as layer names (BatchNorm kept)."""
     import onnx
 
@@ -75,7 +77,7 @@ def analysis_graph(module: torch.nn.Module, examples: tuple, input_names: Sequen
     )
 
 
-def name_nodes_by_module(path: Path, graph) -> None:
+def name_nodes_by_module(path: Path, graph: Any) -> None:
     """Rename an exported file's nodes to the layer names of `graph`, so a layer keeps one
     name in the model, its ONNX form and its variants."""
     import onnx
@@ -92,7 +94,7 @@ def name_nodes_by_module(path: Path, graph) -> None:
     onnx.save(proto, str(path))
 
 
-def _match_layers(graph, nodes) -> dict[int, str]:
+def _match_layers(graph: Any, nodes: Any) -> dict[int, str]:
     """Pair the runtime export's nodes (by index) with the analysis export's layers: by node
     name, and for op types that occur equally often in both (folding removes only BatchNorm
     and its kin), by order."""
@@ -119,7 +121,8 @@ def _failed(exc: BaseException) -> ConversionError:
     return ConversionError(f"the model cannot be exported to ONNX: {reason}")
 
 
-def _export_torchscript(module, examples, out, input_names, output_names, for_analysis: bool) -> None:
+def _export_torchscript(module: Any, examples: tuple, out: Any, input_names: Sequence[str], output_names: Sequence[str] | None,
+                        for_analysis: bool) -> None:
     mode = torch.onnx.TrainingMode.PRESERVE if for_analysis else torch.onnx.TrainingMode.EVAL
     dynamic = None if for_analysis else {name: {0: "batch"} for name in [*input_names, *(output_names or [])]}
     with warnings.catch_warnings():
@@ -127,7 +130,7 @@ def _export_torchscript(module, examples, out, input_names, output_names, for_an
         torch.onnx.export(
             module,
             examples,
-            out if isinstance(out, io.BytesIO) else str(out),
+            out if isinstance(out, io.BytesIO) else str(out),  # type: ignore[arg-type]  # torch accepts file objects
             dynamo=False,
             opset_version=OPSET,
             input_names=input_names,
@@ -138,7 +141,7 @@ def _export_torchscript(module, examples, out, input_names, output_names, for_an
         )
 
 
-def _export_dynamo(module, examples, out, input_names, output_names) -> None:
+def _export_dynamo(module: Any, examples: tuple, out: Path | io.BytesIO, input_names: Sequence[str], output_names: Sequence[str] | None) -> None:
     batch = torch.export.Dim("batch")
     dynamic = tuple({0: batch} for _ in examples)
     with warnings.catch_warnings(), _quiet():
@@ -152,6 +155,8 @@ def _export_dynamo(module, examples, out, input_names, output_names) -> None:
             dynamic_shapes=dynamic,
             verbose=False,
         )
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
     if isinstance(out, io.BytesIO):
         out.write(program.model_proto.SerializeToString())
     else:
@@ -159,7 +164,7 @@ def _export_dynamo(module, examples, out, input_names, output_names) -> None:
 
 
 @contextlib.contextmanager
-def _quiet():
+def _quiet() -> Iterator[None]:
     """The dynamo exporter prints progress to stdout and logs that torchvision is missing
     (we never need its ops); keep the CLI's output ours."""
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")

@@ -48,8 +48,8 @@ def apply_recipe(
     with tempfile.TemporaryDirectory(prefix=work_prefix("recipe")) as tmp:
         pipeline = StepContext(handle, data, Path(tmp), threads, progress, handle)
         prefix = torch_prefix(recipe) if reuse is not None else 0
-        key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if prefix else None
-        cached = reuse.load(key) if key else None
+        key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if reuse and prefix else None
+        cached = reuse.load(key) if reuse and key else None
         if cached is not None:
             pipeline.set_file(cached[0])
             pipeline.reports = [{**r, "reused": True} for r in cached[1]]
@@ -73,9 +73,9 @@ def apply_recipe(
     return final, pipeline.reports
 
 
-def _remember_prefix(pipeline: StepContext, cache: PrefixCache, key: str, prefix: int) -> None:
+def _remember_prefix(pipeline: StepContext, cache: PrefixCache | None, key: str, prefix: int) -> None:
     handle = pipeline.file(prefix + 1)
-    if len(handle.files) == 1:  # a model with external data is too big to be worth copying
+    if cache is not None and len(handle.files) == 1:  # a model with external data is too big to be worth copying
         cache.store(key, handle.files[0], pipeline.reports)
 
 

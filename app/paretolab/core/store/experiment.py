@@ -165,8 +165,7 @@ def variant_from_dict(doc: dict, folder: Path) -> Variant:
         reports=doc.get("reports", []),
         created=doc.get("created", ""),
     )
-    if not variant.cancelled and (variant.measured is None or variant.baseline is None):  # read now: a damaged file is skipped
-        raise ValueError("no measurements of the variant and its baseline")
+    variant.check()  # now, so a damaged file is skipped rather than shown
     return variant
 
 

@@ -21,7 +21,7 @@ from paretolab.core.units import percent, size
 
 def _rows(variants: list[Variant]) -> list[dict]:
     rows = []
-    if variants and variants[0].baseline is not None:
+    if variants:
         b = replace(variants[0].baseline, agreement=1.0)
         rows.append(_row("baseline", "the original model, FP32 on ONNX Runtime", "baseline", b, 1.0))
     for v in variants:

@@ -15,6 +15,7 @@ import pickle
 import sys
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,7 @@ def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
-def _quiet_unpickling():
+def _quiet_unpickling() -> Iterator[None]:
     """A damaged pickle can leave torch's unpickler holding a bytearray whose buffer is still
     exported; when it is freed, CPython prints "SystemError: deallocated bytearray object has
     exported buffers" through sys.excepthook, on the user's terminal. Free it here, with both
