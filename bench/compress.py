@@ -109,7 +109,12 @@ def latency_rounds(models: dict[str, tuple[Path, str]], rounds: int) -> dict[str
     for _ in range(rounds):
         for name, (_, backend) in models.items():
             handle = handles[name]
-            inputs = random_inputs(handle.inputs if handle.inputs[0].is_static else [handle.inputs[0].__class__(handle.inputs[0].name, (1, 3, SIZE, SIZE), "float32")], 1).load(np.arange(1))
+            inputs = random_inputs(
+                handle.inputs
+                if handle.inputs[0].is_static
+                else [handle.inputs[0].__class__(handle.inputs[0].name, (1, 3, SIZE, SIZE), "float32")],
+                1,
+            ).load(np.arange(1))
             with open_runner(handle, backend) as runner:
                 times[name].append(statistics.median(time_calls(runner.bind(inputs), warmup=10, runs=100, budget_s=3.0)) * 1000)
     return {k: statistics.median(v) for k, v in times.items()}
@@ -148,7 +153,12 @@ def main() -> None:
             {"steps": [{"technique": "quantize", "settings": {"backend": "ort"}}]})
         for name, recipe in recipes.items():
             start = time.time()
-            artifact, _ = apply_recipe(load_model(fp32) if "ONNX Runtime int8" in name else baseline, recipe, plan, work / name.split(":")[1].strip().replace(" ", "_").replace("→", "").replace("%", ""))
+            artifact, _ = apply_recipe(
+                load_model(fp32) if "ONNX Runtime int8" in name else baseline,
+                recipe,
+                plan,
+                work / name.split(":")[1].strip().replace(" ", "_").replace("→", "").replace("%", ""),
+            )
             backend = recipe.steps[-1].settings.backend
             models[name] = (artifact, backend)
             print(f"  {name}: built in {time.time() - start:.0f} s", file=sys.stderr)

@@ -1,10 +1,11 @@
 """Rebuild the built-in samples (resources/sample) deterministically.
 
 The demo sample (a small ResNet on the digits at 32x32 with noise, ~1 ms per image) is built
-first, from the same split; then the digits sample: trains a small CNN on scikit-learn's bundled 8x8 digits (no download) with fixed seeds on a
-single thread, then writes the model as ONNX and TorchScript, the data split, and a JSON of
-what was measured. Running it twice on one machine gives byte-identical weights; another
-CPU may pick other float kernels, so its weights differ slightly (tests/test_sample.py).
+first, from the same split; then the digits sample: trains a small CNN on scikit-learn's
+bundled 8x8 digits (no download) with fixed seeds on a single thread, then writes the model as
+ONNX and TorchScript, the data split, and a JSON of what was measured. Running it twice on one
+machine gives byte-identical weights; another CPU may pick other float kernels, so its weights
+differ slightly (tests/test_sample.py).
 
     python scripts/build_sample.py [--out DIR]
 """
@@ -128,11 +129,13 @@ def build_demo(out: Path, split: dict[str, np.ndarray], epochs: int) -> dict:
 
     info = {
         "name": "digits32_resnet",
-        "description": "Small ResNet on the digits upsampled to 32x32 with Gaussian noise: a demo whose compression visibly costs accuracy.",
+        "description": "Small ResNet on the digits upsampled to 32x32 with Gaussian noise: "
+        "a demo whose compression visibly costs accuracy.",
         "inputs": [DEMO_INPUT],
         "outputs": [OUTPUT],
         "classes": [str(i) for i in range(10)],
-        "preprocessing": f"pixel intensity / 16, upsampled to 32x32, plus Gaussian noise (std {DEMO_NOISE}, fixed seed per split)",
+        "preprocessing": f"pixel intensity / 16, upsampled to 32x32, "
+        f"plus Gaussian noise (std {DEMO_NOISE}, fixed seed per split)",
         "split_sizes": {k: int(len(split[f"{k}_labels"])) for k in ("train", "val", "test")},
         "accuracy": {k: scored(k) for k in ("train", "val", "test")},
         "seed": SEED,
@@ -147,7 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "resources" / "sample")
     parser.add_argument("--only", choices=("digits", "demo"), help="build one of the two samples (default: both)")
-    parser.add_argument("--demo-epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs of the demo (default {DEMO_EPOCHS})")
+    parser.add_argument(
+        "--demo-epochs", type=int, default=DEMO_EPOCHS, help=f"training epochs of the demo (default {DEMO_EPOCHS})"
+    )
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -37,5 +37,7 @@ def test_the_layering_contracts_hold():
 
 def test_core_type_checks(tmp_path):
     """mypy on core with disallow_untyped_defs (pyproject.toml)."""
-    result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

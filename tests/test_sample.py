@@ -150,8 +150,19 @@ def test_demo_sample_reaches_its_recorded_accuracy_and_its_eager_module_agrees()
 def test_demo_build_path_writes_a_loadable_model(tmp_path):
     pytest.importorskip("sklearn")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_sample.py"), "--out", str(tmp_path), "--only", "demo", "--demo-epochs", "1"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "build_sample.py"),
+            "--out",
+            str(tmp_path),
+            "--only",
+            "demo",
+            "--demo-epochs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     info = json.loads((tmp_path / "digits32_resnet.json").read_text())

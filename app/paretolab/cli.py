@@ -41,7 +41,9 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("torch", "ort", "openvino"), default="ort", help="runtime (default: ort)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, tensorrt (ort), gpu or auto (openvino); see `paretolab backends`")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda, tensorrt (ort), gpu or auto (openvino); see `paretolab backends`"
+    )
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the runtime (default: the runtime's)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -68,9 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
     _add_model_arguments(evaluate)
     _add_runtime_arguments(evaluate)
-    evaluate.add_argument("--data", default="digits", help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: digits)")
+    evaluate.add_argument(
+        "--data",
+        default="digits",
+        help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: digits)",
+    )
     evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
-    evaluate.add_argument("--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)")
+    evaluate.add_argument(
+        "--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)"
+    )
     evaluate.add_argument("--batch-size", type=int, default=32, help="samples per inference call (default: 32)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -86,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     importance = commands.add_parser("importance", help="which layers matter: weight importance and a sensitivity scan")
     _add_model_arguments(importance)
     importance.add_argument("--data", default="digits", help="data for Taylor importance and the scan (default: digits)")
-    importance.add_argument("--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop")
-    importance.add_argument("--levels", type=_ratios, default=(0.3, 0.6, 0.9), metavar="0.3,0.6,0.9", help="pruning levels for the scan")
+    importance.add_argument(
+        "--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop"
+    )
+    importance.add_argument(
+        "--levels", type=_ratios, default=(0.3, 0.6, 0.9), metavar="0.3,0.6,0.9", help="pruning levels for the scan"
+    )
     importance.add_argument("--json", action="store_true", help="print the result as JSON")
     importance.set_defaults(handler=cmd_importance)
 
@@ -95,16 +107,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(optimize)
     optimize.add_argument("--recipe", metavar="R.json", help="a saved recipe (instead of the step options below)")
     optimize.add_argument("--prune", metavar="METHOD:SPARSITY", help="structured:0.5 or unstructured:0.7")
-    optimize.add_argument("--distill", type=int, metavar="EPOCHS", help="retrain from the original's outputs (soft targets, plus labels when the data has them) for up to EPOCHS epochs, after pruning; needs a PyTorch model")
+    optimize.add_argument(
+        "--distill",
+        type=int,
+        metavar="EPOCHS",
+        help="retrain from the original's outputs (soft targets, plus labels when the data has them) for up to EPOCHS epochs, "
+        "after pruning; needs a PyTorch model",
+    )
     optimize.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
-    optimize.add_argument("--alpha", type=float, default=0.7, help="distillation: weight of the original's soft targets, the rest goes to the labels (default: 0.7)")
+    optimize.add_argument(
+        "--alpha",
+        type=float,
+        default=0.7,
+        help="distillation: weight of the original's soft targets, the rest goes to the labels (default: 0.7)",
+    )
     optimize.add_argument("--graphopt", choices=("basic", "extended"), help="ONNX Runtime offline graph optimization")
-    optimize.add_argument("--quantize", choices=QUANT_TARGETS, help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)")
+    optimize.add_argument(
+        "--quantize",
+        choices=QUANT_TARGETS,
+        help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
+    )
     optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
-    optimize.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits: train to calibrate, test to evaluate)")
+    optimize.add_argument(
+        "--data", default="digits", help="calibration and evaluation data (default: digits: train to calibrate, test to evaluate)"
+    )
     optimize.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
     optimize.add_argument("--name", default="variant", help="file name of the result (default: variant)")
-    optimize.add_argument("--backend", choices=("torch", "ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)")
+    optimize.add_argument(
+        "--backend",
+        choices=("torch", "ort", "openvino"),
+        help="where to measure the result (default: the quantization target, else ort)",
+    )
     optimize.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
     optimize.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
     optimize.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -116,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits)")
     run.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
     run.add_argument("--name", default="variant", help="file name of the result (default: variant)")
-    run.add_argument("--backend", choices=("ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)")
+    run.add_argument(
+        "--backend", choices=("ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)"
+    )
     run.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
     run.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -124,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="explore settings for the accuracy-versus-latency Pareto front")
     _add_model_arguments(sweep)
-    sweep.add_argument("--data", default="digits", help="calibration, training and evaluation data, as for optimize (default: digits)")
+    sweep.add_argument(
+        "--data", default="digits", help="calibration, training and evaluation data, as for optimize (default: digits)"
+    )
     sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
     sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
     sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
@@ -235,7 +272,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab.core.model.handle import load_model
 
     handle = _load(args)
-    reference = load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust) if args.reference else None
+    reference = (
+        load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust)
+        if args.reference
+        else None
+    )
     dataset = open_dataset(args.data, handle.inputs)
     progress = _terminal_progress(args)
     result = evaluate(handle, dataset, backend=args.backend, device=args.device, batch_size=args.batch_size,
@@ -319,9 +360,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     handle = _load(args)
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
-    result = sweep(handle, DataPlan.from_spec(args.data, handle), experiment, SweepSettings(budget_s=args.budget, trials=args.trials),
-                   torch_edits=torch_edits_unavailable(handle) is None, progress=_terminal_progress(args),
-                   on_variant=lambda v: print(f"{v.name}: {v.recipe.summary()}", file=sys.stderr))
+    result = sweep(
+        handle,
+        DataPlan.from_spec(args.data, handle),
+        experiment,
+        SweepSettings(budget_s=args.budget, trials=args.trials),
+        torch_edits=torch_edits_unavailable(handle) is None,
+        progress=_terminal_progress(args),
+        on_variant=lambda v: print(f"{v.name}: {v.recipe.summary()}", file=sys.stderr),
+    )
     print(render.sweep_summary(experiment, result))
     return 0
 

@@ -53,7 +53,9 @@ def layer_table(graph: LayerGraph, sort: str = "order") -> str:
 
 
 def backends(found: Sequence[BackendInfo]) -> str:
-    return table([("backend", "device", "version", "detail"), *((b.backend, b.device, b.version.split("-")[0], b.detail) for b in found)])
+    return table(
+        [("backend", "device", "version", "detail"), *((b.backend, b.device, b.version.split("-")[0], b.detail) for b in found)]
+    )
 
 
 def evaluation(result: EvalResult) -> str:
@@ -68,7 +70,9 @@ def evaluation(result: EvalResult) -> str:
         rows = [("output", "agreement", "cosine", "mean |err|", "max |err|", "SQNR dB")]
         for f in result.fidelity:
             sqnr = "identical" if f.max_abs_error == 0 else f"{f.sqnr_db:.1f}"
-            rows.append((f.name, percent(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}", f"{f.max_abs_error:.3g}", sqnr))
+            rows.append(
+                (f.name, percent(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}", f"{f.max_abs_error:.3g}", sqnr)
+            )
         lines.append(table(rows, right={1, 2, 3, 4, 5}))
     lines += [f"note      {n}" for n in result.notes]
     return "\n".join(lines)
@@ -77,7 +81,8 @@ def evaluation(result: EvalResult) -> str:
 def profile(result: ProfileResult) -> str:
     threads = result.threads or "default"
     lines = [
-        f"model     {result.model} ({result.format}, {size(result.file_size_bytes)}) on {result.backend}/{result.device}, threads {threads}",
+        f"model     {result.model} ({result.format}, {size(result.file_size_bytes)}) "
+        f"on {result.backend}/{result.device}, threads {threads}",
         f"machine   {result.machine.get('cpu', '?')}, {result.machine.get('cores', '?')} cores, "
         f"features {' '.join(result.machine.get('cpu_features', [])) or 'none'}",
         f"memory    peak RSS {result.peak_rss_mib:.0f} MiB (+{result.rss_increase_mib:.1f} MiB while running)",

@@ -83,9 +83,13 @@ def test_broken_files_exit_2(capsys, bad_files, key):
 
 
 def test_real_entry_point_and_exit_code(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "paretolab", "inspect", str(sample_model_path())], capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "paretolab", "inspect", str(sample_model_path())], capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0 and "features.5" in ok.stdout
-    missing = subprocess.run([sys.executable, "-m", "paretolab", "inspect", str(tmp_path / "gone.onnx")], capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        [sys.executable, "-m", "paretolab", "inspect", str(tmp_path / "gone.onnx")], capture_output=True, text=True, timeout=120
+    )
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"paretolab: error: {tmp_path / 'gone.onnx'}: no such file; check the path"
 

@@ -32,7 +32,9 @@ def test_backends(capsys):
 
 @pytest.mark.parametrize(("model", "backend"), [(TORCHSCRIPT, "torch"), (ONNX, "ort"), (ONNX, "openvino")])
 def test_evaluate_sample_on_each_backend(capsys, model, backend):
-    code, out, err = run_cli(capsys, "evaluate", model, "--backend", backend, "--reference", TORCHSCRIPT, "--reference-backend", "torch", "--json")
+    code, out, err = run_cli(
+        capsys, "evaluate", model, "--backend", backend, "--reference", TORCHSCRIPT, "--reference-backend", "torch", "--json"
+    )
     assert code == 0, err
     doc = json.loads(out)
     assert doc["top1"] == pytest.approx(sample_info()["accuracy"]["test"], abs=0.005)

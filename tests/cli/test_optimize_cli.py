@@ -58,7 +58,9 @@ def test_optimize_mistakes_exit_2(capsys, tmp_path, argv, expected):
 
 
 def test_structured_pruning_of_torchscript_says_what_to_open(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "optimize", str(sample_model_path("torchscript")), "--prune", "structured:0.5", "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys, "optimize", str(sample_model_path("torchscript")), "--prune", "structured:0.5", "--out", str(tmp_path)
+    )
     assert code == 2 and "TorchScript" in err and "--arch" in err
 
 
@@ -81,7 +83,19 @@ def test_run_reproduces_a_variant_from_its_recipe(capsys, tmp_path):
     import numpy as np
     import onnx
 
-    code, _, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--quantize", "ort-fp16", "--out", str(tmp_path / "a"), "--name", "first")
+    code, _, err = run_cli(
+        capsys,
+        "optimize",
+        ONNX,
+        "--prune",
+        "structured:0.5",
+        "--quantize",
+        "ort-fp16",
+        "--out",
+        str(tmp_path / "a"),
+        "--name",
+        "first",
+    )
     assert code == 0, err
     recipe = tmp_path / "a" / "first.recipe.json"
     code, out, err = run_cli(capsys, "run", str(recipe), ONNX, "--out", str(tmp_path / "b"), "--name", "again", "--json")
@@ -104,7 +118,9 @@ def test_sweep_command(capsys, tmp_path):
 
 
 def test_collapsed_variant_is_flagged_and_distillation_from_the_command_line_fixes_it(capsys, tmp_path):
-    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--out", str(tmp_path), "--name", "bare", "--json")
+    code, out, err = run_cli(
+        capsys, "optimize", ONNX, "--prune", "structured:0.5", "--out", str(tmp_path), "--name", "bare", "--json"
+    )
     assert code == 0, err
     bare = json.loads(out)["metrics"]
     assert bare["variant"]["top1"] < bare["baseline"]["top1"] - 0.3  # 50% of the channels without retraining
@@ -116,7 +132,10 @@ def test_collapsed_variant_is_flagged_and_distillation_from_the_command_line_fix
     assert code == 0, err
     assert "recipe    prune structured 50% → distill 8 epochs" in out and "warning   top-1 fell" not in out
     recipe = json.loads((tmp_path / "distilled.recipe.json").read_text())
-    assert recipe["steps"][1] == {"technique": "distill", "settings": {**recipe["steps"][1]["settings"], "epochs": 8, "temperature": 3.0, "alpha": 0.7}}
+    assert recipe["steps"][1] == {
+        "technique": "distill",
+        "settings": {**recipe["steps"][1]["settings"], "epochs": 8, "temperature": 3.0, "alpha": 0.7},
+    }
     metrics = json.loads((tmp_path / "distilled.metrics.json").read_text())["metrics"]
     assert metrics["variant"]["top1"] > metrics["baseline"]["top1"] - 0.05
 

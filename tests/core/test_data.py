@@ -42,7 +42,7 @@ def test_digits_splits_are_fixed_and_batched():
     assert [len(b.indices) for b in batches] == [100, 100, 100, 60]
     assert batches[0].inputs[0].shape == (100, 1, 8, 8) and batches[0].inputs[0].dtype == np.float32
     np.testing.assert_array_equal(np.concatenate([b.labels for b in batches]), test.labels)
-    assert 0.0 <= batches[0].inputs[0].min() and batches[0].inputs[0].max() <= 1.0
+    assert batches[0].inputs[0].min() >= 0.0 and batches[0].inputs[0].max() <= 1.0
 
 
 def test_image_folder_with_classes_resizes_crops_and_normalises(tmp_path):

@@ -46,7 +46,9 @@ def test_a_process_killed_mid_job_loses_only_that_job(sample, tmp_path):
     optimize(sample, FP16, DataPlan.from_spec("digits", sample), experiment.folder, "v1")
     before = json.loads((experiment.folder / "v1.metrics.json").read_text())
     recipe = tmp_path / "long.json"
-    recipe.write_text(json.dumps({"steps": [{"technique": "prune"}, {"technique": "distill", "settings": {"epochs": 500, "patience": 500}}]}))
+    recipe.write_text(
+        json.dumps({"steps": [{"technique": "prune"}, {"technique": "distill", "settings": {"epochs": 500, "patience": 500}}]})
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "paretolab", "optimize", str(sample.path), "--recipe", str(recipe),
          "--out", str(experiment.folder), "--name", "v2"],

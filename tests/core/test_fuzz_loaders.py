@@ -22,8 +22,12 @@ def _mutate(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@settings(max_examples=int(os.environ.get("PARETOLAB_FUZZ_EXAMPLES", "15")), deadline=None, derandomize="PARETOLAB_FUZZ_EXAMPLES" not in os.environ,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("PARETOLAB_FUZZ_EXAMPLES", "15")),
+    deadline=None,
+    derandomize="PARETOLAB_FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(cut=st.floats(0.0, 1.0), flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=6))
 @example(cut=1.0, flips=[(0.0, 149)])  # found by this test: a pickle error with an empty message
 @example(cut=1.0, flips=[(0.125, 128)])  # found: a name that is not UTF-8 (ONNX checker, OpenVINO op names)
@@ -37,7 +41,9 @@ def test_broken_files_fail_cleanly(model_files, tmp_path, kind, cut, flips):
     target = broken_dir / original.name
     if kind == "openvino":  # break the topology or the weights
         target.write_bytes(_mutate(original.read_bytes(), cut, flips))
-        target.with_suffix(".bin").write_bytes(original.with_suffix(".bin").read_bytes()[: int(len(original.with_suffix(".bin").read_bytes()) * cut)])
+        target.with_suffix(".bin").write_bytes(
+            original.with_suffix(".bin").read_bytes()[: int(len(original.with_suffix(".bin").read_bytes()) * cut)]
+        )
     else:
         target.write_bytes(_mutate(original.read_bytes(), cut, flips))
     options = {"trust": True} if kind == "pickle" else {}

@@ -28,7 +28,16 @@ def torch_graph(model_files):
 
 def test_torch_layers_are_named_by_module_path(torch_graph):
     assert [n.name for n in torch_graph] == TINY_LAYERS
-    assert [n.op for n in torch_graph] == ["Conv", "BatchNormalization", "Relu", "Conv", "Add", "GlobalAveragePool", "Flatten", "Gemm"]
+    assert [n.op for n in torch_graph] == [
+        "Conv",
+        "BatchNormalization",
+        "Relu",
+        "Conv",
+        "Add",
+        "GlobalAveragePool",
+        "Flatten",
+        "Gemm",
+    ]
 
 
 def test_torch_counts_match_hand_computed_values(torch_graph):

@@ -58,7 +58,9 @@ def test_importance_of_an_onnx_only_model_has_no_taylor(model_files):
 
 def test_sensitivity_scan_finds_the_fragile_layers_and_is_cached(sample, tmp_path):
     progress_seen = []
-    scan = sensitivity_scan(sample, digits("val"), levels=(0.5, 0.9), cache=tmp_path, progress=Progress(lambda f, m: progress_seen.append(m)))
+    scan = sensitivity_scan(
+        sample, digits("val"), levels=(0.5, 0.9), cache=tmp_path, progress=Progress(lambda f, m: progress_seen.append(m))
+    )
     assert scan.metric == "top1" and scan.baseline == pytest.approx(evaluate(sample, digits("val")).top1, abs=0.01)
     assert len(scan.rows) == 2 * len(WEIGHT_LAYERS) and progress_seen
     drops = scan.by_layer()

@@ -97,11 +97,20 @@ def test_multi_output_models_get_fidelity_per_output(tmp_path):
     path = tmp_path / "two.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.rand(1, 6),), str(path), dynamo=False, input_names=["x"],
-                          output_names=["scores", "features"], dynamic_axes={"x": {0: "n"}, "scores": {0: "n"}, "features": {0: "n"}})
+        torch.onnx.export(
+            model,
+            (torch.rand(1, 6),),
+            str(path),
+            dynamo=False,
+            input_names=["x"],
+            output_names=["scores", "features"],
+            dynamic_axes={"x": {0: "n"}, "scores": {0: "n"}, "features": {0: "n"}},
+        )
     np.savez(tmp_path / "d.npz", x=np.random.default_rng(0).random((20, 6), dtype=np.float32), y=np.arange(20) % 3)
     handle = load_model(path)
-    result = evaluate(handle, tensor_file(tmp_path / "d.npz", ["x"]), backend="openvino", reference=handle, reference_backend="ort")
+    result = evaluate(
+        handle, tensor_file(tmp_path / "d.npz", ["x"]), backend="openvino", reference=handle, reference_backend="ort"
+    )
     assert [f.name for f in result.fidelity] == ["scores", "features"]
     assert result.fidelity[0].agreement == 1.0 and result.fidelity[1].agreement is None
     assert result.top1 is not None and result.top5 is None
@@ -140,7 +149,10 @@ def test_a_model_a_runtime_cannot_run_names_the_operator(tmp_path):
     node = helper.make_node("Foo", ["x"], ["y"], domain="com.example", name="mystery")
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]), tmp_path / "foo.onnx")
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]),
+        tmp_path / "foo.onnx",
+    )
     handle = load_model(tmp_path / "foo.onnx")
     with pytest.raises(BackendError, match=r"ONNX Runtime cannot load foo.onnx: .*com.example:Foo"):
         open_runner(handle, "ort")
@@ -186,7 +198,9 @@ def test_cancel_stops_profiling_quickly(sample_onnx):
 @needs_cuda
 def test_cuda_backends_match_cpu(sample_onnx, sample_torch):
     cpu = evaluate(sample_torch, digits("test"), backend="torch")
-    gpu = evaluate(sample_torch, digits("test"), backend="torch", device="cuda", reference=sample_torch, reference_backend="torch")
+    gpu = evaluate(
+        sample_torch, digits("test"), backend="torch", device="cuda", reference=sample_torch, reference_backend="torch"
+    )
     assert gpu.top1 == pytest.approx(cpu.top1, abs=0.005) and gpu.agreement >= 0.999
     if ("ort", "cuda") in {(b.backend, b.device) for b in available_backends()}:
         ort_gpu = evaluate(sample_onnx, digits("test"), backend="ort", device="cuda")

@@ -24,7 +24,9 @@ def sample():
 
 
 def onnx_weight_types(path) -> set[str]:
-    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in onnx.load(str(path)).graph.initializer if len(t.dims) >= 2}
+    return {
+        onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name for t in onnx.load(str(path)).graph.initializer if len(t.dims) >= 2
+    }
 
 
 def ir_constant_types(path) -> set[str]:
@@ -137,6 +139,8 @@ def test_incomplete_shape_inference_leaves_the_working_folder_clean(sample, tmp_
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    outcome = quantize(sample, QuantizeSettings(format="qdq-u8s8"), digits("train"), tmp_path / "q.onnx", validation=digits("val"))
+    outcome = quantize(
+        sample, QuantizeSettings(format="qdq-u8s8"), digits("train"), tmp_path / "q.onnx", validation=digits("val")
+    )
     assert outcome.artifact.exists() and "int8" in onnx_weight_types(outcome.artifact)
     assert list(cwd.iterdir()) == []

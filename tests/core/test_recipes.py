@@ -41,11 +41,23 @@ def test_recipe_round_trips_through_json(tmp_path):
     ("doc", "message"),
     [
         ({"steps": [{"technique": "prnue"}]}, "step 1: unknown technique 'prnue'"),
-        ({"steps": [{"technique": "prune", "settings": {"sparsity": "half"}}]}, "step 1 \\(prune\\): setting 'sparsity' = 'half'"),
-        ({"steps": [{"technique": "quantize", "settings": {"bakend": "ort"}}]}, "step 1 \\(quantize\\): unknown setting 'bakend'"),
+        (
+            {"steps": [{"technique": "prune", "settings": {"sparsity": "half"}}]},
+            "step 1 \\(prune\\): setting 'sparsity' = 'half'",
+        ),
+        (
+            {"steps": [{"technique": "quantize", "settings": {"bakend": "ort"}}]},
+            "step 1 \\(quantize\\): unknown setting 'bakend'",
+        ),
         ({"steps": [{"technique": "prune", "when": 1}]}, "step 1: unknown field 'when'"),
-        ({"steps": [{"technique": "quantize"}, {"technique": "prune"}]}, "step 2: prune structured 50% edits the PyTorch model, so it must come before step 1"),
-        ({"steps": [{"technique": "quantize", "settings": {"backend": "openvino"}}, {"technique": "graphopt"}]}, "step 2: nothing can follow step 1"),
+        (
+            {"steps": [{"technique": "quantize"}, {"technique": "prune"}]},
+            "step 2: prune structured 50% edits the PyTorch model, so it must come before step 1",
+        ),
+        (
+            {"steps": [{"technique": "quantize", "settings": {"backend": "openvino"}}, {"technique": "graphopt"}]},
+            "step 2: nothing can follow step 1",
+        ),
         ({"stages": []}, "a recipe is an object with a 'steps' list"),
         ({"paretolab_recipe": 9, "steps": []}, "recipe version 9 is not supported"),
     ],
@@ -96,8 +108,15 @@ def test_optimize_writes_model_recipe_and_metrics_and_keeps_the_original(sample,
 def test_onnx_only_models_get_onnx_level_techniques(model_files, tmp_path):
     handle = load_model(model_files["onnx"])
     data = DataPlan.from_spec("random:32", handle)
-    recipe = Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.5}},
-                                         {"technique": "graphopt"}, {"technique": "quantize", "settings": {"precision": "fp16"}}]})
+    recipe = Recipe.from_dict(
+        {
+            "steps": [
+                {"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.5}},
+                {"technique": "graphopt"},
+                {"technique": "quantize", "settings": {"precision": "fp16"}},
+            ]
+        }
+    )
     artifact, reports = apply_recipe(handle, recipe, data, tmp_path / "v")
     assert reports[0]["zero_fraction"] == pytest.approx(0.5, abs=0.02)
     assert load_model(artifact).format == "onnx"
@@ -116,7 +135,13 @@ def test_refuses_to_overwrite_the_opened_model(tmp_path):
         shutil.copy(sample_model_path().parent / f, tmp_path / f)
     handle = load_model(tmp_path / "digits_cnn.onnx")
     with pytest.raises(Exception, match="would overwrite the model you opened"):
-        optimize(handle, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", handle), tmp_path, "digits_cnn")
+        optimize(
+            handle,
+            Recipe.from_dict({"steps": [{"technique": "graphopt"}]}),
+            DataPlan.from_spec("digits", handle),
+            tmp_path,
+            "digits_cnn",
+        )
 
 
 def test_cancelled_or_failed_optimize_leaves_nothing_behind(sample, tmp_path, monkeypatch):
@@ -152,7 +177,9 @@ def test_full_disk_or_read_only_folder_reports_and_changes_nothing(sample, tmp_p
     from paretolab.core import files
     from paretolab.core.files import WriteError
 
-    first = optimize(sample, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", sample), tmp_path, "v1")
+    first = optimize(
+        sample, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", sample), tmp_path, "v1"
+    )
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def failing_replace(src, dst):
@@ -160,7 +187,9 @@ def test_full_disk_or_read_only_folder_reports_and_changes_nothing(sample, tmp_p
 
     monkeypatch.setattr(files.os, "replace", failing_replace)
     with pytest.raises(WriteError, match=f"cannot write .*v2.onnx: {real_os.strerror(errno_code)}"):
-        optimize(sample, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", sample), tmp_path, "v2")
+        optimize(
+            sample, Recipe.from_dict({"steps": [{"technique": "graphopt"}]}), DataPlan.from_spec("digits", sample), tmp_path, "v2"
+        )
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     with pytest.raises(WriteError):
         first.recipe.save(tmp_path / "copy.recipe.json")

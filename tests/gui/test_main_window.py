@@ -52,7 +52,9 @@ def test_every_broken_file_reaches_the_user_as_one_line(qtbot, window, bad_files
     for key in ("empty", "garbage_onnx", "future_opset", "xml_without_bin", "unknown_ext", "truncated_pt2"):
         open_and_wait(qtbot, window, bad_files[key])
     assert len(window.prompts.errors) == 6
-    for (title, message), key in zip(window.prompts.errors, ("empty", "garbage_onnx", "future_opset", "xml_without_bin", "unknown_ext", "truncated_pt2")):
+    for (title, message), key in zip(
+        window.prompts.errors, ("empty", "garbage_onnx", "future_opset", "xml_without_bin", "unknown_ext", "truncated_pt2")
+    ):
         assert title == "Could not open the model" and bad_files[key].name in message and "\n" not in message
 
 

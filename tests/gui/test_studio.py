@@ -109,7 +109,9 @@ def test_onnx_only_model_disables_structured_pruning_and_distillation(qtbot, win
 
 def _compress_and_profile(qtbot, w):
     compress = w.studio.run(w.settings_panel.recipe(), "digits")
-    profiling = Job("profile", lambda progress: profile_model(load_model(sample_model_path()), backend="openvino", progress=progress))
+    profiling = Job(
+        "profile", lambda progress: profile_model(load_model(sample_model_path()), backend="openvino", progress=progress)
+    )
     profiling.start()  # at the same time as the compression job
     qtbot.waitUntil(lambda: compress.state == JobState.DONE and profiling.state == JobState.DONE, timeout=180_000)
 
@@ -239,7 +241,9 @@ def test_a_lock_held_by_another_process_never_blocks_the_window(qtbot, studio_wi
     v1 = _finish(qtbot, w.studio.run(w.settings_panel.recipe(), "digits"), timeout=120_000).result
     v2 = _finish(qtbot, w.studio.run(w.settings_panel.recipe(), "digits"), timeout=120_000).result
     folder = v1.artifact.parent
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder / ".experiment.lock")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(folder / ".experiment.lock")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         gaps, clock, ticker = [], QElapsedTimer(), QTimer()
@@ -303,8 +307,19 @@ def test_per_layer_overrides_calibration_and_fp32_layers_reach_the_recipe(qtbot,
     w.graph_view.keep_fp32_toggled.emit("classifier.4")
     w.graph_view.keep_fp32_toggled.emit("features.0")  # toggled back off
     prune, quant = panel.recipe()["steps"]
-    assert prune["settings"] == {"method": "structured", "sparsity": 0.5, "layer_ratios": {"features.5": 0.25}, "skip": ["features.0"]}
-    assert quant["settings"] == {"backend": "ort", "precision": "int8", "samples": 64, "calibration": "entropy", "keep_fp32": ["classifier.4"]}
+    assert prune["settings"] == {
+        "method": "structured",
+        "sparsity": 0.5,
+        "layer_ratios": {"features.5": 0.25},
+        "skip": ["features.0"],
+    }
+    assert quant["settings"] == {
+        "backend": "ort",
+        "precision": "int8",
+        "samples": 64,
+        "calibration": "entropy",
+        "keep_fp32": ["classifier.4"],
+    }
     panel.keep_fp32.setText("classifier.4, nope")
     assert not panel.run_button.isEnabled() and "Keep FP32" in panel.run_button.toolTip()
     panel.quantize.setCurrentText("int8, OpenVINO (NNCF)")

@@ -17,7 +17,11 @@ from paretolab.core.compress.compare import Comparison
 
 
 def _cell(value: float | None, unit: str) -> QTableWidgetItem:
-    text = "—" if value is None else ("identical" if value == float("inf") else f"{value:.4f} {unit}" if unit == "ms" else f"{value:.1f} {unit}")
+    text = (
+        "—"
+        if value is None
+        else ("identical" if value == float("inf") else f"{value:.4f} {unit}" if unit == "ms" else f"{value:.1f} {unit}")
+    )
     item = QTableWidgetItem(text)
     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
     return item

@@ -113,8 +113,16 @@ class Legend(QWidget):
             gradient.setColorAt(i / (len(VIRIDIS) - 1), QColor(c))
         painter.fillRect(bar, QBrush(gradient))
         painter.setPen(self.palette().windowText().color())
-        painter.drawText(QRectF(0, 0, bar.left() - 6, self.height()), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, f"{self.title}  {self.low}")
-        painter.drawText(QRectF(bar.right() + 6, 0, self.width(), self.height()), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self.high)
+        painter.drawText(
+            QRectF(0, 0, bar.left() - 6, self.height()),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            f"{self.title}  {self.low}",
+        )
+        painter.drawText(
+            QRectF(bar.right() + 6, 0, self.width(), self.height()),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            self.high,
+        )
 
 
 class GraphView(QWidget):
@@ -248,7 +256,9 @@ class GraphView(QWidget):
     def fit(self) -> None:
         rect = self.scene.itemsBoundingRect().adjusted(-10, -10, 10, 10)
         if rect.height() > 12 * rect.width():  # a deep chain: fit the width, start at the top
-            self.view.fitInView(QRectF(rect.left(), rect.top(), rect.width(), rect.width() * 1.2), Qt.AspectRatioMode.KeepAspectRatio)
+            self.view.fitInView(
+                QRectF(rect.left(), rect.top(), rect.width(), rect.width() * 1.2), Qt.AspectRatioMode.KeepAspectRatio
+            )
         else:
             self.view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
 
@@ -257,9 +267,16 @@ class GraphView(QWidget):
         if not chosen or self.graph is None:
             return
         node = self.graph.node(chosen[0].name)
-        lines = [f"<b>{node.name}</b> ({node.op})",
-                 "in: " + ", ".join(format_shape(s) for s in node.input_shapes if s) + " → out: " + ", ".join(format_shape(s) for s in node.output_shapes if s),
-                 f"params {node.params:,} · MACs {node.macs if node.macs is not None else '?':,}" if node.macs is not None else f"params {node.params:,}"]
+        lines = [
+            f"<b>{node.name}</b> ({node.op})",
+            "in: "
+            + ", ".join(format_shape(s) for s in node.input_shapes if s)
+            + " → out: "
+            + ", ".join(format_shape(s) for s in node.output_shapes if s),
+            f"params {node.params:,} · MACs {node.macs if node.macs is not None else '?':,}"
+            if node.macs is not None
+            else f"params {node.params:,}",
+        ]
         lines += [f"{k}: {v}" for k, v in self._extra.get(node.name, {}).items()]
         self.details.setText("<br>".join(lines))
         self.node_selected.emit(node.name)

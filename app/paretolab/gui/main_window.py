@@ -75,7 +75,9 @@ def _runtime_summary() -> str:
 
 
 class MainWindow(VariantActions, QMainWindow):
-    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None, experiments_root: Path | None = None) -> None:
+    def __init__(
+        self, settings: QSettings | None = None, parent: QWidget | None = None, experiments_root: Path | None = None
+    ) -> None:
         super().__init__(parent)
         self.settings = settings or QSettings("ParetoLab", "ParetoLab")
         chosen = self.settings.value("experiments/folder")
@@ -197,10 +199,19 @@ class MainWindow(VariantActions, QMainWindow):
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = self._action("&Run settings", self.settings_panel.request_run, QKeySequence("Ctrl+R"))
         run_menu.addAction(self.run_action)
-        self.analyse_action = self._action("&Analyse layers (importance, sensitivity, time)", self.analyse_layers, QKeySequence("Ctrl+L"))
+        self.analyse_action = self._action(
+            "&Analyse layers (importance, sensitivity, time)", self.analyse_layers, QKeySequence("Ctrl+L")
+        )
         run_menu.addAction(self.analyse_action)
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.summary_dock, self.settings_dock, self.chart_dock, self.importance_dock, self.variants_dock, self.jobs_dock):
+        for dock in (
+            self.summary_dock,
+            self.settings_dock,
+            self.chart_dock,
+            self.importance_dock,
+            self.variants_dock,
+            self.jobs_dock,
+        ):
             view_menu.addAction(dock.toggleViewAction())
         self.cancel_action = self._action("&Cancel job", self.cancel_job, QKeySequence(Qt.Key.Key_Escape))
         self.addAction(self.cancel_action)
@@ -277,7 +288,9 @@ class MainWindow(VariantActions, QMainWindow):
             self.prompts.error("Could not open the model", str(error))
         else:
             log.error("unexpected error opening %s", path, exc_info=error)
-            self.prompts.error("Unexpected error", f"A bug in ParetoLab stopped it opening {path.name}: {type(error).__name__}: {error}")
+            self.prompts.error(
+                "Unexpected error", f"A bug in ParetoLab stopped it opening {path.name}: {type(error).__name__}: {error}"
+            )
 
     def _on_job_finished(self, job: Job) -> None:
         if job is self.job:
@@ -348,7 +361,9 @@ class MainWindow(VariantActions, QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         active = [job for job in self.studio.queue.active() if job.exclusive]  # quick jobs are cancelled without asking
         if active and not self.prompts.confirm(
-            "Jobs are running", f"{len(active)} job(s) are still running or waiting. Cancel them and close?", "Cancel jobs and close"
+            "Jobs are running",
+            f"{len(active)} job(s) are still running or waiting. Cancel them and close?",
+            "Cancel jobs and close",
         ):
             event.ignore()
             return

@@ -105,7 +105,9 @@ class SettingsPanel(QWidget):
         self.explore_minutes.setSuffix(" min")
         self.explore_minutes.setToolTip("Time budget for Explore")
         self.explore_button = QPushButton("Explore…", self)
-        self.explore_button.clicked.connect(lambda: self.explore_requested.emit(60.0 * self.explore_minutes.value(), self.data_spec()))
+        self.explore_button.clicked.connect(
+            lambda: self.explore_requested.emit(60.0 * self.explore_minutes.value(), self.data_spec())
+        )
 
         prune = QGroupBox("Pruning", self)
         form = QFormLayout(prune)
@@ -303,7 +305,9 @@ class SettingsPanel(QWidget):
                                     else "calibration applies to int8 on ONNX Runtime (NNCF chooses its own)")
         unknown = [n for n in self.kept_fp32() if self._graph is not None and n not in self._graph]
         self.keep_fp32.setStyleSheet("color: #d62728" if unknown else "")
-        self.keep_fp32.setToolTip(f"no layer named {', '.join(unknown)}" if unknown else "layers quantization leaves in floating point")
+        self.keep_fp32.setToolTip(
+            f"no layer named {', '.join(unknown)}" if unknown else "layers quantization leaves in floating point"
+        )
         steps = self.recipe()["steps"] if self._graph is not None and not unknown else []
         self.run_button.setEnabled(bool(steps))
         self.run_button.setToolTip("Build this variant in the background (Ctrl+R)" if steps else

@@ -81,10 +81,19 @@ class VariantActions:
                 self.graph_view.set_metric(title, values)
                 self.importance_chart.set_metric(title, values)
         self.graph_view.metric_box.setCurrentText("importance (Taylor)" if taylor else "importance (mean |w|)")
-        self.graph_view.set_details("latency", {t.layer: f"{t.ms:.4f} ms ({100 * t.share:.1f}%)" for t in analysis.times if t.mapped})
-        self.graph_view.set_details("int8 error", {k: f"output SQNR {v:.1f} dB in an all-int8 model" for k, v in analysis.int8_sqnr.items()})
-        self.graph_view.set_details("sensitivity", {k: f"worst drop {100 * v:.1f} points when pruned alone" for k, v in drops.items()})
-        self.graph_view.set_details("importance", {x.layer: f"mean |w| {x.l1:.4g}" + (f", Taylor {x.taylor:.3g}" if x.taylor else "") for x in analysis.importance})
+        self.graph_view.set_details(
+            "latency", {t.layer: f"{t.ms:.4f} ms ({100 * t.share:.1f}%)" for t in analysis.times if t.mapped}
+        )
+        self.graph_view.set_details(
+            "int8 error", {k: f"output SQNR {v:.1f} dB in an all-int8 model" for k, v in analysis.int8_sqnr.items()}
+        )
+        self.graph_view.set_details(
+            "sensitivity", {k: f"worst drop {100 * v:.1f} points when pruned alone" for k, v in drops.items()}
+        )
+        self.graph_view.set_details(
+            "importance",
+            {x.layer: f"mean |w| {x.l1:.4g}" + (f", Taylor {x.taylor:.3g}" if x.taylor else "") for x in analysis.importance},
+        )
 
     # -- export ---------------------------------------------------------------------------
     def export_selected(self) -> Job | None:
@@ -92,7 +101,9 @@ class VariantActions:
         if variant is None:
             self.prompts.error("Nothing to export", "Select a variant in the table or on the chart first.")
             return None
-        choice = self.prompts.ask_choice("Export", f"Export {variant.name} ({variant.recipe.summary()}) as:", list(EXPORT_FORMATS))
+        choice = self.prompts.ask_choice(
+            "Export", f"Export {variant.name} ({variant.recipe.summary()}) as:", list(EXPORT_FORMATS)
+        )
         if choice is None:
             return None
         fmt = EXPORT_FORMATS[choice]

@@ -115,10 +115,13 @@ class VariantsTable(QWidget):
         self.view.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
-        for text, signal, key in (("Compare with…", self.compare_requested, None), ("Save recipe…", self.save_recipe_requested, None),
-                                  ("Re-profile", self.reprofile_requested, None),
-                                  ("Rename…", self.rename_requested, "F2"),
-                                  ("Delete", self.delete_requested, "Delete")):
+        for text, signal, key in (
+            ("Compare with…", self.compare_requested, None),
+            ("Save recipe…", self.save_recipe_requested, None),
+            ("Re-profile", self.reprofile_requested, None),
+            ("Rename…", self.rename_requested, "F2"),
+            ("Delete", self.delete_requested, "Delete"),
+        ):
             action = QAction(text, self.view)
             if key:
                 action.setShortcut(QKeySequence(key))

@@ -56,8 +56,11 @@ def delete_job(variant: Variant) -> Job:
 
 def rename_job(variant: Variant, new_name: str) -> Job:
     """Returns the renamed Variant; fails with a one-line reason for a bad or taken name."""
-    return Job(f"Rename {variant.name} to {new_name}", lambda progress: Experiment(variant.artifact.parent).rename(variant, new_name),
-               exclusive=False)
+    return Job(
+        f"Rename {variant.name} to {new_name}",
+        lambda progress: Experiment(variant.artifact.parent).rename(variant, new_name),
+        exclusive=False,
+    )
 
 
 def save_recipe_job(recipe: Recipe, dest: Path) -> Job:

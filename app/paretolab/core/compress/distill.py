@@ -151,10 +151,17 @@ def distill(
                 losses.append(loss.item())
                 kd_losses.append(kd.item())
                 done = ((epoch - 1) * steps_per_epoch + step + 1) / (settings.epochs * steps_per_epoch)
-                progress.report(done * 0.999, f"epoch {epoch}/{settings.epochs}, step {step + 1}/{steps_per_epoch}, loss {losses[-1]:.4f}")
+                progress.report(
+                    done * 0.999, f"epoch {epoch}/{settings.epochs}, step {step + 1}/{steps_per_epoch}, loss {losses[-1]:.4f}"
+                )
             score = _score(student, validation, val_teacher, device)
-            report.history.append({"epoch": epoch, "loss": float(np.mean(losses)), "kd_loss": float(np.mean(kd_losses)), "score": score})
-            progress.report(epoch / settings.epochs * 0.999, f"epoch {epoch}: loss {np.mean(losses):.4f}, validation {report.metric} {score:.2%}")
+            report.history.append(
+                {"epoch": epoch, "loss": float(np.mean(losses)), "kd_loss": float(np.mean(kd_losses)), "score": score}
+            )
+            progress.report(
+                epoch / settings.epochs * 0.999,
+                f"epoch {epoch}: loss {np.mean(losses):.4f}, validation {report.metric} {score:.2%}",
+            )
             if score > report.best_score:
                 report.best_score, report.best_epoch = score, epoch
                 best_state = copy.deepcopy(student.state_dict())

@@ -24,7 +24,7 @@ from paretolab.core.progress import Progress, silent
 if TYPE_CHECKING:
     from paretolab.core.model.formats.torch_file import TorchSource
 
-_WEIGHT_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "Convolution", "GroupConvolution", "MatMul"}
+_WEIGHT_OPS = {"Conv", "Gemm", "MatMul", "ConvTranspose", "Convolution", "GroupConvolution"}
 
 
 @dataclass
@@ -48,7 +48,9 @@ def weight_arrays(handle: ModelHandle) -> dict[str, np.ndarray]:
         model = onnx.load(str(handle.path))
         return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     if handle.format == "openvino":
-        return {op.get_friendly_name(): op.get_data() for op in handle.native.get_ordered_ops() if op.get_type_name() == "Constant"}
+        return {
+            op.get_friendly_name(): op.get_data() for op in handle.native.get_ordered_ops() if op.get_type_name() == "Constant"
+        }
     module = cast("TorchSource", handle.source).module
     return {name: t.detach().cpu().numpy() for name, t in module.state_dict().items()}
 
@@ -129,7 +131,9 @@ def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, tu
         logits = logits[0] if isinstance(logits, (list, tuple)) else logits
         target = torch.from_numpy(batch.labels) if batch.labels is not None else logits.detach().argmax(1)
         torch.nn.functional.cross_entropy(logits, target, reduction="sum").backward()
-    grads = {name: (p.detach().numpy().copy(), p.grad.detach().numpy().copy()) for name, p in params.items() if p.grad is not None}
+    grads = {
+        name: (p.detach().numpy().copy(), p.grad.detach().numpy().copy()) for name, p in params.items() if p.grad is not None
+    }
     for p in params.values():
         p.grad = None
     return grads
@@ -190,7 +194,12 @@ def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune",
     targets = []
     for node in model.graph.node:
         layer = names.get(node.name, node.name)
-        if node.op_type in ("Conv", "Gemm", "MatMul") and len(node.input) > 1 and node.input[1] in inits and (not layers or layer in layers):
+        if (
+            node.op_type in ("Conv", "Gemm", "MatMul")
+            and len(node.input) > 1
+            and node.input[1] in inits
+            and (not layers or layer in layers)
+        ):
             targets.append((layer, node.input[1]))
     inputs = [s.name for s in handle.inputs]
     batches = [[a.astype(np.float32) if a.dtype.kind == "f" else a for a in b.inputs] for b in subset.batches(64)]
@@ -275,7 +284,10 @@ def quantization_error(fp32: Path, int8: Path, data: Dataset, input_names: list[
     their activations layer by layer. Lower is worse."""
     import onnx
 
-    batch = [a.astype(np.float32) if a.dtype.kind == "f" else a for a in calibration_subset(data, samples).load(np.arange(min(samples, len(data))))]
+    batch = [
+        a.astype(np.float32) if a.dtype.kind == "f" else a
+        for a in calibration_subset(data, samples).load(np.arange(min(samples, len(data))))
+    ]
     names, a = _all_activations(onnx.load(str(fp32)), input_names, batch)
     _, b = _all_activations(onnx.load(str(int8)), input_names, batch)
     result = {}
@@ -323,7 +335,11 @@ def most_sensitive_layers(graph: LayerGraph, sqnr: dict[str, float], count: int)
         after = _measured_output(graph, node, sqnr)
         if after is None:
             continue
-        inputs = [v for pred in graph.predecessors(node.name) if (v := _measured_output(graph, graph.node(pred), sqnr, walk=False)) is not None]
+        inputs = [
+            v
+            for pred in graph.predecessors(node.name)
+            if (v := _measured_output(graph, graph.node(pred), sqnr, walk=False)) is not None
+        ]
         before = min(inputs) if inputs else 200.0
         losses.append((min(before, 200.0) - min(after, 200.0), node.name))
     return [name for _, name in sorted(losses, reverse=True)[:count]]

@@ -58,9 +58,13 @@ def _eligible(module: Any) -> dict[str, Any]:
 
     found: dict[str, Any] = {}
     for name, m in module.named_modules():
-        if isinstance(m, torch.nn.Linear):
-            found[name] = m
-        elif isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1 and m.stride == (1, 1) and m.padding in ((0, 0), 0):
+        if isinstance(m, torch.nn.Linear) or (
+            isinstance(m, torch.nn.Conv2d)
+            and m.kernel_size == (1, 1)
+            and m.groups == 1
+            and m.stride == (1, 1)
+            and m.padding in ((0, 0), 0)
+        ):
             found[name] = m
     return found
 
@@ -72,7 +76,10 @@ def factorize(module: Any, settings: LowRankSettings) -> tuple[Any, LowRankRepor
     candidates = _eligible(module)
     unknown = [n for n in settings.layers if n not in candidates]
     if unknown:
-        raise SettingsError(f"layer '{unknown[0]}' cannot be factorized: only Linear and 1x1 Conv layers can; eligible: {', '.join(list(candidates)[:12])}")
+        raise SettingsError(
+            f"layer '{unknown[0]}' cannot be factorized: only Linear and 1x1 Conv layers can; "
+            f"eligible: {', '.join(list(candidates)[:12])}"
+        )
     report = LowRankReport(params_before=sum(p.numel() for p in module.parameters()))
     for name in settings.layers or list(candidates):
         layer = candidates[name]
@@ -100,7 +107,10 @@ def _pair(layer: Any, first: Any, second: Any) -> Any:
     a: Any
     b: Any
     if isinstance(layer, torch.nn.Linear):
-        a, b = torch.nn.Linear(first.shape[1], first.shape[0], bias=False), torch.nn.Linear(second.shape[1], second.shape[0], bias=layer.bias is not None)
+        a, b = (
+            torch.nn.Linear(first.shape[1], first.shape[0], bias=False),
+            torch.nn.Linear(second.shape[1], second.shape[0], bias=layer.bias is not None),
+        )
         a.weight.data, b.weight.data = first, second
     else:
         a = torch.nn.Conv2d(first.shape[1], first.shape[0], 1, bias=False)

@@ -44,7 +44,9 @@ class PruneSettings:
         if self.round_to < 1:
             raise SettingsError(f"setting 'round_to' must be at least 1, not {self.round_to}")
         if self.method == "unstructured" and self.importance == "taylor":
-            raise SettingsError("setting 'importance' = 'taylor' is for structured pruning; unstructured pruning ranks weights by magnitude")
+            raise SettingsError(
+                "setting 'importance' = 'taylor' is for structured pruning; unstructured pruning ranks weights by magnitude"
+            )
 
 
 @dataclass
@@ -98,7 +100,9 @@ def _check_layer_names(module: Any, settings: PruneSettings, outputs: set[str]) 
     import torch
 
     modules = dict(module.named_modules())
-    prunable = [n for n, m in modules.items() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))]
+    prunable = [
+        n for n, m in modules.items() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))
+    ]
     for name in (*settings.layer_ratios, *settings.skip):
         if name not in modules:
             raise SettingsError(f"no layer named '{name}'; prunable layers: {', '.join(prunable[:12])}")
@@ -197,8 +201,11 @@ def _prune_unstructured_torch(module: Any, settings: PruneSettings, params_befor
     import torch
     from torch.nn.utils import prune
 
-    targets = [(name, m) for name, m in module.named_modules()
-               if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)) and name not in settings.skip]
+    targets = [
+        (name, m)
+        for name, m in module.named_modules()
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)) and name not in settings.skip
+    ]
     method = prune.L1Unstructured  # |w| ranks the same whether called L1 or L2 for single weights
     if settings.scope == "global" and not settings.layer_ratios:
         prune.global_unstructured([(m, "weight") for _, m in targets], pruning_method=method, amount=settings.sparsity)
@@ -246,7 +253,9 @@ def prune_onnx(src: Path, out: Path, settings: PruneSettings, graph: LayerGraph,
         magnitudes = np.concatenate([np.abs(a).ravel() for a in arrays.values()])
         thresholds = dict.fromkeys(arrays, np.quantile(magnitudes, settings.sparsity))
     else:
-        thresholds = {n: np.quantile(np.abs(a), settings.layer_ratios.get(owners[n], settings.sparsity)) for n, a in arrays.items()}
+        thresholds = {
+            n: np.quantile(np.abs(a), settings.layer_ratios.get(owners[n], settings.sparsity)) for n, a in arrays.items()
+        }
     zeros = total = 0
     for name, array in arrays.items():
         pruned = np.where(np.abs(array) <= thresholds[name], 0, array).astype(array.dtype)

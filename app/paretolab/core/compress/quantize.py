@@ -180,7 +180,9 @@ def _batch_size(handle: ModelHandle) -> int:
     return first if isinstance(first, int) else 16
 
 
-def _ort_static(src: Path, out: Path, fmt: str, settings: QuantizeSettings, handle: ModelHandle, data: Dataset, excluded: list[str]) -> None:
+def _ort_static(
+    src: Path, out: Path, fmt: str, settings: QuantizeSettings, handle: ModelHandle, data: Dataset, excluded: list[str]
+) -> None:
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -191,7 +193,11 @@ def _ort_static(src: Path, out: Path, fmt: str, settings: QuantizeSettings, hand
     kind, types = fmt.split("-")
     dtypes = fit_to_model(data, handle.inputs, handle.path.name)
     reader = _Reader(data, [s.name for s in handle.inputs], dtypes, _batch_size(handle))
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
     with _quiet():
         quantize_static(
             str(src),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,9 @@ class Recipe:
             raise SettingsError(f"{where}: a recipe is an object with a 'steps' list")
         version = doc.get("paretolab_recipe", RECIPE_VERSION)
         if version != RECIPE_VERSION:
-            raise SettingsError(f"{where}: recipe version {version} is not supported (this ParetoLab reads version {RECIPE_VERSION})")
+            raise SettingsError(
+                f"{where}: recipe version {version} is not supported (this ParetoLab reads version {RECIPE_VERSION})"
+            )
         steps = []
         for i, raw in enumerate(doc["steps"], start=1):
             here = f"{where} step {i}"
@@ -72,7 +74,9 @@ class Recipe:
         for i, step in enumerate(self.steps, start=1):
             output, label = step.output(), f"step {i} ({step.summary()})"
             if output == "torch" and file_step:
-                raise SettingsError(f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {file_step}")
+                raise SettingsError(
+                    f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {file_step}"
+                )
             if openvino_step:
                 raise SettingsError(f"{where} step {i}: nothing can follow {openvino_step}, whose output is OpenVINO IR")
             if output in ("onnx", "openvino"):
@@ -104,7 +108,7 @@ class Variant:
     parent: str  # the model file the recipe was applied to
     metrics: dict = field(default_factory=dict)
     reports: list[dict] = field(default_factory=list)  # what each step reported
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
         return {

@@ -280,7 +280,8 @@ def _check_fits_in_memory(spec: TensorSpec, count: int, dims: Sequence[int], dty
     if needed > available // 2:
         raise InputShapeError(
             f"input '{spec.name}' is {format_shape(spec.shape)}: {count} random samples would take "
-            f"{needed / 2**30:.1f} GiB, more than half the {available / 2**30:.1f} GiB free; give a realistic shape with --input-shape"
+            f"{needed / 2**30:.1f} GiB, more than half the {available / 2**30:.1f} GiB free; "
+            "give a realistic shape with --input-shape"
         )
 
 

@@ -27,4 +27,9 @@ class DataPlan:
             size = digits_size_for(handle.inputs)
             return cls(digits("train", size), digits("val", size), digits("test", size))
         data = open_dataset(spec, handle.inputs)
-        return cls(data, data, data, [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"])
+        return cls(
+            data,
+            data,
+            data,
+            [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"],
+        )

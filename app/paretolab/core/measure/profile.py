@@ -138,7 +138,9 @@ class _PeakMemory:
         self.peak = max(self.peak, kernel_peak or 0, self._process.memory_info().rss)
 
 
-def time_calls(call: Callable[[], object], *, warmup: int, runs: int, budget_s: float, progress: Progress | None = None) -> list[float]:
+def time_calls(
+    call: Callable[[], object], *, warmup: int, runs: int, budget_s: float, progress: Progress | None = None
+) -> list[float]:
     """Seconds per call: `warmup` untimed calls, then up to `runs` timed ones within `budget_s`
     (at least 5, so a slow model still gets a median)."""
     for _ in range(warmup):
@@ -181,7 +183,11 @@ def profile_model(
                 progress.report(i / steps, f"timing batch {batch}")
                 inputs = _inputs_for(handle, batch)
                 call = runner.bind(inputs)
-                stats.append(LatencyStats.from_times(batch, time_calls(call, warmup=warmup, runs=runs, budget_s=budget_s, progress=progress)))
+                stats.append(
+                    LatencyStats.from_times(
+                        batch, time_calls(call, warmup=warmup, runs=runs, budget_s=budget_s, progress=progress)
+                    )
+                )
     result = ProfileResult(
         model=handle.path.name,
         format=handle.format,
@@ -266,7 +272,9 @@ def _ort_layer_times(handle: ModelHandle, device: str, threads: int | None, inpu
     return {name: (op, sum(ms[warmup:]) / runs) for name, (op, ms) in durations.items() if len(ms) > warmup}
 
 
-def _openvino_layer_times(handle: ModelHandle, device: str, threads: int | None, inputs: list[np.ndarray], runs: int) -> dict[str, tuple[str, float]]:
+def _openvino_layer_times(
+    handle: ModelHandle, device: str, threads: int | None, inputs: list[np.ndarray], runs: int
+) -> dict[str, tuple[str, float]]:
     runner = OpenVinoRunner(handle, device, threads, perf_counters=True)
     try:
         call = runner.bind(inputs)

@@ -97,7 +97,7 @@ class Runner(ABC):
     def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         """A no-argument call that runs the model on `inputs` (for timing loops)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by default; runners holding resources override it
         """Release the runtime's resources; the runner is unusable afterwards."""
 
     def __enter__(self) -> Runner:

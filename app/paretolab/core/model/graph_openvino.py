@@ -48,16 +48,17 @@ def build_openvino_graph(
     declared = [port_spec(p) for p in model.inputs]
     if input_shapes:
         try:
-            model.reshape({p: ov.PartialShape(list(input_shapes[_port_name(p)])) for p in model.inputs if _port_name(p) in input_shapes})
+            model.reshape(
+                {p: ov.PartialShape(list(input_shapes[_port_name(p)])) for p in model.inputs if _port_name(p) in input_shapes}
+            )
         except Exception as exc:
             notes.append(f"could not fix input shapes ({first_line(exc)}); shapes stay as declared")
     for spec in declared:
-        if input_shapes is None or spec.name not in input_shapes:
-            if not spec.is_static:
-                notes.append(
-                    f"input '{spec.name}' has dynamic size {format_shape(spec.shape)}: shapes and MACs after it "
-                    "are unknown; give a concrete shape with --input-shape"
-                )
+        if (input_shapes is None or spec.name not in input_shapes) and not spec.is_static:
+            notes.append(
+                f"input '{spec.name}' has dynamic size {format_shape(spec.shape)}: shapes and MACs after it "
+                "are unknown; give a concrete shape with --input-shape"
+            )
 
     constant_roots: dict[int, list[Weight]] = {}
     counted: set[str] = set()

@@ -59,7 +59,9 @@ def onnx_macs(node: onnx.NodeProto, in_shapes: Sequence[Shape | None], out_shape
     return 0
 
 
-def openvino_macs(op: str, in_shapes: Sequence[Shape | None], out_shapes: Sequence[Shape | None], transpose_a: bool = False) -> int | None:
+def openvino_macs(
+    op: str, in_shapes: Sequence[Shape | None], out_shapes: Sequence[Shape | None], transpose_a: bool = False
+) -> int | None:
     out = _at(out_shapes, 0)
     if op == "Convolution":
         w = _at(in_shapes, 1)

@@ -141,7 +141,9 @@ def _export_torchscript(module: Any, examples: tuple, out: Any, input_names: Seq
         )
 
 
-def _export_dynamo(module: Any, examples: tuple, out: Path | io.BytesIO, input_names: Sequence[str], output_names: Sequence[str] | None) -> None:
+def _export_dynamo(
+    module: Any, examples: tuple, out: Path | io.BytesIO, input_names: Sequence[str], output_names: Sequence[str] | None
+) -> None:
     batch = torch.export.Dim("batch")
     dynamic = tuple({0: batch} for _ in examples)
     with warnings.catch_warnings(), _quiet():

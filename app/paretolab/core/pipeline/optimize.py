@@ -53,7 +53,9 @@ def apply_recipe(
         if cached is not None:
             pipeline.set_file(cached[0])
             pipeline.reports = [{**r, "reused": True} for r in cached[1]]
-            progress.report(0.0, f"reusing the result of {' → '.join(s.summary() for s in recipe.steps[:prefix])} from this sweep")
+            progress.report(
+                0.0, f"reusing the result of {' → '.join(s.summary() for s in recipe.steps[:prefix])} from this sweep"
+            )
         for i, step in enumerate(recipe.steps, start=1):
             if cached is not None and i <= prefix:
                 continue
@@ -82,7 +84,9 @@ def _remember_prefix(pipeline: StepContext, cache: PrefixCache | None, key: str,
 def _place(result: ModelHandle, out: Path) -> Path:
     if result.format == "openvino":
         xml = out.with_suffix(".xml")
-        atomic_write(xml, lambda tmp: (shutil.copyfile(result.files[1], tmp.with_suffix(".bin")), shutil.copyfile(result.files[0], tmp)))
+        atomic_write(
+            xml, lambda tmp: (shutil.copyfile(result.files[1], tmp.with_suffix(".bin")), shutil.copyfile(result.files[0], tmp))
+        )
         return xml
     target = out.with_suffix(".onnx")
     atomic_write(target, lambda tmp: shutil.copyfile(result.onnx_file(), tmp))

@@ -39,7 +39,9 @@ class SweepSettings:
             raise SettingsError("the sweep's time budget must be positive")
         unknown = [q for q in self.quantize if q != "none" and q not in QUANT_TARGETS]
         if unknown:
-            raise SettingsError(f"unknown quantization '{unknown[0]}' for the sweep; choose from none, {', '.join(QUANT_TARGETS)}")
+            raise SettingsError(
+                f"unknown quantization '{unknown[0]}' for the sweep; choose from none, {', '.join(QUANT_TARGETS)}"
+            )
         if any(not 0 <= s <= 0.9 for s in self.sparsities):
             raise SettingsError("sweep sparsities must be between 0 and 0.9")
 
@@ -123,9 +125,19 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
         recipe = recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs)
         variant = known.get(_key(recipe))
         if variant is None:  # not measured yet
-            variant = optimize(handle, recipe, data, experiment.folder, reuse=reuse,
-                               progress=Progress(lambda f, m: progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
-                                                                              f"trial {trial.number} ({recipe.summary()}): {m}")))
+            variant = optimize(
+                handle,
+                recipe,
+                data,
+                experiment.folder,
+                reuse=reuse,
+                progress=Progress(
+                    lambda f, m: progress.report(
+                        min(0.99, (time.monotonic() - start) / settings.budget_s),
+                        f"trial {trial.number} ({recipe.summary()}): {m}",
+                    )
+                ),
+            )
             known[_key(recipe)] = variant
             if on_variant is not None:
                 on_variant(variant)

@@ -68,7 +68,9 @@ class Experiment:
             if variant.cancelled or not variant.artifact.exists():
                 continue
             found.append(variant)
-        self._remove_orphans({v.name for v in found} | {m.name.removesuffix(".metrics.json") for m in self.folder.glob("*.metrics.json")})
+        self._remove_orphans(
+            {v.name for v in found} | {m.name.removesuffix(".metrics.json") for m in self.folder.glob("*.metrics.json")}
+        )
         return sorted(found, key=lambda v: (v.created, v.name))
 
     def claim_name(self, prefix: str = "v") -> str:

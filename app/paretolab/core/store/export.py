@@ -101,7 +101,8 @@ def triton_config(name: str, platform: str, inputs: list[TensorSpec], outputs: l
     def tensor(spec: TensorSpec) -> str:
         dims = spec.shape[1:] if batched else spec.shape
         dims_text = ", ".join(str(d) if isinstance(d, int) else "-1" for d in dims)
-        return f'  {{\n    name: "{spec.name}"\n    data_type: {_TRITON_TYPES.get(spec.dtype, "TYPE_FP32")}\n    dims: [ {dims_text} ]\n  }}'
+        data_type = _TRITON_TYPES.get(spec.dtype, "TYPE_FP32")
+        return f'  {{\n    name: "{spec.name}"\n    data_type: {data_type}\n    dims: [ {dims_text} ]\n  }}'
 
     lines = [f'name: "{name}"', platform, f"max_batch_size: {64 if batched else 0}"]
     lines.append("input [\n" + ",\n".join(tensor(s) for s in inputs) + "\n]")

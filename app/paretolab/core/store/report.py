@@ -8,7 +8,7 @@ import html
 import io
 import json
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from paretolab.core.compress.techniques import TECHNIQUE_COLOURS
@@ -17,6 +17,12 @@ from paretolab.core.files import atomic_write
 from paretolab.core.measure.measurement import Measurement
 from paretolab.core.store.pareto import Point, pareto_front, step_line
 from paretolab.core.units import percent, size
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}
+tr.front td{background:#eef8ee}.bar{display:inline-block;height:10px;background:#1f77b4}
+.charts{display:flex;flex-wrap:wrap;gap:1em}.charts figure{margin:0;flex:1 1 460px}"""
+_COLUMNS = ("Variant", "How it was made", "Top-1", "Agrees with original", "Latency ms", "Speed-up", "Size", "Runs on")
 
 
 def _rows(variants: list[Variant]) -> list[dict]:
@@ -49,8 +55,11 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> s
     def py(y: float) -> float:
         return h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" aria-label="accuracy against {html.escape(x_label)}">',
-             f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" fill="white" stroke="#ccc"/>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
+        f'aria-label="accuracy against {html.escape(x_label)}">',
+        f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" fill="white" stroke="#ccc"/>',
+    ]
     for i in range(6):
         yv = y0 + (y1 - y0) * i / 5
         xv = x0 + (x1 - x0) * i / 5
@@ -58,7 +67,9 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> s
         parts.append(f'<text x="{px(xv):.1f}" y="{h - bottom + 16}" font-size="11" text-anchor="middle">{xv:.3g}</text>')
         parts.append(f'<line x1="{left}" x2="{w - right}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" stroke="#eee"/>')
     parts.append(f'<text x="{(w + left) / 2}" y="{h - 6}" font-size="12" text-anchor="middle">{html.escape(x_label)}</text>')
-    parts.append(f'<text x="14" y="{(h - bottom) / 2}" font-size="12" transform="rotate(-90 14 {(h - bottom) / 2})" text-anchor="middle">accuracy (top-1, %)</text>')
+    mid = (h - bottom) / 2
+    parts.append(f'<text x="14" y="{mid}" font-size="12" transform="rotate(-90 14 {mid})" text-anchor="middle">'
+                 "accuracy (top-1, %)</text>")
     points = [Point(r["name"], r[x_key], r["score"]) for r in rows]
     fx, fy = step_line(pareto_front(points))
     if fx:
@@ -66,12 +77,15 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str]) -> s
         parts.append(f'<path d="{path}" fill="none" stroke="#2ca02c" stroke-width="1.5"/>')
     for r, x, y in zip(rows, xs, ys):
         colour = TECHNIQUE_COLOURS.get(r["technique"], TECHNIQUE_COLOURS["other"])
-        title = f"<title>{html.escape(r['name'])}: {html.escape(r['recipe'])} — {y:.2f}%, {r['latency_ms']:.4f} ms, {size(r['size_bytes'])}</title>"
+        what = f"{html.escape(r['name'])}: {html.escape(r['recipe'])}"
+        title = f"<title>{what} — {y:.2f}%, {r['latency_ms']:.4f} ms, {size(r['size_bytes'])}</title>"
         if r["name"] == "baseline":
-            parts.append(f'<rect x="{px(x) - 6:.1f}" y="{py(y) - 6:.1f}" width="12" height="12" fill="{colour}" stroke="#333">{title}</rect>')
+            box = f'x="{px(x) - 6:.1f}" y="{py(y) - 6:.1f}" width="12" height="12"'
+            parts.append(f'<rect {box} fill="{colour}" stroke="#333">{title}</rect>')
         else:
             stroke = "#d62728" if r["name"] in front else "#333"
-            parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="6" fill="{colour}" stroke="{stroke}" stroke-width="1.5">{title}</circle>')
+            circle = f'cx="{px(x):.1f}" cy="{py(y):.1f}" r="6"'
+            parts.append(f'<circle {circle} fill="{colour}" stroke="{stroke}" stroke-width="1.5">{title}</circle>')
         parts.append(f'<text x="{px(x) + 8:.1f}" y="{py(y) - 8:.1f}" font-size="11">{html.escape(r["name"])}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -88,12 +102,17 @@ def _best_line(rows: list[dict], front: set[str]) -> str:
         return (f"No variant within 1 point of the original's accuracy runs faster than it on this machine; the closest "
                 f"is <b>{html.escape(best['name'])}</b> ({html.escape(best['recipe'])}), {1 / speed:.2f}× slower but "
                 f"{best['size_bytes'] / base['size_bytes']:.0%} of the size.")
-    return (f"Best variant within 1 point of the original's accuracy: <b>{html.escape(best['name'])}</b> "
-            f"({html.escape(best['recipe'])}) — {speed:.2f}× faster, "
-            f"{best['size_bytes'] / base['size_bytes']:.0%} of the size, top-1 {percent(best['top1'])} against {percent(base['top1'])}.")
+    return (
+        f"Best variant within 1 point of the original's accuracy: <b>{html.escape(best['name'])}</b> "
+        f"({html.escape(best['recipe'])}) — {speed:.2f}× faster, "
+        f"{best['size_bytes'] / base['size_bytes']:.0%} of the size, "
+        f"top-1 {percent(best['top1'])} against {percent(base['top1'])}."
+    )
 
 
-def write_report(variants: list[Variant], out_dir: Path, model_name: str, sensitivity: dict[str, float] | None = None) -> list[Path]:
+def write_report(
+    variants: list[Variant], out_dir: Path, model_name: str, sensitivity: dict[str, float] | None = None
+) -> list[Path]:
     """Write report.html, report.json and variants.csv into out_dir; return their paths."""
     if not variants:
         from paretolab.core.errors import ParetoLabError
@@ -102,32 +121,40 @@ def write_report(variants: list[Variant], out_dir: Path, model_name: str, sensit
     rows = _rows(variants)
     front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], r["score"]) for r in rows])}
     machine = variants[-1].metrics.get("machine", {})
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = "".join(
         f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}{html.escape(r['name'])}</td>"
         f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{percent(r['agreement'])}</td>"
-        f"<td>{r['latency_ms']:.4f}</td><td>{(r['speedup'] or 0):.2f}×</td><td>{size(r['size_bytes'])}</td><td>{html.escape(str(r['backend']))}</td></tr>"
+        f"<td>{r['latency_ms']:.4f}</td><td>{(r['speedup'] or 0):.2f}×</td><td>{size(r['size_bytes'])}</td>"
+        f"<td>{html.escape(str(r['backend']))}</td></tr>"
         for r in sorted(rows, key=lambda r: r["latency_ms"])
     )
     sens = ""
     if sensitivity:
         worst = max(sensitivity.values()) or 1.0
-        bars = "".join(f'<tr><td>{html.escape(k)}</td><td><div class="bar" style="width:{max(1, 300 * v / worst):.0f}px"></div> {100 * v:.1f} pts</td></tr>'
-                       for k, v in sorted(sensitivity.items(), key=lambda kv: -kv[1]))
-        sens = f"<h2>Which layers are sensitive</h2><p>Accuracy lost when each layer alone is pruned (worst level tried).</p><table>{bars}</table>"
+        bars = "".join(
+            f'<tr><td>{html.escape(k)}</td><td><div class="bar" style="width:{max(1, 300 * v / worst):.0f}px"></div> '
+            f"{100 * v:.1f} pts</td></tr>"
+            for k, v in sorted(sensitivity.items(), key=lambda kv: -kv[1])
+        )
+        sens = ("<h2>Which layers are sensitive</h2><p>Accuracy lost when each layer alone is pruned (worst level tried).</p>"
+                f"<table>{bars}</table>")
     machine_text = ", ".join(f"{k}: {html.escape(str(v))}" for k, v in machine.items()) or "unknown"
+    latency_chart = _svg_chart(rows, "latency_ms", "median latency, batch 1 (ms)", front)
+    size_chart = _svg_chart([dict(r, size_kib=r["size_bytes"] / 1024) for r in rows], "size_kib", "model size (KiB)", front)
+    header = "".join(f"<th>{h}</th>" for h in _COLUMNS)
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ParetoLab report — {html.escape(model_name)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}}table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}}tr.front td{{background:#eef8ee}}.bar{{display:inline-block;height:10px;background:#1f77b4}}
-.charts{{display:flex;flex-wrap:wrap;gap:1em}}.charts figure{{margin:0;flex:1 1 460px}}</style></head>
+<style>{_STYLE}</style></head>
 <body><h1>{html.escape(model_name)}: smaller and faster</h1>
 <p>{_best_line(rows, front)}</p>
-<div class="charts"><figure>{_svg_chart(rows, "latency_ms", "median latency, batch 1 (ms)", front)}<figcaption>Accuracy against latency. Square: the original. Green line and ★: the best trade-offs (Pareto front).</figcaption></figure>
-<figure>{_svg_chart([dict(r, size_kib=r["size_bytes"] / 1024) for r in rows], "size_kib", "model size (KiB)", front)}<figcaption>Accuracy against model size.</figcaption></figure></div>
-<h2>Variants</h2><table><tr><th>Variant</th><th>How it was made</th><th>Top-1</th><th>Agrees with original</th><th>Latency ms</th><th>Speed-up</th><th>Size</th><th>Runs on</th></tr>{table}</table>
+<div class="charts"><figure>{latency_chart}<figcaption>Accuracy against latency. Square: the original.
+Green line and ★: the best trade-offs (Pareto front).</figcaption></figure>
+<figure>{size_chart}<figcaption>Accuracy against model size.</figcaption></figure></div>
+<h2>Variants</h2><table><tr>{header}</tr>{table}</table>
 {sens}
-<h2>Where this was measured</h2><p>{machine_text}. Report written {created} by ParetoLab; every number can be reproduced from the variant files with <code>paretolab evaluate</code> and <code>paretolab profile</code>.</p>
+<h2>Where this was measured</h2><p>{machine_text}. Report written {created} by ParetoLab; every number can be reproduced
+from the variant files with <code>paretolab evaluate</code> and <code>paretolab profile</code>.</p>
 </body></html>
 """
     out_dir = Path(out_dir)
