@@ -48,13 +48,38 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _add_variant_output_arguments(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
+    """Where a variant goes and where it is measured: shared by optimize and run."""
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
+    parser.add_argument("--name", default="variant", help="file name of the result (default: variant)")
+    parser.add_argument(
+        "--backend", choices=backends, help="where to measure the result (default: the quantization target, else ort)"
+    )
+    parser.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paretolab", description="Make neural networks smaller and faster. Without a command, opens the app."
     )
     parser.add_argument("--version", action="version", version=f"paretolab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_inspect_command(commands)
+    _add_backends_command(commands)
+    _add_evaluate_command(commands)
+    _add_profile_command(commands)
+    _add_importance_command(commands)
+    _add_optimize_command(commands)
+    _add_run_command(commands)
+    _add_sweep_command(commands)
+    _add_report_command(commands)
+    _add_gui_command(commands)
+    return parser
 
+
+def _add_inspect_command(commands: argparse._SubParsersAction) -> None:
     inspect = commands.add_parser("inspect", help="summary and per-layer table of a model")
     _add_model_arguments(inspect)
     inspect.add_argument("--json", action="store_true", help="print the whole layer graph as JSON")
@@ -63,10 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.set_defaults(handler=cmd_inspect)
 
+
+def _add_backends_command(commands: argparse._SubParsersAction) -> None:
     backends = commands.add_parser("backends", help="backends and devices that can run models here")
     backends.add_argument("--json", action="store_true", help="print the result as JSON")
     backends.set_defaults(handler=cmd_backends)
 
+
+def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
     _add_model_arguments(evaluate)
     _add_runtime_arguments(evaluate)
@@ -82,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=32, help="samples per inference call (default: 32)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
+
+def _add_profile_command(commands: argparse._SubParsersAction) -> None:
     profile = commands.add_parser("profile", help="latency, throughput, memory and per-layer time")
     _add_model_arguments(profile)
     _add_runtime_arguments(profile)
@@ -91,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
     profile.set_defaults(handler=cmd_profile)
 
+
+def _add_importance_command(commands: argparse._SubParsersAction) -> None:
     importance = commands.add_parser("importance", help="which layers matter: weight importance and a sensitivity scan")
     _add_model_arguments(importance)
     importance.add_argument("--data", default="digits", help="data for Taylor importance and the scan (default: digits)")
@@ -103,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     importance.add_argument("--json", action="store_true", help="print the result as JSON")
     importance.set_defaults(handler=cmd_importance)
 
+
+def _add_optimize_command(commands: argparse._SubParsersAction) -> None:
     optimize = commands.add_parser("optimize", help="apply pruning / quantization / graph optimization and measure the result")
     _add_model_arguments(optimize)
     optimize.add_argument("--recipe", metavar="R.json", help="a saved recipe (instead of the step options below)")
@@ -131,32 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     optimize.add_argument(
         "--data", default="digits", help="calibration and evaluation data (default: digits: train to calibrate, test to evaluate)"
     )
-    optimize.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
-    optimize.add_argument("--name", default="variant", help="file name of the result (default: variant)")
-    optimize.add_argument(
-        "--backend",
-        choices=("torch", "ort", "openvino"),
-        help="where to measure the result (default: the quantization target, else ort)",
-    )
-    optimize.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
-    optimize.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
-    optimize.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_variant_output_arguments(optimize, ("torch", "ort", "openvino"))
     optimize.set_defaults(handler=cmd_optimize)
 
+
+def _add_run_command(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="reproduce a saved recipe on a model (same as optimize --recipe)")
     run.add_argument("recipe", help="recipe file (from the GUI's Save recipe, or NAME.recipe.json next to a variant)")
     _add_model_arguments(run)
     run.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits)")
-    run.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
-    run.add_argument("--name", default="variant", help="file name of the result (default: variant)")
-    run.add_argument(
-        "--backend", choices=("ort", "openvino"), help="where to measure the result (default: the quantization target, else ort)"
-    )
-    run.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
-    run.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
-    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_variant_output_arguments(run, ("ort", "openvino"))
     run.set_defaults(handler=cmd_optimize, prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None)
 
+
+def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
     sweep = commands.add_parser("sweep", help="explore settings for the accuracy-versus-latency Pareto front")
     _add_model_arguments(sweep)
     sweep.add_argument(
@@ -167,16 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
     sweep.set_defaults(handler=cmd_sweep, json=False)
 
+
+def _add_report_command(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser("report", help="a self-contained HTML report (plus JSON and CSV) of a model's experiment")
     report.add_argument("target", help="an experiment folder, or a model file (its experiment is used)")
     report.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.json, variants.csv")
     report.add_argument("--sensitivity", action="store_true", help="include a per-layer sensitivity scan (digits data)")
     report.set_defaults(handler=cmd_report, json=False)
 
+
+def _add_gui_command(commands: argparse._SubParsersAction) -> None:
     gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
     gui.add_argument("model", nargs="?", help="model file to open")
     gui.set_defaults(handler=cmd_gui)
-    return parser
 
 
 def _load(args: argparse.Namespace):

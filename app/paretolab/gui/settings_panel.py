@@ -47,6 +47,15 @@ class SettingsPanel(QWidget):
         self._torch_reason: str | None = "open a model first"
         self._forced_unstructured = False
 
+        groups = (self._pruning(), self._distillation(), self._quantization())
+        self._build_actions()
+        self._lay_out(*groups)
+        for signal in (self.sparsity.valueChanged, self.method.currentIndexChanged, self.quantize.currentIndexChanged,
+                       self.distill.toggled):
+            signal.connect(self._refresh)
+        self.set_model(None, "open a model first")
+
+    def _pruning(self) -> QGroupBox:
         self.sparsity = QLabeledDoubleSlider(Qt.Orientation.Horizontal, self)
         self.sparsity.setRange(0.0, 0.9)
         self.sparsity.setSingleStep(0.05)
@@ -54,7 +63,20 @@ class SettingsPanel(QWidget):
         self.sparsity.setValue(0.0)
         self.method = QComboBox(self)
         self.method.addItems(["structured", "unstructured"])
+        self.overrides = QTableWidget(0, 3, self)
+        self.overrides.setHorizontalHeaderLabels(["Layer", "Ratio", "Skip"])
+        self.overrides.verticalHeader().setVisible(False)
+        self.overrides.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.overrides.setMaximumHeight(150)
+        self.overrides.setToolTip("Per-layer pruning: a ratio other than the global sparsity, or skip the layer")
+        group = QGroupBox("Pruning", self)
+        form = QFormLayout(group)
+        form.addRow("Sparsity", self.sparsity)
+        form.addRow("Method", self.method)
+        form.addRow(self.overrides)
+        return group
 
+    def _distillation(self) -> QGroupBox:
         self.distill = QCheckBox("distill from the original", self)
         self.epochs = QSpinBox(self)
         self.epochs.setRange(1, 200)
@@ -71,7 +93,17 @@ class SettingsPanel(QWidget):
         self.lr.setRange(1e-5, 1.0)
         self.lr.setSingleStep(1e-4)
         self.lr.setValue(1e-3)
+        group = QGroupBox("Distillation", self)
+        form = QFormLayout(group)
+        form.addRow(self.distill)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("α (soft share)", self.alpha)
+        form.addRow("Learning rate", self.lr)
+        return group
 
+    def _quantization(self) -> QGroupBox:
+        """Precision and calibration, and the data and device variants are measured with."""
         self.quantize = QComboBox(self)
         self.quantize.addItems(list(QUANTIZATION))
         self.calibration = QComboBox(self)
@@ -83,17 +115,23 @@ class SettingsPanel(QWidget):
         self.keep_fp32 = QLineEdit(self)
         self.keep_fp32.setPlaceholderText("layers to keep in FP32 (right-click them in the graph)")
         self.keep_fp32.textChanged.connect(self._refresh)
-        self.overrides = QTableWidget(0, 3, self)
-        self.overrides.setHorizontalHeaderLabels(["Layer", "Ratio", "Skip"])
-        self.overrides.verticalHeader().setVisible(False)
-        self.overrides.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.overrides.setMaximumHeight(150)
-        self.overrides.setToolTip("Per-layer pruning: a ratio other than the global sparsity, or skip the layer")
         self.data = QComboBox(self)
         self.data.addItems(list(DATASETS))
         self.device = QComboBox(self)
         self.device.addItem("cpu")
         self.device.setToolTip("Device the variant is measured on: only those available on this machine are listed")
+        group = QGroupBox("Quantization", self)
+        form = QFormLayout(group)
+        form.addRow("Precision", self.quantize)
+        form.addRow("Calibration", self.calibration)
+        form.addRow("Samples", self.samples)
+        form.addRow("Keep FP32", self.keep_fp32)
+        form.addRow("Data", self.data)
+        form.addRow("Measure on", self.device)
+        return group
+
+    def _build_actions(self) -> None:
+        """The prediction, Run and Explore: pinned below the scrolling settings."""
         self.prediction = QLabel("—", self)
         self.prediction.setWordWrap(True)
         self.run_button = QPushButton("Run", self)
@@ -108,34 +146,6 @@ class SettingsPanel(QWidget):
         self.explore_button.clicked.connect(
             lambda: self.explore_requested.emit(60.0 * self.explore_minutes.value(), self.data_spec())
         )
-
-        prune = QGroupBox("Pruning", self)
-        form = QFormLayout(prune)
-        form.addRow("Sparsity", self.sparsity)
-        form.addRow("Method", self.method)
-        form.addRow(self.overrides)
-        distill = QGroupBox("Distillation", self)
-        form = QFormLayout(distill)
-        form.addRow(self.distill)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Temperature", self.temperature)
-        form.addRow("α (soft share)", self.alpha)
-        form.addRow("Learning rate", self.lr)
-        quant = QGroupBox("Quantization", self)
-        form = QFormLayout(quant)
-        form.addRow("Precision", self.quantize)
-        form.addRow("Calibration", self.calibration)
-        form.addRow("Samples", self.samples)
-        form.addRow("Keep FP32", self.keep_fp32)
-        form.addRow("Data", self.data)
-        form.addRow("Measure on", self.device)
-
-        self._lay_out(prune, distill, quant)
-
-        for signal in (self.sparsity.valueChanged, self.method.currentIndexChanged, self.quantize.currentIndexChanged,
-                       self.distill.toggled):
-            signal.connect(self._refresh)
-        self.set_model(None, "open a model first")
 
     def _lay_out(self, *groups: QGroupBox) -> None:
         """The settings scroll; the prediction, Run and Explore stay pinned below them, so the

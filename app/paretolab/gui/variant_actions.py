@@ -5,14 +5,37 @@ opening models); it uses the window's prompts, settings, studio and widgets."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paretolab.gui.compare_dialog import CompareDialog
-from paretolab.gui.studio import EXPORT_FILTERS, EXPORT_FORMATS
+from paretolab.gui.studio import EXPORT_FILTERS, EXPORT_FORMATS, Studio
 from paretolab.jobs import Job, LoadedModel
 from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job, save_recipe_job
 
+if TYPE_CHECKING:
+    from PySide6.QtCore import QSettings
+
+    from paretolab.gui.graph_view import GraphView
+    from paretolab.gui.importance_chart import ImportanceChart
+    from paretolab.gui.prompts import Prompts
+    from paretolab.gui.settings_panel import SettingsPanel
+    from paretolab.gui.tradeoff_chart import TradeoffChart
+    from paretolab.gui.variants_table import VariantsTable
+
 
 class VariantActions:
+    # What the host window provides (MainWindow builds them in its __init__).
+    prompts: Prompts
+    settings: QSettings
+    studio: Studio
+    loaded: LoadedModel | None
+    settings_panel: SettingsPanel
+    variants: VariantsTable
+    chart: TradeoffChart
+    graph_view: GraphView
+    importance_chart: ImportanceChart
+    compare_dialog: CompareDialog | None = None
+
     def compare_variant(self, variant) -> Job | None:
         others = {f"{v.name}: {v.recipe.summary()} ({v.measured.backend})": v
                   for v in self.variants.model.variants if v is not variant}

@@ -175,54 +175,8 @@ def build_onnx_graph(
     inferred = infer_shapes(with_fixed_inputs(model, fixed))
     shapes = _shape_table(inferred)
     consts = _Constants(inferred.graph)
-
-    layers: list[tuple[onnx.NodeProto, list[Weight], list[str]]] = []
-    for node in inferred.graph.node:
-        if node.op_type == "Constant":
-            consts.add_constant_node(node)
-            continue
-        real_inputs = [i for i in node.input if i]
-        if real_inputs and all(consts.is_const(i) for i in real_inputs):
-            consts.add_folded(node)
-            continue
-        weights: list[Weight] = []
-        for name in real_inputs:
-            if consts.is_const(name):
-                weights.extend(w for w in consts.roots[name] if w not in weights)
-        layers.append((node, weights, real_inputs))
-
-    names = _layer_names(layers, module_names, leaf_modules)
-    counted: set[str] = set()
-    producer: dict[str, str] = {}
-    nodes: list[LayerNode] = []
-    edges: list[tuple[str, str]] = []
-    for (node, weights, real_inputs), name in zip(layers, names):
-        params = 0
-        for w in weights:
-            if w.name not in counted and consts.counts_as_param(w):
-                counted.add(w.name)
-                params += w.numel
-        in_shapes = [shapes.get(i) for i in real_inputs]
-        out_shapes = [shapes.get(o) for o in node.output if o]
-        layer = LayerNode(
-            name=name,
-            op=node.op_type,
-            input_shapes=[s for i, s in zip(real_inputs, in_shapes) if not consts.is_const(i)],
-            output_shapes=out_shapes,
-            params=params,
-            macs=onnx_macs(node, in_shapes, out_shapes),
-            weights=weights,
-            source=node.name,
-            outputs=[o for o in node.output if o],
-        )
-        nodes.append(layer)
-        for i in real_inputs:
-            src = producer.get(i)
-            if src is not None:
-                edges.append((src, name))
-        for o in node.output:
-            producer[o] = name
-
+    layers = _layers(inferred.graph, consts)
+    nodes, edges = _layer_nodes(layers, _layer_names(layers, module_names, leaf_modules), shapes, consts)
     graph = LayerGraph(
         nodes=nodes,
         edges=list(dict.fromkeys(edges)),
@@ -239,8 +193,67 @@ def build_onnx_graph(
     return graph
 
 
+_Layer = tuple[onnx.NodeProto, list[Weight], list[str]]  # a node, its weights, its non-empty inputs
+
+
+def _layers(graph: onnx.GraphProto, consts: _Constants) -> list[_Layer]:
+    """The nodes that are layers, with their weights; constants and what is computed only from
+    constants (a weight's DequantizeLinear) go into `consts` instead."""
+    layers: list[_Layer] = []
+    for node in graph.node:
+        if node.op_type == "Constant":
+            consts.add_constant_node(node)
+            continue
+        real_inputs = [i for i in node.input if i]
+        if real_inputs and all(consts.is_const(i) for i in real_inputs):
+            consts.add_folded(node)
+            continue
+        weights: list[Weight] = []
+        for name in real_inputs:
+            if consts.is_const(name):
+                weights.extend(w for w in consts.roots[name] if w not in weights)
+        layers.append((node, weights, real_inputs))
+    return layers
+
+
+def _layer_nodes(
+    layers: list[_Layer], names: list[str], shapes: Mapping[str, Shape | None], consts: _Constants
+) -> tuple[list[LayerNode], list[tuple[str, str]]]:
+    """LayerNodes (a weight shared by several layers counts once) and the edges between them."""
+    counted: set[str] = set()
+    producer: dict[str, str] = {}
+    nodes: list[LayerNode] = []
+    edges: list[tuple[str, str]] = []
+    for (node, weights, real_inputs), name in zip(layers, names):
+        params = 0
+        for w in weights:
+            if w.name not in counted and consts.counts_as_param(w):
+                counted.add(w.name)
+                params += w.numel
+        in_shapes = [shapes.get(i) for i in real_inputs]
+        out_shapes = [shapes.get(o) for o in node.output if o]
+        nodes.append(LayerNode(
+            name=name,
+            op=node.op_type,
+            input_shapes=[s for i, s in zip(real_inputs, in_shapes) if not consts.is_const(i)],
+            output_shapes=out_shapes,
+            params=params,
+            macs=onnx_macs(node, in_shapes, out_shapes),
+            weights=weights,
+            source=node.name,
+            outputs=[o for o in node.output if o],
+        ))
+        for i in real_inputs:
+            src = producer.get(i)
+            if src is not None:
+                edges.append((src, name))
+        for o in node.output:
+            producer[o] = name
+    return nodes, edges
+
+
 def _layer_names(
-    layers: list[tuple[onnx.NodeProto, list[Weight], list[str]]],
+    layers: list[_Layer],
     module_names: set[str] | None,
     leaf_modules: set[str] | None,
 ) -> list[str]:

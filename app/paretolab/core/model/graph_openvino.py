@@ -43,8 +43,22 @@ def port_spec(port: Any) -> TensorSpec:
 def build_openvino_graph(
     model: ov.Model, *, input_shapes: Mapping[str, tuple[int, ...]] | None = None, size_bytes: int = 0
 ) -> LayerGraph:
-    notes: list[str] = []
     model = model.clone()
+    notes = _fix_input_shapes(model, input_shapes)
+    nodes, edges = _layer_nodes(model)
+    return LayerGraph(
+        nodes=nodes,
+        edges=list(dict.fromkeys(edges)),
+        inputs=[port_spec(p) for p in model.inputs],
+        outputs=[port_spec(p) for p in model.outputs],
+        size_bytes=size_bytes,
+        notes=notes,
+    )
+
+
+def _fix_input_shapes(model: ov.Model, input_shapes: Mapping[str, tuple[int, ...]] | None) -> list[str]:
+    """Reshape `model` in place to the shapes given; notes on what stays dynamic."""
+    notes: list[str] = []
     declared = [port_spec(p) for p in model.inputs]
     if input_shapes:
         try:
@@ -59,7 +73,12 @@ def build_openvino_graph(
                 f"input '{spec.name}' has dynamic size {format_shape(spec.shape)}: shapes and MACs after it "
                 "are unknown; give a concrete shape with --input-shape"
             )
+    return notes
 
+
+def _layer_nodes(model: ov.Model) -> tuple[list[LayerNode], list[tuple[str, str]]]:
+    """LayerNodes and edges. Constants, and ops computed only from constants, are not layers:
+    their root Constants become the consumer's weights (a shared weight counts once)."""
     constant_roots: dict[int, list[Weight]] = {}
     counted: set[str] = set()
     taken: set[str] = set()
@@ -68,8 +87,7 @@ def build_openvino_graph(
     edges: list[tuple[str, str]] = []
     for op in model.get_ordered_ops():
         kind = op.get_type_name()
-        sources = [op.input_value(i).get_node() for i in range(op.get_input_size())]
-        source_keys = [_key(s) for s in sources]
+        source_keys = [_key(op.input_value(i).get_node()) for i in range(op.get_input_size())]
         if kind == "Constant":
             shape = tuple(op.get_output_shape(0)) if op.get_output_partial_shape(0).is_static else ()
             et = op.get_output_element_type(0).get_type_name()
@@ -77,16 +95,13 @@ def build_openvino_graph(
             continue
         if kind in ("Parameter", "Result"):
             continue
-        if sources and all(k in constant_roots for k in source_keys):
-            roots: list[Weight] = []
-            for k in source_keys:
-                roots.extend(w for w in constant_roots[k] if w not in roots)
-            constant_roots[_key(op)] = roots
-            continue
         weights: list[Weight] = []
         for k in source_keys:
             if k in constant_roots:
                 weights.extend(w for w in constant_roots[k] if w not in weights)
+        if source_keys and all(k in constant_roots for k in source_keys):
+            constant_roots[_key(op)] = weights
+            continue
         params = 0
         for w in weights:
             if w.name not in counted and w.dtype not in _NOT_PARAMS:
@@ -110,17 +125,8 @@ def build_openvino_graph(
                 outputs=[n for i in range(op.get_output_size()) for n in sorted(op.output(i).get_names())],
             )
         )
-        for k in source_keys:
-            if k in names:
-                edges.append((names[k], name))
-    return LayerGraph(
-        nodes=nodes,
-        edges=list(dict.fromkeys(edges)),
-        inputs=[port_spec(p) for p in model.inputs],
-        outputs=[port_spec(p) for p in model.outputs],
-        size_bytes=size_bytes,
-        notes=notes,
-    )
+        edges += [(names[k], name) for k in source_keys if k in names]
+    return nodes, edges
 
 
 def _key(node: Any) -> int:
