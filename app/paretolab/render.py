@@ -105,18 +105,25 @@ def profile(result: ProfileResult) -> str:
 
 def variant(v) -> str:
     m = v.metrics
-    rows = [("", "top-1", "agreement", "latency ms", "size", "params", "MACs", "backend")]
-    for label, x in (("baseline", v.baseline), (v.name, v.measured)):
+    split = v.measured.dataset or "test"
+    rows = [("", f"top-1 ({split})", "agreement", "latency ms", "size", "params", "MACs", "measured on")]
+    for label, x in (("original", v.baseline), (v.name, v.measured)):
         rows.append((label, percent(x.top1), percent(x.agreement), f"{x.latency_ms:.4f}", size(x.size_bytes),
-                     si(x.params), si(x.macs), x.backend))
+                     si(x.params), si(x.macs), x.where))
     lines = [
         f"recipe    {v.recipe.summary()}",
         f"artifact  {v.artifact}",
         "",
         table(rows, right={1, 2, 3, 4, 5, 6}),
         "",
-        f"speed-up  {v.speedup:.2f}x   size {m['size_ratio']:.2f}x of the baseline",
+        f"speed-up  {v.speedup_text()} (95% interval, alternating rounds)",
+        f"size      {m['size_ratio']:.2f}x of the original",
     ]
+    validation = m.get("validation")
+    if validation:
+        mine, base = validation["variant"], validation["baseline"]
+        lines.append(f"chosen by {validation['dataset']}: top-1 {percent(mine.get('top1'))} against {percent(base.get('top1'))}, "
+                     f"agreement {percent(mine.get('agreement'))}")
     from paretolab.core.compress.variant import collapse_warning
 
     collapsed = collapse_warning(v)

@@ -164,7 +164,7 @@ def test_cancelled_or_failed_optimize_leaves_nothing_behind(sample, tmp_path, mo
     def runtime_fails(*args, **kwargs):
         raise BackendError("the runtime failed")
 
-    monkeypatch.setattr(pipeline, "measure", runtime_fails)
+    monkeypatch.setattr(pipeline, "scorecard", runtime_fails)
     with pytest.raises(BackendError):
         optimize(sample, graphopt, data, tmp_path, "v")
     assert list(tmp_path.iterdir()) == []

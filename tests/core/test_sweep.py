@@ -31,12 +31,25 @@ def test_sweep_saves_each_trial_and_finds_a_front(sample, tmp_path):
     assert made.space == 8 and made.measured == len(seen) and not made.exhausted
     stored = experiment.variants()
     assert {v.name for v in stored} == {v.name for v in seen}  # every new trial is on disk
-    points = [Point(v.name, v.metrics["variant"]["latency_ms"], v.metrics["variant"]["top1"]) for v in stored]
+    points = [Point(v.name, v.measured.latency_ms, v.selection_score) for v in stored]
     front = pareto_front(points)
     fastest = min(points, key=lambda p: p.cost)
     most_accurate = max(points, key=lambda p: (p.score, -p.cost))
     assert fastest in front and most_accurate in front  # the ends of the trade-off are always on the front
     assert all(not (q.cost <= p.cost and q.score >= p.score and q != p) for p in front for q in points)
+
+    # trials are scored on the validation split, never on the test split the table reports
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name="paretolab-sweep",
+                              storage=JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal"))))
+    by_latency = {v.measured.latency_ms: v for v in stored}
+    for trial in study.trials:
+        variant = by_latency[trial.values[1]]
+        assert trial.values[0] == variant.selection_score == variant.metrics["validation"]["variant"]["top1"]
+        assert variant.metrics["validation"]["dataset"].endswith("val") and variant.measured.dataset.endswith("test")
 
     again = sweep(sample, DataPlan.from_spec("digits", sample), experiment, SMALL, torch_edits=True)
     assert len(again.variants) == 5

@@ -16,6 +16,7 @@ from paretolab.core.compress.variant import (
 )
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.pipeline.sweep import SweepSettings
+from paretolab.core.units import percent
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
@@ -96,10 +97,10 @@ class Studio(QObject):
     def _on_variant(self, variant: Variant) -> None:
         if variant.cancelled or self.table.variant(variant.name) is not None:
             return
-        baseline = variant.baseline
-        if "baseline" not in self.chart.points:
-            self.chart.set_point(ChartPoint("baseline", "baseline: the original model, FP32 on ONNX Runtime",
-                                            baseline.latency_ms, baseline.score, baseline.size_bytes, "baseline", True))
+        key, point = self._baseline_point(variant)
+        if key not in self.chart.points:
+            self.chart.set_point(point)
+        self.chart.set_score_label(variant.selection_split)
         self.chart.set_point(self._point(variant))
         self.table.add(variant)
         self.table.select(variant.name)
@@ -114,10 +115,25 @@ class Studio(QObject):
 
     @staticmethod
     def _point(variant: Variant) -> ChartPoint:
+        """Placed by the score the variant is chosen by (validation), labelled with both."""
         m = variant.measured
         collapsed = collapse_warning(variant)
-        label = f"{variant.name}: {variant.recipe.summary()} ({m.backend})" + (f"\n⚠ {collapsed}" if collapsed else "")
-        return ChartPoint(variant.name, label, m.latency_ms, m.score, m.size_bytes, technique_kind(variant.recipe))
+        label = (f"{variant.name}: {variant.recipe.summary()} ({m.where})\n"
+                 f"speed-up {variant.speedup_text()}\ntest top-1 {percent(m.top1)}, chosen by {variant.selection_split}"
+                 + (f"\n⚠ {collapsed}" if collapsed else ""))
+        return ChartPoint(
+            variant.name, label, m.latency_ms, variant.selection_score, m.size_bytes, technique_kind(variant.recipe)
+        )
+
+    @staticmethod
+    def _baseline_point(variant: Variant) -> tuple[str, ChartPoint]:
+        """The original on the variant's backend and device: one point per place variants ran."""
+        b = variant.baseline
+        key = "baseline" if (b.backend, b.device) == ("ort", "cpu") else f"baseline {b.backend}/{b.device}"
+        validation = variant.metrics.get("validation", {}).get("baseline")
+        score = b.score if not validation else (validation["top1"] if validation.get("top1") is not None else 1.0)
+        return key, ChartPoint(key, f"{key}: the original model, FP32 on {b.where}", b.latency_ms, score, b.size_bytes,
+                               "baseline", True)
 
     # -- managing variants: small jobs, since the experiment's lock may be held elsewhere ----
     def delete(self, variant: Variant) -> Job:
@@ -137,9 +153,11 @@ class Studio(QObject):
         job.failed.connect(lambda exc: self.error.emit("Cannot rename", str(exc)))
         return self.queue.submit(job)
 
-    def reprofile(self, variant: Variant) -> Job:
-        job = reprofile_job(variant)
-        job.succeeded.connect(lambda result, v=variant: self._replace(v, result[0]))
+    def reprofile(self, variant: Variant) -> Job | None:
+        if self.loaded is None:
+            return None
+        job = reprofile_job(self.loaded.handle, variant)
+        job.succeeded.connect(lambda updated, v=variant: self._replace(v, updated))
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
 

@@ -46,7 +46,7 @@ class TradeoffChart(QWidget):
         self.plot = pg.PlotWidget(self)
         style_plot(self.plot, self)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.plot.setLabel("left", "accuracy (top-1, %)")
+        self.set_score_label("the validation split")
         for side in ("left", "bottom"):  # milliseconds stay milliseconds: no "(x0.001)" rescaling
             self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.setMinimumWidth(320)
@@ -149,11 +149,15 @@ class TradeoffChart(QWidget):
     def front_keys(self) -> list[str]:
         return [p.key for p in pareto_front([Point(p.key, self._x(p), p.score) for p in self.points.values()])]
 
+    def set_score_label(self, split: str) -> None:
+        """Name the split the y axis shows: the one variants are chosen by, never the test split."""
+        self.plot.setLabel("left", f"accuracy on {split} (top-1, %)")
+
     def _tip(self, x: float, y: float, data: str) -> str:
         p = self.points.get(data)
         if p is None:
             return ""
-        return f"{p.label}\ntop-1 {100 * p.score:.2f}%   {p.latency_ms:.3f} ms   {size(p.size_bytes)}"
+        return f"{p.label}\nplotted: {100 * p.score:.2f}%   {p.latency_ms:.3f} ms   {size(p.size_bytes)}"
 
     def _clicked(self, item, spots, event=None) -> None:
         if spots:

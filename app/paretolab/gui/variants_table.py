@@ -20,7 +20,7 @@ from paretolab.gui.table_model import ColumnsModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 KEY_ROLE = Qt.ItemDataRole.UserRole + 2
-COLUMNS = ("Variant", "Recipe", "Top-1", "Agreement", "Latency ms", "Speed-up", "Size", "Backend")
+COLUMNS = ("Variant", "Recipe", "Top-1 (test)", "Agreement (test)", "Latency ms", "Speed-up", "Size", "Measured on")
 
 
 class VariantsModel(ColumnsModel):
@@ -60,7 +60,7 @@ class VariantsModel(ColumnsModel):
             return None
         v = self.variants[index.row()]
         m = v.measured
-        values = (v.name, v.recipe.summary(), m.top1, m.agreement, m.latency_ms, v.speedup, m.size_bytes, m.backend)
+        values = (v.name, v.recipe.summary(), m.top1, m.agreement, m.latency_ms, v.speedup, m.size_bytes, m.where)
         col = index.column()
         if role == KEY_ROLE:
             return v.name
@@ -81,12 +81,14 @@ class VariantsModel(ColumnsModel):
             if col == 4:
                 return f"{value:.4f}" if value is not None else ""
             if col == 5:
-                return f"{value:.2f}x" if value else ""
+                tie = v.speedup_range is not None and v.speedup_range[0] <= 1.0 <= v.speedup_range[1]
+                return f"{'≈ ' if tie else ''}{value:.2f}x" if value else ""
             if col == 6:
                 return size(value)
             return str(value or "")
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{v.artifact}\n{v.recipe.summary()}" + (f"\n\nWarning: {collapsed}" if collapsed else "")
+            tip = f"{v.artifact}\n{v.recipe.summary()}\nspeed-up {v.speedup_text()}\nchosen by {v.selection_split}"
+            return tip + (f"\n\nWarning: {collapsed}" if collapsed else "")
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

@@ -7,7 +7,7 @@ from pathlib import Path
 from paretolab.core.compress.analysis import analyse_layers
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.profile import profile_model
+from paretolab.core.measure.timing import time_side_by_side
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import optimize
 from paretolab.core.progress import Progress
@@ -37,17 +37,20 @@ def export_job(artifact: Path, fmt: str, dest: Path, data: str, expected_top1: f
     return Job(f"Export {artifact.name} as {fmt}", run)
 
 
-def reprofile_job(variant: Variant, threads: int | None = None) -> Job:
-    """Time the variant again on its backend and keep the new latency in its experiment;
-    returns the updated Variant and the profile."""
+def reprofile_job(original: ModelHandle, variant: Variant, threads: int | None = None) -> Job:
+    """Time the variant and the original side by side again, on the variant's backend and
+    device, and keep the new latencies in its experiment; returns the updated Variant."""
+    where = f"{variant.measured.backend}/{variant.measured.device}"
 
-    def run(progress: Progress) -> tuple[Variant, object]:
-        result = profile_model(load_model(variant.artifact), backend=variant.measured.backend, threads=threads, progress=progress)
-        updated = variant.remeasured(result.latency_at(1).median_ms)
+    def run(progress: Progress) -> Variant:
+        baseline, mine = time_side_by_side([original, load_model(variant.artifact)], backend=variant.measured.backend,
+                                           device=variant.measured.device, threads=threads or variant.measured.threads,
+                                           progress=progress)
+        updated = variant.remeasured(baseline, mine)
         Experiment(variant.artifact.parent).save(updated)
-        return updated, result
+        return updated
 
-    return Job(f"Profile {variant.name} on {variant.measured.backend}", run)
+    return Job(f"Time {variant.name} against the original on {where}", run)
 
 
 def delete_job(variant: Variant) -> Job:

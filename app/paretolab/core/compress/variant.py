@@ -12,6 +12,7 @@ from typing import Any
 from paretolab.core.compress.techniques import TECHNIQUES, technique
 from paretolab.core.files import write_json_atomic
 from paretolab.core.measure.measurement import Measurement, speedup
+from paretolab.core.measure.timing import Speedup, Timing
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
 RECIPE_VERSION = 1
@@ -153,10 +154,47 @@ class Variant:
     def cancelled(self) -> bool:
         return bool(self.metrics.get("cancelled"))
 
-    def remeasured(self, latency_ms: float) -> Variant:
-        """A copy with a new latency (a re-profile), its speed-up worked out again."""
-        mine = replace(self.measured, latency_ms=latency_ms)
-        metrics = {**self.metrics, "variant": mine.to_dict(), "speedup": speedup(self.baseline, mine)}
+    @property
+    def speedup_range(self) -> tuple[float, float] | None:
+        """The speed-up's 95 % interval from side-by-side timing (None for older variants)."""
+        timing = self.metrics.get("timing") or {}
+        if timing.get("speedup_low") is None:
+            return None
+        return timing["speedup_low"], timing["speedup_high"]
+
+    def speedup_text(self, with_basis: bool = True) -> str:
+        """"2.31x (2.10-2.52) vs the original on openvino/cpu, default threads" or "n/a"."""
+        if self.speedup is None:
+            return "n/a"
+        span = f" ({self.speedup_range[0]:.2f}-{self.speedup_range[1]:.2f})" if self.speedup_range else ""
+        return f"{self.speedup:.2f}x{span}" + (f" vs the original on {self.baseline.where}" if with_basis else "")
+
+    @property
+    def selection_score(self) -> float:
+        """What sweeps and the chart choose by: the validation score when the data has a
+        validation split, else the only one there is. The test score is reported, never chosen by."""
+        validation = self.metrics.get("validation")
+        if not validation:
+            return self.measured.score
+        mine = validation["variant"]
+        return mine["top1"] if mine.get("top1") is not None else (mine.get("agreement") or 0.0)
+
+    @property
+    def selection_split(self) -> str:
+        validation = self.metrics.get("validation")
+        return validation["dataset"] if validation else (self.measured.dataset or "the data given")
+
+    def remeasured(self, baseline: Timing, variant: Timing) -> Variant:
+        """A copy with the latencies of a new side-by-side timing (a re-profile)."""
+        faster = Speedup.of(baseline, variant)
+        metrics = {
+            **self.metrics,
+            "variant": replace(self.measured, latency_ms=variant.median_ms).to_dict(),
+            "baseline": replace(self.baseline, latency_ms=baseline.median_ms).to_dict(),
+            "speedup": faster.value,
+            "timing": {**(self.metrics.get("timing") or {}), "variant": variant.to_dict(), "baseline": baseline.to_dict(),
+                       "speedup_low": faster.low, "speedup_high": faster.high},
+        }
         return replace(self, metrics=metrics)
 
 

@@ -12,12 +12,18 @@ class Measurement:
     latency_ms: float
     size_bytes: int
     device: str = "cpu"
+    threads: int | None = None  # None: the runtime's default
     top1: float | None = None
     top5: float | None = None
     agreement: float | None = None  # share of top-1 predictions equal to the reference's
     params: int | None = None
     macs: int | None = None
     dataset: str | None = None
+
+    @property
+    def where(self) -> str:
+        """Backend, device and threads, as every speed-up is qualified: "openvino/cpu, 2 threads"."""
+        return f"{self.backend}/{self.device}, " + (f"{self.threads} threads" if self.threads else "default threads")
 
     @property
     def score(self) -> float:

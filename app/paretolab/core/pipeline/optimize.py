@@ -16,15 +16,11 @@ from paretolab.core.compress.techniques import TECHNIQUES
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import Cancelled, ParetoLabError
 from paretolab.core.files import atomic_write, work_prefix
-from paretolab.core.measure.data import Dataset
-from paretolab.core.measure.evaluate import evaluate
-from paretolab.core.measure.machine import machine_info
-from paretolab.core.measure.measurement import Measurement, speedup
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.profile import profile_model
 from paretolab.core.measure.runtimes import check_available
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.prefix_cache import PrefixCache, torch_prefix
+from paretolab.core.pipeline.scorecard import scorecard
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 from paretolab.core.store.experiment import Experiment
@@ -93,18 +89,6 @@ def _place(result: ModelHandle, out: Path) -> Path:
     return target
 
 
-def measure(handle: ModelHandle, baseline: ModelHandle, data: Dataset, backend: str, threads: int | None,
-            device: str = "cpu") -> Measurement:
-    """The numbers a variant is judged by, measured on its own file."""
-    graph = handle.layer_graph()
-    result = evaluate(handle, data, backend=backend, device=device, reference=baseline, reference_backend="ort", threads=threads)
-    profile = profile_model(handle, backend=backend, device=device, batch_sizes=(1,), runs=200, budget_s=3.0, per_layer=False,
-                            threads=threads)
-    return Measurement(backend=backend, device=device, top1=result.top1, top5=result.top5, agreement=result.agreement,
-                       latency_ms=profile.latency[0].median_ms, size_bytes=handle.size_bytes, params=graph.total_params,
-                       macs=graph.total_macs, dataset=result.dataset)
-
-
 def optimize(
     handle: ModelHandle,
     recipe: Recipe,
@@ -118,10 +102,10 @@ def optimize(
     progress: Progress | None = None,
     reuse: PrefixCache | None = None,
 ) -> Variant:
-    """Apply `recipe`, then measure the variant (on `backend`/`device`) and the baseline (FP32
-    on ONNX Runtime, CPU) side by side; write the artifact, its recipe and its metrics into
-    the experiment in `out_dir`, as `name` or the next free v1, v2, ... Quantization
-    candidates are always timed on the CPU."""
+    """Apply `recipe`, then measure the variant and the original side by side on `backend`/
+    `device` (pipeline/scorecard.py); write the artifact, its recipe and its metrics into the
+    experiment in `out_dir`, as `name` or the next free v1, v2, ... Quantization candidates are
+    always timed on the CPU."""
     experiment = Experiment(out_dir)
     if name is None:
         with experiment.new_name() as claimed:
@@ -142,24 +126,16 @@ def optimize(
         experiment.save(Variant(name, recipe, artifact, str(handle.path), {"cancelled": True, "notes": [note]}, reports))
         raise Cancelled(note)
     try:
-        progress.report(0.85, f"measuring the variant on {backend}")
-        mine = measure(load_model(artifact), handle, data.test, backend, threads, device)
-        progress.report(0.93, "measuring the baseline on ort")
-        base = measure(handle, handle, data.test, "ort", threads)
+        metrics = scorecard(
+            handle, load_model(artifact), data, backend=backend, device=device, threads=threads, progress=progress
+        )
     except BaseException:  # an artifact without its metrics is half a result: remove it
         for f in [artifact] + ([artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else []):
             f.unlink(missing_ok=True)
         raise
-    faster = speedup(base, mine)
-    notes = list(data.notes)
-    if faster is not None and faster < 1.0:
-        notes.append(f"this variant is slower than the FP32 baseline on ONNX Runtime ({faster:.2f}x)")
-    metrics = {"variant": mine.to_dict(), "baseline": base.to_dict(), "speedup": faster,
-               "size_ratio": mine.size_bytes / base.size_bytes if base.size_bytes else None,
-               "notes": notes, "machine": machine_info()}
     variant = Variant(name, recipe, artifact, str(handle.path), metrics, reports)
     experiment.save(variant)
-    progress.report(1.0, f"{name}: {faster:.2f}x faster than the baseline" if faster else name)
+    progress.report(1.0, f"{name}: {metrics['speedup']:.2f}x the speed of the original on {backend}/{device}")
     return variant
 
 

@@ -148,7 +148,7 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
         results.append(variant)
         if outcome().exhausted:
             trial.study.stop()
-        return variant.measured.score, variant.measured.latency_ms
+        return variant.selection_score, variant.measured.latency_ms  # chosen on validation, never on test
 
     remaining = max(1.0, settings.budget_s - (time.monotonic() - start))
     study.optimize(objective, n_trials=settings.trials, timeout=remaining, catch=())

@@ -1,0 +1,127 @@
+"""Timing models side by side, so that a speed-up is a ratio measured under the same load.
+
+Models timed one after the other meet different machines: a busy neighbour, a frequency step,
+a cache that another process evicted. Here every model is opened, warmed up, then timed in
+alternating rounds (A B C A B C ...), so drift hits them alike; each gets a median with a 95 %
+confidence interval (order statistics of the median), and a ratio whose interval holds 1 is
+reported as a tie. A machine whose runs vary a lot is called busy instead of published as fact.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from paretolab.core.measure.data import random_inputs
+from paretolab.core.measure.runtimes import open_runner
+from paretolab.core.model.handle import ModelHandle
+from paretolab.core.progress import Progress, silent
+
+BUSY_SPREAD = 0.25  # interquartile range over median above which runs are too uneven to trust
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    low_ms: float  # 95 % confidence interval of the median
+    high_ms: float
+    runs: int
+    spread: float  # interquartile range / median: how evenly the runs went
+
+    @classmethod
+    def from_seconds(cls, seconds: Sequence[float]) -> Timing:
+        ms = np.sort(np.asarray(seconds, dtype=float) * 1000.0)
+        n = len(ms)
+        half = 1.96 * math.sqrt(n) / 2
+        low = ms[max(0, int(math.floor(n / 2 - half)))]
+        high = ms[min(n - 1, int(math.ceil(n / 2 + half)))]
+        q1, median, q3 = np.percentile(ms, [25, 50, 75])
+        return cls(float(median), float(low), float(high), n, float((q3 - q1) / median) if median > 0 else 0.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """How many times faster `variant` ran than `baseline`, with the interval the two medians'
+    intervals allow. `tie`: the interval holds 1, so no difference was measured."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, baseline: Timing, variant: Timing) -> Speedup:
+        return cls(baseline.median_ms / variant.median_ms, baseline.low_ms / variant.high_ms, baseline.high_ms / variant.low_ms)
+
+    @property
+    def tie(self) -> bool:
+        return self.low <= 1.0 <= self.high
+
+    def text(self) -> str:
+        return f"{self.value:.2f}x ({self.low:.2f}-{self.high:.2f})"
+
+
+def time_side_by_side(
+    handles: Sequence[ModelHandle],
+    *,
+    backend: str = "ort",
+    device: str = "cpu",
+    threads: int | None = None,
+    rounds: int = 12,
+    budget_s: float = 6.0,
+    progress: Progress | None = None,
+) -> list[Timing]:
+    """Batch-1 latency of each model, timed in alternating rounds on one backend and device."""
+    progress = progress or silent()
+    runners = [open_runner(h, backend, device, threads) for h in handles]
+    try:
+        calls = [r.bind(random_inputs(h.inputs, count=1, seed=0).load(np.arange(1))) for r, h in zip(runners, handles)]
+        per_round = _calls_per_round(calls, rounds, budget_s)
+        times: list[list[float]] = [[] for _ in calls]
+        clock = time.perf_counter
+        for r in range(rounds):
+            progress.report(r / rounds, f"timing {len(calls)} models side by side, round {r + 1} of {rounds}")
+            for call, found in zip(calls, times):
+                for _ in range(per_round):
+                    t0 = clock()
+                    call()
+                    found.append(clock() - t0)
+        return [Timing.from_seconds(t) for t in times]
+    finally:
+        for runner in runners:
+            runner.close()
+
+
+def _calls_per_round(calls: Sequence, rounds: int, budget_s: float) -> int:
+    """Warm every model up, then fit the rounds into the budget (at least 3 calls per round)."""
+    slowest = 0.0
+    for call in calls:
+        for _ in range(3):
+            call()
+        t0 = time.perf_counter()
+        call()
+        slowest += time.perf_counter() - t0
+    return max(3, min(50, int(budget_s / rounds / max(slowest, 1e-6))))
+
+
+def busy_note(timings: Sequence[Timing]) -> str | None:
+    """Why these timings should not be trusted, or None: uneven runs, or a loaded machine."""
+    worst = max((t.spread for t in timings), default=0.0)
+    if worst > BUSY_SPREAD:
+        return (f"timings varied by {worst:.0%} between runs (interquartile range over median): the machine was busy, "
+                "so the speed-ups are uncertain; measure again on an idle machine")
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    cpus = os.cpu_count() or 1
+    if load > 1.5 * cpus:
+        return f"the machine was loaded (load average {load:.1f} on {cpus} CPUs) while timing: the speed-ups are uncertain"
+    return None
