@@ -23,9 +23,16 @@ def test_optimize_with_step_options(capsys, tmp_path):
                              "--keep-fp32", "features.0", "--out", str(tmp_path), "--name", "small")
     assert code == 0, err
     assert "recipe    prune structured 50% → quantize ort int8 auto" in out
-    assert "speed-up" in out and (tmp_path / "small.onnx").exists()
+    assert (tmp_path / "small.onnx").exists()
     recipe = json.loads((tmp_path / "small.recipe.json").read_text())
     assert recipe["steps"][1]["settings"]["keep_fp32"] == ["features.0"]
+    metrics = json.loads((tmp_path / "small.metrics.json").read_text())["metrics"]
+    timing = metrics["timing"]
+    printed = next(line for line in out.splitlines() if line.startswith("speed-up"))
+    assert printed == (f"speed-up  {metrics['speedup']:.2f}x ({timing['speedup_low']:.2f}-{timing['speedup_high']:.2f}) "
+                       "vs the original on ort/cpu, default threads (95% interval, alternating rounds)")
+    assert metrics["baseline"]["backend"] == metrics["variant"]["backend"] == "ort"
+    assert metrics["speedup"] == pytest.approx(metrics["baseline"]["latency_ms"] / metrics["variant"]["latency_ms"])
 
 
 def test_optimize_from_a_recipe_file_json_output(capsys, tmp_path):

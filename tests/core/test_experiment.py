@@ -65,6 +65,42 @@ def test_a_process_killed_mid_job_loses_only_that_job(sample, tmp_path):
         "v1.metrics.json", "v1.onnx", "v1.recipe.json"]
 
 
+def test_a_sweep_killed_after_writing_variants_keeps_them_and_its_leftovers_are_cleaned(sample, tmp_path):
+    """SIGKILL in the middle of a sweep, once trials have landed: every finished variant is intact
+    and loads, the trial in flight leaves nothing a reopen shows, and the next start removes the
+    killed process's work folders."""
+    from paretolab.core.files import remove_stale_work_folders
+
+    folder, scratch = tmp_path / "experiment", tmp_path / "tmp"
+    scratch.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "paretolab", "sweep", str(sample.path), "--out", str(folder), "--budget", "10m"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(folder.glob("*.metrics.json"))) < 2 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert process.poll() is None, "the sweep ended before it could be killed"
+        assert len(list(folder.glob("*.metrics.json"))) >= 2, "no trial finished in time"
+        time.sleep(0.5)  # into the next trial
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    written = {m.name.removesuffix(".metrics.json") for m in folder.glob("*.metrics.json")}
+    reopened = Experiment(folder).variants()
+    assert {v.name for v in reopened} == written and len(written) >= 2
+    for variant in reopened:
+        assert variant.artifact.exists() and load_model(variant.artifact).layer_graph().total_params > 0
+        assert variant.measured.latency_ms > 0 and variant.speedup is not None
+    names = {p.name.split(".")[0] for p in folder.iterdir() if p.is_file() and p.suffix in (".onnx", ".xml", ".bin", ".json")}
+    assert names == written  # the trial in flight left no model file behind
+    assert (folder / "sweep.journal").exists()  # a resumed sweep picks up where this one stopped
+    left = [d for d in scratch.glob(f"paretolab-{process.pid}-*")]
+    assert set(remove_stale_work_folders(scratch)) >= set(left)
+    assert not list(scratch.glob(f"paretolab-{process.pid}-*"))
+
+
 def test_two_windows_never_take_the_same_name(sample, tmp_path):
     a = Experiment.for_model(sample, tmp_path)
     b = Experiment.for_model(sample, tmp_path)  # a second window on the same experiment

@@ -6,10 +6,11 @@ import onnx
 import openvino as ov
 import pytest
 
-from paretolab.core.compress.quantize import QuantizeSettings, quantize
+from paretolab.core.compress.quantize import PORTABILITY, QuantizeSettings, quantize
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import DataError, digits, random_inputs
 from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.measure.timing import Speedup, time_side_by_side
 from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress
 from paretolab.core.sample import sample_info, sample_model_path
@@ -40,10 +41,16 @@ def test_ort_auto_int8_times_every_format_and_keeps_the_fastest_faithful(sample,
     assert {c.name for c in outcome.candidates} == {"qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8"}
     chosen = next(c for c in outcome.candidates if c.chosen)
     faithful = [c for c in outcome.candidates if c.agreement >= 0.98]
-    assert chosen.median_ms == min(c.median_ms for c in faithful)
+    fastest = min(faithful, key=lambda c: c.median_ms)
+    assert chosen in faithful and chosen.low_ms <= fastest.high_ms  # the fastest, or tied with it within the noise
+    if chosen is not fastest:  # a tie goes to the more portable format, and says so
+        assert PORTABILITY.index(chosen.name) < PORTABILITY.index(fastest.name)
+        assert any("more portable" in n for n in outcome.notes)
     assert outcome.chosen == f"ort-int8-{chosen.name}"
-    slower = chosen.median_ms >= outcome.baseline_ms
-    assert slower == any("not faster than FP32" in w for w in outcome.warnings)
+    # an independent side-by-side timing agrees with the warning (or its absence)
+    again = Speedup.of(*time_side_by_side([sample, load_model(outcome.artifact)], rounds=8, budget_s=3.0))
+    warned = any("not measurably faster than FP32" in w for w in outcome.warnings)
+    assert warned or again.high >= 1.0, (again.text(), outcome.warnings)
     assert "int8" in onnx_weight_types(outcome.artifact)
     result = evaluate(load_model(outcome.artifact), digits("test"), reference=sample)
     assert result.top1 >= BASELINE - 0.01 and result.agreement >= 0.98

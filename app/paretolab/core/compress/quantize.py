@@ -26,7 +26,7 @@ import numpy as np
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
 from paretolab.core.measure.evaluate import evaluate
-from paretolab.core.measure.profile import quick_median_ms
+from paretolab.core.measure.timing import Speedup, time_side_by_side
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress, silent
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from paretolab.core.compress.step import StepContext
 
 ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
+# Most portable first: QDQ S8S8 runs on every runtime that reads quantized ONNX (TensorRT,
+# OpenVINO, ...); QOperator ops are ONNX Runtime's own. Timing ties go to the more portable.
+PORTABILITY = ("qdq-s8s8", "qdq-u8s8", "qop-s8s8", "qop-u8s8")
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Candidate:
     median_ms: float
     agreement: float
     chosen: bool = False
+    low_ms: float | None = None  # 95 % interval of the median, from side-by-side timing
+    high_ms: float | None = None
 
 
 @dataclass
@@ -85,6 +90,7 @@ class QuantizeOutcome:
     baseline_ms: float | None = None
     candidates: list[Candidate] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def quantize(
@@ -288,27 +294,40 @@ def _sort_topologically(graph: Any) -> None:
 
 def _pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, settings: QuantizeSettings,
                            validation: Dataset, out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
-    """Time every candidate on the target backend, check it against FP32, keep the best."""
-    progress.report(0.7, "timing FP32 and every candidate on the target backend")
-    baseline = quick_median_ms(handle, backend, threads)
-    candidates = []
-    for name, path in built.items():
+    """Check every candidate against FP32, time them all side by side with FP32, and keep the
+    fastest faithful one; candidates within the timing noise of the fastest are a tie, won by
+    the more portable format."""
+    progress.report(0.7, "checking every candidate against FP32")
+    handles = {name: load_model(path) for name, path in built.items()}
+    agreements = {}
+    for name, variant in handles.items():
         progress.check()
-        variant = load_model(path)
-        agreement = evaluate(variant, validation, backend=backend, reference=handle, threads=threads).agreement or 0.0
-        candidates.append(Candidate(name, quick_median_ms(variant, backend, threads), agreement))
+        agreements[name] = evaluate(variant, validation, backend=backend, reference=handle, threads=threads).agreement or 0.0
+    progress.report(0.8, "timing FP32 and every candidate side by side")
+    base_t, *timings = time_side_by_side([handle, *handles.values()], backend=backend, threads=threads, rounds=8, budget_s=4.0)
+    candidates = [Candidate(name, t.median_ms, agreements[name], low_ms=t.low_ms, high_ms=t.high_ms)
+                  for name, t in zip(handles, timings)]
+    outcome = QuantizeOutcome(out, "", baseline_ms=base_t.median_ms, candidates=candidates)
     faithful = [c for c in candidates if c.agreement >= settings.min_agreement]
-    outcome = QuantizeOutcome(out, "", baseline_ms=baseline, candidates=candidates)
-    best = min(faithful, key=lambda c: c.median_ms) if faithful else max(candidates, key=lambda c: c.agreement)
-    if not faithful:
+    if faithful:
+        fastest = min(faithful, key=lambda c: c.median_ms)
+        ties = [c for c in faithful if (c.low_ms or c.median_ms) <= (fastest.high_ms or fastest.median_ms)]
+        best = min(ties, key=lambda c: PORTABILITY.index(c.name) if c.name in PORTABILITY else len(PORTABILITY))
+        if best is not fastest:
+            outcome.notes.append(f"{best.name} timed within the noise of {fastest.name} ({best.median_ms:.3f} against "
+                                 f"{fastest.median_ms:.3f} ms): kept {best.name}, the more portable format")
+    else:
+        best = max(candidates, key=lambda c: c.agreement)
         outcome.warnings.append(
             f"no int8 form agreed with FP32 on {settings.min_agreement:.0%} of predictions; kept the most faithful "
             f"({best.name}, {best.agreement:.1%}); keep sensitive layers in FP32 or use more calibration samples"
         )
-    if best.median_ms >= baseline:
+    best_t = timings[list(handles).index(best.name)]
+    faster = Speedup.of(base_t, best_t)
+    if faster.low < 1.0:
         outcome.warnings.append(
-            f"the fastest faithful int8 form ({best.name}, {best.median_ms:.3f} ms) is not faster than FP32 "
-            f"({baseline:.3f} ms) on {backend} here; keep the FP32 model for speed"
+            f"the fastest faithful int8 form ({best.name}) is not measurably faster than FP32 on {backend} here "
+            f"({faster.text()}); keep the FP32 model for speed"
         )
     best.chosen = True
     outcome.chosen = f"{backend}-int8-{best.name}"
@@ -397,4 +416,5 @@ def apply(ctx: StepContext, index: int, settings: QuantizeSettings) -> None:
                        threads=ctx.threads, progress=ctx.progress)
     ctx.set_file(outcome.artifact)
     ctx.report(index, {"technique": "quantize", "chosen": outcome.chosen, "baseline_ms": outcome.baseline_ms,
-                       "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings})
+                       "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings,
+                       "notes": outcome.notes})

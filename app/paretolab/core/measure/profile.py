@@ -9,7 +9,6 @@ touches the latency numbers; they are mapped onto LayerGraph names.
 from __future__ import annotations
 
 import json
-import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -290,10 +289,3 @@ def _openvino_layer_times(
     finally:
         runner.close()
     return {name: (op, total / runs) for name, (op, total) in totals.items()}
-
-
-def quick_median_ms(handle: ModelHandle, backend: str, threads: int | None = None, device: str = "cpu") -> float:
-    """Median batch-1 latency from a short run, for comparing candidates side by side."""
-    with open_runner(handle, backend, device, threads) as runner:
-        times = time_calls(runner.bind(_inputs_for(handle, 1)), warmup=5, runs=50, budget_s=2.0)
-    return statistics.median(times) * 1000.0
