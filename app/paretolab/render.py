@@ -129,10 +129,24 @@ def variant(v) -> str:
     collapsed = collapse_warning(v)
     lines += [f"warning   {collapsed}"] if collapsed else []
     for report in v.reports:
+        lines += _candidates(report)
         lines += [f"warning   {w}" for w in report.get("warnings", [])]
         lines += [f"note      {n}" for n in report.get("notes", [])]
     lines += [f"note      {n}" for n in m.get("notes", [])]
     return "\n".join(lines)
+
+
+def _candidates(report: dict) -> list[str]:
+    """The int8 forms a quantization step built and timed, and which one it kept."""
+    found = report.get("candidates") or []
+    if not found:
+        return []
+    lines = [f"int8      {len(found)} forms timed side by side with FP32 ({report.get('baseline_ms') or 0:.4f} ms):"]
+    for c in sorted(found, key=lambda c: c["median_ms"]):
+        span = f" [{c['low_ms']:.4f}-{c['high_ms']:.4f}]" if c.get("low_ms") is not None else ""
+        lines.append(f"            {c['name']:<9} {c['median_ms']:.4f} ms{span}, agrees with FP32 on {percent(c['agreement'])}"
+                     + ("  <- kept" if c.get("chosen") else ""))
+    return lines
 
 
 def importance(layers, scan=None) -> str:

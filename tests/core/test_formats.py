@@ -59,6 +59,26 @@ def test_onnx_reports_dynamic_batch_and_external_data_files(model_files):
     assert [f.name for f in handle.files] == ["tiny_ext.onnx", "tiny_ext.onnx.data"]
 
 
+def test_external_data_outside_the_models_folder_is_refused(model_files, tmp_path):
+    import shutil
+
+    import onnx
+
+    from paretolab.core.errors import ModelLoadError
+
+    model = onnx.load(str(model_files["onnx_external"]), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../outside/weights.data"
+    (tmp_path / "outside").mkdir()
+    shutil.copyfile(model_files["onnx_external"].with_name("tiny_ext.onnx.data"), tmp_path / "outside" / "weights.data")
+    (tmp_path / "model").mkdir()
+    onnx.save(model, str(tmp_path / "model" / "escape.onnx"))
+    with pytest.raises(ModelLoadError, match="outside its own folder"):
+        load_model(tmp_path / "model" / "escape.onnx")
+
+
 def test_input_shape_fixes_a_dynamic_dim(model_files):
     handle = load_model(model_files["onnx"], input_shapes={None: (4, 3, 16, 16)})
     assert handle.inputs[0].shape == (4, 3, 16, 16)

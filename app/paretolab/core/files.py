@@ -45,10 +45,17 @@ def atomic_write(out: Path, write: Callable[[Path], object]) -> Path:
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=".paretolab-") as tmp:
             write(Path(tmp) / out.name)
             for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == out.name):
+                _fsync(written)  # on disk before the rename makes it visible: a crash leaves old or new
                 os.replace(written, out.parent / written.name)  # the main file last
     except OSError as exc:
         raise _write_error(out, exc) from None
     return out
+
+
+def _fsync(path: Path) -> None:
+    if path.is_file():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:

@@ -71,16 +71,18 @@ class Speedup:
 def time_side_by_side(
     handles: Sequence[ModelHandle],
     *,
-    backend: str = "ort",
+    backend: str | Sequence[str] = "ort",
     device: str = "cpu",
     threads: int | None = None,
     rounds: int = 12,
     budget_s: float = 6.0,
     progress: Progress | None = None,
 ) -> list[Timing]:
-    """Batch-1 latency of each model, timed in alternating rounds on one backend and device."""
+    """Batch-1 latency of each model, timed in alternating rounds on one device; `backend` is one
+    for all or one per model (to compare runtimes, as the benchmarks do)."""
     progress = progress or silent()
-    runners = [open_runner(h, backend, device, threads) for h in handles]
+    backends = [backend] * len(handles) if isinstance(backend, str) else list(backend)
+    runners = [open_runner(h, b, device, threads) for h, b in zip(handles, backends)]
     try:
         calls = [r.bind(random_inputs(h.inputs, count=1, seed=0).load(np.arange(1))) for r, h in zip(runners, handles)]
         per_round = _calls_per_round(calls, rounds, budget_s)

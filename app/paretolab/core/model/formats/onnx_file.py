@@ -64,6 +64,11 @@ def _external_files(model: onnx.ModelProto, path: Path) -> list[Path]:
         if location is None:
             continue
         f = (path.parent / location).resolve()
+        if not f.is_relative_to(path.parent.resolve()):  # "../../etc/passwd" in a downloaded model
+            raise ModelLoadError(
+                f"{path.name} points its weights at '{location}', outside its own folder; "
+                "ParetoLab only reads external data that lies beside the model"
+            )
         if not f.exists():
             raise ModelLoadError(
                 f"{path.name} keeps its weights in '{location}', which is missing; "
