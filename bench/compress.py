@@ -139,7 +139,7 @@ def build(args: argparse.Namespace, data: DataPlan, work: Path) -> dict[str, Con
             if sparsity is None and seed:
                 continue  # no training in it: one build is enough
             start = time.time()
-            out = work / f"paretolab_{sparsity}_s{seed}"
+            out = work / f"paretolab_{round(100 * (sparsity or 0))}_s{seed}"
             artifact, _ = apply_recipe(original, paretolab_recipe(sparsity, args.epochs, seed), data, out)
             contenders[name].files.append(artifact)
             print(f"  {name}, seed {seed}: built in {time.time() - start:.0f} s", file=sys.stderr)

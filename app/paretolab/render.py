@@ -165,13 +165,17 @@ def importance(layers, scan=None) -> str:
 
 
 def sweep_summary(experiment, result) -> str:
+    """The variants with the front chosen on the split the sweep selects by (validation), and the
+    test accuracy reported beside it."""
     from paretolab.core.store.pareto import Point, pareto_front
 
     stored = experiment.variants()
-    points = [Point(v.name, v.measured.latency_ms, v.measured.score) for v in stored]
-    front = {p.key for p in pareto_front(points)}
-    rows = [("", "variant", "recipe", "top-1", "latency ms")]
+    front = {p.key for p in pareto_front([Point(v.name, v.measured.latency_ms, v.selection_score) for v in stored])}
+    chosen_by = stored[0].selection_split if stored else "validation"
+    rows = [("", "variant", "recipe", f"{chosen_by} score", "test top-1", "latency ms", "speed-up (95%)", "measured on")]
     for v in sorted(stored, key=lambda v: v.measured.latency_ms):
         m = v.measured
-        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), percent(m.top1), f"{m.latency_ms:.4f}"))
-    return f"{result.note()}; experiment {experiment.folder} (* = Pareto front)\n\n" + table(rows, right={3, 4})
+        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), percent(v.selection_score), percent(m.top1),
+                     f"{m.latency_ms:.4f}", v.speedup_text(with_basis=False), m.where))
+    return (f"{result.note()}; experiment {experiment.folder} (* = Pareto front, chosen on {chosen_by}; "
+            "speed-ups against the original on the same backend, device and threads)\n\n" + table(rows, right={3, 4, 5}))

@@ -183,3 +183,15 @@ def test_mixup_blends_inputs_that_the_teacher_labels_live(eager, sample, monkeyp
     assert not seen  # without mixup, the teacher's logits come from its cache of the training samples
     with pytest.raises(SettingsError, match="'mixup' must be 0"):
         DistillSettings(mixup=-1).check()
+
+
+def test_structured_pruning_keeps_the_nearest_multiple_of_eight():
+    """torch-pruning alone rounds kept channels down (48 at 70 % would keep 8); ParetoLab keeps
+    the nearest multiple, so it never prunes much more than asked."""
+    from paretolab.core.compress.prune import kept_channels
+    from paretolab.core.model.eager import eager_module
+
+    demo = load_model(sample_model_path("demo"))
+    _, report = prune_module(eager_module(demo, "test"), (torch.zeros(1, 1, 32, 32),), PruneSettings(sparsity=0.7))
+    kept = {after for _, after in report.channels.values()}
+    assert kept == {16, 32, 56} == {kept_channels(c, 0.3, 8) for c in (48, 96, 192)}

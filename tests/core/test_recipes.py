@@ -194,3 +194,11 @@ def test_full_disk_or_read_only_folder_reports_and_changes_nothing(sample, tmp_p
     with pytest.raises(WriteError):
         first.recipe.save(tmp_path / "copy.recipe.json")
     assert not (tmp_path / "copy.recipe.json").exists()
+
+
+def test_a_name_with_a_dot_keeps_all_of_it(sample, tmp_path):
+    """"fp16.v2" writes fp16.v2.onnx beside fp16.v2.metrics.json, not fp16.onnx."""
+    fp16 = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]})
+    variant = optimize(sample, fp16, DataPlan.from_spec("random:8", sample), tmp_path, "fp16.v2")
+    assert variant.artifact.name == "fp16.v2.onnx" and variant.artifact.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp16.v2.metrics.json", "fp16.v2.onnx", "fp16.v2.recipe.json"]

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from paretolab.core.compress.prune import kept_channels
 from paretolab.core.model.graph import LayerGraph
 
 _WEIGHT_OPS = {"Conv", "Gemm", "MatMul", "Convolution", "GroupConvolution"}
@@ -75,8 +76,7 @@ def predict(graph: LayerGraph, *, sparsity: float = 0.0, structured: bool = True
 def _channel_keeps(graph: LayerGraph, keep: float, round_to: int) -> dict[str, tuple[float, float]]:
     """(share of output channels kept, share of input channels kept) per layer, following the
     chain of weight layers: each pruned layer's outputs are the next one's inputs. Channel
-    counts round down to multiples of `round_to`, as the pruner keeps them (16 channels at
-    30% keep 8, not 11)."""
+    counts round to the nearest multiple of `round_to`, as the pruner keeps them."""
     keeps: dict[str, tuple[float, float]] = {}
     weight_layers = [n for n in graph if n.op in _WEIGHT_OPS]
     inputs_keep = 1.0
@@ -86,17 +86,10 @@ def _channel_keeps(graph: LayerGraph, keep: float, round_to: int) -> dict[str, t
             continue
         last = node is weight_layers[-1]
         channels = next((w.shape[0] for w in node.weights if len(w.shape) >= 2 and isinstance(w.shape[0], int)), 0)
-        out_keep = 1.0 if last or channels <= 0 else _kept(channels, keep, round_to) / channels
+        out_keep = 1.0 if last or channels <= 0 else kept_channels(channels, keep, round_to) / channels
         keeps[node.name] = (out_keep, inputs_keep)
         inputs_keep = out_keep
     return keeps
-
-
-def _kept(channels: int, keep: float, round_to: int) -> int:
-    wanted = channels * keep
-    if round_to > 1 and channels >= round_to:
-        return max(round_to, int(wanted // round_to) * round_to)
-    return max(1, round(wanted))
 
 
 def _count(shape: Sequence[Any]) -> int:

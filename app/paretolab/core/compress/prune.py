@@ -138,7 +138,7 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
         examples,
         importance=importance,
         pruning_ratio=settings.sparsity,
-        pruning_ratio_dict={modules[n]: r for n, r in settings.layer_ratios.items()},
+        pruning_ratio_dict=_layer_ratios(modules, settings, outputs),
         ignored_layers=[modules[n] for n in (*settings.skip, *outputs)],
         round_to=settings.round_to,
         global_pruning=settings.scope == "global",
@@ -156,6 +156,36 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
     report.channels = {n: (before[n], after[n]) for n in before if n in after and after[n] != before[n]}
     progress.report(0.9, f"pruned: {params_before:,.0f} -> {params_after:,.0f} parameters")
     return module, report
+
+
+def kept_channels(channels: int, keep: float, round_to: int) -> int:
+    """How many of a layer's channels stay: the nearest multiple of `round_to` to the share kept
+    (48 channels at 30 % keep 16, not 8), so fast kernels keep their shapes without pruning more
+    than was asked."""
+    wanted = channels * keep
+    if round_to > 1 and channels >= round_to:
+        return min(channels, max(round_to, round(wanted / round_to) * round_to))
+    return max(1, round(wanted))
+
+
+def _layer_ratios(modules: dict[str, Any], settings: PruneSettings, outputs: set[str]) -> dict[Any, float]:
+    """Per-layer ratios that land each layer on kept_channels(). torch-pruning rounds the channels
+    it keeps *down* to a multiple of round_to (48 channels at 70 % kept 8, losing 3 points on the
+    demo against a plain Torch-Pruning user who kept 14), so the ratio given is the exact one."""
+    import torch
+
+    ratios = {modules[n]: r for n, r in settings.layer_ratios.items()}
+    if settings.scope != "layer":
+        return ratios
+    for name, m in modules.items():
+        if name in outputs or name in settings.skip:
+            continue
+        channels = m.out_channels if isinstance(m, torch.nn.modules.conv._ConvNd) else (
+            m.out_features if isinstance(m, torch.nn.Linear) else 0)
+        if channels > 1:
+            keep = kept_channels(channels, 1.0 - settings.layer_ratios.get(name, settings.sparsity), settings.round_to)
+            ratios[m] = max(0.0, 1.0 - (keep + 0.5) / channels)  # + 0.5: torch-pruning truncates what it keeps
+    return ratios
 
 
 def _macs(module: Any, examples: tuple) -> int | None:

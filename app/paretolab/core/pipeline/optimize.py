@@ -78,13 +78,14 @@ def _remember_prefix(pipeline: StepContext, cache: PrefixCache | None, key: str,
 
 
 def _place(result: ModelHandle, out: Path) -> Path:
+    """Copy the result to `out` + its format's suffix ("v1.2" stays "v1.2", not "v1")."""
     if result.format == "openvino":
-        xml = out.with_suffix(".xml")
+        xml = out.with_name(out.name + ".xml")
         atomic_write(
             xml, lambda tmp: (shutil.copyfile(result.files[1], tmp.with_suffix(".bin")), shutil.copyfile(result.files[0], tmp))
         )
         return xml
-    target = out.with_suffix(".onnx")
+    target = out.with_name(out.name + ".onnx")
     atomic_write(target, lambda tmp: shutil.copyfile(result.onnx_file(), tmp))
     return target
 
@@ -114,7 +115,7 @@ def optimize(
     progress = progress or silent()
     out_dir = Path(out_dir)
     target = out_dir / name
-    if any(target.with_suffix(s).resolve() == f.resolve() for s in (".onnx", ".xml", ".bin") for f in handle.files):
+    if any(target.with_name(name + s).resolve() == f.resolve() for s in (".onnx", ".xml", ".bin") for f in handle.files):
         raise ParetoLabError(f"{target} would overwrite the model you opened; choose another --out or --name")
     backend = backend or _backend_of(recipe)
     if backend == "torch":
