@@ -79,6 +79,22 @@ def test_external_data_outside_the_models_folder_is_refused(model_files, tmp_pat
         load_model(tmp_path / "model" / "escape.onnx")
 
 
+def test_a_batch_written_as_minus_one_is_free_and_can_be_fixed(model_files, tmp_path):
+    """Files from other frameworks write a free batch as -1: it must not count as a size (MACs
+    came out negative) nor refuse --input-shape."""
+    import onnx
+
+    model = onnx.load(str(model_files["onnx"]))
+    model.graph.input[0].type.tensor_type.shape.dim[0].Clear()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    onnx.save(model, str(tmp_path / "minus_one.onnx"))
+    handle = load_model(tmp_path / "minus_one.onnx")
+    assert handle.inputs[0].shape[0] is None and handle.inputs[0].dynamic_axes == (0,)
+    assert handle.layer_graph().total_macs == TINY_MACS  # a free batch is taken as 1
+    fixed = load_model(tmp_path / "minus_one.onnx", input_shapes={None: (2, 3, 16, 16)})
+    assert fixed.inputs[0].shape == (2, 3, 16, 16) and fixed.layer_graph().total_macs == 2 * TINY_MACS
+
+
 def test_input_shape_fixes_a_dynamic_dim(model_files):
     handle = load_model(model_files["onnx"], input_shapes={None: (4, 3, 16, 16)})
     assert handle.inputs[0].shape == (4, 3, 16, 16)

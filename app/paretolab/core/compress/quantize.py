@@ -28,7 +28,7 @@ from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_mode
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.timing import Speedup, time_side_by_side
 from paretolab.core.model.graph import LayerGraph
-from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 
@@ -129,7 +129,7 @@ def _runtime_graph(handle: ModelHandle) -> LayerGraph:
     ONNX export, whose node and tensor names are what exclusions must use)."""
     if handle.format in ("onnx", "openvino"):
         return handle.layer_graph()
-    return load_model(handle.onnx_file()).layer_graph()
+    return handle.like(handle.onnx_file()).layer_graph()
 
 
 def _excluded_nodes(handle: ModelHandle, layers: tuple[str, ...]) -> list[str]:
@@ -298,7 +298,7 @@ def _pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend:
     fastest faithful one; candidates within the timing noise of the fastest are a tie, won by
     the more portable format."""
     progress.report(0.7, "checking every candidate against FP32")
-    handles = {name: load_model(path) for name, path in built.items()}
+    handles = {name: handle.like(path) for name, path in built.items()}
     agreements = {}
     for name, variant in handles.items():
         progress.check()

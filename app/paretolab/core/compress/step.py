@@ -17,7 +17,7 @@ import numpy as np
 from paretolab.core.measure.data import random_inputs
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.eager import eager_module, torch_edits_unavailable
-from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.torch_onnx import export_to_onnx
 from paretolab.core.progress import Progress
 
@@ -45,7 +45,7 @@ class StepContext:
         self.module = module
 
     def set_file(self, path: Path) -> None:
-        self.handle, self.module = load_model(path), None
+        self.handle, self.module = self.original.like(path), None  # the user's input shapes carry over
 
     def file(self, index: int) -> ModelHandle:
         """The current model as a file: the edited torch module is exported first when there is one."""

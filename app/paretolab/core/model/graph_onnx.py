@@ -41,9 +41,8 @@ def _value_shape(value: onnx.ValueInfoProto) -> Shape | None:
     t = value.type.tensor_type
     if not t.HasField("shape"):
         return None
-    return tuple(
-        d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim
-    )
+    # -1 or 0 as a size is how some exporters write a free dimension: it is one, not a size
+    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None) for d in t.shape.dim)
 
 
 def value_spec(value: onnx.ValueInfoProto) -> TensorSpec:
@@ -64,12 +63,20 @@ def with_fixed_inputs(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ..
     """A copy of `model` whose named inputs have the given static shapes."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(model)
+    changed = False
     for value in fixed.graph.input:
         if value.name in shapes:
             dims = value.type.tensor_type.shape.dim
             for dim, size in zip(dims, shapes[value.name]):
+                changed = changed or not (dim.HasField("dim_value") and dim.dim_value == size)
                 dim.Clear()
                 dim.dim_value = size
+    if changed:  # shapes a tool stored for the free sizes (a quantizer's, a converter's) would win over inference
+        del fixed.graph.value_info[:]
+        for value in fixed.graph.output:
+            for dim in value.type.tensor_type.shape.dim:
+                if not dim.HasField("dim_value"):
+                    dim.Clear()
     return fixed
 
 

@@ -55,6 +55,18 @@ class ModelHandle:
         """The loaded object (onnx.ModelProto, torch.nn.Module, ExportedProgram or ov.Model)."""
         return self.source.native
 
+    def fixed_shapes(self) -> dict[str | None, tuple[int, ...]]:
+        """The shapes of the inputs that are fixed: what a file made from this model (a variant,
+        an export) is opened with, so the user's --input-shape reaches every step."""
+        return {s.name: tuple(d for d in s.shape if isinstance(d, int)) for s in self.inputs if s.is_static and s.shape}
+
+    def like(self, path: Path) -> ModelHandle:
+        """Open `path`, a file made from this model (same inputs), with this model's fixed shapes."""
+        made = load_model(path)
+        shapes = {name: shape for name, shape in self.fixed_shapes().items() if any(s.name == name for s in made.inputs)}
+        dynamic = [s for s in made.inputs if not s.is_static and s.name in shapes]
+        return made.with_input_shapes(shapes) if dynamic else made
+
     def with_input_shapes(self, shapes: Mapping[str | None, Sequence[int]]) -> ModelHandle:
         """A handle whose dynamic (or unrecorded) input dims are fixed to `shapes`."""
         return ModelHandle(self.source, _fix_inputs(self.inputs, shapes, self.path.name))

@@ -18,7 +18,7 @@ from paretolab.core.errors import Cancelled, ParetoLabError
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import check_available
-from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline.prefix_cache import PrefixCache, torch_prefix
 from paretolab.core.pipeline.scorecard import scorecard
 from paretolab.core.progress import Progress, silent
@@ -128,7 +128,7 @@ def optimize(
         raise Cancelled(note)
     try:
         metrics = scorecard(
-            handle, load_model(artifact), data, backend=backend, device=device, threads=threads, progress=progress
+            handle, handle.like(artifact), data, backend=backend, device=device, threads=threads, progress=progress
         )
     except BaseException:  # an artifact without its metrics is half a result: remove it
         for f in [artifact] + ([artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else []):

@@ -1,0 +1,50 @@
+"""A model with free dimensions: the user's input shape reaches every step — data, the
+techniques, the variant's measurement and timing — and the variant keeps the free axes."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from model_zoo import TINY_MACS  # type: ignore[import-not-found]
+from paretolab.cli import main
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.measure.plan import DataPlan
+from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import optimize
+
+
+@pytest.fixture()
+def free_dims(model_files, tmp_path):
+    """The tiny CNN with its batch, height and width free, as other exporters write them."""
+    model = onnx.load(str(model_files["onnx"]))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for i, value in ((0, -1), (2, "h"), (3, "w")):
+        dims[i].Clear()
+        if isinstance(value, int):
+            dims[i].dim_value = value
+        else:
+            dims[i].dim_param = value
+    path = tmp_path / "free.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("steps", [
+    [{"technique": "quantize", "settings": {"precision": "fp16"}}],
+    [{"technique": "quantize", "settings": {"backend": "ort", "precision": "int8"}}],
+    [{"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.5}}],
+])
+def test_every_step_uses_the_users_input_shape(free_dims, tmp_path, steps):
+    handle = load_model(free_dims, input_shapes={None: (1, 3, 16, 16)})
+    variant = optimize(handle, Recipe.from_dict({"steps": steps}), DataPlan.from_spec("random:8", handle), tmp_path, "v")
+    assert variant.measured.macs == variant.baseline.macs == TINY_MACS and variant.measured.latency_ms > 0
+    assert load_model(variant.artifact).inputs[0].dynamic_axes == (0, 2, 3)  # the variant stays as general as the original
+
+
+def test_the_cli_carries_input_shape_through_optimize(free_dims, tmp_path, capsys):
+    code = main(["optimize", str(free_dims), "--input-shape", "1x3x16x16", "--data", "random:8", "--quantize", "ort-fp16",
+                 "--out", str(tmp_path / "out"), "--name", "v"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "speed-up" in out and (tmp_path / "out" / "v.onnx").exists()
