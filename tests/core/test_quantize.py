@@ -151,3 +151,29 @@ def test_incomplete_shape_inference_leaves_the_working_folder_clean(sample, tmp_
     )
     assert outcome.artifact.exists() and "int8" in onnx_weight_types(outcome.artifact)
     assert list(cwd.iterdir()) == []
+
+
+def test_one_int8_form_that_fails_drops_out_and_the_others_compete(sample, tmp_path, monkeypatch):
+    from paretolab.core.compress import quantize as quantize_module
+    from paretolab.core.errors import ParetoLabError
+
+    real = quantize_module._ort_static
+
+    def flaky(src, out, fmt, *args):
+        if fmt == "qop-u8s8":  # as ONNX Runtime does on some transformer graphs: INVALID_GRAPH
+            raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH : This is an invalid model.\nmore detail")
+        return real(src, out, fmt, *args)
+
+    monkeypatch.setattr(quantize_module, "_ort_static", flaky)
+    outcome = quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "q.onnx", validation=digits("val"))
+    assert {c.name for c in outcome.candidates} == {"qdq-u8s8", "qdq-s8s8", "qop-s8s8"}
+    assert any(n.startswith("qop-u8s8 could not be built ([ONNXRuntimeError] : 10 : INVALID_GRAPH") for n in outcome.notes)
+    assert outcome.artifact.exists()
+
+    def broken(*args):
+        raise ValueError("Expected conv2d_394.w_0 to be an initializer")
+
+    monkeypatch.setattr(quantize_module, "_ort_static", broken)
+    with pytest.raises(ParetoLabError, match=r"could not quantize digits_cnn.onnx to int8: .*try OpenVINO int8 or FP16$"):
+        quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "none.onnx", validation=digits("val"))
+    assert not (tmp_path / "none.onnx").exists()

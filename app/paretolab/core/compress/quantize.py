@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
 from paretolab.core.measure.evaluate import evaluate
@@ -257,15 +258,24 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
     pre = _preprocessed(handle, work)
     formats = ORT_FORMATS if settings.format == "auto" else (settings.format,)
     built: dict[str, Path] = {}
+    dropped: list[str] = []
     for i, fmt in enumerate(formats):
         progress.report(0.05 + 0.6 * i / len(formats), f"calibrating and quantizing ({fmt})")
-        built[fmt] = work / f"{fmt}.onnx"
-        _ort_static(pre, built[fmt], fmt, settings, handle, calibration, excluded)
-    if len(built) == 1:
+        try:
+            _ort_static(pre, work / f"{fmt}.onnx", fmt, settings, handle, calibration, excluded)
+            built[fmt] = work / f"{fmt}.onnx"
+        except (Cancelled, ParetoLabError):
+            raise
+        except Exception as exc:  # ONNX Runtime's quantizer fails on some graphs for one format, not all
+            dropped.append(f"{fmt} could not be built ({first_line(exc)})")
+    if not built:
+        raise ParetoLabError(f"ONNX Runtime could not quantize {handle.path.name} to int8: {'; '.join(dropped)}; "
+                             "try OpenVINO int8 or FP16")
+    if len(built) == 1 and not dropped:
         fmt, path = next(iter(built.items()))
         atomic_write(out, lambda tmp: shutil.copyfile(path, tmp))
         return QuantizeOutcome(out, f"ort-int8-{fmt}")
-    return _pick_fastest_faithful(handle, built, "ort", settings, validation, out, threads, progress)
+    return _pick_fastest_faithful(handle, built, "ort", settings, validation, out, threads, progress, dropped)
 
 
 def _ort_fp16(src: Path, out: Path, excluded: list[str]) -> None:
@@ -293,21 +303,32 @@ def _sort_topologically(graph: Any) -> None:
 
 
 def _pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, settings: QuantizeSettings,
-                           validation: Dataset, out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
+                           validation: Dataset, out: Path, threads: int | None, progress: Progress,
+                           dropped: list[str]) -> QuantizeOutcome:
     """Check every candidate against FP32, time them all side by side with FP32, and keep the
     fastest faithful one; candidates within the timing noise of the fastest are a tie, won by
     the more portable format."""
     progress.report(0.7, "checking every candidate against FP32")
-    handles = {name: handle.like(path) for name, path in built.items()}
-    agreements = {}
-    for name, variant in handles.items():
+    handles, agreements = {}, {}
+    for name, path in built.items():
         progress.check()
-        agreements[name] = evaluate(variant, validation, backend=backend, reference=handle, threads=threads).agreement or 0.0
+        try:
+            variant = handle.like(path)
+            agreements[name] = evaluate(variant, validation, backend=backend, reference=handle, threads=threads).agreement or 0.0
+            handles[name] = variant
+        except (Cancelled, SettingsError):
+            raise
+        except Exception as exc:  # a candidate the runtime cannot load or run drops out; the others compete
+            dropped.append(f"{name} does not run on {backend} ({first_line(exc)})")
+    if not handles:
+        raise ParetoLabError(f"no int8 form of {handle.path.name} runs on {backend}: {'; '.join(dropped)}; "
+                             "try FP16 or OpenVINO int8")
     progress.report(0.8, "timing FP32 and every candidate side by side")
     base_t, *timings = time_side_by_side([handle, *handles.values()], backend=backend, threads=threads, rounds=8, budget_s=4.0)
     candidates = [Candidate(name, t.median_ms, agreements[name], low_ms=t.low_ms, high_ms=t.high_ms)
                   for name, t in zip(handles, timings)]
-    outcome = QuantizeOutcome(out, "", baseline_ms=base_t.median_ms, candidates=candidates)
+    outcome = QuantizeOutcome(out, "", baseline_ms=base_t.median_ms, candidates=candidates,
+                              notes=[f"{d}; the other forms still competed" for d in dropped])
     faithful = [c for c in candidates if c.agreement >= settings.min_agreement]
     if faithful:
         fastest = min(faithful, key=lambda c: c.median_ms)
