@@ -48,6 +48,9 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+DATA_DEFAULT = "the built-in digits for models they fit, else random inputs"
+
+
 def _add_variant_output_arguments(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
     """Where a variant goes and where it is measured: shared by optimize and run."""
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
@@ -100,9 +103,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     _add_model_arguments(evaluate)
     _add_runtime_arguments(evaluate)
     evaluate.add_argument(
-        "--data",
-        default="digits",
-        help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: digits)",
+        "--data", help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: " + DATA_DEFAULT + ")"
     )
     evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
     evaluate.add_argument(
@@ -126,7 +127,7 @@ def _add_profile_command(commands: argparse._SubParsersAction) -> None:
 def _add_importance_command(commands: argparse._SubParsersAction) -> None:
     importance = commands.add_parser("importance", help="which layers matter: weight importance and a sensitivity scan")
     _add_model_arguments(importance)
-    importance.add_argument("--data", default="digits", help="data for Taylor importance and the scan (default: digits)")
+    importance.add_argument("--data", help="data for Taylor importance and the scan (default: " + DATA_DEFAULT + ")")
     importance.add_argument(
         "--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop"
     )
@@ -164,7 +165,8 @@ def _add_optimize_command(commands: argparse._SubParsersAction) -> None:
     )
     optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
     optimize.add_argument(
-        "--data", default="digits", help="calibration and evaluation data (default: digits: train to calibrate, test to evaluate)"
+        "--data",
+        help="calibration and evaluation data (default: " + DATA_DEFAULT + "; digits: train to calibrate, test to report)",
     )
     _add_variant_output_arguments(optimize, ("torch", "ort", "openvino"))
     optimize.set_defaults(handler=cmd_optimize)
@@ -174,7 +176,7 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="reproduce a saved recipe on a model (same as optimize --recipe)")
     run.add_argument("recipe", help="recipe file (from the GUI's Save recipe, or NAME.recipe.json next to a variant)")
     _add_model_arguments(run)
-    run.add_argument("--data", default="digits", help="calibration and evaluation data (default: digits)")
+    run.add_argument("--data", help="calibration and evaluation data (default: " + DATA_DEFAULT + ")")
     _add_variant_output_arguments(run, ("ort", "openvino"))
     run.set_defaults(handler=cmd_optimize, prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None)
 
@@ -183,7 +185,7 @@ def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
     sweep = commands.add_parser("sweep", help="explore settings for the accuracy-versus-latency Pareto front")
     _add_model_arguments(sweep)
     sweep.add_argument(
-        "--data", default="digits", help="calibration, training and evaluation data, as for optimize (default: digits)"
+        "--data", help="calibration, training and evaluation data, as for optimize (default: " + DATA_DEFAULT + ")"
     )
     sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
     sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
@@ -293,7 +295,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.measure.data import open_dataset
+    from paretolab.core.measure.data import default_data, open_dataset
     from paretolab.core.measure.evaluate import evaluate
     from paretolab.core.model.handle import load_model
 
@@ -303,7 +305,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.reference
         else None
     )
-    dataset = open_dataset(args.data, handle.inputs)
+    spec, note = (args.data, None) if args.data else default_data(handle.inputs)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    dataset = open_dataset(spec, handle.inputs)
     progress = _terminal_progress(args)
     result = evaluate(handle, dataset, backend=args.backend, device=args.device, batch_size=args.batch_size,
                       reference=reference, reference_backend=args.reference_backend, threads=args.threads, progress=progress)

@@ -48,3 +48,15 @@ def test_the_cli_carries_input_shape_through_optimize(free_dims, tmp_path, capsy
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "speed-up" in out and (tmp_path / "out" / "v.onnx").exists()
+
+
+def test_without_data_a_model_the_digits_do_not_fit_gets_random_inputs_and_a_note(model_files, tmp_path, capsys):
+    code = main(["optimize", str(model_files["onnx"]), "--quantize", "ort-fp16", "--out", str(tmp_path), "--name", "v"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "note      no data given: random inputs measure agreement with the original, not accuracy" in out
+    from paretolab.core.sample import sample_model_path
+
+    code = main(["evaluate", str(sample_model_path())])  # the sample still gets its digits
+    out, err = capsys.readouterr()
+    assert code == 0 and "98.89%" in out and "note:" not in err

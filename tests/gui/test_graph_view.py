@@ -13,6 +13,7 @@ from paretolab.core.model.graph_onnx import build_onnx_graph
 from paretolab.core.model.handle import load_model
 from paretolab.core.model.layout import layered_layout
 from paretolab.core.sample import sample_model_path
+from paretolab.core.tensors import format_shape
 from paretolab.gui.graph_view import GraphView
 from paretolab.jobs.job import JobState
 
@@ -86,4 +87,6 @@ def test_layer_details_show_free_dimensions_as_question_marks(qtbot, window, tmp
     open_and_wait(qtbot, window, path)
     window.graph_view.select("features.0")
     text = window.graph_view.details.text()
-    assert "in: [?, 1, 8, 8]" in text and "-1" not in text and "unk__" not in text and "'" not in text
+    # a free batch is taken as 1 for shapes and MACs, as a named one is; the input itself shows it free
+    assert "in: [1, 1, 8, 8]" in text and "-1" not in text and "unk__" not in text and "'" not in text
+    assert format_shape(window.loaded.handle.inputs[0].shape) == "[?, 1, 8, 8]"

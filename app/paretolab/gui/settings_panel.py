@@ -35,6 +35,7 @@ QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGET
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
                "within the time budget; cancel pauses, Explore again resumes")
 DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity only)": "random:64"}
+# (random:64 is what core's default_data offers for models the digits do not fit)
 
 
 class SettingsPanel(QWidget):
@@ -197,6 +198,12 @@ class SettingsPanel(QWidget):
                 skip.toggled.connect(self._refresh)
                 self.overrides.setCellWidget(row, 2, skip)
         self._refresh()
+
+    def set_data(self, spec: str) -> None:
+        """Offer `spec` first (the digits only fit models shaped like them)."""
+        label = next((label for label, s in DATASETS.items() if s == spec), None)
+        if label is not None:
+            self.data.setCurrentText(label)
 
     def set_devices(self, pairs: tuple[tuple[str, str], ...]) -> None:
         """The devices to offer: those any backend has on this machine."""

@@ -305,6 +305,23 @@ def digits_size_for(inputs: Sequence[TensorSpec]) -> int:
     return side if isinstance(side, int) and side in (8, 32) else 8
 
 
+def fits_digits(inputs: Sequence[TensorSpec]) -> bool:
+    """Whether the built-in digits can feed a model: one float input shaped [batch, 1, 8|32, 8|32]."""
+    if len(inputs) != 1 or not inputs[0].dtype.startswith("float"):
+        return False
+    shape = inputs[0].shape
+    return len(shape) == 4 and shape[1] == 1 and shape[2] == shape[3] and shape[3] in (8, 32)
+
+
+def default_data(inputs: Sequence[TensorSpec]) -> tuple[str, str | None]:
+    """The data to use when none is given, and a note saying what it cannot tell: the built-in
+    digits for models they fit (the samples and their variants), else random inputs."""
+    if fits_digits(inputs):
+        return "digits", None
+    return "random:64", ("no data given: random inputs measure agreement with the original, not accuracy; "
+                         "give labelled data (--data) for accuracy")
+
+
 def open_dataset(spec: str, inputs: Sequence[TensorSpec] = (), preprocess: ImagePreprocess | None = None) -> Dataset:
     """"digits[:split]", "random[:N]", a folder of images, or a .npz/.npy file ("file.npz:val" picks a split)."""
     name, _, arg = spec.partition(":")

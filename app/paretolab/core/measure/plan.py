@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from paretolab.core.measure.data import Dataset, digits, digits_size_for, open_dataset
+from paretolab.core.measure.data import Dataset, default_data, digits, digits_size_for, open_dataset
 from paretolab.core.model.handle import ModelHandle
 
 
@@ -21,8 +21,14 @@ class DataPlan:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_spec(cls, spec: str, handle: ModelHandle) -> DataPlan:
-        """`spec` as the CLI and the GUI take it: "digits", "random:N", a folder or a tensor file."""
+    def from_spec(cls, spec: str | None, handle: ModelHandle) -> DataPlan:
+        """`spec` as the CLI and the GUI take it: "digits", "random:N", a folder or a tensor file;
+        None: the digits for models they fit, else random inputs, with a note."""
+        if spec is None:
+            spec, note = default_data(handle.inputs)
+            plan = cls.from_spec(spec, handle)
+            plan.notes[:0] = [note] if note else []
+            return plan
         if spec == "digits":
             size = digits_size_for(handle.inputs)
             return cls(digits("train", size), digits("val", size), digits("test", size))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretolab.core.compress.variant import Variant
+from paretolab.core.measure.data import default_data
 from paretolab.core.measure.runtimes import available_backends
 from paretolab.core.model.eager import torch_edits_unavailable
 from paretolab.core.model.graph import LayerGraph
@@ -25,6 +26,7 @@ class LoadedModel:
     devices: tuple[tuple[str, str], ...] = (("ort", "cpu"), ("openvino", "cpu"))  # (backend, device) available here
     experiment_folder: Path | None = None
     earlier_variants: list[Variant] = field(default_factory=list)
+    data_spec: str = "digits"  # the data to offer first: the digits for models they fit, else random inputs
 
 
 def open_for_study(
@@ -48,4 +50,4 @@ def open_for_study(
     progress.report(0.95, "opening the model's experiment")
     experiment = Experiment.for_model(handle, experiments)
     progress.report(1.0, f"{path.name}: {len(graph)} layers")
-    return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants())
+    return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants(), default_data(handle.inputs)[0])
