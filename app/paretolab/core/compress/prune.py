@@ -311,7 +311,10 @@ def apply(ctx: StepContext, index: int, settings: PruneSettings) -> None:
                                       ctx.progress)
         ctx.set_module(module)
     else:
+        from paretolab.core.model.normalize import normalized_onnx
+
         current = ctx.file(index)
-        report = prune_onnx(current.onnx_file(), ctx.out(index), settings, current.layer_graph(), ctx.progress)
+        src = normalized_onnx(current.onnx_file(), ctx.work)  # Constant-node weights become prunable initializers
+        report = prune_onnx(src, ctx.out(index), settings, current.layer_graph(), ctx.progress)
         ctx.set_file(ctx.out(index))
     ctx.report(index, report.to_dict())

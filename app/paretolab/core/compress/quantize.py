@@ -30,6 +30,7 @@ from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.timing import Speedup, time_side_by_side
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.model.normalize import normalized_onnx
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 
@@ -150,9 +151,9 @@ def _sensitive_layers(handle: ModelHandle, settings: QuantizeSettings, calibrati
     FP32 layer by layer, and name the layers that lose the most SQNR themselves."""
     from paretolab.core.compress.importance import most_sensitive_layers, quantization_error
 
-    probe = work / "probe.onnx"
-    _ort_static(handle.onnx_file(), probe, "qdq-s8s8", settings, handle, calibration, [])
-    sqnr = quantization_error(handle.onnx_file(), probe, calibration, [s.name for s in handle.inputs])
+    probe, src = work / "probe.onnx", normalized_onnx(handle.onnx_file(), work)
+    _ort_static(src, probe, "qdq-s8s8", settings, handle, calibration, [])
+    sqnr = quantization_error(src, probe, calibration, [s.name for s in handle.inputs])
     return most_sensitive_layers(_runtime_graph(handle), sqnr, settings.keep_sensitive)
 
 
@@ -163,9 +164,9 @@ def int8_layer_error(handle: ModelHandle, data: Dataset, samples: int = 64) -> d
 
     calibration = calibration_subset(data, samples)
     with tempfile.TemporaryDirectory(prefix=work_prefix("qerr")) as tmp:
-        probe = Path(tmp) / "probe.onnx"
-        _ort_static(handle.onnx_file(), probe, "qdq-s8s8", QuantizeSettings(samples=samples), handle, calibration, [])
-        sqnr = quantization_error(handle.onnx_file(), probe, calibration, [s.name for s in handle.inputs])
+        probe, src = Path(tmp) / "probe.onnx", normalized_onnx(handle.onnx_file(), Path(tmp))
+        _ort_static(src, probe, "qdq-s8s8", QuantizeSettings(samples=samples), handle, calibration, [])
+        sqnr = quantization_error(src, probe, calibration, [s.name for s in handle.inputs])
     return layer_output_sqnr(_runtime_graph(handle), sqnr)
 
 
@@ -222,11 +223,11 @@ def _ort_static(
 _CWD_LOCK = threading.Lock()  # the working folder is the process's: one pre-processing at a time
 
 
-def _preprocessed(handle: ModelHandle, work: Path) -> Path:
+def _preprocessed(src: Path, work: Path) -> Path:
     """ONNX Runtime's recommended pre-processing (shape inference, fusions) when it works."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    src = handle.onnx_file().resolve()
+    src = src.resolve()
     pre = (work / "pre.onnx").resolve()
     try:
         # ONNX Runtime's symbolic shape inference saves "sym_shape_infer_temp.onnx" into the current
@@ -241,7 +242,7 @@ def _preprocessed(handle: ModelHandle, work: Path) -> Path:
 
 def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
                   excluded: list[str], work: Path, out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
-    src = handle.onnx_file()
+    src = normalized_onnx(handle.onnx_file(), work)  # weights as initializers, as ONNX Runtime's quantizers expect
     if settings.precision == "fp16":
         progress.report(0.2, "converting weights and activations to FP16")
         atomic_write(out, lambda tmp: _ort_fp16(src, tmp, excluded))
@@ -255,7 +256,7 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
                                                            per_channel=settings.per_channel, nodes_to_exclude=excluded))
         return QuantizeOutcome(out, "ort-dynamic-int8")
 
-    pre = _preprocessed(handle, work)
+    pre = _preprocessed(src, work)
     formats = ORT_FORMATS if settings.format == "auto" else (settings.format,)
     built: dict[str, Path] = {}
     dropped: list[str] = []
