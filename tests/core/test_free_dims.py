@@ -60,3 +60,26 @@ def test_without_data_a_model_the_digits_do_not_fit_gets_random_inputs_and_a_not
     code = main(["evaluate", str(sample_model_path())])  # the sample still gets its digits
     out, err = capsys.readouterr()
     assert code == 0 and "98.89%" in out and "note:" not in err
+
+
+def test_random_token_ids_cover_the_embedding_table(tmp_path):
+    """An embedding model over token ids: random ids reach past rows 0 and 1, yet stay in the table."""
+    import numpy as np
+    import torch
+
+    class Embedder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Embedding(1000, 16)
+            self.head = torch.nn.Linear(16, 4)
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            return self.head(self.embed(ids).mean(1))
+
+    path = tmp_path / "embedder.onnx"
+    from paretolab.core.model.torch_onnx import export_to_onnx
+
+    export_to_onnx(Embedder().eval(), (torch.zeros(1, 12, dtype=torch.int64),), path, ["ids"])
+    handle = load_model(path)
+    ids = DataPlan.from_spec("random:64", handle).test.load(np.arange(64))[0]
+    assert ids.dtype == np.int64 and ids.max() < 1000 and len(np.unique(ids)) > 100

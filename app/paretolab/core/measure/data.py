@@ -8,7 +8,7 @@ folder larger than memory still evaluates.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,8 +250,11 @@ def tensor_file(path: Path, input_names: Sequence[str] = (), split: str | None =
     return ArrayDataset(path.name, arrays, labels)
 
 
-def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0) -> ArrayDataset:
-    """Inputs shaped like the model's, for models with no data at all (fidelity only)."""
+def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
+                  id_ranges: Mapping[str, int] | None = None) -> ArrayDataset:
+    """Inputs shaped like the model's, for models with no data at all (fidelity only). Integer
+    inputs are ids below their embedding table's size where `id_ranges` knows it (token ids
+    that all point at row 0 or 1 would exercise almost nothing), else 0 or 1."""
     rng = np.random.default_rng(seed)
     arrays = []
     for spec in inputs:
@@ -267,7 +270,8 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0) 
         if dtype.kind == "f":
             arrays.append(rng.standard_normal((count, *dims)).astype(dtype))
         else:
-            arrays.append(rng.integers(0, 2, (count, *dims)).astype(dtype))
+            high = (id_ranges or {}).get(spec.name, 2)
+            arrays.append(rng.integers(0, high, (count, *dims)).astype(dtype))
     return ArrayDataset(f"random({count})", arrays)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from paretolab.core.measure.data import Dataset, default_data, digits, digits_size_for, open_dataset
+from paretolab.core.measure.data import Dataset, default_data, digits, digits_size_for, open_dataset, random_inputs
 from paretolab.core.model.handle import ModelHandle
 
 
@@ -32,10 +32,30 @@ class DataPlan:
         if spec == "digits":
             size = digits_size_for(handle.inputs)
             return cls(digits("train", size), digits("val", size), digits("test", size))
-        data = open_dataset(spec, handle.inputs)
-        return cls(
-            data,
-            data,
-            data,
-            [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"],
-        )
+        data: Dataset
+        if spec.partition(":")[0] == "random":
+            count = spec.partition(":")[2]
+            data = random_inputs(handle.inputs, int(count) if count.isdigit() else 32, id_ranges=id_ranges(handle))
+        else:
+            data = open_dataset(spec, handle.inputs)
+        note = f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"
+        return cls(data, data, data, [note])
+
+
+def id_ranges(handle: ModelHandle) -> dict[str, int]:
+    """For each integer input that feeds an embedding lookup (ONNX Gather on a weight table),
+    the table's size: random token ids stay below it."""
+    integer = {s.name for s in handle.inputs if not s.dtype.startswith("float")}
+    if not integer:
+        return {}
+    import onnx
+
+    graph = onnx.load(str(handle.onnx_file()), load_external_data=False).graph
+    tables = {t.name: t.dims[0] for t in graph.initializer if t.dims}
+    tables.update({n.output[0]: n.attribute[0].t.dims[0] for n in graph.node
+                   if n.op_type == "Constant" and n.attribute and n.attribute[0].t.dims})
+    ranges: dict[str, int] = {}
+    for node in graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and node.input[1] in integer and node.input[0] in tables:
+            ranges[node.input[1]] = min(ranges.get(node.input[1], tables[node.input[0]]), tables[node.input[0]])
+    return ranges
