@@ -83,3 +83,14 @@ def test_random_token_ids_cover_the_embedding_table(tmp_path):
     handle = load_model(path)
     ids = DataPlan.from_spec("random:64", handle).test.load(np.arange(64))[0]
     assert ids.dtype == np.int64 and ids.max() < 1000 and len(np.unique(ids)) > 100
+
+
+def test_shape_guesses_for_free_dimensions():
+    from paretolab.core.tensors import TensorSpec, guess_shapes, needs_shape
+
+    image = TensorSpec("x", (None, 3, "h", "w"), "float32")
+    ids = TensorSpec("ids", ("batch", "seq"), "int64")
+    state = TensorSpec("state", (2, None, 128), "float32")
+    assert not needs_shape([TensorSpec("x", ("batch", 3, 224, 224), "float32")])  # a free batch is taken as 1
+    assert needs_shape([image]) and guess_shapes([image]) == "1x3x224x224"
+    assert guess_shapes([ids, state]) == "ids=1x128 state=2x128x128"

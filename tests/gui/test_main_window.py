@@ -176,3 +176,37 @@ def test_open_sample_offers_both_built_in_models(qtbot, window):
     assert window.loaded.torch_reason is None  # its eager module ships: pruning and distillation apply
     actions[0].trigger()
     qtbot.waitUntil(lambda: window.job is None and window.loaded.handle.path.name == "digits_cnn.onnx", timeout=60_000)
+
+
+def test_a_model_with_free_dimensions_asks_once_and_reaches_the_chart(qtbot, window, model_files, tmp_path):
+    """No command line: the window asks for the free sizes when the model opens, offers random
+    inputs (the digits do not fit), builds a variant, and remembers the shapes next time."""
+    import onnx
+
+    from conftest import FakePrompts  # type: ignore[import-not-found]
+    from paretolab.jobs.job import JobState
+
+    model = onnx.load(str(model_files["onnx"]))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for i in (2, 3):
+        dims[i].Clear()
+        dims[i].dim_param = "side"
+    path = tmp_path / "free_sides.onnx"
+    onnx.save(model, str(path))
+
+    window.prompts = FakePrompts(text="1x3x16x16")
+    window.open_model(path)
+    qtbot.waitUntil(lambda: window.loaded is not None and window.loaded.handle.inputs[0].is_static, timeout=60_000)
+    assert window.loaded.handle.inputs[0].shape == (1, 3, 16, 16) and len(window.prompts.questions) == 1
+    assert "free_sides.onnx takes input [batch, 3, side, side]" in window.prompts.questions[0]
+    assert window.settings_panel.data_spec() == "random:64"
+
+    window.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
+    assert job.state == JobState.DONE, job.error
+    assert set(window.chart.points) == {"baseline", job.result.name}
+
+    window.open_model(path)  # again, with no shapes: the experiment remembers them, nothing is asked
+    qtbot.waitUntil(lambda: window.job is None, timeout=60_000)
+    assert window.loaded.handle.inputs[0].shape == (1, 3, 16, 16) and len(window.prompts.questions) == 1

@@ -124,3 +124,29 @@ def concrete_shapes(inputs: Sequence[TensorSpec]) -> tuple[dict[str, tuple[int, 
         else:
             unresolved.append(spec.name)
     return shapes, unresolved
+
+
+def needs_shape(inputs: Sequence[TensorSpec]) -> bool:
+    """Whether some input has a free dimension besides a leading batch axis (which is taken as 1)."""
+    return any(not isinstance(d, int) for s in inputs for d in s.shape[1:])
+
+
+def guess_shapes(inputs: Sequence[TensorSpec]) -> str:
+    """Shapes to offer for inputs with free dimensions, in --input-shape form ("x=1x3x224x224
+    ids=1x128"): batch 1, image sides 224, sequence lengths 128, anything else 1."""
+    texts = []
+    for spec in inputs:
+        dims = []
+        for axis, d in enumerate(spec.shape):
+            if isinstance(d, int):
+                dims.append(d)
+            elif axis == 0:
+                dims.append(1)
+            elif len(spec.shape) == 4 and axis >= 2:
+                dims.append(224)
+            elif len(spec.shape) in (2, 3) and axis == 1:
+                dims.append(128)
+            else:
+                dims.append(1)
+        texts.append(("" if len(inputs) == 1 else f"{spec.name}=") + "x".join(map(str, dims)))
+    return " ".join(texts)

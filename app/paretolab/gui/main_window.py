@@ -34,7 +34,7 @@ from paretolab.core.errors import (
 )
 from paretolab.core.sample import sample_model_path
 from paretolab.core.store.experiment import default_root
-from paretolab.core.tensors import parse_input_shapes
+from paretolab.core.tensors import format_shape, parse_input_shapes
 from paretolab.gui.graph_view import GraphView
 from paretolab.gui.importance_chart import ImportanceChart
 from paretolab.gui.jobs_panel import JobsPanel
@@ -84,6 +84,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.experiments_root = Path(experiments_root or chosen or default_root())
         self.prompts = Prompts(self)
         self.loaded: LoadedModel | None = None
+        self._opened_with: dict = {"trust": False, "arch": None}
         self.job: Job | None = None  # the model being opened (a quick job in the studio's queue)
 
         self.setWindowTitle("ParetoLab")
@@ -203,6 +204,7 @@ class MainWindow(VariantActions, QMainWindow):
             "&Analyse layers (importance, sensitivity, time)", self.analyse_layers, QKeySequence("Ctrl+L")
         )
         run_menu.addAction(self.analyse_action)
+        run_menu.addAction(self._action("Set &input shapes…", lambda: self.set_input_shapes()))
         view_menu = self.menuBar().addMenu("&View")
         for dock in (
             self.summary_dock,
@@ -240,17 +242,20 @@ class MainWindow(VariantActions, QMainWindow):
         if self.job is not None:
             self.studio.queue.cancel(self.job)  # a newer request supersedes the one in flight
         job = load_model_job(path, trust=trust, input_shapes=input_shapes, arch=arch, experiments=self.experiments_root)
+        self._opened_with = {"trust": trust, "arch": arch}  # what a reopen with input shapes needs again
         job.progressed.connect(self._on_progress)
-        job.succeeded.connect(lambda loaded: self._on_loaded(job, loaded))
+        job.succeeded.connect(lambda loaded: self._on_loaded(job, loaded, asked=bool(input_shapes)))
         job.failed.connect(lambda error: self._on_load_failed(job, path, error, trust, arch))
         job.finished.connect(lambda: self._on_job_finished(job))
         self.job = job
         self._set_busy(True, f"Opening {path.name}…")
         return self.studio.queue.submit(job)  # a quick job: it starts at once, beside any compute job
 
-    def _on_loaded(self, job: Job, loaded: LoadedModel) -> None:
+    def _on_loaded(self, job: Job, loaded: LoadedModel, asked: bool = False) -> None:
         if job is not self.job:
             return
+        if loaded.shape_guess and not asked:  # free dimensions and no remembered shapes: ask once, up front
+            QTimer.singleShot(0, lambda: self.set_input_shapes(loaded))
         self.loaded = loaded
         self.layer_table.set_graph(loaded.graph)
         self.graph_view.set_graph(loaded.graph)
@@ -260,6 +265,32 @@ class MainWindow(VariantActions, QMainWindow):
         self.setWindowTitle(f"ParetoLab — {loaded.handle.path.name}")
         self.status_label.setText(f"{loaded.handle.path.name}: {len(loaded.graph)} layers")
         self._remember(loaded.handle.path)
+
+    def set_input_shapes(self, loaded: LoadedModel | None = None) -> None:
+        """Ask for the shapes a model with free dimensions is measured and compressed with, and
+        reopen it with them (the model's experiment remembers them)."""
+        loaded = loaded or self.loaded
+        if loaded is None:
+            return
+        inputs = ", ".join(f"{s.name} {format_shape(s.shape)}" for s in loaded.handle.inputs)
+        fixed = " ".join(("" if len(loaded.handle.inputs) == 1 else f"{s.name}=") + "x".join(map(str, s.shape))
+                         for s in loaded.handle.inputs if s.is_static)
+        answer = self.prompts.ask_text(
+            "Input shapes",
+            f"{loaded.handle.path.name} takes {inputs}. Give the shape to measure and compress it with "
+            "(one per input, e.g. 1x3x640x640, or name=1x3x640x640 separated by spaces); it is remembered for this model.",
+            loaded.shape_guess or fixed,
+        )
+        if not answer:
+            if loaded.shape_guess:
+                self.status_label.setText("Free input dimensions: set them with Run > Set input shapes…")
+            return
+        try:
+            shapes = parse_input_shapes(answer.split())
+        except ParetoLabError as bad:
+            self.prompts.error("Invalid input shape", str(bad))
+            return
+        self.open_model(loaded.handle.path, input_shapes=shapes, **self._opened_with)
 
     def _on_load_failed(self, job: Job, path: Path, error: BaseException, trust: bool, arch: str | None) -> None:
         if job is not self.job:

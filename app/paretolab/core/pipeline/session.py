@@ -16,6 +16,7 @@ from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.store.experiment import Experiment
+from paretolab.core.tensors import guess_shapes, needs_shape
 
 
 @dataclass
@@ -27,6 +28,7 @@ class LoadedModel:
     experiment_folder: Path | None = None
     earlier_variants: list[Variant] = field(default_factory=list)
     data_spec: str = "digits"  # the data to offer first: the digits for models they fit, else random inputs
+    shape_guess: str | None = None  # inputs still have free dimensions: shapes to offer, in --input-shape form
 
 
 def open_for_study(
@@ -38,16 +40,24 @@ def open_for_study(
     experiments: Path | None = None,
     progress: Progress | None = None,
 ) -> LoadedModel:
-    """Open `path` and build its layer graph (a torch export can take seconds)."""
+    """Open `path` and build its layer graph (a torch export can take seconds). Input shapes
+    given are remembered in the model's experiment and used when none are given next time."""
     progress = progress or silent()
     progress.report(0.05, f"opening {path.name}")
     handle = load_model(path, trust=trust, input_shapes=input_shapes, arch=arch)
+    experiment = Experiment.for_model(handle, experiments)
+    if input_shapes:
+        experiment.remember_input_shapes({k: v for k, v in handle.fixed_shapes().items() if k is not None})
+    elif needs_shape(handle.inputs) and experiment.input_shapes():
+        remembered: dict[str | None, tuple[int, ...]] = {name: shape for name, shape in experiment.input_shapes().items()}
+        handle = handle.with_input_shapes(remembered)
     progress.report(0.4, "building the layer graph")
     graph = handle.layer_graph()
     progress.report(0.9, "checking which techniques apply")
     reason = torch_edits_unavailable(handle)
     devices = tuple((b.backend, b.device) for b in available_backends() if b.backend != "torch")
     progress.report(0.95, "opening the model's experiment")
-    experiment = Experiment.for_model(handle, experiments)
     progress.report(1.0, f"{path.name}: {len(graph)} layers")
-    return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants(), default_data(handle.inputs)[0])
+    guess = guess_shapes(handle.inputs) if needs_shape(handle.inputs) else None
+    return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants(), default_data(handle.inputs)[0],
+                       guess)

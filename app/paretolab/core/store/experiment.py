@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 _MODEL_SUFFIXES = (".onnx", ".xml", ".bin")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LOCK_TIMEOUT_S = 30
+SHAPES_FILE = "input_shapes.json"
 
 
 def default_root() -> Path:
@@ -72,6 +73,18 @@ class Experiment:
             {v.name for v in found} | {m.name.removesuffix(".metrics.json") for m in self.folder.glob("*.metrics.json")}
         )
         return sorted(found, key=lambda v: (v.created, v.name))
+
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The input shapes the user gave for this model, remembered so they are asked once."""
+        try:
+            doc = json.loads((self.folder / SHAPES_FILE).read_text())
+            return {str(k): tuple(int(d) for d in v) for k, v in doc.items()}
+        except (OSError, ValueError, TypeError, AttributeError):
+            return {}
+
+    def remember_input_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        if shapes and shapes != self.input_shapes():
+            write_json_atomic(self.folder / SHAPES_FILE, {k: list(v) for k, v in shapes.items()})
 
     def claim_name(self, prefix: str = "v") -> str:
         """The next free variant name (v1, v2, ...), claimed so that another window or process
