@@ -20,6 +20,7 @@ from paretolab.core.errors import ParetoLabError
 from paretolab.core.tensors import parse_input_shapes
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -453,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from paretolab.core.files import remove_stale_work_folders
     from paretolab.logs import setup_logging
 
-    setup_logging()
+    log_path = setup_logging()
     for folder in remove_stale_work_folders():  # left by a ParetoLab process that was killed mid-job
         logging.getLogger(__name__).info("removed stale work folder %s", folder)
     parser = build_parser()
@@ -471,3 +472,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `paretolab inspect ... | head`: the reader left, which is fine
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown quiet
         return 0
+    except Exception as exc:  # a bug of ours or a library's: never a traceback on the user's terminal
+        from paretolab.core.errors import first_line
+
+        logging.getLogger(__name__).error("unexpected error in %s", args.command, exc_info=exc)
+        print(f"paretolab: internal error: {type(exc).__name__}: {first_line(exc)} (details in {log_path or 'the log'}; "
+              "please report it)", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR

@@ -100,6 +100,7 @@ def profile(result: ProfileResult) -> str:
         rows = [("layer", "runtime op", "ms / run", "share")]
         rows += [(t.layer, t.op, f"{t.ms:.4f}", f"{100 * t.share:.1f}%") for t in result.layers]
         lines.append(table(rows, right={2, 3}))
+    lines += [f"note      {n}" for n in result.notes]
     return "\n".join(lines)
 
 

@@ -104,3 +104,31 @@ def test_a_declared_input_too_big_for_memory_is_one_line(capsys, tmp_path):
     code = main(["evaluate", str(huge), "--data", "random:8"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "input 'input' is [batch, 1, 200000, 200000]" in err
+
+
+def test_profile_skips_a_batch_the_fixed_shape_cannot_take_with_a_note(capsys):
+    """TorchScript records no shapes, so --input-shape fixes the batch: OpenVINO then cannot
+    run batch 8; that batch is skipped with one line, never a traceback."""
+    from paretolab.cli import main
+    from paretolab.core.sample import sample_model_path
+
+    code = main(["profile", str(sample_model_path("torchscript")), "--input-shape", "1x1x8x8", "--backend", "openvino",
+                 "--no-layers", "--runs", "20", "--budget", "0.5"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "note      batch 8 skipped: OpenVINO cannot take input 0 of digits_cnn.pt shaped (8, 1, 8, 8)" in out
+    assert "Traceback" not in out + err and "\n    1 " in out
+
+
+def test_an_unexpected_error_is_one_line_and_the_details_go_to_the_log(capsys, monkeypatch):
+    from paretolab import cli
+    from paretolab.core.sample import sample_model_path
+
+    def bug(args):
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr(cli, "cmd_inspect", bug)
+    code = cli.main(["inspect", str(sample_model_path())])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("paretolab: internal error: KeyError: 'a bug of ours' (details in ")

@@ -22,6 +22,7 @@ from paretolab.core.measure.data import random_inputs
 from paretolab.core.measure.layer_times import LayerTime, map_layer_times
 from paretolab.core.measure.machine import machine_info
 from paretolab.core.measure.runtimes import (
+    BackendError,
     OpenVinoRunner,
     OrtRunner,
     check_available,
@@ -75,6 +76,7 @@ class ProfileResult:
     async_requests: int | None = None
     layers: list[LayerTime] = field(default_factory=list)
     machine: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def latency_at(self, batch: int) -> LatencyStats:
         return next(s for s in self.latency if s.batch == batch)
@@ -177,11 +179,18 @@ def profile_model(
     with _PeakMemory() as memory:
         progress.report(0.0, f"opening {handle.path.name} on {backend}/{device}")
         with open_runner(handle, backend, device, threads) as runner:
-            stats = []
+            stats: list[LatencyStats] = []
+            notes: list[str] = []
             for i, batch in enumerate(batch_sizes):
                 progress.report(i / steps, f"timing batch {batch}")
                 inputs = _inputs_for(handle, batch)
-                call = runner.bind(inputs)
+                try:
+                    call = runner.bind(inputs)
+                except BackendError as exc:
+                    if not stats and i == len(batch_sizes) - 1:
+                        raise
+                    notes.append(f"batch {batch} skipped: {exc} (the model's input shape is fixed)")
+                    continue
                 stats.append(
                     LatencyStats.from_times(
                         batch, time_calls(call, warmup=warmup, runs=runs, budget_s=budget_s, progress=progress)
@@ -198,6 +207,7 @@ def profile_model(
         peak_rss_mib=memory.peak / 2**20,
         rss_increase_mib=max(0.0, (memory.peak - memory.start) / 2**20),
         machine=machine_info(),
+        notes=notes,
     )
     done = len(batch_sizes)
     if backend == "openvino":

@@ -202,7 +202,11 @@ class OpenVinoRunner(Runner):
         import openvino as ov
 
         for i, array in enumerate(inputs):
-            self.request.set_input_tensor(i, ov.Tensor(np.ascontiguousarray(array)))
+            try:
+                self.request.set_input_tensor(i, ov.Tensor(np.ascontiguousarray(array)))
+            except Exception as exc:  # a shape the compiled model cannot take
+                raise BackendError(f"OpenVINO cannot take input {i} of {self._model_name} shaped {array.shape}: "
+                                   f"{_first_line(exc)}") from None
         return self.request.infer
 
     def close(self) -> None:
