@@ -119,3 +119,26 @@ def test_graph_serialises_to_plain_json(model_files):
     doc = json.loads(json.dumps(load_model(model_files["onnx"]).layer_graph().to_dict()))
     assert doc["summary"]["macs"] == TINY_MACS
     assert len(doc["nodes"]) == 7
+
+
+def test_recurrent_layers_count_their_macs(tmp_path):
+    """An LSTM's compute is all in its gates: seq x batch x (W + R) multiply-accumulates."""
+    import torch
+
+    from paretolab.core.model.torch_onnx import export_to_onnx
+
+    class Tagger(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(16, 32, batch_first=True)
+            self.head = torch.nn.Linear(32, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.lstm(x)[0])
+
+    path = tmp_path / "tagger.onnx"
+    export_to_onnx(Tagger().eval(), (torch.zeros(1, 10, 16),), path, ["x"])
+    graph = load_model(path).layer_graph()
+    lstm = next(n for n in graph if n.op == "LSTM")
+    assert lstm.macs == 10 * 1 * (4 * 32 * 16 + 4 * 32 * 32)
+    assert graph.total_macs == lstm.macs + 10 * 32 * 5

@@ -15,8 +15,11 @@ from paretolab.core.model.graph import prod
 from paretolab.core.tensors import Shape
 
 # op -> (index of the data input, index of the weight input)
-_CONV_LIKE = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}
-_MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1)}
+# Quantized and fused forms count as their float op: MACs describe the model, not its precision.
+_CONV_LIKE = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3), "FusedConv": (0, 1)}
+_MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1), "QGemm": (0, 3),
+                "FusedGemm": (0, 1), "FusedMatMul": (0, 1), "DynamicQuantizeMatMul": (0, 1), "MatMulIntegerToFloat": (0, 1)}
+_RECURRENT = ("LSTM", "GRU", "RNN")
 
 
 def _static(shape: Shape | None) -> tuple[int, ...] | None:
@@ -53,9 +56,12 @@ def onnx_macs(node: onnx.NodeProto, in_shapes: Sequence[Shape | None], out_shape
         x = _at(in_shapes, xi)
         if not out or not x:
             return None
-        trans_a = op == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)
+        trans_a = op in ("Gemm", "QGemm", "FusedGemm") and any(a.name == "transA" and a.i for a in node.attribute)
         inner = x[0] if trans_a else x[-1]
         return matmul_macs(out, inner)
+    if op in _RECURRENT:  # every step multiplies the input by W and the state by R, for all gates and directions
+        x, w, r = _at(in_shapes, 0), _at(in_shapes, 1), _at(in_shapes, 2)
+        return x[0] * x[1] * (prod(w) + prod(r)) if x and w and r and len(x) == 3 else None
     return 0
 
 
