@@ -195,3 +195,30 @@ def test_structured_pruning_keeps_the_nearest_multiple_of_eight():
     _, report = prune_module(eager_module(demo, "test"), (torch.zeros(1, 1, 32, 32),), PruneSettings(sparsity=0.7))
     kept = {after for _, after in report.channels.values()}
     assert kept == {16, 32, 56} == {kept_channels(c, 0.3, 8) for c in (48, 96, 192)}
+
+
+def test_modules_that_return_dataclasses_or_dicts_prune_and_keep_their_outputs():
+    """Hugging Face models return a ModelOutput (a dataclass and a dict): the first tensor is the
+    logits, and the layer producing it keeps its width."""
+    from dataclasses import dataclass
+
+    from paretolab.core.model.eager import first_output, output_tensors
+
+    @dataclass
+    class Output:
+        logits: torch.Tensor
+        hidden: torch.Tensor | None = None
+
+    class Classifier(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Linear(16, 64)
+            self.head = torch.nn.Linear(64, 4)
+
+        def forward(self, x: torch.Tensor) -> Output:
+            return Output(self.head(torch.relu(self.body(x))))
+
+    x = torch.zeros(2, 16)
+    assert first_output({"logits": x, "aux": None}) is x and output_tensors([x, {"a": x}, None]) == [x, x]
+    module, report = prune_module(Classifier(), (x,), PruneSettings(sparsity=0.5, importance="taylor"))
+    assert report.channels == {"body": (64, 32)} and module(x).logits.shape == (2, 4)

@@ -21,6 +21,7 @@ import numpy as np
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.runtimes import open_runner
+from paretolab.core.model.eager import first_output
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
@@ -137,7 +138,7 @@ def distill(
                     target = torch.from_numpy(train_teacher.run(arrays)).to(device)
                 else:
                     target = torch.from_numpy(train_teacher.logits(idx)).to(device)
-                logits = _first(student(*[torch.from_numpy(a).to(device) for a in arrays]))
+                logits = first_output(student(*[torch.from_numpy(a).to(device) for a in arrays]))
                 kd = F.kl_div(F.log_softmax(logits / T, 1), F.softmax(target / T, 1), reduction="batchmean") * T * T
                 loss = alpha * kd
                 if train.labels is not None and alpha < 1.0:
@@ -177,10 +178,6 @@ def distill(
     return student.to("cpu").eval(), report
 
 
-def _first(out: Any) -> Any:
-    return out[0] if isinstance(out, (list, tuple)) else out
-
-
 def _score(student: Any, data: Dataset, teacher: _Teacher, device: Any) -> float:
     """Validation top-1 with labels, else top-1 agreement with the teacher."""
     import torch
@@ -189,7 +186,7 @@ def _score(student: Any, data: Dataset, teacher: _Teacher, device: Any) -> float
     hits = 0
     with torch.no_grad():
         for batch in data.batches(256):
-            logits = _first(student(*[torch.from_numpy(a).to(device) for a in batch.inputs])).cpu().numpy()
+            logits = first_output(student(*[torch.from_numpy(a).to(device) for a in batch.inputs])).cpu().numpy()
             truth = batch.labels if batch.labels is not None else teacher.logits(batch.indices).argmax(1)
             hits += int((logits.argmax(1) == truth).sum())
     return hits / len(data)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
+from paretolab.core.model.eager import first_output
 from paretolab.core.model.graph import LayerGraph, LayerNode
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
@@ -127,8 +128,7 @@ def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, tu
         p.requires_grad_(True)
         p.grad = None
     for batch in calibration_subset(data, samples).batches(32):
-        logits = module(*[torch.from_numpy(a) for a in batch.inputs])
-        logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+        logits = first_output(module(*[torch.from_numpy(a) for a in batch.inputs]))
         target = torch.from_numpy(batch.labels) if batch.labels is not None else logits.detach().argmax(1)
         torch.nn.functional.cross_entropy(logits, target, reduction="sum").backward()
     grads = {

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from paretolab.core.measure.data import Dataset, calibration_subset
+from paretolab.core.model.eager import first_output, output_tensors
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
@@ -92,8 +93,7 @@ def _output_layers(module: Any, examples: tuple) -> set[str]:
     finally:
         for h in hooks:
             h.remove()
-    flat = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return {produced[id(o)] for o in flat if id(o) in produced}
+    return {produced[id(o)] for o in output_tensors(outputs) if id(o) in produced}
 
 
 def _check_layer_names(module: Any, settings: PruneSettings, outputs: set[str]) -> None:
@@ -142,6 +142,7 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
         ignored_layers=[modules[n] for n in (*settings.skip, *outputs)],
         round_to=settings.round_to,
         global_pruning=settings.scope == "global",
+        output_transform=output_tensors,  # dataclass and dict outputs (Hugging Face) trace like tuples
     )
     if settings.importance == "taylor":
         progress.report(0.3, "gradients for Taylor importance")
@@ -221,8 +222,7 @@ def _accumulate_gradients(module: Any, examples: tuple, data: Dataset | None, se
         (tuple(torch.from_numpy(a) for a in b.inputs), b.labels) for b in calibration_subset(data, settings.samples).batches(16)
     ]
     for inputs, labels in batches:
-        logits = module(*inputs)
-        logits = logits[0] if isinstance(logits, (list, tuple)) else logits
+        logits = first_output(module(*inputs))
         target = torch.from_numpy(labels) if labels is not None else logits.detach().argmax(1)
         torch.nn.functional.cross_entropy(logits, target).backward()
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from paretolab.core.errors import ParetoLabError
+from paretolab.core.model.eager import output_tensors
 from paretolab.core.model.handle import ModelHandle
 
 BACKENDS = ("torch", "ort", "openvino")
@@ -243,7 +244,7 @@ class TorchRunner(Runner):
                 out = self.module(*self._tensors(inputs))
             except Exception as exc:
                 raise BackendError(f"PyTorch failed running the model: {_first_line(exc)}") from None
-        return [t.detach().cpu().numpy() for t in _flatten(out)]
+        return [t.detach().cpu().numpy() for t in output_tensors(out)]
 
     def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         tensors = self._tensors(inputs)
@@ -258,14 +259,6 @@ class TorchRunner(Runner):
             return out
 
         return call
-
-
-def _flatten(out: Any) -> list:
-    if isinstance(out, dict):
-        return [t for v in out.values() for t in _flatten(v)]
-    if isinstance(out, (list, tuple)):
-        return [t for v in out for t in _flatten(v)]
-    return [out]
 
 
 def open_runner(handle: ModelHandle, backend: str = "ort", device: str = "cpu", threads: int | None = None) -> Runner:

@@ -69,3 +69,27 @@ def _onnx_twin(handle: ModelHandle) -> Any:
     model = getattr(importlib.import_module(module_name), class_name)()
     model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
     return model.eval()
+
+
+def output_tensors(out: Any) -> list[Any]:
+    """A module's outputs as a flat list of tensors, in order, however it returns them: a
+    tensor, a tuple or list, a dict, or a dataclass (Hugging Face returns ModelOutput)."""
+    import dataclasses
+
+    if out is None:
+        return []
+    if isinstance(out, dict):
+        return [t for v in out.values() for t in output_tensors(v)]
+    if isinstance(out, (list, tuple)):
+        return [t for v in out for t in output_tensors(v)]
+    if dataclasses.is_dataclass(out) and not isinstance(out, type):
+        return [t for f in dataclasses.fields(out) for t in output_tensors(getattr(out, f.name))]
+    return [out]
+
+
+def first_output(out: Any) -> Any:
+    """The first tensor a module returns: its logits, by every exporter's convention."""
+    tensors = output_tensors(out)
+    if not tensors:
+        raise ParetoLabError("the model returned no tensor")
+    return tensors[0]
