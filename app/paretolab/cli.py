@@ -302,7 +302,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     handle = _load(args)
     reference = (
-        load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust)
+        load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust, arch=args.arch)
         if args.reference
         else None
     )

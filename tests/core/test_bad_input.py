@@ -67,8 +67,9 @@ def test_state_dict_needs_an_architecture(model_files):
 
 
 def test_arch_that_does_not_fit_the_weights(model_files):
-    with pytest.raises(ModelLoadError, match="do not fit --arch 'model_zoo:Residual'"):
+    with pytest.raises(ModelLoadError, match=r"do not fit --arch 'model_zoo:Residual': \d+ missing \(.+\) and \d+ unexpected") as exc:
         load_model(model_files["state_dict"], arch="model_zoo:Residual")
+    assert "\n" not in str(exc.value) and "Error(s)" not in str(exc.value)
     with pytest.raises(ModelLoadError, match="cannot be imported"):
         load_model(model_files["state_dict"], arch="no_such_pkg.mod:Net")
     with pytest.raises(ModelLoadError, match="package.module:ClassName"):
@@ -117,3 +118,13 @@ def test_model_bigger_than_free_memory_is_refused_before_loading(model_files, mo
     with pytest.raises(ModelLoadError) as exc:
         load_model(model_files["onnx"])
     assert "tiny.onnx is 0.0 GiB" in one_line(exc) and "memory is free" in one_line(exc)
+
+
+def test_a_checkpoint_under_an_unknown_key_lists_what_it_holds(tmp_path):
+    import torch
+
+    path = tmp_path / "odd.pt"
+    torch.save({"epoch": 3, "optimizer": {"lr": 0.1}, "weights_of_mine": {"fc.weight": torch.zeros(2, 2)}}, path)
+    with pytest.raises(ModelLoadError, match="holds a dict with keys epoch, optimizer, weights_of_mine, none of them") as exc:
+        load_model(path, trust=True)
+    assert "\n" not in str(exc.value)

@@ -36,7 +36,7 @@ from paretolab.core.tensors import TensorSpec, concrete_shapes
 
 # TorchScript files made by ParetoLab carry their input specs in this extra file.
 SPEC_FILE = "paretolab.json"
-_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module", "weights")
+_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "module", "weights", "ema")
 
 log = logging.getLogger(__name__)
 
@@ -275,11 +275,14 @@ def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
         raise ModelLoadError(f"--arch '{arch}' cannot be imported ({exc}); check the module is on PYTHONPATH") from None
     try:
         model = cls()
-        model.load_state_dict(state_dict)
-    except Exception as exc:
-        raise ModelLoadError(
-            f"the weights in {path.name} do not fit --arch '{arch}': {first_line(exc)}"
-        ) from None
+        result = model.load_state_dict(state_dict, strict=False)
+    except Exception as exc:  # a size mismatch: name the first one, not torch's "Error(s) in loading" header
+        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line] or [first_line(exc)]
+        raise ModelLoadError(f"the weights in {path.name} do not fit --arch '{arch}': {lines[0]}") from None
+    if result.missing_keys or result.unexpected_keys:
+        parts = [f"{len(keys)} {what} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+                 for what, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
+        raise ModelLoadError(f"the weights in {path.name} do not fit --arch '{arch}': {' and '.join(parts)} keys")
     return model.eval()
 
 
@@ -337,7 +340,9 @@ def _load_pickle_unquiet(path: Path, trust: bool, arch: str | None) -> TorchSour
         return TorchSource(path=path, native=module.eval(), format="torch-pickle")
     state_dict = _state_dict_of(obj)
     if state_dict is None:
-        raise ModelLoadError(f"{path.name} holds a {type(obj).__name__}, not a model or a state_dict")
+        found = f" with keys {', '.join(map(str, list(obj)[:8]))}" if isinstance(obj, dict) and obj else ""
+        raise ModelLoadError(f"{path.name} holds a {type(obj).__name__}{found}, none of them a model or a state_dict "
+                             f"(looked under {', '.join(_CHECKPOINT_KEYS)}); save the model or its state_dict alone")
     if arch is None:
         raise ArchitectureRequiredError(
             f"{path.name} holds only weights (a state_dict of {len(state_dict)} tensors), not a model; "
