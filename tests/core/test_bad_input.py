@@ -67,7 +67,8 @@ def test_state_dict_needs_an_architecture(model_files):
 
 
 def test_arch_that_does_not_fit_the_weights(model_files):
-    with pytest.raises(ModelLoadError, match=r"do not fit --arch 'model_zoo:Residual': \d+ missing \(.+\) and \d+ unexpected") as exc:
+    misfit = r"do not fit --arch 'model_zoo:Residual': \d+ missing \(.+\) and \d+ unexpected"
+    with pytest.raises(ModelLoadError, match=misfit) as exc:
         load_model(model_files["state_dict"], arch="model_zoo:Residual")
     assert "\n" not in str(exc.value) and "Error(s)" not in str(exc.value)
     with pytest.raises(ModelLoadError, match="cannot be imported"):
