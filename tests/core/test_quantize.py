@@ -47,10 +47,6 @@ def test_ort_auto_int8_times_every_format_and_keeps_the_fastest_faithful(sample,
         assert PORTABILITY.index(chosen.name) < PORTABILITY.index(fastest.name)
         assert any("more portable" in n for n in outcome.notes)
     assert outcome.chosen == f"ort-int8-{chosen.name}"
-    # an independent side-by-side timing agrees with the warning (or its absence)
-    again = Speedup.of(*time_side_by_side([sample, load_model(outcome.artifact)], rounds=8, budget_s=3.0))
-    warned = any("not measurably faster than FP32" in w for w in outcome.warnings)
-    assert warned or again.high >= 1.0, (again.text(), outcome.warnings)
     assert "int8" in onnx_weight_types(outcome.artifact)
     result = evaluate(load_model(outcome.artifact), digits("test"), reference=sample)
     assert result.top1 >= BASELINE - 0.01 and result.agreement >= 0.98
@@ -177,3 +173,14 @@ def test_one_int8_form_that_fails_drops_out_and_the_others_compete(sample, tmp_p
     with pytest.raises(ParetoLabError, match=r"could not quantize digits_cnn.onnx to int8: .*try OpenVINO int8 or FP16$"):
         quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "none.onnx", validation=digits("val"))
     assert not (tmp_path / "none.onnx").exists()
+
+
+def test_int8_on_a_model_where_it_pays_is_kept_and_an_independent_timing_confirms_it(tmp_path):
+    """On the 109 M-MAC demo ResNet int8 is clearly faster than FP32: no warning, and timing the
+    result against FP32 again, apart from the step's own timings, shows the gain. (On the tiny
+    digits CNN int8 and FP32 are within run-to-run noise, so only a model where it pays can check this.)"""
+    demo = load_model(sample_model_path("demo"))
+    outcome = quantize(demo, QuantizeSettings(), digits("train", 32), tmp_path / "q.onnx", validation=digits("val", 32))
+    assert not any("not measurably faster" in w for w in outcome.warnings), outcome.warnings
+    again = Speedup.of(*time_side_by_side([demo, load_model(outcome.artifact)], rounds=8, budget_s=3.0))
+    assert again.low > 1.3, again.text()
