@@ -148,7 +148,7 @@ def test_collapsed_variant_is_flagged_and_distillation_from_the_command_line_fix
 
 
 def test_every_command_option_says_what_it_does():
-    from paretolab.cli import build_parser
+    from paretolab.cli_parser import build_parser
 
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices

@@ -1,0 +1,218 @@
+"""The command line's arguments: one builder per command, and the value types they parse.
+
+Kept apart from the commands (cli.py) so each file reads as one thing: what can be typed here,
+what it does there. Every option has a help text (tests/cli check it).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from paretolab import __version__
+from paretolab.core.compress.techniques import QUANT_TARGETS
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model file: .onnx, .pt/.pth, .pt2 or OpenVINO .xml")
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="[NAME=]SHAPE",
+        help="fix an input's shape, e.g. 1x3x224x224 (repeat with NAME= for several inputs)",
+    )
+    parser.add_argument(
+        "--trust", action="store_true", help="allow loading a pickled nn.Module (runs code from the file)"
+    )
+    parser.add_argument(
+        "--arch", metavar="PKG.MODULE:CLASS", help="class to load a bare state_dict into (instantiated with no arguments)"
+    )
+
+
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=("torch", "ort", "openvino"), default="ort", help="runtime (default: ort)")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, cuda, tensorrt (ort), gpu or auto (openvino); see `paretolab backends`"
+    )
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for the runtime (default: the runtime's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+DATA_DEFAULT = "the built-in digits for models they fit, else random inputs"
+
+
+def _add_variant_output_arguments(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
+    """Where a variant goes and where it is measured: shared by optimize and run."""
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
+    parser.add_argument("--name", default="variant", help="file name of the result (default: variant)")
+    parser.add_argument(
+        "--backend", choices=backends, help="where to measure the result (default: the quantization target, else ort)"
+    )
+    parser.add_argument("--device", default="cpu", help="device to measure the result on (see `paretolab backends`)")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for measuring (default: the runtime's)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paretolab", description="Make neural networks smaller and faster. Without a command, opens the app."
+    )
+    parser.add_argument("--version", action="version", version=f"paretolab {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_inspect_command(commands)
+    _add_backends_command(commands)
+    _add_evaluate_command(commands)
+    _add_profile_command(commands)
+    _add_importance_command(commands)
+    _add_optimize_command(commands)
+    _add_run_command(commands)
+    _add_sweep_command(commands)
+    _add_report_command(commands)
+    _add_gui_command(commands)
+    return parser
+
+
+def _add_inspect_command(commands: argparse._SubParsersAction) -> None:
+    inspect = commands.add_parser("inspect", help="summary and per-layer table of a model")
+    _add_model_arguments(inspect)
+    inspect.add_argument("--json", action="store_true", help="print the whole layer graph as JSON")
+    inspect.add_argument(
+        "--sort", choices=("order", "macs", "params"), default="order", help="order of the layer table"
+    )
+
+
+def _add_backends_command(commands: argparse._SubParsersAction) -> None:
+    backends = commands.add_parser("backends", help="backends and devices that can run models here")
+    backends.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
+    _add_model_arguments(evaluate)
+    _add_runtime_arguments(evaluate)
+    evaluate.add_argument(
+        "--data", help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: " + DATA_DEFAULT + ")"
+    )
+    evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
+    evaluate.add_argument(
+        "--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)"
+    )
+    evaluate.add_argument("--batch-size", type=int, default=32, help="samples per inference call (default: 32)")
+
+
+def _add_profile_command(commands: argparse._SubParsersAction) -> None:
+    profile = commands.add_parser("profile", help="latency, throughput, memory and per-layer time")
+    _add_model_arguments(profile)
+    _add_runtime_arguments(profile)
+    profile.add_argument("--batch", type=_positive_ints, default=[1, 8], metavar="1,8", help="batch sizes to time (default: 1,8)")
+    profile.add_argument("--runs", type=int, default=200, help="timed runs per batch size, at most (default: 200)")
+    profile.add_argument("--budget", type=float, default=5.0, metavar="SECONDS", help="time limit per batch size (default: 5)")
+    profile.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
+
+
+def _add_importance_command(commands: argparse._SubParsersAction) -> None:
+    importance = commands.add_parser("importance", help="which layers matter: weight importance and a sensitivity scan")
+    _add_model_arguments(importance)
+    importance.add_argument("--data", help="data for Taylor importance and the scan (default: " + DATA_DEFAULT + ")")
+    importance.add_argument(
+        "--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop"
+    )
+    importance.add_argument(
+        "--levels", type=_ratios, default=(0.3, 0.6, 0.9), metavar="0.3,0.6,0.9", help="pruning levels for the scan"
+    )
+    importance.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _add_optimize_command(commands: argparse._SubParsersAction) -> None:
+    optimize = commands.add_parser("optimize", help="apply pruning / quantization / graph optimization and measure the result")
+    _add_model_arguments(optimize)
+    optimize.add_argument("--recipe", metavar="R.json", help="a saved recipe (instead of the step options below)")
+    optimize.add_argument("--prune", metavar="METHOD:SPARSITY", help="structured:0.5 or unstructured:0.7")
+    optimize.add_argument(
+        "--distill",
+        type=int,
+        metavar="EPOCHS",
+        help="retrain from the original's outputs (soft targets, plus labels when the data has them) for up to EPOCHS epochs, "
+        "after pruning; needs a PyTorch model",
+    )
+    optimize.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
+    optimize.add_argument(
+        "--alpha",
+        type=float,
+        default=0.7,
+        help="distillation: weight of the original's soft targets, the rest goes to the labels (default: 0.7)",
+    )
+    optimize.add_argument("--graphopt", choices=("basic", "extended"), help="ONNX Runtime offline graph optimization")
+    optimize.add_argument(
+        "--quantize",
+        choices=QUANT_TARGETS,
+        help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
+    )
+    optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
+    optimize.add_argument(
+        "--data",
+        help="calibration and evaluation data (default: " + DATA_DEFAULT + "; digits: train to calibrate, test to report)",
+    )
+    _add_variant_output_arguments(optimize, ("torch", "ort", "openvino"))
+
+
+def _add_run_command(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="reproduce a saved recipe on a model (same as optimize --recipe)")
+    run.add_argument("recipe", help="recipe file (from the GUI's Save recipe, or NAME.recipe.json next to a variant)")
+    _add_model_arguments(run)
+    run.add_argument("--data", help="calibration and evaluation data (default: " + DATA_DEFAULT + ")")
+    _add_variant_output_arguments(run, ("ort", "openvino"))
+    run.set_defaults(prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None)
+
+
+def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
+    sweep = commands.add_parser("sweep", help="explore settings for the accuracy-versus-latency Pareto front")
+    _add_model_arguments(sweep)
+    sweep.add_argument(
+        "--data", help="calibration, training and evaluation data, as for optimize (default: " + DATA_DEFAULT + ")"
+    )
+    sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
+    sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
+    sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
+    sweep.set_defaults(json=False)
+
+
+def _add_report_command(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser("report", help="a self-contained HTML report (plus JSON and CSV) of a model's experiment")
+    report.add_argument("target", help="an experiment folder, or a model file (its experiment is used)")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.json, variants.csv")
+    report.add_argument("--sensitivity", action="store_true", help="include a per-layer sensitivity scan (digits data)")
+    report.set_defaults(json=False)
+
+
+def _add_gui_command(commands: argparse._SubParsersAction) -> None:
+    gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
+    gui.add_argument("model", nargs="?", help="model file to open")
+
+
+def _positive_ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of positive whole numbers, e.g. 1,8")
+    return values
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not 0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of ratios between 0 and 1, e.g. 0.3,0.6,0.9")
+    return values
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration such as 90s, 10m or 1h") from None
