@@ -129,12 +129,9 @@ class Studio(QObject):
     @staticmethod
     def _baseline_point(variant: Variant) -> tuple[str, ChartPoint]:
         """The original on the variant's backend and device: one point per place variants ran."""
-        b = variant.baseline
-        key = "baseline" if (b.backend, b.device) == ("ort", "cpu") else f"baseline {b.backend}/{b.device}"
-        validation = variant.metrics.get("validation", {}).get("baseline")
-        score = b.score if not validation else (validation["top1"] if validation.get("top1") is not None else 1.0)
-        return key, ChartPoint(key, f"{key}: the original model, FP32 on {b.where}", b.latency_ms, score, b.size_bytes,
-                               "baseline", True)
+        b, key = variant.baseline, variant.baseline_key
+        return key, ChartPoint(key, f"{key}: the original model, FP32 on {b.where}", b.latency_ms,
+                               variant.baseline_selection_score, b.size_bytes, "baseline", True)
 
     # -- managing variants: small jobs, since the experiment's lock may be held elsewhere ----
     def delete(self, variant: Variant) -> Job:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -123,16 +124,23 @@ class Variant:
             "created": self.created,
         }
 
-    @property
+    @cached_property  # read on every paint of the variants table: parse the metrics once
     def measured(self) -> Measurement:
         """The variant's own numbers, on the backend it was measured on. A cancelled variant
         has none (ValueError): check `cancelled` first."""
         return self._measurement("variant")
 
-    @property
+    @cached_property
     def baseline(self) -> Measurement:
-        """The original model's numbers, FP32 on ONNX Runtime, measured in the same run."""
+        """The original model's numbers, FP32 on the variant's backend, device and threads, measured
+        in the same run."""
         return self._measurement("baseline")
+
+    @property
+    def baseline_key(self) -> str:
+        """How the chart and the report name the original on this variant's backend and device."""
+        b = self.baseline
+        return "baseline" if (b.backend, b.device) == ("ort", "cpu") else f"baseline {b.backend}/{b.device}"
 
     def check(self) -> None:
         """Raise ValueError when a finished variant's metrics lack its or its baseline's numbers."""
@@ -173,11 +181,19 @@ class Variant:
     def selection_score(self) -> float:
         """What sweeps and the chart choose by: the validation score when the data has a
         validation split, else the only one there is. The test score is reported, never chosen by."""
+        return self._selection("variant", self.measured)
+
+    @property
+    def baseline_selection_score(self) -> float:
+        """The original's score on the same split as `selection_score`."""
+        return self._selection("baseline", self.baseline)
+
+    def _selection(self, who: str, reported: Measurement) -> float:
         validation = self.metrics.get("validation")
         if not validation:
-            return self.measured.score
-        mine = validation["variant"]
-        return mine["top1"] if mine.get("top1") is not None else (mine.get("agreement") or 0.0)
+            return reported.score
+        doc = validation[who]
+        return doc["top1"] if doc.get("top1") is not None else (doc.get("agreement") or 0.0)
 
     @property
     def selection_split(self) -> str:

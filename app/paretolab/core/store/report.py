@@ -31,13 +31,10 @@ def _rows(variants: list[Variant]) -> list[dict]:
     each speed-up is against the original on the variant's own backend, device and threads."""
     rows: dict[str, dict] = {}
     for v in variants:
-        b = replace(v.baseline, agreement=1.0)
-        key = "baseline" if (b.backend, b.device) == ("ort", "cpu") else f"baseline {b.backend}/{b.device}"
-        if key not in rows:
-            chosen_by = (v.metrics.get("validation") or {}).get("baseline") or {}
-            top1 = chosen_by.get("top1")
-            score = float(top1) if top1 is not None else b.score
-            rows[key] = _row(key, f"the original model, FP32 on {b.where}", "baseline", b, score, "1.00x")
+        if v.baseline_key not in rows:
+            b = replace(v.baseline, agreement=1.0)
+            rows[v.baseline_key] = _row(v.baseline_key, f"the original model, FP32 on {b.where}", "baseline", b,
+                                        v.baseline_selection_score, "1.00x")
     for v in variants:
         rows[v.name] = _row(v.name, v.recipe.summary(), technique_kind(v.recipe), v.measured, v.selection_score,
                             v.speedup_text(with_basis=False), v.speedup)
