@@ -53,3 +53,22 @@ def test_a_variant_is_compared_with_the_original_on_its_own_backend(small, tmp_p
     validation = variant.metrics["validation"]
     assert validation["dataset"].endswith("val") and validation["variant"]["top1"] is not None
     assert mine.dataset.endswith("test")
+
+
+def test_a_runtime_error_while_timing_is_one_line_naming_the_model(small, monkeypatch):
+    from paretolab.core.measure import timing
+    from paretolab.core.measure.runtimes import BackendError
+
+    class Failing:
+        def bind(self, inputs):
+            def call():
+                raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: state\nmore")
+            return call
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(timing, "open_runner", lambda *args: Failing())
+    with pytest.raises(BackendError, match=r"^digits_cnn.onnx failed on its inputs while timing: .*invalid dimensions") as exc:
+        time_side_by_side([small], rounds=2, budget_s=0.1)
+    assert "\n" not in str(exc.value)

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from paretolab.core.errors import first_line
 from paretolab.core.measure.data import random_inputs
-from paretolab.core.measure.runtimes import open_runner
+from paretolab.core.measure.runtimes import BackendError, open_runner
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 
@@ -85,7 +86,7 @@ def time_side_by_side(
     runners = [open_runner(h, b, device, threads) for h, b in zip(handles, backends)]
     try:
         calls = [r.bind(random_inputs(h.inputs, count=1, seed=0).load(np.arange(1))) for r, h in zip(runners, handles)]
-        per_round = _calls_per_round(calls, rounds, budget_s)
+        per_round = _calls_per_round(calls, [h.path.name for h in handles], rounds, budget_s)
         times: list[list[float]] = [[] for _ in calls]
         clock = time.perf_counter
         for r in range(rounds):
@@ -101,11 +102,16 @@ def time_side_by_side(
             runner.close()
 
 
-def _calls_per_round(calls: Sequence, rounds: int, budget_s: float) -> int:
-    """Warm every model up, then fit the rounds into the budget (at least 3 calls per round)."""
+def _calls_per_round(calls: Sequence, names: Sequence[str], rounds: int, budget_s: float) -> int:
+    """Warm every model up, then fit the rounds into the budget (at least 3 calls per round).
+    A model that cannot run its inputs fails here, in one line, before any timing."""
     slowest = 0.0
-    for call in calls:
-        for _ in range(3):
+    for call, name in zip(calls, names):
+        try:
+            call()
+        except Exception as exc:  # the runtime's own error, raised by its bound call
+            raise BackendError(f"{name} failed on its inputs while timing: {first_line(exc)}") from None
+        for _ in range(2):
             call()
         t0 = time.perf_counter()
         call()
