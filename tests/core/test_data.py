@@ -20,7 +20,7 @@ from paretolab.core.measure.data import (
 )
 from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
-from paretolab.core.tensors import TensorSpec
+from paretolab.core.tensors import TensorSpec, with_batch_axes
 
 IMAGE_INPUT = [TensorSpec("input", ("batch", 3, 16, 16), "float32")]
 
@@ -88,6 +88,46 @@ def test_tensor_files_with_and_without_labels(tmp_path):
     np.savez(tmp_path / "multi.npz", ids=np.zeros((4, 7), np.int64), mask=np.ones((4, 7), np.int64))
     multi = tensor_file(tmp_path / "multi.npz", ["ids", "mask"])
     assert [a.shape for a in multi.load(np.arange(4))] == [(4, 7), (4, 7)]
+
+
+# A voice-activity model: samples, a GRU state laid out [layers, batch, hidden], a sample-rate scalar.
+AUDIO_INPUTS = [TensorSpec("x", ("batch", 64), "float32"), TensorSpec("state", (2, "batch", 32), "float32"),
+                TensorSpec("sr", (), "int64")]
+
+
+@pytest.mark.parametrize(("shapes", "axes"), [
+    ([("batch", 64), (2, "batch", 32), ()], [0, 1, None]),  # named batch axes
+    ([(1, 64), (2, 1, 32), ()], [0, 1, None]),  # exported at batch 1: the state's batch is its size-1 axis
+    ([(-1, 64), (2, None, 32)], [0, 1]),  # unnamed, as other frameworks write them
+    ([(4, 1, 8, 8)], [0]),  # a fixed batch of 4
+    ([("batch", "seq"), ("batch", "seq")], [0, 0]),  # token ids and their mask
+    ([("batch", 64), (2, "other", 32)], [0, None]),  # not the batch: one value per call
+])
+def test_batch_axes_come_from_the_declared_shapes(shapes, axes):
+    specs = [TensorSpec(f"in{i}", shape, "float32") for i, shape in enumerate(shapes)]
+    assert [s.batch_axis for s in with_batch_axes(specs)] == axes
+
+
+def test_random_inputs_batch_each_input_along_its_own_axis():
+    specs = with_batch_axes([TensorSpec(s.name, (4, 64) if s.name == "x" else s.shape, s.dtype) for s in AUDIO_INPUTS],
+                            declared=AUDIO_INPUTS)
+    x, state, sr = random_inputs(specs, count=8).load(np.arange(4))
+    assert x.shape == (4, 64) and state.shape == (2, 4, 32) and sr.shape == () and sr.dtype == np.int64
+    assert not state.any() and x.std() > 0.5  # a recurrent state starts at zeros
+    assert [a.shape for a in random_inputs(specs, count=8).load(np.arange(1))] == [(1, 64), (2, 1, 32), ()]
+
+
+def test_tensor_files_map_arrays_to_inputs_by_name(tmp_path):
+    specs = with_batch_axes(AUDIO_INPUTS)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "audio.npz", sr=np.array(16000), x=rng.random((6, 64), dtype=np.float32),
+             state=np.zeros((6, 2, 32), np.float32))
+    x, state, sr = tensor_file(tmp_path / "audio.npz", specs).load(np.arange(3))
+    assert x.shape == (3, 64) and state.shape == (2, 3, 32) and int(sr) == 16000  # a scalar given once serves all
+    fit_to_model(tensor_file(tmp_path / "audio.npz", specs), specs, "vad.onnx")
+    np.savez(tmp_path / "partial.npz", x=rng.random((6, 64), dtype=np.float32))
+    with pytest.raises(DataError, match="partial.npz has no array named 'state' for that input of the model"):
+        tensor_file(tmp_path / "partial.npz", specs)
 
 
 def test_random_inputs_follow_the_model_and_need_fixed_sizes():

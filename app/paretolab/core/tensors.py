@@ -18,6 +18,22 @@ class TensorSpec:
     name: str
     shape: Shape
     dtype: str  # numpy dtype name: "float32", "int64", ...
+    # Which axis samples stack along: 0 for most inputs, 1 for a recurrent state laid out
+    # [layers, batch, hidden], None for inputs that hold one value per call (a scalar, a fixed state).
+    batch_axis: int | None = 0
+
+    @property
+    def sample_shape(self) -> Shape:
+        """The shape of one sample: the input's shape without its batch axis."""
+        axis = self.batch_axis
+        return self.shape if axis is None or axis >= len(self.shape) else self.shape[:axis] + self.shape[axis + 1:]
+
+    def batched(self, sample: Sequence[int], size: int) -> tuple[int, ...]:
+        """The input's shape for `size` samples of shape `sample`."""
+        axis = self.batch_axis
+        if axis is None or axis > len(sample):
+            return tuple(sample)
+        return (*sample[:axis], size, *sample[axis:])
 
     @property
     def is_static(self) -> bool:
@@ -99,13 +115,46 @@ def apply_input_shapes(
                 f"{format_shape(shape)}"
             )
         for axis, (want, got) in enumerate(zip(spec.shape, shape)):
-            if isinstance(want, int) and want != got:
+            if not is_free(want) and want != got:
                 raise InputShapeError(
                     f"input '{name}' of {where} has a fixed size {want} on axis {axis} "
                     f"{format_shape(spec.shape)}; the shape given {format_shape(shape)} differs"
                 )
         resolved[name] = shape
     return [replace(s, shape=resolved[s.name]) if s.name in resolved else s for s in inputs]
+
+
+def is_free(dim: Dim) -> bool:
+    """Whether a dimension is left open: a name, unknown, or -1/0 as other exporters write it."""
+    return not isinstance(dim, int) or dim <= 0
+
+
+def with_batch_axes(inputs: Sequence[TensorSpec], declared: Sequence[TensorSpec] = ()) -> list[TensorSpec]:
+    """The inputs with their batch axes, read from the shapes the file declares (`declared`, before
+    the user fixed them; else the inputs' own). The first input batches along axis 0; the others
+    along the axis that carries the same name ("batch" in a state [layers, batch, hidden]) or the
+    same size, else their one free axis; scalars and inputs with none of these take one value per call."""
+    shapes = {s.name: s.shape for s in inputs} | {s.name: s.shape for s in declared}
+    first = next((shapes[s.name] for s in inputs if shapes[s.name]), ())
+    batch = first[0] if first else None
+    return [replace(s, batch_axis=_batch_axis(shapes[s.name], batch, shapes[s.name] is first)) for s in inputs]
+
+
+def _batch_axis(shape: Shape, batch: Dim, is_first: bool) -> int | None:
+    if not shape:
+        return None
+    if is_first or shape[0] == batch or (is_free(shape[0]) and not isinstance(batch, str)):
+        return 0
+    if batch is not None and (isinstance(batch, str) or batch > 0) and batch in shape:
+        return shape.index(batch)
+    free = [axis for axis, dim in enumerate(shape) if is_free(dim)]
+    return free[0] if len(free) == 1 and not isinstance(batch, str) else None
+
+
+def fixed_batch(inputs: Sequence[TensorSpec]) -> int | None:
+    """The batch size the inputs fix, if they do (a file exported at batch 1, or fixed by the user)."""
+    sizes = [s.shape[s.batch_axis] for s in inputs if s.batch_axis is not None and s.batch_axis < len(s.shape)]
+    return sizes[0] if sizes and not is_free(sizes[0]) else None  # type: ignore[return-value]
 
 
 def concrete_shapes(inputs: Sequence[TensorSpec]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
@@ -117,9 +166,10 @@ def concrete_shapes(inputs: Sequence[TensorSpec]) -> tuple[dict[str, tuple[int, 
     unresolved: list[str] = []
     for spec in inputs:
         dims = list(spec.shape)
-        if dims and not isinstance(dims[0], int):
-            dims[0] = 1
-        if all(isinstance(d, int) for d in dims):
+        axis = spec.batch_axis
+        if axis is not None and axis < len(dims) and is_free(dims[axis]):
+            dims[axis] = 1
+        if not any(is_free(d) for d in dims):
             shapes[spec.name] = tuple(dims)  # type: ignore[arg-type]
         else:
             unresolved.append(spec.name)
@@ -127,8 +177,8 @@ def concrete_shapes(inputs: Sequence[TensorSpec]) -> tuple[dict[str, tuple[int, 
 
 
 def needs_shape(inputs: Sequence[TensorSpec]) -> bool:
-    """Whether some input has a free dimension besides a leading batch axis (which is taken as 1)."""
-    return any(not isinstance(d, int) for s in inputs for d in s.shape[1:])
+    """Whether some input has a free dimension besides its batch axis (which is taken as 1)."""
+    return any(is_free(d) for s in inputs for d in s.sample_shape)
 
 
 def guess_shapes(inputs: Sequence[TensorSpec]) -> str:
@@ -138,9 +188,9 @@ def guess_shapes(inputs: Sequence[TensorSpec]) -> str:
     for spec in inputs:
         dims = []
         for axis, d in enumerate(spec.shape):
-            if isinstance(d, int):
-                dims.append(d)
-            elif axis == 0:
+            if not is_free(d):
+                dims.append(int(d))  # type: ignore[arg-type]
+            elif axis == spec.batch_axis:
                 dims.append(1)
             elif len(spec.shape) == 4 and axis >= 2:
                 dims.append(224)

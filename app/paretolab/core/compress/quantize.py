@@ -33,6 +33,7 @@ from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
+from paretolab.core.tensors import fixed_batch
 
 if TYPE_CHECKING:
     from paretolab.core.compress.step import StepContext
@@ -184,8 +185,7 @@ class _Reader:
 
 
 def _batch_size(handle: ModelHandle) -> int:
-    first = handle.inputs[0].shape[0] if handle.inputs and handle.inputs[0].shape else None
-    return first if isinstance(first, int) else 16
+    return fixed_batch(handle.inputs) or 16
 
 
 def _ort_static(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from paretolab.core.errors import InputShapeError, ParetoLabError
-from paretolab.core.tensors import TensorSpec, format_shape
+from paretolab.core.tensors import TensorSpec, format_shape, is_free
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 _INPUT_KEYS = ("inputs", "input", "x", "data", "images", "features")
@@ -43,14 +43,12 @@ class Dataset(ABC):
 
     @abstractmethod
     def load(self, indices: np.ndarray) -> list[np.ndarray]:
-        """The inputs of the samples at `indices`, one batch-first array per model input."""
+        """The inputs of the samples at `indices`, one array per model input as the model takes
+        it: batched along the input's batch axis (first for most)."""
 
     @property
     def has_labels(self) -> bool:
         return self.labels is not None
-
-    def sample_shapes(self) -> list[tuple[int, ...]]:
-        return [a.shape[1:] for a in self.load(np.arange(min(1, len(self))))]
 
     def batches(self, batch_size: int) -> Iterator[Batch]:
         if batch_size < 1:
@@ -69,9 +67,13 @@ class Dataset(ABC):
 
 @dataclass
 class ArrayDataset(Dataset):
+    """Arrays that hold one sample per row. `batch_axes` says where each input stacks its samples
+    (None: the input takes one value per call, the first sample's)."""
+
     name: str
     arrays: list[np.ndarray]
     labels: np.ndarray | None = None
+    batch_axes: Sequence[int | None] | None = None
 
     def __post_init__(self) -> None:
         sizes = {len(a) for a in self.arrays} | ({len(self.labels)} if self.labels is not None else set())
@@ -84,7 +86,14 @@ class ArrayDataset(Dataset):
         return len(self.arrays[0])
 
     def load(self, indices: np.ndarray) -> list[np.ndarray]:
-        return [a[indices] for a in self.arrays]
+        axes = self.batch_axes or [0] * len(self.arrays)
+        return [_stack(a[indices], axis) for a, axis in zip(self.arrays, axes)]
+
+
+def _stack(samples: np.ndarray, axis: int | None) -> np.ndarray:
+    if axis is None:
+        return np.asarray(samples[0])
+    return samples if axis == 0 else np.moveaxis(samples, 0, axis)
 
 
 @dataclass
@@ -214,10 +223,13 @@ def image_folder(root: Path, preprocess: ImagePreprocess | None = None) -> Image
 SPLITS = ("train", "val", "test")
 
 
-def tensor_file(path: Path, input_names: Sequence[str] = (), split: str | None = None) -> ArrayDataset:
-    """.npy (inputs only) or .npz (inputs under the model's input names or `inputs`/`x`,
-    labels under `labels`/`y`; or a split file with `train_images`, `val_labels`, ...)."""
+def tensor_file(path: Path, inputs: Sequence[TensorSpec | str] = (), split: str | None = None) -> ArrayDataset:
+    """.npy (inputs only) or .npz: one array per model input under the input's name (or, for a
+    single input, under `inputs`/`x`), one sample per row; labels under `labels`/`y`; or a split
+    file with `train_images`, `val_labels`, .... An input that takes one value per call (a scalar,
+    a fixed state) may hold just that value."""
     path = Path(path)
+    specs = [TensorSpec(s, (), "float32") if isinstance(s, str) else s for s in inputs]
     if _is_sample_split(path):  # the shipped digits file holds raw 0..16 pixels: scale them as the sample expects
         return digits(split or "test")
     try:
@@ -237,29 +249,46 @@ def tensor_file(path: Path, input_names: Sequence[str] = (), split: str | None =
             return ArrayDataset(f"{path.name}:{chosen}", [loaded[f"{chosen}_images"]], labels)
         if split is not None:
             raise DataError(f"{path} has no splits (no {split}_images array); drop ':{split}'")
-        if input_names and all(n in keys for n in input_names):
-            arrays = [loaded[n] for n in input_names]
-        else:
-            key = next((k for k in _INPUT_KEYS if k in keys), None)
-            if key is None:
-                wanted = ", ".join(input_names) if input_names else "inputs"
-                raise DataError(f"{path} has no input arrays: it holds {', '.join(keys)}; name them {wanted} (or x)")
-            arrays = [loaded[key]]
         label_key = next((k for k in _LABEL_KEYS if k in keys), None)
         labels = loaded[label_key].astype(np.int64).reshape(-1) if label_key else None
-    return ArrayDataset(path.name, arrays, labels)
+        arrays = {k: loaded[k] for k in keys}
+    named = [s for s in specs if s.name in arrays]
+    if len(specs) > 1 or named:
+        missing = [s.name for s in specs if s.name not in arrays]
+        if missing:
+            raise DataError(f"{path} has no array named '{missing[0]}' for that input of the model; "
+                            f"it holds {', '.join(keys)}; save one array per input under the input's name")
+        count = len(labels) if labels is not None else max(len(arrays[s.name]) if arrays[s.name].ndim else 1 for s in specs)
+        columns = [_per_sample(arrays[s.name], s, count) for s in specs]
+        return ArrayDataset(path.name, columns, labels, batch_axes=[s.batch_axis for s in specs])
+    key = next((k for k in _INPUT_KEYS if k in keys), None)
+    if key is None:
+        wanted = specs[0].name if specs else "inputs"
+        raise DataError(f"{path} has no input arrays: it holds {', '.join(keys)}; name them {wanted} (or x)")
+    return ArrayDataset(path.name, [arrays[key]], labels)
+
+
+def _per_sample(array: np.ndarray, spec: TensorSpec, count: int) -> np.ndarray:
+    """An input's array with one row per sample: a value given once (for an input that takes one
+    value per call) is repeated for every sample."""
+    if spec.batch_axis is None and array.ndim == len(spec.shape) and spec.shape:
+        return np.repeat(array[None], count, axis=0)
+    if spec.batch_axis is None and array.ndim == 0:
+        return np.full(count, array)
+    return array
 
 
 def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
                   id_ranges: Mapping[str, int] | None = None) -> ArrayDataset:
     """Inputs shaped like the model's, for models with no data at all (fidelity only). Integer
     inputs are ids below their embedding table's size where `id_ranges` knows it (token ids
-    that all point at row 0 or 1 would exercise almost nothing), else 0 or 1."""
+    that all point at row 0 or 1 would exercise almost nothing), else 0 or 1; a recurrent
+    state starts at zeros, as it does on a model's first call."""
     rng = np.random.default_rng(seed)
     arrays = []
     for spec in inputs:
-        free = spec.shape[1:] if spec.shape else ()
-        dims = tuple(d for d in free if isinstance(d, int))
+        free = spec.sample_shape
+        dims = tuple(d for d in free if isinstance(d, int) and d > 0)
         if len(dims) != len(free):
             raise InputShapeError(
                 f"random inputs need a fixed shape, but input '{spec.name}' is {format_shape(spec.shape)}; "
@@ -267,12 +296,26 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
             )
         dtype = np.dtype(spec.dtype)
         _check_fits_in_memory(spec, count, dims, dtype)
-        if dtype.kind == "f":
+        if is_state(spec):
+            arrays.append(np.zeros((count, *dims), dtype))
+        elif dtype.kind == "f":
             arrays.append(rng.standard_normal((count, *dims)).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(rng.integers(0, 2, (count, *dims)).astype(dtype))
         else:
             high = (id_ranges or {}).get(spec.name, 2)
             arrays.append(rng.integers(0, high, (count, *dims)).astype(dtype))
-    return ArrayDataset(f"random({count})", arrays)
+    return ArrayDataset(f"random({count})", arrays, batch_axes=[s.batch_axis for s in inputs])
+
+
+_STATE_NAMES = ("state", "hidden", "h0", "c0", "cache", "past", "memory")
+
+
+def is_state(spec: TensorSpec) -> bool:
+    """A recurrent state or cache: a float input named so, or one whose samples do not stack first."""
+    if not spec.dtype.startswith("float") or not spec.shape:
+        return False
+    return spec.batch_axis != 0 or any(word in spec.name.lower() for word in _STATE_NAMES)
 
 
 def _check_fits_in_memory(spec: TensorSpec, count: int, dims: Sequence[int], dtype: np.dtype) -> None:
@@ -343,7 +386,7 @@ def open_dataset(spec: str, inputs: Sequence[TensorSpec] = (), preprocess: Image
         first = next(iter(inputs), None)
         return image_folder(path, preprocess or ImagePreprocess.for_input(first))
     if path.suffix.lower() in (".npz", ".npy"):
-        return tensor_file(path, [s.name for s in inputs], split)
+        return tensor_file(path, inputs, split)
     raise DataError(f"{path}: unknown data format '{path.suffix}'; use an image folder or a .npz/.npy file")
 
 
@@ -366,20 +409,20 @@ def calibration_subset(dataset: Dataset, count: int, seed: int = 0) -> Dataset:
 
 def fit_to_model(dataset: Dataset, inputs: Sequence[TensorSpec], model_name: str) -> list[np.dtype]:
     """Check the data fits the model's inputs; return the dtypes to cast each input to."""
-    shapes = dataset.sample_shapes()
-    if len(shapes) != len(inputs):
+    sample = dataset.load(np.arange(1))
+    if len(sample) != len(inputs):
         raise DataError(
-            f"{dataset.name} gives {len(shapes)} input(s) per sample but {model_name} takes {len(inputs)} "
+            f"{dataset.name} gives {len(sample)} input(s) per sample but {model_name} takes {len(inputs)} "
             f"({', '.join(s.name for s in inputs)})"
         )
-    sample = dataset.load(np.arange(1))
     dtypes = []
-    for spec, shape, array in zip(inputs, shapes, sample):
-        want = spec.shape[1:] if spec.shape else ()
-        fits = len(want) == len(shape) and all(not isinstance(w, int) or w == g for w, g in zip(want, shape))
-        if not fits:
+    for spec, array in zip(inputs, sample):
+        axis = spec.batch_axis
+        got = array.shape if axis is None or axis >= array.ndim else array.shape[:axis] + array.shape[axis + 1:]
+        want = spec.sample_shape
+        if len(want) != len(got) or not all(is_free(w) or w == g for w, g in zip(want, got)):
             raise DataError(
-                f"{dataset.name} has samples of shape {format_shape(shape)}, but input '{spec.name}' of {model_name} "
+                f"{dataset.name} has samples of shape {format_shape(got)}, but input '{spec.name}' of {model_name} "
                 f"takes {format_shape(want)} per sample (full shape {format_shape(spec.shape)})"
             )
         target = np.dtype(spec.dtype)

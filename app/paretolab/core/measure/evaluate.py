@@ -19,6 +19,7 @@ from paretolab.core.measure.metrics import (
 from paretolab.core.measure.runtimes import Runner, open_runner
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
+from paretolab.core.tensors import fixed_batch
 
 
 @dataclass
@@ -55,15 +56,9 @@ class EvalResult:
         }
 
 
-def _fixed_batch(handle: ModelHandle) -> int | None:
-    dims = [s.shape[0] for s in handle.inputs if s.shape]
-    return dims[0] if dims and isinstance(dims[0], int) else None
-
-
-def _pad(arrays: list[np.ndarray], size: int) -> list[np.ndarray]:
+def _padded(indices: np.ndarray, size: int) -> np.ndarray:
     """Repeat the last sample so a model with a fixed batch size takes a short final batch."""
-    short = size - len(arrays[0])
-    return [np.concatenate([a, np.repeat(a[-1:], short, axis=0)]) for a in arrays] if short > 0 else arrays
+    return np.concatenate([indices, np.repeat(indices[-1:], size - len(indices))]) if len(indices) < size else indices
 
 
 def evaluate(
@@ -84,10 +79,10 @@ def evaluate(
     start = time.perf_counter()
     name = handle.path.name
     dtypes = fit_to_model(dataset, handle.inputs, name)
-    fixed = _fixed_batch(handle)
+    fixed = fixed_batch(handle.inputs)
     if reference is not None:
         fit_to_model(dataset, reference.inputs, reference.path.name)
-        fixed = fixed or _fixed_batch(reference)
+        fixed = fixed or fixed_batch(reference.inputs)
     batch_size = fixed or batch_size
 
     result = EvalResult(name, backend, device, dataset.name, len(dataset))
@@ -127,7 +122,8 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
     done = 0
     for batch in dataset.batches(batch_size):
         n = len(batch.indices)
-        inputs = _pad([a.astype(t, copy=False) for a, t in zip(batch.inputs, dtypes)], batch_size)
+        arrays = batch.inputs if n == batch_size else dataset.load(_padded(batch.indices, batch_size))
+        inputs = [a.astype(t, copy=False) for a, t in zip(arrays, dtypes)]
         outputs = [o[:n] for o in runner.run(inputs)]
         if batch.labels is not None and is_classifier_output(outputs[0]):
             classes = outputs[0].shape[1]

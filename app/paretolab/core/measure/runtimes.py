@@ -90,13 +90,26 @@ class Runner(ABC):
     device: str
     input_names: list[str]
     output_names: list[str]
+    _model_name: str
 
     @abstractmethod
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
-    @abstractmethod
+    runtime: str
+
     def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
-        """A no-argument call that runs the model on `inputs` (for timing loops)."""
+        """A no-argument call that runs the model on `inputs` (for timing loops), tried once here:
+        inputs the model cannot take are a BackendError now, not an exception inside the loop."""
+        call = self._bind(inputs)
+        try:
+            call()
+        except Exception as exc:
+            shapes = ", ".join(f"{name} {list(np.shape(a))}" for name, a in zip(self.input_names, inputs))
+            raise BackendError(f"{self.runtime} cannot run {self._model_name} on {shapes}: {_first_line(exc)}") from None
+        return call
+
+    @abstractmethod
+    def _bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]: ...
 
     def close(self) -> None:  # noqa: B027 - a no-op by default; runners holding resources override it
         """Release the runtime's resources; the runner is unusable afterwards."""
@@ -111,6 +124,11 @@ class Runner(ABC):
 _NOISE = ("Exception from src/", "Check '", "FrontEnd API failed", "Summary:", "Model wasn't fully converted")
 
 
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous array of the same shape (np.ascontiguousarray turns a scalar into shape (1,))."""
+    return np.require(array, requirements="C")
+
+
 def _first_line(exc: BaseException) -> str:
     """The line of a runtime's error that says what is wrong (OpenVINO leads with source locations)."""
     lines = [line.strip(" -") for line in str(exc).splitlines() if line.strip(" -")]
@@ -119,6 +137,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 class OrtRunner(Runner):
+    runtime = "ONNX Runtime"
     backend = "ort"
     _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
                   "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
@@ -150,7 +169,7 @@ class OrtRunner(Runner):
         except Exception as exc:
             raise BackendError(f"ONNX Runtime failed running {self._model_name}: {_first_line(exc)}") from None
 
-    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+    def _bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         feed = dict(zip(self.input_names, inputs))
         return functools.partial(self.session.run, None, feed)
 
@@ -163,6 +182,7 @@ class OrtRunner(Runner):
 
 class OpenVinoRunner(Runner):
     backend = "openvino"
+    runtime = "OpenVINO"
 
     def __init__(self, handle: ModelHandle, device: str, threads: int | None, *, perf_counters: bool = False,
                  hint: str = "LATENCY") -> None:
@@ -199,12 +219,12 @@ class OpenVinoRunner(Runner):
             raise BackendError(f"OpenVINO failed running {self._model_name}: {_first_line(exc)}") from None
         return [np.array(results[port]) for port in self.compiled.outputs]
 
-    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+    def _bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         import openvino as ov
 
         for i, array in enumerate(inputs):
             try:
-                self.request.set_input_tensor(i, ov.Tensor(np.ascontiguousarray(array)))
+                self.request.set_input_tensor(i, ov.Tensor(_contiguous(array)))
             except Exception as exc:  # a shape the compiled model cannot take
                 raise BackendError(f"OpenVINO cannot take input {i} of {self._model_name} shaped {array.shape}: "
                                    f"{_first_line(exc)}") from None
@@ -217,6 +237,7 @@ class OpenVinoRunner(Runner):
 
 class TorchRunner(Runner):
     backend = "torch"
+    runtime = "PyTorch"
 
     def __init__(self, handle: ModelHandle, device: str, threads: int | None) -> None:
         import torch
@@ -234,19 +255,20 @@ class TorchRunner(Runner):
         self.module = module.to(device) if device == "cuda" else module
         self.input_names = [s.name for s in handle.inputs] or ["input"]
         self.output_names = [s.name for s in handle.outputs]
+        self._model_name = handle.path.name
 
     def _tensors(self, inputs: Sequence[np.ndarray]) -> list:
-        return [self._torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in inputs]
+        return [self._torch.from_numpy(_contiguous(a)).to(self.device) for a in inputs]
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         with self._torch.inference_mode():
             try:
                 out = self.module(*self._tensors(inputs))
             except Exception as exc:
-                raise BackendError(f"PyTorch failed running the model: {_first_line(exc)}") from None
+                raise BackendError(f"PyTorch failed running {self._model_name}: {_first_line(exc)}") from None
         return [t.detach().cpu().numpy() for t in output_tensors(out)]
 
-    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+    def _bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
         tensors = self._tensors(inputs)
         torch = self._torch
         sync = torch.cuda.synchronize if self.device == "cuda" else None

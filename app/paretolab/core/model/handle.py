@@ -20,7 +20,7 @@ from paretolab.core.model.formats import load_source
 from paretolab.core.model.formats.source import ModelSource
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.progress import Progress, silent
-from paretolab.core.tensors import TensorSpec, apply_input_shapes
+from paretolab.core.tensors import TensorSpec, apply_input_shapes, with_batch_axes
 
 
 @dataclass
@@ -29,6 +29,9 @@ class ModelHandle:
     inputs: list[TensorSpec]
     _graph: LayerGraph | None = field(default=None, repr=False)
     _converted: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.inputs = with_batch_axes(self.inputs, self.source.inputs)
 
     @property
     def path(self) -> Path:
