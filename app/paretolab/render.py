@@ -107,24 +107,23 @@ def profile(result: ProfileResult) -> str:
 def variant(v) -> str:
     m = v.metrics
     split = v.measured.dataset or "test"
-    rows = [("", f"top-1 ({split})", "agreement", "latency ms", "size", "params", "MACs", "measured on")]
+    rows = [("", f"top-1 ({split})", "fidelity to the original", "latency ms", "size", "params", "MACs", "measured on")]
     for label, x in (("original", v.baseline), (v.name, v.measured)):
-        rows.append((label, percent(x.top1), percent(x.agreement), f"{x.latency_ms:.4f}", size(x.size_bytes),
+        rows.append((label, percent(x.top1), x.fidelity_text(), f"{x.latency_ms:.4f}", size(x.size_bytes),
                      si(x.params), si(x.macs), x.where))
     lines = [
         f"recipe    {v.recipe.summary()}",
         f"artifact  {v.artifact}",
         "",
-        table(rows, right={1, 2, 3, 4, 5, 6}),
+        table(rows, right={1, 3, 4, 5, 6}),
         "",
         f"speed-up  {v.speedup_text()} (95% interval, alternating rounds)",
         f"size      {m['size_ratio']:.2f}x of the original",
     ]
     validation = m.get("validation")
     if validation:
-        mine, base = validation["variant"], validation["baseline"]
-        lines.append(f"chosen by {validation['dataset']}: top-1 {percent(mine.get('top1'))} against {percent(base.get('top1'))}, "
-                     f"agreement {percent(mine.get('agreement'))}")
+        lines.append(f"chosen by {validation['dataset']}: {v.metric} {percent(v.selection_score)} against "
+                     f"{percent(v.baseline_selection_score)}")
     from paretolab.core.compress.variant import collapse_warning
 
     collapsed = collapse_warning(v)
@@ -145,9 +144,16 @@ def _candidates(report: dict) -> list[str]:
     lines = [f"int8      {len(found)} forms timed side by side with FP32 ({report.get('baseline_ms') or 0:.4f} ms):"]
     for c in sorted(found, key=lambda c: c["median_ms"]):
         span = f" [{c['low_ms']:.4f}-{c['high_ms']:.4f}]" if c.get("low_ms") is not None else ""
-        lines.append(f"            {c['name']:<9} {c['median_ms']:.4f} ms{span}, agrees with FP32 on {percent(c['agreement'])}"
-                     + ("  <- kept" if c.get("chosen") else ""))
+        fidelity = (f"agrees with FP32 on {percent(c['agreement'])}" if c.get("agreement") is not None
+                    else f"cosine to FP32 {c.get('cosine', 0.0):.4f}")
+        kept = "  <- kept" if c.get("chosen") else ""
+        lines.append(f"            {c['name']:<9} {c['median_ms']:.4f} ms{span}, {fidelity}{kept}")
     return lines
+
+
+def _drop(metric: str, drop: float) -> str:
+    """Points of accuracy, or (outputs that are not class scores) how much cosine to the original was lost."""
+    return f"{drop:.4f}" if metric == "cosine" else f"{100 * drop:.1f} pts"
 
 
 def importance(layers, scan=None) -> str:
@@ -157,11 +163,12 @@ def importance(layers, scan=None) -> str:
     for x in layers:
         row = [x.layer, x.op, f"{x.params:,}", f"{x.l1:.4g}", f"{x.l2:.4g}", "n/a" if x.taylor is None else f"{x.taylor:.3g}"]
         if scan:
-            row.append(f"{100 * drops.get(x.layer, 0):.1f} pts" if x.layer in drops else "")
+            row.append(_drop(scan.metric, drops[x.layer]) if x.layer in drops else "")
         rows.append(tuple(row))
     text = table(rows, right=set(range(2, len(header))))
     if scan:
-        text += f"\n\nsensitivity: {scan.kind} one layer at a time; baseline {scan.metric} {100 * scan.baseline:.2f}%"
+        baseline = f"{scan.baseline:.4f}" if scan.metric == "cosine" else f"{100 * scan.baseline:.2f}%"
+        text += f"\n\nsensitivity: {scan.kind} one layer at a time; baseline {scan.metric} {baseline}"
     return text
 
 

@@ -101,7 +101,7 @@ class Studio(QObject):
         key, point = self._baseline_point(variant)
         if key not in self.chart.points:
             self.chart.set_point(point)
-        self.chart.set_score_label(variant.selection_split)
+        self.chart.set_score_label(variant.selection_split, variant.metric_label)
         self.chart.set_point(self._point(variant))
         self.table.add(variant)
         self.table.select(variant.name)

@@ -27,7 +27,7 @@ class ChartPoint:
     key: str
     label: str  # name and recipe, for the tooltip
     latency_ms: float
-    score: float  # top-1 accuracy (or agreement), 0..1
+    score: float  # top-1 accuracy, or agreement or cosine to the original, 0..1
     size_bytes: int
     technique: str  # a TECHNIQUE_COLOURS key
     baseline: bool = False
@@ -149,9 +149,10 @@ class TradeoffChart(QWidget):
     def front_keys(self) -> list[str]:
         return [p.key for p in pareto_front([Point(p.key, self._x(p), p.score) for p in self.points.values()])]
 
-    def set_score_label(self, split: str) -> None:
-        """Name the split the y axis shows: the one variants are chosen by, never the test split."""
-        self.plot.setLabel("left", f"accuracy on {split} (top-1, %)")
+    def set_score_label(self, split: str, measure: str = "top-1 accuracy") -> None:
+        """Name the measure and the split the y axis shows: the split variants are chosen by, never
+        the test split; for outputs that are not class scores, cosine similarity to the original."""
+        self.plot.setLabel("left", f"{measure} on {split} (%)")
 
     def _tip(self, x: float, y: float, data: str) -> str:
         p = self.points.get(data)

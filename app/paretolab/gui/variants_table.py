@@ -20,7 +20,7 @@ from paretolab.gui.table_model import ColumnsModel
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 KEY_ROLE = Qt.ItemDataRole.UserRole + 2
-COLUMNS = ("Variant", "Recipe", "Top-1 (test)", "Agreement (test)", "Latency ms", "Speed-up", "Size", "Measured on")
+COLUMNS = ("Variant", "Recipe", "Top-1 (test)", "Fidelity (test)", "Latency ms", "Speed-up", "Size", "Measured on")
 
 
 class VariantsModel(ColumnsModel):
@@ -60,7 +60,8 @@ class VariantsModel(ColumnsModel):
             return None
         v = self.variants[index.row()]
         m = v.measured
-        values = (v.name, v.recipe.summary(), m.top1, m.agreement, m.latency_ms, v.speedup, m.size_bytes, m.where)
+        fidelity = m.agreement if m.agreement is not None else m.cosine
+        values = (v.name, v.recipe.summary(), m.top1, fidelity, m.latency_ms, v.speedup, m.size_bytes, m.where)
         col = index.column()
         if role == KEY_ROLE:
             return v.name
@@ -76,8 +77,10 @@ class VariantsModel(ColumnsModel):
             value = values[col]
             if col == 0:
                 return f"⚠ {v.name}" if collapsed else v.name
-            if col in (2, 3):
+            if col == 2:
                 return percent(value)
+            if col == 3:
+                return m.fidelity_text()
             if col == 4:
                 return f"{value:.4f}" if value is not None else ""
             if col == 5:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -17,10 +18,13 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
+from paretolab.core.measure.metrics import FidelityMeter, is_classifier_output
 from paretolab.core.model.eager import first_output
 from paretolab.core.model.graph import LayerGraph, LayerNode
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.model.normalize import constants_as_initializers
 from paretolab.core.progress import Progress, silent
+from paretolab.core.tensors import fixed_batch
 
 if TYPE_CHECKING:
     from paretolab.core.model.formats.torch_file import TorchSource
@@ -47,6 +51,7 @@ def weight_arrays(handle: ModelHandle) -> dict[str, np.ndarray]:
         from onnx import numpy_helper
 
         model = onnx.load(str(handle.path))
+        constants_as_initializers(model)  # weights kept in Constant nodes (Paddle2ONNX and others)
         return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     if handle.format == "openvino":
         return {
@@ -153,7 +158,7 @@ class SensitivityRow:
 @dataclass
 class SensitivityResult:
     kind: str  # "prune" or "quantize"
-    metric: str  # "top1" or "agreement"
+    metric: str  # "top1", "agreement" or "cosine"
     baseline: float
     rows: list[SensitivityRow] = field(default_factory=list)
 
@@ -188,6 +193,7 @@ def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune",
     fit_to_model(data, handle.inputs, handle.path.name)
     subset = calibration_subset(data, samples)
     model = onnx.load(str(handle.onnx_file()))
+    constants_as_initializers(model)
     inits = {t.name: t for t in model.graph.initializer}
     graph = handle.layer_graph()
     names = {n.source: n.name for n in graph}
@@ -202,11 +208,11 @@ def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune",
         ):
             targets.append((layer, node.input[1]))
     inputs = [s.name for s in handle.inputs]
-    batches = [[a.astype(np.float32) if a.dtype.kind == "f" else a for a in b.inputs] for b in subset.batches(64)]
-    reference = np.concatenate([_run(model, inputs, b, threads) for b in batches])
-    truth = subset.labels if subset.labels is not None else reference.argmax(1)
-    metric = "top1" if subset.labels is not None else "agreement"
-    result = SensitivityResult(kind, metric, float((reference.argmax(1) == truth).mean()))
+    size = fixed_batch(handle.inputs) or 64
+    batches = [[a.astype(np.float32) if a.dtype.kind == "f" else a for a in b.inputs] for b in subset.batches(size)]
+    reference = _run_all(model, inputs, batches, threads)
+    metric, score_of = _scorer(reference, subset.labels)
+    result = SensitivityResult(kind, metric, score_of(reference))
     steps = [(layer, init, level) for layer, init in targets for level in (levels if kind == "prune" else (8,))]
     for i, (layer, init, level) in enumerate(steps):
         progress.report(i / max(1, len(steps)), f"{kind} sensitivity of {layer} at {level}")
@@ -214,17 +220,33 @@ def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune",
         changed = _prune(original, level) if kind == "prune" else _fake_int8(original)
         inits[init].CopyFrom(numpy_helper.from_array(changed.astype(original.dtype), init))
         try:
-            logits = np.concatenate([_run(model, inputs, b, threads) for b in batches])
+            score = score_of(_run_all(model, inputs, batches, threads))
         finally:
             inits[init].CopyFrom(numpy_helper.from_array(original, init))
-        score = float((logits.argmax(1) == truth).mean())
         result.rows.append(SensitivityRow(layer, float(level), score, result.baseline - score))
     _write_cache(cache, key, result)
     progress.report(1.0, f"{kind} sensitivity of {len(targets)} layers")
     return result
 
 
-def _run(model: Any, input_names: list[str], arrays: list[np.ndarray], threads: int | None) -> np.ndarray:
+def _scorer(reference: list[np.ndarray], labels: np.ndarray | None) -> tuple[str, Callable[[list[np.ndarray]], float]]:
+    """The measure a scan scores by: top-1 with labels, agreement for class scores, else the
+    worst output's cosine similarity to the unmodified model (detections, masks, embeddings)."""
+    if is_classifier_output(reference[0]):
+        truth = labels if labels is not None else reference[0].argmax(1)
+        return ("top1" if labels is not None else "agreement"), lambda outs: float((outs[0].argmax(1) == truth).mean())
+
+    def cosine(outputs: list[np.ndarray]) -> float:
+        meters = [FidelityMeter(str(i)) for i in range(len(reference))]
+        for meter, out, ref in zip(meters, outputs, reference):
+            meter.add(out, ref)
+        return min(m.result().cosine for m in meters)
+
+    return "cosine", cosine
+
+
+def _run_all(model: Any, input_names: list[str], batches: list[list[np.ndarray]], threads: int | None) -> list[np.ndarray]:
+    """Every output of the model over all batches (one session for all)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -232,7 +254,8 @@ def _run(model: Any, input_names: list[str], arrays: list[np.ndarray], threads: 
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, dict(zip(input_names, arrays)))[0]
+    runs = [session.run(None, dict(zip(input_names, arrays))) for arrays in batches]
+    return [np.concatenate([run[i] for run in runs]) for i in range(len(runs[0]))]
 
 
 def _prune(weight: np.ndarray, ratio: float) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 
 from paretolab.core.measure.data import random_inputs
 from paretolab.core.measure.plan import DataPlan
+from paretolab.core.measure.runtimes import check_ort_loads
 from paretolab.core.model.eager import eager_module, torch_edits_unavailable
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.torch_onnx import export_to_onnx
@@ -45,6 +46,8 @@ class StepContext:
         self.module = module
 
     def set_file(self, path: Path) -> None:
+        if path.suffix == ".onnx":
+            check_ort_loads(path)
         self.handle, self.module = self.original.like(path), None  # the user's input shapes carry over
 
     def file(self, index: int) -> ModelHandle:

@@ -12,7 +12,7 @@ from typing import Any
 
 from paretolab.core.compress.techniques import TECHNIQUES, technique
 from paretolab.core.files import write_json_atomic
-from paretolab.core.measure.measurement import Measurement, speedup
+from paretolab.core.measure.measurement import METRIC_LABELS, Measurement, score_of, speedup
 from paretolab.core.measure.timing import Speedup, Timing
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
@@ -193,7 +193,17 @@ class Variant:
         if not validation:
             return reported.score
         doc = validation[who]
-        return doc["top1"] if doc.get("top1") is not None else (doc.get("agreement") or 0.0)
+        return score_of(doc.get("top1"), doc.get("agreement"), doc.get("cosine"))
+
+    @property
+    def metric(self) -> str:
+        """Which measure the scores are: "top-1", "agreement" or "cosine" (outputs that are not class scores)."""
+        return self.measured.metric
+
+    @property
+    def metric_label(self) -> str:
+        """The measure in words, for the chart's axis and the report."""
+        return METRIC_LABELS[self.metric]
 
     @property
     def selection_split(self) -> str:
@@ -224,6 +234,7 @@ def technique_kind(recipe: Recipe) -> str:
 
 
 COLLAPSE_DROP = 0.05  # a fall of more than 5 points of accuracy (or agreement) is flagged
+BROKEN_COSINE = 0.95  # outputs that are not class scores: below this (about 13 dB SQNR) a variant is broken
 
 
 def collapse_warning(variant: Variant) -> str | None:
@@ -236,10 +247,17 @@ def collapse_warning(variant: Variant) -> str | None:
         measure, before, after = "top-1", base.top1, mine.top1
     elif mine.agreement is not None:
         measure, before, after = "agreement with the original", 1.0, mine.agreement
+    elif mine.cosine is not None and mine.cosine < BROKEN_COSINE:
+        return (f"the outputs no longer match the original's ({mine.fidelity_text()}): this variant is broken; "
+                + _collapse_hint(variant))
     else:
         return None
     if before - after <= COLLAPSE_DROP:
         return None
+    return f"{measure} fell from {before:.1%} to {after:.1%}: this variant has collapsed; {_collapse_hint(variant)}"
+
+
+def _collapse_hint(variant: Variant) -> str:
     techniques = {s.technique for s in variant.recipe.steps}
     fixes = []
     prune = next((s.settings for s in variant.recipe.steps if s.technique == "prune"), None)
@@ -249,5 +267,4 @@ def collapse_warning(variant: Variant) -> str | None:
         fixes.append(f"prune less than {prune.sparsity:.0%}")
     if "quantize" in techniques:
         fixes.append("keep the most sensitive layers in FP32 (Analyse layers shows which)")
-    hint = "; ".join(fixes) or "try milder settings"
-    return f"{measure} fell from {before:.1%} to {after:.1%}: this variant has collapsed; {hint}"
+    return "; ".join(fixes) or "try milder settings"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +36,22 @@ class EvalResult:
     fidelity: list[OutputFidelity] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    outputs_are_classes: bool = False  # the first output is [N, classes] scores
 
     @property
     def agreement(self) -> float | None:
         return self.fidelity[0].agreement if self.fidelity else None
+
+    @property
+    def cosine(self) -> float | None:
+        """The worst output's mean cosine similarity to the reference."""
+        return min(f.cosine for f in self.fidelity) if self.fidelity else None
+
+    @property
+    def sqnr_db(self) -> float | None:
+        """The worst output's SQNR in dB; None when there is no reference or the outputs are identical."""
+        worst = min((f.sqnr_db for f in self.fidelity), default=math.inf)
+        return None if math.isinf(worst) and worst > 0 else max(worst, -999.0)
 
     def to_dict(self) -> dict:
         return {
@@ -93,7 +106,8 @@ def evaluate(
             ref_runner = open_runner(reference, reference_backend or backend, device, threads)
             result.reference = f"{reference.path.name} on {reference_backend or backend}/{device}"
         try:
-            accuracy, meters = _run_batches(runner, ref_runner, dataset, dtypes, batch_size, name, progress)
+            accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
+                                                                        name, progress)
         finally:
             if ref_runner is not None:
                 ref_runner.close()
@@ -119,12 +133,14 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
                  progress: Progress) -> Any:
     accuracy: AccuracyMeter | None = None
     meters: list[FidelityMeter] = []
+    classes = True
     done = 0
     for batch in dataset.batches(batch_size):
         n = len(batch.indices)
         arrays = batch.inputs if n == batch_size else dataset.load(_padded(batch.indices, batch_size))
         inputs = [a.astype(t, copy=False) for a, t in zip(arrays, dtypes)]
         outputs = [o[:n] for o in runner.run(inputs)]
+        classes &= is_classifier_output(outputs[0])
         if batch.labels is not None and is_classifier_output(outputs[0]):
             classes = outputs[0].shape[1]
             if batch.labels.min() < 0 or batch.labels.max() >= classes:
@@ -145,4 +161,4 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
                 meter.add(out, ref)
         done += n
         progress.report(done / len(dataset), f"evaluated {done}/{len(dataset)}")
-    return accuracy, meters
+    return accuracy, meters, classes and done > 0

@@ -16,6 +16,8 @@ class Measurement:
     top1: float | None = None
     top5: float | None = None
     agreement: float | None = None  # share of top-1 predictions equal to the reference's
+    cosine: float | None = None  # mean cosine similarity to the reference's outputs (the worst output)
+    sqnr_db: float | None = None  # signal-to-quantization-noise ratio to the reference (worst output); None: identical
     params: int | None = None
     macs: int | None = None
     dataset: str | None = None
@@ -27,8 +29,23 @@ class Measurement:
 
     @property
     def score(self) -> float:
-        """The accuracy a model is ranked by: top-1 with labels, else agreement with the original."""
-        return self.top1 if self.top1 is not None else (self.agreement or 0.0)
+        """What a model is ranked by: top-1 with labels, else agreement with the original's class,
+        else (outputs that are not class scores: detections, masks, embeddings) cosine to the original."""
+        return score_of(self.top1, self.agreement, self.cosine)
+
+    @property
+    def metric(self) -> str:
+        """Which measure `score` is: "top-1", "agreement" or "cosine"."""
+        return metric_of(self.top1, self.agreement, self.cosine)
+
+    def fidelity_text(self) -> str:
+        """"agreement 98.4%" or "cosine 0.9991, 30.2 dB"; "n/a" when unmeasured."""
+        if self.agreement is not None:
+            return f"agreement {100 * self.agreement:.1f}%"
+        if self.cosine is None:
+            return "n/a"
+        sqnr = "" if self.sqnr_db is None else f", {self.sqnr_db:.1f} dB"
+        return f"cosine {self.cosine:.4f}{sqnr}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,3 +61,15 @@ def speedup(baseline: Measurement | None, variant: Measurement | None) -> float 
     if baseline is None or variant is None or not variant.latency_ms:
         return None
     return baseline.latency_ms / variant.latency_ms
+
+
+METRIC_LABELS = {"top-1": "top-1 accuracy", "agreement": "agreement with the original's top-1",
+                 "cosine": "cosine similarity to the original's outputs"}
+
+
+def score_of(top1: float | None, agreement: float | None, cosine: float | None) -> float:
+    return next((v for v in (top1, agreement, cosine) if v is not None), 0.0)
+
+
+def metric_of(top1: float | None, agreement: float | None, cosine: float | None) -> str:
+    return "top-1" if top1 is not None else "agreement" if agreement is not None or cosine is None else "cosine"

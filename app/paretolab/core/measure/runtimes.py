@@ -11,6 +11,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -281,6 +282,25 @@ class TorchRunner(Runner):
             return out
 
         return call
+
+
+_LOAD_PROBE = "import sys, onnxruntime as ort; ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])"
+
+
+def check_ort_loads(path: Path) -> None:
+    """Load a file ParetoLab wrote into ONNX Runtime in a child process first: on some graphs
+    (an FP16 transformer with weights from Constant nodes) its layout optimizer crashes the
+    process, and a crash in the app would lose the user's work. Errors it raises normally are
+    left to the caller; only a crash is reported here."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LOAD_PROBE, str(path)], capture_output=True, timeout=900)
+    if done.returncode < 0:
+        raise BackendError(
+            f"ONNX Runtime crashes loading {path.name} (signal {-done.returncode}, a bug in the runtime's graph optimizer "
+            "on this model): this form cannot run on ONNX Runtime here; try the OpenVINO form of the technique"
+        )
 
 
 def open_runner(handle: ModelHandle, backend: str = "ort", device: str = "cpu", threads: int | None = None) -> Runner:

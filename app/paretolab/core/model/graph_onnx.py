@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import numpy as np
 import onnx
 from onnx import helper, shape_inference
 
@@ -75,18 +76,80 @@ def with_fixed_inputs(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ..
         del fixed.graph.value_info[:]
         for value in fixed.graph.output:
             for dim in value.type.tensor_type.shape.dim:
-                if not dim.HasField("dim_value"):
+                if not dim.HasField("dim_value") or dim.dim_value <= 0:  # -1: free, as other frameworks write it
                     dim.Clear()
     return fixed
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Shape inference that never fails the caller: on error, keep the shapes we have."""
-    try:
-        return shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as exc:  # onnx raises a zoo of types here; the graph is still useful
-        log.warning("ONNX shape inference failed (%s); some shapes stay unknown", exc)
-        return model
+    """Shape inference that never fails the caller: on error, keep the shapes we have. ONNX's
+    inference stops at ONNX Runtime's quantized contrib ops (QLinearConcat, QLinearSigmoid, ...),
+    so their output shapes are filled in from their inputs and inference goes on past them."""
+    for _ in range(32):  # each round gets past at least one contrib op, or stops
+        try:
+            model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        except Exception as exc:  # onnx raises a zoo of types here; the graph is still useful
+            log.warning("ONNX shape inference failed (%s); some shapes stay unknown", exc)
+            return model
+        if not _fill_contrib_shapes(model):
+            return model
+    return model
+
+
+_ELEMENTWISE_CONTRIB = {"QLinearSigmoid": (0,), "QLinearLeakyRelu": (0,), "QLinearSoftmax": (0,), "QLinearAdd": (0, 3),
+                        "QLinearMul": (0, 3)}
+
+
+def _fill_contrib_shapes(model: onnx.ModelProto) -> bool:
+    """Record output shapes of quantized contrib ops whose input shapes are known; True if any were added."""
+    g = model.graph
+    known = {v.name: v for v in (*g.input, *g.value_info, *g.output) if _complete(v)}
+    added = False
+    for node in g.node:
+        if node.domain != "com.microsoft" or not node.output or node.output[0] in known:
+            continue
+        shape = _contrib_shape(node, known)
+        if shape is not None:
+            elem = known[node.input[0] if node.op_type != "QLinearConcat" else node.input[2]].type.tensor_type.elem_type
+            value = helper.make_tensor_value_info(node.output[0], elem, shape)
+            g.value_info.append(value)
+            known[value.name] = value
+            added = True
+    return added
+
+
+def _complete(value: onnx.ValueInfoProto) -> bool:
+    t = value.type.tensor_type
+    return t.HasField("shape") and all(d.HasField("dim_value") and d.dim_value > 0 for d in t.shape.dim)
+
+
+def _contrib_shape(node: onnx.NodeProto, known: Mapping[str, onnx.ValueInfoProto]) -> list[int] | None:
+    def dims(name: str) -> list[int] | None:
+        value = known.get(name)
+        return [d.dim_value for d in value.type.tensor_type.shape.dim] if value is not None else None
+
+    if node.op_type in _ELEMENTWISE_CONTRIB:
+        shapes = [dims(node.input[i]) for i in _ELEMENTWISE_CONTRIB[node.op_type] if i < len(node.input)]
+        if any(s is None for s in shapes):
+            return None
+        return [int(d) for d in np.broadcast_shapes(*(tuple(s) for s in shapes if s is not None))]
+    if node.op_type == "QLinearConcat":
+        parts = [dims(node.input[i]) for i in range(2, len(node.input), 3)]
+        if not parts or any(p is None for p in parts):
+            return None
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        known_parts = [p for p in parts if p is not None]
+        out = list(known_parts[0])
+        axis = axis % len(out)
+        out[axis] = sum(p[axis] for p in known_parts)
+        return out
+    if node.op_type == "QLinearGlobalAveragePool":
+        x = dims(node.input[0])
+        channels_last = next((a.i for a in node.attribute if a.name == "channels_last"), 0)
+        if x is None:
+            return None
+        return [x[0], *([1] * (len(x) - 2)), x[-1]] if channels_last else [*x[:2], *([1] * (len(x) - 2))]
+    return None
 
 
 class _Constants:

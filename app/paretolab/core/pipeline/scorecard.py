@@ -32,7 +32,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
     faster = Speedup.of(base_t, mine_t)
     metrics: dict = {
         "variant": _measurement(variant, mine, backend, device, threads, mine_t.median_ms).to_dict(),
-        "baseline": _measurement(original, base, backend, device, threads, base_t.median_ms, agreement=1.0).to_dict(),
+        "baseline": _measurement(original, base, backend, device, threads, base_t.median_ms, reference=False).to_dict(),
         "speedup": faster.value,
         "timing": {"variant": mine_t.to_dict(), "baseline": base_t.to_dict(), "speedup_low": faster.low,
                    "speedup_high": faster.high, "rounds": "alternating, batch 1"},
@@ -45,7 +45,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
         metrics["validation"] = {
             "dataset": data.validation.name,
             "variant": _scores(_evaluate(variant, data.validation, backend, device, threads, original)),
-            "baseline": {**_scores(_evaluate(original, data.validation, backend, device, threads)), "agreement": 1.0},
+            "baseline": _scores(_evaluate(original, data.validation, backend, device, threads), reference=False),
         }
     busy = busy_note([base_t, mine_t])
     if busy:
@@ -63,13 +63,21 @@ def _evaluate(handle: ModelHandle, dataset: Dataset, backend: str, device: str, 
                     threads=threads)
 
 
-def _scores(result: EvalResult) -> dict:
-    return {"top1": result.top1, "agreement": result.agreement}
+def _scores(result: EvalResult, reference: bool = True) -> dict:
+    """Top-1 and fidelity; the original (`reference` False) agrees with itself perfectly."""
+    return {"top1": result.top1, **_fidelity(result, reference)}
+
+
+def _fidelity(result: EvalResult, reference: bool) -> dict:
+    if not reference:
+        classifier = result.top1 is not None or result.outputs_are_classes
+        return {"agreement": 1.0 if classifier else None, "cosine": 1.0, "sqnr_db": None}
+    return {"agreement": result.agreement, "cosine": result.cosine, "sqnr_db": result.sqnr_db}
 
 
 def _measurement(handle: ModelHandle, result: EvalResult, backend: str, device: str, threads: int | None, latency_ms: float,
-                 agreement: float | None = None) -> Measurement:
+                 reference: bool = True) -> Measurement:
     graph = handle.layer_graph()
     return Measurement(backend=backend, device=device, threads=threads, top1=result.top1, top5=result.top5,
-                       agreement=result.agreement if agreement is None else agreement, latency_ms=latency_ms,
-                       size_bytes=handle.size_bytes, params=graph.total_params, macs=graph.total_macs, dataset=result.dataset)
+                       latency_ms=latency_ms, size_bytes=handle.size_bytes, params=graph.total_params, macs=graph.total_macs,
+                       dataset=result.dataset, **_fidelity(result, reference))

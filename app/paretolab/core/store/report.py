@@ -22,7 +22,7 @@ _STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em aut
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}
 tr.front td{background:#eef8ee}.bar{display:inline-block;height:10px;background:#1f77b4}
 .charts{display:flex;flex-wrap:wrap;gap:1em}.charts figure{margin:0;flex:1 1 460px}"""
-_COLUMNS = ("Variant", "How it was made", "Top-1 (test)", "Agrees with original (test)", "Latency ms",
+_COLUMNS = ("Variant", "How it was made", "Top-1 (test)", "Fidelity to the original (test)", "Latency ms",
             "Speed-up (95% interval)", "Size", "Measured on")
 
 
@@ -32,7 +32,7 @@ def _rows(variants: list[Variant]) -> list[dict]:
     rows: dict[str, dict] = {}
     for v in variants:
         if v.baseline_key not in rows:
-            b = replace(v.baseline, agreement=1.0)
+            b = v.baseline if v.baseline.cosine is not None else replace(v.baseline, agreement=1.0)  # older files
             rows[v.baseline_key] = _row(v.baseline_key, f"the original model, FP32 on {b.where}", "baseline", b,
                                         v.baseline_selection_score, "1.00x")
     for v in variants:
@@ -45,12 +45,13 @@ def _row(name: str, recipe: str, technique: str, m: Measurement, score: float, s
          speedup: float | None = 1.0) -> dict:
     """`score` is what the chart plots and the front is chosen by (validation when there is one)."""
     return {"name": name, "recipe": recipe, "technique": technique, "top1": m.top1, "agreement": m.agreement,
+            "cosine": m.cosine, "sqnr_db": m.sqnr_db, "fidelity": m.fidelity_text(), "metric": m.metric,
             "score": score, "latency_ms": m.latency_ms, "size_bytes": m.size_bytes, "params": m.params, "macs": m.macs,
             "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset}
 
 
-def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], split: str) -> str:
-    """Accuracy (y) against x_key, the Pareto front as a staircase."""
+def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], split: str, measure: str) -> str:
+    """The score (y: accuracy, or fidelity to the original) against x_key, the Pareto front as a staircase."""
     w, h, left, bottom, top, right = 640, 360, 60, 40, 16, 16
     xs = [r[x_key] for r in rows]
     ys = [100 * r["score"] for r in rows]
@@ -77,7 +78,7 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], spli
     parts.append(f'<text x="{(w + left) / 2}" y="{h - 6}" font-size="12" text-anchor="middle">{html.escape(x_label)}</text>')
     mid = (h - bottom) / 2
     parts.append(f'<text x="14" y="{mid}" font-size="12" transform="rotate(-90 14 {mid})" text-anchor="middle">'
-                 f"top-1 on {html.escape(split)} (%)</text>")
+                 f"{html.escape(measure)} on {html.escape(split)} (%)</text>")
     points = [Point(r["name"], r[x_key], r["score"]) for r in rows]
     fx, fy = step_line(pareto_front(points))
     if fx:
@@ -99,24 +100,27 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], spli
     return "".join(parts)
 
 
-def _best_line(rows: list[dict], front: set[str]) -> str:
+def _best_line(rows: list[dict], front: set[str], measure: str) -> str:
     """The fastest variant within 1 point of its original, chosen by the score the chart shows
     (validation), its test accuracy reported beside the original's."""
     bases = {r["backend"]: r for r in rows if r["technique"] == "baseline"}
     close = [r for r in rows if r["technique"] != "baseline" and r["backend"] in bases
              and r["score"] >= bases[r["backend"]]["score"] - 0.01]
     if not close:
-        return "No variant stayed within 1 point of the original's accuracy."
+        return f"No variant stayed within 1 point of the original's {measure}."
     best = max(close, key=lambda r: r["speedup"] or 0.0)
     base, speed = bases[best["backend"]], best["speedup"] or 1.0
     what = f"<b>{html.escape(best['name'])}</b> ({html.escape(best['recipe'])})"
     size_share = f"{best['size_bytes'] / base['size_bytes']:.0%} of the size"
     if speed <= 1.0:
-        return (f"No variant within 1 point of the original's accuracy runs faster than it on this machine; the closest "
+        return (f"No variant within 1 point of the original's {measure} runs faster than it on this machine; the closest "
                 f"is {what}, {1 / speed:.2f}× slower but {size_share}.")
-    return (f"Best variant within 1 point of the original's accuracy: {what} — {best['speedup_text']} faster than the "
-            f"original on {html.escape(best['backend'])}, {size_share}; test top-1 {percent(best['top1'])} against "
-            f"{percent(base['top1'])}.")
+    if best["top1"] is None:
+        result = f"on the test data, {html.escape(best['fidelity'])} to the original."
+    else:
+        result = f"test top-1 {percent(best['top1'])} against {percent(base['top1'])}."
+    return (f"Best variant within 1 point of the original's {measure}: {what} — {best['speedup_text']} faster than the "
+            f"original on {html.escape(best['backend'])}, {size_share}; {result}")
 
 
 def write_report(
@@ -133,7 +137,7 @@ def write_report(
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = "".join(
         f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}{html.escape(r['name'])}</td>"
-        f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{percent(r['agreement'])}</td>"
+        f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{html.escape(r['fidelity'])}</td>"
         f"<td>{r['latency_ms']:.4f}</td><td>{html.escape(r['speedup_text'])}</td><td>{size(r['size_bytes'])}</td>"
         f"<td>{html.escape(str(r['backend']))}</td></tr>"
         for r in sorted(rows, key=lambda r: r["latency_ms"])
@@ -150,18 +154,19 @@ def write_report(
                 f"<table>{bars}</table>")
     machine_text = ", ".join(f"{k}: {html.escape(str(v))}" for k, v in machine.items()) or "unknown"
     split = variants[0].selection_split  # what the charts plot and the front is chosen by; the table reports test
-    latency_chart = _svg_chart(rows, "latency_ms", "median latency, batch 1 (ms)", front, split)
+    measure = variants[0].metric_label
+    latency_chart = _svg_chart(rows, "latency_ms", "median latency, batch 1 (ms)", front, split, measure)
     sizes = [dict(r, size_kib=r["size_bytes"] / 1024) for r in rows]
-    size_chart = _svg_chart(sizes, "size_kib", "model size (KiB)", front, split)
+    size_chart = _svg_chart(sizes, "size_kib", "model size (KiB)", front, split, measure)
     header = "".join(f"<th>{h}</th>" for h in _COLUMNS)
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ParetoLab report — {html.escape(model_name)}</title>
 <style>{_STYLE}</style></head>
 <body><h1>{html.escape(model_name)}: smaller and faster</h1>
-<p>{_best_line(rows, front)}</p>
-<div class="charts"><figure>{latency_chart}<figcaption>Accuracy against latency. Square: the original.
+<p>{_best_line(rows, front, measure)}</p>
+<div class="charts"><figure>{latency_chart}<figcaption>{measure.capitalize()} against latency. Square: the original.
 Green line and ★: the best trade-offs (Pareto front).</figcaption></figure>
-<figure>{size_chart}<figcaption>Accuracy against model size.</figcaption></figure></div>
+<figure>{size_chart}<figcaption>{measure.capitalize()} against model size.</figcaption></figure></div>
 <h2>Variants</h2><table><tr>{header}</tr>{table}</table>
 {sens}
 <h2>Where this was measured</h2><p>{machine_text}. Report written {created} by ParetoLab; every number can be reproduced

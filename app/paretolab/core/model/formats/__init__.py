@@ -1,4 +1,5 @@
-"""One loader per model format, chosen by extension (and, for .pt/.pth, by content).
+"""One loader per model format, chosen by extension, or by content when the extension says
+nothing (a TorchScript archive saved as model.bin, an ONNX file without its suffix).
 
 Each loader returns a ModelSource; ModelHandle (core/model/handle.py) wraps it. Loaders import
 their runtime (torch, openvino) lazily, so inspecting an ONNX file never pays for torch.
@@ -68,7 +69,30 @@ def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> 
     suffix = path.suffix.lower()
     if suffix == ".bin" and path.with_suffix(".xml").exists():
         raise ModelLoadError(f"{path} is the weights half of an OpenVINO IR; open {path.with_suffix('.xml').name} instead")
-    if suffix not in _LOADERS:
+    loader = _LOADERS.get(suffix) or sniff_format(path)
+    if loader is None:
         raise ModelLoadError(f"{path}: unknown model format '{suffix or path.name}'; ParetoLab opens {SUPPORTED}")
-    module = importlib.import_module(f"paretolab.core.model.formats.{_LOADERS[suffix]}")
+    module = importlib.import_module(f"paretolab.core.model.formats.{loader}")
     return module.load(path, trust=trust, arch=arch)
+
+
+def sniff_format(path: Path) -> str | None:
+    """The loader for a file by its first bytes: torch's zip archives (TorchScript, torch.export,
+    torch.save) and legacy pickles, OpenVINO's XML, and ONNX (a protobuf that parses as a model)."""
+    with path.open("rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return "torch_file"
+    if head.lstrip().startswith(b"<?xml") and b"<net " in head:
+        return "openvino_file"
+    return "onnx_file" if _parses_as_onnx(path) else None
+
+
+def _parses_as_onnx(path: Path) -> bool:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - anything that is not an ONNX protobuf
+        return False
+    return model.ir_version > 0 and len(model.graph.node) > 0

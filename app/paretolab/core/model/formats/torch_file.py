@@ -198,6 +198,15 @@ def _load_exported(path: Path) -> TorchSource:
     return TorchSource(path=path, native=program, format="torch.export", inputs=inputs)
 
 
+def _is_exported_program(path: Path) -> bool:
+    """A torch.export archive (.pt2 by convention) whatever its name: it records its archive format."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/archive_format") for n in archive.namelist())
+    except Exception:  # noqa: BLE001 - not a readable zip: not an exported program
+        return False
+
+
 def _is_torchscript(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -357,7 +366,7 @@ def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
 
 
 def load(path: Path, *, trust: bool = False, arch: str | None = None) -> TorchSource:
-    if path.suffix.lower() == ".pt2":
+    if path.suffix.lower() == ".pt2" or _is_exported_program(path):
         return _load_exported(path)
     if _is_torchscript(path):
         return _load_torchscript(path)
