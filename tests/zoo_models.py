@@ -184,8 +184,7 @@ class ZooEntry:
         """`--input-shape` arguments that fix every input at the example's shape."""
         args: list[str] = []
         for name, tensor in zip(self.input_names, self.inputs()):
-            if tensor.dim():
-                args += ["--input-shape", f"{name}={'x'.join(map(str, tensor.shape))}"]
+            args += ["--input-shape", f"{name}={'x'.join(map(str, tensor.shape)) or 'scalar'}"]
         return args
 
 
@@ -269,3 +268,58 @@ def as_foreign(source: Path, path: Path) -> Path:
     del model.graph.value_info[:]
     onnx.save(model, str(path))
     return path
+
+
+# -- the path every zoo model takes ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class ZooTechnique:
+    """One step of the matrix, and the fidelity it must keep: the worst output's cosine to the
+    original on random inputs (the zoo's weights are random, so pruning's bound is loose)."""
+
+    name: str
+    steps: tuple[dict, ...]
+    min_cosine: float
+    needs_module: bool = False  # edits PyTorch: runs on the eager module (pickled), not on a file
+
+    def recipe_doc(self) -> dict:
+        return {"steps": [dict(step) for step in self.steps]}
+
+
+def _quant(backend: str, precision: str) -> dict:
+    return {"technique": "quantize", "settings": {"backend": backend, "precision": precision}}
+
+
+TECHNIQUES: dict[str, ZooTechnique] = {t.name: t for t in [
+    ZooTechnique("int8 (ONNX Runtime)", (_quant("ort", "int8"),), 0.98),
+    ZooTechnique("int8 (OpenVINO)", (_quant("openvino", "int8"),), 0.98),
+    ZooTechnique("FP16 (ONNX Runtime)", (_quant("ort", "fp16"),), 0.999),
+    ZooTechnique("FP16 (OpenVINO)", (_quant("openvino", "fp16"),), 0.999),
+    ZooTechnique("dynamic int8", (_quant("ort", "dynamic-int8"),), 0.98),
+    ZooTechnique("unstructured 30%", ({"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.3}},), 0.9),
+    ZooTechnique("graph optimization", ({"technique": "graphopt", "settings": {"level": "extended"}},), 0.9999),
+    ZooTechnique("structured 20% + distill", ({"technique": "prune", "settings": {"method": "structured", "sparsity": 0.2}},
+                                              {"technique": "distill", "settings": {"epochs": 2}}), 0.0, needs_module=True),
+]}
+
+
+def open_zoo_model(entry: ZooEntry, path: Path):  # -> ModelHandle (kept untyped: tests import this without paretolab typing)
+    """`path` opened as a user would, every input fixed at the example's shape."""
+    from paretolab.core.model.handle import load_model
+    from paretolab.core.tensors import parse_input_shapes
+
+    texts = [arg for arg in entry.shape_args() if arg != "--input-shape"]
+    return load_model(path, input_shapes=parse_input_shapes(texts), trust=path.suffix == ".pth")
+
+
+def write_zoo_files(entry: ZooEntry, folder: Path, dynamo: bool = True) -> dict[str, Path]:
+    """The entry in every form the zoo tests: both exporters, a file as other frameworks write it,
+    and the pickled eager module."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"onnx": export(entry, folder / f"{entry.name}.onnx")}
+    if dynamo:
+        files["onnx (dynamo)"] = export(entry, folder / f"{entry.name}_dynamo.onnx", dynamo=True)
+    files["onnx (foreign)"] = as_foreign(files["onnx"], folder / f"{entry.name}_foreign.onnx")
+    files["pytorch"] = folder / f"{entry.name}.pth"
+    torch.save(entry.model(), str(files["pytorch"]))
+    return files

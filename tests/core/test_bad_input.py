@@ -105,7 +105,7 @@ def test_wrong_input_shape_for_a_torch_model_names_the_problem(model_files):
     with pytest.raises(InputShapeError) as exc:
         handle.layer_graph()
     message = one_line(exc)
-    assert "tiny_script.pt does not accept input [1, 5, 16, 16] float32" in message
+    assert "tiny_script.pt does not accept x [1, 5, 16, 16] float32" in message  # named as its forward names it
     assert "expected input[1, 5, 16, 16] to have 3 channels" in message
 
 

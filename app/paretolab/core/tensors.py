@@ -76,6 +76,9 @@ def parse_input_shapes(texts: Sequence[str]) -> dict[str | None, tuple[int, ...]
     for text in texts:
         name, _, dims = text.rpartition("=")
         dims = dims.strip().lower().replace(",", "x")
+        if dims == "scalar":  # an input that takes a single number (a sample rate, a step)
+            shapes[name.strip() or None] = ()
+            continue
         if not _SHAPE.match(dims) or any(int(d) == 0 for d in dims.split("x")):
             raise InputShapeError(
                 f"input shape '{text}' is not valid; write positive sizes joined by 'x', "

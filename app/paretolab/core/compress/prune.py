@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.data import Dataset, calibration_subset
 from paretolab.core.model.eager import first_output, output_tensors
 from paretolab.core.model.graph import LayerGraph
@@ -78,22 +79,53 @@ class PruneReport:
 
 
 def _output_layers(module: Any, examples: tuple) -> set[str]:
-    """Names of the leaf modules whose outputs are the model's outputs."""
+    """Names of the leaf modules whose output width the model's outputs depend on: those an
+    output is computed from without passing through another module (a classifier, a head behind
+    a reshape, a projection behind tanh, both sides of a residual sum at the end). Their sizes are
+    the model's interface and never change."""
     import torch
 
-    produced: dict[int, str] = {}
-    hooks = [
-        m.register_forward_hook(lambda mod, args, out, name=name: produced.__setitem__(id(out), name))
-        for name, m in module.named_modules()
-        if name and not list(m.children())
-    ]
+    owner: dict[Any, str] = {}
+
+    def record(name: str, out: Any) -> None:
+        for tensor in output_tensors(out):
+            if tensor.grad_fn is not None:
+                owner.setdefault(tensor.grad_fn, name)
+
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: record(name, out))
+             for name, m in module.named_modules() if name and not list(m.children())]
     try:
-        with torch.no_grad():
+        with torch.enable_grad():
             outputs = module(*examples)
     finally:
         for h in hooks:
             h.remove()
-    return {produced[id(o)] for o in output_tensors(outputs) if id(o) in produced}
+    found: set[str] = set()
+    pending = [t.grad_fn for t in output_tensors(outputs)]
+    seen: set[Any] = set()
+    while pending:
+        fn = pending.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        if fn in owner:
+            found.add(owner[fn])
+        else:
+            pending.extend(next_fn for next_fn, _ in fn.next_functions)
+    return found
+
+
+def _check_structured_supported(module: Any) -> None:
+    """torch-pruning has no rule for recurrent layers: their hidden state feeds back into itself,
+    and its dependency search never ends on a model with one (Torch-Pruning PR #515 is open)."""
+    import torch
+
+    recurrent = [f"{name} ({type(m).__name__})" for name, m in module.named_modules() if isinstance(m, torch.nn.RNNBase)]
+    if recurrent:
+        raise ParetoLabError(
+            f"structured pruning cannot resize a model with recurrent layers ({', '.join(recurrent[:3])}): torch-pruning "
+            "cannot follow a hidden state that feeds back into itself; use unstructured pruning, low-rank or quantization"
+        )
 
 
 def _check_layer_names(module: Any, settings: PruneSettings, outputs: set[str]) -> None:
@@ -129,6 +161,7 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
         report.macs_before = report.macs_after = macs_before
         return module, report
 
+    _check_structured_supported(module)
     modules = dict(module.named_modules())
     importance = {"l1": lambda: tp.importance.MagnitudeImportance(p=1), "l2": lambda: tp.importance.MagnitudeImportance(p=2),
                   "taylor": tp.importance.TaylorImportance}[settings.importance]()

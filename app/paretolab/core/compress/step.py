@@ -54,8 +54,11 @@ class StepContext:
         """The current model as a file: the edited torch module is exported first when there is one."""
         if self.module is not None:
             out = self.work / f"step{index}-torch.onnx"
-            outputs = [s.name for s in self.original.outputs] or None
-            export_to_onnx(self.module, self.examples(), out, [s.name for s in self.original.inputs], output_names=outputs)
+            # Named as the original's (a pickle records none: then as its layer graph names them, "output_0"...).
+            outputs = [s.name for s in self.original.outputs or self.original.layer_graph().outputs] or None
+            inputs = self.original.inputs
+            export_to_onnx(self.module, self.examples(), out, [s.name for s in inputs], output_names=outputs,
+                           batch_axes=[s.batch_axis for s in inputs])
             self.set_file(out)
         return self.handle
 

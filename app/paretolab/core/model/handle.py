@@ -72,7 +72,7 @@ class ModelHandle:
 
     def with_input_shapes(self, shapes: Mapping[str | None, Sequence[int]]) -> ModelHandle:
         """A handle whose dynamic (or unrecorded) input dims are fixed to `shapes`."""
-        return ModelHandle(self.source, _fix_inputs(self.inputs, shapes, self.path.name))
+        return ModelHandle(self.source, _fix_inputs(self.source, self.inputs, shapes, self.path.name))
 
     def layer_graph(self, progress: Progress | None = None) -> LayerGraph:
         """The LayerGraph, built once per handle."""
@@ -122,10 +122,14 @@ class ModelHandle:
         )
 
 
-def _fix_inputs(inputs: list[TensorSpec], shapes: Mapping[str | None, Sequence[int]], where: str) -> list[TensorSpec]:
+def _fix_inputs(source: ModelSource, inputs: list[TensorSpec], shapes: Mapping[str | None, Sequence[int]],
+                where: str) -> list[TensorSpec]:
     if inputs:
         return apply_input_shapes(inputs, shapes, where)
     # The format does not record inputs (TorchScript, pickles): the shapes given define them.
+    inputs_for = getattr(source, "inputs_for", None)
+    if inputs_for is not None:
+        return inputs_for(shapes)
     if None in shapes and len(shapes) > 1:
         raise InputShapeError("give every input a name when there are several: --input-shape NAME=1x3x224x224")
     return [

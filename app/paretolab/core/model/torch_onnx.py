@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 
@@ -37,24 +38,28 @@ def export_to_onnx(
     output_names: Sequence[str] | None = None,
     for_analysis: bool = False,
     graph: LayerGraph | None = None,
+    batch_axes: Sequence[int | None] | None = None,
 ) -> None:
     """Export `module`. A runtime export to a file names its nodes by module path, using
     `graph` (the model's analysis LayerGraph) or one built first: scripted modules can lose
-    their scope names in a second export, so the analysis export must come first."""
+    their scope names in a second export, so the analysis export must come first. The batch
+    axis of each input (`batch_axes`, default the first; None for scalars) stays dynamic."""
     input_names = list(input_names) or [f"input_{i}" for i in range(len(examples))]
+    axes = list(batch_axes) if batch_axes is not None else [0] * len(examples)
+    axes = [a if a is not None and a < e.dim() else None for a, e in zip(axes, examples)]
     if not for_analysis and isinstance(out, Path) and graph is None:
         try:
             graph = analysis_graph(module, examples, input_names)
         except Exception as exc:  # naming is a courtesy; the export itself decides success
             log.info("could not name ONNX nodes by module path (%s)", exc)
     try:
-        _export_torchscript(module, examples, out, input_names, output_names, for_analysis)
+        _export_torchscript(module, examples, out, input_names, output_names, for_analysis, axes)
     except Exception as first:
         log.info("TorchScript-based ONNX export failed (%s); trying the dynamo exporter", first)
         if isinstance(module, torch.jit.ScriptModule):
             raise _failed(first) from first
         try:
-            _export_dynamo(module, examples, out, input_names, output_names)
+            _export_dynamo(module, examples, out, input_names, output_names, axes)
         except Exception as second:
             raise _failed(second) from second
     if graph is not None and isinstance(out, Path):
@@ -68,7 +73,10 @@ def analysis_graph(module: torch.nn.Module, examples: tuple, input_names: Sequen
     from paretolab.core.model.graph_onnx import build_onnx_graph
 
     buffer = io.BytesIO()
-    _export_torchscript(module, examples, buffer, list(input_names), None, for_analysis=True)
+    try:
+        _export_torchscript(module, examples, buffer, list(input_names), None, True, [])
+    except Exception as exc:
+        raise _failed(exc) from None
     modules = dict(module.named_modules())
     return build_onnx_graph(
         onnx.load_from_string(buffer.getvalue()),
@@ -117,15 +125,24 @@ def _match_layers(graph: Any, nodes: Any) -> dict[int, str]:
 
 
 def _failed(exc: BaseException) -> ConversionError:
-    reason = first_line(exc)
-    return ConversionError(f"the model cannot be exported to ONNX: {reason}")
+    reason = first_line(exc).split("  [Caused by")[0]  # the exporter appends the whole TorchScript graph
+    hint = ("; a traced TorchScript file keeps no Python code to export again: open the model's pickled module "
+            "(with --trust), its state_dict (with --arch), or an ONNX export of it") if "TorchScript" in reason or \
+        "unknown rank" in reason else ""
+    return ConversionError(f"the model cannot be exported to ONNX: {reason}{hint}")
 
 
 def _export_torchscript(module: Any, examples: tuple, out: Any, input_names: Sequence[str], output_names: Sequence[str] | None,
-                        for_analysis: bool) -> None:
+                        for_analysis: bool, axes: Sequence[int | None]) -> None:
     mode = torch.onnx.TrainingMode.PRESERVE if for_analysis else torch.onnx.TrainingMode.EVAL
-    dynamic = None if for_analysis else {name: {0: "batch"} for name in [*input_names, *(output_names or [])]}
-    with warnings.catch_warnings():
+    dynamic: dict[str, dict[int, str]] | None = None
+    if not for_analysis:
+        dynamic = {name: {axis: "batch"} for name, axis in zip(input_names, axes) if axis is not None}
+        if all(a == 0 for a in axes):  # outputs batch first too (a state output may not: leave those to the exporter)
+            dynamic.update({name: {0: "batch"} for name in output_names or []})
+    # torch's setup_onnx_logging tests the function `_jit_is_onnx_log_enabled` instead of calling it, so
+    # the exporter's log is always on and a failed export prints the whole TorchScript graph to stderr.
+    with warnings.catch_warnings(), mock.patch.object(torch._C, "_jit_onnx_log", lambda *args: None):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
@@ -141,11 +158,10 @@ def _export_torchscript(module: Any, examples: tuple, out: Any, input_names: Seq
         )
 
 
-def _export_dynamo(
-    module: Any, examples: tuple, out: Path | io.BytesIO, input_names: Sequence[str], output_names: Sequence[str] | None
-) -> None:
+def _export_dynamo(module: Any, examples: tuple, out: Path | io.BytesIO, input_names: Sequence[str],
+                   output_names: Sequence[str] | None, axes: Sequence[int | None]) -> None:
     batch = torch.export.Dim("batch")
-    dynamic = tuple({0: batch} for _ in examples)
+    dynamic = tuple({axis: batch} if axis is not None else None for axis in axes)
     with warnings.catch_warnings(), _quiet():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import inspect
 import json
 import logging
 import pickle
 import sys
+import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from paretolab.core.errors import (
     UntrustedModelError,
     first_line,
 )
+from paretolab.core.files import work_prefix
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.torch_onnx import analysis_graph, export_to_onnx
 from paretolab.core.tensors import TensorSpec, concrete_shapes
@@ -75,6 +78,57 @@ class TorchSource:
                 tensors.append(torch.zeros(shape, dtype=dtype))
         return tuple(tensors)
 
+    def arguments(self) -> list[str]:
+        """The names of the forward's required arguments, in order (what a call must pass)."""
+        try:
+            schema = getattr(self.module.forward, "schema", None)  # TorchScript
+            if schema is not None:
+                return [a.name for a in schema.arguments[1:] if not a.has_default_value()]
+            signature = inspect.signature(self.module.forward)
+        except (TypeError, ValueError, RuntimeError):
+            return []
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [p.name for p in signature.parameters.values() if p.kind in kinds and p.default is inspect.Parameter.empty]
+
+    def inputs_for(self, shapes: Mapping[str | None, Sequence[int]]) -> list[TensorSpec]:
+        """The inputs of a model whose file does not record them, from the shapes the user gave:
+        named and ordered as its forward's arguments, each with the dtype the model accepts
+        (token ids are integers; found by trying, as nothing else says so)."""
+        names = self.arguments()
+        if None in shapes and len(shapes) > 1:
+            raise InputShapeError("give every input a name when there are several: --input-shape NAME=1x3x224x224")
+        if None in shapes and len(names) > 1:
+            raise InputShapeError(f"{self.path.name} takes {len(names)} inputs ({', '.join(names)}); give each a shape "
+                                  f"by name, e.g. --input-shape {names[0]}=1x3x224x224 (NAME=scalar for a single number)")
+        if len(names) <= 1 and len(shapes) == 1:  # one input: the user's name for it is as good as the forward's
+            (name, shape), = shapes.items()
+            return self._typed([TensorSpec(name or (names[0] if names else "input"), tuple(int(d) for d in shape), "float32")])
+        given = {(name if name is not None else (names[0] if names else "input")): tuple(shape)
+                 for name, shape in shapes.items()}
+        unknown = [n for n in given if names and n not in names]
+        if unknown:
+            raise InputShapeError(f"{self.path.name} has no input named '{unknown[0]}'; its forward takes {', '.join(names)}")
+        missing = [n for n in names if n not in given]
+        if missing:
+            raise InputShapeError(f"{self.path.name} also takes {', '.join(missing)}; give "
+                                  f"{'each' if len(missing) > 1 else 'it'} a shape, e.g. --input-shape {missing[0]}=1x64 "
+                                  "(NAME=scalar for a single number)")
+        order = names or list(given)
+        return self._typed([TensorSpec(n, tuple(int(d) for d in given[n]), "float32") for n in order])
+
+    def _typed(self, inputs: list[TensorSpec]) -> list[TensorSpec]:
+        """Float inputs, or integer ones where the model only runs with integers (token ids)."""
+        one_integer = [[replace(s, dtype="int64") if j == i else s for j, s in enumerate(inputs)] for i in range(len(inputs))]
+        tries = [inputs, *one_integer, [replace(s, dtype="int64") for s in inputs]]
+        for specs in tries:
+            try:
+                with torch.no_grad():
+                    self.module(*self.example_inputs(specs))
+                return specs
+            except Exception:  # noqa: BLE001 - the model's own error is reported later, with the first choice
+                continue
+        return inputs
+
     def shape_required(self, inputs: list[TensorSpec]) -> InputShapeError:
         hint = _first_layer_hint(self.module)
         missing = ", ".join(str(s) for s in inputs if not s.is_static) or "its inputs"
@@ -116,7 +170,8 @@ class TorchSource:
         module = self.module
         names = [s.name for s in self.outputs] or None
         examples = self.checked_example_inputs(module, inputs)
-        export_to_onnx(module, examples, out, [s.name for s in inputs], output_names=names, graph=graph)
+        export_to_onnx(module, examples, out, [s.name for s in inputs], output_names=names, graph=graph,
+                       batch_axes=[s.batch_axis for s in inputs])
 
     def convert_openvino(self, inputs: list[TensorSpec]) -> Any:
         import openvino as ov
@@ -129,7 +184,15 @@ class TorchSource:
         except InputShapeError:
             raise
         except Exception as exc:
-            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {first_line(exc)}") from exc
+            log.info("OpenVINO could not convert %s directly (%s); converting its ONNX export", self.path.name, exc)
+            direct = exc
+        try:  # OpenVINO's tracing frontend fails on some modules (attention fast paths) that export to ONNX fine
+            with tempfile.TemporaryDirectory(prefix=work_prefix("ovconvert")) as folder:
+                onnx_path = Path(folder) / f"{self.path.stem}.onnx"
+                self.export_onnx(onnx_path, inputs)
+                return ov.convert_model(str(onnx_path))
+        except Exception:  # noqa: BLE001 - the direct conversion's error is the one worth showing
+            raise ConversionError(f"OpenVINO cannot convert {self.path.name}: {first_line(direct)}") from direct
 
 
 def _root_cause(exc: BaseException) -> str:
