@@ -21,12 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from zoo_models import TECHNIQUES, ZOO, open_zoo_model, write_zoo_files  # noqa: E402
-
 from paretolab.core.compress.variant import Recipe  # noqa: E402
 from paretolab.core.errors import ParetoLabError  # noqa: E402
 from paretolab.core.measure.plan import DataPlan  # noqa: E402
 from paretolab.core.pipeline.optimize import optimize  # noqa: E402
+from zoo_models import TECHNIQUES, ZOO, open_zoo_model, write_zoo_files  # noqa: E402
 
 
 def cell(entry_name: str, technique: str, folder: Path) -> str:

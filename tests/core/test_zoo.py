@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zoo_models import TECHNIQUES, ZOO, open_zoo_model, write_zoo_files  # type: ignore[import-not-found]
 from paretolab.core.compress.importance import weight_importance
 from paretolab.core.compress.variant import Recipe, collapse_warning
 from paretolab.core.errors import ParetoLabError
@@ -16,6 +15,7 @@ from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.profile import profile_model
 from paretolab.core.measure.runtimes import open_runner
 from paretolab.core.pipeline.optimize import optimize
+from zoo_models import TECHNIQUES, ZOO, open_zoo_model, write_zoo_files  # type: ignore[import-not-found]
 
 FORMS = ("onnx", "onnx (dynamo)", "onnx (foreign)", "pytorch")
 
