@@ -151,3 +151,14 @@ def test_torchscript_archives_under_other_names_open_by_their_content(model_file
     renamed.write_bytes(model_files["script"].read_bytes())
     handle = load_model(renamed, input_shapes={None: TINY_INPUT})
     assert handle.format == "torchscript" and handle.layer_graph().total_macs == TINY_MACS
+
+
+@pytest.mark.parametrize(("key", "fmt", "kwargs"), [
+    ("onnx", "onnx", {}), ("script", "torchscript", {"input_shapes": {None: TINY_INPUT}}), ("pt2", "torch.export", {}),
+    ("pickle", "torch-pickle", {"trust": True, "input_shapes": {None: TINY_INPUT}}),
+])
+def test_any_model_file_opens_by_its_content_whatever_its_name(model_files, tmp_path, key, fmt, kwargs):
+    renamed = tmp_path / "model.bin"  # as model hubs and download scripts name files
+    renamed.write_bytes(model_files[key].read_bytes())
+    handle = load_model(renamed, **kwargs)
+    assert handle.format == fmt and handle.layer_graph().total_macs == TINY_MACS

@@ -206,6 +206,8 @@ def test_a_model_with_free_dimensions_asks_once_and_reaches_the_chart(qtbot, win
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error
     assert set(window.chart.points) == {"baseline", job.result.name}
+    # no labels: the y axis says it plots agreement with the original, not accuracy
+    assert "agreement with the original" in window.chart.plot.getAxis("left").labelText
 
     window.open_model(path)  # again, with no shapes: the experiment remembers them, nothing is asked
     qtbot.waitUntil(lambda: window.job is None, timeout=60_000)

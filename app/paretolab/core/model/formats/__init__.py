@@ -15,7 +15,7 @@ from paretolab.core.model.formats.source import ModelSource
 
 SUPPORTED = (
     ".onnx (ONNX), .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), .jit/.torchscript/.ptl (TorchScript), "
-    ".pt2 (torch.export), .xml + .bin (OpenVINO IR)"
+    ".pt2 (torch.export), .xml + .bin (OpenVINO IR), and these under other names (recognised by content)"
 )
 
 _LOADERS = {
