@@ -207,3 +207,12 @@ def test_cuda_backends_match_cpu(sample_onnx, sample_torch):
         assert ort_gpu.top1 == pytest.approx(cpu.top1, abs=0.005)
     profile = profile_model(sample_torch, backend="torch", device="cuda", batch_sizes=(1, 8), runs=50, budget_s=2.0)
     assert profile.latency[0].median_ms > 0
+
+
+def test_openvino_profiles_a_torch_model_at_any_batch_after_the_user_fixed_batch_1():
+    """The shape the user gives fixes the sizes; the batch axis stays free in OpenVINO's
+    conversion, as it does in the ONNX export."""
+    handle = load_model(sample_model_path("torchscript"), input_shapes={None: (1, 1, 8, 8)})
+    result = profile_model(handle, backend="openvino", batch_sizes=(1, 8), runs=10, warmup=2, budget_s=0.5,
+                           per_layer=False, async_budget_s=0.2)
+    assert [s.batch for s in result.latency] == [1, 8] and not result.notes

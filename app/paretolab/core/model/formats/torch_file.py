@@ -179,7 +179,9 @@ class TorchSource:
         try:
             if isinstance(self.native, torch.export.ExportedProgram):
                 return ov.convert_model(self.native)
-            shapes = [ov.PartialShape([d if isinstance(d, int) else -1 for d in s.shape]) for s in inputs]
+            # the batch axis stays free, as ONNX exports keep it: profiling at batch 8 must not need a new shape
+            shapes = [ov.PartialShape([-1 if axis == s.batch_axis or not isinstance(d, int) else d
+                                       for axis, d in enumerate(s.shape)]) for s in inputs]
             return ov.convert_model(self.native, example_input=self.example_inputs(inputs), input=shapes)
         except InputShapeError:
             raise
