@@ -216,3 +216,13 @@ def test_openvino_profiles_a_torch_model_at_any_batch_after_the_user_fixed_batch
     result = profile_model(handle, backend="openvino", batch_sizes=(1, 8), runs=10, warmup=2, budget_s=0.5,
                            per_layer=False, async_budget_s=0.2)
     assert [s.batch for s in result.latency] == [1, 8] and not result.notes
+
+
+def test_a_node_openvino_renamed_when_fusing_is_timed_as_the_layer_it_came_from(model_files):
+    from paretolab.core.measure.layer_times import map_layer_times
+
+    graph = load_model(model_files["onnx"]).layer_graph()
+    stem = next(node for node in graph if node.op == "Conv")
+    raw = {"Multiply_1234": ("Convolution", 0.3), "input_abcd_acdb": ("Reorder", 0.1)}
+    times = map_layer_times(raw, graph, {"Multiply_1234": [f"{stem.source}/WithoutBiases", stem.source]})
+    assert [(t.layer, t.mapped) for t in times] == [(stem.name, True), ("[runtime] input_abcd_acdb", False)]

@@ -50,7 +50,10 @@ def _normal(op: str) -> str:
     return {"convolution": "conv", "fullyconnected": "gemm", "matmul": "gemm"}.get(op, op)
 
 
-def map_layer_times(raw: dict[str, tuple[str, float]], graph: LayerGraph) -> list[LayerTime]:
+def map_layer_times(raw: dict[str, tuple[str, float]], graph: LayerGraph,
+                    originals: dict[str, list[str]] | None = None) -> list[LayerTime]:
+    """`originals`: for a runtime node, the model's nodes it was made from (OpenVINO records them:
+    a Conv with its BatchNorm folded in runs as "Multiply_1234" but remembers the Conv)."""
     by_name: dict[str, str] = {}
     for node in graph:
         by_name.setdefault(node.name, node.name)
@@ -60,7 +63,8 @@ def map_layer_times(raw: dict[str, tuple[str, float]], graph: LayerGraph) -> lis
             by_name.setdefault(tensor.removesuffix("_output_0"), node.name)
     merged: dict[str, LayerTime] = {}
     for runtime_name, (op, ms) in raw.items():
-        layer = next((by_name[c] for c in _candidates(runtime_name) if c in by_name), None)
+        names = _candidates(runtime_name) + [c for o in (originals or {}).get(runtime_name, []) for c in _candidates(o)]
+        layer = next((by_name[c] for c in names if c in by_name), None)
         if layer is None:
             key = f"[runtime] {runtime_name}"
             merged[key] = LayerTime(key, op, ms, mapped=False)

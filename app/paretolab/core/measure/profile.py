@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -251,13 +252,14 @@ def _openvino_async_throughput(handle: ModelHandle, device: str, threads: int | 
 def layer_breakdown(handle: ModelHandle, backend: str, device: str, threads: int | None, runs: int = 20) -> list[LayerTime]:
     """Mean time per layer per run (batch 1) from the runtime's profiler; [] where it has none."""
     inputs = _inputs_for(handle, 1)
+    originals: dict[str, list[str]] = {}
     if backend == "ort":
         raw = _ort_layer_times(handle, device, threads, inputs, runs)
     elif backend == "openvino":
-        raw = _openvino_layer_times(handle, device, threads, inputs, runs)
+        raw, originals = _openvino_layer_times(handle, device, threads, inputs, runs)
     else:
         return []
-    return map_layer_times(raw, handle.layer_graph())
+    return map_layer_times(raw, handle.layer_graph(), originals)
 
 
 def _ort_layer_times(handle: ModelHandle, device: str, threads: int | None, inputs: list[np.ndarray], runs: int,
@@ -283,9 +285,11 @@ def _ort_layer_times(handle: ModelHandle, device: str, threads: int | None, inpu
 
 def _openvino_layer_times(
     handle: ModelHandle, device: str, threads: int | None, inputs: list[np.ndarray], runs: int
-) -> dict[str, tuple[str, float]]:
+) -> tuple[dict[str, tuple[str, float]], dict[str, list[str]]]:
+    """Mean time per executed node, and the model nodes each was fused from."""
     runner = OpenVinoRunner(handle, device, threads, perf_counters=True)
     try:
+        originals = _fused_from(runner.compiled)
         call = runner.bind(inputs)
         call()
         totals: dict[str, tuple[str, float]] = {}
@@ -298,4 +302,15 @@ def _openvino_layer_times(
                 totals[info.node_name] = (op, total + info.real_time.total_seconds() * 1000.0)
     finally:
         runner.close()
-    return {name: (op, total / runs) for name, (op, total) in totals.items()}
+    return {name: (op, total / runs) for name, (op, total) in totals.items()}, originals
+
+
+def _fused_from(compiled: Any) -> dict[str, list[str]]:
+    """OpenVINO's executed graph names each node's origins in rt_info["originalLayersNames"]."""
+    found: dict[str, list[str]] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if "originalLayersNames" in info:
+            names = [n for n in str(info["originalLayersNames"].astype(str)).split(",") if n]
+            found[op.get_friendly_name()] = names
+    return found
