@@ -112,3 +112,11 @@ def test_structured_pruning_says_why_it_cannot_resize_a_recurrent_model(zoo, tmp
     with pytest.raises(ParetoLabError, match=r"recurrent layers \(gru \(GRU\)\).+use unstructured pruning"):
         _run(original, TECHNIQUES["structured 20% + distill"], tmp_path)
     assert not list(tmp_path.glob("v*"))  # no partial variant
+
+
+def test_extended_graph_optimization_says_which_runtimes_run_its_fused_ops(zoo, tmp_path):
+    original = open_zoo_model(ZOO["transformer"], zoo["transformer"]["onnx"])
+    variant = _run(original, TECHNIQUES["graph optimization"], tmp_path)
+    report = variant.reports[0]
+    assert report["runs_on"][0] == "ort"
+    assert any("ONNX Runtime's own ops (FusedGemm" in note and "choose level basic" in note for note in report["notes"])
