@@ -6,7 +6,8 @@ import onnx
 import openvino as ov
 import pytest
 
-from paretolab.core.compress.quantize import PORTABILITY, QuantizeSettings, quantize
+from paretolab.core.compress.int8_choice import PORTABILITY
+from paretolab.core.compress.quantize import QuantizeSettings, quantize
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import DataError, digits, random_inputs
 from paretolab.core.measure.evaluate import evaluate

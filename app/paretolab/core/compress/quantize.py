@@ -17,18 +17,16 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from paretolab.core.compress.int8_choice import QuantizeOutcome, pick_fastest_faithful
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
-from paretolab.core.measure.evaluate import evaluate
-from paretolab.core.measure.runtimes import check_ort_loads
-from paretolab.core.measure.timing import Speedup, time_side_by_side
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
@@ -40,11 +38,6 @@ if TYPE_CHECKING:
     from paretolab.core.compress.step import StepContext
 
 ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
-# Most portable first: QDQ S8S8 runs on every runtime that reads quantized ONNX (TensorRT,
-# OpenVINO, ...); QOperator ops are ONNX Runtime's own. Timing ties go to the more portable.
-PORTABILITY = ("qdq-s8s8", "qdq-u8s8", "qop-s8s8", "qop-u8s8")
-
-
 @dataclass(frozen=True)
 class QuantizeSettings:
     backend: Literal["ort", "openvino"] = "ort"
@@ -74,49 +67,6 @@ class QuantizeSettings:
             raise SettingsError("setting 'keep_sensitive' applies to int8 quantization")
         if not 0 <= self.min_agreement <= 1:
             raise SettingsError(f"setting 'min_agreement' must be between 0 and 1, not {self.min_agreement}")
-
-
-@dataclass
-class Candidate:
-    name: str
-    median_ms: float
-    agreement: float | None  # None: the outputs are not class scores
-    cosine: float = 0.0  # the worst output's cosine similarity to FP32
-    chosen: bool = False
-    low_ms: float | None = None  # 95 % interval of the median, from side-by-side timing
-    high_ms: float | None = None
-
-    def faithful(self, min_agreement: float) -> bool:
-        """Class scores agree with FP32's top-1 often enough; other outputs (boxes, masks,
-        embeddings) stay close to FP32's. Near-identical outputs pass either way: an embedding
-        shaped like class scores has no meaningful argmax to agree on."""
-        if self.cosine >= IDENTICAL_COSINE:
-            return True
-        return self.agreement >= min_agreement if self.agreement is not None else self.cosine >= FAITHFUL_COSINE
-
-    @property
-    def fidelity(self) -> float:
-        return self.agreement if self.agreement is not None else self.cosine
-
-    def fidelity_text(self) -> str:
-        if self.agreement is not None:
-            return f"agrees with FP32 on {self.agreement:.1%}"
-        return f"cosine to FP32 {self.cosine:.4f}"
-
-
-FAITHFUL_COSINE = 0.995  # about 20 dB SQNR: what int8 keeps on outputs that are not class scores
-IDENTICAL_COSINE = 0.9999  # about 40 dB: indistinguishable from FP32 whatever the output means
-
-
-@dataclass
-class QuantizeOutcome:
-    artifact: Path
-    chosen: str
-    kept_fp32: list[str] = field(default_factory=list)
-    baseline_ms: float | None = None
-    candidates: list[Candidate] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 def quantize(
@@ -299,7 +249,7 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
         fmt, path = next(iter(built.items()))
         atomic_write(out, lambda tmp: shutil.copyfile(path, tmp))
         return QuantizeOutcome(out, f"ort-int8-{fmt}")
-    return _pick_fastest_faithful(handle, built, "ort", settings, validation, out, threads, progress, dropped)
+    return pick_fastest_faithful(handle, built, "ort", settings.min_agreement, validation, out, threads, progress, dropped)
 
 
 def _ort_fp16(src: Path, out: Path, excluded: list[str]) -> None:
@@ -324,64 +274,6 @@ def _sort_topologically(graph: Any) -> None:
         pending = [n for n in pending if all(n is not r for r in ready)]
     del graph.node[:]
     graph.node.extend(ordered)
-
-
-def _pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, settings: QuantizeSettings,
-                           validation: Dataset, out: Path, threads: int | None, progress: Progress,
-                           dropped: list[str]) -> QuantizeOutcome:
-    """Check every candidate against FP32, time them all side by side with FP32, and keep the
-    fastest faithful one; candidates within the timing noise of the fastest are a tie, won by
-    the more portable format."""
-    progress.report(0.7, "checking every candidate against FP32")
-    handles, fidelity = {}, {}
-    for name, path in built.items():
-        progress.check()
-        try:
-            check_ort_loads(path)
-            variant = handle.like(path)
-            result = evaluate(variant, validation, backend=backend, reference=handle, threads=threads)
-            fidelity[name] = (result.agreement, result.cosine if result.cosine is not None else 0.0)
-            handles[name] = variant
-        except (Cancelled, SettingsError):
-            raise
-        except Exception as exc:  # a candidate the runtime cannot load or run drops out; the others compete
-            dropped.append(f"{name} does not run on {backend} ({first_line(exc)})")
-    if not handles:
-        raise ParetoLabError(f"no int8 form of {handle.path.name} runs on {backend}: {'; '.join(dropped)}; "
-                             "try FP16 or OpenVINO int8")
-    progress.report(0.8, "timing FP32 and every candidate side by side")
-    base_t, *timings = time_side_by_side([handle, *handles.values()], backend=backend, threads=threads, rounds=8, budget_s=4.0)
-    candidates = [Candidate(name, t.median_ms, *fidelity[name], low_ms=t.low_ms, high_ms=t.high_ms)
-                  for name, t in zip(handles, timings)]
-    outcome = QuantizeOutcome(out, "", baseline_ms=base_t.median_ms, candidates=candidates,
-                              notes=[f"{d}; the other forms still competed" for d in dropped])
-    faithful = [c for c in candidates if c.faithful(settings.min_agreement)]
-    if faithful:
-        fastest = min(faithful, key=lambda c: c.median_ms)
-        ties = [c for c in faithful if (c.low_ms or c.median_ms) <= (fastest.high_ms or fastest.median_ms)]
-        best = min(ties, key=lambda c: PORTABILITY.index(c.name) if c.name in PORTABILITY else len(PORTABILITY))
-        if best is not fastest:
-            outcome.notes.append(f"{best.name} timed within the noise of {fastest.name} ({best.median_ms:.3f} against "
-                                 f"{fastest.median_ms:.3f} ms): kept {best.name}, the more portable format")
-    else:
-        best = max(candidates, key=lambda c: (c.fidelity, c.cosine))
-        wanted = (f"agreed with FP32 on {settings.min_agreement:.0%} of predictions" if best.agreement is not None
-                  else f"kept a cosine of {FAITHFUL_COSINE} to FP32's outputs")
-        outcome.warnings.append(
-            f"no int8 form {wanted}; kept the most faithful ({best.name}, {best.fidelity_text()}); "
-            "keep sensitive layers in FP32 or use more calibration samples"
-        )
-    best_t = timings[list(handles).index(best.name)]
-    faster = Speedup.of(base_t, best_t)
-    if faster.low < 1.0:
-        outcome.warnings.append(
-            f"the fastest faithful int8 form ({best.name}) is not measurably faster than FP32 on {backend} here "
-            f"({faster.text()}); keep the FP32 model for speed"
-        )
-    best.chosen = True
-    outcome.chosen = f"{backend}-int8-{best.name}"
-    atomic_write(out, lambda tmp: shutil.copyfile(built[best.name], tmp))
-    return outcome
 
 
 # -- OpenVINO --------------------------------------------------------------------------------
