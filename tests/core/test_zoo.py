@@ -120,3 +120,15 @@ def test_extended_graph_optimization_says_which_runtimes_run_its_fused_ops(zoo, 
     report = variant.reports[0]
     assert report["runs_on"][0] == "ort"
     assert any("ONNX Runtime's own ops (FusedGemm" in note and "choose level basic" in note for note in report["notes"])
+
+
+@pytest.mark.parametrize(("name", "layers"), [("resnet", {"fc"}), ("unet", {"mask", "classes"}), ("vad", {"gru", "decoder"}),
+                                              ("detector", {"cls_head", "box_head"}), ("transformer", {"pool"})])
+def test_the_layers_outputs_are_computed_from_are_found_behind_reshapes_and_activations(name, layers):
+    from paretolab.core.compress.prune import _output_layers
+
+    model = ZOO[name].model()
+    for p in model.parameters():  # a frozen model (fine-tuning leftovers) is traced all the same
+        p.requires_grad_(False)
+    assert _output_layers(model, ZOO[name].inputs()) == layers
+    assert not any(p.requires_grad for p in model.parameters())

@@ -28,13 +28,6 @@ class TensorSpec:
         axis = self.batch_axis
         return self.shape if axis is None or axis >= len(self.shape) else self.shape[:axis] + self.shape[axis + 1:]
 
-    def batched(self, sample: Sequence[int], size: int) -> tuple[int, ...]:
-        """The input's shape for `size` samples of shape `sample`."""
-        axis = self.batch_axis
-        if axis is None or axis > len(sample):
-            return tuple(sample)
-        return (*sample[:axis], size, *sample[axis:])
-
     @property
     def is_static(self) -> bool:
         return all(isinstance(d, int) for d in self.shape)
@@ -138,9 +131,9 @@ def with_batch_axes(inputs: Sequence[TensorSpec], declared: Sequence[TensorSpec]
     along the axis that carries the same name ("batch" in a state [layers, batch, hidden]) or the
     same size, else their one free axis; scalars and inputs with none of these take one value per call."""
     shapes = {s.name: s.shape for s in inputs} | {s.name: s.shape for s in declared}
-    first = next((shapes[s.name] for s in inputs if shapes[s.name]), ())
-    batch = first[0] if first else None
-    return [replace(s, batch_axis=_batch_axis(shapes[s.name], batch, shapes[s.name] is first)) for s in inputs]
+    first = next((s.name for s in inputs if shapes[s.name]), None)
+    batch = shapes[first][0] if first is not None else None
+    return [replace(s, batch_axis=_batch_axis(shapes[s.name], batch, s.name == first)) for s in inputs]
 
 
 def _batch_axis(shape: Shape, batch: Dim, is_first: bool) -> int | None:
@@ -161,7 +154,7 @@ def fixed_batch(inputs: Sequence[TensorSpec]) -> int | None:
 
 
 def concrete_shapes(inputs: Sequence[TensorSpec]) -> tuple[dict[str, tuple[int, ...]], list[str]]:
-    """Concrete shapes for analysis: a dynamic leading (batch) axis becomes 1.
+    """Concrete shapes for analysis: a free batch axis becomes 1.
 
     Returns (shapes of the inputs that could be made concrete, names of those that could not).
     """

@@ -86,6 +86,7 @@ def _output_layers(module: Any, examples: tuple) -> set[str]:
     import torch
 
     owner: dict[Any, str] = {}
+    frozen: list[Any] = []
 
     def record(name: str, out: Any) -> None:
         for tensor in output_tensors(out):
@@ -95,11 +96,16 @@ def _output_layers(module: Any, examples: tuple) -> set[str]:
     hooks = [m.register_forward_hook(lambda mod, args, out, name=name: record(name, out))
              for name, m in module.named_modules() if name and not list(m.children())]
     try:
+        frozen = [p for p in module.parameters() if not p.requires_grad]
+        for p in frozen:  # grad_fn links are the trace: frozen weights must leave one too
+            p.requires_grad_(True)
         with torch.enable_grad():
             outputs = module(*examples)
     finally:
         for h in hooks:
             h.remove()
+        for p in frozen:
+            p.requires_grad_(False)
     found: set[str] = set()
     pending = [t.grad_fn for t in output_tensors(outputs)]
     seen: set[Any] = set()

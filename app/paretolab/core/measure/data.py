@@ -308,7 +308,7 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
     return ArrayDataset(f"random({count})", arrays, batch_axes=[s.batch_axis for s in inputs])
 
 
-_STATE_NAMES = ("state", "hidden", "h0", "c0", "cache", "past", "memory")
+_STATE_NAMES = ("state", "h0", "c0", "cache", "past")
 
 
 def is_state(spec: TensorSpec) -> bool:
