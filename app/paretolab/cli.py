@@ -58,7 +58,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from paretolab.core.measure.plan import DataPlan
 
     handle = _load(args)
-    plan = DataPlan.from_spec(args.data, handle)  # gradients from the training split, the scan on held-out data
+    plan = DataPlan.from_spec(args.data, handle, args.preprocess)  # gradients from the training split, the scan on held-out data
     data, held_out = plan.train, plan.validation
     progress = _terminal_progress(args)
     layers = weight_importance(handle, data, progress=progress)
@@ -90,7 +90,7 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.measure.data import default_data, open_dataset
+    from paretolab.core.measure.data import ImagePreprocess, default_data, open_dataset
     from paretolab.core.measure.evaluate import evaluate
     from paretolab.core.model.handle import load_model
 
@@ -103,7 +103,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     spec, note = (args.data, None) if args.data else default_data(handle.inputs)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    dataset = open_dataset(spec, handle.inputs)
+    first = next(iter(handle.inputs), None)
+    dataset = open_dataset(spec, handle.inputs, ImagePreprocess.parse(args.preprocess, first) if args.preprocess else None)
     progress = _terminal_progress(args)
     result = evaluate(handle, dataset, backend=args.backend, device=args.device, batch_size=args.batch_size,
                       reference=reference, reference_backend=args.reference_backend, threads=args.threads, progress=progress)
@@ -160,7 +161,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     recipe = recipe_from_args(args)
     handle = _load(args)
-    variant = optimize(handle, recipe, DataPlan.from_spec(args.data, handle), Path(args.out), args.name,
+    variant = optimize(handle, recipe, DataPlan.from_spec(args.data, handle, args.preprocess), Path(args.out), args.name,
                        backend=args.backend, device=args.device, threads=args.threads, progress=_terminal_progress(args))
     if args.json:
         _print_json(variant.to_dict())
@@ -180,7 +181,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
     result = sweep(
         handle,
-        DataPlan.from_spec(args.data, handle),
+        DataPlan.from_spec(args.data, handle, args.preprocess),
         experiment,
         SweepSettings(budget_s=args.budget, trials=args.trials),
         torch_edits=torch_edits_unavailable(handle) is None,

@@ -86,13 +86,21 @@ def _add_backends_command(commands: argparse._SubParsersAction) -> None:
     backends.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def _add_data_arguments(parser: argparse.ArgumentParser, what: str, more: str = "") -> None:
+    parser.add_argument("--data", help=f"{what} (default: {DATA_DEFAULT}{more})")
+    parser.add_argument(
+        "--preprocess", metavar="RECIPE",
+        help="how an image folder's images become tensors, e.g. size=224,resize=256,mean=0.485/0.456/0.406,"
+             "std=0.229/0.224/0.225,channels=RGB,layout=NCHW,scale=255 "
+             "(default: shaped to the model's input, ImageNet statistics)",
+    )
+
+
 def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
     _add_model_arguments(evaluate)
     _add_runtime_arguments(evaluate)
-    evaluate.add_argument(
-        "--data", help="digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file (default: " + DATA_DEFAULT + ")"
-    )
+    _add_data_arguments(evaluate, "digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file")
     evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
     evaluate.add_argument(
         "--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)"
@@ -113,7 +121,7 @@ def _add_profile_command(commands: argparse._SubParsersAction) -> None:
 def _add_importance_command(commands: argparse._SubParsersAction) -> None:
     importance = commands.add_parser("importance", help="which layers matter: weight importance and a sensitivity scan")
     _add_model_arguments(importance)
-    importance.add_argument("--data", help="data for Taylor importance and the scan (default: " + DATA_DEFAULT + ")")
+    _add_data_arguments(importance, "data for Taylor importance and the scan")
     importance.add_argument(
         "--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop"
     )
@@ -149,10 +157,7 @@ def _add_optimize_command(commands: argparse._SubParsersAction) -> None:
         help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
     )
     optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
-    optimize.add_argument(
-        "--data",
-        help="calibration and evaluation data (default: " + DATA_DEFAULT + "; digits: train to calibrate, test to report)",
-    )
+    _add_data_arguments(optimize, "calibration and evaluation data", "; digits: train to calibrate, test to report")
     _add_variant_output_arguments(optimize, ("torch", "ort", "openvino"))
 
 
@@ -160,7 +165,7 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="reproduce a saved recipe on a model (same as optimize --recipe)")
     run.add_argument("recipe", help="recipe file (from the GUI's Save recipe, or NAME.recipe.json next to a variant)")
     _add_model_arguments(run)
-    run.add_argument("--data", help="calibration and evaluation data (default: " + DATA_DEFAULT + ")")
+    _add_data_arguments(run, "calibration and evaluation data")
     _add_variant_output_arguments(run, ("ort", "openvino"))
     run.set_defaults(prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None)
 
@@ -168,9 +173,7 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
 def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
     sweep = commands.add_parser("sweep", help="explore settings for the accuracy-versus-latency Pareto front")
     _add_model_arguments(sweep)
-    sweep.add_argument(
-        "--data", help="calibration, training and evaluation data, as for optimize (default: " + DATA_DEFAULT + ")"
-    )
+    _add_data_arguments(sweep, "calibration, training and evaluation data, as for optimize")
     sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
     sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
     sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")

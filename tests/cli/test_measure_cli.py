@@ -139,3 +139,22 @@ def test_an_unexpected_error_is_one_line_and_the_details_go_to_the_log(capsys, m
     out, err = capsys.readouterr()
     assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert err.startswith("paretolab: internal error: KeyError: 'a bug of ours' (details in ")
+
+
+def test_evaluate_takes_an_image_preprocessing_recipe_and_refuses_a_bad_one(capsys, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from paretolab.cli import main
+    from paretolab.core.sample import sample_model_path
+
+    for label in ("zero", "one"):
+        (tmp_path / label).mkdir()
+        Image.fromarray(np.full((8, 8), 200, np.uint8)).save(tmp_path / label / "a.png")
+    model = str(sample_model_path())
+    assert main(["evaluate", model, "--data", str(tmp_path), "--preprocess", "resize=8,mean=0,std=1,scale=16"]) == 0
+    out, _ = capsys.readouterr()
+    assert "imgs: 2 samples" not in out and ": 2 samples in" in out and "accuracy  top-1" in out
+    assert main(["evaluate", model, "--data", str(tmp_path), "--preprocess", "std=wide"]) == 2
+    _, err = capsys.readouterr()
+    assert err.strip() == "paretolab: error: preprocessing 'std=wide': give one number per channel, e.g. std=0.229/0.224/0.225"

@@ -68,6 +68,34 @@ def test_image_preprocess_layouts_and_channels(tmp_path):
     assert ImagePreprocess.for_input(spec) == ImagePreprocess(size=32, layout="NHWC", channels="RGB")
 
 
+def test_a_preprocessing_recipe_is_read_from_text_and_written_back():
+    spec = TensorSpec("x", ("batch", 64, 64, 3), "float32")
+    recipe = ImagePreprocess.parse("channels=bgr, mean=0/0/0,std=1/1/1,scale=1", spec)
+    assert recipe == ImagePreprocess(size=64, layout="NHWC", channels="BGR", mean=(0, 0, 0), std=(1, 1, 1), scale=1)
+    assert ImagePreprocess.parse(recipe.text()) == recipe  # what the user is shown pastes back
+    with pytest.raises(DataError, match="preprocessing 'colour=BGR': unknown setting 'colour'; use size, resize"):
+        ImagePreprocess.parse("colour=BGR")
+    with pytest.raises(DataError, match="preprocessing 'layout=CHW': use NCHW or NHWC"):
+        ImagePreprocess.parse("layout=CHW")
+
+
+def test_an_image_folder_feeds_a_bgr_nhwc_model_raw_pixels_as_its_recipe_says(tmp_path):
+    from paretolab.core.measure.plan import DataPlan
+
+    class Handle:  # what DataPlan reads of a model: its inputs
+        inputs = [TensorSpec("x", ("batch", 16, 16, 3), "float32")]
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / "a.png")
+    plan = DataPlan.from_spec(str(folder), Handle(), "channels=BGR,resize=16,mean=0/0/0,std=1/1/1,scale=1")
+    (batch,) = plan.test.load(np.arange(1))
+    np.testing.assert_array_equal(batch[0], pixels[:, :, ::-1].astype(np.float32))
+    assert any("images preprocessed as size=16,resize=16,mean=0/0/0,std=1/1/1,channels=BGR,layout=NHWC,scale=1" in note
+               for note in plan.notes)
+
+
 def test_flat_image_folder_is_unlabelled(tmp_path):
     folder = tmp_path / "flat"
     folder.mkdir()

@@ -127,6 +127,7 @@ class ImagePreprocess:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     channels: str = "RGB"  # "RGB", "BGR" or "L" (grayscale)
     layout: str = "NCHW"  # or "NHWC"
+    scale: float = 255.0  # pixel values are divided by this before mean and std (1: keep 0..255)
 
     def apply(self, path: Path) -> np.ndarray:
         from PIL import Image
@@ -140,7 +141,7 @@ class ImagePreprocess:
             w, h = img.size
             left, top = (w - self.size) // 2, (h - self.size) // 2
             img = img.crop((left, top, left + self.size, top + self.size))
-            array = np.asarray(img, dtype=np.float32) / 255.0
+            array = np.asarray(img, dtype=np.float32) / self.scale
         if array.ndim == 2:
             array = array[:, :, None]
         if self.channels == "BGR":
@@ -149,6 +150,31 @@ class ImagePreprocess:
         std = np.asarray(self.std[: array.shape[2]] if self.channels != "L" else self.std[:1], dtype=np.float32)
         array = (array - mean) / std
         return np.ascontiguousarray(array.transpose(2, 0, 1) if self.layout == "NCHW" else array)
+
+    def text(self) -> str:
+        """The recipe as --preprocess takes it: what the user sees and can paste back."""
+        def numbers(values: tuple[float, ...]) -> str:
+            return "/".join(f"{v:g}" for v in values)
+
+        resize = f",resize={self.resize}" if self.resize else ""
+        return (f"size={self.size}{resize},mean={numbers(self.mean)},std={numbers(self.std)},channels={self.channels},"
+                f"layout={self.layout},scale={self.scale:g}")
+
+    @classmethod
+    def parse(cls, text: str, spec: TensorSpec | None = None) -> ImagePreprocess:
+        """"size=224,mean=0.5/0.5/0.5,std=0.5/0.5/0.5,channels=BGR,layout=NHWC,scale=255": keys not
+        given keep the defaults shaped to the model's input."""
+        overrides: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            key, _, value = item.partition("=")
+            key = key.strip().lower()
+            try:
+                overrides[key] = _PREPROCESS_KEYS[key](value.strip())
+            except KeyError:
+                raise DataError(f"preprocessing '{item}': unknown setting '{key}'; use {', '.join(_PREPROCESS_KEYS)}") from None
+            except ValueError:
+                raise DataError(f"preprocessing '{item}': {_PREPROCESS_HELP[key]}") from None
+        return cls.for_input(spec, **overrides)
 
     @classmethod
     def for_input(cls, spec: TensorSpec | None, **overrides: Any) -> ImagePreprocess:
@@ -162,6 +188,36 @@ class ImagePreprocess:
                 settings.update(layout="NHWC", size=a, channels="L" if c == 1 else "RGB")
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(value)
+    return number
+
+
+def _floats(value: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in value.split("/"))
+
+
+def _choice(*options: str) -> Any:
+    def parse(value: str) -> str:
+        if value.upper() not in options:
+            raise ValueError(value)
+        return value.upper()
+    return parse
+
+
+_PREPROCESS_KEYS: dict[str, Any] = {"size": _positive, "resize": _positive, "mean": _floats, "std": _floats,
+                                    "channels": _choice("RGB", "BGR", "L"), "layout": _choice("NCHW", "NHWC"),
+                                    "scale": float}
+_PREPROCESS_HELP = {"size": "give the side in pixels, e.g. size=224",
+                    "resize": "give the shorter side in pixels, e.g. resize=256",
+                    "mean": "give one number per channel, e.g. mean=0.485/0.456/0.406",
+                    "std": "give one number per channel, e.g. std=0.229/0.224/0.225",
+                    "channels": "use RGB, BGR or L", "layout": "use NCHW or NHWC",
+                    "scale": "give the number pixels are divided by, e.g. scale=255 (or 1 for 0..255)"}
 
 
 @dataclass

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from paretolab.core.measure.data import Dataset, default_data, digits, digits_size_for, open_dataset, random_inputs
+from paretolab.core.measure.data import (
+    Dataset,
+    ImageFolderDataset,
+    ImagePreprocess,
+    default_data,
+    digits,
+    digits_size_for,
+    open_dataset,
+    random_inputs,
+)
 from paretolab.core.model.handle import ModelHandle
 
 
@@ -21,9 +30,10 @@ class DataPlan:
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_spec(cls, spec: str | None, handle: ModelHandle) -> DataPlan:
+    def from_spec(cls, spec: str | None, handle: ModelHandle, preprocess: str | None = None) -> DataPlan:
         """`spec` as the CLI and the GUI take it: "digits", "random:N", a folder or a tensor file;
-        None: the digits for models they fit, else random inputs, with a note."""
+        None: the digits for models they fit, else random inputs, with a note. `preprocess` is how
+        an image folder's images become tensors (ImagePreprocess.parse; default: shaped to the input)."""
         if spec is None:
             spec, note = default_data(handle.inputs)
             plan = cls.from_spec(spec, handle)
@@ -37,9 +47,12 @@ class DataPlan:
             count = spec.partition(":")[2]
             data = random_inputs(handle.inputs, int(count) if count.isdigit() else 32, id_ranges=id_ranges(handle))
         else:
-            data = open_dataset(spec, handle.inputs)
-        note = f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"
-        return cls(data, data, data, [note])
+            recipe = ImagePreprocess.parse(preprocess, next(iter(handle.inputs), None)) if preprocess else None
+            data = open_dataset(spec, handle.inputs, recipe)
+        notes = [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"]
+        if isinstance(data, ImageFolderDataset):  # say how images became tensors: a wrong recipe looks like a bad model
+            notes.append(f"images preprocessed as {data.preprocess.text()} (change with --preprocess)")
+        return cls(data, data, data, notes)
 
 
 def id_ranges(handle: ModelHandle) -> dict[str, int]:
