@@ -52,6 +52,9 @@ class FakePrompts:
     def open_model_path(self, start_dir: str) -> str | None:
         return self.text_answer
 
+    def choose_folder(self, title: str) -> str | None:
+        return self.path
+
     def info(self, title: str, message: str) -> None:
         self.infos.append((title, message))
 

@@ -401,3 +401,34 @@ def test_experiments_can_live_in_a_chosen_folder(qtbot, studio_window, tmp_path)
     qtbot.waitUntil(lambda: w.job is None, timeout=60_000)
     assert w.loaded.experiment_folder.parent == tmp_path / "shared"
     assert w.settings.value("experiments/folder") == str(tmp_path / "shared")
+
+
+def test_an_image_folder_with_its_preprocessing_feeds_a_variant(qtbot, studio_window, tmp_path):
+    """Data > Image folder… asks for the folder; the Preprocess field says how images become
+    tensors, and the variant's notes show the recipe that was used."""
+    from PIL import Image
+
+    from paretolab.gui.settings_panel import CHOOSE_FOLDER
+
+    w, panel = studio_window, studio_window.settings_panel
+    assert not panel.preprocess.isEnabled()  # the built-in data needs no recipe
+    split = digits("test")
+    for i in range(12):
+        label = int(split.labels[i])
+        (tmp_path / "digits" / str(label)).mkdir(parents=True, exist_ok=True)
+        pixels = (split.arrays[0][i, 0] * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "digits" / str(label) / f"{i}.png")
+    w.prompts.path = None  # cancelled: the data stays as it was
+    panel.data.activated.emit(panel.data.findText(CHOOSE_FOLDER))
+    assert panel.data_spec() == "digits" and panel.preprocess_text() is None
+    w.prompts.path = str(tmp_path / "digits")
+    panel.data.activated.emit(panel.data.findText(CHOOSE_FOLDER))
+    assert panel.data_spec() == str(tmp_path / "digits") and panel.preprocess.isEnabled()
+    panel.preprocess.setText("resize=8,mean=0,std=1")
+    panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    job = w.studio.run(panel.recipe(), panel.data_spec())
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
+    assert job.state == JobState.DONE, job.error
+    notes = job.result.metrics["notes"]
+    assert any("images preprocessed as size=8,resize=8,mean=0,std=1,channels=L,layout=NCHW,scale=255" in n for n in notes)
+    assert job.result.measured.top1 is not None  # the class subfolders are labels

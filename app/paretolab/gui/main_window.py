@@ -100,6 +100,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.summary = SummaryPanel(self)
         self.summary_dock = self._dock("Model", _scrolling(self.summary), Qt.DockWidgetArea.LeftDockWidgetArea)
         self.settings_panel = SettingsPanel(self)
+        self.settings_panel.folder_requested.connect(self._choose_image_folder)
         self.settings_dock = self._dock("Compress", self.settings_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.chart = TradeoffChart(self)
         self.chart_dock = self._dock("Trade-off", self.chart, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -235,6 +236,13 @@ class MainWindow(VariantActions, QMainWindow):
     def open_sample(self, kind: str = "onnx") -> Job:
         """A built-in model: "onnx" (the digits CNN) or "demo" (the 32x32 ResNet)."""
         return self.open_model(sample_model_path(kind))
+
+    def _choose_image_folder(self) -> None:
+        """Images as data: one subfolder per class gives labels; the Preprocess field says how
+        they become tensors."""
+        path = self.prompts.choose_folder("Choose a folder of images (one subfolder per class for labels)")
+        if path:
+            self.settings_panel.add_folder(path)
 
     def open_model(self, path: str | Path, *, trust: bool = False, input_shapes=None, arch: str | None = None) -> Job:
         """Load `path` in the background; the current model stays until the new one is ready."""

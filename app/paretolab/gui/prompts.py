@@ -49,3 +49,7 @@ class Prompts:
     def open_model_path(self, start_dir: str) -> str | None:
         path, _ = QFileDialog.getOpenFileName(self.parent, f"Open a model — {SUPPORTED}", start_dir, FILE_DIALOG_FILTER)
         return path or None
+
+    def choose_folder(self, title: str) -> str | None:
+        path = QFileDialog.getExistingDirectory(self.parent, title)
+        return path or None

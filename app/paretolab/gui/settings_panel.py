@@ -35,12 +35,14 @@ QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGET
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
                "within the time budget; cancel pauses, Explore again resumes")
 DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity only)": "random:64"}
+CHOOSE_FOLDER = "Image folder…"
 # (random:64 is what core's default_data offers for models the digits do not fit)
 
 
 class SettingsPanel(QWidget):
     run_requested = Signal(dict, str)  # recipe document, data spec
     explore_requested = Signal(float, str)  # time budget in seconds, data spec
+    folder_requested = Signal()  # the user chose "Image folder…": the window asks which
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -117,7 +119,14 @@ class SettingsPanel(QWidget):
         self.keep_fp32.setPlaceholderText("layers to keep in FP32 (right-click them in the graph)")
         self.keep_fp32.textChanged.connect(self._refresh)
         self.data = QComboBox(self)
-        self.data.addItems(list(DATASETS))
+        self.data.addItems([*DATASETS, CHOOSE_FOLDER])
+        self.data.activated.connect(self._data_chosen)
+        self._last_data = 0
+        self.preprocess = QLineEdit(self)
+        self.preprocess.setPlaceholderText("default: shaped to the model's input, ImageNet mean/std")
+        self.preprocess.setToolTip("How images become tensors, e.g. size=224,resize=256,mean=0.5/0.5/0.5,std=0.5/0.5/0.5,"
+                                   "channels=BGR,layout=NHWC,scale=255; the recipe used shows in each variant's notes")
+        self.preprocess.setEnabled(False)
         self.device = QComboBox(self)
         self.device.addItem("cpu")
         self.device.setToolTip("Device the variant is measured on: only those available on this machine are listed")
@@ -128,6 +137,7 @@ class SettingsPanel(QWidget):
         form.addRow("Samples", self.samples)
         form.addRow("Keep FP32", self.keep_fp32)
         form.addRow("Data", self.data)
+        form.addRow("Preprocess", self.preprocess)
         form.addRow("Measure on", self.device)
         return group
 
@@ -294,11 +304,33 @@ class SettingsPanel(QWidget):
                 box.setCurrentText(text)
 
     def data_spec(self) -> str:
-        return DATASETS[self.data.currentText()]
+        """The built-in data's spec, or the image folder chosen (its item holds the path)."""
+        return self.data.currentData() or DATASETS.get(self.data.currentText(), "digits")
+
+    def preprocess_text(self) -> str | None:
+        """The image preprocessing recipe typed, when the data is an image folder."""
+        return self.preprocess.text().strip() or None if self.data.currentData() else None
+
+    def add_folder(self, path: str) -> None:
+        """Offer an image folder as data (before "Image folder…") and choose it."""
+        index = self.data.findData(path)
+        if index < 0:
+            index = self.data.count() - 1
+            self.data.insertItem(index, f"images: {path}", path)
+        self.data.setCurrentIndex(index)
+        self._data_chosen(index)
+
+    def _data_chosen(self, index: int) -> None:
+        if self.data.itemText(index) == CHOOSE_FOLDER:
+            self.data.setCurrentIndex(self._last_data)  # until a folder is chosen (cancel keeps the data as it was)
+            self.folder_requested.emit()
+        else:
+            self._last_data = index
+        self.preprocess.setEnabled(bool(self.data.currentData()))
 
     def request_run(self) -> None:
         if self.run_button.isEnabled():
-            self.run_requested.emit(self.recipe(), DATASETS[self.data.currentText()])
+            self.run_requested.emit(self.recipe(), self.data_spec())
 
     def _refresh(self) -> None:
         structured_ok = self._torch_reason is None

@@ -75,9 +75,8 @@ class Studio(QObject):
             self.error.emit("Invalid settings", str(exc))
             return None
         self.data_spec = data_spec
-        job = optimize_job(
-            self.loaded.handle, recipe, data_spec, self.variants_dir(), device=self.settings_panel.device.currentText()
-        )
+        job = optimize_job(self.loaded.handle, recipe, data_spec, self.variants_dir(),
+                           device=self.settings_panel.device.currentText(), preprocess=self.settings_panel.preprocess_text())
         job.succeeded.connect(self._on_variant)
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
@@ -87,7 +86,8 @@ class Studio(QObject):
         if self.loaded is None:
             return None
         self.data_spec = data_spec
-        job = sweep_job(self.loaded.handle, data_spec, self.variants_dir(), settings, self.loaded.torch_reason is None)
+        job = sweep_job(self.loaded.handle, data_spec, self.variants_dir(), settings, self.loaded.torch_reason is None,
+                        preprocess=self.settings_panel.preprocess_text())
         job.partial.connect(self._on_variant)
         job.succeeded.connect(
             lambda result: result.exhausted and self.message.emit("Explore finished", result.note().capitalize())

@@ -17,13 +17,13 @@ from paretolab.jobs.job import Job
 
 
 def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, folder: Path, threads: int | None = None,
-                 device: str = "cpu") -> Job:
+                 device: str = "cpu", preprocess: str | None = None) -> Job:
     """Build a variant into the experiment in `folder`, under the next free name (claimed there,
     on the worker: the experiment's lock may be held by another window)."""
 
     def run(progress: Progress) -> Variant:
-        return optimize(handle, recipe, DataPlan.from_spec(data, handle), folder, device=device, threads=threads,
-                        progress=progress)
+        return optimize(handle, recipe, DataPlan.from_spec(data, handle, preprocess), folder, device=device,
+                        threads=threads, progress=progress)
 
     return Job(f"New variant: {recipe.summary()}", run)
 
@@ -99,13 +99,14 @@ def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
     return Job(f"Report on {model_name}", run, exclusive=False)
 
 
-def sweep_job(handle: ModelHandle, data: str, folder: Path, settings, torch_edits: bool) -> Job:
+def sweep_job(handle: ModelHandle, data: str, folder: Path, settings, torch_edits: bool,
+              preprocess: str | None = None) -> Job:
     """Explore settings; each finished trial arrives through job.partial as a Variant."""
     from paretolab.core.pipeline.sweep import sweep
     from paretolab.core.store.experiment import Experiment
 
     def run(progress: Progress):
-        return sweep(handle, DataPlan.from_spec(data, handle), Experiment(folder), settings, torch_edits=torch_edits,
+        return sweep(handle, DataPlan.from_spec(data, handle, preprocess), Experiment(folder), settings, torch_edits=torch_edits,
                      progress=progress, on_variant=job.partial.emit)
 
     job = Job(f"Explore {handle.path.name} ({settings.budget_s / 60:.0f} min)", run)
