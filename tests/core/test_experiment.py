@@ -114,3 +114,15 @@ def test_two_windows_never_take_the_same_name(sample, tmp_path):
     (a.folder / "v7.claim").write_text("999999999")  # a process that died holding a name
     a.variants()
     assert not (a.folder / "v7.claim").exists()
+
+
+def test_an_image_folder_and_its_recipe_are_remembered_while_the_folder_exists(tmp_path):
+    experiment = Experiment(tmp_path / "exp")
+    images = tmp_path / "images"
+    images.mkdir()
+    experiment.remember_data("digits", None)  # the built-in data needs no remembering
+    assert experiment.data_choice() is None
+    experiment.remember_data(str(images), "size=224,channels=BGR")
+    assert Experiment(tmp_path / "exp").data_choice() == (str(images), "size=224,channels=BGR")
+    images.rmdir()
+    assert experiment.data_choice() is None  # a folder that went away is not offered

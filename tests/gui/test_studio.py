@@ -432,3 +432,6 @@ def test_an_image_folder_with_its_preprocessing_feeds_a_variant(qtbot, studio_wi
     notes = job.result.metrics["notes"]
     assert any("images preprocessed as size=8,resize=8,mean=0,std=1,channels=L,layout=NCHW,scale=255" in n for n in notes)
     assert job.result.measured.top1 is not None  # the class subfolders are labels
+
+    open_and_wait(qtbot, w, sample_model_path())  # the experiment remembers the folder and its recipe
+    assert panel.data_spec() == str(tmp_path / "digits") and panel.preprocess_text() == "resize=8,mean=0,std=1"

@@ -209,11 +209,16 @@ class SettingsPanel(QWidget):
                 self.overrides.setCellWidget(row, 2, skip)
         self._refresh()
 
-    def set_data(self, spec: str) -> None:
-        """Offer `spec` first (the digits only fit models shaped like them)."""
+    def set_data(self, spec: str, preprocess: str | None = None) -> None:
+        """Offer `spec` first (the digits only fit models shaped like them; an image folder the
+        model was last run with comes back with its recipe)."""
         label = next((label for label, s in DATASETS.items() if s == spec), None)
         if label is not None:
             self.data.setCurrentText(label)
+            self._data_chosen(self.data.currentIndex())
+        else:
+            self.add_folder(spec)
+            self.preprocess.setText(preprocess or "")
 
     def set_devices(self, pairs: tuple[tuple[str, str], ...]) -> None:
         """The devices to offer: those any backend has on this machine."""

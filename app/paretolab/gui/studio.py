@@ -56,7 +56,7 @@ class Studio(QObject):
         self.table.model.clear()
         self.settings_panel.set_model(loaded.graph, torch_reason)
         self.settings_panel.set_devices(loaded.devices)
-        self.settings_panel.set_data(loaded.data_spec)
+        self.settings_panel.set_data(loaded.data_spec, loaded.preprocess)
         for variant in loaded.earlier_variants:
             self._on_variant(variant)
 

@@ -22,8 +22,10 @@ def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, folder: Path, t
     on the worker: the experiment's lock may be held by another window)."""
 
     def run(progress: Progress) -> Variant:
-        return optimize(handle, recipe, DataPlan.from_spec(data, handle, preprocess), folder, device=device,
-                        threads=threads, progress=progress)
+        variant = optimize(handle, recipe, DataPlan.from_spec(data, handle, preprocess), folder, device=device,
+                           threads=threads, progress=progress)
+        Experiment(folder).remember_data(data, preprocess)  # an image folder is offered again next time
+        return variant
 
     return Job(f"New variant: {recipe.summary()}", run)
 

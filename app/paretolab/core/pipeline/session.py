@@ -29,6 +29,7 @@ class LoadedModel:
     earlier_variants: list[Variant] = field(default_factory=list)
     data_spec: str = "digits"  # the data to offer first: the digits for models they fit, else random inputs
     shape_guess: str | None = None  # inputs still have free dimensions: shapes to offer, in --input-shape form
+    preprocess: str | None = None  # the image preprocessing recipe last used with `data_spec` (an image folder)
 
 
 def open_for_study(
@@ -59,5 +60,5 @@ def open_for_study(
     progress.report(0.95, "opening the model's experiment")
     progress.report(1.0, f"{path.name}: {len(graph)} layers")
     guess = guess_shapes(handle.inputs) if needs_shape(handle.inputs) else None
-    return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants(), default_data(handle.inputs)[0],
-                       guess)
+    data, preprocess = experiment.data_choice() or (default_data(handle.inputs)[0], None)
+    return LoadedModel(handle, graph, reason, devices, experiment.folder, experiment.variants(), data, guess, preprocess)

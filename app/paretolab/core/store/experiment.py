@@ -33,6 +33,7 @@ _MODEL_SUFFIXES = (".onnx", ".xml", ".bin")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LOCK_TIMEOUT_S = 30
 SHAPES_FILE = "input_shapes.json"
+DATA_FILE = "data.json"
 
 
 def default_root() -> Path:
@@ -85,6 +86,20 @@ class Experiment:
     def remember_input_shapes(self, shapes: dict[str, tuple[int, ...]]) -> None:
         if shapes and shapes != self.input_shapes():
             write_json_atomic(self.folder / SHAPES_FILE, {k: list(v) for k, v in shapes.items()})
+
+    def data_choice(self) -> tuple[str, str | None] | None:
+        """The image folder (and its preprocessing recipe) last used for this model, while it exists."""
+        try:
+            doc = json.loads((self.folder / DATA_FILE).read_text())
+            spec, preprocess = str(doc["spec"]), doc.get("preprocess")
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return (spec, str(preprocess) if preprocess else None) if Path(spec).is_dir() else None
+
+    def remember_data(self, spec: str, preprocess: str | None) -> None:
+        """Remember an image folder and its recipe; the built-in data needs no remembering."""
+        if Path(spec).is_dir() and self.data_choice() != (spec, preprocess):
+            write_json_atomic(self.folder / DATA_FILE, {"spec": spec, "preprocess": preprocess})
 
     def claim_name(self, prefix: str = "v") -> str:
         """The next free variant name (v1, v2, ...), claimed so that another window or process
