@@ -90,8 +90,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.measure.data import ImagePreprocess, default_data, open_dataset
+    from paretolab.core.measure.data import default_data, open_dataset
     from paretolab.core.measure.evaluate import evaluate
+    from paretolab.core.measure.images import ImagePreprocess
     from paretolab.core.model.handle import load_model
 
     handle = _load(args)

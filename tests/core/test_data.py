@@ -9,15 +9,14 @@ from PIL import Image
 from paretolab.core.errors import InputShapeError
 from paretolab.core.measure.data import (
     DataError,
-    ImagePreprocess,
     calibration_subset,
     digits,
     fit_to_model,
-    image_folder,
     open_dataset,
     random_inputs,
     tensor_file,
 )
+from paretolab.core.measure.images import ImagePreprocess, image_folder
 from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
 from paretolab.core.tensors import TensorSpec, with_batch_axes

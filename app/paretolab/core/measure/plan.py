@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 
 from paretolab.core.measure.data import (
     Dataset,
-    ImageFolderDataset,
-    ImagePreprocess,
     default_data,
     digits,
     digits_size_for,
     open_dataset,
     random_inputs,
 )
+from paretolab.core.measure.images import ImageFolderDataset, ImagePreprocess
 from paretolab.core.model.handle import ModelHandle
 
 
