@@ -30,7 +30,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=("torch", "ort", "openvino"), default="ort", help="runtime (default: ort)")
+    parser.add_argument("--backend", choices=("torch", "ort", "openvino"),
+                        help="runtime (default: ort; openvino for OpenVINO IR and TFLite models)")
     parser.add_argument(
         "--device", default="cpu", help="cpu, cuda, tensorrt (ort), gpu or auto (openvino); see `paretolab backends`"
     )

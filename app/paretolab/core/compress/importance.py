@@ -53,7 +53,7 @@ def weight_arrays(handle: ModelHandle) -> dict[str, np.ndarray]:
         model = onnx.load(str(handle.path))
         constants_as_initializers(model)  # weights kept in Constant nodes (Paddle2ONNX and others)
         return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    if handle.format == "openvino":
+    if handle.runs_on_openvino_only:
         return {
             op.get_friendly_name(): op.get_data() for op in handle.native.get_ordered_ops() if op.get_type_name() == "Constant"
         }

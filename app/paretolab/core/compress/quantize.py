@@ -103,7 +103,7 @@ def quantize(
 def _runtime_graph(handle: ModelHandle) -> LayerGraph:
     """The LayerGraph of the file the quantizer actually reads (for torch models, their
     ONNX export, whose node and tensor names are what exclusions must use)."""
-    if handle.format in ("onnx", "openvino"):
+    if handle.format == "onnx" or handle.runs_on_openvino_only:
         return handle.layer_graph()
     return handle.like(handle.onnx_file()).layer_graph()
 
@@ -294,7 +294,7 @@ def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrat
     import openvino as ov
 
     # Torch models go through their ONNX form, whose node names are the layer names.
-    model = handle.native.clone() if handle.format == "openvino" else ov.Core().read_model(str(handle.onnx_file()))
+    model = handle.native.clone() if handle.runs_on_openvino_only else ov.Core().read_model(str(handle.onnx_file()))
     xml = out.with_suffix(".xml")
     if settings.precision == "fp16":
         progress.report(0.3, "compressing weights to FP16")

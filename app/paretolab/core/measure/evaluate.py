@@ -17,7 +17,7 @@ from paretolab.core.measure.metrics import (
     fidelity_dict,
     is_classifier_output,
 )
-from paretolab.core.measure.runtimes import Runner, open_runner
+from paretolab.core.measure.runtimes import Runner, default_backend, open_runner
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 from paretolab.core.tensors import fixed_batch
@@ -78,7 +78,7 @@ def evaluate(
     handle: ModelHandle,
     dataset: Dataset,
     *,
-    backend: str = "ort",
+    backend: str | None = None,
     device: str = "cpu",
     batch_size: int = 32,
     reference: ModelHandle | None = None,
@@ -91,6 +91,7 @@ def evaluate(
     progress = progress or silent()
     start = time.perf_counter()
     name = handle.path.name
+    backend = backend or default_backend(handle)
     dtypes = fit_to_model(dataset, handle.inputs, name)
     fixed = fixed_batch(handle.inputs)
     if reference is not None:

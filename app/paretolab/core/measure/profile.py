@@ -27,6 +27,7 @@ from paretolab.core.measure.runtimes import (
     OpenVinoRunner,
     OrtRunner,
     check_available,
+    default_backend,
     open_runner,
 )
 from paretolab.core.model.handle import ModelHandle
@@ -162,7 +163,7 @@ def time_calls(
 def profile_model(
     handle: ModelHandle,
     *,
-    backend: str = "ort",
+    backend: str | None = None,
     device: str = "cpu",
     batch_sizes: Sequence[int] = (1, 8),
     threads: int | None = None,
@@ -175,6 +176,7 @@ def profile_model(
 ) -> ProfileResult:
     """Profile `handle` on one backend; inputs are random, shaped like the model's."""
     progress = progress or silent()
+    backend = backend or default_backend(handle)
     check_available(backend, device)
     steps = len(batch_sizes) + int(per_layer) + int(backend == "openvino")
     with _PeakMemory() as memory:

@@ -303,8 +303,15 @@ def check_ort_loads(path: Path) -> None:
         )
 
 
-def open_runner(handle: ModelHandle, backend: str = "ort", device: str = "cpu", threads: int | None = None) -> Runner:
-    """A runner for `handle` on `backend`/`device`; raises BackendError naming what is available."""
+def default_backend(handle: ModelHandle) -> str:
+    """ONNX Runtime, except for models only OpenVINO can run (IR, TFLite)."""
+    return "openvino" if handle.runs_on_openvino_only else "ort"
+
+
+def open_runner(handle: ModelHandle, backend: str | None = None, device: str = "cpu", threads: int | None = None) -> Runner:
+    """A runner for `handle` on `backend` (default: `default_backend`)/`device`; raises BackendError
+    naming what is available."""
+    backend = backend or default_backend(handle)
     check_available(backend, device)
     if backend == "ort":
         return OrtRunner(handle, device, threads)

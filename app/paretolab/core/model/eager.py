@@ -34,7 +34,7 @@ def eager_module(handle: ModelHandle, technique: str) -> Any:
             "failed on common exports, so ParetoLab does not rely on them); open the PyTorch model, or use "
             "unstructured pruning, quantization or graph optimization, which work on ONNX directly"
         )
-    kind = {"torchscript": "TorchScript", "torch.export": "a torch.export program", "openvino": "OpenVINO IR"}.get(
+    kind = {"torchscript": "TorchScript", "torch.export": "a torch.export program", "openvino": "OpenVINO IR", "tflite": "TensorFlow Lite"}.get(
         handle.format, handle.format
     )
     raise TechniqueUnavailable(

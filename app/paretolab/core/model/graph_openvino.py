@@ -6,6 +6,7 @@ compressed weight), are not layers: their root Constants become the consumer's w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,7 +111,7 @@ def _layer_nodes(model: ov.Model) -> tuple[list[LayerNode], list[tuple[str, str]
         in_shapes = [_shape(op.input_value(i).get_partial_shape()) for i in range(op.get_input_size())]
         out_shapes = [_shape(op.get_output_partial_shape(i)) for i in range(op.get_output_size())]
         transpose_a = bool(op.get_attributes().get("transpose_a", False)) if kind == "MatMul" else False
-        name = unique_name(op.get_friendly_name() or kind, taken)
+        name = unique_name(_display_name(op, kind), taken)
         names[_key(op)] = name
         nodes.append(
             LayerNode(
@@ -127,6 +128,15 @@ def _layer_nodes(model: ov.Model) -> tuple[list[LayerNode], list[tuple[str, str]
         )
         edges += [(names[k], name) for k in source_keys if k in names]
     return nodes, edges
+
+
+def _display_name(op: Any, kind: str) -> str:
+    """The op's friendly name, unless a frontend numbered it ("0", "Add_17", as the TFLite one
+    does) and its output tensor has a real name."""
+    friendly = op.get_friendly_name()
+    generated = not friendly or friendly.isdigit() or re.fullmatch(rf"{kind}_\d+", friendly)
+    tensors = sorted(op.output(0).get_names()) if generated and op.get_output_size() else []
+    return tensors[0] if tensors else friendly or kind
 
 
 def _key(node: Any) -> int:

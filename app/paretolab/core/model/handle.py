@@ -17,7 +17,7 @@ from typing import Any
 from paretolab.core.errors import InputShapeError, ModelLoadError
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.model.formats import load_source
-from paretolab.core.model.formats.source import ModelSource
+from paretolab.core.model.formats.source import OPENVINO_FORMATS, ModelSource
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.progress import Progress, silent
 from paretolab.core.tensors import TensorSpec, apply_input_shapes, with_batch_axes
@@ -40,6 +40,11 @@ class ModelHandle:
     @property
     def format(self) -> str:
         return self.source.format
+
+    @property
+    def runs_on_openvino_only(self) -> bool:
+        """Its native model is an ov.Model (IR, TFLite): no ONNX or PyTorch form to work on."""
+        return self.format in OPENVINO_FORMATS
 
     @property
     def files(self) -> list[Path]:

@@ -14,6 +14,7 @@ from paretolab.core.measure.evaluate import EvalResult, evaluate
 from paretolab.core.measure.machine import machine_info
 from paretolab.core.measure.measurement import Measurement
 from paretolab.core.measure.plan import DataPlan
+from paretolab.core.measure.runtimes import default_backend
 from paretolab.core.measure.timing import Speedup, busy_note, time_side_by_side
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
@@ -59,7 +60,8 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
 
 def _evaluate(handle: ModelHandle, dataset: Dataset, backend: str, device: str, threads: int | None,
               reference: ModelHandle | None = None) -> EvalResult:
-    return evaluate(handle, dataset, backend=backend, device=device, reference=reference, reference_backend="ort",
+    return evaluate(handle, dataset, backend=backend, device=device, reference=reference,
+                    reference_backend=default_backend(reference) if reference else None,
                     threads=threads)
 
 

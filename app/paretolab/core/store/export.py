@@ -13,6 +13,7 @@ from paretolab.core.errors import ConversionError, ParetoLabError
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.measure.runtimes import default_backend
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.progress import Progress, silent
 from paretolab.core.tensors import TensorSpec
@@ -47,7 +48,7 @@ def export_variant(variant: ModelHandle, fmt: ExportFormat, dest: Path, data: Da
     dest = Path(dest)
     progress.report(0.1, f"exporting {variant.path.name} as {fmt}")
     if fmt == "onnx":
-        if variant.format == "openvino":
+        if variant.runs_on_openvino_only:
             raise ConversionError(f"{variant.path.name} is OpenVINO IR (int8 for OpenVINO); export it as openvino or triton")
         path = variant.to_onnx(dest.with_suffix(".onnx"))
         backend = "ort"
@@ -60,13 +61,9 @@ def export_variant(variant: ModelHandle, fmt: ExportFormat, dest: Path, data: Da
         raise ParetoLabError(f"unknown export format '{fmt}'; choose onnx, openvino or triton")
     progress.report(0.6, "re-loading and re-evaluating the exported file")
     exported = load_model(_model_file(path, fmt))
-    result = evaluate(exported, data, backend=backend, reference=variant, reference_backend=_backend_of(variant))
+    result = evaluate(exported, data, backend=backend, reference=variant, reference_backend=default_backend(variant))
     progress.report(1.0, f"exported to {path}")
     return ExportResult(path, fmt, result.top1, result.agreement, expected_top1)
-
-
-def _backend_of(handle: ModelHandle) -> str:
-    return "openvino" if handle.format == "openvino" else "ort"
 
 
 def _model_file(path: Path, fmt: str) -> Path:
@@ -82,7 +79,7 @@ def _triton_folder(variant: ModelHandle, folder: Path, name: str) -> tuple[Path,
     folder.mkdir(parents=True, exist_ok=True)
     version = folder / "1"
     version.mkdir(exist_ok=True)
-    if variant.format == "openvino":
+    if variant.runs_on_openvino_only:
         variant.to_openvino(version / "model.xml")
         platform, backend = 'backend: "openvino"', "openvino"
     else:

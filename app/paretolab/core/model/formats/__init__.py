@@ -15,7 +15,7 @@ from paretolab.core.model.formats.source import ModelSource
 
 SUPPORTED = (
     ".onnx (ONNX), .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), .jit/.torchscript/.ptl (TorchScript), "
-    ".pt2 (torch.export), .xml + .bin (OpenVINO IR), and these under other names (recognised by content)"
+    ".pt2 (torch.export), .xml + .bin (OpenVINO IR), .tflite (TensorFlow Lite, through OpenVINO), and these under other names (recognised by content)"
 )
 
 _LOADERS = {
@@ -28,6 +28,7 @@ _LOADERS = {
     ".torchscript": "torch_file",
     ".ptl": "torch_file",
     ".xml": "openvino_file",
+    ".tflite": "openvino_file",
 }
 
 
@@ -78,12 +79,15 @@ def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> 
 
 def sniff_format(path: Path) -> str | None:
     """The loader for a file by its first bytes: torch's zip archives (TorchScript, torch.export,
-    torch.save) and legacy pickles, OpenVINO's XML, and ONNX (a protobuf that parses as a model)."""
+    torch.save) and legacy pickles, OpenVINO's XML, TFLite flatbuffers, and ONNX (a protobuf that
+    parses as a model)."""
     with path.open("rb") as f:
         head = f.read(512)
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return "torch_file"
     if head.lstrip().startswith(b"<?xml") and b"<net " in head:
+        return "openvino_file"
+    if head[4:8] == b"TFL3":  # TFLite's flatbuffer identifier; OpenVINO's frontend reads it
         return "openvino_file"
     return "onnx_file" if _parses_as_onnx(path) else None
 
