@@ -34,8 +34,10 @@ def bad_files(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
     files["truncated_onnx"].write_bytes(onnx_bytes[: len(onnx_bytes) // 2])
     files["garbage_onnx"] = tmp_path / "garbage.onnx"
     files["garbage_onnx"].write_bytes(b"\x00\xff this is not protobuf \x13\x37" * 40)
-    files["unknown_ext"] = tmp_path / "weights.h5"
+    files["unknown_ext"] = tmp_path / "weights.xyz"
     files["unknown_ext"].write_bytes(b"\x89HDF\r\n\x1a\n")
+    files["keras"] = tmp_path / "model.h5"
+    files["keras"].write_bytes(b"\x89HDF\r\n\x1a\n")
     proto = onnx.load(str(model_files["onnx"]))
     proto.opset_import[0].version = 99
     files["future_opset"] = tmp_path / "future_opset.onnx"

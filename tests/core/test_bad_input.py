@@ -36,7 +36,8 @@ def test_folder_instead_of_file(tmp_path):
     ("key", "expected"),
     [
         ("empty", "empty.onnx is empty"),
-        ("unknown_ext", "unknown model format '.h5'"),
+        ("unknown_ext", "unknown model format '.xyz'"),
+        ("keras", "model.h5 is a Keras model; export it to TFLite"),
         ("truncated_onnx", "truncated.onnx is not a readable ONNX file"),
         ("garbage_onnx", "garbage.onnx"),
         ("future_opset", "future_opset.onnx uses ONNX opset 99"),

@@ -34,9 +34,8 @@ def eager_module(handle: ModelHandle, technique: str) -> Any:
             "failed on common exports, so ParetoLab does not rely on them); open the PyTorch model, or use "
             "unstructured pruning, quantization or graph optimization, which work on ONNX directly"
         )
-    kind = {"torchscript": "TorchScript", "torch.export": "a torch.export program", "openvino": "OpenVINO IR", "tflite": "TensorFlow Lite"}.get(
-        handle.format, handle.format
-    )
+    kind = {"torchscript": "TorchScript", "torch.export": "a torch.export program", "openvino": "OpenVINO IR",
+            "tflite": "TensorFlow Lite", "tensorflow": "a frozen TensorFlow graph"}.get(handle.format, handle.format)
     raise TechniqueUnavailable(
         f"{technique} needs an editable PyTorch module, and {handle.path.name} is {kind}; open the model's "
         "pickled module (with --trust) or its state_dict with --arch package.module:ClassName"

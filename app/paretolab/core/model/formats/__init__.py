@@ -14,8 +14,8 @@ from paretolab.core.errors import ModelLoadError
 from paretolab.core.model.formats.source import ModelSource
 
 SUPPORTED = (
-    ".onnx (ONNX), .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), .jit/.torchscript/.ptl (TorchScript), "
-    ".pt2 (torch.export), .xml + .bin (OpenVINO IR), .tflite (TensorFlow Lite, through OpenVINO), and these under other names (recognised by content)"
+    ".onnx, .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), .jit/.torchscript/.ptl, "
+    ".pt2 (torch.export), .xml + .bin (OpenVINO IR), .tflite, .pb (frozen TensorFlow graph), and these by content"
 )
 
 _LOADERS = {
@@ -29,6 +29,7 @@ _LOADERS = {
     ".ptl": "torch_file",
     ".xml": "openvino_file",
     ".tflite": "openvino_file",
+    ".pb": "openvino_file",
 }
 
 
@@ -40,6 +41,8 @@ def check_readable(path: Path) -> None:
     """The checks every format shares: the file exists, is a file, and is not empty."""
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file; check the path")
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        raise saved_model_refusal(path)
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder; open the model file inside it (.onnx, .pt, .pt2 or .xml)")
     try:
@@ -51,6 +54,13 @@ def check_readable(path: Path) -> None:
     if size == 0:
         raise ModelLoadError(f"{path} is empty (0 bytes); the save or copy that made it did not finish")
     check_fits_in_memory(path, size)
+
+
+def saved_model_refusal(folder: Path) -> ModelLoadError:
+    """OpenVINO reads SavedModels, but ParetoLab has no way to test that here (no TensorFlow to write
+    one), so it points at the converter instead of promising."""
+    return ModelLoadError(f"{folder} is a TensorFlow SavedModel; convert it with `ovc {folder}` (installed with "
+                          "OpenVINO) and open the .xml it writes, or export it to TFLite or ONNX")
 
 
 def check_fits_in_memory(path: Path, size: int) -> None:
@@ -71,6 +81,9 @@ def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> 
     if suffix == ".bin" and path.with_suffix(".xml").exists():
         raise ModelLoadError(f"{path} is the weights half of an OpenVINO IR; open {path.with_suffix('.xml').name} instead")
     loader = _LOADERS.get(suffix) or sniff_format(path)
+    if loader is None and suffix in (".h5", ".keras"):
+        raise ModelLoadError(f"{path.name} is a Keras model; export it to TFLite (tf.lite.TFLiteConverter) or ONNX "
+                             "(tf2onnx) and open that")
     if loader is None:
         raise ModelLoadError(f"{path}: unknown model format '{suffix or path.name}'; ParetoLab opens {SUPPORTED}")
     module = importlib.import_module(f"paretolab.core.model.formats.{loader}")

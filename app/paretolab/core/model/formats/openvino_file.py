@@ -1,6 +1,7 @@
 """Models OpenVINO reads: its own IR (an .xml topology with its .bin weights beside it) and, through
-its frontends, TensorFlow Lite flatbuffers. Both load as an ov.Model, so everything that works on
-IR (analysis, profiling on OpenVINO, OpenVINO int8/FP16, IR export) works on them too."""
+its frontends, TensorFlow Lite flatbuffers and frozen TensorFlow graphs. All load as an ov.Model, so
+everything that works on IR (analysis, profiling on OpenVINO, OpenVINO int8/FP16, IR export) works
+on them too; what needs ONNX or PyTorch says how to convert."""
 
 from __future__ import annotations
 
@@ -13,16 +14,22 @@ from typing import Any
 import openvino as ov
 
 from paretolab.core.errors import ConversionError, ModelLoadError, first_line
+from paretolab.core.model.formats import saved_model_refusal
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.graph_openvino import build_openvino_graph, port_spec
 from paretolab.core.tensors import TensorSpec, concrete_shapes
+
+FRONTENDS = {  # format: what it is, and the converter to ONNX to suggest
+    "tflite": ("TensorFlow Lite", "tflite2onnx or tf2onnx"),
+    "tensorflow": ("a frozen TensorFlow graph", "tf2onnx"),
+}
 
 
 @dataclass
 class OpenVinoSource:
     path: Path
     native: ov.Model
-    format: str = "openvino"  # or "tflite": see OPENVINO_FORMATS
+    format: str = "openvino"  # or a FRONTENDS key
 
     @property
     def files(self) -> list[Path]:
@@ -42,11 +49,11 @@ class OpenVinoSource:
         return build_openvino_graph(self.native, input_shapes=shapes, size_bytes=size)
 
     def export_onnx(self, out: Path, inputs: list[TensorSpec]) -> None:
-        if self.format == "tflite":
+        if self.format in FRONTENDS:
+            kind, converter = FRONTENDS[self.format]
             raise ConversionError(
-                f"{self.path.name} is TensorFlow Lite, which ParetoLab runs through OpenVINO only; for ONNX Runtime "
-                "and the techniques that edit ONNX or PyTorch models, convert it first (tflite2onnx or tf2onnx) "
-                "and open the .onnx file"
+                f"{self.path.name} is {kind}, which ParetoLab runs through OpenVINO only; for ONNX Runtime and the "
+                f"techniques that edit ONNX or PyTorch models, convert it first ({converter}) and open the .onnx file"
             )
         raise ConversionError(
             f"{self.path.name} is OpenVINO IR, which cannot be converted back to ONNX; "
@@ -59,7 +66,9 @@ class OpenVinoSource:
 
 def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OpenVinoSource:
     if path.suffix.lower() == ".tflite" or _is_tflite(path):
-        return load_tflite(path)
+        return _load_frontend(path, "tflite")
+    if path.suffix.lower() == ".pb":
+        return _load_frontend(path, "tensorflow")
     weights = path.with_suffix(".bin")
     if not weights.exists():
         raise ModelLoadError(f"{path.name} needs its weights file {weights.name} next to it; copy both files together")
@@ -82,23 +91,24 @@ def _is_tflite(path: Path) -> bool:
         return f.read(8)[4:8] == b"TFL3"
 
 
-def load_tflite(path: Path) -> OpenVinoSource:
-    if not _is_tflite(path):
-        raise ModelLoadError(f"{path.name} is not a TensorFlow Lite model (no TFL3 identifier); "
-                                 "check that the file is a .tflite flatbuffer")
+def _load_frontend(path: Path, fmt: str) -> OpenVinoSource:
+    kind, converter = FRONTENDS[fmt]
+    if fmt == "tensorflow" and path.name == "saved_model.pb":
+        raise saved_model_refusal(path.parent)
     try:
-        model = _read_tflite(path)
+        model = _read(path, fmt)
     except Exception as exc:
-        raise ModelLoadError(f"OpenVINO cannot read {path.name} as TensorFlow Lite ({first_line(exc)}); "
-                             "convert it to ONNX (tflite2onnx) and open that") from None
-    return OpenVinoSource(path=path, native=model, format="tflite")
+        raise ModelLoadError(f"OpenVINO cannot read {path.name} as {kind} ({first_line(exc)}); "
+                             f"check the file, or convert it to ONNX ({converter}) and open that") from None
+    return OpenVinoSource(path=path, native=model, format=fmt)
 
 
-def _read_tflite(path: Path) -> ov.Model:
-    """OpenVINO's TFLite frontend reads only files named *.tflite: others go through a private copy."""
-    if path.suffix.lower() == ".tflite":
+def _read(path: Path, fmt: str) -> ov.Model:
+    """OpenVINO picks its frontend by extension: files under other names go through a private copy."""
+    suffix = {"tflite": ".tflite", "tensorflow": ".pb"}[fmt]
+    if path.suffix.lower() == suffix:
         return ov.Core().read_model(str(path))
-    with tempfile.TemporaryDirectory(prefix="paretolab-tflite-") as folder:
-        copy = Path(folder) / "model.tflite"
+    with tempfile.TemporaryDirectory(prefix="paretolab-") as folder:
+        copy = Path(folder) / f"model{suffix}"
         shutil.copyfile(path, copy)
         return ov.Core().read_model(str(copy))

@@ -11,11 +11,11 @@ from paretolab.core.tensors import TensorSpec
 
 Shapes = Mapping[str, tuple[int, ...]]
 
-OPENVINO_FORMATS = ("openvino", "tflite")  # formats whose native model is an ov.Model
+OPENVINO_FORMATS = ("openvino", "tflite", "tensorflow")  # formats whose native model is an ov.Model
 
 
 class ModelSource(Protocol):
-    format: str  # "onnx", "torchscript", "torch.export", "torch-pickle", "torch-state-dict", "openvino", "tflite"
+    format: str  # "onnx", "torchscript", "torch.export", "torch-pickle", "torch-state-dict", or OPENVINO_FORMATS
     path: Path
     files: list[Path]  # every file the model occupies on disk (external data, .bin, ...)
     inputs: list[TensorSpec]  # may be empty when the format does not record them (TorchScript)

@@ -1,8 +1,10 @@
-"""A small TFLite classifier written in code (no TensorFlow here): the flatbuffer is built with
-the `tflite` package's generated schema, and numpy gives the reference outputs.
+"""A small classifier as TensorFlow would save it, written without TensorFlow (not installable
+here): as a TFLite flatbuffer (built with the `tflite` package's generated schema) and as a
+frozen GraphDef (protobuf messages declared from the few fields of tensorflow/core/framework/*.proto
+that a frozen graph uses). numpy gives the reference outputs.
 
-image [batch, 8, 8, 1] (NHWC, batch free) -> CONV_2D 3x3, 4 filters, SAME, fused ReLU
--> RESHAPE [-1, 256] -> FULLY_CONNECTED 10 -> logits [batch, 10]
+image [batch, 8, 8, 1] (NHWC, batch free) -> 3x3 conv, 4 filters, SAME, ReLU
+-> reshape [-1, 256] -> fully connected 10 -> logits [batch, 10]
 """
 
 from __future__ import annotations
@@ -38,10 +40,17 @@ def reference(image: np.ndarray, w: dict[str, np.ndarray]) -> np.ndarray:
     return features @ w["fc_w"].T + w["fc_b"]
 
 
-def write(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
-    """Write the model to `path` and return its weights (for `reference`)."""
+def write_tflite(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write the model to `path` as TFLite and return its weights (for `reference`)."""
     w = weights(seed)
     path.write_bytes(_build(w))
+    return w
+
+
+def write_frozen_graph(path: Path, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write the model to `path` as a frozen TensorFlow GraphDef (.pb) and return its weights."""
+    w = weights(seed)
+    path.write_bytes(_graph_def(w).SerializeToString())
     return w
 
 
@@ -194,3 +203,94 @@ def _opcode(b: flatbuffers.Builder, op: int) -> int:
     tflite.OperatorCodeAddBuiltinCode(b, op)
     tflite.OperatorCodeAddVersion(b, 1)
     return tflite.OperatorCodeEnd(b)
+
+
+# --- frozen GraphDef --------------------------------------------------------------------------
+
+_DT_FLOAT, _DT_INT32 = 1, 3
+
+
+def _graph_def(w: dict[str, np.ndarray]):
+    graph = _graph_def_class()()
+    graph.versions.producer = 1994
+    image = _node(graph, "image", "Placeholder", [], dtype=_DT_FLOAT)
+    for size in (-1, 8, 8, 1):  # -1: the batch is free
+        image.attr["shape"].shape.dim.add(size=size)
+    _const(graph, "conv/weights", w["conv_w"].transpose(1, 2, 3, 0))  # HWIO
+    conv = _node(graph, "conv/Conv2D", "Conv2D", ["image", "conv/weights"], T=_DT_FLOAT)
+    conv.attr["strides"].list.i.extend([1, 1, 1, 1])
+    conv.attr["padding"].s = b"SAME"
+    conv.attr["data_format"].s = b"NHWC"
+    _const(graph, "conv/bias", w["conv_b"])
+    _node(graph, "conv/BiasAdd", "BiasAdd", ["conv/Conv2D", "conv/bias"], T=_DT_FLOAT)
+    _node(graph, "conv/Relu", "Relu", ["conv/BiasAdd"], T=_DT_FLOAT)
+    _const(graph, "flatten/shape", np.array([-1, 256], np.int32))
+    _node(graph, "flatten/Reshape", "Reshape", ["conv/Relu", "flatten/shape"], T=_DT_FLOAT, Tshape=_DT_INT32)
+    _const(graph, "fc/weights", w["fc_w"].T.copy())
+    matmul = _node(graph, "fc/MatMul", "MatMul", ["flatten/Reshape", "fc/weights"], T=_DT_FLOAT)
+    matmul.attr["transpose_a"].b = False
+    matmul.attr["transpose_b"].b = False
+    _const(graph, "fc/bias", w["fc_b"])
+    _node(graph, "logits", "BiasAdd", ["fc/MatMul", "fc/bias"], T=_DT_FLOAT)
+    return graph
+
+
+def _node(graph, name: str, op: str, inputs: list[str], **types: int):
+    node = graph.node.add(name=name, op=op)
+    node.input.extend(inputs)
+    for key, value in types.items():
+        node.attr[key].type = value
+    return node
+
+
+def _const(graph, name: str, value: np.ndarray) -> None:
+    node = _node(graph, name, "Const", [], dtype=_DT_FLOAT if value.dtype == np.float32 else _DT_INT32)
+    tensor = node.attr["value"].tensor
+    tensor.dtype = node.attr["dtype"].type
+    for size in value.shape:
+        tensor.tensor_shape.dim.add(size=size)
+    tensor.tensor_content = np.ascontiguousarray(value).tobytes()
+
+
+def _graph_def_class():
+    """GraphDef and the messages it holds, with TensorFlow's field numbers (tensorflow/core/framework/
+    graph.proto, node_def.proto, attr_value.proto, tensor.proto, tensor_shape.proto, versions.proto)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    F = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="paretolab_test_graph.proto", package="tensorflow", syntax="proto3")
+
+    def message(name: str, fields: list[tuple], parent=None):
+        msg = (parent.nested_type if parent is not None else file.message_type).add(name=name)
+        for number, field_name, kind, *rest in fields:
+            label = F.LABEL_REPEATED if rest and rest[0] == "repeated" else F.LABEL_OPTIONAL
+            field = msg.field.add(name=field_name, number=number, type=kind, label=label)
+            type_name = rest[-1] if rest and rest[-1] != "repeated" else None
+            if type_name:
+                field.type_name = type_name
+        return msg
+
+    shape = message("TensorShapeProto", [(2, "dim", F.TYPE_MESSAGE, "repeated", ".tensorflow.TensorShapeProto.Dim"),
+                                         (3, "unknown_rank", F.TYPE_BOOL)])
+    message("Dim", [(1, "size", F.TYPE_INT64), (2, "name", F.TYPE_STRING)], parent=shape)
+    message("TensorProto", [(1, "dtype", F.TYPE_INT32), (2, "tensor_shape", F.TYPE_MESSAGE, ".tensorflow.TensorShapeProto"),
+                            (3, "version_number", F.TYPE_INT32), (4, "tensor_content", F.TYPE_BYTES)])
+    attr = message("AttrValue", [(1, "list", F.TYPE_MESSAGE, ".tensorflow.AttrValue.ListValue"), (2, "s", F.TYPE_BYTES),
+                                 (3, "i", F.TYPE_INT64), (4, "f", F.TYPE_FLOAT), (5, "b", F.TYPE_BOOL),
+                                 (6, "type", F.TYPE_INT32), (7, "shape", F.TYPE_MESSAGE, ".tensorflow.TensorShapeProto"),
+                                 (8, "tensor", F.TYPE_MESSAGE, ".tensorflow.TensorProto")])
+    attr.oneof_decl.add(name="value")
+    for field in attr.field:
+        field.oneof_index = 0
+    message("ListValue", [(3, "i", F.TYPE_INT64, "repeated")], parent=attr)
+    node = message("NodeDef", [(1, "name", F.TYPE_STRING), (2, "op", F.TYPE_STRING), (3, "input", F.TYPE_STRING, "repeated"),
+                               (4, "device", F.TYPE_STRING),
+                               (5, "attr", F.TYPE_MESSAGE, "repeated", ".tensorflow.NodeDef.AttrEntry")])
+    entry = message("AttrEntry", [(1, "key", F.TYPE_STRING), (2, "value", F.TYPE_MESSAGE, ".tensorflow.AttrValue")], parent=node)
+    entry.options.map_entry = True
+    message("VersionDef", [(1, "producer", F.TYPE_INT32), (2, "min_consumer", F.TYPE_INT32)])
+    message("GraphDef", [(1, "node", F.TYPE_MESSAGE, "repeated", ".tensorflow.NodeDef"),
+                         (4, "versions", F.TYPE_MESSAGE, ".tensorflow.VersionDef")])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.GraphDef"))
