@@ -101,7 +101,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
     _add_model_arguments(evaluate)
     _add_runtime_arguments(evaluate)
-    _add_data_arguments(evaluate, "digits[:train|val|test], random[:N], an image folder, or a .npz/.npy file")
+    _add_data_arguments(evaluate, "digits[:train|val|test], random[:N][:NAME=VALUE,...], an image folder, or a .npz/.npy file")
     evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
     evaluate.add_argument(
         "--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)"

@@ -94,3 +94,26 @@ def test_shape_guesses_for_free_dimensions():
     assert not needs_shape([TensorSpec("x", ("batch", 3, 224, 224), "float32")])  # a free batch is taken as 1
     assert needs_shape([image]) and guess_shapes([image]) == "1x3x224x224"
     assert guess_shapes([ids, state]) == "ids=1x128 state=2x128x128"
+
+
+def test_random_data_holds_named_inputs_at_a_value_and_asks_for_meaningful_scalars(tmp_path):
+    """A voice-activity model (signal, state, sample-rate scalar): `random:N:sr=16000` gives the
+    rate every call, a state can start elsewhere than zero, and a scalar left random is named."""
+    import numpy as np
+
+    from paretolab.core.measure.data import DataError
+    from zoo_models import ZOO, export, open_zoo_model  # type: ignore[import-not-found]
+
+    handle = open_zoo_model(ZOO["vad"], export(ZOO["vad"], tmp_path / "vad.onnx"))
+    plan = DataPlan.from_spec("random:8:sr=16000,state=0.5", handle)
+    x, state, sr = plan.test.load(np.arange(8))
+    assert x.shape == (8, 64) and np.unique(x).size > 100
+    assert sr.dtype == np.int64 and sr.shape == () and int(sr) == 16000
+    assert state.shape == (2, 8, 32) and np.all(state == 0.5)
+    assert not any("scalar input" in note for note in plan.notes)
+    assert any("scalar input 'sr' is random (0 or 1)" in note and "random:8:sr=VALUE" in note
+               for note in DataPlan.from_spec("random:8", handle).notes)
+    for spec, message in (("random:8:rate=1", "sets 'rate', which is not an input of the model; its inputs are x, state, sr"),
+                          ("random:8:sr=fast", "'sr=fast' is not NAME=NUMBER")):
+        with pytest.raises(DataError, match=message):
+            DataPlan.from_spec(spec, handle)

@@ -212,3 +212,19 @@ def test_a_model_with_free_dimensions_asks_once_and_reaches_the_chart(qtbot, win
     window.open_model(path)  # again, with no shapes: the experiment remembers them, nothing is asked
     qtbot.waitUntil(lambda: window.job is None, timeout=60_000)
     assert window.loaded.handle.inputs[0].shape == (1, 3, 16, 16) and len(window.prompts.questions) == 1
+
+
+def test_a_tflite_model_opens_and_an_openvino_variant_reaches_the_chart(qtbot, window, tmp_path):
+    import tensorflow_models  # type: ignore[import-not-found]
+    from paretolab.jobs.job import JobState
+
+    path = tmp_path / "classifier.tflite"
+    tensorflow_models.write_tflite(path)
+    open_and_wait(qtbot, window, path)
+    assert window.summary.labels["Format"].text() == "tflite"
+    assert window.summary.labels["MACs"].text() == "4.86 K"
+    window.settings_panel.quantize.setCurrentText("int8, OpenVINO (NNCF)")
+    job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
+    assert job.state == JobState.DONE, job.error
+    assert job.result.measured.backend == "openvino" and job.result.name in window.chart.points

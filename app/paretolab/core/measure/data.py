@@ -178,12 +178,18 @@ def _per_sample(array: np.ndarray, spec: TensorSpec, count: int) -> np.ndarray:
 
 
 def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
-                  id_ranges: Mapping[str, int] | None = None) -> ArrayDataset:
+                  id_ranges: Mapping[str, int] | None = None, values: Mapping[str, float] | None = None) -> ArrayDataset:
     """Inputs shaped like the model's, for models with no data at all (fidelity only). Integer
     inputs are ids below their embedding table's size where `id_ranges` knows it (token ids
     that all point at row 0 or 1 would exercise almost nothing), else 0 or 1; a recurrent
-    state starts at zeros, as it does on a model's first call."""
+    state starts at zeros, as it does on a model's first call; an input named in `values`
+    holds that value everywhere (a sample rate, a flag)."""
     rng = np.random.default_rng(seed)
+    values = dict(values or {})
+    unknown = sorted(set(values) - {s.name for s in inputs})
+    if unknown:
+        raise DataError(f"random data sets '{unknown[0]}', which is not an input of the model; "
+                        f"its inputs are {', '.join(s.name for s in inputs)}")
     arrays = []
     for spec in inputs:
         free = spec.sample_shape
@@ -195,7 +201,9 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
             )
         dtype = np.dtype(spec.dtype)
         _check_fits_in_memory(spec, count, dims, dtype)
-        if is_state(spec):
+        if spec.name in values:
+            arrays.append(np.full((count, *dims), values[spec.name], dtype))
+        elif is_state(spec):
             arrays.append(np.zeros((count, *dims), dtype))
         elif dtype.kind == "f":
             arrays.append(rng.standard_normal((count, *dims)).astype(dtype))
@@ -259,6 +267,25 @@ def fits_digits(inputs: Sequence[TensorSpec]) -> bool:
     return len(shape) == 4 and shape[1] == 1 and shape[2] == shape[3] and shape[3] in (8, 32)
 
 
+def parse_random(spec: str) -> tuple[int, dict[str, float]]:
+    """"random[:N][:NAME=VALUE,...]" -> (N, values): how many samples, and inputs held at a value."""
+    _, _, rest = spec.partition(":")
+    count, values = 32, {}
+    for part in filter(None, rest.split(":")):
+        if part.isdigit():
+            count = int(part)
+            continue
+        for item in part.split(","):
+            name, eq, value = item.partition("=")
+            try:
+                values[name.strip()] = float(value)
+            except ValueError:
+                raise DataError(f"'{spec}': '{item}' is not NAME=NUMBER; write e.g. random:64:sr=16000") from None
+            if not eq or not name.strip():
+                raise DataError(f"'{spec}': '{item}' is not NAME=NUMBER; write e.g. random:64:sr=16000")
+    return count, values
+
+
 def default_data(inputs: Sequence[TensorSpec]) -> tuple[str, str | None]:
     """The data to use when none is given, and a note saying what it cannot tell: the built-in
     digits for models they fit (the samples and their variants), else random inputs."""
@@ -269,12 +296,13 @@ def default_data(inputs: Sequence[TensorSpec]) -> tuple[str, str | None]:
 
 
 def open_dataset(spec: str, inputs: Sequence[TensorSpec] = (), preprocess: ImagePreprocess | None = None) -> Dataset:
-    """"digits[:split]", "random[:N]", a folder of images, or a .npz/.npy file ("file.npz:val" picks a split)."""
+    """"digits[:split]", "random[:N][:NAME=VALUE,...]", a folder of images, or a .npz/.npy file ("file.npz:val" picks a split)."""
     name, _, arg = spec.partition(":")
     if name == "digits":
         return digits(arg or "test", digits_size_for(inputs))
     if name == "random":
-        return random_inputs(inputs, int(arg) if arg.isdigit() else 32)
+        count, values = parse_random(spec)
+        return random_inputs(inputs, count, values=values)
     path, split = Path(spec).expanduser(), None
     base, _, suffix = spec.rpartition(":")
     if not path.exists() and suffix in SPLITS and Path(base).expanduser().is_file():  # "data.npz:val"

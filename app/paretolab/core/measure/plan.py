@@ -15,10 +15,12 @@ from paretolab.core.measure.data import (
     digits,
     digits_size_for,
     open_dataset,
+    parse_random,
     random_inputs,
 )
 from paretolab.core.measure.images import ImageFolderDataset, ImagePreprocess
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.tensors import TensorSpec
 
 
 @dataclass
@@ -42,23 +44,31 @@ class DataPlan:
             size = digits_size_for(handle.inputs)
             return cls(digits("train", size), digits("val", size), digits("test", size))
         data: Dataset
+        notes: list[str] = []
         if spec.partition(":")[0] == "random":
-            count = spec.partition(":")[2]
-            data = random_inputs(handle.inputs, int(count) if count.isdigit() else 32, id_ranges=id_ranges(handle))
+            count, values = parse_random(spec)
+            data = random_inputs(handle.inputs, count, id_ranges=id_ranges(handle), values=values)
+            notes += [f"scalar input '{s.name}' is random ({_random_kind(s)}); if it means something (a sample rate, "
+                      f"a flag), give its value: --data random:{count}:{s.name}=VALUE"
+                      for s in handle.inputs if not s.shape and s.name not in values]
         else:
             recipe = ImagePreprocess.parse(preprocess, next(iter(handle.inputs), None)) if preprocess else None
             data = open_dataset(spec, handle.inputs, recipe)
-        notes = [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"]
+        notes += [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"]
         if isinstance(data, ImageFolderDataset):  # say how images became tensors: a wrong recipe looks like a bad model
             notes.append(f"images preprocessed as {data.preprocess.text()} (change with --preprocess)")
         return cls(data, data, data, notes)
+
+
+def _random_kind(spec: TensorSpec) -> str:
+    return "standard normal" if spec.dtype.startswith("float") else "0 or 1"
 
 
 def id_ranges(handle: ModelHandle) -> dict[str, int]:
     """For each integer input that feeds an embedding lookup (ONNX Gather on a weight table),
     the table's size: random token ids stay below it."""
     integer = {s.name for s in handle.inputs if not s.dtype.startswith("float")}
-    if not integer:
+    if not integer or handle.runs_on_openvino_only:  # no ONNX form to read the tables from
         return {}
     import onnx
 
