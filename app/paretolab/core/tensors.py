@@ -89,15 +89,7 @@ def apply_input_shapes(
         return list(inputs)
     by_name = {spec.name: spec for spec in inputs}
     resolved: dict[str, tuple[int, ...]] = {}
-    for name, shape in shapes.items():
-        if name is None:
-            if len(inputs) != 1:
-                names = ", ".join(by_name)
-                raise InputShapeError(
-                    f"{where} has {len(inputs)} inputs ({names}); name the one to shape, "
-                    "e.g. --input-shape NAME=1x3x224x224"
-                )
-            name = inputs[0].name
+    for name, shape in _name_unnamed(inputs, shapes, where).items():
         if name not in by_name:
             raise InputShapeError(
                 f"{where} has no input named '{name}'; its inputs are: {', '.join(by_name)}"
@@ -118,6 +110,39 @@ def apply_input_shapes(
                 )
         resolved[name] = shape
     return [replace(s, shape=resolved[s.name]) if s.name in resolved else s for s in inputs]
+
+
+def _name_unnamed(inputs: Sequence[TensorSpec], shapes: Mapping[str | None, Sequence[int]],
+                  where: str) -> dict[str, Sequence[int]]:
+    """A shape given without a name fixes the only input, or every input it fits (a text model's
+    input_ids and attention_mask both take 1x128) that is not named itself."""
+    named: dict[str, Sequence[int]] = {name: shape for name, shape in shapes.items() if name is not None}
+    if None not in shapes:
+        return named
+    shape = shapes[None]
+    if len(inputs) == 1:
+        return {inputs[0].name: shape, **named}
+    fits = [s.name for s in inputs if s.name not in named and len(s.shape) == len(shape)
+            and all(is_free(want) or want == got for want, got in zip(s.shape, shape))]
+    if not fits:
+        names = ", ".join(s.name for s in inputs)
+        raise InputShapeError(f"{where} has {len(inputs)} inputs ({names}); name the one to shape, "
+                              "e.g. --input-shape NAME=1x3x224x224")
+    return {**dict.fromkeys(fits, shape), **named}
+
+
+def free_axes(inputs: Sequence[TensorSpec], declared: Sequence[TensorSpec]) -> list[dict[int, str]]:
+    """For each input, the axes an export keeps free: its batch axis, and every axis the model
+    declared free by name (a transformer's sequence), under that name."""
+    names = {spec.name: spec for spec in declared}
+    axes = []
+    for spec in inputs:
+        free = {axis: str(dim) for axis, dim in enumerate(names[spec.name].shape if spec.name in names else ())
+                if isinstance(dim, str) and axis < len(spec.shape)}
+        if spec.batch_axis is not None:
+            free[spec.batch_axis] = "batch"
+        axes.append(free)
+    return axes
 
 
 def is_free(dim: Dim) -> bool:

@@ -21,6 +21,7 @@ from paretolab.core.model.eager import eager_module, torch_edits_unavailable
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.torch_onnx import export_to_onnx
 from paretolab.core.progress import Progress
+from paretolab.core.tensors import free_axes
 
 
 @dataclass
@@ -58,7 +59,7 @@ class StepContext:
             outputs = [s.name for s in self.original.outputs or self.original.layer_graph().outputs] or None
             inputs = self.original.inputs
             export_to_onnx(self.module, self.examples(), out, [s.name for s in inputs], output_names=outputs,
-                           batch_axes=[s.batch_axis for s in inputs])
+                           dynamic_axes=free_axes(inputs, self.original.source.inputs))
             self.set_file(out)
         return self.handle
 

@@ -23,7 +23,7 @@ def eager_module(handle: ModelHandle, technique: str) -> Any:
     import torch
 
     native = handle.native
-    if handle.format in ("torch-pickle", "torch-state-dict") and isinstance(native, torch.nn.Module):
+    if handle.format in ("torch-pickle", "torch-state-dict", "huggingface") and isinstance(native, torch.nn.Module):
         return copy.deepcopy(native).eval()
     if handle.format == "onnx":
         twin = _onnx_twin(handle)

@@ -92,8 +92,26 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
             log.warning("ONNX shape inference failed (%s); some shapes stay unknown", exc)
             return model
         if not _fill_contrib_shapes(model):
-            return model
-    return model
+            break
+    return _symbolic_where_unknown(model)
+
+
+def _symbolic_where_unknown(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ONNX's inference loses sizes through the Shape/Expand/Where plumbing of attention masks, so a
+    transformer's MatMuls come out unsized (MACs 0). ONNX Runtime's symbolic inference, written for
+    transformers, follows them; it runs only when a compute op's input is still unknown."""
+    known = {v.name: v for v in (*model.graph.input, *model.graph.value_info, *model.graph.initializer)}
+    compute = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv", "MatMulInteger")]
+    if all(name in known and _complete(known[name]) for n in compute for name in n.input[:1]
+           if not isinstance(known.get(name), onnx.TensorProto)):
+        return model
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+    except Exception as exc:  # noqa: BLE001 - a courtesy: the ONNX shapes stand
+        log.info("symbolic shape inference failed (%s); some shapes stay unknown", exc)
+        return model
 
 
 _ELEMENTWISE_CONTRIB = {"QLinearSigmoid": (0,), "QLinearLeakyRelu": (0,), "QLinearSoftmax": (0,), "QLinearAdd": (0, 3),

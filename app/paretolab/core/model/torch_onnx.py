@@ -15,7 +15,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -38,15 +38,15 @@ def export_to_onnx(
     output_names: Sequence[str] | None = None,
     for_analysis: bool = False,
     graph: LayerGraph | None = None,
-    batch_axes: Sequence[int | None] | None = None,
+    dynamic_axes: Sequence[Mapping[int, str]] | None = None,
 ) -> None:
     """Export `module`. A runtime export to a file names its nodes by module path, using
     `graph` (the model's analysis LayerGraph) or one built first: scripted modules can lose
-    their scope names in a second export, so the analysis export must come first. The batch
-    axis of each input (`batch_axes`, default the first; None for scalars) stays dynamic."""
+    their scope names in a second export, so the analysis export must come first. The axes
+    in `dynamic_axes` stay free, per input by name (default: the first axis, "batch")."""
     input_names = list(input_names) or [f"input_{i}" for i in range(len(examples))]
-    axes = list(batch_axes) if batch_axes is not None else [0] * len(examples)
-    axes = [a if a is not None and a < e.dim() else None for a, e in zip(axes, examples)]
+    given = list(dynamic_axes) if dynamic_axes is not None else [{0: "batch"}] * len(examples)
+    axes = [{a: n for a, n in free.items() if a < e.dim()} for free, e in zip(given, examples)]
     if not for_analysis and isinstance(out, Path) and graph is None:
         try:
             graph = analysis_graph(module, examples, input_names)
@@ -133,12 +133,12 @@ def _failed(exc: BaseException) -> ConversionError:
 
 
 def _export_torchscript(module: Any, examples: tuple, out: Any, input_names: Sequence[str], output_names: Sequence[str] | None,
-                        for_analysis: bool, axes: Sequence[int | None]) -> None:
+                        for_analysis: bool, axes: Sequence[Mapping[int, str]]) -> None:
     mode = torch.onnx.TrainingMode.PRESERVE if for_analysis else torch.onnx.TrainingMode.EVAL
     dynamic: dict[str, dict[int, str]] | None = None
     if not for_analysis:
-        dynamic = {name: {axis: "batch"} for name, axis in zip(input_names, axes) if axis is not None}
-        if all(a == 0 for a in axes):  # outputs batch first too (a state output may not: leave those to the exporter)
+        dynamic = {name: dict(free) for name, free in zip(input_names, axes) if free}
+        if all(free.get(0) == "batch" for free in axes):  # outputs batch first too (a state output may not)
             dynamic.update({name: {0: "batch"} for name in output_names or []})
     # torch's setup_onnx_logging tests the function `_jit_is_onnx_log_enabled` instead of calling it, so
     # the exporter's log is always on and a failed export prints the whole TorchScript graph to stderr.
@@ -159,9 +159,9 @@ def _export_torchscript(module: Any, examples: tuple, out: Any, input_names: Seq
 
 
 def _export_dynamo(module: Any, examples: tuple, out: Path | io.BytesIO, input_names: Sequence[str],
-                   output_names: Sequence[str] | None, axes: Sequence[int | None]) -> None:
-    batch = torch.export.Dim("batch")
-    dynamic = tuple({axis: batch} if axis is not None else None for axis in axes)
+                   output_names: Sequence[str] | None, axes: Sequence[Mapping[int, str]]) -> None:
+    dims = {name: torch.export.Dim(name) for free in axes for name in free.values()}
+    dynamic = tuple({axis: dims[name] for axis, name in free.items()} or None for free in axes)
     with warnings.catch_warnings(), _quiet():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

@@ -43,6 +43,8 @@ def check_readable(path: Path) -> None:
         raise ModelLoadError(f"{path}: no such file; check the path")
     if path.is_dir() and (path / "saved_model.pb").exists():
         raise saved_model_refusal(path)
+    if path.is_dir() and (path / "config.json").is_file():  # a Hugging Face model folder
+        return
     if path.is_dir():
         raise ModelLoadError(f"{path} is a folder; open the model file inside it (.onnx, .pt, .pt2 or .xml)")
     try:
@@ -80,7 +82,10 @@ def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> 
     suffix = path.suffix.lower()
     if suffix == ".bin" and path.with_suffix(".xml").exists():
         raise ModelLoadError(f"{path} is the weights half of an OpenVINO IR; open {path.with_suffix('.xml').name} instead")
-    loader = _LOADERS.get(suffix) or sniff_format(path)
+    if path.is_dir() or path.name == "config.json":
+        loader: str | None = "hf_folder"
+    else:
+        loader = _LOADERS.get(suffix) or sniff_format(path)
     if loader is None and suffix in (".h5", ".keras"):
         raise ModelLoadError(f"{path.name} is a Keras model; export it to TFLite (tf.lite.TFLiteConverter) or ONNX "
                              "(tf2onnx) and open that")

@@ -35,7 +35,7 @@ from paretolab.core.errors import (
 from paretolab.core.files import work_prefix
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.torch_onnx import analysis_graph, export_to_onnx
-from paretolab.core.tensors import TensorSpec, concrete_shapes
+from paretolab.core.tensors import TensorSpec, concrete_shapes, free_axes
 
 # TorchScript files made by ParetoLab carry their input specs in this extra file.
 SPEC_FILE = "paretolab.json"
@@ -51,11 +51,12 @@ class TorchSource:
     format: str
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
+    file_list: list[Path] | None = None  # when the model is a folder (Hugging Face): the files in it
     _graphs: dict = field(default_factory=dict, repr=False)
 
     @property
     def files(self) -> list[Path]:
-        return [self.path]
+        return self.file_list or [self.path]
 
     @property
     def module(self) -> torch.nn.Module:
@@ -155,7 +156,7 @@ class TorchSource:
         if key not in self._graphs:
             module = self.module
             graph = analysis_graph(module, self.checked_example_inputs(module, inputs), [s.name for s in inputs])
-            graph.size_bytes = self.path.stat().st_size
+            graph.size_bytes = sum(f.stat().st_size for f in self.files)
             _count_torch_params(graph, module)
             # The exporter numbers outputs ("22"); use the recorded names, or plain ones.
             named = [s.name for s in self.outputs] or [
@@ -171,7 +172,7 @@ class TorchSource:
         names = [s.name for s in self.outputs] or None
         examples = self.checked_example_inputs(module, inputs)
         export_to_onnx(module, examples, out, [s.name for s in inputs], output_names=names, graph=graph,
-                       batch_axes=[s.batch_axis for s in inputs])
+                       dynamic_axes=free_axes(inputs, self.inputs))
 
     def convert_openvino(self, inputs: list[TensorSpec]) -> Any:
         import openvino as ov

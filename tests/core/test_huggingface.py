@@ -1,0 +1,104 @@
+"""Hugging Face model folders: BERT-, ViT- and GPT-2-style tiny models open from what
+save_pretrained wrote, count their attention's MACs, export with free batch and sequence axes,
+match the eager model on ONNX Runtime and OpenVINO, and compress (tests/hf_models.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import hf_models  # type: ignore[import-not-found]
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.errors import ModelLoadError
+from paretolab.core.measure.data import random_inputs
+from paretolab.core.measure.plan import DataPlan
+from paretolab.core.measure.runtimes import open_runner
+from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import optimize
+
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf")
+    return {name: hf_models.write(name, root) for name in hf_models.SHAPES}
+
+
+def _open(folders, name, shape=None):
+    return load_model(folders[name], input_shapes={None: shape or hf_models.SHAPES[name]})
+
+
+def _outputs(handle, backend):
+    inputs = random_inputs(handle.inputs, count=1, seed=3, id_ranges={"input_ids": 100}).load(np.arange(1))
+    if len(inputs) == 2:
+        inputs[1] = np.ones_like(inputs[1])  # attention mask
+    with open_runner(handle, backend) as runner:
+        return runner.run(inputs)
+
+
+def test_a_text_model_knows_its_inputs_head_and_the_cost_of_attention(folders):
+    handle = load_model(folders["bert"] / "config.json", input_shapes={None: (1, 32)})  # the folder or its config
+    assert handle.format == "huggingface" and handle.path == folders["bert"]
+    assert [(s.name, s.shape, s.dtype) for s in handle.inputs] == [
+        ("input_ids", (1, 32), "int64"), ("attention_mask", (1, 32), "int64")]
+    assert [(s.name, s.shape) for s in handle.outputs] == [("logits", ("batch", 3))]
+    graph = handle.layer_graph()
+    assert graph.macs_complete and graph.total_macs == hf_models.bert_macs(32)
+    assert _open(folders, "bert", (1, 16)).layer_graph().total_macs == hf_models.bert_macs(16)
+    assert handle.size_bytes == sum(f.stat().st_size for f in folders["bert"].iterdir())
+
+
+@pytest.mark.parametrize("name", list(hf_models.SHAPES))
+def test_every_model_runs_the_same_in_torch_onnx_runtime_and_openvino(folders, name):
+    handle = _open(folders, name)
+    assert handle.layer_graph().macs_complete and handle.layer_graph().total_macs > 0
+    reference = _outputs(handle, "torch")
+    for backend in ("ort", "openvino"):
+        for got, want in zip(_outputs(handle, backend), reference):
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
+def test_variants_keep_batch_and_sequence_free(folders, tmp_path):
+    handle = _open(folders, "gpt")
+    recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"backend": "ort", "precision": "dynamic-int8"}}]})
+    variant = optimize(handle, recipe, DataPlan.from_spec("random:16", handle), tmp_path, "v")
+    assert variant.measured.cosine >= 0.99, variant.measured.fidelity_text()
+    made = load_model(variant.artifact)
+    assert [s.shape for s in made.inputs] == [("batch", "sequence")] * 2
+    longer = load_model(variant.artifact, input_shapes={None: (2, 48)})
+    (logits,) = _outputs(longer, "ort")
+    assert logits.shape == (1, 48, hf_models.GPT["vocab_size"])
+
+
+@pytest.mark.parametrize("name, steps, min_cosine", [
+    ("bert", [{"technique": "quantize", "settings": {"backend": "openvino", "precision": "int8"}}], 0.98),
+    ("vit", [{"technique": "quantize", "settings": {"backend": "ort", "precision": "int8"}}], 0.98),
+    ("bert", [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.25}},
+              {"technique": "distill", "settings": {"epochs": 1}}], 0.0),
+])
+def test_compresses_and_keeps_the_interface(folders, tmp_path, name, steps, min_cosine):
+    handle = _open(folders, name)
+    variant = optimize(handle, Recipe.from_dict({"steps": steps}), DataPlan.from_spec("random:16", handle), tmp_path, "v")
+    assert variant.measured.cosine >= min_cosine, variant.measured.fidelity_text()
+    made = handle.like(variant.artifact)
+    assert [s.name for s in made.outputs] == ["logits"]
+    assert [o.shape for o in _outputs(made, variant.measured.backend)] == [o.shape for o in _outputs(handle, "ort")]
+
+
+def test_broken_folders_are_one_line(folders, tmp_path):
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((folders["bert"] / "config.json").read_text())
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    (unknown / "config.json").write_text(json.dumps({"model_type": "not-a-model"}))
+    (unknown / "model.safetensors").write_bytes(b"")
+    for folder, message in ((no_weights, "has a config.json but no weights"),
+                            (unknown, "config.json is not a configuration transformers knows"),
+                            (tmp_path, "is a folder; open the model file inside it")):
+        with pytest.raises(ModelLoadError, match=message) as caught:
+            load_model(folder)
+        assert "\n" not in str(caught.value)
