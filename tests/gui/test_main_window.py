@@ -228,3 +228,24 @@ def test_a_tflite_model_opens_and_an_openvino_variant_reaches_the_chart(qtbot, w
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error
     assert job.result.measured.backend == "openvino" and job.result.name in window.chart.points
+
+
+def test_a_hugging_face_folder_asks_for_the_sequence_length_once_and_reaches_the_chart(qtbot, window, tmp_path):
+    import pytest
+
+    pytest.importorskip("transformers")
+    import hf_models  # type: ignore[import-not-found]
+    from paretolab.jobs.job import JobState
+
+    folder = hf_models.write("bert", tmp_path)
+    window.prompts = FakePrompts(text="1x32")  # one shape serves input_ids and attention_mask
+    window.open_model(folder)
+    qtbot.waitUntil(lambda: window.loaded is not None and window.job is None, timeout=60_000)
+    assert [s.shape for s in window.loaded.handle.inputs] == [(1, 32), (1, 32)]
+    assert "give one with --input-shape, e.g. 1x128" in window.prompts.questions[0]
+    assert window.summary.labels["Format"].text() == "huggingface"
+    window.settings_panel.quantize.setCurrentText("dynamic int8, ONNX Runtime")
+    job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
+    assert job.state == JobState.DONE, job.error
+    assert job.result.name in window.chart.points

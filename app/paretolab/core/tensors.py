@@ -202,9 +202,9 @@ def needs_shape(inputs: Sequence[TensorSpec]) -> bool:
     return any(is_free(d) for s in inputs for d in s.sample_shape)
 
 
-def guess_shapes(inputs: Sequence[TensorSpec]) -> str:
+def guess_shapes(inputs: Sequence[TensorSpec], sequence: int = 128) -> str:
     """Shapes to offer for inputs with free dimensions, in --input-shape form ("x=1x3x224x224
-    ids=1x128"): batch 1, image sides 224, sequence lengths 128, anything else 1."""
+    ids=1x128"): batch 1, image sides 224, sequence lengths `sequence`, anything else 1."""
     texts = []
     for spec in inputs:
         dims = []
@@ -216,8 +216,10 @@ def guess_shapes(inputs: Sequence[TensorSpec]) -> str:
             elif len(spec.shape) == 4 and axis >= 2:
                 dims.append(224)
             elif len(spec.shape) in (2, 3) and axis == 1:
-                dims.append(128)
+                dims.append(sequence)
             else:
                 dims.append(1)
-        texts.append(("" if len(inputs) == 1 else f"{spec.name}=") + "x".join(map(str, dims)))
-    return " ".join(texts)
+        texts.append("x".join(map(str, dims)))
+    if len(set(texts)) == 1:  # one unnamed shape fixes every input it fits (input_ids and attention_mask)
+        return texts[0]
+    return " ".join(f"{spec.name}={text}" for spec, text in zip(inputs, texts))

@@ -314,10 +314,10 @@ class MainWindow(VariantActions, QMainWindow):
                 QTimer.singleShot(0, lambda: self.open_model(path, trust=trust, arch=answer))
             return
         if isinstance(error, InputShapeError) and error.suggestion:
-            answer = self.prompts.ask_text("Input shape needed", str(error), error.suggestion.split(" ")[0])
+            answer = self.prompts.ask_text("Input shape needed", str(error), error.suggestion.split(" (")[0])
             if answer:
                 try:
-                    shapes = parse_input_shapes([answer])
+                    shapes = parse_input_shapes(answer.split())
                 except ParetoLabError as bad:
                     self.prompts.error("Invalid input shape", str(bad))
                     return

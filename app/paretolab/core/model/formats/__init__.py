@@ -15,7 +15,8 @@ from paretolab.core.model.formats.source import ModelSource
 
 SUPPORTED = (
     ".onnx, .pt/.pth (TorchScript, pickled nn.Module, or state_dict with --arch), .jit/.torchscript/.ptl, "
-    ".pt2 (torch.export), .xml + .bin (OpenVINO IR), .tflite, .pb (frozen TensorFlow graph), and these by content"
+    ".pt2 (torch.export), .xml + .bin (OpenVINO IR), .tflite, .pb (frozen TensorFlow graph), these by content, "
+    "and Hugging Face folders (or their config.json)"
 )
 
 _LOADERS = {
@@ -34,7 +35,9 @@ _LOADERS = {
 
 
 MODEL_SUFFIXES = tuple(_LOADERS)
-FILE_DIALOG_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"  # what the open dialog offers
+FILE_DIALOG_FILTER = (  # what the open dialog offers; a Hugging Face folder opens by its config.json
+    f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)} config.json);;All files (*)"
+)
 
 
 def check_readable(path: Path) -> None:
@@ -46,7 +49,8 @@ def check_readable(path: Path) -> None:
     if path.is_dir() and (path / "config.json").is_file():  # a Hugging Face model folder
         return
     if path.is_dir():
-        raise ModelLoadError(f"{path} is a folder; open the model file inside it (.onnx, .pt, .pt2 or .xml)")
+        raise ModelLoadError(f"{path} is a folder; open the model file inside it (.onnx, .pt, .pt2 or .xml), "
+                             "or a Hugging Face folder (with config.json)")
     try:
         size = path.stat().st_size
         with path.open("rb"):
@@ -90,7 +94,7 @@ def load_source(path: Path, *, trust: bool = False, arch: str | None = None) -> 
         raise ModelLoadError(f"{path.name} is a Keras model; export it to TFLite (tf.lite.TFLiteConverter) or ONNX "
                              "(tf2onnx) and open that")
     if loader is None:
-        raise ModelLoadError(f"{path}: unknown model format '{suffix or path.name}'; ParetoLab opens {SUPPORTED}")
+        raise ModelLoadError(f"{path.name}: unknown model format '{suffix or path.name}'; ParetoLab opens {SUPPORTED}")
     module = importlib.import_module(f"paretolab.core.model.formats.{loader}")
     return module.load(path, trust=trust, arch=arch)
 

@@ -71,7 +71,9 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> TorchSo
     output = _main_output(model, inputs, folder)
     module = HuggingFaceModule(model, [s.name for s in inputs], output.name)
     files = sorted(p for p in folder.iterdir() if p.is_file())
-    return TorchSource(path=folder, native=module, format=FORMAT, inputs=inputs, outputs=[output], file_list=files)
+    positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return TorchSource(path=folder, native=module, format=FORMAT, inputs=inputs, outputs=[output], file_list=files,
+                       max_sequence=positions)
 
 
 def _import_transformers() -> Any:

@@ -35,7 +35,7 @@ from paretolab.core.errors import (
 from paretolab.core.files import work_prefix
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.torch_onnx import analysis_graph, export_to_onnx
-from paretolab.core.tensors import TensorSpec, concrete_shapes, free_axes
+from paretolab.core.tensors import TensorSpec, concrete_shapes, free_axes, guess_shapes
 
 # TorchScript files made by ParetoLab carry their input specs in this extra file.
 SPEC_FILE = "paretolab.json"
@@ -52,6 +52,7 @@ class TorchSource:
     inputs: list[TensorSpec] = field(default_factory=list)
     outputs: list[TensorSpec] = field(default_factory=list)
     file_list: list[Path] | None = None  # when the model is a folder (Hugging Face): the files in it
+    max_sequence: int | None = None  # the longest sequence a transformer takes (its position table)
     _graphs: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -131,7 +132,8 @@ class TorchSource:
         return inputs
 
     def shape_required(self, inputs: list[TensorSpec]) -> InputShapeError:
-        hint = _first_layer_hint(self.module)
+        sequence = min(128, self.max_sequence or 128)
+        hint = guess_shapes(inputs, sequence) if self.inputs else _first_layer_hint(self.module)
         missing = ", ".join(str(s) for s in inputs if not s.is_static) or "its inputs"
         return InputShapeError(
             f"{self.path.name} does not record the shape of {missing}; "
