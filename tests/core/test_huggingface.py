@@ -102,3 +102,37 @@ def test_broken_folders_are_one_line(folders, tmp_path):
         with pytest.raises(ModelLoadError, match=message) as caught:
             load_model(folder)
         assert "\n" not in str(caught.value)
+
+
+def _quantize(backend, precision, **extra):
+    return [{"technique": "quantize", "settings": {"backend": backend, "precision": precision, **extra}}]
+
+
+@pytest.mark.parametrize("steps, min_cosine", [
+    (_quantize("ort", "int8-weights"), 0.999),
+    (_quantize("ort", "int4-weights", group_size=16), 0.99),
+    (_quantize("openvino", "int8-weights"), 0.999),
+    (_quantize("openvino", "int4-weights", group_size=16, ratio=0.8), 0.99),
+])
+def test_weight_only_quantization_keeps_the_counts_and_stays_close(folders, tmp_path, steps, min_cosine):
+    """Weight-only int8/int4 on a decoder LM: no calibration, logits within the bound, and MACs and
+    parameters that do not change with how the weights are stored."""
+    handle = _open(folders, "gpt")
+    variant = optimize(handle, Recipe.from_dict({"steps": steps}), DataPlan.from_spec("random:8", handle), tmp_path, "v")
+    assert variant.measured.cosine >= min_cosine, variant.measured.fidelity_text()
+    assert variant.measured.macs == variant.baseline.macs
+    assert variant.measured.params == pytest.approx(variant.baseline.params, rel=0.03)
+    graph = load_model(variant.artifact, input_shapes={None: (1, 32)}).layer_graph()
+    ops = set(graph.op_counts)
+    assert ("MatMulNBits" in ops) if steps[0]["settings"]["backend"] == "ort" else ("MatMul" in ops)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"backend": "ort", "precision": "int4-weights", "group_size": 100}, "'group_size' must be a power of two"),
+    ({"backend": "ort", "precision": "int4-weights", "ratio": 0.5}, "'ratio' .* applies to OpenVINO weight-only int4"),
+])
+def test_weight_only_settings_are_checked(settings, message):
+    from paretolab.core.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=message):
+        Recipe.from_dict({"steps": [{"technique": "quantize", "settings": settings}]})

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from paretolab.core.compress import weight_only
 from paretolab.core.compress.int8_choice import QuantizeOutcome, pick_fastest_faithful
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, work_prefix
@@ -41,7 +42,7 @@ ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
 @dataclass(frozen=True)
 class QuantizeSettings:
     backend: Literal["ort", "openvino"] = "ort"
-    precision: Literal["int8", "fp16", "dynamic-int8"] = "int8"
+    precision: Literal["int8", "fp16", "dynamic-int8", "int8-weights", "int4-weights"] = "int8"
     format: Literal["auto", "qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8"] = "auto"  # ONNX Runtime int8 only
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"  # ONNX Runtime int8 only
     samples: int = 128  # calibration samples
@@ -50,6 +51,8 @@ class QuantizeSettings:
     keep_sensitive: int = 0  # also leave the N layers with the worst int8 error (measured as SQNR) in FP32
     max_drop: float | None = None  # OpenVINO int8: accuracy-aware mode, largest top-1 drop allowed (0.01 = 1 point)
     min_agreement: float = 0.98  # "auto": a candidate must agree with FP32 on this share of top-1 predictions
+    group_size: int = 128  # weight-only int4: weights share a scale in groups this long along the input (-1: per channel)
+    ratio: float = 1.0  # OpenVINO weight-only int4: share of layers in int4, the rest int8
     seed: int = 0
 
     def check(self) -> None:
@@ -67,6 +70,17 @@ class QuantizeSettings:
             raise SettingsError("setting 'keep_sensitive' applies to int8 quantization")
         if not 0 <= self.min_agreement <= 1:
             raise SettingsError(f"setting 'min_agreement' must be between 0 and 1, not {self.min_agreement}")
+        self._check_weight_only()
+
+    def _check_weight_only(self) -> None:
+        if self.group_size != -1 and (self.group_size < 16 or self.group_size & (self.group_size - 1)):
+            raise SettingsError(f"setting 'group_size' must be a power of two from 16 up, or -1 for one scale per "
+                                f"channel, not {self.group_size}")
+        if not 0 < self.ratio <= 1:
+            raise SettingsError(f"setting 'ratio' must be above 0 and at most 1, not {self.ratio}")
+        if self.ratio < 1 and not (self.precision == "int4-weights" and self.backend == "openvino"):
+            raise SettingsError("setting 'ratio' (a share of layers in int4, the rest int8) applies to OpenVINO "
+                                "weight-only int4")
 
 
 def quantize(
@@ -228,6 +242,15 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
             atomic_write(out, lambda tmp: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
                                                            per_channel=settings.per_channel, nodes_to_exclude=excluded))
         return QuantizeOutcome(out, "ort-dynamic-int8")
+    if settings.precision in weight_only.WEIGHT_ONLY:
+        progress.report(0.2, f"quantizing weights to {weight_only.bits(settings)} bits (MatMulNBits)")
+        with _quiet():
+            converted = weight_only.compress_ort(src, out, settings, excluded)
+        if not converted:
+            out.unlink(missing_ok=True)
+            raise ParetoLabError(f"{handle.path.name} has no MatMul with constant weights for ONNX Runtime's weight-only "
+                                 "quantization (MatMulNBits); use int8 or OpenVINO weight-only int8/int4")
+        return QuantizeOutcome(out, f"ort-{settings.precision}")
 
     pre = _preprocessed(src, work)
     formats = ORT_FORMATS if settings.format == "auto" else (settings.format,)
@@ -301,6 +324,12 @@ def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrat
         atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=True))
         return QuantizeOutcome(xml, "openvino-fp16")
     scope = nncf.IgnoredScope(patterns=[re.escape(n) + "(/.*)?$" for n in excluded], validate=False) if excluded else None
+    if settings.precision in weight_only.WEIGHT_ONLY:
+        progress.report(0.3, f"compressing weights to {weight_only.bits(settings)} bits (NNCF)")
+        with _quiet():
+            compressed = weight_only.compress_openvino(model, settings, scope)
+        atomic_write(xml, lambda tmp: ov.save_model(compressed, str(tmp), compress_to_fp16=False))
+        return QuantizeOutcome(xml, f"openvino-{settings.precision}")
     progress.report(0.1, f"calibrating on {len(calibration)} samples (NNCF)")
     calibration_data = nncf.Dataset(_ov_items(calibration, handle))
     with _quiet():

@@ -101,7 +101,7 @@ def _symbolic_where_unknown(model: onnx.ModelProto) -> onnx.ModelProto:
     transformer's MatMuls come out unsized (MACs 0). ONNX Runtime's symbolic inference, written for
     transformers, follows them; it runs only when a compute op's input is still unknown."""
     known = {v.name: v for v in (*model.graph.input, *model.graph.value_info, *model.graph.initializer)}
-    compute = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv", "MatMulInteger")]
+    compute = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv", "MatMulInteger", "MatMulNBits")]
     if all(name in known and _complete(known[name]) for n in compute for name in n.input[:1]
            if not isinstance(known.get(name), onnx.TensorProto)):
         return model
@@ -211,6 +211,7 @@ _QUANT_INPUTS = {
     "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2), "QLinearConv": (1, 2, 4, 5, 6, 7),
     "QLinearMatMul": (1, 2, 4, 5, 6, 7), "QGemm": (1, 2, 4, 5, 7, 8), "QLinearAdd": (1, 2, 4, 5, 6, 7),
     "QLinearMul": (1, 2, 4, 5, 6, 7), "MatMulInteger": (2, 3), "ConvInteger": (2, 3),
+    "MatMulNBits": (2, 3),
 }
 
 
@@ -284,6 +285,14 @@ def build_onnx_graph(
 _Layer = tuple[onnx.NodeProto, list[Weight], list[str]]  # a node, its weights, its non-empty inputs
 
 
+def _unpacked(node: onnx.NodeProto, weight: Weight) -> Weight:
+    """MatMulNBits packs its [K, N] weight into bytes: count the weights, not the bytes."""
+    if weight.name != node.input[1]:
+        return weight
+    attrs = {a.name: a.i for a in node.attribute}
+    return Weight(weight.name, (attrs.get("N", 0), attrs.get("K", 0)), weight.dtype)
+
+
 def _layers(graph: onnx.GraphProto, consts: _Constants) -> list[_Layer]:
     """The nodes that are layers, with their weights; constants and what is computed only from
     constants (a weight's DequantizeLinear) go into `consts` instead."""
@@ -300,6 +309,8 @@ def _layers(graph: onnx.GraphProto, consts: _Constants) -> list[_Layer]:
         for name in real_inputs:
             if consts.is_const(name):
                 weights.extend(w for w in consts.roots[name] if w not in weights)
+        if node.op_type == "MatMulNBits":
+            weights = [_unpacked(node, w) for w in weights]
         layers.append((node, weights, real_inputs))
     return layers
 

@@ -101,7 +101,7 @@ def _layer_nodes(model: ov.Model) -> tuple[list[LayerNode], list[tuple[str, str]
             if k in constant_roots:
                 weights.extend(w for w in constant_roots[k] if w not in weights)
         if source_keys and all(k in constant_roots for k in source_keys):
-            constant_roots[_key(op)] = weights
+            constant_roots[_key(op)] = _decompressed(weights)
             continue
         params = 0
         for w in weights:
@@ -128,6 +128,17 @@ def _layer_nodes(model: ov.Model) -> tuple[list[LayerNode], list[tuple[str, str]
         )
         edges += [(names[k], name) for k in source_keys if k in names]
     return nodes, edges
+
+
+_LOW_BIT = {"u8", "i8", "u4", "i4", "nf4", "u2", "f8e4m3", "f8e5m2", "f4e2m1"}
+
+
+def _decompressed(weights: list[Weight]) -> list[Weight]:
+    """A compressed weight is decompressed from constants (int8/int4 values, a zero point, scales):
+    the values are the weight; the rest is metadata, not parameters."""
+    if len(weights) > 1 and any(w.dtype in _LOW_BIT for w in weights):
+        return [max(weights, key=lambda w: w.numel)]
+    return weights
 
 
 def _display_name(op: Any, kind: str) -> str:

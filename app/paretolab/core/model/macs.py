@@ -18,7 +18,8 @@ from paretolab.core.tensors import Shape
 # Quantized and fused forms count as their float op: MACs describe the model, not its precision.
 _CONV_LIKE = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3), "FusedConv": (0, 1)}
 _MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1), "QGemm": (0, 3),
-                "FusedGemm": (0, 1), "FusedMatMul": (0, 1), "DynamicQuantizeMatMul": (0, 1), "MatMulIntegerToFloat": (0, 1)}
+                "FusedGemm": (0, 1), "FusedMatMul": (0, 1), "DynamicQuantizeMatMul": (0, 1), "MatMulIntegerToFloat": (0, 1),
+                "MatMulNBits": (0, 1)}
 _RECURRENT = ("LSTM", "GRU", "RNN")
 
 
