@@ -23,8 +23,15 @@ def bert_macs(sequence: int) -> int:
     return layers * per_layer + hidden * hidden + hidden * labels  # + pooler and classifier
 
 
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *["the", "a", "movie", "was", "good", "bad", "great", "awful", "plot", "i", "loved", "hated", "it"]]
+REVIEWS = [("the movie was great", "positive"), ("i hated it", "negative"), ("a good plot", "positive"),
+           ("awful", "negative"), ("i loved the movie", "positive"), ("it was bad", "negative")]
+LABELS = {"negative": 0, "positive": 1, "neutral": 2}
+
+
 def write(name: str, folder: Path) -> Path:
-    """Save the tiny model `name` (bert, vit or gpt) under `folder` / name and return that path."""
+    """Save the tiny model `name` (bert, vit or gpt) under `folder` / name and return that path;
+    the BERT classifier gets a tokenizer and class names, as a fine-tuned checkpoint has."""
     import torch
     import transformers
 
@@ -36,5 +43,8 @@ def write(name: str, folder: Path) -> Path:
         "gpt": (transformers.GPT2Config(**GPT), transformers.GPT2LMHeadModel),
     }[name]
     path = folder / name
+    if name == "bert":
+        config.label2id, config.id2label = LABELS, {i: n for n, i in LABELS.items()}
+        transformers.BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)}).save_pretrained(path)
     model_class(config).eval().save_pretrained(path)
     return path

@@ -42,6 +42,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     print(render.model_summary(handle, graph))
     print()
+    if args.modules:
+        from paretolab.core.model.blocks import module_rows
+
+        graph = module_rows(graph)
     print(render.layer_table(graph, args.sort))
     return 0
 
@@ -90,9 +94,9 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.measure.data import default_data, open_dataset
+    from paretolab.core.measure.data import default_data
     from paretolab.core.measure.evaluate import evaluate
-    from paretolab.core.measure.images import ImagePreprocess
+    from paretolab.core.measure.plan import DataPlan, dataset_for
     from paretolab.core.model.handle import load_model
 
     handle = _load(args)
@@ -104,8 +108,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     spec, note = (args.data, None) if args.data else default_data(handle.inputs)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    first = next(iter(handle.inputs), None)
-    dataset = open_dataset(spec, handle.inputs, ImagePreprocess.parse(args.preprocess, first) if args.preprocess else None)
+    dataset = (DataPlan.from_spec(spec, handle).test if spec.startswith("random")
+               else dataset_for(spec, handle, args.preprocess))
     progress = _terminal_progress(args)
     result = evaluate(handle, dataset, backend=args.backend, device=args.device, batch_size=args.batch_size,
                       reference=reference, reference_backend=args.reference_backend, threads=args.threads, progress=progress)
@@ -121,6 +125,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from paretolab.core.measure.profile import profile_model
 
     handle = _load(args)
+    if args.sequence:
+        from paretolab.core.measure.scaling import sequence_scaling
+
+        scaling = sequence_scaling(handle, args.sequence, backend=args.backend, device=args.device, threads=args.threads,
+                                   runs=args.runs, budget_s=args.budget, progress=_terminal_progress(args))
+        print(json.dumps(scaling.to_dict(), indent=1) if args.json else render.scaling(scaling))
+        return 0
     result = profile_model(handle, backend=args.backend, device=args.device, batch_sizes=args.batch, threads=args.threads,
                            runs=args.runs, budget_s=args.budget, per_layer=not args.no_layers, progress=_terminal_progress(args))
     if args.json:

@@ -80,6 +80,8 @@ def _add_inspect_command(commands: argparse._SubParsersAction) -> None:
     inspect.add_argument(
         "--sort", choices=("order", "macs", "params"), default="order", help="order of the layer table"
     )
+    inspect.add_argument("--modules", action="store_true",
+                         help="one row per module (a transformer's attention, MLP...), shape plumbing folded in")
 
 
 def _add_backends_command(commands: argparse._SubParsersAction) -> None:
@@ -101,7 +103,8 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy and fidelity of a model on a dataset")
     _add_model_arguments(evaluate)
     _add_runtime_arguments(evaluate)
-    _add_data_arguments(evaluate, "digits[:train|val|test], random[:N][:NAME=VALUE,...], an image folder, or a .npz/.npy file")
+    _add_data_arguments(evaluate, "digits[:train|val|test], random[:N][:NAME=VALUE,...], an image folder, "
+                                  "a .npz/.npy file, or text (.txt, .jsonl, .csv: tokenized by the model's tokenizer)")
     evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
     evaluate.add_argument(
         "--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)"
@@ -114,6 +117,8 @@ def _add_profile_command(commands: argparse._SubParsersAction) -> None:
     _add_model_arguments(profile)
     _add_runtime_arguments(profile)
     profile.add_argument("--batch", type=_positive_ints, default=[1, 8], metavar="1,8", help="batch sizes to time (default: 1,8)")
+    profile.add_argument("--sequence", type=_positive_ints, metavar="32,128,512",
+                         help="instead: MACs and batch-1 latency at each sequence length (models with a free sequence axis)")
     profile.add_argument("--runs", type=int, default=200, help="timed runs per batch size, at most (default: 200)")
     profile.add_argument("--budget", type=float, default=5.0, metavar="SECONDS", help="time limit per batch size (default: 5)")
     profile.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")

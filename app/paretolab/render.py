@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from paretolab.core.measure.evaluate import EvalResult
 from paretolab.core.measure.profile import ProfileResult
 from paretolab.core.measure.runtimes import BackendInfo
+from paretolab.core.measure.scaling import ScalingResult
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.tensors import format_shape
 from paretolab.core.units import percent, si, size
@@ -104,6 +105,18 @@ def profile(result: ProfileResult) -> str:
     return "\n".join(lines)
 
 
+def scaling(result: ScalingResult) -> str:
+    """Sequence length against MACs and latency, each also relative to the shortest length."""
+    first = result.points[0]
+    rows = [["sequence", "MACs", "x MACs", "median ms", "x time", "p90 ms", "ms / token"]]
+    for p in result.points:
+        macs_ratio = f"{p.macs / first.macs:.2f}" if p.macs and first.macs else "?"
+        rows.append([str(p.sequence), si(p.macs) if p.macs is not None else "?", macs_ratio, f"{p.median_ms:.4f}",
+                     f"{p.median_ms / first.median_ms:.2f}", f"{p.p90_ms:.4f}", f"{p.ms_per_token:.5f}"])
+    head = f"model     {result.model} on {result.backend}/{result.device}, batch 1"
+    return head + "\n\n" + table(rows, right={0, 1, 2, 3, 4, 5, 6})
+
+
 def variant(v) -> str:
     m = v.metrics
     split = v.measured.dataset or "test"
@@ -130,10 +143,22 @@ def variant(v) -> str:
     lines += [f"warning   {collapsed}"] if collapsed else []
     for report in v.reports:
         lines += _candidates(report)
+        lines += _heads(report.get("heads") or {})
         lines += [f"warning   {w}" for w in report.get("warnings", [])]
         lines += [f"note      {n}" for n in report.get("notes", [])]
     lines += [f"note      {n}" for n in m.get("notes", [])]
     return "\n".join(lines)
+
+
+def _heads(heads: dict) -> list[str]:
+    """"heads     4 → 2 in 12 attention blocks" (or each block when they differ)."""
+    if not heads:
+        return []
+    counts = {tuple(v) for v in heads.values()}
+    if len(counts) == 1:
+        (before, after), = counts
+        return [f"heads     {before} → {after} in {len(heads)} attention blocks"]
+    return [f"heads     {block}: {before} → {after}" for block, (before, after) in heads.items()]
 
 
 def _candidates(report: dict) -> list[str]:

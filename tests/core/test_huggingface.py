@@ -136,3 +136,97 @@ def test_weight_only_settings_are_checked(settings, message):
 
     with pytest.raises(SettingsError, match=message):
         Recipe.from_dict({"steps": [{"technique": "quantize", "settings": settings}]})
+
+
+def test_text_files_are_tokenized_by_the_models_tokenizer_with_labels_by_name(folders, tmp_path, capsys):
+    from paretolab.cli import main
+    from paretolab.core.measure.plan import dataset_for
+
+    handle = _open(folders, "bert", (1, 16))
+    lines = tmp_path / "reviews.txt"
+    lines.write_text("\n".join(text for text, _ in hf_models.REVIEWS) + "\n\n")
+    table = tmp_path / "reviews.csv"
+    table.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in hf_models.REVIEWS))
+    rows = tmp_path / "reviews.jsonl"
+    rows.write_text("".join(json.dumps({"sentence": t, "label": hf_models.LABELS[label]}) + "\n"
+                            for t, label in hf_models.REVIEWS))
+    unlabelled = dataset_for(str(lines), handle)
+    ids, mask = unlabelled.load(np.arange(len(unlabelled)))
+    assert len(unlabelled) == 6 and not unlabelled.has_labels and ids.shape == mask.shape == (6, 16)
+    assert ids[0, 0] == hf_models.VOCAB.index("[CLS]") and ids[0, 1] == hf_models.VOCAB.index("the")
+    assert mask[1].tolist() == [1] * 5 + [0] * 11  # [CLS] i hated it [SEP], then padding
+    for path in (table, rows):
+        labelled = dataset_for(str(path), handle)
+        assert labelled.labels.tolist() == [1, 0, 1, 0, 1, 0]
+    code = main(["evaluate", str(folders["bert"]), "--input-shape", "1x16", "--data", str(table), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert json.loads(out)["top1"] is not None  # labels give accuracy
+
+
+@pytest.mark.parametrize("content, message", [
+    ("text,label\ngood,positive\nbad,\n", "some examples have no 'label'"),
+    ("text,label\ngood,thrilled\n", "label 'thrilled' is not one of the model's classes"),
+    ("review_body\ngood\n", "has no text column"),
+])
+def test_bad_text_files_are_one_line(folders, tmp_path, content, message):
+    from paretolab.core.measure.data import DataError
+    from paretolab.core.measure.plan import dataset_for
+
+    path = tmp_path / "data.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        dataset_for(str(path), _open(folders, "bert", (1, 16)))
+
+
+def test_text_data_without_a_tokenizer_says_where_to_put_it(folders, tmp_path):
+    from paretolab.core.measure.data import DataError
+    from paretolab.core.measure.plan import dataset_for
+
+    path = tmp_path / "lines.txt"
+    path.write_text("the movie\n")
+    with pytest.raises(DataError, match="text data needs the model's tokenizer"):
+        dataset_for(str(path), _open(folders, "gpt", (1, 16)))
+
+
+def test_macs_and_latency_follow_the_sequence_length(folders, capsys):
+    from paretolab.cli import main
+    from paretolab.core.errors import InputShapeError
+    from paretolab.core.measure.scaling import sequence_scaling
+    from paretolab.core.sample import sample_model_path
+
+    result = sequence_scaling(_open(folders, "bert"), [32, 8, 16], runs=5, budget_s=0.2)
+    assert [p.sequence for p in result.points] == [8, 16, 32]
+    assert [p.macs for p in result.points] == [hf_models.bert_macs(n) for n in (8, 16, 32)]
+    assert all(p.median_ms > 0 for p in result.points) and result.backend == "ort"
+    with pytest.raises(InputShapeError, match="has no free sequence axis"):
+        sequence_scaling(load_model(sample_model_path()), [8, 16])
+    assert main(["profile", str(folders["gpt"]), "--input-shape", "1x8", "--sequence", "8,16", "--runs", "5",
+                 "--budget", "0.2", "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    assert [p["sequence"] for p in points] == [8, 16] and points[1]["macs"] > 2 * points[0]["macs"] * 0.99
+
+
+@pytest.mark.parametrize("name", ["bert", "vit"])
+def test_structured_pruning_removes_whole_heads_and_mlp_width_and_keeps_the_hidden_size(folders, name):
+    import copy
+
+    import torch
+
+    from paretolab.core.compress.prune import PruneSettings, prune_module
+
+    handle = _open(folders, name)
+    examples = handle.source.example_inputs(handle.inputs)
+    module, report = prune_module(copy.deepcopy(handle.native), examples, PruneSettings(method="structured", sparsity=0.5))
+    assert set(report.heads.values()) == {(4, 2)} and len(report.heads) == 2
+    hidden = 32
+    for path, layer in module.named_modules():
+        if isinstance(layer, torch.nn.LayerNorm):
+            assert layer.normalized_shape == (hidden,), path  # the residual stream keeps its width
+        if any(path.endswith(p) for p in ("query", "key", "value", "q_proj", "k_proj", "v_proj")):
+            assert layer.out_features == 16 and layer.in_features == hidden  # 2 heads of 8
+    attention = [m for m in module.modules() if hasattr(m, "num_attention_heads") or hasattr(m, "num_heads")]
+    assert attention and all(getattr(m, "num_attention_heads", getattr(m, "num_heads", None)) == 2 for m in attention
+                             if hasattr(m, "query") or hasattr(m, "q_proj"))
+    with torch.no_grad():
+        assert module(*examples).shape == handle.native(*examples).shape

@@ -55,6 +55,9 @@ class FakePrompts:
     def choose_folder(self, title: str) -> str | None:
         return self.path
 
+    def choose_data_file(self, title: str) -> str | None:
+        return self.path
+
     def info(self, title: str, message: str) -> None:
         self.infos.append((title, message))
 

@@ -249,3 +249,28 @@ def test_a_hugging_face_folder_asks_for_the_sequence_length_once_and_reaches_the
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error
     assert job.result.name in window.chart.points
+
+
+def test_text_data_for_a_hugging_face_model_is_chosen_as_a_file_and_gives_accuracy(qtbot, window, tmp_path):
+    import pytest
+
+    pytest.importorskip("transformers")
+    import hf_models  # type: ignore[import-not-found]
+    from paretolab.gui.settings_panel import CHOOSE_FILE
+    from paretolab.jobs.job import JobState
+
+    folder = hf_models.write("bert", tmp_path)
+    reviews = tmp_path / "reviews.csv"
+    reviews.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in hf_models.REVIEWS))
+    window.prompts = FakePrompts(text="1x16")
+    window.open_model(folder)
+    qtbot.waitUntil(lambda: window.loaded is not None and window.job is None, timeout=60_000)
+    panel = window.settings_panel
+    window.prompts.path = str(reviews)
+    panel.data.activated.emit(panel.data.findText(CHOOSE_FILE))
+    assert panel.data_spec() == str(reviews) and not panel.preprocess.isEnabled()
+    panel.quantize.setCurrentText("dynamic int8, ONNX Runtime")
+    job = window.studio.run(panel.recipe(), panel.data_spec())
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
+    assert job.state == JobState.DONE, job.error
+    assert job.result.measured.top1 is not None  # the labels, by class name, give accuracy

@@ -2,7 +2,8 @@
 
 All edges are one path item and nodes are plain rectangles whose labels are skipped when
 zoomed out, so a 1,000-layer model draws in about a second and pans smoothly (the scene's
-index skips what is off screen)."""
+index skips what is off screen). Transformers and very large graphs open as module blocks
+(core/model/blocks.py): double-click a block to open it, right-click a layer to close its block."""
 
 from __future__ import annotations
 
@@ -35,11 +36,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from paretolab.core.model.blocks import BLOCK_OP, Block, auto_expanded, block_view, module_blocks
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.layout import layered_layout
 from paretolab.core.tensors import format_shape
 
 NODE_W, NODE_H = 150.0, 34.0
+BLOCKS_FROM = 2000  # layers: graphs this large open as blocks even without repeated blocks
+SUMMED = ("MACs share", "parameters")  # metrics a block shows as its layers' sum; others, their largest
 EMPTY_HINT = ("No model open.\n\nFile > Open… (Ctrl+O), or drop a model file on the window\n"
               "(.onnx, .pt/.pth, .pt2, OpenVINO .xml).\n\nFile > Open Sample offers two built-in models to try things on.")
 # viridis, sampled: readable in light and dark palettes, and for colour-blind eyes
@@ -57,12 +61,13 @@ def colour_for(value: float) -> QColor:
 
 
 class NodeItem(QGraphicsRectItem):
-    def __init__(self, name: str, op: str, rect: QRectF) -> None:
+    def __init__(self, name: str, op: str, rect: QRectF, block: Block | None = None) -> None:
         super().__init__(rect)
-        self.name, self.op = name, op
+        self.name, self.op, self.block = name, op, block
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
-        self.setPen(QPen(QColor("#555555"), 1))
-        self.setToolTip(f"{name} ({op})")
+        self.setPen(QPen(QColor("#555555"), 2 if block else 1))
+        self.setToolTip(f"{name}: {block.title} (double-click to open)" if block else f"{name} ({op})")
+        self.label = f"{block.title}\n{name.rpartition('.')[0][-24:]}" if block else f"{name}\n{op}"
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         selected = self.isSelected()
@@ -73,7 +78,7 @@ class NodeItem(QGraphicsRectItem):
             return  # too small to read: skip the text, the costly part
         fill = self.brush().color()
         painter.setPen(QColor("black") if fill.lightness() > 140 else QColor("white"))
-        painter.drawText(self.rect().adjusted(4, 1, -4, -1), Qt.AlignmentFlag.AlignCenter, f"{self.name}\n{self.op}")
+        painter.drawText(self.rect().adjusted(4, 1, -4, -1), Qt.AlignmentFlag.AlignCenter, self.label)
 
 
 class _View(QGraphicsView):
@@ -83,6 +88,13 @@ class _View(QGraphicsView):
         super().__init__(scene, owner)
         self.owner = owner
         self.auto_fit = True
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        item = self.itemAt(event.position().toPoint())
+        if isinstance(item, NodeItem) and item.block is not None:
+            self.owner.open_block(item.name)
+            return
+        super().mouseDoubleClickEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self.auto_fit = False
@@ -160,6 +172,9 @@ class GraphView(QWidget):
         layout.addWidget(self.legend)
         layout.addWidget(self.details)
         self.graph: LayerGraph | None = None
+        self.blocks: dict[str, Block] = {}
+        self.expanded: set[str] = set()
+        self.shown: dict[str, str] = {}  # each layer's visible node: itself, or the closed block holding it
         self.items: dict[str, NodeItem] = {}
         self.metrics: dict[str, dict[str, float]] = {}
         self._extra: dict[str, dict[str, str]] = {}  # per layer: shown in the details
@@ -173,18 +188,58 @@ class GraphView(QWidget):
         if not isinstance(item, NodeItem):
             return
         menu = QMenu(self)
-        action = menu.addAction("Keep in FP32 when quantizing (toggle)")
-        action.triggered.connect(lambda: self.keep_fp32_toggled.emit(item.name))
+        if item.block is not None:
+            menu.addAction(f"Open {item.block.title}").triggered.connect(lambda: self.open_block(item.name))
+        else:
+            action = menu.addAction("Keep in FP32 when quantizing (toggle)")
+            action.triggered.connect(lambda: self.keep_fp32_toggled.emit(item.name))
+        parent = self._open_parent(item.name)
+        if parent:
+            menu.addAction(f"Close {self.blocks[parent].title}").triggered.connect(lambda: self.close_block(parent))
         menu.popup(self.view.mapToGlobal(pos))
 
     def set_graph(self, graph: LayerGraph | None) -> None:
-        self.scene.clear()
-        self.items.clear()
         self.graph = graph
         self.metrics, self._extra = {}, {}
+        self.blocks = module_blocks(graph) if graph is not None else {}
+        if graph is not None and not (len(graph) >= BLOCKS_FROM or any(b.repeats for b in self.blocks.values())):
+            self.blocks = {}  # small models without repeats read best layer by layer
+        self.expanded = auto_expanded(graph, self.blocks) if graph is not None else set()
+        self._draw()
+        if graph is not None:
+            total = graph.total_macs or 0
+            self.set_metric("MACs share", {n.name: (n.macs or 0) / total for n in graph} if total else {})
+            self.set_metric("parameters", {n.name: float(n.params) for n in graph})
+
+    def open_block(self, path: str) -> None:
+        self.expanded.add(path)
+        self._draw(keep_view=True)
+
+    def close_block(self, path: str) -> None:
+        self.expanded = {p for p in self.expanded if p != path and not p.startswith(path + ".")
+                         and not p.startswith(path + "/")}
+        self._draw(keep_view=True)
+
+    def _open_parent(self, name: str) -> str | None:
+        """The innermost open block holding the visible node `name`."""
+        holders = [p for p in self.expanded if p in self.blocks and name != p and name in self._members(p)]
+        return max(holders, key=len, default=None)
+
+    def _members(self, path: str) -> set[str]:
+        return {self.shown.get(layer, layer) for layer in self.blocks[path].layers}
+
+    def _draw(self, keep_view: bool = False) -> None:
+        self.scene.clear()
+        self.items.clear()
+        graph = self.graph
         if graph is None:
+            self.shown = {}
             self._show_empty_hint()
             return
+        if self.blocks:
+            graph, self.shown = block_view(graph, self.blocks, self.expanded)
+        else:
+            self.shown = {n.name: n.name for n in graph}
         placed = layered_layout(graph, node_width=NODE_W, node_height=NODE_H)
         edges = QPainterPath()
         for a, b in graph.edges:
@@ -200,14 +255,15 @@ class GraphView(QWidget):
         self.scene.addItem(edge_item)
         for node in graph:
             p = placed[node.name]
-            item = NodeItem(node.name, node.op, QRectF(p.x - NODE_W / 2, p.y, NODE_W, NODE_H))
+            block = self.blocks.get(node.name) if node.op == BLOCK_OP else None
+            item = NodeItem(node.name, node.op, QRectF(p.x - NODE_W / 2, p.y, NODE_W, NODE_H), block)
             self.scene.addItem(item)
             self.items[node.name] = item
-        total = graph.total_macs or 0
-        self.set_metric("MACs share", {n.name: (n.macs or 0) / total for n in graph} if total else {})
-        self.set_metric("parameters", {n.name: float(n.params) for n in graph})
-        self.view.auto_fit = True
-        self.fit()
+        if self.metric_box.count():
+            self._recolour()
+        if not keep_view:
+            self.view.auto_fit = True
+            self.fit()
 
     def _show_empty_hint(self) -> None:
         hint = self.scene.addText(EMPTY_HINT)
@@ -230,7 +286,8 @@ class GraphView(QWidget):
             self._extra.setdefault(layer, {})[title] = text
 
     def _recolour(self) -> None:
-        values = self.metrics.get(self.metric_box.currentText(), {})
+        title = self.metric_box.currentText()
+        values = self._visible_values(title, self.metrics.get(title, {}))
         known = [v for v in values.values() if v is not None]
         low, high = (min(known), max(known)) if known else (0.0, 1.0)
         span = (high - low) or 1.0
@@ -239,17 +296,43 @@ class GraphView(QWidget):
             item.setBrush(QBrush(QColor("#d9d9d9") if value is None else colour_for((value - low) / span)))
         self.legend.set_range(self.metric_box.currentText(), f"{low:.3g}", f"{high:.3g}")
 
+    def _visible_values(self, title: str, values: dict[str, float]) -> dict[str, float]:
+        """Per visible node: a layer's value, or its block's (the layers' sum or largest)."""
+        shown: dict[str, list[float]] = {}
+        for layer, value in values.items():
+            if value is not None:
+                shown.setdefault(self.shown.get(layer, layer), []).append(value)
+        combine = sum if title in SUMMED else max
+        return {name: float(combine(vs)) for name, vs in shown.items()}
+
     def select(self, name: str) -> None:
+        if name not in self.items and name in self.blocks:
+            self._reveal_block(name)
+        elif name not in self.items and name in self.shown and self.shown[name] != name:
+            self._reveal(name)
         item = self.items.get(name)
+        if item is None and name in self.blocks:  # an open block: its first visible part stands for it
+            item = next((self.items[self.shown[layer]] for layer in self.blocks[name].layers
+                         if self.shown.get(layer) in self.items), None)
         if item is None or item.isSelected():
             return
         self.scene.clearSelection()
         item.setSelected(True)
         self.view.centerOn(item)
 
+    def _reveal_block(self, path: str) -> None:
+        """Open every block around `path` so it shows."""
+        self.expanded |= {p for p in self.blocks if path.startswith(p + ".") or path.startswith(p + "/")}
+        self._draw(keep_view=True)
+
+    def _reveal(self, layer: str) -> None:
+        """Open every block that hides `layer`."""
+        self.expanded |= {path for path, block in self.blocks.items() if layer in block.layers}
+        self._draw(keep_view=True)
+
     def find(self) -> None:
         text = self.search.text().strip().lower()
-        match = next((n for n in self.items if text and text in n.lower()), None)
+        match = next((n for n in [*self.items, *self.shown] if text and text in n.lower()), None)
         if match:
             self.select(match)
 
@@ -265,6 +348,9 @@ class GraphView(QWidget):
     def _on_selection(self) -> None:
         chosen = [i for i in self.scene.selectedItems() if isinstance(i, NodeItem)]
         if not chosen or self.graph is None:
+            return
+        if chosen[0].block is not None:
+            self.details.setText(f"<b>{chosen[0].name}</b>: {chosen[0].block.title} · double-click to open")
             return
         node = self.graph.node(chosen[0].name)
         lines = [

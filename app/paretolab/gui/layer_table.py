@@ -12,6 +12,8 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
     QHeaderView,
     QLineEdit,
     QStyledItemDelegate,
@@ -21,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from paretolab.core.model.blocks import module_rows
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.tensors import format_shape
 from paretolab.gui.table_model import ColumnsModel
@@ -113,6 +116,10 @@ class LayerTable(QWidget):
         self.filter.setPlaceholderText("Filter layers by name or op…")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.by_module = QCheckBox("By module", self)
+        self.by_module.setToolTip("One row per module (attention, MLP, …), shape plumbing folded in")
+        self.by_module.toggled.connect(self._show)
+        self._graph: LayerGraph | None = None
 
         self.view = QTableView(self)
         self.view.setModel(self.proxy)
@@ -131,10 +138,27 @@ class LayerTable(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.filter)
+        bar = QHBoxLayout()
+        bar.addWidget(self.filter, 1)
+        bar.addWidget(self.by_module)
+        layout.addLayout(bar)
         layout.addWidget(self.view)
 
     def set_graph(self, graph: LayerGraph | None) -> None:
+        """Show `graph`; by module when that folds away a third of the rows (a transformer's plumbing)."""
+        self._graph = graph
+        modules = module_rows(graph) if graph is not None else None
+        with_modules = modules is not None and graph is not None and len(modules) < 2 * len(graph) / 3
+        self.by_module.blockSignals(True)
+        self.by_module.setChecked(with_modules)
+        self.by_module.blockSignals(False)
+        self.by_module.setEnabled(with_modules)
+        self._show()
+
+    def _show(self) -> None:
+        graph = self._graph
+        if graph is not None and self.by_module.isChecked():
+            graph = module_rows(graph)
         self.model.set_graph(graph)
         self.view.resizeColumnsToContents()
         self.view.setColumnWidth(SHARE_COLUMN, 160)

@@ -101,6 +101,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.summary_dock = self._dock("Model", _scrolling(self.summary), Qt.DockWidgetArea.LeftDockWidgetArea)
         self.settings_panel = SettingsPanel(self)
         self.settings_panel.folder_requested.connect(self._choose_image_folder)
+        self.settings_panel.file_requested.connect(self._choose_data_file)
         self.settings_dock = self._dock("Compress", self.settings_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.chart = TradeoffChart(self)
         self.chart_dock = self._dock("Trade-off", self.chart, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -242,7 +243,13 @@ class MainWindow(VariantActions, QMainWindow):
         they become tensors."""
         path = self.prompts.choose_folder("Choose a folder of images (one subfolder per class for labels)")
         if path:
-            self.settings_panel.add_folder(path)
+            self.settings_panel.add_data(path)
+
+    def _choose_data_file(self) -> None:
+        """Tensors (.npz, one array per input) or text (one example per line, JSON lines, CSV)."""
+        path = self.prompts.choose_data_file("Choose a data file: .npz/.npy tensors, or text for models with a tokenizer")
+        if path:
+            self.settings_panel.add_data(path)
 
     def open_model(self, path: str | Path, *, trust: bool = False, input_shapes=None, arch: str | None = None) -> Job:
         """Load `path` in the background; the current model stays until the new one is ready."""

@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 from paretolab.core.model.formats import FILE_DIALOG_FILTER, SUPPORTED
 
+DATA_FILE_FILTER = "Data (*.npz *.npy *.txt *.jsonl *.csv *.tsv);;All files (*)"
+
 
 class Prompts:
     def __init__(self, parent: QWidget) -> None:
@@ -48,6 +50,10 @@ class Prompts:
 
     def open_model_path(self, start_dir: str) -> str | None:
         path, _ = QFileDialog.getOpenFileName(self.parent, f"Open a model — {SUPPORTED}", start_dir, FILE_DIALOG_FILTER)
+        return path or None
+
+    def choose_data_file(self, title: str) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self.parent, title, "", DATA_FILE_FILTER)
         return path or None
 
     def choose_folder(self, title: str) -> str | None:

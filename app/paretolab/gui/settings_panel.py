@@ -4,6 +4,8 @@ with the reason as their tooltip."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -36,6 +38,7 @@ EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the P
                "within the time budget; cancel pauses, Explore again resumes")
 DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity only)": "random:64"}
 CHOOSE_FOLDER = "Image folder…"
+CHOOSE_FILE = "Data file…"  # .npz/.npy tensors, or text for models with a tokenizer
 # (random:64 is what core's default_data offers for models the digits do not fit)
 
 
@@ -43,6 +46,7 @@ class SettingsPanel(QWidget):
     run_requested = Signal(dict, str)  # recipe document, data spec
     explore_requested = Signal(float, str)  # time budget in seconds, data spec
     folder_requested = Signal()  # the user chose "Image folder…": the window asks which
+    file_requested = Signal()  # the user chose "Data file…": the window asks which
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,7 +123,7 @@ class SettingsPanel(QWidget):
         self.keep_fp32.setPlaceholderText("layers to keep in FP32 (right-click them in the graph)")
         self.keep_fp32.textChanged.connect(self._refresh)
         self.data = QComboBox(self)
-        self.data.addItems([*DATASETS, CHOOSE_FOLDER])
+        self.data.addItems([*DATASETS, CHOOSE_FILE, CHOOSE_FOLDER])
         self.data.activated.connect(self._data_chosen)
         self._last_data = 0
         self.preprocess = QLineEdit(self)
@@ -217,7 +221,7 @@ class SettingsPanel(QWidget):
             self.data.setCurrentText(label)
             self._data_chosen(self.data.currentIndex())
         else:
-            self.add_folder(spec)
+            self.add_data(spec)
             self.preprocess.setText(preprocess or "")
 
     def set_devices(self, pairs: tuple[tuple[str, str], ...]) -> None:
@@ -314,24 +318,29 @@ class SettingsPanel(QWidget):
 
     def preprocess_text(self) -> str | None:
         """The image preprocessing recipe typed, when the data is an image folder."""
-        return self.preprocess.text().strip() or None if self.data.currentData() else None
+        return self.preprocess.text().strip() or None if self._is_folder() else None
 
-    def add_folder(self, path: str) -> None:
-        """Offer an image folder as data (before "Image folder…") and choose it."""
+    def add_data(self, path: str) -> None:
+        """Offer an image folder or a data file (before the "…" choices) and choose it."""
         index = self.data.findData(path)
         if index < 0:
-            index = self.data.count() - 1
-            self.data.insertItem(index, f"images: {path}", path)
+            index = self.data.count() - 2
+            self.data.insertItem(index, f"{'images' if Path(path).is_dir() else 'file'}: {path}", path)
         self.data.setCurrentIndex(index)
         self._data_chosen(index)
 
     def _data_chosen(self, index: int) -> None:
-        if self.data.itemText(index) == CHOOSE_FOLDER:
-            self.data.setCurrentIndex(self._last_data)  # until a folder is chosen (cancel keeps the data as it was)
-            self.folder_requested.emit()
+        chosen = self.data.itemText(index)
+        if chosen in (CHOOSE_FOLDER, CHOOSE_FILE):
+            self.data.setCurrentIndex(self._last_data)  # until one is chosen (cancel keeps the data as it was)
+            (self.folder_requested if chosen == CHOOSE_FOLDER else self.file_requested).emit()
         else:
             self._last_data = index
-        self.preprocess.setEnabled(bool(self.data.currentData()))
+        self.preprocess.setEnabled(self._is_folder())
+
+    def _is_folder(self) -> bool:
+        data = self.data.currentData()
+        return bool(data) and Path(data).is_dir()
 
     def request_run(self) -> None:
         if self.run_button.isEnabled():

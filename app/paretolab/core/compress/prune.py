@@ -9,12 +9,14 @@ pruned (their size is the number of classes).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from paretolab.core.compress.prune_heads import attention_modules, transformer_pruning, update_head_counts
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.data import Dataset, calibration_subset
 from paretolab.core.model.eager import first_output, output_tensors
@@ -60,6 +62,7 @@ class PruneReport:
     macs_after: int | None = None
     zero_fraction: float | None = None  # unstructured: share of prunable weights that are zero
     channels: dict[str, tuple[int, int]] = field(default_factory=dict)  # structured: layer -> (before, after)
+    heads: dict[str, tuple[int, int]] = field(default_factory=dict)  # structured: attention block -> (before, after)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -71,6 +74,7 @@ class PruneReport:
             "macs_after": self.macs_after,
             "zero_fraction": self.zero_fraction,
             "channels": {k: list(v) for k, v in self.channels.items()},
+            "heads": {k: list(v) for k, v in self.heads.items()},
             "notes": list(self.notes),
         }
 
@@ -172,17 +176,31 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
     importance = {"l1": lambda: tp.importance.MagnitudeImportance(p=1), "l2": lambda: tp.importance.MagnitudeImportance(p=2),
                   "taylor": tp.importance.TaylorImportance}[settings.importance]()
     before = _channel_counts(module)
-    pruner = tp.pruner.MetaPruner(
-        module,
-        examples,
-        importance=importance,
-        pruning_ratio=settings.sparsity,
-        pruning_ratio_dict=_layer_ratios(modules, settings, outputs),
-        ignored_layers=[modules[n] for n in (*settings.skip, *outputs)],
-        round_to=settings.round_to,
-        global_pruning=settings.scope == "global",
-        output_transform=output_tensors,  # dataclass and dict outputs (Hugging Face) trace like tuples
-    )
+    ignored = [modules[n] for n in (*settings.skip, *outputs)]
+    attention = attention_modules(module)
+    heads: dict[str, Any] = {}
+    ratios = _layer_ratios(modules, settings, outputs)
+    if attention:  # whole heads and MLP width; the residual stream keeps its size
+        num_heads, whole = transformer_pruning(module, attention, outputs)
+        ignored += whole
+        projections = set(num_heads)
+        ratios = {layer: r for layer, r in ratios.items() if layer not in projections}
+        heads = {"num_heads": num_heads, "prune_num_heads": True, "prune_head_dims": False,
+                 "head_pruning_ratio": settings.sparsity}
+    with warnings.catch_warnings():  # "unwrapped parameters" (a ViT's class token) stay whole: nothing to tell
+        warnings.simplefilter("ignore")
+        pruner = tp.pruner.MetaPruner(
+            module,
+            examples,
+            importance=importance,
+            pruning_ratio=settings.sparsity,
+            pruning_ratio_dict=ratios,
+            ignored_layers=ignored,
+            round_to=settings.round_to,
+            global_pruning=settings.scope == "global",
+            output_transform=output_tensors,  # dataclass and dict outputs (Hugging Face) trace like tuples
+            **heads,
+        )
     if settings.importance == "taylor":
         progress.report(0.3, "gradients for Taylor importance")
         _accumulate_gradients(module, examples, data, settings)
@@ -194,6 +212,11 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
     after = _channel_counts(module)
     report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples))
     report.channels = {n: (before[n], after[n]) for n in before if n in after and after[n] != before[n]}
+    report.heads = update_head_counts(attention, pruner.num_heads) if attention else {}
+    if settings.sparsity >= 0.1 and params_after > 0.98 * params_before:
+        report.notes.append(f"structured pruning removed only {1 - params_after / params_before:.1%} of the parameters: "
+                            "torch-pruning found few channels it can remove here (fused attention, custom layers such "
+                            "as GPT-2's Conv1D); try unstructured pruning or weight-only quantization")
     progress.report(0.9, f"pruned: {params_before:,.0f} -> {params_after:,.0f} parameters")
     return module, report
 

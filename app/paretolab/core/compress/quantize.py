@@ -330,11 +330,13 @@ def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrat
             compressed = weight_only.compress_openvino(model, settings, scope)
         atomic_write(xml, lambda tmp: ov.save_model(compressed, str(tmp), compress_to_fp16=False))
         return QuantizeOutcome(xml, f"openvino-{settings.precision}")
-    progress.report(0.1, f"calibrating on {len(calibration)} samples (NNCF)")
+    transformer = is_transformer(handle.layer_graph())
+    progress.report(0.1, f"calibrating on {len(calibration)} samples (NNCF{', transformer preset' if transformer else ''})")
     calibration_data = nncf.Dataset(_ov_items(calibration, handle))
     with _quiet():
         if settings.max_drop is None:
-            quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope)
+            quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope,
+                                      model_type=nncf.ModelType.TRANSFORMER if transformer else None)
         else:
             quantized = _accuracy_aware(nncf, model, calibration_data, validation, handle, settings, scope)
     progress.check()
@@ -374,6 +376,14 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         nncf_log.setLevel(level)
+
+
+def is_transformer(graph: LayerGraph) -> bool:
+    """Attention is there: a softmax, and a matrix product of two activations (no weights). NNCF's
+    transformer preset then keeps the softmax and layer norms in floating point, as it should."""
+    ops = graph.op_counts
+    attention = any(n.op in ("MatMul", "Einsum") and not n.weights and len(n.input_shapes) == 2 for n in graph)
+    return "Softmax" in ops and attention
 
 
 def summary(settings: QuantizeSettings) -> str:

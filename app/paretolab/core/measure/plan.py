@@ -8,6 +8,7 @@ user's single dataset is used for all three with a note saying so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from paretolab.core.measure.data import (
     Dataset,
@@ -19,6 +20,7 @@ from paretolab.core.measure.data import (
     random_inputs,
 )
 from paretolab.core.measure.images import ImageFolderDataset, ImagePreprocess
+from paretolab.core.measure.text import is_text, text_dataset
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.tensors import TensorSpec
 
@@ -52,12 +54,27 @@ class DataPlan:
                       f"a flag), give its value: --data random:{count}:{s.name}=VALUE"
                       for s in handle.inputs if not s.shape and s.name not in values]
         else:
-            recipe = ImagePreprocess.parse(preprocess, next(iter(handle.inputs), None)) if preprocess else None
-            data = open_dataset(spec, handle.inputs, recipe)
+            data = dataset_for(spec, handle, preprocess)
         notes += [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"]
         if isinstance(data, ImageFolderDataset):  # say how images became tensors: a wrong recipe looks like a bad model
             notes.append(f"images preprocessed as {data.preprocess.text()} (change with --preprocess)")
         return cls(data, data, data, notes)
+
+
+def dataset_for(spec: str, handle: ModelHandle, preprocess: str | None = None) -> Dataset:
+    """A dataset spec that is not random, opened for `handle`: text goes through the model's
+    tokenizer, image folders through `preprocess` (ImagePreprocess.parse)."""
+    path = Path(spec).expanduser()
+    if is_text(path) and path.is_file():
+        return text_dataset(path, handle.inputs, handle.path, _label_ids(handle))
+    recipe = ImagePreprocess.parse(preprocess, next(iter(handle.inputs), None)) if preprocess else None
+    return open_dataset(spec, handle.inputs, recipe)
+
+
+def _label_ids(handle: ModelHandle) -> dict[str, int]:
+    """A Hugging Face model's class names (config.label2id), for text labels given by name."""
+    config = getattr(handle.native, "config", None)
+    return {str(k): int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
 
 
 def _random_kind(spec: TensorSpec) -> str:

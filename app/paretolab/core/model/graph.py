@@ -40,6 +40,7 @@ class LayerNode:
     weights: list[Weight] = field(default_factory=list)
     source: str = ""  # the name of the node in the underlying format (ONNX node, OV op)
     outputs: list[str] = field(default_factory=list)  # names of the tensors it produces
+    scope: str = ""  # the module path the exporter recorded apart from the name (dynamo's metadata)
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +53,7 @@ class LayerNode:
             "weights": [{"name": w.name, "shape": list(w.shape), "dtype": w.dtype} for w in self.weights],
             "source": self.source,
             "outputs": list(self.outputs),
+            "scope": self.scope,
         }
 
 

@@ -8,6 +8,7 @@ PyTorch module paths as names, so settings address the same layer in every forma
 
 from __future__ import annotations
 
+import ast
 import logging
 from collections.abc import Mapping
 
@@ -96,22 +97,67 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return _symbolic_where_unknown(model)
 
 
+_COMPUTE = ("MatMul", "Gemm", "Conv", "MatMulInteger", "MatMulNBits")
+
+
+def _unknown_compute_shapes(model: onnx.ModelProto) -> list[str]:
+    """The data inputs and outputs of compute ops (what MACs need) whose shapes are not fully known."""
+    known = {v.name: v for v in (*model.graph.input, *model.graph.value_info, *model.graph.output)}
+    initializers = {t.name for t in model.graph.initializer}
+    unknown = [name for n in model.graph.node if n.op_type in _COMPUTE for name in (*n.input[:2], *n.output[:1])
+               if name and name not in initializers and not (name in known and _complete(known[name]))]
+    return list(dict.fromkeys(unknown))
+
+
 def _symbolic_where_unknown(model: onnx.ModelProto) -> onnx.ModelProto:
     """ONNX's inference loses sizes through the Shape/Expand/Where plumbing of attention masks, so a
     transformer's MatMuls come out unsized (MACs 0). ONNX Runtime's symbolic inference, written for
-    transformers, follows them; it runs only when a compute op's input is still unknown."""
-    known = {v.name: v for v in (*model.graph.input, *model.graph.value_info, *model.graph.initializer)}
-    compute = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm", "Conv", "MatMulInteger", "MatMulNBits")]
-    if all(name in known and _complete(known[name]) for n in compute for name in n.input[:1]
-           if not isinstance(known.get(name), onnx.TensorProto)):
+    transformers, follows most of them; what it cannot, one run of the model on zeros measures.
+    Both run only when a compute op's input is still unknown."""
+    if not _unknown_compute_shapes(model):
         return model
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-        return SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+        model = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
     except Exception as exc:  # noqa: BLE001 - a courtesy: the ONNX shapes stand
         log.info("symbolic shape inference failed (%s); some shapes stay unknown", exc)
+    unknown = _unknown_compute_shapes(model)
+    return _shapes_by_running(model, unknown) if unknown else model
+
+
+def _shapes_by_running(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """Record the shapes of `names` by running the model once on zeros with them as outputs
+    (only when every input's shape is fixed, and only a courtesy: failures leave them unknown)."""
+    import onnxruntime as ort
+
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [spec for spec in graph_inputs(model) if spec.name not in initializers]
+    if any(not all(isinstance(d, int) and d > 0 for d in spec.shape) for spec in inputs):
         return model
+    types = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    wanted = [name for name in names if types.get(name)]
+    probe.graph.output.extend(helper.make_tensor_value_info(name, types[name], None) for name in wanted)
+    try:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 3
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        feeds = {spec.name: np.zeros(tuple(int(d) for d in spec.shape if d is not None), dtype=np.dtype(spec.dtype))
+                 for spec in inputs}
+        values = session.run(wanted, feeds)
+    except Exception as exc:  # noqa: BLE001 - the shapes stay unknown, as before
+        log.info("could not run %s to measure its shapes (%s)", model.graph.name, exc)
+        return model
+    measured = {name: value.shape for name, value in zip(wanted, values)}
+    kept = [v for v in model.graph.value_info if v.name not in measured]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(kept)
+    model.graph.value_info.extend(helper.make_tensor_value_info(name, types[name], list(shape))
+                                  for name, shape in measured.items())
+    return model
 
 
 _ELEMENTWISE_CONTRIB = {"QLinearSigmoid": (0,), "QLinearLeakyRelu": (0,), "QLinearSoftmax": (0,), "QLinearAdd": (0, 3),
@@ -341,6 +387,7 @@ def _layer_nodes(
             weights=weights,
             source=node.name,
             outputs=[o for o in node.output if o],
+            scope=_recorded_scope(node),
         ))
         for i in real_inputs:
             src = producer.get(i)
@@ -349,6 +396,19 @@ def _layer_nodes(
         for o in node.output:
             producer[o] = name
     return nodes, edges
+
+
+def _recorded_scope(node: onnx.NodeProto) -> str:
+    """The module path torch's dynamo exporter keeps in a node's metadata (its node names are
+    "node_MatMul_8"): the scopes list ends with the op's own name."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return ""
+            return str(scopes[-2]) if isinstance(scopes, list) and len(scopes) >= 2 else ""
+    return ""
 
 
 def _layer_names(
