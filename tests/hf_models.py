@@ -23,7 +23,8 @@ def bert_macs(sequence: int) -> int:
     return layers * per_layer + hidden * hidden + hidden * labels  # + pooler and classifier
 
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *["the", "a", "movie", "was", "good", "bad", "great", "awful", "plot", "i", "loved", "hated", "it"]]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+         "the", "a", "movie", "was", "good", "bad", "great", "awful", "plot", "i", "loved", "hated", "it"]
 REVIEWS = [("the movie was great", "positive"), ("i hated it", "negative"), ("a good plot", "positive"),
            ("awful", "negative"), ("i loved the movie", "positive"), ("it was bad", "negative")]
 LABELS = {"negative": 0, "positive": 1, "neutral": 2}
