@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from paretolab.core.errors import InputShapeError
 from paretolab.core.measure.data import random_inputs
 from paretolab.core.measure.plan import id_ranges
@@ -76,9 +78,10 @@ def sequence_scaling(handle: ModelHandle, lengths: Sequence[int], *, backend: st
         for i, length in enumerate(sorted(set(lengths))):
             progress.report(i / len(lengths), f"sequence {length}: MACs and latency")
             specs = [_at_length(s, axes.get(s.name), length) for s in handle.inputs]
-            shapes = {s.name: tuple(int(d) for d in s.shape) for s in specs}  # type: ignore[arg-type]
+            shapes: dict[str | None, tuple[int, ...]] = {s.name: tuple(int(d) for d in s.shape if d is not None)
+                                                         for s in specs}
             graph = load_model(onnx or handle.path, input_shapes=shapes).layer_graph()
-            inputs = random_inputs(specs, count=1, id_ranges=ranges).load([0])
+            inputs = random_inputs(specs, count=1, id_ranges=ranges).load(np.arange(1))
             call = runner.bind(inputs)
             stats = LatencyStats.from_times(1, time_calls(call, warmup=3, runs=runs, budget_s=budget_s))
             points.append(ScalingPoint(length, graph.total_macs if graph.macs_complete else None, stats.median_ms,
