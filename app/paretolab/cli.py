@@ -23,8 +23,13 @@ EXIT_INTERNAL_ERROR = 1
 
 
 def _load(args: argparse.Namespace):
+    from paretolab.core.files import add_code_path
     from paretolab.core.model.handle import load_model
 
+    for folder in args.code:
+        if not Path(folder).is_dir():
+            raise ParetoLabError(f"--code {folder}: no such folder; give the folder that holds the model's Python code")
+        add_code_path(Path(folder))
     shapes = parse_input_shapes(args.input_shape)
     return load_model(args.model, input_shapes=shapes, trust=args.trust, arch=args.arch)
 

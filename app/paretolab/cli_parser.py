@@ -27,6 +27,8 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--arch", metavar="PKG.MODULE:CLASS", help="class to load a bare state_dict into (instantiated with no arguments)"
     )
+    parser.add_argument("--code", action="append", default=[], metavar="DIR",
+                        help="folder with the Python code a pickled model's classes come from (repeatable)")
 
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:

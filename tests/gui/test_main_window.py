@@ -274,3 +274,14 @@ def test_text_data_for_a_hugging_face_model_is_chosen_as_a_file_and_gives_accura
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error
     assert job.result.measured.top1 is not None  # the labels, by class name, give accuracy
+
+
+def test_a_pickle_whose_code_is_elsewhere_asks_for_its_folder(qtbot, window, tmp_path):
+    from pickled_code import pickle_with_code  # type: ignore[import-not-found]
+
+    path, code = pickle_with_code(tmp_path, "paretolab_test_net_gui", "models")
+    window.prompts = FakePrompts(confirm=True, text="1x6")  # trust it, then its input shape
+    window.prompts.path = str(code)  # the folder the window asks for
+    window.open_model(path)
+    qtbot.waitUntil(lambda: window.loaded is not None and window.job is None, timeout=60_000)
+    assert window.loaded.handle.path == path and not window.prompts.errors

@@ -24,6 +24,14 @@ class ArchitectureRequiredError(ModelLoadError):
     """The file holds only weights (a state_dict); an `arch` ("pkg.module:Class") is needed."""
 
 
+class CodeRequiredError(ModelLoadError):
+    """A pickle names a class whose module is not importable here; `module` is the missing one."""
+
+    def __init__(self, message: str, module: str) -> None:
+        super().__init__(message)
+        self.module = module
+
+
 class InputShapeError(ParetoLabError):
     """An input shape is missing, malformed or does not fit the model."""
 

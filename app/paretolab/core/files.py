@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +110,11 @@ def remove_stale_work_folders(root: Path | None = None) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
+
+
+def add_code_path(folder: Path) -> None:
+    """Make the Python code in `folder` importable, so pickles naming its classes load (the user's
+    --code, or the folder the app asked for)."""
+    entry = str(Path(folder).resolve())
+    if entry not in sys.path:
+        sys.path.insert(0, entry)

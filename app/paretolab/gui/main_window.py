@@ -28,10 +28,12 @@ from PySide6.QtWidgets import (
 
 from paretolab.core.errors import (
     ArchitectureRequiredError,
+    CodeRequiredError,
     InputShapeError,
     ParetoLabError,
     UntrustedModelError,
 )
+from paretolab.core.files import add_code_path
 from paretolab.core.sample import sample_model_path
 from paretolab.core.store.experiment import default_root
 from paretolab.core.tensors import format_shape, parse_input_shapes
@@ -314,6 +316,12 @@ class MainWindow(VariantActions, QMainWindow):
         if isinstance(error, UntrustedModelError) and not trust:
             if self.prompts.confirm("Load a pickled model?", f"{error}\n\nLoad it anyway?", "Load (I trust this file)"):
                 QTimer.singleShot(0, lambda: self.open_model(path, trust=True, arch=arch))
+            return
+        if isinstance(error, CodeRequiredError):
+            folder = self.prompts.choose_folder(f"{error}\n\nChoose the folder that holds '{error.module}'")
+            if folder:
+                add_code_path(Path(folder))
+                QTimer.singleShot(0, lambda: self.open_model(path, trust=trust, arch=arch))
             return
         if isinstance(error, ArchitectureRequiredError) and arch is None:
             answer = self.prompts.ask_text("Model class needed", str(error), "package.module:ClassName")

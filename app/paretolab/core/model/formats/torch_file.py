@@ -6,18 +6,13 @@ says they trust the file. Everything else is read with torch's safe loaders.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import importlib
 import inspect
 import json
 import logging
-import pickle
-import sys
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,11 +20,9 @@ from typing import Any
 import torch
 
 from paretolab.core.errors import (
-    ArchitectureRequiredError,
     ConversionError,
     InputShapeError,
     ModelLoadError,
-    UntrustedModelError,
     first_line,
 )
 from paretolab.core.files import work_prefix
@@ -39,7 +32,6 @@ from paretolab.core.tensors import TensorSpec, concrete_shapes, free_axes, guess
 
 # TorchScript files made by ParetoLab carry their input specs in this extra file.
 SPEC_FILE = "paretolab.json"
-_CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "module", "weights", "ema")
 
 log = logging.getLogger(__name__)
 
@@ -319,123 +311,11 @@ def _load_torchscript(path: Path) -> TorchSource:
     return TorchSource(path=path, native=module, format="torchscript", inputs=inputs, outputs=outputs)
 
 
-def _state_dict_of(obj: Any) -> dict | None:
-    """The state_dict inside `obj` (a bare one, or a checkpoint dict holding one)."""
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj
-    if isinstance(obj, dict):
-        for key in _CHECKPOINT_KEYS:
-            inner = _state_dict_of(obj.get(key))
-            if inner is not None:
-                return inner
-    return None
-
-
-def _module_of(obj: Any) -> torch.nn.Module | None:
-    if isinstance(obj, torch.nn.Module):
-        return obj
-    if isinstance(obj, dict):
-        for key in _CHECKPOINT_KEYS:
-            if isinstance(obj.get(key), torch.nn.Module):
-                return obj[key]
-    return None
-
-
-def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
-    """Instantiate "package.module:ClassName" with no arguments and load the weights into it."""
-    module_name, _, class_name = arch.partition(":")
-    if not module_name or not class_name:
-        raise ModelLoadError(f"--arch '{arch}' is not of the form package.module:ClassName")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise ModelLoadError(f"--arch '{arch}' cannot be imported ({exc}); check the module is on PYTHONPATH") from None
-    try:
-        model = cls()
-        result = model.load_state_dict(state_dict, strict=False)
-    except Exception as exc:  # a size mismatch: name the first one, not torch's "Error(s) in loading" header
-        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line] or [first_line(exc)]
-        raise ModelLoadError(f"the weights in {path.name} do not fit --arch '{arch}': {lines[0]}") from None
-    if result.missing_keys or result.unexpected_keys:
-        parts = [f"{len(keys)} {what} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
-                 for what, keys in (("missing", result.missing_keys), ("unexpected", result.unexpected_keys)) if keys]
-        raise ModelLoadError(f"the weights in {path.name} do not fit --arch '{arch}': {' and '.join(parts)} keys")
-    return model.eval()
-
-
-@contextlib.contextmanager
-def _quiet_unpickling() -> Iterator[None]:
-    """A damaged pickle can leave torch's unpickler holding a bytearray whose buffer is still
-    exported; when it is freed, CPython prints "SystemError: deallocated bytearray object has
-    exported buffers" through sys.excepthook, on the user's terminal. Free it here, with both
-    hooks sending that complaint to the log: the load has already failed with our one line."""
-    hooks = sys.unraisablehook, sys.excepthook
-    sys.unraisablehook = lambda info: log.info("ignored while unpickling: %s", info.exc_value)
-    sys.excepthook = lambda kind, value, tb: log.info("ignored while unpickling: %s: %s", kind.__name__, value)
-    try:
-        yield
-    except BaseException as exc:
-        exc.__context__ = None  # the failed unpickler's frames (and buffers) go now, not when our error is freed
-        gc.collect(1)  # young generations only: a full collection costs 0.1-0.4 s with torch loaded
-        raise
-    finally:
-        sys.unraisablehook, sys.excepthook = hooks
-
-
-def _load_pickle(path: Path, trust: bool, arch: str | None) -> TorchSource:
-    try:
-        with _quiet_unpickling():
-            return _load_pickle_unquiet(path, trust, arch)
-    except SystemError as exc:  # the same CPython complaint, raised instead of reported
-        raise _corrupt(path, exc) from None
-
-
-def _load_pickle_unquiet(path: Path, trust: bool, arch: str | None) -> TorchSource:
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
-            raise _corrupt(path, exc) from None
-        if not trust:
-            raise UntrustedModelError(
-                f"{path.name} is a pickled Python object: loading it runs code stored in the file. "
-                "Open it only if you trust its source (CLI: --trust), or save the model as TorchScript, "
-                ".pt2 or ONNX instead"
-            ) from None
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=False)
-        except Exception as exc2:  # the pickle may name classes that cannot be imported here
-            raise ModelLoadError(
-                f"{path.name} could not be unpickled: {first_line(exc2)}; "
-                "the classes it names must be importable (check PYTHONPATH)"
-            ) from None
-    except Exception as exc:
-        raise _corrupt(path, exc) from None
-
-    module = _module_of(obj)
-    if module is not None:
-        return TorchSource(path=path, native=module.eval(), format="torch-pickle")
-    state_dict = _state_dict_of(obj)
-    if state_dict is None:
-        found = f" with keys {', '.join(map(str, list(obj)[:8]))}" if isinstance(obj, dict) and obj else ""
-        raise ModelLoadError(f"{path.name} holds a {type(obj).__name__}{found}, none of them a model or a state_dict "
-                             f"(looked under {', '.join(_CHECKPOINT_KEYS)}); save the model or its state_dict alone")
-    if arch is None:
-        raise ArchitectureRequiredError(
-            f"{path.name} holds only weights (a state_dict of {len(state_dict)} tensors), not a model; "
-            "say which class they belong to with --arch package.module:ClassName"
-        )
-    return TorchSource(path=path, native=build_arch(arch, state_dict, path), format="torch-state-dict")
-
-
-def _corrupt(path: Path, exc: BaseException) -> ModelLoadError:
-    reason = first_line(exc)
-    return ModelLoadError(f"{path.name} is not a readable PyTorch file (corrupt or truncated: {reason}); re-save it")
-
-
 def load(path: Path, *, trust: bool = False, arch: str | None = None) -> TorchSource:
     if path.suffix.lower() == ".pt2" or _is_exported_program(path):
         return _load_exported(path)
     if _is_torchscript(path):
         return _load_torchscript(path)
-    return _load_pickle(path, trust, arch)
+    from paretolab.core.model.formats.torch_pickle import load_pickle
+
+    return load_pickle(path, trust, arch)
