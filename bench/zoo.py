@@ -2,7 +2,8 @@
 
 The zoo (tests/zoo_models.py) is six small architectures built in code with random weights:
 a ResNet, a MobileNetV3-style CNN, a two-output U-Net, a two-head detector, a GRU voice-activity
-model with a state input and a sample-rate scalar, and a transformer encoder over token ids.
+model with a state input and a sample-rate scalar, and a transformer encoder over token ids; and
+three tiny Hugging Face folders (tests/hf_models.py): BERT- and ViT-style classifiers and a GPT-2-style LM.
 Each technique runs through `optimize` on 32 random inputs, as a user without data would; the
 speed-up is the variant's median batch-1 latency against the original's, timed side by side in
 alternating rounds on the variant's runtime; fidelity is the worst output's cosine similarity
@@ -21,22 +22,47 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import hf_models  # noqa: E402
 from paretolab.core.compress.variant import Recipe  # noqa: E402
 from paretolab.core.errors import ParetoLabError  # noqa: E402
 from paretolab.core.measure.plan import DataPlan  # noqa: E402
+from paretolab.core.model.handle import load_model  # noqa: E402
 from paretolab.core.pipeline.optimize import optimize  # noqa: E402
-from zoo_models import TECHNIQUES, ZOO, open_zoo_model, write_zoo_files  # noqa: E402
+from zoo_models import TECHNIQUES, ZOO, ZooTechnique, open_zoo_model, write_zoo_files  # noqa: E402
 
 
-def cell(entry_name: str, technique: str, folder: Path) -> str:
-    entry, tech = ZOO[entry_name], TECHNIQUES[technique]
-    files = write_zoo_files(entry, folder / entry_name, dynamo=False)
-    handle = open_zoo_model(entry, files["pytorch" if tech.needs_module else "onnx"])
+def _quant(backend: str, precision: str) -> dict:
+    return {"technique": "quantize", "settings": {"backend": backend, "precision": precision}}
+
+
+# what pays on transformers, measured on every model (the test matrix keeps to TECHNIQUES)
+COLUMNS = {**TECHNIQUES, **{t.name: t for t in [
+    ZooTechnique("weight-only int8 (OpenVINO)", (_quant("openvino", "int8-weights"),), 0.99),
+    ZooTechnique("weight-only int4 (OpenVINO)", (_quant("openvino", "int4-weights"),), 0.9),
+    ZooTechnique("weight-only int4 (ONNX Runtime)", (_quant("ort", "int4-weights"),), 0.9),
+]}}
+HF = {f"hf-{name}": name for name in hf_models.SHAPES}  # Hugging Face folders (tests/hf_models.py)
+
+
+def _open(name: str, tech: ZooTechnique, folder: Path):
+    if name in HF:
+        path = folder / name / HF[name]
+        if not path.exists():
+            hf_models.write(HF[name], folder / name)
+        return load_model(path, input_shapes={None: hf_models.SHAPES[HF[name]]})
+    entry = ZOO[name]
+    files = write_zoo_files(entry, folder / name, dynamo=False)
+    return open_zoo_model(entry, files["pytorch" if tech.needs_module else "onnx"])
+
+
+def cell(name: str, technique: str, folder: Path) -> str:
+    tech = COLUMNS[technique]
+    handle = _open(name, tech, folder)
     try:
         variant = optimize(handle, Recipe.from_dict(tech.recipe_doc()), DataPlan.from_spec("random:32", handle),
-                           folder / entry_name / "out", technique.replace(" ", "_").replace("%", ""))
+                           folder / name / "out", technique.replace(" ", "_").replace("%", ""))
     except ParetoLabError as exc:
-        return f"fails: {exc}"
+        return f"fails: {str(exc).split(';')[0]}"
     m = variant.measured
     sqnr = "" if m.sqnr_db is None else f", {m.sqnr_db:.0f} dB"
     return f"{variant.speedup:.2f}x · cos {m.cosine:.4f}{sqnr}"
@@ -49,10 +75,10 @@ def main() -> None:
     start = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ZOO:
-            rows.append([name] + [cell(name, technique, Path(tmp)) for technique in TECHNIQUES])
+        for name in [*ZOO, *HF]:
+            rows.append([name] + [cell(name, technique, Path(tmp)) for technique in COLUMNS])
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
-    header = ["model", *TECHNIQUES]
+    header = ["model", *COLUMNS]
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

@@ -285,3 +285,26 @@ def test_a_pickle_whose_code_is_elsewhere_asks_for_its_folder(qtbot, window, tmp
     window.open_model(path)
     qtbot.waitUntil(lambda: window.loaded is not None and window.job is None, timeout=60_000)
     assert window.loaded.handle.path == path and not window.prompts.errors
+
+
+def test_cost_against_sequence_length_is_charted(qtbot, window, tmp_path):
+    import pytest
+
+    pytest.importorskip("transformers")
+    import hf_models  # type: ignore[import-not-found]
+    from paretolab.jobs.job import JobState
+
+    window.prompts = FakePrompts(text="1x16")
+    window.open_model(hf_models.write("bert", tmp_path))
+    qtbot.waitUntil(lambda: window.loaded is not None and window.job is None, timeout=60_000)
+    window.prompts.text_answer = "8, 32,16"
+    job = window.profile_sequence_lengths()
+    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
+    assert job.state == JobState.DONE, job.error
+    dialog = window.scaling_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.macs_ratios == pytest.approx([1.0, hf_models.bert_macs(16) / hf_models.bert_macs(8),
+                                                hf_models.bert_macs(32) / hf_models.bert_macs(8)])
+    dialog.close()
+    window.prompts.text_answer = "8,many"
+    assert window.profile_sequence_lengths() is None and "not a list of whole numbers" in window.prompts.errors[-1][1]

@@ -209,6 +209,7 @@ class MainWindow(VariantActions, QMainWindow):
         )
         run_menu.addAction(self.analyse_action)
         run_menu.addAction(self._action("Set &input shapes…", lambda: self.set_input_shapes()))
+        run_menu.addAction(self._action("Cost against &sequence length…", self.profile_sequence_lengths))
         view_menu = self.menuBar().addMenu("&View")
         for dock in (
             self.summary_dock,

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paretolab.gui.compare_dialog import CompareDialog
+from paretolab.gui.scaling_dialog import ScalingDialog
 from paretolab.gui.studio import EXPORT_FILTERS, EXPORT_FORMATS, Studio
 from paretolab.jobs import Job, LoadedModel
-from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job, save_recipe_job
+from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job, save_recipe_job, scaling_job
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
@@ -35,6 +36,7 @@ class VariantActions:
     graph_view: GraphView
     importance_chart: ImportanceChart
     compare_dialog: CompareDialog | None = None
+    scaling_dialog: ScalingDialog | None = None
 
     def compare_variant(self, variant) -> Job | None:
         others = {f"{v.name}: {v.recipe.summary()} ({v.measured.backend})": v
@@ -79,6 +81,32 @@ class VariantActions:
         if name and name != variant.name:
             return self.studio.rename(variant, name)
         return None
+
+    # -- sequence length ------------------------------------------------------------------
+    def profile_sequence_lengths(self) -> Job | None:
+        """Cost against sequence length, for models with a free sequence axis (transformers)."""
+        if self.loaded is None:
+            return None
+        answer = self.prompts.ask_text("Sequence lengths", "Sequence lengths to measure (MACs and batch-1 latency):",
+                                       "32,64,128,256")
+        if not answer:
+            return None
+        try:
+            lengths = sorted({int(x) for x in answer.replace(" ", "").split(",") if x})
+        except ValueError:
+            self.prompts.error("Invalid sequence lengths", f"'{answer}' is not a list of whole numbers, e.g. 32,64,128")
+            return None
+        if not lengths or lengths[0] < 1:
+            self.prompts.error("Invalid sequence lengths", "give positive lengths, e.g. 32,64,128")
+            return None
+        job = scaling_job(self.loaded.handle, lengths, device=self.settings_panel.device.currentText())
+        job.succeeded.connect(self._show_scaling)
+        job.failed.connect(lambda exc: self.prompts.error("Sequence lengths failed", str(exc)))
+        return self.studio.queue.submit(job)
+
+    def _show_scaling(self, result) -> None:
+        self.scaling_dialog = ScalingDialog(result, self)
+        self.scaling_dialog.show()
 
     # -- layer analysis -------------------------------------------------------------------
     def analyse_layers(self) -> Job | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from paretolab.core.compress.analysis import analyse_layers
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
+from paretolab.core.measure.scaling import sequence_scaling
 from paretolab.core.measure.timing import time_side_by_side
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import optimize
@@ -53,6 +54,12 @@ def reprofile_job(original: ModelHandle, variant: Variant, threads: int | None =
         return updated
 
     return Job(f"Time {variant.name} against the original on {where}", run)
+
+
+def scaling_job(handle: ModelHandle, lengths: list[int], device: str = "cpu") -> Job:
+    """MACs and batch-1 latency of the model at each sequence length (ScalingResult)."""
+    return Job(f"Sequence lengths {', '.join(map(str, lengths))}: MACs and latency",
+               lambda progress: sequence_scaling(handle, lengths, device=device, progress=progress))
 
 
 def delete_job(variant: Variant) -> Job:
