@@ -76,7 +76,8 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
     for name, path in built.items():
         progress.check()
         try:
-            check_ort_loads(path)
+            if path.suffix == ".onnx":
+                check_ort_loads(path)
             variant = handle.like(path)
             result = evaluate(variant, validation, backend=backend, reference=handle, threads=threads)
             fidelity[name] = (result.agreement, result.cosine if result.cosine is not None else 0.0)
@@ -119,5 +120,7 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
         )
     best.chosen = True
     outcome.chosen = f"{backend}-int8-{best.name}"
+    if out.suffix == ".xml":  # OpenVINO IR: the weights first, then the topology that names them
+        atomic_write(out.with_suffix(".bin"), lambda tmp: shutil.copyfile(built[best.name].with_suffix(".bin"), tmp))
     atomic_write(out, lambda tmp: shutil.copyfile(built[best.name], tmp))
     return outcome

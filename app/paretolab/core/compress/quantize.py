@@ -108,7 +108,7 @@ def quantize(
         if settings.backend == "ort":
             outcome = _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress)
         else:
-            outcome = _quantize_openvino(handle, settings, calibration, validation, excluded, out, threads, progress)
+            outcome = _quantize_openvino(handle, settings, calibration, validation, excluded, work, out, threads, progress)
         outcome.kept_fp32 = keep
     progress.report(1.0, f"quantized: {outcome.chosen}")
     return outcome
@@ -312,7 +312,8 @@ def _ov_items(data: Dataset, handle: ModelHandle) -> list:
 
 
 def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
-                       excluded: list[str], out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
+                       excluded: list[str], work: Path, out: Path, threads: int | None,
+                       progress: Progress) -> QuantizeOutcome:
     import nncf
     import openvino as ov
 
@@ -330,13 +331,14 @@ def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrat
             compressed = weight_only.compress_openvino(model, settings, scope)
         atomic_write(xml, lambda tmp: ov.save_model(compressed, str(tmp), compress_to_fp16=False))
         return QuantizeOutcome(xml, f"openvino-{settings.precision}")
-    transformer = is_transformer(handle.layer_graph())
-    progress.report(0.1, f"calibrating on {len(calibration)} samples (NNCF{', transformer preset' if transformer else ''})")
+    progress.report(0.1, f"calibrating on {len(calibration)} samples (NNCF)")
     calibration_data = nncf.Dataset(_ov_items(calibration, handle))
+    if settings.max_drop is None and is_transformer(handle.layer_graph()):
+        return _openvino_transformer_candidates(handle, model, settings, calibration_data, len(calibration), scope,
+                                                validation, work, xml, threads, progress)
     with _quiet():
         if settings.max_drop is None:
-            quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope,
-                                      model_type=nncf.ModelType.TRANSFORMER if transformer else None)
+            quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope)
         else:
             quantized = _accuracy_aware(nncf, model, calibration_data, validation, handle, settings, scope)
     progress.check()
@@ -376,6 +378,27 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         nncf_log.setLevel(level)
+
+
+def _openvino_transformer_candidates(handle: ModelHandle, model: Any, settings: QuantizeSettings, calibration: Any,
+                                     samples: int, scope: Any, validation: Dataset, work: Path, xml: Path,
+                                     threads: int | None, progress: Progress) -> QuantizeOutcome:
+    """NNCF's transformer preset (SmoothQuant, softmax and norms kept in float) is meant for
+    trained transformers; on others the default scheme is closer to FP32. Both are built and the
+    fastest faithful kept, as for ONNX Runtime's formats."""
+    import nncf
+    import openvino as ov
+
+    built = {}
+    for i, (name, model_type) in enumerate((("default", None), ("transformer", nncf.ModelType.TRANSFORMER))):
+        progress.report(0.1 + 0.3 * i, f"calibrating ({name} scheme, NNCF)")
+        with _quiet():
+            quantized = nncf.quantize(model.clone(), calibration, subset_size=samples, ignored_scope=scope,
+                                      model_type=model_type)
+        built[name] = work / f"openvino-{name}.xml"
+        ov.save_model(quantized, str(built[name]), compress_to_fp16=False)
+        progress.check()
+    return pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress, [])
 
 
 def is_transformer(graph: LayerGraph) -> bool:
