@@ -61,6 +61,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from paretolab import render
     from paretolab.core.compress.importance import (
         default_cache,
+        head_scores,
         sensitivity_scan,
         weight_importance,
     )
@@ -73,10 +74,12 @@ def cmd_importance(args: argparse.Namespace) -> int:
     layers = weight_importance(handle, data, progress=progress)
     scan = sensitivity_scan(handle, held_out, kind=args.sensitivity, levels=args.levels, cache=default_cache(),
                             progress=progress) if args.sensitivity else None
+    heads = head_scores(handle)
     if args.json:
-        _print_json({"layers": [asdict(x) for x in layers], "sensitivity": scan.to_dict() if scan else None})
+        _print_json({"layers": [asdict(x) for x in layers], "sensitivity": scan.to_dict() if scan else None,
+                     "heads": heads})
     else:
-        print(render.importance(layers, scan))
+        print(render.importance(layers, scan, heads))
     return 0
 
 

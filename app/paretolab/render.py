@@ -181,7 +181,7 @@ def _drop(metric: str, drop: float) -> str:
     return f"{drop:.4f}" if metric == "cosine" else f"{100 * drop:.1f} pts"
 
 
-def importance(layers, scan=None) -> str:
+def importance(layers, scan=None, heads: dict[str, list[float]] | None = None) -> str:
     drops = scan.by_layer() if scan else {}
     header = ["layer", "op", "params", "mean |w|", "rms w", "taylor"] + ([f"worst {scan.metric} drop"] if scan else [])
     rows = [tuple(header)]
@@ -194,6 +194,9 @@ def importance(layers, scan=None) -> str:
     if scan:
         baseline = f"{scan.baseline:.4f}" if scan.metric == "cosine" else f"{100 * scan.baseline:.2f}%"
         text += f"\n\nsensitivity: {scan.kind} one layer at a time; baseline {scan.metric} {baseline}"
+    if heads:
+        text += "\n\nattention heads, mean |w| of each head's query, key and value rows (the lowest are pruned first):\n"
+        text += table([("block", "heads"), *((block, "  ".join(f"{v:.4g}" for v in values)) for block, values in heads.items())])
     return text
 
 

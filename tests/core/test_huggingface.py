@@ -73,18 +73,28 @@ def test_variants_keep_batch_and_sequence_free(folders, tmp_path):
     assert logits.shape == (1, 48, hf_models.GPT["vocab_size"])
 
 
+HEADS_AND_DISTILL = [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
+                     {"technique": "distill", "settings": {"epochs": 1}}]
+DYNAMIC = [{"technique": "quantize", "settings": {"backend": "ort", "precision": "dynamic-int8"}}]
+INT4_WEIGHTS = [{"technique": "quantize", "settings": {"backend": "openvino", "precision": "int4-weights", "group_size": 16}}]
+
+
 @pytest.mark.parametrize("name, steps, min_cosine", [
     ("bert", [{"technique": "quantize", "settings": {"backend": "openvino", "precision": "int8"}}], 0.98),
     ("vit", [{"technique": "quantize", "settings": {"backend": "ort", "precision": "int8"}}], 0.98),
-    ("bert", [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.25}},
-              {"technique": "distill", "settings": {"epochs": 1}}], 0.0),
+    ("bert", DYNAMIC, 0.99), ("vit", DYNAMIC, 0.99),
+    ("bert", INT4_WEIGHTS, 0.98), ("vit", INT4_WEIGHTS, 0.98),
+    ("bert", HEADS_AND_DISTILL, 0.0), ("vit", HEADS_AND_DISTILL, 0.0),  # random weights: no fidelity bound to keep
 ])
 def test_compresses_and_keeps_the_interface(folders, tmp_path, name, steps, min_cosine):
     handle = _open(folders, name)
     variant = optimize(handle, Recipe.from_dict({"steps": steps}), DataPlan.from_spec("random:16", handle), tmp_path, "v")
     assert variant.measured.cosine >= min_cosine, variant.measured.fidelity_text()
-    if steps[0]["settings"].get("backend") == "openvino":  # NNCF's transformer preset competes with its default
+    if steps[0]["settings"] == {"backend": "openvino", "precision": "int8"}:  # the transformer preset competes
         assert {c["name"] for c in variant.reports[0]["candidates"]} == {"default", "transformer"}
+    if steps is HEADS_AND_DISTILL:  # half the heads and half the MLP: the attention and MLP MACs halve
+        assert {tuple(v) for v in variant.reports[0]["heads"].values()} == {(4, 2)}
+        assert variant.measured.macs < 0.7 * variant.baseline.macs
     made = handle.like(variant.artifact)
     assert [s.name for s in made.outputs] == ["logits"]
     assert [o.shape for o in _outputs(made, variant.measured.backend)] == [o.shape for o in _outputs(handle, "ort")]
@@ -232,3 +242,14 @@ def test_structured_pruning_removes_whole_heads_and_mlp_width_and_keeps_the_hidd
                              if hasattr(m, "query") or hasattr(m, "q_proj"))
     with torch.no_grad():
         assert module(*examples).shape == handle.native(*examples).shape
+
+
+def test_each_attention_head_gets_an_importance(folders, capsys):
+    from paretolab.cli import main
+    from paretolab.core.compress.importance import head_scores
+
+    scores = head_scores(_open(folders, "vit"))
+    assert len(scores) == 2 and all(len(v) == 4 and min(v) > 0 for v in scores.values())
+    assert main(["importance", str(folders["bert"]), "--input-shape", "1x16", "--data", "random:8", "--json"]) == 0
+    heads = json.loads(capsys.readouterr().out)["heads"]
+    assert sorted(heads) == ["model.bert.encoder.layer.0.attention.self", "model.bert.encoder.layer.1.attention.self"]

@@ -83,6 +83,18 @@ def _per_channel(values: np.ndarray, axis: int) -> list[float]:
     return moved.reshape(moved.shape[0], -1).mean(1).astype(float).tolist()
 
 
+def head_scores(handle: ModelHandle) -> dict[str, list[float]]:
+    """Each attention head's importance, for models with an editable module whose attention has
+    separate query, key and value layers (prune_heads.attention_modules); empty otherwise."""
+    import torch
+
+    from paretolab.core.compress.prune_heads import head_importance
+
+    native = handle.native
+    return head_importance(native) if isinstance(native, torch.nn.Module) and not isinstance(
+        native, torch.jit.ScriptModule) else {}
+
+
 def weight_importance(handle: ModelHandle, data: Dataset | None = None, *, taylor: bool = True, samples: int = 64,
                       progress: Progress | None = None) -> list[LayerImportance]:
     """Magnitude importance of every layer with weights; Taylor importance too when the model

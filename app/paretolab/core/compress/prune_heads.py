@@ -78,3 +78,15 @@ def update_head_counts(attention: list[Attention], pruned_heads: dict) -> dict[s
         if heads != a.heads:
             changed[a.path] = (a.heads, heads)
     return changed
+
+
+def head_importance(module: Any) -> dict[str, list[float]]:
+    """Per attention block, each head's mean |w| over its rows of query, key and value: how
+    magnitude-based head pruning ranks them (the lowest leave first)."""
+    scores = {}
+    for a in attention_modules(module):
+        size = a.projections[0].out_features // a.heads
+        scores[a.path] = [
+            sum(float(p.weight[h * size:(h + 1) * size].abs().mean()) for p in a.projections) / 3 for h in range(a.heads)
+        ]
+    return scores
