@@ -55,6 +55,15 @@ def _open(name: str, tech: ZooTechnique, folder: Path):
     return open_zoo_model(entry, files["pytorch" if tech.needs_module else "onnx"])
 
 
+def _not_applicable(message: str) -> str:
+    """The table's short form of a refusal whose reason docs/models.md explains."""
+    for marker, short in (("has no MatMul with constant weights", "not applicable: no MatMul layers"),
+                          ("recurrent layers", "not applicable: recurrent layer (see below)")):
+        if marker in message:
+            return short
+    return f"fails: {message.split(';')[0]}"
+
+
 def cell(name: str, technique: str, folder: Path) -> str:
     tech = COLUMNS[technique]
     handle = _open(name, tech, folder)
@@ -62,7 +71,7 @@ def cell(name: str, technique: str, folder: Path) -> str:
         variant = optimize(handle, Recipe.from_dict(tech.recipe_doc()), DataPlan.from_spec("random:32", handle),
                            folder / name / "out", technique.replace(" ", "_").replace("%", ""))
     except ParetoLabError as exc:
-        return f"fails: {str(exc).split(';')[0]}"
+        return _not_applicable(str(exc))
     m = variant.measured
     sqnr = "" if m.sqnr_db is None else f", {m.sqnr_db:.0f} dB"
     return f"{variant.speedup:.2f}x · cos {m.cosine:.4f}{sqnr}"
