@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install sample screenshot clean
+.PHONY: run test lint install sample screenshot clean bundle bundle-test
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,31 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+BUNDLE_STAMP := $(VENV)/.bundle-installed
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+BUNDLE_TAR := dist/ParetoLab-$(VERSION)-linux-x86_64.tar.gz
+
+$(BUNDLE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,hf,bundle]"
+	touch $(BUNDLE_STAMP)
+
+# A one-folder desktop bundle (dist/ParetoLab) and its .tar.gz: minutes, so not part of `make test`.
+bundle: $(BUNDLE_STAMP)
+	rm -rf dist/ParetoLab $(BUNDLE_TAR)
+	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller packaging/paretolab.spec
+	mkdir -p dist/ParetoLab/share/icons
+	cp packaging/install.sh packaging/uninstall.sh dist/ParetoLab/
+	cp packaging/io.github.paretolab.ParetoLab.desktop packaging/io.github.paretolab.ParetoLab.metainfo.xml \
+	   packaging/paretolab-mime.xml dist/ParetoLab/share/
+	cp resources/icons/* dist/ParetoLab/share/icons/
+	tar -C dist -czf $(BUNDLE_TAR) ParetoLab
+	@du -sh dist/ParetoLab $(BUNDLE_TAR)
+
+bundle-test:
+	packaging/bundle_test.sh dist/ParetoLab
+
 sample: $(STAMP)
 	$(BIN)/python scripts/build_sample.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info app/*.egg-info
+	rm -rf $(VENV) build dist *.egg-info app/*.egg-info

@@ -252,6 +252,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from paretolab.gui.qt_check import check_qt_can_start
 
     check_qt_can_start()  # one line instead of Qt's abort when there is no display or a library is missing
+    if getattr(args, "self_test", False):
+        from paretolab.gui.self_test import run_self_test
+
+        return run_self_test()
     from paretolab.gui.app import run_app
 
     return run_app(args.model)
@@ -266,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(__name__).info("removed stale work folder %s", folder)
     args = build_parser().parse_args(argv)
     if args.command is None:
-        args.command, args.model = "gui", None
+        args.command, args.model, args.self_test = "gui", None, False
     handlers = {"inspect": cmd_inspect, "backends": cmd_backends, "evaluate": cmd_evaluate, "profile": cmd_profile,
                 "importance": cmd_importance, "optimize": cmd_optimize, "run": cmd_optimize, "sweep": cmd_sweep,
                 "report": cmd_report, "gui": cmd_gui}

@@ -199,6 +199,8 @@ def _add_report_command(commands: argparse._SubParsersAction) -> None:
 def _add_gui_command(commands: argparse._SubParsersAction) -> None:
     gui = commands.add_parser("gui", help="open the app (on MODEL, or on the built-in sample)")
     gui.add_argument("model", nargs="?", help="model file to open")
+    gui.add_argument("--self-test", action="store_true",
+                     help="open the sample, build one variant, exit 0 if it reached the chart (checks an install)")
 
 
 def _positive_ints(text: str) -> list[int]:
