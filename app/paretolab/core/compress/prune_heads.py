@@ -87,6 +87,7 @@ def head_importance(module: Any) -> dict[str, list[float]]:
     for a in attention_modules(module):
         size = a.projections[0].out_features // a.heads
         scores[a.path] = [
-            sum(float(p.weight[h * size:(h + 1) * size].abs().mean()) for p in a.projections) / 3 for h in range(a.heads)
+            sum(float(p.weight.detach()[h * size:(h + 1) * size].abs().mean()) for p in a.projections) / 3
+            for h in range(a.heads)
         ]
     return scores
