@@ -308,3 +308,36 @@ def test_cost_against_sequence_length_is_charted(qtbot, window, tmp_path):
     dialog.close()
     window.prompts.text_answer = "8,many"
     assert window.profile_sequence_lengths() is None and "not a list of whole numbers" in window.prompts.errors[-1][1]
+
+
+TAB_BARS = """
+import sys, tempfile, time
+from pathlib import Path
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication, QTabBar
+app = QApplication(sys.argv)
+from paretolab.gui.main_window import MainWindow
+folder = Path(tempfile.mkdtemp())
+window = MainWindow(settings=QSettings(str(folder / "s.ini"), QSettings.Format.IniFormat), experiments_root=folder / "v")
+window.resize(1400, 860)
+window.show()
+for _ in range(30):
+    app.processEvents()
+    time.sleep(0.01)
+bars = window.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly)
+print(sorted(tuple(b.tabText(i) for i in range(b.count())) for b in bars if b.isVisible()))
+window.close()
+"""
+
+
+def test_each_group_of_tabbed_panels_has_one_tab_bar_on_screen():
+    """Qt can leave a stale tab bar from an earlier layout pass drawn over the Compress panel (a
+    window opened larger than its first layout, as a saved geometry does). A fresh process: the
+    test session's QApplication does not show it."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", TAB_BARS], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.stdout.strip() == "[('Trade-off', 'Importance'), ('Variants', 'Jobs')]", result.stdout + result.stderr

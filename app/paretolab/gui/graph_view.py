@@ -67,7 +67,12 @@ class NodeItem(QGraphicsRectItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setPen(QPen(QColor("#555555"), 2 if block else 1))
         self.setToolTip(f"{name}: {block.title} (double-click to open)" if block else f"{name} ({op})")
-        self.label = f"{block.title}\n{name.rpartition('.')[0][-24:]}" if block else f"{name}\n{op}"
+        if block is None:
+            self.label = f"{name}\n{op}"
+        elif block.repeats:
+            self.label = f"{block.title}\n{len(block.layers)} layers"
+        else:
+            self.label = f"{block.short_name}\n{len(block.layers)} layers"
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         selected = self.isSelected()

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QTabBar,
     QTabWidget,
     QWidget,
 )
@@ -101,6 +102,10 @@ class MainWindow(VariantActions, QMainWindow):
         self.layer_table.layer_selected.connect(self.graph_view.select)
         self.summary = SummaryPanel(self)
         self.summary_dock = self._dock("Model", _scrolling(self.summary), Qt.DockWidgetArea.LeftDockWidgetArea)
+        # The left column runs the full height; variants and jobs sit under the graph and the chart.
+        # Set before any dock is tabified: a tab bar made for the old corners stays drawn (Qt keeps it).
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.settings_panel = SettingsPanel(self)
         self.settings_panel.folder_requested.connect(self._choose_image_folder)
         self.settings_panel.file_requested.connect(self._choose_data_file)
@@ -119,22 +124,19 @@ class MainWindow(VariantActions, QMainWindow):
         self.studio.message.connect(lambda title, text: self.prompts.info(title, text))
         self.importance_chart = ImportanceChart(self)
         self.importance_dock = self._dock("Importance", self.importance_chart, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.chart_dock, self.importance_dock)
         self.importance_chart.layer_selected.connect(self.graph_view.select)
         self.graph_view.node_selected.connect(self.importance_chart.select)
         self.jobs_panel = JobsPanel(self.studio.queue, self)
         self.jobs_dock = self._dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.variants_dock, self.jobs_dock)
         self.studio.queue.started.connect(lambda job: job.exclusive and self.jobs_dock.raise_())  # not for quick jobs
         self.studio.variant_added.connect(lambda variant: self.variants_dock.raise_())
         self._build_status_bar()
         self._build_menus()
-        # The left column runs the full height; variants and jobs sit under the graph and the chart.
-        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.resizeDocks([self.summary_dock, self.settings_dock], [220, 480], Qt.Orientation.Vertical)
         self.resizeDocks([self.variants_dock], [220], Qt.Orientation.Vertical)
         self._fit_to_screen(QSize(1400, 860))
+        self.tabifyDockWidget(self.chart_dock, self.importance_dock)  # at the final size: see setCorner above
+        self.tabifyDockWidget(self.variants_dock, self.jobs_dock)
         self.resizeDocks([self.settings_dock, self.chart_dock], [370, 400], Qt.Orientation.Horizontal)
         self.variants_dock.raise_()
         self.chart_dock.raise_()
@@ -159,6 +161,23 @@ class MainWindow(VariantActions, QMainWindow):
             self.move(room.topLeft())
 
     # -- layout ---------------------------------------------------------------------------
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self._hide_stale_tab_bars)
+
+    def _hide_stale_tab_bars(self) -> None:
+        """Qt leaves drawn a tab bar it made for tabified docks in an earlier layout pass (at the
+        first size, before the saved state): a second "Variants | Jobs" over the Compress panel.
+        The tab bar in use sits against its docks; the others go."""
+        docks = {d.windowTitle(): d.geometry() for d in self.findChildren(QDockWidget) if d.isVisible()}
+        for bar in self.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
+            mine = [docks[bar.tabText(i)] for i in range(bar.count()) if bar.tabText(i) in docks]
+            box = bar.geometry()
+            against = any(abs(box.left() - d.left()) <= 2 and (abs(box.top() - d.bottom()) <= 4 or abs(box.bottom() - d.top()) <= 4)
+                          for d in mine)
+            if mine and not against:
+                bar.hide()
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

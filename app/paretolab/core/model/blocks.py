@@ -70,6 +70,14 @@ class Block:
             return f"shape ops ({len(self.layers)})"
         return f"{self.repeats} × {self.name}" if self.repeats else f"{self.name} ({len(self.layers)} layers)"
 
+    @property
+    def short_name(self) -> str:
+        """The name a drawing has room for: a numbered block with its parent's ("layer.3")."""
+        parts = self.path.split("/")[0].split(".")
+        if self.plumbing:
+            return "shape ops"
+        return ".".join(parts[-2:]) if parts[-1].isdigit() and len(parts) > 1 else parts[-1]
+
 
 def module_blocks(graph: LayerGraph) -> dict[str, Block]:
     """Every block of `graph` by path: module prefixes that hold at least two layers."""
