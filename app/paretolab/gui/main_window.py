@@ -174,8 +174,8 @@ class MainWindow(VariantActions, QMainWindow):
         for bar in self.findChildren(QTabBar, options=Qt.FindChildOption.FindDirectChildrenOnly):
             mine = [docks[bar.tabText(i)] for i in range(bar.count()) if bar.tabText(i) in docks]
             box = bar.geometry()
-            against = any(abs(box.left() - d.left()) <= 2 and (abs(box.top() - d.bottom()) <= 4 or abs(box.bottom() - d.top()) <= 4)
-                          for d in mine)
+            against = any(abs(box.left() - d.left()) <= 2
+                          and (abs(box.top() - d.bottom()) <= 4 or abs(box.bottom() - d.top()) <= 4) for d in mine)
             if mine and not against:
                 bar.hide()
 
