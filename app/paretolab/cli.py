@@ -212,6 +212,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from paretolab import render
+    from paretolab.core.compress.explain import explain
+    from paretolab.core.model.handle import load_model
+    from paretolab.core.store.experiment import Experiment
+
+    artifact = Path(args.model)
+    found = [v for v in Experiment(artifact.parent).variants() if v.artifact.name == artifact.name]
+    if not found:
+        raise ParetoLabError(f"{artifact}: no variant with metrics there; give a file that `paretolab optimize` wrote "
+                             "(its NAME.metrics.json beside it)")
+    variant = found[0]
+    original = load_model(Path(variant.parent), input_shapes=parse_input_shapes(args.input_shape) or None,
+                          trust=args.trust, arch=args.arch)
+    result = explain(original, variant, original.like(variant.artifact), layer_times=not args.no_layers)
+    if args.json:
+        _print_json(asdict(result))
+    else:
+        print(render.explanation(result))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from paretolab.core.model.handle import load_model
     from paretolab.core.store.experiment import Experiment
@@ -273,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command, args.model, args.self_test = "gui", None, False
     handlers = {"inspect": cmd_inspect, "backends": cmd_backends, "evaluate": cmd_evaluate, "profile": cmd_profile,
                 "importance": cmd_importance, "optimize": cmd_optimize, "run": cmd_optimize, "sweep": cmd_sweep,
-                "report": cmd_report, "gui": cmd_gui}
+                "report": cmd_report, "explain": cmd_explain, "gui": cmd_gui}
     try:
         return handlers[args.command](args)
     except ParetoLabError as exc:

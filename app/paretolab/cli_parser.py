@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_command(commands)
     _add_sweep_command(commands)
     _add_report_command(commands)
+    _add_explain_command(commands)
     _add_gui_command(commands)
     return parser
 
@@ -186,6 +187,13 @@ def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
     sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
     sweep.set_defaults(json=False)
+
+
+def _add_explain_command(commands: argparse._SubParsersAction) -> None:
+    explain = commands.add_parser("explain", help="why a variant is (not) faster: expected against measured speed-up")
+    _add_model_arguments(explain)  # MODEL: the variant's file, in its experiment folder beside its metrics
+    explain.add_argument("--no-layers", action="store_true", help="skip timing each layer of both models")
+    explain.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _add_report_command(commands: argparse._SubParsersAction) -> None:

@@ -1,0 +1,48 @@
+"""Why a variant is (not) faster: expected against measured speed-up, with the reasons, on
+variants built to be slow on this CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from paretolab.cli import main
+from paretolab.core.compress.explain import explain
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.measure.plan import DataPlan
+from paretolab.core.model.handle import load_model
+from paretolab.core.pipeline.optimize import optimize
+from paretolab.core.sample import sample_model_path
+
+
+def _variant(tmp_path, settings: dict):
+    original = load_model(sample_model_path())
+    recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": settings}]})
+    variant = optimize(original, recipe, DataPlan.from_spec("digits", original), tmp_path, "v")
+    return original, variant
+
+
+@pytest.mark.parametrize("settings, reason", [
+    ({"backend": "ort", "precision": "dynamic-int8"}, "dynamic int8 quantizes activations on every call"),
+    ({"backend": "ort", "precision": "fp16"}, "FP16 halves the file, not the time"),
+    ({"backend": "ort", "precision": "int8", "format": "qdq-s8s8", "keep_fp32": ["features.0"]},
+     "1 of 5 convolutions and products stay in FP32 (features.0"),
+])
+def test_slow_variants_are_explained(tmp_path, settings, reason):
+    original, variant = _variant(tmp_path, settings)
+    result = explain(original, variant, original.like(variant.artifact), layer_times=False)
+    assert result.measured == variant.speedup and result.expected >= 1.0
+    assert any(reason in r for r in result.reasons), result.reasons
+
+
+def test_the_command_line_explains_a_written_variant_with_its_layer_times(tmp_path, capsys):
+    _variant(tmp_path, {"backend": "ort", "precision": "dynamic-int8"})
+    assert main(["explain", str(tmp_path / "v.onnx"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["variant"] == "v" and doc["basis"].startswith("MACs 1.00x fewer")
+    slower = {s["layer"] for s in doc["slower_layers"]}  # ConvInteger is slower than FP32 convolutions here
+    assert slower & {"features.0", "features.2", "features.5"}, doc["slower_layers"]
+    assert all(s["variant_ms"] > s["original_ms"] for s in doc["slower_layers"])
+    assert main(["explain", str(tmp_path / "missing.onnx")]) == 2
+    assert "no variant with metrics there" in capsys.readouterr().err
