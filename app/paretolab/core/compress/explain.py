@@ -63,7 +63,7 @@ def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer
 
 def _precision(variant: Variant) -> str:
     quant = [s for s in variant.recipe.steps if s.technique == "quantize"]
-    return quant[-1].settings.precision if quant else "fp32"  # type: ignore[attr-defined]
+    return quant[-1].settings.precision if quant else "fp32"
 
 
 def _precision_gain(precision: str, features: set[str]) -> tuple[float, str]:
