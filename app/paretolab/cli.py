@@ -215,7 +215,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from paretolab import render
     from paretolab.core.compress.explain import explain
     from paretolab.core.model.handle import load_model
     from paretolab.core.store.experiment import Experiment
@@ -232,7 +231,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(asdict(result))
     else:
-        print(render.explanation(result))
+        print(result.text())
     return 0
 
 

@@ -117,14 +117,6 @@ def scaling(result: ScalingResult) -> str:
     return head + "\n\n" + table(rows, right={0, 1, 2, 3, 4, 5, 6})
 
 
-def explanation(e) -> str:
-    """Expected against measured speed-up, and the reasons they differ."""
-    measured = f"{e.measured:.2f}x" if e.measured is not None else "not measured"
-    lines = [f"variant   {e.variant}", f"measured  {measured}", f"expected  {e.expected:.2f}x ({e.basis})"]
-    lines += [f"why       {r}" for r in e.reasons] or ["why       the measured speed-up is what its MACs and precision promise"]
-    return "\n".join(lines)
-
-
 def variant(v) -> str:
     m = v.metrics
     split = v.measured.dataset or "test"

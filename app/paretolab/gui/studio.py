@@ -22,7 +22,15 @@ from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel
 from paretolab.jobs.queue import JobQueue
-from paretolab.jobs.studio_jobs import delete_job, export_job, optimize_job, rename_job, reprofile_job, sweep_job
+from paretolab.jobs.studio_jobs import (
+    delete_job,
+    explain_job,
+    export_job,
+    optimize_job,
+    rename_job,
+    reprofile_job,
+    sweep_job,
+)
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
@@ -45,6 +53,7 @@ class Studio(QObject):
         settings_panel.run_requested.connect(self.run)
         settings_panel.explore_requested.connect(lambda budget, data: self.explore(SweepSettings(budget_s=budget), data))
         table.reprofile_requested.connect(self.reprofile)
+        table.explain_requested.connect(self.explain)
         chart.point_selected.connect(lambda key: key != "baseline" and table.select(key))
         table.variant_selected.connect(chart.select)
 
@@ -156,6 +165,15 @@ class Studio(QObject):
             return None
         job = reprofile_job(self.loaded.handle, variant)
         job.succeeded.connect(lambda updated, v=variant: self._replace(v, updated))
+        job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
+        return self.queue.submit(job)
+
+    def explain(self, variant: Variant) -> Job | None:
+        """Why the variant is (not) faster: expected against measured, with the reasons."""
+        if self.loaded is None:
+            return None
+        job = explain_job(self.loaded.handle, variant)
+        job.succeeded.connect(lambda result, v=variant: self.message.emit(f"Why is {v.name} (not) faster?", result.text()))
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
 

@@ -104,6 +104,7 @@ class VariantsTable(QWidget):
     reprofile_requested = Signal(object)
     compare_requested = Signal(object)
     save_recipe_requested = Signal(object)
+    explain_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +122,7 @@ class VariantsTable(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._on_selection)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         for text, signal, key in (
+            ("Why (not) faster?", self.explain_requested, None),
             ("Compare with…", self.compare_requested, None),
             ("Save recipe…", self.save_recipe_requested, None),
             ("Re-profile", self.reprofile_requested, None),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from paretolab.core.compress.analysis import analyse_layers
+from paretolab.core.compress.explain import explain
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.scaling import sequence_scaling
@@ -60,6 +61,12 @@ def scaling_job(handle: ModelHandle, lengths: list[int], device: str = "cpu") ->
     """MACs and batch-1 latency of the model at each sequence length (ScalingResult)."""
     return Job(f"Sequence lengths {', '.join(map(str, lengths))}: MACs and latency",
                lambda progress: sequence_scaling(handle, lengths, device=device, progress=progress))
+
+
+def explain_job(original: ModelHandle, variant: Variant) -> Job:
+    """Why the variant is (not) faster (core.compress.explain.Explanation)."""
+    return Job(f"Explain {variant.name}'s speed-up",
+               lambda progress: explain(original, variant, original.like(variant.artifact)))
 
 
 def delete_job(variant: Variant) -> Job:

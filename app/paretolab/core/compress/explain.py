@@ -39,6 +39,14 @@ class Explanation:
     reasons: list[str] = field(default_factory=list)
     slower_layers: list[SlowerLayer] = field(default_factory=list)
 
+    def text(self) -> str:
+        """Expected against measured speed-up, and the reasons they differ (CLI and app alike)."""
+        measured = f"{self.measured:.2f}x" if self.measured is not None else "not measured"
+        lines = [f"variant   {self.variant}", f"measured  {measured}", f"expected  {self.expected:.2f}x ({self.basis})"]
+        lines += [f"why       {r}" for r in self.reasons] or [
+            "why       the measured speed-up is what its MACs and precision promise"]
+        return "\n".join(lines)
+
 
 def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer_times: bool = True) -> Explanation:
     """`made` is the variant's file opened like the original (original.like(variant.artifact))."""
