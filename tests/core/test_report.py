@@ -54,6 +54,9 @@ def test_report_from_an_experiment(tmp_path, capsys):
     with open(tmp_path / "report" / "variants.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["baseline", "v1", "v2"] and float(rows[1]["latency_ms"]) > 0
+    why = {r["name"]: r["why"] for r in rows}  # neither is faster on a CPU, and the report says why
+    assert "FP16 halves the file, not the time" in why["v1"] and "as many MACs as the original" in why["v2"]
+    assert "Why (not) faster" in text
 
 
 def test_report_of_an_empty_experiment_says_what_to_do(tmp_path, capsys):

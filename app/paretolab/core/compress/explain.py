@@ -69,6 +69,17 @@ def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer
     return result
 
 
+def quick_reasons(variant: Variant) -> list[str]:
+    """The reasons that need no measuring — the variant's precision on this CPU, MACs it did not
+    remove — which cap its speed-up whatever the timing says: what the report shows beside each."""
+    features = set(machine_info().get("cpu_features", []))
+    reasons = _feature_reasons(_precision(variant), features)
+    if not reasons and variant.measured.macs and variant.baseline.macs and variant.measured.macs >= variant.baseline.macs:
+        reasons.append("the variant does as many MACs as the original: nothing it computes was removed "
+                       "(unstructured pruning zeroes weights, dense runtimes still multiply them)")
+    return reasons
+
+
 def _precision(variant: Variant) -> str:
     quant = [s for s in variant.recipe.steps if s.technique == "quantize"]
     return quant[-1].settings.precision if quant else "fp32"

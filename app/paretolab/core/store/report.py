@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from paretolab.core.compress.explain import quick_reasons
 from paretolab.core.compress.techniques import TECHNIQUE_COLOURS
 from paretolab.core.compress.variant import Variant, technique_kind
 from paretolab.core.files import atomic_write
@@ -23,7 +24,7 @@ table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;pad
 tr.front td{background:#eef8ee}.bar{display:inline-block;height:10px;background:#1f77b4}
 .charts{display:flex;flex-wrap:wrap;gap:1em}.charts figure{margin:0;flex:1 1 460px}"""
 _COLUMNS = ("Variant", "How it was made", "Top-1 (test)", "Fidelity to the original (test)", "Latency ms",
-            "Speed-up (95% interval)", "Size", "Measured on")
+            "Speed-up (95% interval)", "Size", "Measured on", "Why (not) faster")
 
 
 def _rows(variants: list[Variant]) -> list[dict]:
@@ -38,6 +39,7 @@ def _rows(variants: list[Variant]) -> list[dict]:
     for v in variants:
         rows[v.name] = _row(v.name, v.recipe.summary(), technique_kind(v.recipe), v.measured, v.selection_score,
                             v.speedup_text(with_basis=False), v.speedup)
+        rows[v.name]["why"] = " ".join(quick_reasons(v))
     return list(rows.values())
 
 
@@ -47,7 +49,7 @@ def _row(name: str, recipe: str, technique: str, m: Measurement, score: float, s
     return {"name": name, "recipe": recipe, "technique": technique, "top1": m.top1, "agreement": m.agreement,
             "cosine": m.cosine, "sqnr_db": m.sqnr_db, "fidelity": m.fidelity_text(), "metric": m.metric,
             "score": score, "latency_ms": m.latency_ms, "size_bytes": m.size_bytes, "params": m.params, "macs": m.macs,
-            "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset}
+            "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset, "why": ""}
 
 
 def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], split: str, measure: str) -> str:
@@ -139,7 +141,7 @@ def write_report(
         f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}{html.escape(r['name'])}</td>"
         f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{html.escape(r['fidelity'])}</td>"
         f"<td>{r['latency_ms']:.4f}</td><td>{html.escape(r['speedup_text'])}</td><td>{size(r['size_bytes'])}</td>"
-        f"<td>{html.escape(str(r['backend']))}</td></tr>"
+        f"<td>{html.escape(str(r['backend']))}</td><td>{html.escape(r['why'])}</td></tr>"
         for r in sorted(rows, key=lambda r: r["latency_ms"])
     )
     sens = ""
