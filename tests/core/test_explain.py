@@ -36,6 +36,17 @@ def test_slow_variants_are_explained(tmp_path, settings, reason):
     assert any(reason in r for r in result.reasons), result.reasons
 
 
+def test_a_faster_int8_form_that_lost_is_named():
+    from paretolab.core.compress.explain import _format_choice
+
+    class Fake:
+        reports = [{"candidates": [{"name": "qop-u8s8", "median_ms": 0.02, "chosen": False},
+                                   {"name": "qdq-s8s8", "median_ms": 0.03, "chosen": True}]}]
+
+    (reason,) = _format_choice(Fake())  # type: ignore[arg-type]
+    assert reason.startswith("qop-u8s8 ran faster (0.020 against 0.030 ms) but qdq-s8s8 was kept")
+
+
 def test_the_command_line_explains_a_written_variant_with_its_layer_times(tmp_path, capsys):
     _variant(tmp_path, {"backend": "ort", "precision": "dynamic-int8"})
     assert main(["explain", str(tmp_path / "v.onnx"), "--json"]) == 0

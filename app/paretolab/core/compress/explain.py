@@ -58,6 +58,7 @@ def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer
                          f"MACs {macs_ratio:.2f}x fewer × {precision_note}")
     result.reasons += _feature_reasons(precision, features)
     result.reasons += _float_compute_left(made, precision)
+    result.reasons += _format_choice(variant)
     if layer_times and variant.measured.backend in ("ort", "openvino"):
         result.slower_layers = _slower_layers(original, made, variant.measured.backend)
         if result.slower_layers:
@@ -105,6 +106,19 @@ def _feature_reasons(precision: str, features: set[str]) -> list[str]:
     if precision == "dynamic-int8":
         return ["dynamic int8 quantizes activations on every call; its ConvInteger kernels are slower than FP32 "
                 "convolutions on most CPUs: use static int8 for CNNs"]
+    return []
+
+
+def _format_choice(variant: Variant) -> list[str]:
+    """When the int8 form kept is not the fastest built: which was faster, and why it lost."""
+    for report in variant.reports:
+        candidates = report.get("candidates") or []
+        chosen = next((c for c in candidates if c.get("chosen")), None)
+        fastest = min(candidates, key=lambda c: c["median_ms"], default=None)
+        if chosen and fastest and fastest is not chosen and fastest["median_ms"] < 0.95 * chosen["median_ms"]:
+            return [f"{fastest['name']} ran faster ({fastest['median_ms']:.3f} against {chosen['median_ms']:.3f} ms) "
+                    f"but {chosen['name']} was kept: the faster form was not faithful enough to FP32, or within "
+                    "the timing noise of a more portable one (see the candidates in the variant's report)"]
     return []
 
 
