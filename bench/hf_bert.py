@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from md_table import print_table  # bench/ is the script's folder, first on sys.path
 from paretolab.core.compress.techniques import QUANT_TARGETS
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import ParetoLabError
@@ -69,10 +70,7 @@ def main() -> None:
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     header = ["technique", "speed-up (batch 1)", "size", "cosine to FP32 (SQNR)"]
     if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for r in rows:
-            print("| " + " | ".join(r) + " |")
+        print_table(header, rows)
     print(f"\n{len(rows)} techniques in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import hf_models  # noqa: E402
+from md_table import print_table  # noqa: E402
 from paretolab.core.compress.variant import Recipe  # noqa: E402
 from paretolab.core.errors import ParetoLabError  # noqa: E402
 from paretolab.core.measure.plan import DataPlan  # noqa: E402
@@ -89,10 +90,7 @@ def main() -> None:
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     header = ["model", *COLUMNS]
     if args.markdown:
-        print("| " + " | ".join(header) + " |")
-        print("|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
+        print_table(header, rows)
     print(f"\n{time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 

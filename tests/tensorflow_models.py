@@ -82,17 +82,9 @@ def _build(w: dict[str, np.ndarray]) -> bytes:
     codes = [_opcode(b, op) for op in OPS]
     description = b.CreateString("ParetoLab test model")
 
-    tflite.ModelStartOperatorCodesVector(b, len(codes))
-    for c in reversed(codes):
-        b.PrependUOffsetTRelative(c)
-    codes_vec = b.EndVector()
-    tflite.ModelStartSubgraphsVector(b, 1)
-    b.PrependUOffsetTRelative(subgraph)
-    subgraphs_vec = b.EndVector()
-    tflite.ModelStartBuffersVector(b, len(buffers))
-    for buf in reversed(buffers):
-        b.PrependUOffsetTRelative(buf)
-    buffers_vec = b.EndVector()
+    codes_vec = _offset_vector(b, tflite.ModelStartOperatorCodesVector, codes)
+    subgraphs_vec = _offset_vector(b, tflite.ModelStartSubgraphsVector, [subgraph])
+    buffers_vec = _offset_vector(b, tflite.ModelStartBuffersVector, buffers)
     tflite.ModelStart(b)
     tflite.ModelAddVersion(b, 3)
     tflite.ModelAddOperatorCodes(b, codes_vec)
@@ -107,6 +99,14 @@ def _int_vector(b: flatbuffers.Builder, start, values: list[int]) -> int:
     start(b, len(values))
     for v in reversed(values):
         b.PrependInt32(v)
+    return b.EndVector()
+
+
+def _offset_vector(b: flatbuffers.Builder, start, offsets: list[int]) -> int:
+    """A vector of tables already built (flatbuffers are written back to front)."""
+    start(b, len(offsets))
+    for offset in reversed(offsets):
+        b.PrependUOffsetTRelative(offset)
     return b.EndVector()
 
 
@@ -177,16 +177,10 @@ def _operator(b: flatbuffers.Builder, opcode: int, inputs: list[int], outputs: l
 
 
 def _subgraph(b: flatbuffers.Builder, tensors: list[int], operators: list[int], inputs: list[int], outputs: list[int]) -> int:
-    tflite.SubGraphStartTensorsVector(b, len(tensors))
-    for t in reversed(tensors):
-        b.PrependUOffsetTRelative(t)
-    tensors_vec = b.EndVector()
+    tensors_vec = _offset_vector(b, tflite.SubGraphStartTensorsVector, tensors)
     inputs_vec = _int_vector(b, tflite.SubGraphStartInputsVector, inputs)
     outputs_vec = _int_vector(b, tflite.SubGraphStartOutputsVector, outputs)
-    tflite.SubGraphStartOperatorsVector(b, len(operators))
-    for o in reversed(operators):
-        b.PrependUOffsetTRelative(o)
-    operators_vec = b.EndVector()
+    operators_vec = _offset_vector(b, tflite.SubGraphStartOperatorsVector, operators)
     name = b.CreateString("main")
     tflite.SubGraphStart(b)
     tflite.SubGraphAddTensors(b, tensors_vec)

@@ -7,6 +7,7 @@ import pytest
 from PySide6.QtCore import QSettings, QThreadPool
 from PySide6.QtWidgets import QApplication
 
+from paretolab.core.sample import sample_model_path
 from paretolab.gui.main_window import MainWindow
 
 
@@ -84,3 +85,11 @@ def open_and_wait(qtbot, window, path, **kwargs):
     """Open `path` and wait for the window to finish every job it chains (trust, shape)."""
     window.open_model(path, **kwargs)
     qtbot.waitUntil(lambda: window.job is None, timeout=60_000)
+
+
+@pytest.fixture()
+def studio_window(qtbot, window):
+    """The window on the built-in sample, answering questions like a user who says yes."""
+    window.prompts = FakePrompts()
+    open_and_wait(qtbot, window, sample_model_path())
+    return window

@@ -30,10 +30,8 @@ def test_layout_layers_follow_the_data(model_files):
     assert len({(p.x, p.y) for p in placed.values()}) == len(names)  # no two nodes on one spot
 
 
-def test_thousand_layers_lay_out_and_draw_in_about_a_second(qtbot, tmp_path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        graph = build_onnx_graph(onnx.load(str(export_onnx(deep_mlp(), tmp_path / "deep.onnx", shape=(1, 16)))))
+def _drawn(qtbot, graph):
+    """A shown GraphView with `graph` laid out and painted once, and the seconds that took."""
     view = GraphView()
     qtbot.addWidget(view)
     view.resize(900, 700)
@@ -41,7 +39,15 @@ def test_thousand_layers_lay_out_and_draw_in_about_a_second(qtbot, tmp_path):
     start = time.perf_counter()
     view.set_graph(graph)
     view.view.viewport().grab()
-    assert time.perf_counter() - start < 1.5
+    return view, time.perf_counter() - start
+
+
+def test_thousand_layers_lay_out_and_draw_in_about_a_second(qtbot, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = build_onnx_graph(onnx.load(str(export_onnx(deep_mlp(), tmp_path / "deep.onnx", shape=(1, 16)))))
+    view, seconds = _drawn(qtbot, graph)
+    assert seconds < 1.5
     assert len(view.items) == 1000
 
 
@@ -114,14 +120,8 @@ def _transformer_like(layers: int, ops_per_layer: int):
 
 def test_a_large_transformer_opens_as_blocks_fast_and_opens_on_demand(qtbot):
     graph = _transformer_like(layers=120, ops_per_layer=45)  # 5,403 layers
-    view = GraphView()
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    start = time.perf_counter()
-    view.set_graph(graph)
-    view.view.viewport().grab()
-    assert time.perf_counter() - start < 1.0  # the issue's 0.5 s on a quiet machine; CI shares its cores
+    view, seconds = _drawn(qtbot, graph)
+    assert seconds < 1.0  # the issue's 0.5 s on a quiet machine; CI shares its cores
     assert len(graph) > 5000 and len(view.items) < 10
     container = view.items["encoder.layer"]
     assert container.block.title == "120 × layer"

@@ -23,13 +23,6 @@ from paretolab.jobs.job import Job, JobState
 from paretolab.jobs.preload import freeze_long_lived_objects
 
 
-@pytest.fixture()
-def studio_window(qtbot, window):
-    window.prompts = FakePrompts()
-    open_and_wait(qtbot, window, sample_model_path())
-    return window
-
-
 def test_whole_flow_from_slider_to_exported_file(qtbot, studio_window, tmp_path):
     w = studio_window
     panel = w.settings_panel
@@ -436,16 +429,3 @@ def test_an_image_folder_with_its_preprocessing_feeds_a_variant(qtbot, studio_wi
     open_and_wait(qtbot, w, sample_model_path())  # the experiment remembers the folder and its recipe
     assert panel.data_spec() == str(tmp_path / "digits") and panel.preprocess_text() == "resize=8,mean=0,std=1"
 
-
-def test_why_not_faster_explains_a_variant_in_a_message(qtbot, studio_window):
-    from paretolab.jobs.job import JobState
-
-    w = studio_window
-    w.settings_panel.quantize.setCurrentText("dynamic int8, ONNX Runtime")
-    job = w.studio.run(w.settings_panel.recipe(), w.settings_panel.data_spec())
-    qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
-    assert job.state == JobState.DONE, job.error
-    explaining = w.studio.explain(job.result)
-    qtbot.waitUntil(lambda: explaining.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
-    title, text = w.prompts.infos[-1]
-    assert title == f"Why is {job.result.name} (not) faster?" and "expected  1.00x" in text and "ConvInteger" in text
