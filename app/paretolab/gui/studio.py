@@ -163,7 +163,7 @@ class Studio(QObject):
     def reprofile(self, variant: Variant) -> Job | None:
         if self.loaded is None:
             return None
-        job = reprofile_job(self.loaded.handle, variant)
+        job = reprofile_job(self.loaded.handle, variant, self.data_spec)
         job.succeeded.connect(lambda updated, v=variant: self._replace(v, updated))
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)

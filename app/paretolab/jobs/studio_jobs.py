@@ -9,9 +9,9 @@ from paretolab.core.compress.explain import explain
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.scaling import sequence_scaling
-from paretolab.core.measure.timing import time_side_by_side
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import optimize
+from paretolab.core.pipeline.scorecard import latencies
 from paretolab.core.progress import Progress
 from paretolab.core.store.experiment import Experiment
 from paretolab.core.store.export import export_variant
@@ -41,16 +41,19 @@ def export_job(artifact: Path, fmt: str, dest: Path, data: str, expected_top1: f
     return Job(f"Export {artifact.name} as {fmt}", run)
 
 
-def reprofile_job(original: ModelHandle, variant: Variant, threads: int | None = None) -> Job:
+def reprofile_job(original: ModelHandle, variant: Variant, data: str = "digits", threads: int | None = None) -> Job:
     """Time the variant and the original side by side again, on the variant's backend and
-    device, and keep the new latencies in its experiment; returns the updated Variant."""
+    device (an early-exit variant on the test samples of `data`), and keep the new latencies in
+    its experiment; returns the updated Variant."""
     where = f"{variant.measured.backend}/{variant.measured.device}"
 
     def run(progress: Progress) -> Variant:
-        baseline, mine = time_side_by_side([original, load_model(variant.artifact)], backend=variant.measured.backend,
-                                           device=variant.measured.device, threads=threads or variant.measured.threads,
-                                           progress=progress)
-        updated = variant.remeasured(baseline, mine)
+        handle = load_model(variant.artifact)
+        test = DataPlan.from_spec(data, original).test
+        (base_ms, mine_ms), timing, faster = latencies(original, handle, test, backend=variant.measured.backend,
+                                                       device=variant.measured.device,
+                                                       threads=threads or variant.measured.threads, progress=progress)
+        updated = variant.remeasured(base_ms, mine_ms, timing, faster)
         Experiment(variant.artifact.parent).save(updated)
         return updated
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from paretolab.core.compress import distill, graphopt, lowrank, prune, quantize
+from paretolab.core.compress import distill, early_exit, graphopt, lowrank, prune, quantize
 from paretolab.core.settings import SettingsError
 
 Output = Literal["torch", "onnx", "openvino"] | None  # None: works on whatever the model is at that point
@@ -43,6 +43,8 @@ TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
     Technique("graphopt", graphopt.GraphOptSettings, graphopt.summary, graphopt.apply, lambda s: "onnx"),
     Technique("quantize", quantize.QuantizeSettings, quantize.summary, quantize.apply,
               lambda s: "openvino" if s.backend == "openvino" else "onnx", colour="#ff7f0e", colour_rank=2),
+    Technique("early_exit", early_exit.EarlyExitSettings, early_exit.summary, early_exit.apply, lambda s: "onnx",
+              colour="#17becf", colour_rank=4),
 )}
 
 # Colours of the chart's kinds, in legend order; shared by the studio's chart and the report.

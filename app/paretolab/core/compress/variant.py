@@ -13,7 +13,7 @@ from typing import Any
 from paretolab.core.compress.techniques import TECHNIQUES, technique
 from paretolab.core.files import write_json_atomic
 from paretolab.core.measure.measurement import METRIC_LABELS, Measurement, score_of, speedup
-from paretolab.core.measure.timing import Speedup, Timing
+from paretolab.core.measure.timing import Speedup
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
 RECIPE_VERSION = 1
@@ -210,16 +210,14 @@ class Variant:
         validation = self.metrics.get("validation")
         return validation["dataset"] if validation else (self.measured.dataset or "the data given")
 
-    def remeasured(self, baseline: Timing, variant: Timing) -> Variant:
-        """A copy with the latencies of a new side-by-side timing (a re-profile)."""
-        faster = Speedup.of(baseline, variant)
+    def remeasured(self, baseline_ms: float, variant_ms: float, timing: dict, faster: Speedup) -> Variant:
+        """A copy with the latencies of a new timing (a re-profile; pipeline.scorecard.latencies)."""
         metrics = {
             **self.metrics,
-            "variant": replace(self.measured, latency_ms=variant.median_ms).to_dict(),
-            "baseline": replace(self.baseline, latency_ms=baseline.median_ms).to_dict(),
+            "variant": replace(self.measured, latency_ms=variant_ms).to_dict(),
+            "baseline": replace(self.baseline, latency_ms=baseline_ms).to_dict(),
             "speedup": faster.value,
-            "timing": {**(self.metrics.get("timing") or {}), "variant": variant.to_dict(), "baseline": baseline.to_dict(),
-                       "speedup_low": faster.low, "speedup_high": faster.high},
+            "timing": {**(self.metrics.get("timing") or {}), **timing},
         }
         return replace(self, metrics=metrics)
 

@@ -18,6 +18,7 @@ from paretolab.core.measure.metrics import (
     is_classifier_output,
 )
 from paretolab.core.measure.runtimes import Runner, default_backend, open_runner
+from paretolab.core.model.exits import EXIT_OUTPUT, early_exit_info, exit_names
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 from paretolab.core.tensors import fixed_batch
@@ -37,6 +38,7 @@ class EvalResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     outputs_are_classes: bool = False  # the first output is [N, classes] scores
+    exits: list[dict] = field(default_factory=list)  # an early-exit model: per exit, the share leaving there and its top-1
 
     @property
     def agreement(self) -> float | None:
@@ -66,7 +68,34 @@ class EvalResult:
             "fidelity": [fidelity_dict(f) for f in self.fidelity],
             "notes": list(self.notes),
             "seconds": round(self.seconds, 3),
+            **({"exits": self.exits} if self.exits else {}),
         }
+
+
+@dataclass
+class ExitMeter:
+    """Where an early-exit model's samples left (its `exit` output), and how many were right there."""
+
+    names: list[str]
+    counts: np.ndarray = field(init=False)
+    hits: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.counts = np.zeros(len(self.names), np.int64)
+        self.hits = np.zeros(len(self.names), np.int64)
+
+    def add(self, exits: np.ndarray, scores: np.ndarray, labels: np.ndarray | None) -> None:
+        exits = exits.astype(np.int64).reshape(-1)
+        self.counts += np.bincount(exits, minlength=len(self.names))[:len(self.names)]
+        if labels is not None and is_classifier_output(scores):
+            self.hits += np.bincount(exits, weights=scores.argmax(1) == labels, minlength=len(self.names))[
+                :len(self.names)].astype(np.int64)
+
+    def result(self, labelled: bool) -> list[dict]:
+        total = max(1, int(self.counts.sum()))
+        return [{"exit": name, "samples": int(n), "share": n / total,
+                 "top1": (h / n if n else None) if labelled else None}
+                for name, n, h in zip(self.names, self.counts.tolist(), self.hits.tolist())]
 
 
 def _padded(indices: np.ndarray, size: int) -> np.ndarray:
@@ -101,14 +130,16 @@ def evaluate(
 
     result = EvalResult(name, backend, device, dataset.name, len(dataset))
     progress.report(0.0, f"opening {name} on {backend}/{device}")
+    info = early_exit_info(handle.native) if handle.format == "onnx" else None
     with open_runner(handle, backend, device, threads) as runner:
+        exits = ExitMeter(exit_names(info)) if info and EXIT_OUTPUT in runner.output_names else None
         ref_runner: Runner | None = None
         if reference is not None:
             ref_runner = open_runner(reference, reference_backend or backend, device, threads)
             result.reference = f"{reference.path.name} on {reference_backend or backend}/{device}"
         try:
             accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
-                                                                        name, progress)
+                                                                        name, progress, exits)
         finally:
             if ref_runner is not None:
                 ref_runner.close()
@@ -119,6 +150,8 @@ def evaluate(
         result.notes.append("the model's first output is not [N, classes] scores, so accuracy is not defined for it")
     if meters:
         result.fidelity = [m.result() for m in meters]
+    if exits is not None:
+        result.exits = exits.result(accuracy is not None)
     if not dataset.has_labels:
         result.notes.append(
             "the data has no labels: reporting fidelity to the reference instead of accuracy"
@@ -131,7 +164,7 @@ def evaluate(
 
 
 def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dtypes: list, batch_size: int, name: str,
-                 progress: Progress) -> Any:
+                 progress: Progress, exits: ExitMeter | None = None) -> Any:
     accuracy: AccuracyMeter | None = None
     meters: list[FidelityMeter] = []
     classes = True
@@ -141,6 +174,8 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
         arrays = batch.inputs if n == batch_size else dataset.load(_padded(batch.indices, batch_size))
         inputs = [a.astype(t, copy=False) for a, t in zip(arrays, dtypes)]
         outputs = [o[:n] for o in runner.run(inputs)]
+        if exits is not None:  # the exit each sample took: a record, not an output to compare
+            exits.add(outputs.pop(runner.output_names.index(EXIT_OUTPUT)), outputs[0], batch.labels)
         classes &= is_classifier_output(outputs[0])
         if batch.labels is not None and is_classifier_output(outputs[0]):
             classes = outputs[0].shape[1]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from paretolab.core.errors import first_line
-from paretolab.core.measure.data import random_inputs
+from paretolab.core.measure.data import Dataset, random_inputs
 from paretolab.core.measure.runtimes import BackendError, open_runner
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
@@ -103,8 +103,13 @@ def time_side_by_side(
 
 
 def _calls_per_round(calls: Sequence, names: Sequence[str], rounds: int, budget_s: float) -> int:
-    """Warm every model up, then fit the rounds into the budget (at least 3 calls per round).
-    A model that cannot run its inputs fails here, in one line, before any timing."""
+    """Warm every model up, then fit the rounds into the budget (at least 3 calls per round)."""
+    return max(3, min(50, int(budget_s / rounds / max(_warm_up(calls, names), 1e-6))))
+
+
+def _warm_up(calls: Sequence, names: Sequence[str]) -> float:
+    """Run each call three times and return the seconds one call of each took together. A model
+    that cannot run its inputs fails here, in one line, before any timing."""
     slowest = 0.0
     for call, name in zip(calls, names):
         try:
@@ -116,7 +121,7 @@ def _calls_per_round(calls: Sequence, names: Sequence[str], rounds: int, budget_
         t0 = time.perf_counter()
         call()
         slowest += time.perf_counter() - t0
-    return max(3, min(50, int(budget_s / rounds / max(slowest, 1e-6))))
+    return slowest
 
 
 def busy_note(timings: Sequence[Timing]) -> str | None:
@@ -133,3 +138,78 @@ def busy_note(timings: Sequence[Timing]) -> str | None:
     if load > 1.5 * cpus:
         return f"the machine was loaded (load average {load:.1f} on {cpus} CPUs) while timing: the speed-ups are uncertain"
     return None
+
+
+@dataclass(frozen=True)
+class DataTiming:
+    """Batch-1 latency of a model whose cost depends on its input (an early-exit model): the
+    average over real samples, which is what a stream of requests costs, and its spread."""
+
+    mean_ms: float
+    low_ms: float  # 95 % confidence interval of the mean
+    high_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    samples: int
+    passes: int
+
+    @classmethod
+    def from_ms(cls, per_sample_ms: np.ndarray, passes: int) -> DataTiming:
+        ms = np.asarray(per_sample_ms, dtype=float)
+        half = 1.96 * float(ms.std(ddof=1)) / math.sqrt(len(ms)) if len(ms) > 1 else 0.0
+        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+        return cls(float(ms.mean()), float(ms.mean() - half), float(ms.mean() + half), float(p50), float(p90), float(p99),
+                   len(ms), passes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def time_over_data(
+    handles: Sequence[ModelHandle],
+    dataset: Dataset,
+    *,
+    backend: str = "ort",
+    device: str = "cpu",
+    threads: int | None = None,
+    samples: int = 400,
+    budget_s: float = 8.0,
+    progress: Progress | None = None,
+) -> tuple[list[DataTiming], Speedup]:
+    """Each model run on the same samples one at a time, the models alternating on every sample
+    (so drift hits them alike); a sample's time is its median over the passes. Returns each
+    model's timing and the first's average over the second's as a speed-up, its interval by
+    resampling the samples (paired)."""
+    progress = progress or silent()
+    chosen = np.unique(np.linspace(0, len(dataset) - 1, min(samples, len(dataset))).astype(np.int64))
+    runners = [open_runner(h, backend, device, threads) for h in handles]
+    try:
+        arrays = [dataset.load(chosen[i:i + 1]) for i in range(len(chosen))]
+        calls = [[r.bind(a) for a in arrays] for r in runners]
+        one = _warm_up([c[0] for c in calls], [h.path.name for h in handles])
+        passes = max(1, min(5, int(budget_s / max(one * len(chosen), 1e-6))))
+        times = np.zeros((len(handles), passes, len(chosen)))
+        clock = time.perf_counter
+        for p in range(passes):
+            progress.report(p / passes, f"timing {len(handles)} models on {len(chosen)} samples, pass {p + 1} of {passes}")
+            for s in range(len(chosen)):
+                order = range(len(handles)) if (s + p) % 2 == 0 else reversed(range(len(handles)))
+                for m in order:
+                    t0 = clock()
+                    calls[m][s]()
+                    times[m, p, s] = clock() - t0
+        per_model = np.median(times, axis=1) * 1000.0  # [models, samples]
+    finally:
+        for runner in runners:
+            runner.close()
+    timings = [DataTiming.from_ms(ms, passes) for ms in per_model]
+    return timings, _paired_speedup(per_model[0], per_model[1]) if len(handles) > 1 else Speedup(1.0, 1.0, 1.0)
+
+
+def _paired_speedup(baseline_ms: np.ndarray, variant_ms: np.ndarray, resamples: int = 2000) -> Speedup:
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(baseline_ms), (resamples, len(baseline_ms)))
+    ratios = baseline_ms[picks].mean(1) / variant_ms[picks].mean(1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return Speedup(float(baseline_ms.mean() / variant_ms.mean()), float(low), float(high))

@@ -15,7 +15,8 @@ from paretolab.core.measure.machine import machine_info
 from paretolab.core.measure.measurement import Measurement
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import default_backend
-from paretolab.core.measure.timing import Speedup, busy_note, time_side_by_side
+from paretolab.core.measure.timing import Speedup, Timing, busy_note, time_over_data, time_side_by_side
+from paretolab.core.model.exits import average_macs, early_exit_info
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 
@@ -29,17 +30,17 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
     mine = _evaluate(variant, data.test, backend, device, threads, original)
     base = _evaluate(original, data.test, backend, device, threads)
     progress.report(0.9, f"timing the variant and the original side by side on {backend}/{device}")
-    base_t, mine_t = time_side_by_side([original, variant], backend=backend, device=device, threads=threads)
-    faster = Speedup.of(base_t, mine_t)
+    (base_ms, mine_ms), timing, faster = latencies(original, variant, data.test, backend=backend, device=device,
+                                                   threads=threads)
     metrics: dict = {
-        "variant": _measurement(variant, mine, backend, device, threads, mine_t.median_ms).to_dict(),
-        "baseline": _measurement(original, base, backend, device, threads, base_t.median_ms, reference=False).to_dict(),
+        "variant": _measurement(variant, mine, backend, device, threads, mine_ms).to_dict(),
+        "baseline": _measurement(original, base, backend, device, threads, base_ms, reference=False).to_dict(),
         "speedup": faster.value,
-        "timing": {"variant": mine_t.to_dict(), "baseline": base_t.to_dict(), "speedup_low": faster.low,
-                   "speedup_high": faster.high, "rounds": "alternating, batch 1"},
+        "timing": timing,
         "size_ratio": variant.size_bytes / original.size_bytes if original.size_bytes else None,
         "notes": list(data.notes),
         "machine": machine_info(),
+        **({"exits": mine.exits} if mine.exits else {}),
     }
     if data.validation is not data.test:
         progress.report(0.96, f"evaluating on {data.validation.name} (what sweeps and the chart select by)")
@@ -48,7 +49,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
             "variant": _scores(_evaluate(variant, data.validation, backend, device, threads, original)),
             "baseline": _scores(_evaluate(original, data.validation, backend, device, threads), reference=False),
         }
-    busy = busy_note([base_t, mine_t])
+    busy = busy_note([Timing(**timing["baseline"]), Timing(**timing["variant"])]) if "over_data" not in timing else None
     if busy:
         metrics["notes"].append(busy)
     if faster.tie:
@@ -56,6 +57,26 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
     elif faster.high < 1.0:
         metrics["notes"].append(f"this variant is slower than the original on {backend}/{device} ({faster.text()})")
     return metrics
+
+
+def latencies(original: ModelHandle, variant: ModelHandle, data: Dataset, *, backend: str, device: str = "cpu",
+              threads: int | None = None, progress: Progress | None = None) -> tuple[tuple[float, float], dict, Speedup]:
+    """The original's and the variant's batch-1 latency (ms), the timing record, and the speed-up.
+    A model whose cost depends on its input (early exit) is timed on the samples of `data` — its
+    number is the average, with p50/p90/p99 — and the original beside it on the same samples;
+    any other pair on one input in alternating rounds, by the median."""
+    if variant.format == "onnx" and early_exit_info(variant.native) is not None:
+        (base_t, mine_t), faster = time_over_data([original, variant], data, backend=backend, device=device,
+                                                  threads=threads, progress=progress)
+        timing = {"over_data": {"dataset": data.name, "variant": mine_t.to_dict(), "baseline": base_t.to_dict()},
+                  "speedup_low": faster.low, "speedup_high": faster.high,
+                  "rounds": f"each of {mine_t.samples} samples of {data.name} in turn, batch 1, the average"}
+        return (base_t.mean_ms, mine_t.mean_ms), timing, faster
+    base, mine = time_side_by_side([original, variant], backend=backend, device=device, threads=threads, progress=progress)
+    faster = Speedup.of(base, mine)
+    timing = {"variant": mine.to_dict(), "baseline": base.to_dict(), "speedup_low": faster.low,
+              "speedup_high": faster.high, "rounds": "alternating, batch 1"}
+    return (base.median_ms, mine.median_ms), timing, faster
 
 
 def _evaluate(handle: ModelHandle, dataset: Dataset, backend: str, device: str, threads: int | None,
@@ -80,6 +101,8 @@ def _fidelity(result: EvalResult, reference: bool) -> dict:
 def _measurement(handle: ModelHandle, result: EvalResult, backend: str, device: str, threads: int | None, latency_ms: float,
                  reference: bool = True) -> Measurement:
     graph = handle.layer_graph()
+    info = early_exit_info(handle.native) if handle.format == "onnx" else None
+    macs = average_macs(info, result.exits) if info and result.exits else graph.total_macs  # early exit: the average
     return Measurement(backend=backend, device=device, threads=threads, top1=result.top1, top5=result.top5,
-                       latency_ms=latency_ms, size_bytes=handle.size_bytes, params=graph.total_params, macs=graph.total_macs,
+                       latency_ms=latency_ms, size_bytes=handle.size_bytes, params=graph.total_params, macs=macs,
                        dataset=result.dataset, **_fidelity(result, reference))

@@ -1,0 +1,223 @@
+"""Early exit: small heads after chosen layers answer the easy inputs before the end of the model.
+
+Works on the model as an ONNX file, so any classifier qualifies — a PyTorch module after
+pruning, an export from another framework, an int8 model in QDQ form. The backbone stays
+frozen: each head learns the model's own final output (and the labels, when there are any)
+from pooled features, and its confidence threshold is calibrated on the validation split so
+that the whole model's accuracy stays within the user's budget. The result is one ONNX file
+whose `If` nodes skip the rest of the network for the samples that left (exit_graph.py); it is
+checked against the heads and the original model on the validation split before it is kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import onnx
+
+from paretolab.core.compress.exit_graph import Pooling, early_exit_model, probe_model
+from paretolab.core.compress.exit_heads import Head, HeadData, calibrate, confidence, exit_of, train_heads
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.files import atomic_write
+from paretolab.core.measure.data import Dataset
+from paretolab.core.model.cuts import Cut, cut_after, find_cuts, suggest_cuts
+from paretolab.core.model.exits import EXIT_OUTPUT
+from paretolab.core.model.normalize import normalized_onnx
+from paretolab.core.progress import Progress
+from paretolab.core.settings import SettingsError
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.step import StepContext
+
+
+@dataclass(frozen=True)
+class EarlyExitSettings:
+    exits: int = 2  # how many exits to place automatically (spread over the model's MACs)
+    at: tuple[str, ...] = ()  # layers to put exits after instead (names as the layer graph shows them)
+    budget: float = 0.5  # the largest accuracy drop allowed, in points (agreement without labels)
+    confidence: Literal["max-softmax", "entropy"] = "max-softmax"
+    hidden: int = 128  # width of each head's hidden layer; 0: a single linear layer
+    epochs: int = 200
+    lr: float = 3e-3
+    patience: int = 40
+    temperature: float = 4.0
+    alpha: float = 0.7  # weight of the distillation term; 1 - alpha goes to the labels
+    flow: Literal["subset", "if"] = "subset"  # see exit_graph.py; "subset" keeps ONNX Runtime's layout optimizations
+    seed: int = 0
+
+    def check(self) -> None:
+        if not self.at and not 1 <= self.exits <= 8:
+            raise SettingsError(f"setting 'exits' must be between 1 and 8, not {self.exits}")
+        if not 0.0 <= self.budget <= 100.0:
+            raise SettingsError(f"setting 'budget' is in accuracy points, 0 to 100, not {self.budget}")
+        if self.confidence not in ("max-softmax", "entropy"):
+            raise SettingsError(f"setting 'confidence' must be max-softmax or entropy, not {self.confidence}")
+        if self.flow not in ("subset", "if"):
+            raise SettingsError(f"setting 'flow' must be subset or if, not {self.flow}")
+        if self.epochs < 1 or self.patience < 1 or self.hidden < 0 or not self.lr > 0:
+            raise SettingsError("settings 'epochs' and 'patience' must be at least 1, 'hidden' 0 or more, 'lr' positive")
+
+
+def summary(settings: EarlyExitSettings) -> str:
+    where = f"after {', '.join(settings.at)}" if settings.at else f"{settings.exits} exits"
+    return f"early exit {where} (≤{settings.budget:g} pt)"
+
+
+def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
+    handle = ctx.file(index)
+    src = normalized_onnx(handle.onnx_file(), ctx.work)
+    model = onnx.load(str(src))
+    name = handle.path.name
+    _check_classifier(model, name)
+    macs = {layer.source: layer.macs or 0 for layer in handle.layer_graph()}
+    cuts = find_cuts(model, macs)
+    chosen = [cut_after(cuts, layer, name) for layer in settings.at] if settings.at else suggest_cuts(cuts, settings.exits)
+    chosen = sorted(set(chosen), key=lambda c: c.position)
+    if not chosen:
+        raise ParetoLabError(f"{name} has no place for an exit: no layer is followed by a single tensor "
+                             "(skip connections span the whole model)")
+    progress = ctx.progress
+    progress.report(0.02, f"exits after {', '.join(c.node for c in chosen)}: running the model over the data once")
+    poolings = _poolings(model, chosen, ctx.data.train)
+    probe = probe_model(model, chosen, poolings)
+    train, validation = _features(probe, ctx.data.train, len(chosen)), _features(probe, ctx.data.validation, len(chosen))
+    heads, scores, cancelled = train_heads(
+        train, validation, hidden=settings.hidden, epochs=settings.epochs, lr=settings.lr,
+        temperature=settings.temperature, alpha=settings.alpha, patience=settings.patience, seed=settings.seed,
+        progress=_Scaled(progress, 0.1, 0.8))
+    total = sum(macs.values()) or 1
+    result = _calibrate(chosen, heads, validation, settings, total)
+    kept = [i for i, t in enumerate(result.thresholds) if not math.isinf(t)]
+    report = _report(chosen, heads, scores, result, validation, ctx.data.validation.name, cancelled)
+    if not kept:
+        report["note"] = (f"no exit pays off within {settings.budget:g} point(s) of accuracy: the model is kept as it was; "
+                          "raise the budget or place exits later")
+        ctx.report(index, report)
+        return
+    out = ctx.out(index)
+    heads_macs = np.cumsum([heads[i].macs for i in kept]).tolist()
+    costs = [round(chosen[i].macs_share * total) + h for i, h in zip(kept, heads_macs)] + [total + heads_macs[-1]]
+    stitched = early_exit_model(model, [chosen[i] for i in kept], [poolings[i] for i in kept], [heads[i] for i in kept],
+                                [result.thresholds[i] for i in kept], settings.confidence, settings.flow, costs)
+    atomic_write(out, lambda tmp: onnx.save(stitched, str(tmp)))
+    progress.report(0.9, "checking the early-exit model against the heads and the model on the validation split")
+    report["verified"] = _verify(out, ctx.data.validation, validation, kept, heads, result.thresholds, settings.confidence)
+    ctx.set_file(out)
+    ctx.report(index, report)
+
+
+def _check_classifier(model: onnx.ModelProto, name: str) -> None:
+    outputs = model.graph.output
+    if len(outputs) != 1:
+        raise ParetoLabError(f"early exit needs a model with one output (class scores); {name} has {len(outputs)}")
+    tensor = outputs[0].type.tensor_type
+    if tensor.elem_type != onnx.TensorProto.FLOAT or (tensor.HasField("shape") and len(tensor.shape.dim) != 2):
+        raise ParetoLabError(f"early exit needs class scores ([batch, classes] float32) as the output; "
+                             f"{name}'s output '{outputs[0].name}' is not")
+
+
+def _poolings(model: onnx.ModelProto, cuts: list[Cut], data: Dataset) -> list[Pooling]:
+    """Each cut tensor's rank and type, from one run on one sample."""
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(c.tensor) for c in cuts)
+    arrays = _run(ort, probe, data.load(np.arange(1)))[1:]
+    conv_before = [any(n.op_type == "Conv" for n in model.graph.node[:c.position + 1]) for c in cuts]
+    return [Pooling.of(a, channels_first) for a, channels_first in zip(arrays, conv_before)]
+
+
+def _run(ort, model: onnx.ModelProto, arrays: list[np.ndarray]) -> list[np.ndarray]:  # noqa: ANN001 - the module
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, dict(zip(names, arrays)))
+
+
+def _features(probe: onnx.ModelProto, data: Dataset, exits: int) -> HeadData:
+    """Each exit's pooled features and the final output, for every sample (ONNX Runtime, batches of 64)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = session.get_inputs()
+    parts: list[list[np.ndarray]] = [[] for _ in range(exits + 1)]
+    for batch in data.batches(64):
+        outputs = session.run(None, {i.name: a for i, a in zip(inputs, batch.inputs)})
+        parts[0].append(outputs[0].astype(np.float32))
+        for k in range(exits):
+            parts[k + 1].append(outputs[-exits + k].astype(np.float32))
+    joined = [np.concatenate(p) for p in parts]
+    return HeadData(joined[1:], joined[0], data.labels)
+
+
+def _calibrate(cuts: list[Cut], heads: list[Head], validation: HeadData, settings: EarlyExitSettings, total: int):  # noqa: ANN202
+    truth = validation.labels if validation.labels is not None else validation.teacher.argmax(1)
+    logits = [h.logits(f) for h, f in zip(heads, validation.features)]
+    return calibrate([confidence(x, settings.confidence) for x in logits], [x.argmax(1) == truth for x in logits],
+                     validation.teacher.argmax(1) == truth, [c.macs_share for c in cuts],
+                     [h.macs / total for h in heads], settings.budget / 100.0)
+
+
+def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result, validation: HeadData,  # noqa: ANN001
+            split: str, cancelled: bool) -> dict:
+    truth = validation.labels if validation.labels is not None else validation.teacher.argmax(1)
+    exits = []
+    for i, (cut, head) in enumerate(zip(cuts, heads)):
+        leaving = result.exit_of == i
+        right = (head.logits(validation.features[i]).argmax(1) == truth)[leaving]
+        exits.append({"after": cut.node, "macs_share": round(cut.macs_share, 4), "head_score": scores[i],
+                      "threshold": None if math.isinf(result.thresholds[i]) else result.thresholds[i],
+                      "share": float(leaving.mean()), "score": float(right.mean()) if right.size else None})
+    ending = result.exit_of == len(cuts)
+    return {"technique": "early_exit", "split": split, "metric": "top1" if validation.labels is not None else "agreement",
+            "exits": exits, "end_share": float(ending.mean()), "score": result.score, "reference": result.reference,
+            "expected_macs_ratio": result.cost, "cancelled_training": cancelled}
+
+
+def _verify(path: Path, data: Dataset, parts: HeadData, kept: list[int], heads: list[Head], thresholds: list[float],
+            rule: str) -> dict:
+    """The written model against its parts on `data` (the kept heads in numpy on the pooled
+    features, the model's own output for samples that go to the end): same exits, same outputs."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    exported = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in exported.get_outputs()]
+    got_logits, got_exits = [], []
+    for batch in data.batches(64):
+        outputs = dict(zip(names, exported.run(None, {i.name: a for i, a in zip(exported.get_inputs(), batch.inputs)})))
+        got_logits.append(outputs[names[0]])
+        got_exits.append(outputs[EXIT_OUTPUT])
+    logits, exits = np.concatenate(got_logits), np.concatenate(got_exits)
+    per_head = [heads[i].logits(parts.features[i]) for i in kept]
+    expected_exits = exit_of([confidence(x, rule) for x in per_head], [thresholds[i] for i in kept])
+    expected = parts.teacher.copy()
+    for i, x in enumerate(per_head):
+        expected[expected_exits == i] = x[expected_exits == i]
+    # a sample whose confidence sits on its threshold may go either way in float32 arithmetic
+    same_exit = exits == expected_exits
+    worst = float(np.abs(logits[same_exit] - expected[same_exit]).max()) if same_exit.any() else 0.0
+    if same_exit.mean() < 0.99 or worst > 1e-3 * max(1.0, float(np.abs(expected).max())):
+        raise ParetoLabError(f"the early-exit model does not match its parts on {data.name} "
+                             f"({same_exit.mean():.1%} same exits, largest difference {worst:.3g}); please report this")
+    return {"samples": len(exits), "same_exit": float(same_exit.mean()), "max_abs_diff": worst}
+
+
+class _Scaled(Progress):
+    """A part of a step's progress: 0..1 here is start..end there; cancelling reaches through."""
+
+    def __init__(self, outer: Progress, start: float, end: float) -> None:
+        super().__init__()
+        self._outer, self._start, self._end = outer, start, end
+
+    def report(self, fraction: float, message: str = "") -> None:
+        self._outer.report(self._start + (self._end - self._start) * fraction, message)

@@ -1,0 +1,103 @@
+"""Places where an ONNX graph can be cut in two: after a node, exactly one batch tensor crosses.
+
+Early exits sit at such cuts. The part after a cut needs only that tensor (and constants), so
+it can run on a subset of the batch — the samples that did not leave early — and the rest of
+the graph never runs for a batch that left. A skip connection that spans the point, or a
+model input used again further on, makes the point no cut: the residual add of a ResNet
+block closes its span, so every block's end is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import onnx
+
+from paretolab.core.errors import ParetoLabError
+
+CONSTANT_OPS = {"Constant", "ConstantOfShape"}
+
+
+@dataclass(frozen=True)
+class Cut:
+    node: str  # the ONNX node after which the graph is cut
+    tensor: str  # the one tensor that crosses
+    position: int  # the node's index in graph order
+    macs_share: float  # share of the model's MACs computed before the cut (0..1)
+
+
+def _subgraph_names(node: onnx.NodeProto) -> set[str]:
+    """Names a node's subgraphs (If, Loop) read from the enclosing graph."""
+    names: set[str] = set()
+    for attr in node.attribute:
+        for graph in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+            for inner in graph.node:
+                names.update(inner.input)
+                names.update(_subgraph_names(inner))
+    return names
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    return {n for n in node.input if n} | _subgraph_names(node)
+
+
+def constant_names(graph: onnx.GraphProto) -> set[str]:
+    """Tensors that do not depend on the inputs: initializers and everything computed from them alone."""
+    constant = {i.name for i in graph.initializer}
+    for node in graph.node:
+        reads = _reads(node)
+        if node.op_type in CONSTANT_OPS and not (reads - constant) or (reads and reads <= constant):
+            constant.update(o for o in node.output if o)
+    return constant
+
+
+def find_cuts(model: onnx.ModelProto, macs: dict[str, int] | None = None) -> list[Cut]:
+    """Every node after which exactly one non-constant tensor is still needed, in graph order.
+    `macs` (per node name) places each cut by the share of the work done before it."""
+    graph = model.graph
+    constant = constant_names(graph)
+    last_use: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for name in _reads(node):
+            last_use[name] = i
+    for out in graph.output:
+        last_use[out.name] = len(graph.node)
+    total = sum((macs or {}).values()) or 1
+    live = {i.name for i in graph.input if i.name not in constant and i.name in last_use}
+    done, cuts = 0, []
+    for i, node in enumerate(graph.node):
+        done += (macs or {}).get(node.name, 0)
+        live.update(o for o in node.output if o and o not in constant and last_use.get(o, -1) > i)
+        live = {t for t in live if last_use.get(t, -1) > i}
+        if len(live) == 1 and node.output and next(iter(live)) == node.output[0] and i < len(graph.node) - 1:
+            cuts.append(Cut(node.name or node.output[0], node.output[0], i, done / total))
+    return cuts
+
+
+def cut_after(cuts: Iterable[Cut], layer: str, model_name: str) -> Cut:
+    """The cut after the node named `layer`, or a one-line reason why there is none there."""
+    cuts = list(cuts)
+    for cut in cuts:
+        if layer in (cut.node, cut.tensor):
+            return cut
+    places = ", ".join(c.node for c in cuts[:8]) + (", ..." if len(cuts) > 8 else "")
+    raise ParetoLabError(
+        f"no exit can go after '{layer}' in {model_name}: it is not a layer there, or other tensors "
+        f"(a skip connection, an input used again) cross that point; places that work: {places or 'none'}"
+    )
+
+
+def suggest_cuts(cuts: list[Cut], count: int, latest: float = 0.9) -> list[Cut]:
+    """`count` cuts spread over the work (after 1/(count+1), 2/(count+1), ... of the MACs), each
+    the last node before the next one starts; nothing after `latest` of the MACs, where an exit
+    would save too little to pay for its head."""
+    usable = [c for c in cuts if 0.05 <= c.macs_share <= latest]
+    chosen: list[Cut] = []
+    for k in range(1, count + 1):
+        goal = k / (count + 1)
+        # the last cut before the work moves on: among cuts with the same share, the latest node
+        ranked = sorted((c for c in usable if c not in chosen), key=lambda c: (round(abs(c.macs_share - goal), 3), -c.position))
+        if ranked:
+            chosen.append(ranked[0])
+    return sorted(set(chosen), key=lambda c: c.position)
