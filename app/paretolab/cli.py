@@ -155,8 +155,9 @@ def recipe_from_args(args: argparse.Namespace):
     from paretolab.core.settings import SettingsError
 
     if args.recipe:
-        if args.prune or args.quantize or args.graphopt or args.distill:
-            raise SettingsError("give either --recipe or step options (--prune, --distill, --graphopt, --quantize), not both")
+        if args.prune or args.quantize or args.graphopt or args.distill or args.early_exit:
+            raise SettingsError("give either --recipe or step options (--prune, --distill, --graphopt, --quantize, "
+                                "--early-exit), not both")
         return Recipe.load(args.recipe)
     prune = None
     if args.prune:
@@ -168,10 +169,19 @@ def recipe_from_args(args: argparse.Namespace):
     distill = {"epochs": args.distill, "temperature": args.temperature, "alpha": args.alpha} if args.distill is not None else None
     keep = [n.strip() for n in args.keep_fp32.split(",") if n.strip()]
     steps = recipe_steps(prune=prune, distill=distill, graphopt={"level": args.graphopt} if args.graphopt else None,
-                         quantize=quant_target(args.quantize).settings(keep_fp32=keep) if args.quantize else None)
+                         quantize=quant_target(args.quantize).settings(keep_fp32=keep) if args.quantize else None,
+                         early_exit=_early_exit_settings(args.early_exit, args.exit_budget) if args.early_exit else None)
     if not steps:
-        raise SettingsError("nothing to do: give --recipe, or at least one of --prune, --distill, --graphopt, --quantize")
+        raise SettingsError("nothing to do: give --recipe, or at least one of --prune, --distill, --graphopt, --quantize, "
+                            "--early-exit")
     return Recipe.from_dict({"steps": steps}, "command line")
+
+
+def _early_exit_settings(value: str, budget: float) -> dict:
+    """--early-exit N (exits placed automatically) or --early-exit LAYER,LAYER."""
+    if value.isdigit():
+        return {"exits": int(value), "budget": budget}
+    return {"at": [name.strip() for name in value.split(",") if name.strip()], "budget": budget}
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

@@ -166,6 +166,13 @@ def _add_optimize_command(commands: argparse._SubParsersAction) -> None:
         help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
     )
     optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
+    optimize.add_argument(
+        "--early-exit", nargs="?", const="2", metavar="N|LAYER,LAYER",
+        help="add exits that answer confident inputs early: N placed automatically (default 2), or after the named layers "
+        "(`inspect` lists them); comes after quantization in the recipe",
+    )
+    optimize.add_argument("--exit-budget", type=float, default=0.5, metavar="POINTS",
+                          help="early exit: the accuracy drop allowed, in points, on the validation split (default: 0.5)")
     _add_data_arguments(optimize, "calibration and evaluation data", "; digits: train to calibrate, test to report")
     _add_variant_output_arguments(optimize, ("torch", "ort", "openvino"))
 
@@ -176,7 +183,7 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
     _add_model_arguments(run)
     _add_data_arguments(run, "calibration and evaluation data")
     _add_variant_output_arguments(run, ("ort", "openvino"))
-    run.set_defaults(prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None)
+    run.set_defaults(prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None, early_exit=None)
 
 
 def _add_sweep_command(commands: argparse._SubParsersAction) -> None:

@@ -3,11 +3,13 @@ half of one behind, and says what went wrong in one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,17 @@ def add_code_path(folder: Path) -> None:
     entry = str(Path(folder).resolve())
     if entry not in sys.path:
         sys.path.insert(0, entry)
+
+
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def inside(folder: Path | None = None) -> Iterator[Path]:
+    """Run library code that writes into the current folder (ONNX Runtime's symbolic shape
+    inference leaves "sym_shape_infer_temp.onnx" there when it cannot finish) inside `folder`,
+    or a temporary one; one caller at a time, as the working folder is the whole process's."""
+    with _CWD_LOCK, contextlib.ExitStack() as stack:
+        where = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=work_prefix("cwd"))))
+        stack.enter_context(contextlib.chdir(where))
+        yield where

@@ -81,7 +81,7 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
         raise ParetoLabError(f"{name} has no place for an exit: no layer is followed by a single tensor "
                              "(skip connections span the whole model)")
     progress = ctx.progress
-    progress.report(0.02, f"exits after {', '.join(c.node for c in chosen)}: running the model over the data once")
+    progress.report(0.02, f"exits after {', '.join(c.name for c in chosen)}: running the model over the data once")
     poolings = _poolings(model, chosen, ctx.data.train)
     probe = probe_model(model, chosen, poolings)
     train, validation = _features(probe, ctx.data.train, len(chosen)), _features(probe, ctx.data.validation, len(chosen))
@@ -94,8 +94,8 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
     kept = [i for i, t in enumerate(result.thresholds) if not math.isinf(t)]
     report = _report(chosen, heads, scores, result, validation, ctx.data.validation.name, cancelled)
     if not kept:
-        report["note"] = (f"no exit pays off within {settings.budget:g} point(s) of accuracy: the model is kept as it was; "
-                          "raise the budget or place exits later")
+        report["notes"] = [f"no exit pays off within {settings.budget:g} point(s) of accuracy: the model is kept as it was; "
+                           "raise the budget or place exits later"]
         ctx.report(index, report)
         return
     out = ctx.out(index)
@@ -173,7 +173,7 @@ def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result, val
     for i, (cut, head) in enumerate(zip(cuts, heads)):
         leaving = result.exit_of == i
         right = (head.logits(validation.features[i]).argmax(1) == truth)[leaving]
-        exits.append({"after": cut.node, "macs_share": round(cut.macs_share, 4), "head_score": scores[i],
+        exits.append({"after": cut.name, "layer": cut.node, "macs_share": round(cut.macs_share, 4), "head_score": scores[i],
                       "threshold": None if math.isinf(result.thresholds[i]) else result.thresholds[i],
                       "share": float(leaving.mean()), "score": float(right.mean()) if right.size else None})
     ending = result.exit_of == len(cuts)

@@ -25,7 +25,6 @@ from paretolab.core.model.eager import ARCH_KEY, STATE_DICT_KEY
 from paretolab.core.model.exits import EARLY_EXIT_KEY, EXIT_OUTPUT
 
 
-
 @dataclass(frozen=True)
 class Pooling:
     """How a cut tensor becomes a feature vector: its rank and the axes averaged over."""
@@ -119,7 +118,7 @@ def early_exit_model(model: onnx.ModelProto, cuts: Sequence[Cut], poolings: Sequ
     del out.metadata_props[:]
     out.metadata_props.extend(kept)
     doc = {"output": EXIT_OUTPUT, "confidence": rule, "flow": flow, "macs": [int(m) for m in macs],
-           "exits": [{"after": c.node, "threshold": float(t)} for c, t in zip(cuts, thresholds)]}
+           "exits": [{"after": c.node, "label": c.name, "threshold": float(t)} for c, t in zip(cuts, thresholds)]}
     out.metadata_props.add(key=EARLY_EXIT_KEY, value=json.dumps(doc))
     return out
 

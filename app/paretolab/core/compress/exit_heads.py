@@ -105,7 +105,7 @@ def train_heads(train: HeadData, validation: HeadData, *, hidden: int, epochs: i
     except Cancelled:
         cancelled = True
     heads = []
-    for n, (score, state), (m, s) in zip(nets, best, stats):
+    for n, (_, state), (m, s) in zip(nets, best, stats):
         n.load_state_dict(state)
         linears = [layer for layer in n if isinstance(layer, torch.nn.Linear)]
         heads.append(Head(m, s, [(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy())

@@ -15,7 +15,6 @@ import logging
 import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 from paretolab.core.compress import weight_only
 from paretolab.core.compress.int8_choice import QuantizeOutcome, pick_fastest_faithful
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
-from paretolab.core.files import atomic_write, work_prefix
+from paretolab.core.files import atomic_write, inside, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle
@@ -207,9 +206,6 @@ def _ort_static(
         )
 
 
-_CWD_LOCK = threading.Lock()  # the working folder is the process's: one pre-processing at a time
-
-
 def _preprocessed(src: Path, work: Path) -> Path:
     """ONNX Runtime's recommended pre-processing (shape inference, fusions) when it works."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -217,9 +213,7 @@ def _preprocessed(src: Path, work: Path) -> Path:
     src = src.resolve()
     pre = (work / "pre.onnx").resolve()
     try:
-        # ONNX Runtime's symbolic shape inference saves "sym_shape_infer_temp.onnx" into the current
-        # folder when it cannot finish: run it from the private work folder (absolute paths, one at a time)
-        with _quiet(), _CWD_LOCK, contextlib.chdir(work):
+        with _quiet(), inside(work):  # absolute paths: its shape inference may write into the working folder
             quant_pre_process(str(src), str(pre))
         return pre
     except Exception as exc:  # pre-processing is an optimisation; quantize the model as it is

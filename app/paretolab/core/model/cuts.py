@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import onnx
 
 from paretolab.core.errors import ParetoLabError
+from paretolab.core.model.blocks import scope_of
 
 CONSTANT_OPS = {"Constant", "ConstantOfShape"}
 
@@ -25,6 +26,11 @@ class Cut:
     tensor: str  # the one tensor that crosses
     position: int  # the node's index in graph order
     macs_share: float  # share of the model's MACs computed before the cut (0..1)
+    label: str = ""  # the module that ends at the cut ("layers.0"), for people; else the node's name
+
+    @property
+    def name(self) -> str:
+        return self.label or self.node
 
 
 def _subgraph_names(node: onnx.NodeProto) -> set[str]:
@@ -71,17 +77,27 @@ def find_cuts(model: onnx.ModelProto, macs: dict[str, int] | None = None) -> lis
         live.update(o for o in node.output if o and o not in constant and last_use.get(o, -1) > i)
         live = {t for t in live if last_use.get(t, -1) > i}
         if len(live) == 1 and node.output and next(iter(live)) == node.output[0] and i < len(graph.node) - 1:
-            cuts.append(Cut(node.name or node.output[0], node.output[0], i, done / total))
+            cuts.append(Cut(node.name or node.output[0], node.output[0], i, done / total,
+                            _ending_module(node.name, graph.node[i + 1].name)))
     return cuts
+
+
+def _ending_module(name: str, next_name: str) -> str:
+    """The largest module that ends with node `name`, when `next_name` starts elsewhere ("layers.0")."""
+    mine, after = scope_of(name), scope_of(next_name)
+    common = 0
+    while common < min(len(mine), len(after)) and mine[common] == after[common]:
+        common += 1
+    return ".".join(mine[:common + 1]) if len(mine) > common else ""
 
 
 def cut_after(cuts: Iterable[Cut], layer: str, model_name: str) -> Cut:
     """The cut after the node named `layer`, or a one-line reason why there is none there."""
     cuts = list(cuts)
     for cut in cuts:
-        if layer in (cut.node, cut.tensor):
+        if layer in (cut.node, cut.tensor, cut.label):
             return cut
-    places = ", ".join(c.node for c in cuts[:8]) + (", ..." if len(cuts) > 8 else "")
+    places = ", ".join(c.name for c in cuts[:8]) + (", ..." if len(cuts) > 8 else "")
     raise ParetoLabError(
         f"no exit can go after '{layer}' in {model_name}: it is not a layer there, or other tensors "
         f"(a skip connection, an input used again) cross that point; places that work: {places or 'none'}"

@@ -24,7 +24,7 @@ def early_exit_info(model: Any) -> dict | None:
 
 def exit_names(info: dict) -> list[str]:
     """The exits' names for people: "after <layer>" for each, then "the end"."""
-    return [f"after {e['after']}" for e in info["exits"]] + ["the end"]
+    return [f"after {e.get('label') or e['after']}" for e in info["exits"]] + ["the end"]
 
 
 def average_macs(info: dict, exits: list[dict]) -> int | None:

@@ -11,6 +11,8 @@ import numpy as np
 import onnx
 from onnx import helper, shape_inference
 
+from paretolab.core.files import inside
+
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +53,8 @@ def _symbolic_where_unknown(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
-        model = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+        with inside():  # it saves a file into the working folder when it cannot finish
+            model = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
     except Exception as exc:  # noqa: BLE001 - a courtesy: the ONNX shapes stand
         log.info("symbolic shape inference failed (%s); some shapes stay unknown", exc)
     unknown = _unknown_compute_shapes(model)
