@@ -130,7 +130,7 @@ def variant(v) -> str:
         "",
         table(rows, right={1, 3, 4, 5, 6}),
         "",
-        f"speed-up  {v.speedup_text()} (95% interval, {'average over the samples' if v.latency_text() else 'alternating rounds'})",
+        f"speed-up  {v.speedup_text()} (95% interval, {'averages over the samples' if v.exits else 'alternating rounds'})",
         f"size      {m['size_ratio']:.2f}x of the original",
     ]
     lines += [f"latency   {v.latency_text()}"] if v.latency_text() else []

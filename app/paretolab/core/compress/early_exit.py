@@ -24,6 +24,7 @@ from paretolab.core.compress.exit_heads import Head, HeadData, calibrate, confid
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.data import Dataset
+from paretolab.core.model.blocks import node_scope
 from paretolab.core.model.cuts import Cut, cut_after, find_cuts, suggest_cuts
 from paretolab.core.model.exits import EXIT_OUTPUT
 from paretolab.core.model.normalize import normalized_onnx
@@ -73,8 +74,9 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
     model = onnx.load(str(src))
     name = handle.path.name
     _check_classifier(model, name)
-    macs = {layer.source: layer.macs or 0 for layer in handle.layer_graph()}
-    cuts = find_cuts(model, macs)
+    graph = handle.layer_graph()
+    macs = {layer.source: layer.macs or 0 for layer in graph}
+    cuts = find_cuts(model, macs, {layer.source: node_scope(layer) for layer in graph if layer.scope})
     chosen = [cut_after(cuts, layer, name) for layer in settings.at] if settings.at else suggest_cuts(cuts, settings.exits)
     chosen = sorted(set(chosen), key=lambda c: c.position)
     if not chosen:
@@ -89,7 +91,7 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
         train, validation, hidden=settings.hidden, epochs=settings.epochs, lr=settings.lr,
         temperature=settings.temperature, alpha=settings.alpha, patience=settings.patience, seed=settings.seed,
         progress=_Scaled(progress, 0.1, 0.8))
-    total = sum(macs.values()) or 1
+    total = sum(macs.values()) or len(model.graph.node)
     result = _calibrate(chosen, heads, validation, settings, total)
     kept = [i for i, t in enumerate(result.thresholds) if not math.isinf(t)]
     report = _report(chosen, heads, scores, result, validation, ctx.data.validation.name, cancelled)

@@ -58,9 +58,12 @@ def constant_names(graph: onnx.GraphProto) -> set[str]:
     return constant
 
 
-def find_cuts(model: onnx.ModelProto, macs: dict[str, int] | None = None) -> list[Cut]:
+def find_cuts(model: onnx.ModelProto, macs: dict[str, int] | None = None,
+              scopes: dict[str, tuple[str, ...]] | None = None) -> list[Cut]:
     """Every node after which exactly one non-constant tensor is still needed, in graph order.
-    `macs` (per node name) places each cut by the share of the work done before it."""
+    `macs` (per node name) places each cut by the share of the work done before it (by the
+    share of nodes when no MACs are known); `scopes` (module path per node name, where the
+    exporter recorded one) name the module that ends at each cut."""
     graph = model.graph
     constant = constant_names(graph)
     last_use: dict[str, int] = {}
@@ -69,22 +72,35 @@ def find_cuts(model: onnx.ModelProto, macs: dict[str, int] | None = None) -> lis
             last_use[name] = i
     for out in graph.output:
         last_use[out.name] = len(graph.node)
-    total = sum((macs or {}).values()) or 1
+    work = _work_per_node(graph, macs or {})
+    total = sum(work) or 1
+    scope = (lambda n: (scopes or {}).get(n) or scope_of(n))
     live = {i.name for i in graph.input if i.name not in constant and i.name in last_use}
     done, cuts = 0, []
     for i, node in enumerate(graph.node):
-        done += (macs or {}).get(node.name, 0)
+        done += work[i]
         live.update(o for o in node.output if o and o not in constant and last_use.get(o, -1) > i)
         live = {t for t in live if last_use.get(t, -1) > i}
         if len(live) == 1 and node.output and next(iter(live)) == node.output[0] and i < len(graph.node) - 1:
             cuts.append(Cut(node.name or node.output[0], node.output[0], i, done / total,
-                            _ending_module(node.name, graph.node[i + 1].name)))
+                            _ending_module(scope(node.name), scope(graph.node[i + 1].name))))
     return cuts
 
 
-def _ending_module(name: str, next_name: str) -> str:
-    """The largest module that ends with node `name`, when `next_name` starts elsewhere ("layers.0")."""
-    mine, after = scope_of(name), scope_of(next_name)
+COMPUTE_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+
+
+def _work_per_node(graph: onnx.GraphProto, macs: dict[str, int]) -> list[int]:
+    """Each node's MACs; where most compute nodes have none known (free sequence lengths), one per
+    compute node instead, so cuts still spread over the model."""
+    compute = [n for n in graph.node if n.op_type in COMPUTE_OPS]
+    if compute and sum(1 for n in compute if n.name and macs.get(n.name)) >= len(compute) / 2:
+        return [macs.get(n.name, 0) if n.name else 0 for n in graph.node]
+    return [int(n.op_type in COMPUTE_OPS) for n in graph.node] if compute else [1] * len(graph.node)
+
+
+def _ending_module(mine: tuple[str, ...], after: tuple[str, ...]) -> str:
+    """The largest module that ends with a node of scope `mine` when the next is in `after` ("layers.0")."""
     common = 0
     while common < min(len(mine), len(after)) and mine[common] == after[common]:
         common += 1
@@ -112,8 +128,16 @@ def suggest_cuts(cuts: list[Cut], count: int, latest: float = 0.9) -> list[Cut]:
     chosen: list[Cut] = []
     for k in range(1, count + 1):
         goal = k / (count + 1)
-        # the last cut before the work moves on: among cuts with the same share, the latest node
-        ranked = sorted((c for c in usable if c not in chosen), key=lambda c: (round(abs(c.macs_share - goal), 3), -c.position))
+        # near the goal, the end of the largest module (a stage, a block), and of equals the latest node
+        fresh = (c for c in usable if all(abs(c.macs_share - x.macs_share) > 0.02 for x in chosen))  # not the same place again
+        ranked = sorted(fresh,
+                        key=lambda c: (far := abs(c.macs_share - goal) > 0.1, 0 if far else _depth(c),
+                                       round(abs(c.macs_share - goal), 3), -c.position))
         if ranked:
             chosen.append(ranked[0])
     return sorted(set(chosen), key=lambda c: c.position)
+
+
+def _depth(cut: Cut) -> int:
+    """How deep the module ending at the cut sits ("layers.0": 2); unnamed cuts come last."""
+    return cut.label.count(".") + 1 if cut.label else 99
