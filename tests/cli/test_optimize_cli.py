@@ -53,6 +53,9 @@ def test_optimize_from_a_recipe_file_json_output(capsys, tmp_path):
         (["--recipe", "missing.json"], "no such recipe file"),
         (["--quantize", "ort-int8", "--keep-fp32", "features.9"], "keep_fp32 names no layer 'features.9'"),
         (["--quantize", "ort-int8", "--data", "random"], "samples"),
+        (["--early-exit", "no.such.layer"], "no exit can go after 'no.such.layer'"),
+        (["--early-exit", "9"], "setting 'exits' must be between 1 and 8"),
+        (["--quantize", "openvino-int8", "--early-exit"], "nothing can follow step 1 (quantize openvino int8)"),
     ],
 )
 def test_optimize_mistakes_exit_2(capsys, tmp_path, argv, expected):
@@ -62,6 +65,20 @@ def test_optimize_mistakes_exit_2(capsys, tmp_path, argv, expected):
         return
     assert code == 2 and expected in err and err.count("\n") == 1
     assert not any(p.suffix in (".onnx", ".xml") for p in tmp_path.iterdir())
+
+
+def test_early_exit_from_the_command_line(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "optimize", str(sample_model_path("demo")), "--early-exit", "layers.1",
+                             "--exit-budget", "1", "--out", str(tmp_path), "--name", "ee")
+    assert code == 0, err
+    assert "recipe    early exit after layers.1 (≤1 pt)" in out
+    assert "averages over the samples" in out
+    latency = next(line for line in out.splitlines() if line.startswith("latency"))
+    assert "average" in latency and "p99" in latency and "360 samples of digits32:test" in latency
+    exits = next(line for line in out.splitlines() if line.startswith("exits"))
+    assert exits.startswith("exits     after layers.1: ") and "the end: " in exits
+    metrics = json.loads((tmp_path / "ee.metrics.json").read_text())["metrics"]
+    assert [e["exit"] for e in metrics["exits"]] == ["after layers.1", "the end"]
 
 
 def test_structured_pruning_of_torchscript_says_what_to_open(capsys, tmp_path):
