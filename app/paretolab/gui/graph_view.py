@@ -145,6 +145,7 @@ class Legend(QWidget):
 class GraphView(QWidget):
     node_selected = Signal(str)
     keep_fp32_toggled = Signal(str)  # right-click > "Keep in FP32 when quantizing"
+    exit_toggled = Signal(str)  # right-click > "Add an early exit after this layer"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -198,6 +199,8 @@ class GraphView(QWidget):
         else:
             action = menu.addAction("Keep in FP32 when quantizing (toggle)")
             action.triggered.connect(lambda: self.keep_fp32_toggled.emit(item.name))
+            menu.addAction("Add an early exit after this layer (toggle)").triggered.connect(
+                lambda: self.exit_toggled.emit(item.name))
         parent = self._open_parent(item.name)
         if parent:
             menu.addAction(f"Close {self.blocks[parent].title}").triggered.connect(lambda: self.close_block(parent))

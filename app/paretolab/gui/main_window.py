@@ -114,7 +114,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.chart_dock = self._dock("Trade-off", self.chart, Qt.DockWidgetArea.RightDockWidgetArea)
         self.variants = VariantsTable(self)
         self.variants_dock = self._dock("Variants", self.variants, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.graph_view.keep_fp32_toggled.connect(self.settings_panel.toggle_keep_fp32)
+        self.settings_panel.follow(self.graph_view)
         self.studio = Studio(self.settings_panel, self.chart, self.variants, self)
         self.studio.error.connect(lambda title, text: self.prompts.error(title, text))
         self.variants.rename_requested.connect(self.rename_variant)

@@ -32,6 +32,7 @@ from paretolab.core.compress.predict import predict
 from paretolab.core.compress.techniques import QUANT_TARGETS, recipe_steps
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size
+from paretolab.gui.early_exit_group import EarlyExitGroup
 
 QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGETS.values()}}
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
@@ -54,11 +55,12 @@ class SettingsPanel(QWidget):
         self._torch_reason: str | None = "open a model first"
         self._forced_unstructured = False
 
-        groups = (self._pruning(), self._distillation(), self._quantization())
+        self.early_exit = EarlyExitGroup(self)
+        groups = (self._pruning(), self._distillation(), self._quantization(), self.early_exit)
         self._build_actions()
         self._lay_out(*groups)
         for signal in (self.sparsity.valueChanged, self.method.currentIndexChanged, self.quantize.currentIndexChanged,
-                       self.distill.toggled):
+                       self.distill.toggled, self.early_exit.changed):
             signal.connect(self._refresh)
         self.set_model(None, "open a model first")
 
@@ -232,6 +234,11 @@ class SettingsPanel(QWidget):
         if self.device.findText(current) >= 0:
             self.device.setCurrentText(current)
 
+    def follow(self, graph_view) -> None:  # noqa: ANN001 - a GraphView
+        """Take the graph's right-click choices: layers kept in FP32, exits after layers."""
+        graph_view.keep_fp32_toggled.connect(self.toggle_keep_fp32)
+        graph_view.exit_toggled.connect(self.early_exit.toggle_layer)
+
     def toggle_keep_fp32(self, layer: str) -> None:
         """Add or remove a layer from those quantization leaves in floating point."""
         names = self.kept_fp32()
@@ -265,7 +272,8 @@ class SettingsPanel(QWidget):
         if self.distill.isChecked() and self.distill.isEnabled():
             distill = {"epochs": self.epochs.value(), "temperature": self.temperature.value(), "alpha": self.alpha.value(),
                        "lr": self.lr.value()}
-        return {"steps": recipe_steps(prune=prune, distill=distill, quantize=self._quantize_settings())}
+        return {"steps": recipe_steps(prune=prune, distill=distill, quantize=self._quantize_settings(),
+                                      early_exit=self.early_exit.settings())}
 
     def _quantize_settings(self) -> dict | None:
         target = QUANTIZATION[self.quantize.currentText()]
@@ -291,6 +299,7 @@ class SettingsPanel(QWidget):
         settings.setValue("compress/lr", self.lr.value())
         settings.setValue("compress/quantize", self.quantize.currentText())
         settings.setValue("compress/data", self.data.currentText())
+        self.early_exit.save(settings)
 
     def restore(self, settings) -> None:
         def value(key, default, kind):
@@ -307,6 +316,7 @@ class SettingsPanel(QWidget):
         self.temperature.setValue(value("temperature", 4.0, float))
         self.alpha.setValue(value("alpha", 0.7, float))
         self.lr.setValue(value("lr", 1e-3, float))
+        self.early_exit.restore(value)
         for box, key in ((self.quantize, "quantize"), (self.data, "data")):
             text = value(key, box.currentText(), str)
             if box.findText(text) >= 0:
@@ -375,7 +385,7 @@ class SettingsPanel(QWidget):
         self.run_button.setEnabled(bool(steps))
         self.run_button.setToolTip("Build this variant in the background (Ctrl+R)" if steps else
                                    "Fix the layer names in Keep FP32 first" if unknown else
-                                   "Nothing to do: set a sparsity, distillation or a precision first")
+                                   "Nothing to do: set a sparsity, distillation, a precision or early exit first")
         self.explore_button.setEnabled(self._graph is not None)
         self.explore_button.setToolTip(EXPLORE_TIP if self._graph is not None else "Open a model first")
         self._show_prediction()

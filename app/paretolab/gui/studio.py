@@ -130,6 +130,7 @@ class Studio(QObject):
         collapsed = collapse_warning(variant)
         label = (f"{variant.name}: {variant.recipe.summary()} ({m.where})\n"
                  f"speed-up {variant.speedup_text()}\ntest top-1 {percent(m.top1)}, chosen by {variant.selection_split}"
+                 + (f"\nlatency: {variant.latency_text()}\nexits: {variant.exits_text()}" if variant.exits else "")
                  + (f"\n⚠ {collapsed}" if collapsed else ""))
         return ChartPoint(
             variant.name, label, m.latency_ms, variant.selection_score, m.size_bytes, technique_kind(variant.recipe)

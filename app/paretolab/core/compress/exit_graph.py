@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -106,11 +106,14 @@ def early_exit_model(model: onnx.ModelProto, cuts: Sequence[Cut], poolings: Sequ
     renamed_final = final.name + "/end"
     for node in segments[-1]:
         node.output[:] = [renamed_final if o == final.name else o for o in node.output]
-    level = _Level(b, list(cuts), list(poolings), list(heads), list(thresholds), rule, segments, renamed_final, flow)
+    producers = {o: n for n in nodes for o in n.output}
+    level = _Level(b, list(cuts), list(poolings), list(heads), list(thresholds), rule, segments, renamed_final, flow,
+                   producers)
     del graph.node[:]
     graph.node.extend(segments[0])
     graph.node.extend(level.build(0, cuts[0].tensor, final.name, EXIT_OUTPUT))
     graph.initializer.extend(b.initializers)
+    _name_new_nodes(graph)
     del graph.value_info[:]  # intermediate tensors moved into branches; runtimes infer their shapes again
     dims = final.type.tensor_type.shape.dim
     graph.output.append(helper.make_tensor_value_info(EXIT_OUTPUT, TensorProto.INT64, [dims[0].dim_param if dims else None]))
@@ -134,6 +137,7 @@ class _Level:
     segments: list[list[onnx.NodeProto]]
     final: str
     flow: str = "if"
+    producers: dict[str, onnx.NodeProto] = field(default_factory=dict)
 
     def build(self, i: int, x: str, logits_out: str, exit_out: str) -> list[onnx.NodeProto]:
         """Exit i on the batch tensor `x`, then an If that runs the rest on the unsure samples."""
@@ -170,6 +174,17 @@ class _Level:
         nodes.append(helper.make_node("If", [p + "any"], [logits_out, exit_out], then_branch=rest, else_branch=here))
         return nodes
 
+    def _gather(self, x: str, p: str) -> list[onnx.NodeProto]:
+        """The unsure samples of `x` as p + "x". Of an int8 model's dequantized tensor, the int8 tensor
+        is gathered and dequantized again, so the next layer still reads a DequantizeLinear and runs in int8."""
+        made = self.producers.get(x)
+        if made is None or made.op_type != "DequantizeLinear" or made.attribute and any(
+                a.name == "axis" and a.i == 0 for a in made.attribute):
+            return [helper.make_node("Gather", [x, p + "rows"], [p + "x"], axis=0)]
+        again = _copy(made)
+        again.name, again.input[0], again.output[0] = p + "dequantize", p + "x_q", p + "x"
+        return [helper.make_node("Gather", [made.input[0], p + "rows"], [p + "x_q"], axis=0), again]
+
     def _confidence(self, p: str, logits: str) -> list[onnx.NodeProto]:
         b = self.b
         if self.rule == "max-softmax":
@@ -193,7 +208,7 @@ class _Level:
             helper.make_node("NonZero", [p + "unsure"], [p + "nonzero"]),
             helper.make_node("Reshape", [p + "nonzero", b.const(p + "flat", np.array([-1], np.int64))], [p + "rows"]),
             helper.make_node("Reshape", [p + "nonzero", b.const(p + "column", np.array([-1, 1], np.int64))], [p + "rows_2d"]),
-            helper.make_node("Gather", [x, p + "rows"], [p + "x"], axis=0),
+            *self._gather(x, p),
         ]
         segment = self.segments[i + 1]
         for node in segment:
@@ -209,6 +224,17 @@ class _Level:
                                        [sub_exits])]
         return nodes + [helper.make_node("ScatterND", [logits, p + "rows_2d", sub_logits], [logits_out]),
                         helper.make_node("ScatterND", [p + "exits", p + "rows_2d", sub_exits], [exit_out])]
+
+
+def _name_new_nodes(graph: onnx.GraphProto) -> None:
+    """Name the exits' nodes after their outputs ("exit0/logits1"), in branches too, so tools and
+    explanations can tell them from the model's own."""
+    for node in graph.node:
+        if not node.name and node.output and node.output[0].startswith("exit"):
+            node.name = node.output[0]
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _name_new_nodes(attr.g)
 
 
 def _copy(node: onnx.NodeProto) -> onnx.NodeProto:

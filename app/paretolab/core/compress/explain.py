@@ -59,7 +59,8 @@ def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer
     result.reasons += _feature_reasons(precision, features)
     result.reasons += _float_compute_left(made, precision)
     result.reasons += _format_choice(variant)
-    if layer_times and variant.measured.backend in ("ort", "openvino"):
+    result.reasons += _exit_reasons(variant)
+    if layer_times and variant.measured.backend in ("ort", "openvino") and not variant.exits:  # input-dependent paths
         result.slower_layers = _slower_layers(original, made, variant.measured.backend)
         if result.slower_layers:
             worst = ", ".join(f"{s.layer} ({s.original_ms:.3f} → {s.variant_ms:.3f} ms)" for s in result.slower_layers[:3])
@@ -74,10 +75,26 @@ def quick_reasons(variant: Variant) -> list[str]:
     """The reasons that need no measuring — the variant's precision on this CPU, MACs it did not
     remove — which cap its speed-up whatever the timing says: what the report shows beside each."""
     features = set(machine_info().get("cpu_features", []))
-    reasons = _feature_reasons(_precision(variant), features)
+    reasons = _feature_reasons(_precision(variant), features) + _exit_reasons(variant)
     if not reasons and variant.measured.macs and variant.baseline.macs and variant.measured.macs >= variant.baseline.macs:
         reasons.append("the variant does as many MACs as the original: nothing it computes was removed "
                        "(unstructured pruning zeroes weights, dense runtimes still multiply them)")
+    return reasons
+
+
+def _exit_reasons(variant: Variant) -> list[str]:
+    """An early-exit variant's MACs are an average over the test inputs; the inputs that go on pay
+    for every head they pass and for the gathering of the unsure samples."""
+    if not variant.exits:
+        return []
+    early = 1.0 - variant.exits[-1]["share"]
+    reasons = [f"early exit: {early:.0%} of the test inputs left before the end, so its MACs and latency are averages "
+               "over inputs"]
+    over = (variant.metrics.get("timing") or {}).get("over_data")
+    if over and over["variant"]["p99_ms"] > over["baseline"]["mean_ms"]:
+        reasons.append(f"inputs that reach the end pay for the exit heads and the gathering of unsure samples: p99 "
+                       f"{over['variant']['p99_ms']:.3f} ms against the original's {over['baseline']['mean_ms']:.3f} ms "
+                       "(a fixed cost per exit that a small model cannot hide)")
     return reasons
 
 
@@ -130,8 +147,9 @@ def _float_compute_left(made: ModelHandle, precision: str) -> list[str]:
 
     graph = onnx.load(str(made.path), load_external_data=False).graph
     producer = {out: node.op_type for node in graph.node for out in node.output}
-    left = [node.name or node.op_type for node in graph.node
-            if node.op_type in FLOAT_COMPUTE and producer.get(node.input[0]) != "DequantizeLinear"]
+    left = [node.name or node.op_type for node in graph.node  # early-exit heads are FP32 by design
+            if node.op_type in FLOAT_COMPUTE and producer.get(node.input[0]) != "DequantizeLinear"
+            and not node.name.startswith("exit")]
     quantized = sum(node.op_type in INT8_COMPUTE or (node.op_type in FLOAT_COMPUTE and producer.get(node.input[0])
                                                       == "DequantizeLinear") for node in graph.node)
     if not left:

@@ -52,6 +52,22 @@ def _row(name: str, recipe: str, technique: str, m: Measurement, score: float, s
             "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset, "why": ""}
 
 
+def _exits_section(variants: list[Variant]) -> str:
+    """Early-exit variants: where the test inputs left, how right they were there, and the latency's spread."""
+    rows = ""
+    for v in (v for v in variants if v.exits and not v.cancelled):
+        spread = html.escape(v.latency_text() or "")
+        for i, e in enumerate(v.exits):
+            rows += (f"<tr><td>{html.escape(v.name) if i == 0 else ''}</td><td>{html.escape(e['exit'])}</td>"
+                     f"<td>{e['share']:.1%}</td><td>{percent(e.get('top1'))}</td><td>{spread if i == 0 else ''}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Early exits</h2><p>An early-exit variant answers an input at the first exit sure enough of it; its latency "
+            "depends on the input, so it is the average over the test samples, each timed alone (batch 1) beside the "
+            "original.</p><table><tr><th>Variant</th><th>Exit</th><th>Share of test inputs</th><th>Top-1 of those</th>"
+            f"<th>Latency</th></tr>{rows}</table>")
+
+
 def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], split: str, measure: str) -> str:
     """The score (y: accuracy, or fidelity to the original) against x_key, the Pareto front as a staircase."""
     w, h, left, bottom, top, right = 640, 360, 60, 40, 16, 16
@@ -157,7 +173,8 @@ def write_report(
     machine_text = ", ".join(f"{k}: {html.escape(str(v))}" for k, v in machine.items()) or "unknown"
     split = variants[0].selection_split  # what the charts plot and the front is chosen by; the table reports test
     measure = variants[0].metric_label
-    latency_chart = _svg_chart(rows, "latency_ms", "median latency, batch 1 (ms)", front, split, measure)
+    x_label = "latency, batch 1 (ms; median" + (", the average for early exit)" if any(v.exits for v in variants) else ")")
+    latency_chart = _svg_chart(rows, "latency_ms", x_label, front, split, measure)
     sizes = [dict(r, size_kib=r["size_bytes"] / 1024) for r in rows]
     size_chart = _svg_chart(sizes, "size_kib", "model size (KiB)", front, split, measure)
     header = "".join(f"<th>{h}</th>" for h in _COLUMNS)
@@ -170,6 +187,7 @@ def write_report(
 Green line and ★: the best trade-offs (Pareto front).</figcaption></figure>
 <figure>{size_chart}<figcaption>{measure.capitalize()} against model size.</figcaption></figure></div>
 <h2>Variants</h2><table><tr>{header}</tr>{table}</table>
+{_exits_section(variants)}
 {sens}
 <h2>Where this was measured</h2><p>{machine_text}. Report written {created} by ParetoLab; every number can be reproduced
 from the variant files with <code>paretolab evaluate</code> and <code>paretolab profile</code>.</p>
