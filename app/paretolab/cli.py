@@ -140,6 +140,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
                                    runs=args.runs, budget_s=args.budget, progress=_terminal_progress(args))
         print(json.dumps(scaling.to_dict(), indent=1) if args.json else render.scaling(scaling))
         return 0
+    if args.over_data:
+        from paretolab.core.measure.plan import DataPlan
+        from paretolab.core.measure.runtimes import default_backend
+        from paretolab.core.measure.timing import time_over_data
+
+        test = DataPlan.from_spec(args.over_data, handle).test
+        backend = args.backend or default_backend(handle)
+        (timing,), _ = time_over_data([handle], test, backend=backend, device=args.device, threads=args.threads,
+                                      progress=_terminal_progress(args))
+        print(json.dumps(timing.to_dict(), indent=1) if args.json else render.over_data(handle.path.name, test.name,
+                                                                                         f"{backend}/{args.device}", timing))
+        return 0
     result = profile_model(handle, backend=args.backend, device=args.device, batch_sizes=args.batch, threads=args.threads,
                            runs=args.runs, budget_s=args.budget, per_layer=not args.no_layers, progress=_terminal_progress(args))
     if args.json:
@@ -213,7 +225,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         handle,
         DataPlan.from_spec(args.data, handle, args.preprocess),
         experiment,
-        SweepSettings(budget_s=args.budget, trials=args.trials),
+        SweepSettings(budget_s=args.budget, trials=args.trials, early_exit=args.exits),
         torch_edits=torch_edits_unavailable(handle) is None,
         progress=_terminal_progress(args),
         on_variant=lambda v: print(f"{v.name}: {v.recipe.summary()}", file=sys.stderr),

@@ -125,6 +125,9 @@ def _add_profile_command(commands: argparse._SubParsersAction) -> None:
     profile.add_argument("--runs", type=int, default=200, help="timed runs per batch size, at most (default: 200)")
     profile.add_argument("--budget", type=float, default=5.0, metavar="SECONDS", help="time limit per batch size (default: 5)")
     profile.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
+    profile.add_argument("--over-data", metavar="DATA",
+                         help="instead: batch 1 on each test sample of DATA in turn, the average with p50/p90/p99 "
+                         "(the latency of a model whose cost depends on its input: early exit)")
 
 
 def _add_importance_command(commands: argparse._SubParsersAction) -> None:
@@ -192,6 +195,8 @@ def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
     _add_data_arguments(sweep, "calibration, training and evaluation data, as for optimize")
     sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
     sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
+    sweep.add_argument("--exits", type=_exit_counts, default=(0,), metavar="0,2",
+                       help="early-exit counts to try, 0 for none (default: 0, no early exit)")
     sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
     sweep.set_defaults(json=False)
 
@@ -225,6 +230,16 @@ def _positive_ints(text: str) -> list[int]:
         values = []
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"'{text}' is not a list of positive whole numbers, e.g. 1,8")
+    return values
+
+
+def _exit_counts(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(dict.fromkeys(int(v) for v in text.split(",") if v.strip()))
+    except ValueError:
+        values = ()
+    if not values or any(not 0 <= v <= 8 for v in values):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a list of exit counts from 0 (none) to 8, e.g. 0,2")
     return values
 
 

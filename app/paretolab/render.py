@@ -8,6 +8,7 @@ from paretolab.core.measure.evaluate import EvalResult
 from paretolab.core.measure.profile import ProfileResult
 from paretolab.core.measure.runtimes import BackendInfo
 from paretolab.core.measure.scaling import ScalingResult
+from paretolab.core.model.exits import exits_text
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.tensors import format_shape
 from paretolab.core.units import percent, si, size
@@ -75,8 +76,20 @@ def evaluation(result: EvalResult) -> str:
                 (f.name, percent(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}", f"{f.max_abs_error:.3g}", sqnr)
             )
         lines.append(table(rows, right={1, 2, 3, 4, 5}))
+    if result.exits:
+        lines.append(f"exits     {exits_text(result.exits)}")
     lines += [f"note      {n}" for n in result.notes]
     return "\n".join(lines)
+
+
+def over_data(model: str, dataset: str, where: str, t) -> str:  # noqa: ANN001 - a DataTiming
+    """Batch-1 latency averaged over real samples (an input-dependent model's cost)."""
+    return "\n".join([
+        f"model     {model} on {where}, batch 1",
+        f"data      {t.samples} samples of {dataset}, each timed alone ({t.passes} passes, the median per sample)",
+        f"latency   average {t.mean_ms:.4f} ms ({t.low_ms:.4f}-{t.high_ms:.4f}, 95% interval)",
+        f"spread    p50 {t.p50_ms:.4f}   p90 {t.p90_ms:.4f}   p99 {t.p99_ms:.4f} ms",
+    ])
 
 
 def profile(result: ProfileResult) -> str:

@@ -80,6 +80,15 @@ def test_early_exit_from_the_command_line(capsys, tmp_path):
     metrics = json.loads((tmp_path / "ee.metrics.json").read_text())["metrics"]
     assert [e["exit"] for e in metrics["exits"]] == ["after layers.1", "the end"]
 
+    # the numbers come back from the file alone: where inputs leave (evaluate) and the average latency (profile)
+    code, out, err = run_cli(capsys, "evaluate", str(tmp_path / "ee.onnx"), "--data", "digits")
+    assert code == 0, err
+    assert f"exits     after layers.1: {metrics['exits'][0]['share']:.1%}" in out
+    code, out, err = run_cli(capsys, "profile", str(tmp_path / "ee.onnx"), "--over-data", "digits", "--json")
+    assert code == 0, err
+    timing = json.loads(out)
+    assert timing["samples"] == 360 and timing["p50_ms"] <= timing["p90_ms"] <= timing["p99_ms"]
+
 
 def test_structured_pruning_of_torchscript_says_what_to_open(capsys, tmp_path):
     code, _, err = run_cli(

@@ -105,3 +105,18 @@ def test_a_student_is_trained_once_per_sweep_whatever_follows_it(sample, tmp_pat
     fresh = optimize(sample, recipe({"backend": "openvino", "precision": "int8"}), plan, tmp_path, "c")
     assert abs(fresh.metrics["variant"]["top1"] - second.metrics["variant"]["top1"]) <= 2 / 360  # the same student
     assert len(list((tmp_path / ".students").glob("*.onnx"))) == 1
+
+
+def test_early_exit_is_a_setting_of_the_sweep(sample, tmp_path):
+    exits = SweepSettings(budget_s=600, sparsities=(0.0,), quantize=("none", "ort-int8", "openvino-int8"), early_exit=(0, 1))
+    space = search_space(exits, torch_edits=False)
+    assert len(space) == 5  # OpenVINO's IR takes no exits after it: that pair is the trial without
+    assert sum(p.get("early_exit") == 1 for p in space.values()) == 2
+    with pytest.raises(SettingsError, match="exit counts must be between 0"):
+        from_dict(SweepSettings, {"early_exit": [9]}, "sweep")
+    small = SweepSettings(budget_s=600, sparsities=(0.0,), quantize=("none",), early_exit=(0, 1))
+    result = sweep(sample, DataPlan.from_spec("digits", sample), Experiment.for_model(sample, tmp_path), small,
+                   torch_edits=False)
+    assert result.exhausted and result.measured == 2
+    with_exits = [v for v in result.variants if v.exits]
+    assert with_exits and with_exits[0].recipe.summary().startswith("early exit 1 exit (")

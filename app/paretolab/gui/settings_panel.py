@@ -275,6 +275,10 @@ class SettingsPanel(QWidget):
         return {"steps": recipe_steps(prune=prune, distill=distill, quantize=self._quantize_settings(),
                                       early_exit=self.early_exit.settings())}
 
+    def sweep_exits(self) -> tuple[int, ...]:
+        """Exit counts Explore tries: none, and the group's count when early exit is on."""
+        return (0, self.early_exit.exits.value()) if self.early_exit.enabled.isChecked() else (0,)
+
     def _quantize_settings(self) -> dict | None:
         target = QUANTIZATION[self.quantize.currentText()]
         if target is None:

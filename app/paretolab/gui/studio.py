@@ -51,7 +51,8 @@ class Studio(QObject):
         self.loaded: LoadedModel | None = None
         self.data_spec = "digits"
         settings_panel.run_requested.connect(self.run)
-        settings_panel.explore_requested.connect(lambda budget, data: self.explore(SweepSettings(budget_s=budget), data))
+        settings_panel.explore_requested.connect(
+            lambda budget, data: self.explore(SweepSettings(budget_s=budget, early_exit=settings_panel.sweep_exits()), data))
         table.reprofile_requested.connect(self.reprofile)
         table.explain_requested.connect(self.explain)
         chart.point_selected.connect(lambda key: key != "baseline" and table.select(key))

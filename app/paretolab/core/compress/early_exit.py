@@ -64,7 +64,7 @@ class EarlyExitSettings:
 
 
 def summary(settings: EarlyExitSettings) -> str:
-    where = f"after {', '.join(settings.at)}" if settings.at else f"{settings.exits} exits"
+    where = f"after {', '.join(settings.at)}" if settings.at else f"{settings.exits} exit{'s' * (settings.exits != 1)}"
     return f"early exit {where} (≤{settings.budget:g} pt)"
 
 

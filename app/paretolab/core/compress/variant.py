@@ -14,6 +14,7 @@ from paretolab.core.compress.techniques import TECHNIQUES, technique
 from paretolab.core.files import write_json_atomic
 from paretolab.core.measure.measurement import METRIC_LABELS, Measurement, score_of, speedup
 from paretolab.core.measure.timing import Speedup
+from paretolab.core.model.exits import exits_text
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
 RECIPE_VERSION = 1
@@ -217,12 +218,8 @@ class Variant:
         return list(self.metrics.get("exits") or [])
 
     def exits_text(self) -> str:
-        """"after layers.1: 73.1% (top-1 99.2%) · the end: 26.9% (93.1%)" or ""."""
-        parts = []
-        for i, e in enumerate(self.exits):
-            right = f" ({'top-1 ' if i == 0 else ''}{e['top1']:.1%})" if e.get("top1") is not None else ""
-            parts.append(f"{e['exit']}: {e['share']:.1%}{right}")
-        return " · ".join(parts)
+        """Where the test inputs left and how right they were there ("" for other variants)."""
+        return exits_text(self.exits)
 
     def latency_text(self) -> str | None:
         """An input-dependent latency in words: "average 0.62 ms over 360 samples of digits:test;

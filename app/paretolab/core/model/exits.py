@@ -34,3 +34,12 @@ def average_macs(info: dict, exits: list[dict]) -> int | None:
     if len(costs) != len(exits) or not exits:
         return None
     return round(sum(e["share"] * c for e, c in zip(exits, costs)))
+
+
+def exits_text(exits: list[dict]) -> str:
+    """"after layers.1: 73.1% (top-1 99.2%) · the end: 26.9% (93.1%)": where inputs left, how right they were."""
+    parts = []
+    for i, e in enumerate(exits):
+        right = f" ({'top-1 ' if i == 0 else ''}{e['top1']:.1%})" if e.get("top1") is not None else ""
+        parts.append(f"{e['exit']}: {e['share']:.1%}{right}")
+    return " · ".join(parts)

@@ -32,6 +32,7 @@ class SweepSettings:
     sparsities: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
     quantize: tuple[str, ...] = ("none", "ort-int8", "openvino-int8", "ort-fp16")
     distill_epochs: int = 5
+    early_exit: tuple[int, ...] = (0,)  # exit counts to try (0: none); exits go after quantization (not OpenVINO's)
     seed: int = 0
 
     def check(self) -> None:
@@ -44,12 +45,17 @@ class SweepSettings:
             )
         if any(not 0 <= s <= 0.9 for s in self.sparsities):
             raise SettingsError("sweep sparsities must be between 0 and 0.9")
+        if not self.early_exit or any(not 0 <= n <= 8 for n in self.early_exit):
+            raise SettingsError("sweep exit counts must be between 0 (none) and 8")
 
 
-def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, epochs: int) -> Recipe:
+def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, epochs: int, exits: int = 0) -> Recipe:
     prune = {"method": "structured" if structured else "unstructured", "sparsity": sparsity} if sparsity > 0 else None
     quant = quant_target(quantize).settings() if quantize != "none" else None
-    steps = recipe_steps(prune=prune, distill={"epochs": epochs} if distill else None, quantize=quant)
+    if quant and quant["backend"] == "openvino":  # nothing follows OpenVINO IR: that trial is the one without exits
+        exits = 0
+    steps = recipe_steps(prune=prune, distill={"epochs": epochs} if distill else None, quantize=quant,
+                         early_exit={"exits": exits} if exits else None)
     if not steps:  # the original settings: measure the model as ONNX Runtime would run it
         steps = recipe_steps(graphopt={"level": "basic"})
     return Recipe.from_dict({"steps": steps}, "sweep")
@@ -80,10 +86,13 @@ def search_space(settings: SweepSettings, torch_edits: bool) -> dict[str, dict]:
         for structured in ([True, False] if torch_edits else [None]):
             for distill in ([True, False] if structured and sparsity > 0 else [None]):
                 for quantize in settings.quantize:
-                    params = {"sparsity": sparsity, "structured": structured, "distill": distill, "quantize": quantize}
-                    params = {k: v for k, v in params.items() if v is not None}
-                    recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize, settings.distill_epochs)
-                    space.setdefault(_key(recipe), params)
+                    for exits in (settings.early_exit if len(settings.early_exit) > 1 else [None]):
+                        params = {"sparsity": sparsity, "structured": structured, "distill": distill, "quantize": quantize,
+                                  "early_exit": exits}
+                        params = {k: v for k, v in params.items() if v is not None}
+                        recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize, settings.distill_epochs,
+                                            exits or settings.early_exit[0])
+                        space.setdefault(_key(recipe), params)
     return space
 
 
@@ -122,7 +131,9 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
         # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
         distill = trial.suggest_categorical("distill", [True, False]) if torch_edits and structured and sparsity > 0 else False
         quantize = trial.suggest_categorical("quantize", list(settings.quantize))
-        recipe = recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs)
+        exits = (trial.suggest_categorical("early_exit", list(settings.early_exit)) if len(settings.early_exit) > 1
+                 else settings.early_exit[0])
+        recipe = recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs, exits)
         variant = known.get(_key(recipe))
         if variant is None:  # not measured yet
             variant = optimize(
