@@ -256,3 +256,17 @@ def test_int8_then_early_exit_on_the_digits(tmp_path):
     assert "QuantizeLinear" in kinds and "ScatterND" in kinds
     assert v.reports[-1]["verified"]["same_exit"] == 1.0
     assert v.baseline.top1 - v.measured.top1 <= 0.01 + 1e-9
+
+
+def test_early_exit_then_int8_on_onnx_runtime_but_not_openvino(tmp_path):
+    """Exits before ONNX Runtime's quantizer keep their record; OpenVINO's IR would lose it: refused."""
+    from paretolab.core.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="cannot follow step 1 \\(early exit 2 exits"):
+        Recipe.from_dict({"steps": [EARLY_EXIT, {"technique": "quantize", "settings": {"backend": "openvino"}}]})
+    handle = load_model(sample_model_path("onnx"))
+    recipe = Recipe.from_dict({"steps": [{"technique": "early_exit", "settings": {"exits": 1, "budget": 1.0}},
+                                         {"technique": "quantize", "settings": {"format": "qdq-u8s8"}}]})
+    v = optimize(handle, recipe, DataPlan.from_spec(None, handle), tmp_path)
+    assert early_exit_info(onnx.load(str(v.artifact))) is not None and len(v.exits) == 2
+    assert v.baseline.top1 - v.measured.top1 <= 0.015

@@ -87,14 +87,14 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
     poolings = _poolings(model, chosen, ctx.data.train)
     probe = probe_model(model, chosen, poolings)
     train, validation = _features(probe, ctx.data.train, len(chosen)), _features(probe, ctx.data.validation, len(chosen))
-    heads, scores, cancelled = train_heads(
+    heads, scores = train_heads(
         train, validation, hidden=settings.hidden, epochs=settings.epochs, lr=settings.lr,
         temperature=settings.temperature, alpha=settings.alpha, patience=settings.patience, seed=settings.seed,
-        progress=_Scaled(progress, 0.1, 0.8))
+        progress=Progress(lambda f, m: progress.report(0.1 + 0.7 * f, m)))
     total = sum(macs.values()) or len(model.graph.node)
     result = _calibrate(chosen, heads, validation, settings, total)
     kept = [i for i, t in enumerate(result.thresholds) if not math.isinf(t)]
-    report = _report(chosen, heads, scores, result, validation, ctx.data.validation.name, cancelled)
+    report = _report(chosen, heads, scores, result, validation, ctx.data.validation.name)
     if not kept:
         report["notes"] = [f"no exit pays off within {settings.budget:g} point(s) of accuracy: the model is kept as it was; "
                            "raise the budget or place exits later"]
@@ -169,7 +169,7 @@ def _calibrate(cuts: list[Cut], heads: list[Head], validation: HeadData, setting
 
 
 def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result, validation: HeadData,  # noqa: ANN001
-            split: str, cancelled: bool) -> dict:
+            split: str) -> dict:
     truth = validation.labels if validation.labels is not None else validation.teacher.argmax(1)
     exits = []
     for i, (cut, head) in enumerate(zip(cuts, heads)):
@@ -181,7 +181,7 @@ def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result, val
     ending = result.exit_of == len(cuts)
     return {"technique": "early_exit", "split": split, "metric": "top1" if validation.labels is not None else "agreement",
             "exits": exits, "end_share": float(ending.mean()), "score": result.score, "reference": result.reference,
-            "expected_macs_ratio": result.cost, "cancelled_training": cancelled}
+            "expected_macs_ratio": result.cost}
 
 
 def _verify(path: Path, data: Dataset, parts: HeadData, kept: list[int], heads: list[Head], thresholds: list[float],
@@ -212,14 +212,3 @@ def _verify(path: Path, data: Dataset, parts: HeadData, kept: list[int], heads: 
         raise ParetoLabError(f"the early-exit model does not match its parts on {data.name} "
                              f"({same_exit.mean():.1%} same exits, largest difference {worst:.3g}); please report this")
     return {"samples": len(exits), "same_exit": float(same_exit.mean()), "max_abs_diff": worst}
-
-
-class _Scaled(Progress):
-    """A part of a step's progress: 0..1 here is start..end there; cancelling reaches through."""
-
-    def __init__(self, outer: Progress, start: float, end: float) -> None:
-        super().__init__()
-        self._outer, self._start, self._end = outer, start, end
-
-    def report(self, fraction: float, message: str = "") -> None:
-        self._outer.report(self._start + (self._end - self._start) * fraction, message)

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paretolab.core.errors import Cancelled
 from paretolab.core.progress import Progress
 
 
@@ -56,9 +55,10 @@ class HeadData:
 
 
 def train_heads(train: HeadData, validation: HeadData, *, hidden: int, epochs: int, lr: float, temperature: float,
-                alpha: float, patience: int, seed: int, progress: Progress) -> tuple[list[Head], list[float], bool]:
-    """One head per exit, trained together; each keeps its best epoch by validation score.
-    Returns the heads, their validation scores, and whether training was cancelled."""
+                alpha: float, patience: int, seed: int, progress: Progress) -> tuple[list[Head], list[float]]:
+    """One head per exit, trained together; each keeps its best epoch by validation score, and
+    training stops when none improved for `patience` epochs. Returns the heads and their
+    validation scores. Cancelling (between epochs) ends the step: it takes seconds to redo."""
     import torch
     import torch.nn.functional as F
 
@@ -76,41 +76,37 @@ def train_heads(train: HeadData, validation: HeadData, *, hidden: int, epochs: i
     best = [(_accuracy(n, x, truth), copy.deepcopy(n.state_dict())) for n, x in zip(nets, vxs)]
     since = [0] * len(nets)
     rng = np.random.default_rng(seed)
-    cancelled = False
-    try:
-        for epoch in range(1, epochs + 1):
-            for n in nets:
-                n.train()
-            for idx in np.array_split(rng.permutation(len(train.teacher)), max(1, len(train.teacher) // 256)):
-                loss = 0.0
-                for n, x in zip(nets, xs):
-                    logits = n(x[idx])
-                    kd = F.kl_div(F.log_softmax(logits / temperature, 1), soft[idx], reduction="batchmean") * temperature ** 2
-                    loss = loss + weight * kd
-                    if labels is not None and weight < 1.0:
-                        loss = loss + (1 - weight) * F.cross_entropy(logits, labels[idx])
-                optimizer.zero_grad()
-                loss.backward()  # type: ignore[union-attr]
-                optimizer.step()
-            scores = [_accuracy(n, x, truth) for n, x in zip(nets, vxs)]
-            for i, (n, score) in enumerate(zip(nets, scores)):
-                if score > best[i][0]:
-                    best[i], since[i] = (score, copy.deepcopy(n.state_dict())), 0
-                else:
-                    since[i] += 1
-            progress.report(epoch / epochs * 0.999, f"exit heads, epoch {epoch}/{epochs}: validation "
-                            + ", ".join(f"{s:.1%}" for s in scores))
-            if min(since) >= patience:
-                break
-    except Cancelled:
-        cancelled = True
+    for epoch in range(1, epochs + 1):
+        for n in nets:
+            n.train()
+        for idx in np.array_split(rng.permutation(len(train.teacher)), max(1, len(train.teacher) // 256)):
+            loss = 0.0
+            for n, x in zip(nets, xs):
+                logits = n(x[idx])
+                kd = F.kl_div(F.log_softmax(logits / temperature, 1), soft[idx], reduction="batchmean") * temperature ** 2
+                loss = loss + weight * kd
+                if labels is not None and weight < 1.0:
+                    loss = loss + (1 - weight) * F.cross_entropy(logits, labels[idx])
+            optimizer.zero_grad()
+            loss.backward()  # type: ignore[union-attr]
+            optimizer.step()
+        scores = [_accuracy(n, x, truth) for n, x in zip(nets, vxs)]
+        for i, (n, score) in enumerate(zip(nets, scores)):
+            if score > best[i][0]:
+                best[i], since[i] = (score, copy.deepcopy(n.state_dict())), 0
+            else:
+                since[i] += 1
+        progress.report(epoch / epochs * 0.999, f"exit heads, epoch {epoch}/{epochs}: validation "
+                        + ", ".join(f"{s:.1%}" for s in scores))
+        if min(since) >= patience:
+            break
     heads = []
     for n, (_, state), (m, s) in zip(nets, best, stats):
         n.load_state_dict(state)
         linears = [layer for layer in n if isinstance(layer, torch.nn.Linear)]
         heads.append(Head(m, s, [(layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy())
                                  for layer in linears]))
-    return heads, [score for score, _ in best], cancelled
+    return heads, [score for score, _ in best]
 
 
 def _net(width: int, hidden: int, classes: int):  # noqa: ANN202 - a torch module, torch imported lazily

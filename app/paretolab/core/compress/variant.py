@@ -72,10 +72,15 @@ class Recipe:
 
     def check_order(self, where: str = "recipe") -> None:
         """Steps that edit the PyTorch model must come before steps that produce files for a
-        runtime, and nothing can follow OpenVINO quantization (its output is IR, not ONNX)."""
-        file_step = openvino_step = None
+        runtime, nothing can follow OpenVINO quantization (its output is IR, not ONNX), and
+        OpenVINO quantization cannot follow early exit (IR loses the exits' record)."""
+        file_step = openvino_step = exit_step = None
         for i, step in enumerate(self.steps, start=1):
             output, label = step.output(), f"step {i} ({step.summary()})"
+            if output == "openvino" and exit_step:
+                raise SettingsError(f"{where} step {i}: {step.summary()} cannot follow {exit_step}: OpenVINO IR does not "
+                                    "keep the exits' record; quantize with ONNX Runtime instead (before or after the exits)")
+            exit_step = exit_step or (label if step.technique == "early_exit" else None)
             if output == "torch" and file_step:
                 raise SettingsError(
                     f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {file_step}"
