@@ -22,7 +22,7 @@ from paretolab.core.settings import SettingsError
 def test_every_technique_round_trips_a_recipe_with_its_defaults(name):
     recipe = Recipe.from_dict({"steps": [{"technique": name}]})
     assert Recipe.from_dict(recipe.to_dict()) == recipe
-    assert recipe.summary().split()[0] in (name, "low-rank")
+    assert recipe.summary().split()[0] in (name, name.split("_")[0], "low-rank")
 
 
 @pytest.mark.parametrize("key", list(QUANT_TARGETS))

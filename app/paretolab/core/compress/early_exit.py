@@ -14,13 +14,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import onnx
 
 from paretolab.core.compress.exit_graph import Pooling, early_exit_model, probe_model
-from paretolab.core.compress.exit_heads import Head, HeadData, calibrate, confidence, exit_of, train_heads
+from paretolab.core.compress.exit_heads import Calibration, Head, HeadData, calibrate, confidence, exit_of, train_heads
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.data import Dataset
@@ -134,7 +134,7 @@ def _poolings(model: onnx.ModelProto, cuts: list[Cut], data: Dataset) -> list[Po
     return [Pooling.of(a, channels_first) for a, channels_first in zip(arrays, conv_before)]
 
 
-def _run(ort, model: onnx.ModelProto, arrays: list[np.ndarray]) -> list[np.ndarray]:  # noqa: ANN001 - the module
+def _run(ort: Any, model: onnx.ModelProto, arrays: list[np.ndarray]) -> list[np.ndarray]:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
@@ -160,7 +160,8 @@ def _features(probe: onnx.ModelProto, data: Dataset, exits: int) -> HeadData:
     return HeadData(joined[1:], joined[0], data.labels)
 
 
-def _calibrate(cuts: list[Cut], heads: list[Head], validation: HeadData, settings: EarlyExitSettings, total: int):  # noqa: ANN202
+def _calibrate(cuts: list[Cut], heads: list[Head], validation: HeadData, settings: EarlyExitSettings,
+               total: int) -> Calibration:
     truth = validation.labels if validation.labels is not None else validation.teacher.argmax(1)
     logits = [h.logits(f) for h, f in zip(heads, validation.features)]
     return calibrate([confidence(x, settings.confidence) for x in logits], [x.argmax(1) == truth for x in logits],
@@ -168,7 +169,7 @@ def _calibrate(cuts: list[Cut], heads: list[Head], validation: HeadData, setting
                      [h.macs / total for h in heads], settings.budget / 100.0)
 
 
-def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result, validation: HeadData,  # noqa: ANN001
+def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result: Calibration, validation: HeadData,
             split: str) -> dict:
     truth = validation.labels if validation.labels is not None else validation.teacher.argmax(1)
     exits = []

@@ -14,6 +14,7 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def train_heads(train: HeadData, validation: HeadData, *, hidden: int, epochs: i
         for n in nets:
             n.train()
         for idx in np.array_split(rng.permutation(len(train.teacher)), max(1, len(train.teacher) // 256)):
-            loss = 0.0
+            loss = torch.zeros(())
             for n, x in zip(nets, xs):
                 logits = n(x[idx])
                 kd = F.kl_div(F.log_softmax(logits / temperature, 1), soft[idx], reduction="batchmean") * temperature ** 2
@@ -88,7 +89,7 @@ def train_heads(train: HeadData, validation: HeadData, *, hidden: int, epochs: i
                 if labels is not None and weight < 1.0:
                     loss = loss + (1 - weight) * F.cross_entropy(logits, labels[idx])
             optimizer.zero_grad()
-            loss.backward()  # type: ignore[union-attr]
+            loss.backward()
             optimizer.step()
         scores = [_accuracy(n, x, truth) for n, x in zip(nets, vxs)]
         for i, (n, score) in enumerate(zip(nets, scores)):
@@ -109,7 +110,7 @@ def train_heads(train: HeadData, validation: HeadData, *, hidden: int, epochs: i
     return heads, [score for score, _ in best]
 
 
-def _net(width: int, hidden: int, classes: int):  # noqa: ANN202 - a torch module, torch imported lazily
+def _net(width: int, hidden: int, classes: int) -> Any:  # a torch module: torch is imported lazily
     import torch
 
     if hidden <= 0:
@@ -117,7 +118,7 @@ def _net(width: int, hidden: int, classes: int):  # noqa: ANN202 - a torch modul
     return torch.nn.Sequential(torch.nn.Linear(width, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes))
 
 
-def _accuracy(net, x, truth: np.ndarray) -> float:  # noqa: ANN001 - torch types, torch imported lazily
+def _accuracy(net: Any, x: Any, truth: np.ndarray) -> float:
     import torch
 
     net.eval()
