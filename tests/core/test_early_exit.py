@@ -270,3 +270,18 @@ def test_early_exit_then_int8_on_onnx_runtime_but_not_openvino(tmp_path):
     v = optimize(handle, recipe, DataPlan.from_spec(None, handle), tmp_path)
     assert early_exit_info(onnx.load(str(v.artifact))) is not None and len(v.exits) == 2
     assert v.baseline.top1 - v.measured.top1 <= 0.015
+
+
+def test_a_transformer_whose_layers_cannot_take_an_empty_batch_gets_if_branches(tmp_path):
+    """A ViT's attention reshapes with -1, which no runtime can do on zero samples: the exits then
+    skip the later layers with If branches, said in a note, and the file still matches its parts."""
+    import hf_models
+    from paretolab.core.tensors import parse_input_shapes
+
+    handle = load_model(hf_models.write("vit", tmp_path), input_shapes=parse_input_shapes(["1x3x32x32"]))
+    recipe = Recipe.from_dict({"steps": [{"technique": "early_exit", "settings": {"exits": 1, "budget": 50}}]})
+    v = optimize(handle, recipe, DataPlan.from_spec("random:48", handle), tmp_path / "out")
+    report = v.reports[0]
+    assert report["flow"] == "if" and "empty batch" in report["notes"][0]
+    assert report["verified"]["same_exit"] == 1.0
+    assert {n.op_type for n in onnx.load(str(v.artifact)).graph.node} >= {"If"}

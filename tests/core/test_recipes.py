@@ -202,3 +202,24 @@ def test_a_name_with_a_dot_keeps_all_of_it(sample, tmp_path):
     variant = optimize(sample, fp16, DataPlan.from_spec("random:8", sample), tmp_path, "fp16.v2")
     assert variant.artifact.name == "fp16.v2.onnx" and variant.artifact.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fp16.v2.metrics.json", "fp16.v2.onnx", "fp16.v2.recipe.json"]
+
+
+def test_a_library_failure_inside_a_step_is_one_line_naming_the_step(tmp_path, monkeypatch):
+    """An exception from a library (here ONNX Runtime's, raised while optimizing the graph) stops
+    the recipe with our one-line error, naming the step and the library; nothing is written."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
+    from paretolab.core.compress import graphopt
+    from paretolab.core.errors import ParetoLabError
+
+    def fail(*_args, **_kwargs):
+        raise Fail("[ONNXRuntimeError] : 1 : FAIL : something inside the runtime\nmore lines")
+
+    monkeypatch.setattr(graphopt, "optimize_graph", fail)
+    handle = load_model(sample_model_path())
+    recipe = Recipe.from_dict({"steps": [{"technique": "graphopt", "settings": {"level": "basic"}}]})
+    with pytest.raises(ParetoLabError) as caught:
+        optimize(handle, recipe, DataPlan.from_spec("digits", handle), tmp_path)
+    assert str(caught.value) == ("step 1 (graphopt basic) failed in onnxruntime: [ONNXRuntimeError] : 1 : FAIL : "
+                                 "something inside the runtime")
+    assert not list(tmp_path.glob("*.onnx"))

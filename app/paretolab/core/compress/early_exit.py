@@ -103,8 +103,14 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
     out = ctx.out(index)
     heads_macs = np.cumsum([heads[i].macs for i in kept]).tolist()
     costs = [round(chosen[i].macs_share * total) + h for i, h in zip(kept, heads_macs)] + [total + heads_macs[-1]]
-    stitched = early_exit_model(model, [chosen[i] for i in kept], [poolings[i] for i in kept], [heads[i] for i in kept],
-                                [result.thresholds[i] for i in kept], settings.confidence, settings.flow, costs)
+    parts = ([chosen[i] for i in kept], [poolings[i] for i in kept], [heads[i] for i in kept])
+    flow = settings.flow
+    if flow == "subset" and not _takes_an_empty_batch(model, *parts, settings.confidence, ctx.data.validation):
+        flow = "if"
+        report["notes"] = ["the layers after an exit cannot run on an empty batch (a Reshape with -1, as attention "
+                           "has): the exits skip them with If branches instead"]
+    stitched = early_exit_model(model, *parts, [result.thresholds[i] for i in kept], settings.confidence, flow, costs)
+    report["flow"] = flow
     atomic_write(out, lambda tmp: onnx.save(stitched, str(tmp)))
     progress.report(0.9, "checking the early-exit model against the heads and the model on the validation split")
     report["verified"] = _verify(out, ctx.data.validation, validation, kept, heads, result.thresholds, settings.confidence)
@@ -122,6 +128,20 @@ def _check_classifier(model: onnx.ModelProto, name: str) -> None:
                              f"{name}'s output '{outputs[0].name}' is not")
 
 
+def _takes_an_empty_batch(model: onnx.ModelProto, cuts: list[Cut], poolings: list[Pooling], heads: list[Head], rule: str,
+                          data: Dataset) -> bool:
+    """Whether the layers after the first exit run on zero samples, as the "subset" flow needs when
+    every sample left: stitched with every sample leaving there, and run on one."""
+    import onnxruntime as ort
+
+    leave_all = early_exit_model(model, cuts, poolings, heads, [-1.0] * len(cuts), rule, "subset")
+    try:
+        _run(ort, leave_all, data.load(np.arange(1)))
+    except Exception:  # noqa: BLE001 - ONNX Runtime's own error: the answer is no
+        return False
+    return True
+
+
 def _poolings(model: onnx.ModelProto, cuts: list[Cut], data: Dataset) -> list[Pooling]:
     """Each cut tensor's rank and type, from one run on one sample."""
     import onnxruntime as ort
@@ -136,7 +156,7 @@ def _poolings(model: onnx.ModelProto, cuts: list[Cut], data: Dataset) -> list[Po
 
 def _run(ort: Any, model: onnx.ModelProto, arrays: list[np.ndarray]) -> list[np.ndarray]:
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failure is raised and handled: ONNX Runtime need not print it
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     return session.run(None, dict(zip(names, arrays)))

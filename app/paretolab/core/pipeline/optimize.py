@@ -7,14 +7,15 @@ artifact is moved (atomically) into the output folder.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
 
 from paretolab.core.compress.step import StepContext
 from paretolab.core.compress.techniques import TECHNIQUES
-from paretolab.core.compress.variant import Recipe, Variant
-from paretolab.core.errors import Cancelled, ParetoLabError
+from paretolab.core.compress.variant import Recipe, Step, Variant
+from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import check_available
@@ -61,7 +62,7 @@ def apply_recipe(
                 pipeline.reports.append({"step": i, "skipped": "cancelled during distillation"})
                 continue
             progress.report((i - 1) / max(1, len(recipe.steps)) * 0.8, f"step {i}/{len(recipe.steps)}: {step.summary()}")
-            TECHNIQUES[step.technique].apply(pipeline, i, step.settings)
+            _apply_step(pipeline, i, step)
         if key and cached is None and prefix == len(recipe.steps) and not pipeline.cancelled:
             _remember_prefix(pipeline, reuse, key, prefix)
         result = pipeline.file(len(recipe.steps) + 1)
@@ -69,6 +70,30 @@ def apply_recipe(
             progress.check()
         final = _place(result, out)
     return final, pipeline.reports
+
+
+def _apply_step(pipeline: StepContext, index: int, step: Step) -> None:
+    """One step; a library's exception (ONNX Runtime, OpenVINO, NNCF, torch-pruning, onnx) becomes
+    our one-line error naming the step, with the traceback in the log."""
+    try:
+        TECHNIQUES[step.technique].apply(pipeline, index, step.settings)
+    except (ParetoLabError, Cancelled, MemoryError):
+        raise
+    except Exception as exc:
+        logging.getLogger(__name__).error("step %d (%s) failed", index, step.summary(), exc_info=exc)
+        raise ParetoLabError(f"step {index} ({step.summary()}) failed in {_library_of(exc)}: {first_line(exc)}") from exc
+
+
+def _library_of(exc: BaseException) -> str:
+    """The package the exception came from: its class's, or for a builtin one (IndexError inside
+    torch-pruning) the package of the innermost frame that raised it."""
+    package = type(exc).__module__.split(".")[0]
+    if package != "builtins":
+        return package
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame.tb_frame.f_globals.get("__name__", "python").split(".")[0] if frame is not None else "python"
 
 
 def _remember_prefix(pipeline: StepContext, cache: PrefixCache | None, key: str, prefix: int) -> None:
