@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,hf]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,hf,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,7 +29,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 BUNDLE_TAR := dist/ParetoLab-$(VERSION)-linux-x86_64.tar.gz
 
 $(BUNDLE_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,hf,bundle]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,hf,ray,bundle]"
 	touch $(BUNDLE_STAMP)
 
 # A one-folder desktop bundle (dist/ParetoLab) and its .tar.gz: minutes, so not part of `make test`.

@@ -216,12 +216,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from paretolab import render
     from paretolab.core.measure.plan import DataPlan
     from paretolab.core.model.eager import torch_edits_unavailable
-    from paretolab.core.pipeline.sweep import SweepSettings, sweep
+    from paretolab.core.pipeline.cluster import ClusterSettings, sweep_on
+    from paretolab.core.pipeline.sweep import SweepSettings
+    from paretolab.core.settings import SettingsError
     from paretolab.core.store.experiment import Experiment
 
+    if (args.measure_on or args.workers) and not args.ray:
+        raise SettingsError("--measure-on and --workers are for sweeps on Ray: add --ray [ADDRESS]")
+    cluster = ClusterSettings(None if args.ray == "local" else args.ray, args.measure_on, args.workers) if args.ray else None
     handle = _load(args)
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
-    result = sweep(
+    result = sweep_on(
+        cluster,
         handle,
         DataPlan.from_spec(args.data, handle, args.preprocess),
         experiment,

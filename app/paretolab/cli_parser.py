@@ -197,6 +197,12 @@ def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
     sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
     sweep.add_argument("--exits", type=_exit_counts, default=(0,), metavar="0,2",
                        help="early-exit counts to try, 0 for none (default: 0, no early exit)")
+    sweep.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="run the trials as Ray tasks: on a Ray instance started here, or on the cluster at ADDRESS "
+                       "(auto, HOST:PORT or ray://HOST:10001); needs the ray extra")
+    sweep.add_argument("--measure-on", metavar="RESOURCE",
+                       help="with --ray: measure variants on the nodes that carry this Ray resource (default: here)")
+    sweep.add_argument("--workers", type=int, metavar="N", help="with --ray: trials at once (default: the cluster's CPUs)")
     sweep.add_argument("--out", metavar="DIR", help="experiment folder (default: the model's, in the user data folder)")
     sweep.set_defaults(json=False)
 

@@ -159,6 +159,14 @@ class SettingsPanel(QWidget):
         self.explore_minutes.setValue(10)
         self.explore_minutes.setSuffix(" min")
         self.explore_minutes.setToolTip("Time budget for Explore")
+        self.on_ray = QCheckBox("on Ray", self)
+        self.on_ray.setToolTip("Run Explore's trials as Ray tasks (the ray extra): built on the cluster's workers, "
+                               "measured here")
+        self.ray_address = QLineEdit(self)
+        self.ray_address.setPlaceholderText("this machine (or ray://host:10001, auto)")
+        self.ray_address.setToolTip("The Ray cluster to join; empty: a Ray instance started on this machine")
+        self.on_ray.toggled.connect(self.ray_address.setEnabled)
+        self.ray_address.setEnabled(False)
         self.explore_button = QPushButton("Explore…", self)
         self.explore_button.clicked.connect(
             lambda: self.explore_requested.emit(60.0 * self.explore_minutes.value(), self.data_spec())
@@ -190,6 +198,10 @@ class SettingsPanel(QWidget):
         layout.addWidget(self.prediction)
         layout.addWidget(self.run_button)
         layout.addLayout(explore)
+        cluster = QHBoxLayout()
+        cluster.addWidget(self.on_ray)
+        cluster.addWidget(self.ray_address, 1)
+        layout.addLayout(cluster)
 
     def set_model(self, graph: LayerGraph | None, torch_reason: str | None) -> None:
         """`torch_reason`: why structured pruning and distillation are unavailable, or None."""
@@ -274,6 +286,10 @@ class SettingsPanel(QWidget):
                        "lr": self.lr.value()}
         return {"steps": recipe_steps(prune=prune, distill=distill, quantize=self._quantize_settings(),
                                       early_exit=self.early_exit.settings())}
+
+    def ray_cluster(self) -> str | None:
+        """Where Explore runs its trials: None here, "local" on a Ray instance started here, or an address."""
+        return (self.ray_address.text().strip() or "local") if self.on_ray.isChecked() else None
 
     def sweep_exits(self) -> tuple[int, ...]:
         """Exit counts Explore tries: none, and the group's count when early exit is on."""

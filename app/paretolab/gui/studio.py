@@ -97,7 +97,7 @@ class Studio(QObject):
             return None
         self.data_spec = data_spec
         job = sweep_job(self.loaded.handle, data_spec, self.variants_dir(), settings, self.loaded.torch_reason is None,
-                        preprocess=self.settings_panel.preprocess_text())
+                        preprocess=self.settings_panel.preprocess_text(), ray=self.settings_panel.ray_cluster())
         job.partial.connect(self._on_variant)
         job.succeeded.connect(
             lambda result: result.exhausted and self.message.emit("Explore finished", result.note().capitalize())

@@ -119,14 +119,18 @@ def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
 
 
 def sweep_job(handle: ModelHandle, data: str, folder: Path, settings, torch_edits: bool,
-              preprocess: str | None = None) -> Job:
-    """Explore settings; each finished trial arrives through job.partial as a Variant."""
-    from paretolab.core.pipeline.sweep import sweep
+              preprocess: str | None = None, ray: str | None = None) -> Job:
+    """Explore settings, here or with its trials on Ray (`ray`: "local" or a cluster's address);
+    each finished trial arrives through job.partial as a Variant."""
+    from paretolab.core.pipeline.cluster import ClusterSettings, sweep_on
     from paretolab.core.store.experiment import Experiment
 
-    def run(progress: Progress):
-        return sweep(handle, DataPlan.from_spec(data, handle, preprocess), Experiment(folder), settings, torch_edits=torch_edits,
-                     progress=progress, on_variant=job.partial.emit)
+    cluster = ClusterSettings(None if ray == "local" else ray) if ray else None
 
-    job = Job(f"Explore {handle.path.name} ({settings.budget_s / 60:.0f} min)", run)
+    def run(progress: Progress):
+        return sweep_on(cluster, handle, DataPlan.from_spec(data, handle, preprocess), Experiment(folder), settings,
+                        torch_edits=torch_edits, progress=progress, on_variant=job.partial.emit)
+
+    where = f", on Ray{f' at {ray}' if ray != 'local' else ''}" if ray else ""
+    job = Job(f"Explore {handle.path.name} ({settings.budget_s / 60:.0f} min{where})", run)
     return job

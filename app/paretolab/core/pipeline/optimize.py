@@ -142,11 +142,27 @@ def optimize(
     target = out_dir / name
     if any(target.with_name(name + s).resolve() == f.resolve() for s in (".onnx", ".xml", ".bin") for f in handle.files):
         raise ParetoLabError(f"{target} would overwrite the model you opened; choose another --out or --name")
+    backend = measure_backend(recipe, backend, device)
+    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress, reuse=reuse)
+    return record_variant(handle, recipe, data, experiment, name, artifact, reports, backend=backend, device=device,
+                          threads=threads, progress=progress)
+
+
+def measure_backend(recipe: Recipe, backend: str | None, device: str) -> str:
+    """The backend a recipe's variant is measured on (its quantizer's by default), checked here."""
     backend = backend or _backend_of(recipe)
     if backend == "torch":
         raise SettingsError("variants are ONNX or OpenVINO files: measure them on ort or openvino, not torch")
     check_available(backend, device)
-    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress, reuse=reuse)
+    return backend
+
+
+def record_variant(handle: ModelHandle, recipe: Recipe, data: DataPlan, experiment: Experiment, name: str, artifact: Path,
+                   reports: list[dict], *, backend: str, device: str = "cpu", threads: int | None = None,
+                   progress: Progress | None = None, extra: dict | None = None) -> Variant:
+    """Measure a built artifact against the original (scorecard) and save it in the experiment
+    as `name`, with `extra` added to its metrics; the artifact is removed if measuring fails."""
+    progress = progress or silent()
     if any(r.get("cancelled") for r in reports):
         note = f"cancelled during distillation: the best student so far is in {artifact}, unmeasured"
         experiment.save(Variant(name, recipe, artifact, str(handle.path), {"cancelled": True, "notes": [note]}, reports))
@@ -159,7 +175,7 @@ def optimize(
         for f in [artifact] + ([artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else []):
             f.unlink(missing_ok=True)
         raise
-    variant = Variant(name, recipe, artifact, str(handle.path), metrics, reports)
+    variant = Variant(name, recipe, artifact, str(handle.path), {**metrics, **(extra or {})}, reports)
     experiment.save(variant)
     progress.report(1.0, f"{name}: {metrics['speedup']:.2f}x the speed of the original on {backend}/{device}")
     return variant

@@ -12,7 +12,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from paretolab.core.compress.techniques import QUANT_TARGETS, quant_target, recipe_steps
 from paretolab.core.compress.variant import Recipe, Variant
@@ -66,6 +67,7 @@ class SweepResult:
     variants: list[Variant]  # one per trial this run, repeats included
     space: int  # distinct settings the sweep can propose
     measured: int  # of those, how many the experiment holds now
+    failed: list[str] = field(default_factory=list)  # trials that could not be built, with why (cluster sweeps)
 
     @property
     def exhausted(self) -> bool:
@@ -73,9 +75,10 @@ class SweepResult:
 
     def note(self) -> str:
         trials = f"{len(self.variants)} trial{'s' * (len(self.variants) != 1)}"
+        failed = f"; {len(self.failed)} failed ({self.failed[0]})" if self.failed else ""
         if self.exhausted:
-            return f"{trials}; all {self.space} settings measured, nothing left to explore"
-        return f"{trials}; {self.measured} of {self.space} settings measured"
+            return f"{trials}; all {self.space} settings measured, nothing left to explore{failed}"
+        return f"{trials}; {self.measured} of {self.space} settings measured{failed}"
 
 
 def search_space(settings: SweepSettings, torch_edits: bool) -> dict[str, dict]:
@@ -92,21 +95,17 @@ def search_space(settings: SweepSettings, torch_edits: bool) -> dict[str, dict]:
                         params = {k: v for k, v in params.items() if v is not None}
                         recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize, settings.distill_epochs,
                                             exits or settings.early_exit[0])
-                        space.setdefault(_key(recipe), params)
+                        space.setdefault(recipe_key(recipe), params)
     return space
 
 
 def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings: SweepSettings, *, torch_edits: bool,
           progress: Progress | None = None, on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
     """Run trials until the budget or trial count is spent, or every setting is measured."""
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
     progress = progress or silent()
     settings.check()
     space = search_space(settings, torch_edits)
-    known = {_key(v.recipe): v for v in experiment.variants()}
+    known = {recipe_key(v.recipe): v for v in experiment.variants()}
     results: list[Variant] = []
 
     def outcome() -> SweepResult:
@@ -115,26 +114,14 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
     if outcome().exhausted:  # a resumed sweep with nothing left: leave the journal as it is
         progress.report(1.0, f"sweep: {outcome().note()}")
         return outcome()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    experiment.folder.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal")))
-    study = optuna.create_study(study_name="paretolab-sweep", storage=storage, load_if_exists=True,
-                                directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8))
+    study = open_study(experiment, settings)
     start = time.monotonic()
     reuse = PrefixCache(experiment.folder / ".students")  # each pruned/distilled student is trained once
 
-    def objective(trial: optuna.Trial) -> tuple[float, float]:
+    def objective(trial: Any) -> tuple[float, float]:
         progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s), f"trial {trial.number}: choosing settings")
-        sparsity = trial.suggest_categorical("sparsity", list(settings.sparsities))
-        structured = trial.suggest_categorical("structured", [True, False]) if torch_edits else False
-        # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
-        distill = trial.suggest_categorical("distill", [True, False]) if torch_edits and structured and sparsity > 0 else False
-        quantize = trial.suggest_categorical("quantize", list(settings.quantize))
-        exits = (trial.suggest_categorical("early_exit", list(settings.early_exit)) if len(settings.early_exit) > 1
-                 else settings.early_exit[0])
-        recipe = recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs, exits)
-        variant = known.get(_key(recipe))
+        recipe = suggest(trial, settings, torch_edits)
+        variant = known.get(recipe_key(recipe))
         if variant is None:  # not measured yet
             variant = optimize(
                 handle,
@@ -149,13 +136,11 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
                     )
                 ),
             )
-            known[_key(recipe)] = variant
+            known[recipe_key(recipe)] = variant
             if on_variant is not None:
                 on_variant(variant)
         else:  # the sampler came back to measured settings: steer the next trial to one that is not
-            unmeasured = [params for key, params in space.items() if key not in known]
-            if unmeasured:
-                trial.study.enqueue_trial(unmeasured[0], skip_if_exists=True)
+            steer(study, space, known)
         results.append(variant)
         if outcome().exhausted:
             trial.study.stop()
@@ -168,5 +153,40 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
     return outcome()
 
 
-def _key(recipe: Recipe) -> str:
+def open_study(experiment: Experiment, settings: SweepSettings) -> Any:
+    """The sweep's Optuna study (NSGA-II, accuracy up, latency down), journaled in the experiment
+    folder so that running again resumes it."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    experiment.folder.mkdir(parents=True, exist_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal")))
+    return optuna.create_study(study_name="paretolab-sweep", storage=storage, load_if_exists=True,
+                               directions=["maximize", "minimize"],
+                               sampler=optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8))
+
+
+def suggest(trial: Any, settings: SweepSettings, torch_edits: bool) -> Recipe:
+    """The recipe an Optuna trial proposes."""
+    sparsity = trial.suggest_categorical("sparsity", list(settings.sparsities))
+    structured = trial.suggest_categorical("structured", [True, False]) if torch_edits else False
+    # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
+    distill = trial.suggest_categorical("distill", [True, False]) if torch_edits and structured and sparsity > 0 else False
+    quantize = trial.suggest_categorical("quantize", list(settings.quantize))
+    exits = (trial.suggest_categorical("early_exit", list(settings.early_exit)) if len(settings.early_exit) > 1
+             else settings.early_exit[0])
+    return recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs, exits)
+
+
+def steer(study: Any, space: dict[str, dict], known: dict[str, Any]) -> None:
+    """Queue a setting not measured yet, for when the sampler keeps proposing measured ones."""
+    unmeasured = [params for key, params in space.items() if key not in known]
+    if unmeasured:
+        study.enqueue_trial(unmeasured[0], skip_if_exists=True)
+
+
+def recipe_key(recipe: Recipe) -> str:
+    """What makes two recipes the same setting (the experiment never measures one twice)."""
     return json.dumps(recipe.to_dict(), sort_keys=True)

@@ -1,0 +1,381 @@
+"""Sweeps on a Ray cluster: trials are built on any worker, measured on the target, kept at home.
+
+Optuna still searches from the driver (ask/tell), so the study's journal stays the one file a
+resumed sweep reads. Each trial's variant is built by a Ray task — pruning, distillation,
+calibration: the expensive part — on whichever worker has a CPU free; its file comes back through
+the object store and is measured against the original where the numbers count: in this process
+by default, or on the nodes that carry the Ray resource the user names (a latency measured on
+another machine is another number, so each variant records who built and who measured it).
+It is then written into the experiment like a local variant. The model is put in the object
+store once; a worker that dies loses only its trial, which Ray runs again up to `retries` times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from paretolab.core.compress.variant import Recipe, Variant
+from paretolab.core.errors import ParetoLabError, first_line
+from paretolab.core.files import atomic_write
+from paretolab.core.measure.plan import DataPlan
+from paretolab.core.model.eager import STATE_DICT_KEY
+from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.pipeline.optimize import apply_recipe, measure_backend, record_variant
+from paretolab.core.pipeline.scorecard import scorecard
+from paretolab.core.pipeline.sweep import (
+    SweepResult,
+    SweepSettings,
+    open_study,
+    recipe_key,
+    search_space,
+    steer,
+    suggest,
+    sweep,
+)
+from paretolab.core.progress import Progress, silent
+from paretolab.core.store.experiment import Experiment
+
+log = logging.getLogger(__name__)
+
+
+class ClusterError(ParetoLabError):
+    """The cluster cannot run the sweep: unreachable, another Ray version, a missing resource or runtime."""
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    address: str | None = None  # None: a Ray instance on this machine; "auto", "HOST:PORT" or "ray://HOST:10001"
+    measure_on: str | None = None  # a Ray custom resource naming the target nodes; None: this process measures
+    workers: int | None = None  # trials in flight (and CPUs of a local instance); default: the cluster's CPUs
+    retries: int = 2  # times Ray runs a trial again after its worker died
+
+
+@contextlib.contextmanager
+def connect(settings: ClusterSettings) -> Iterator[Any]:
+    """The `ray` module, connected: to a new local instance (shut down afterwards), or to the cluster
+    at `settings.address`. Every reason it cannot serve is one line, before any trial starts."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("Ray is not installed: pip install 'paretolab[ray]' (the same version on every node)") from None
+    started = False
+    if not ray.is_initialized():
+        _check_reachable(settings.address)
+        try:
+            kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
+            if settings.address is None:
+                ray.init(num_cpus=settings.workers or os.cpu_count(), **kwargs)
+            else:
+                ray.init(address=settings.address, **kwargs)
+        except Exception as exc:  # Ray's own errors: unreachable, version mismatch, ...
+            raise ClusterError(_connect_error(settings.address, exc)) from None
+        started = True
+    try:
+        _check_resources(ray, settings)
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _check_reachable(address: str | None) -> None:
+    """A quick TCP check, so a wrong address fails in seconds, not after Ray's minute of retries."""
+    if address in (None, "auto", "local"):
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    host, port = parsed.hostname, parsed.port or 10001
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            pass
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with "
+                           "`ray start --head`, or check the address and port") from None
+
+
+def _connect_error(address: str | None, exc: BaseException) -> str:
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    text = first_line(exc)
+    if "version" in text.lower() and "mismatch" in text.lower():
+        return f"cannot join {where}: its Ray or Python version differs from this machine's ({text}); install the same on both"
+    return f"cannot start or join {where}: {text}"
+
+
+def _check_resources(ray: Any, settings: ClusterSettings) -> None:
+    resources = ray.cluster_resources()
+    if settings.measure_on and resources.get(settings.measure_on, 0) <= 0:
+        custom = sorted(k for k in resources if k not in ("CPU", "GPU", "memory", "object_store_memory")
+                        and not k.startswith("node:") and not k.startswith("accelerator_type:"))
+        raise ClusterError(f"no node of the cluster has the resource '{settings.measure_on}' "
+                           f"(custom resources there: {', '.join(custom) or 'none'}); start the target with "
+                           f"ray start --resources='{{\"{settings.measure_on}\": 1}}'")
+    check = ray.remote(_runtimes_check)  # one check per node: each must import what trials use
+    missing = ray.get([check.options(scheduling_strategy=_on_node(node["NodeID"])).remote()
+                       for node in ray.nodes() if node["Alive"]])
+    for node, lacks in missing:
+        if lacks:
+            raise ClusterError(f"node {node} cannot build trials: it lacks {', '.join(lacks)}; install paretolab there "
+                               "(pip install 'paretolab[ray]')")
+
+
+def _on_node(node_id: str) -> Any:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id, soft=False)
+
+
+def cluster_description(ray: Any) -> str:
+    """"4 CPUs, 0 GPUs on 1 node"."""
+    resources = ray.cluster_resources()
+    nodes = sum(1 for n in ray.nodes() if n["Alive"])
+    return f"{resources.get('CPU', 0):.0f} CPUs, {resources.get('GPU', 0):.0f} GPUs on {nodes} node{'s' * (nodes != 1)}"
+
+
+# -- what runs on the workers -------------------------------------------------------------
+
+def _where() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _runtimes_check() -> tuple[str, list[str]]:
+    lacks = []
+    for module in ("paretolab", "onnx", "onnxruntime", "torch", "openvino"):
+        try:
+            __import__(module)
+        except ImportError:
+            lacks.append(module)
+    return socket.gethostname(), lacks
+
+
+_MODELS: dict[str, ModelHandle] = {}  # per worker process: each model written and opened once
+
+
+def _open_shipped(model: dict) -> ModelHandle:
+    digest = model["digest"]
+    if digest not in _MODELS:
+        folder = Path(tempfile.mkdtemp(prefix="paretolab-cluster-model-"))
+        for relative, data in model["files"].items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(data)
+        _MODELS[digest] = load_model(folder / model["name"], input_shapes=model["shapes"], trust=model["trust"])
+    return _MODELS[digest]
+
+
+def _build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int) -> dict:
+    """A trial's variant, built on a worker; its file's bytes go home."""
+    import torch
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    handle = _open_shipped(model)
+    with tempfile.TemporaryDirectory(prefix="paretolab-cluster-trial-") as tmp:
+        path, reports = apply_recipe(handle, Recipe.from_dict(recipe_doc), plan, Path(tmp) / "variant", threads=threads)
+        files = {p.suffix: p.read_bytes() for p in [path, path.with_suffix(".bin")] if p.exists()}
+    return {"files": files, "reports": reports, "built_by": {**_where(), "seconds": time.perf_counter() - started}}
+
+
+def _measure(model: dict, plan: DataPlan, files: dict[str, bytes], backend: str) -> dict:
+    """A variant's metrics, measured on a target node against the original there."""
+    handle = _open_shipped(model)
+    with tempfile.TemporaryDirectory(prefix="paretolab-cluster-measure-") as tmp:
+        for suffix, data in files.items():
+            (Path(tmp) / f"variant{suffix}").write_bytes(data)
+        made = handle.like(Path(tmp) / ("variant.xml" if ".xml" in files else "variant.onnx"))
+        return {**scorecard(handle, made, plan, backend=backend), "measured_by": _where()}
+
+
+def model_payload(handle: ModelHandle) -> dict:
+    """The model's files (and the weights an ONNX file names for its PyTorch twin) as bytes, with
+    how to open them: what a worker needs, put in the object store once."""
+    root = handle.path.parent
+    paths = [p for f in handle.files for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
+    if handle.path.is_dir():
+        paths += sorted(p for p in handle.path.rglob("*") if p.is_file())
+    twin = {p.key: p.value for p in getattr(handle.native, "metadata_props", [])}.get(STATE_DICT_KEY)
+    if twin and (root / twin).is_file():
+        paths.append(root / twin)
+    files = {str(p.relative_to(root)): p.read_bytes() for p in dict.fromkeys(paths) if p.is_file()}
+    digest = hashlib.sha256(b"".join(files.values())).hexdigest()[:16]
+    return {"name": handle.path.name, "files": files, "shapes": handle.fixed_shapes(),
+            "trust": handle.format == "torch-pickle", "digest": digest}
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+def cluster_sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings: SweepSettings,
+                  cluster: ClusterSettings, *, torch_edits: bool, progress: Progress | None = None,
+                  on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
+    """The sweep of pipeline/sweep.py with its trials as Ray tasks (see the module's docstring)."""
+    progress = progress or silent()
+    settings.check()
+    space = search_space(settings, torch_edits)
+    known = {recipe_key(v.recipe): v for v in experiment.variants()}
+    results: list[Variant] = []
+    failed: list[str] = []
+
+    def outcome() -> SweepResult:
+        return SweepResult(results, len(space), len(space.keys() & known.keys()), failed)
+
+    if outcome().exhausted:
+        progress.report(1.0, f"sweep: {outcome().note()}")
+        return outcome()
+    with connect(cluster) as ray:
+        build, measure = ray.remote(_build), ray.remote(_measure)
+        about = cluster_description(ray)
+        width = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        model_ref, plan_ref = ray.put(model_payload(handle)), ray.put(data)
+        study = open_study(experiment, settings)
+        driver = _Driver(ray, build.options(max_retries=cluster.retries, num_cpus=1), measure, model_ref, plan_ref,
+                         handle, data, experiment, cluster)
+        start = time.monotonic()
+        asked = 0
+        try:
+            while True:
+                budget_left = time.monotonic() - start < settings.budget_s
+                for _ in range(4 * width):  # fill the free workers; proposals of settings known or out count too
+                    if (not budget_left or len(driver.flying) >= width or outcome().exhausted
+                            or (settings.trials is not None and asked >= settings.trials)):
+                        break
+                    trial, asked = study.ask(), asked + 1
+                    recipe = suggest(trial, settings, torch_edits)
+                    key = recipe_key(recipe)
+                    if key in known:  # measured already: answer from the experiment, steer to the unmeasured
+                        study.tell(trial, _values(known[key]))
+                        results.append(known[key])
+                        steer(study, space, known)
+                    elif key in driver.building():  # being built: this trial waits for nothing
+                        study.tell(trial, state=_pruned())
+                        steer(study, space, {**known, **dict.fromkeys(driver.building())})
+                    else:
+                        driver.submit(trial, recipe)
+                if not driver.flying:
+                    break
+                progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
+                                f"cluster {about}: {driver.status(failed)}")
+                for trial, recipe, variant, error in driver.collect(progress):
+                    if variant is None:
+                        failed.append(f"{recipe.summary()}: {error}")
+                        study.tell(trial, state=_failed())
+                        continue
+                    known[recipe_key(recipe)] = variant
+                    results.append(variant)
+                    study.tell(trial, _values(variant))
+                    if on_variant is not None:
+                        on_variant(variant)
+        except BaseException:
+            driver.cancel_all(study)  # stopping the sweep cancels what is still out; finished trials stay
+            raise
+    progress.report(1.0, f"sweep: {outcome().note()}")
+    return outcome()
+
+
+def sweep_on(cluster: ClusterSettings | None, handle: ModelHandle, data: DataPlan, experiment: Experiment,
+             settings: SweepSettings, *, torch_edits: bool, progress: Progress | None = None,
+             on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
+    """A sweep in this process (`cluster` None) or with its trials on Ray: what the CLI and the app call."""
+    if cluster is None:
+        return sweep(handle, data, experiment, settings, torch_edits=torch_edits, progress=progress, on_variant=on_variant)
+    return cluster_sweep(handle, data, experiment, settings, cluster, torch_edits=torch_edits, progress=progress,
+                         on_variant=on_variant)
+
+
+def _values(variant: Variant) -> tuple[float, float]:
+    return variant.selection_score, variant.measured.latency_ms  # chosen on validation, never on test
+
+
+def _failed() -> Any:
+    from optuna.trial import TrialState
+
+    return TrialState.FAIL
+
+
+def _pruned() -> Any:
+    from optuna.trial import TrialState
+
+    return TrialState.PRUNED
+
+
+class _Driver:
+    """The trials out on the cluster, and how each finished one comes home."""
+
+    def __init__(self, ray: Any, build: Any, measure: Any, model_ref: Any, plan_ref: Any, handle: ModelHandle,
+                 data: DataPlan, experiment: Experiment, cluster: ClusterSettings) -> None:
+        self.ray, self.build, self.measure = ray, build, measure
+        self.model_ref, self.plan_ref = model_ref, plan_ref
+        self.handle, self.data, self.experiment, self.cluster = handle, data, experiment, cluster
+        self.flying: dict[Any, tuple[Any, Recipe]] = {}
+        self.built_on: dict[str, int] = {}
+
+    def building(self) -> set[str]:
+        return {recipe_key(recipe) for _, recipe in self.flying.values()}
+
+    def submit(self, trial: Any, recipe: Recipe) -> None:
+        ref = self.build.remote(self.model_ref, self.plan_ref, recipe.to_dict(), 1)
+        self.flying[ref] = (trial, recipe)
+
+    def status(self, failed: list[str]) -> str:
+        nodes = ", ".join(f"{host}: {n}" for host, n in sorted(self.built_on.items()))
+        return (f"{len(self.flying)} trial{'s' * (len(self.flying) != 1)} out, {len(failed)} failed"
+                + (f"; built so far by {nodes}" if nodes else ""))
+
+    def collect(self, progress: Progress) -> Iterator[tuple[Any, Recipe, Variant | None, str | None]]:
+        """The trials that finished within half a second: each measured and saved, or its error."""
+        done, _ = self.ray.wait(list(self.flying), num_returns=1, timeout=0.5)
+        progress.check()
+        for ref in done:
+            trial, recipe = self.flying.pop(ref)
+            try:
+                built = self.ray.get(ref)
+            except Exception as exc:  # the trial's own error, or its worker died more often than retried
+                cause = getattr(exc, "cause", None) or exc
+                yield trial, recipe, None, first_line(cause)
+                continue
+            host = built["built_by"]["host"]
+            self.built_on[host] = self.built_on.get(host, 0) + 1
+            try:
+                yield trial, recipe, self._home(recipe, built, progress), None
+            except ParetoLabError as exc:
+                yield trial, recipe, None, str(exc)
+
+    def _home(self, recipe: Recipe, built: dict, progress: Progress) -> Variant:
+        """Write the built file into the experiment under a new name, measure it, save it."""
+        backend = measure_backend(recipe, None, "cpu")
+        with self.experiment.new_name() as name:
+            artifact = self._write(name, built["files"])
+            extra = {"built_by": built["built_by"]}
+            if self.cluster.measure_on is None:
+                return record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
+                                      backend=backend, progress=Progress(lambda f, m: progress.check()),
+                                      extra={**extra, "measured_by": {**_where(), "node": "driver"}})
+            metrics = self.ray.get(self.measure.options(resources={self.cluster.measure_on: 0.001}).remote(
+                self.model_ref, self.plan_ref, built["files"], backend))
+            variant = Variant(name, recipe, artifact, str(self.handle.path), {**metrics, **extra}, built["reports"])
+            self.experiment.save(variant)
+            return variant
+
+    def _write(self, name: str, files: dict[str, bytes]) -> Path:
+        folder = self.experiment.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        if ".xml" in files:
+            atomic_write(folder / f"{name}.bin", lambda tmp: tmp.write_bytes(files[".bin"]))
+            return atomic_write(folder / f"{name}.xml", lambda tmp: tmp.write_bytes(files[".xml"]))
+        return atomic_write(folder / f"{name}.onnx", lambda tmp: tmp.write_bytes(files[".onnx"]))
+
+    def cancel_all(self, study: Any) -> None:
+        for ref, (trial, _) in list(self.flying.items()):
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):
+                study.tell(trial, state=_failed())
+        self.flying.clear()
+
