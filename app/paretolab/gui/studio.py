@@ -132,6 +132,8 @@ class Studio(QObject):
         label = (f"{variant.name}: {variant.recipe.summary()} ({m.where})\n"
                  f"speed-up {variant.speedup_text()}\ntest top-1 {percent(m.top1)}, chosen by {variant.selection_split}"
                  + (f"\nlatency: {variant.latency_text()}\nexits: {variant.exits_text()}" if variant.exits else "")
+                 + (f"\nmeasured on {by['host']} (a Ray target), not here" if (by := variant.metrics.get("measured_by"))
+                    and by.get("node") != "driver" else "")
                  + (f"\n⚠ {collapsed}" if collapsed else ""))
         return ChartPoint(
             variant.name, label, m.latency_ms, variant.selection_score, m.size_bytes, technique_kind(variant.recipe)

@@ -184,14 +184,16 @@ def _build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int) -> dict:
     return {"files": files, "reports": reports, "built_by": {**_where(), "seconds": time.perf_counter() - started}}
 
 
-def _measure(model: dict, plan: DataPlan, files: dict[str, bytes], backend: str) -> dict:
-    """A variant's metrics, measured on a target node against the original there."""
+def _measure(model: dict, plan: DataPlan, built: dict, backend: str) -> dict:
+    """A built trial with its metrics, measured on a target node against the original there (Ray
+    hands over the build task's result once it exists)."""
     handle = _open_shipped(model)
+    files = built["files"]
     with tempfile.TemporaryDirectory(prefix="paretolab-cluster-measure-") as tmp:
         for suffix, data in files.items():
             (Path(tmp) / f"variant{suffix}").write_bytes(data)
         made = handle.like(Path(tmp) / ("variant.xml" if ".xml" in files else "variant.onnx"))
-        return {**scorecard(handle, made, plan, backend=backend), "measured_by": _where()}
+        return {**built, "metrics": {**scorecard(handle, made, plan, backend=backend), "measured_by": _where()}}
 
 
 def model_payload(handle: ModelHandle) -> dict:
@@ -320,7 +322,12 @@ class _Driver:
         return {recipe_key(recipe) for _, recipe in self.flying.values()}
 
     def submit(self, trial: Any, recipe: Recipe) -> None:
+        """Build on any worker; with a target resource, measure there as soon as the build exists
+        (a whole unit of the resource and no CPU: one measurement per target node at a time)."""
         ref = self.build.remote(self.model_ref, self.plan_ref, recipe.to_dict(), 1)
+        if self.cluster.measure_on:
+            ref = self.measure.options(num_cpus=0, resources={self.cluster.measure_on: 1}, max_retries=self.cluster.retries
+                                       ).remote(self.model_ref, self.plan_ref, ref, measure_backend(recipe, None, "cpu"))
         self.flying[ref] = (trial, recipe)
 
     def status(self, failed: list[str]) -> str:
@@ -353,13 +360,11 @@ class _Driver:
         with self.experiment.new_name() as name:
             artifact = self._write(name, built["files"])
             extra = {"built_by": built["built_by"]}
-            if self.cluster.measure_on is None:
+            if "metrics" not in built:  # measured here, one variant at a time: timings never overlap
                 return record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
                                       backend=backend, progress=Progress(lambda f, m: progress.check()),
                                       extra={**extra, "measured_by": {**_where(), "node": "driver"}})
-            metrics = self.ray.get(self.measure.options(resources={self.cluster.measure_on: 0.001}).remote(
-                self.model_ref, self.plan_ref, built["files"], backend))
-            variant = Variant(name, recipe, artifact, str(self.handle.path), {**metrics, **extra}, built["reports"])
+            variant = Variant(name, recipe, artifact, str(self.handle.path), {**built["metrics"], **extra}, built["reports"])
             self.experiment.save(variant)
             return variant
 
