@@ -35,7 +35,7 @@ def _kill_the_first_trial_worker(killed: list[int], after_s: float = 0.3) -> Non
     while time.monotonic() < deadline:
         for process in psutil.process_iter(["cmdline"]):
             command = process.info["cmdline"] or []
-            if command and command[0].startswith("ray::_build"):
+            if command and command[0].startswith("ray::build"):
                 time.sleep(after_s)
                 try:
                     process.kill()

@@ -13,11 +13,9 @@ store once; a worker that dies loses only its trial, which Ray runs again up to 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,10 +27,9 @@ from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError, first_line
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.model.eager import STATE_DICT_KEY
-from paretolab.core.model.handle import ModelHandle, load_model
-from paretolab.core.pipeline.optimize import apply_recipe, measure_backend, record_variant
-from paretolab.core.pipeline.scorecard import scorecard
+from paretolab.core.model.handle import ModelHandle
+from paretolab.core.pipeline import ray_tasks
+from paretolab.core.pipeline.optimize import measure_backend, record_variant
 from paretolab.core.pipeline.sweep import (
     SweepResult,
     SweepSettings,
@@ -119,7 +116,7 @@ def _check_resources(ray: Any, settings: ClusterSettings) -> None:
         raise ClusterError(f"no node of the cluster has the resource '{settings.measure_on}' "
                            f"(custom resources there: {', '.join(custom) or 'none'}); start the target with "
                            f"ray start --resources='{{\"{settings.measure_on}\": 1}}'")
-    check = ray.remote(_runtimes_check)  # one check per node: each must import what trials use
+    check = ray.remote(ray_tasks.runtimes_check)  # one check per node: each must import what trials use
     missing = ray.get([check.options(scheduling_strategy=_on_node(node["NodeID"])).remote()
                        for node in ray.nodes() if node["Alive"]])
     for node, lacks in missing:
@@ -139,77 +136,6 @@ def cluster_description(ray: Any) -> str:
     resources = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n["Alive"])
     return f"{resources.get('CPU', 0):.0f} CPUs, {resources.get('GPU', 0):.0f} GPUs on {nodes} node{'s' * (nodes != 1)}"
-
-
-# -- what runs on the workers -------------------------------------------------------------
-
-def _where() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
-
-
-def _runtimes_check() -> tuple[str, list[str]]:
-    lacks = []
-    for module in ("paretolab", "onnx", "onnxruntime", "torch", "openvino"):
-        try:
-            __import__(module)
-        except ImportError:
-            lacks.append(module)
-    return socket.gethostname(), lacks
-
-
-_MODELS: dict[str, ModelHandle] = {}  # per worker process: each model written and opened once
-
-
-def _open_shipped(model: dict) -> ModelHandle:
-    digest = model["digest"]
-    if digest not in _MODELS:
-        folder = Path(tempfile.mkdtemp(prefix="paretolab-cluster-model-"))
-        for relative, data in model["files"].items():
-            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-            (folder / relative).write_bytes(data)
-        _MODELS[digest] = load_model(folder / model["name"], input_shapes=model["shapes"], trust=model["trust"])
-    return _MODELS[digest]
-
-
-def _build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int) -> dict:
-    """A trial's variant, built on a worker; its file's bytes go home."""
-    import torch
-
-    torch.set_num_threads(threads)
-    started = time.perf_counter()
-    handle = _open_shipped(model)
-    with tempfile.TemporaryDirectory(prefix="paretolab-cluster-trial-") as tmp:
-        path, reports = apply_recipe(handle, Recipe.from_dict(recipe_doc), plan, Path(tmp) / "variant", threads=threads)
-        files = {p.suffix: p.read_bytes() for p in [path, path.with_suffix(".bin")] if p.exists()}
-    return {"files": files, "reports": reports, "built_by": {**_where(), "seconds": time.perf_counter() - started}}
-
-
-def _measure(model: dict, plan: DataPlan, built: dict, backend: str) -> dict:
-    """A built trial with its metrics, measured on a target node against the original there (Ray
-    hands over the build task's result once it exists)."""
-    handle = _open_shipped(model)
-    files = built["files"]
-    with tempfile.TemporaryDirectory(prefix="paretolab-cluster-measure-") as tmp:
-        for suffix, data in files.items():
-            (Path(tmp) / f"variant{suffix}").write_bytes(data)
-        made = handle.like(Path(tmp) / ("variant.xml" if ".xml" in files else "variant.onnx"))
-        return {**built, "metrics": {**scorecard(handle, made, plan, backend=backend), "measured_by": _where()}}
-
-
-def model_payload(handle: ModelHandle) -> dict:
-    """The model's files (and the weights an ONNX file names for its PyTorch twin) as bytes, with
-    how to open them: what a worker needs, put in the object store once."""
-    root = handle.path.parent
-    paths = [p for f in handle.files for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
-    if handle.path.is_dir():
-        paths += sorted(p for p in handle.path.rglob("*") if p.is_file())
-    twin = {p.key: p.value for p in getattr(handle.native, "metadata_props", [])}.get(STATE_DICT_KEY)
-    if twin and (root / twin).is_file():
-        paths.append(root / twin)
-    files = {str(p.relative_to(root)): p.read_bytes() for p in dict.fromkeys(paths) if p.is_file()}
-    digest = hashlib.sha256(b"".join(files.values())).hexdigest()[:16]
-    return {"name": handle.path.name, "files": files, "shapes": handle.fixed_shapes(),
-            "trust": handle.format == "torch-pickle", "digest": digest}
 
 
 # -- the driver -----------------------------------------------------------------------------
@@ -232,10 +158,11 @@ def cluster_sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, s
         progress.report(1.0, f"sweep: {outcome().note()}")
         return outcome()
     with connect(cluster) as ray:
-        build, measure = ray.remote(_build), ray.remote(_measure)
+        build, measure = ray.remote(ray_tasks.build), ray.remote(ray_tasks.measure)
         about = cluster_description(ray)
-        width = cluster.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        model_ref, plan_ref = ray.put(model_payload(handle)), ray.put(data)
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        width = cluster.workers or cpus
+        model_ref, plan_ref = ray.put(ray_tasks.model_payload(handle)), ray.put(data)
         study = open_study(experiment, settings)
         driver = _Driver(ray, build.options(max_retries=cluster.retries, num_cpus=1), measure, model_ref, plan_ref,
                          handle, data, experiment, cluster)
@@ -255,15 +182,16 @@ def cluster_sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, s
                         study.tell(trial, _values(known[key]))
                         results.append(known[key])
                         steer(study, space, known)
-                    elif key in driver.building():  # being built: this trial waits for nothing
+                    elif key in driver.building():  # being built: wait for results before asking again
                         study.tell(trial, state=_pruned())
                         steer(study, space, {**known, **dict.fromkeys(driver.building())})
+                        break
                     else:
                         driver.submit(trial, recipe)
                 if not driver.flying:
                     break
                 progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
-                                f"cluster {about}: {driver.status(failed)}")
+                                f"cluster {about}: {driver.status(failed, cpus)}")
                 for trial, recipe, variant, error in driver.collect(progress):
                     if variant is None:
                         failed.append(f"{recipe.summary()}: {error}")
@@ -330,9 +258,11 @@ class _Driver:
                                        ).remote(self.model_ref, self.plan_ref, ref, measure_backend(recipe, None, "cpu"))
         self.flying[ref] = (trial, recipe)
 
-    def status(self, failed: list[str]) -> str:
+    def status(self, failed: list[str], cpus: int) -> str:
+        """"2 running, 1 queued, 0 failed; built so far by node-a: 4, node-b: 3" for the Jobs panel."""
+        running = min(len(self.flying), cpus)
         nodes = ", ".join(f"{host}: {n}" for host, n in sorted(self.built_on.items()))
-        return (f"{len(self.flying)} trial{'s' * (len(self.flying) != 1)} out, {len(failed)} failed"
+        return (f"{running} running, {len(self.flying) - running} queued, {len(failed)} failed"
                 + (f"; built so far by {nodes}" if nodes else ""))
 
     def collect(self, progress: Progress) -> Iterator[tuple[Any, Recipe, Variant | None, str | None]]:
@@ -361,9 +291,12 @@ class _Driver:
             artifact = self._write(name, built["files"])
             extra = {"built_by": built["built_by"]}
             if "metrics" not in built:  # measured here, one variant at a time: timings never overlap
-                return record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
-                                      backend=backend, progress=Progress(lambda f, m: progress.check()),
-                                      extra={**extra, "measured_by": {**_where(), "node": "driver"}})
+                started = time.perf_counter()
+                variant = record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
+                                         backend=backend, progress=Progress(lambda f, m: progress.check()), extra=extra)
+                variant.metrics["measured_by"] = {**ray_tasks.where(), "node": "driver", "seconds": time.perf_counter() - started}
+                self.experiment.save(variant)
+                return variant
             variant = Variant(name, recipe, artifact, str(self.handle.path), {**built["metrics"], **extra}, built["reports"])
             self.experiment.save(variant)
             return variant

@@ -1,0 +1,89 @@
+"""What runs on a Ray cluster's workers for a sweep: a trial built, a variant measured on a target,
+a node's check that it can do either. Ray pickles these functions by reference, so a worker
+imports this module: every node needs ParetoLab installed (the same version as the driver).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.measure.plan import DataPlan
+from paretolab.core.model.eager import STATE_DICT_KEY
+from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.pipeline.optimize import apply_recipe
+from paretolab.core.pipeline.scorecard import scorecard
+
+
+def where() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def runtimes_check() -> tuple[str, list[str]]:
+    lacks = []
+    for module in ("paretolab", "onnx", "onnxruntime", "torch", "openvino"):
+        try:
+            __import__(module)
+        except ImportError:
+            lacks.append(module)
+    return socket.gethostname(), lacks
+
+
+_MODELS: dict[str, ModelHandle] = {}  # per worker process: each model written and opened once
+
+
+def open_shipped(model: dict) -> ModelHandle:
+    digest = model["digest"]
+    if digest not in _MODELS:
+        folder = Path(tempfile.mkdtemp(prefix="paretolab-cluster-model-"))
+        for relative, data in model["files"].items():
+            (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / relative).write_bytes(data)
+        _MODELS[digest] = load_model(folder / model["name"], input_shapes=model["shapes"], trust=model["trust"])
+    return _MODELS[digest]
+
+
+def build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int) -> dict:
+    """A trial's variant, built on a worker; its file's bytes go home."""
+    import torch
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    handle = open_shipped(model)
+    with tempfile.TemporaryDirectory(prefix="paretolab-cluster-trial-") as tmp:
+        path, reports = apply_recipe(handle, Recipe.from_dict(recipe_doc), plan, Path(tmp) / "variant", threads=threads)
+        files = {p.suffix: p.read_bytes() for p in [path, path.with_suffix(".bin")] if p.exists()}
+    return {"files": files, "reports": reports, "built_by": {**where(), "seconds": time.perf_counter() - started}}
+
+
+def measure(model: dict, plan: DataPlan, built: dict, backend: str) -> dict:
+    """A built trial with its metrics, measured on a target node against the original there (Ray
+    hands over the build task's result once it exists)."""
+    handle = open_shipped(model)
+    files = built["files"]
+    with tempfile.TemporaryDirectory(prefix="paretolab-cluster-measure-") as tmp:
+        for suffix, data in files.items():
+            (Path(tmp) / f"variant{suffix}").write_bytes(data)
+        made = handle.like(Path(tmp) / ("variant.xml" if ".xml" in files else "variant.onnx"))
+        return {**built, "metrics": {**scorecard(handle, made, plan, backend=backend), "measured_by": where()}}
+
+
+def model_payload(handle: ModelHandle) -> dict:
+    """The model's files (and the weights an ONNX file names for its PyTorch twin) as bytes, with
+    how to open them: what a worker needs, put in the object store once."""
+    root = handle.path.parent
+    paths = [p for f in handle.files for p in ([f] if f.is_file() else sorted(f.rglob("*")))]
+    if handle.path.is_dir():
+        paths += sorted(p for p in handle.path.rglob("*") if p.is_file())
+    twin = {p.key: p.value for p in getattr(handle.native, "metadata_props", [])}.get(STATE_DICT_KEY)
+    if twin and (root / twin).is_file():
+        paths.append(root / twin)
+    files = {str(p.relative_to(root)): p.read_bytes() for p in dict.fromkeys(paths) if p.is_file()}
+    digest = hashlib.sha256(b"".join(files.values())).hexdigest()[:16]
+    return {"name": handle.path.name, "files": files, "shapes": handle.fixed_shapes(),
+            "trust": handle.format == "torch-pickle", "digest": digest}
