@@ -173,7 +173,8 @@ def cluster_sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, s
                 budget_left = time.monotonic() - start < settings.budget_s
                 for _ in range(4 * width):  # fill the free workers; proposals of settings known or out count too
                     if (not budget_left or len(driver.flying) >= width or outcome().exhausted
-                            or (settings.trials is not None and asked >= settings.trials)):
+                            or (settings.trials is not None and asked >= settings.trials)
+                            or not space.keys() - known.keys() - driver.building()):  # the rest is out already
                         break
                     trial, asked = study.ask(), asked + 1
                     recipe = suggest(trial, settings, torch_edits)
