@@ -27,6 +27,7 @@ from paretolab.core.measure.data import Dataset
 from paretolab.core.model.blocks import node_scope
 from paretolab.core.model.cuts import Cut, cut_after, find_cuts, suggest_cuts
 from paretolab.core.model.exits import EXIT_OUTPUT
+from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
 from paretolab.core.progress import Progress
 from paretolab.core.settings import SettingsError
@@ -70,18 +71,9 @@ def summary(settings: EarlyExitSettings) -> str:
 
 def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
     handle = ctx.file(index)
-    src = normalized_onnx(handle.onnx_file(), ctx.work)
-    model = onnx.load(str(src))
-    name = handle.path.name
-    _check_classifier(model, name)
-    graph = handle.layer_graph()
-    macs = {layer.source: layer.macs or 0 for layer in graph}
-    cuts = find_cuts(model, macs, {layer.source: node_scope(layer) for layer in graph if layer.scope})
-    chosen = [cut_after(cuts, layer, name) for layer in settings.at] if settings.at else suggest_cuts(cuts, settings.exits)
-    chosen = sorted(set(chosen), key=lambda c: c.position)
-    if not chosen:
-        raise ParetoLabError(f"{name} has no place for an exit: no layer is followed by a single tensor "
-                             "(skip connections span the whole model)")
+    model = onnx.load(str(normalized_onnx(handle.onnx_file(), ctx.work)))
+    _check_classifier(model, handle.path.name)
+    chosen, total = _places(handle, model, settings)
     progress = ctx.progress
     progress.report(0.02, f"exits after {', '.join(c.name for c in chosen)}: running the model over the data once")
     poolings = _poolings(model, chosen, ctx.data.train)
@@ -91,7 +83,6 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
         train, validation, hidden=settings.hidden, epochs=settings.epochs, lr=settings.lr,
         temperature=settings.temperature, alpha=settings.alpha, patience=settings.patience, seed=settings.seed,
         progress=Progress(lambda f, m: progress.report(0.1 + 0.7 * f, m)))
-    total = sum(macs.values()) or len(model.graph.node)
     result = _calibrate(chosen, heads, validation, settings, total)
     kept = [i for i, t in enumerate(result.thresholds) if not math.isinf(t)]
     report = _report(chosen, heads, scores, result, validation, ctx.data.validation.name)
@@ -100,22 +91,34 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
                            "raise the budget or place exits later"]
         ctx.report(index, report)
         return
-    out = ctx.out(index)
-    heads_macs = np.cumsum([heads[i].macs for i in kept]).tolist()
-    costs = [round(chosen[i].macs_share * total) + h for i, h in zip(kept, heads_macs)] + [total + heads_macs[-1]]
     parts = ([chosen[i] for i in kept], [poolings[i] for i in kept], [heads[i] for i in kept])
-    flow = settings.flow
-    if flow == "subset" and not _takes_an_empty_batch(model, *parts, settings.confidence, ctx.data.validation):
-        flow = "if"
+    report["flow"] = settings.flow
+    if settings.flow == "subset" and not _takes_an_empty_batch(model, *parts, settings.confidence, ctx.data.validation):
+        report["flow"] = "if"
         report["notes"] = ["the layers after an exit cannot run on an empty batch (a Reshape with -1, as attention "
                            "has): the exits skip them with If branches instead"]
-    stitched = early_exit_model(model, *parts, [result.thresholds[i] for i in kept], settings.confidence, flow, costs)
-    report["flow"] = flow
-    atomic_write(out, lambda tmp: onnx.save(stitched, str(tmp)))
+    heads_macs = np.cumsum([h.macs for h in parts[2]]).tolist()
+    costs = [round(c.macs_share * total) + h for c, h in zip(parts[0], heads_macs)] + [total + heads_macs[-1]]
+    stitched = early_exit_model(model, *parts, [result.thresholds[i] for i in kept], settings.confidence, report["flow"],
+                                costs)
+    out = atomic_write(ctx.out(index), lambda tmp: onnx.save(stitched, str(tmp)))
     progress.report(0.9, "checking the early-exit model against the heads and the model on the validation split")
     report["verified"] = _verify(out, ctx.data.validation, validation, kept, heads, result.thresholds, settings.confidence)
     ctx.set_file(out)
     ctx.report(index, report)
+
+
+def _places(handle: ModelHandle, model: onnx.ModelProto, settings: EarlyExitSettings) -> tuple[list[Cut], int]:
+    """Where the exits go (the layers named, or spread over the MACs), and the model's total MACs."""
+    graph = handle.layer_graph()
+    macs = {layer.source: layer.macs or 0 for layer in graph}
+    cuts = find_cuts(model, macs, {layer.source: node_scope(layer) for layer in graph if layer.scope})
+    name = handle.path.name
+    chosen = [cut_after(cuts, layer, name) for layer in settings.at] if settings.at else suggest_cuts(cuts, settings.exits)
+    if not chosen:
+        raise ParetoLabError(f"{name} has no place for an exit: no layer is followed by a single tensor "
+                             "(skip connections span the whole model)")
+    return sorted(set(chosen), key=lambda c: c.position), sum(macs.values()) or len(model.graph.node)
 
 
 def _check_classifier(model: onnx.ModelProto, name: str) -> None:
