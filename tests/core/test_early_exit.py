@@ -38,16 +38,15 @@ def _session(path_or_model) -> ort.InferenceSession:
 
 # -- where exits can go -----------------------------------------------------------------------
 
-def test_cuts_are_the_ends_of_blocks_not_the_inside_of_a_skip_connection():
+def test_cuts_are_the_ends_of_blocks_and_inside_a_skip_connection_carry_it():
     model = onnx.load(str(sample_model_path("demo")))
-    cuts = find_cuts(model)
-    names = [c.name for c in cuts]
-    assert {"stem", "layers.0", "layers.1"} <= set(names)
-    # inside a residual block the shortcut's input is still needed: no cut after its first conv
-    assert "layers.0.conv1" not in names and "layers.1.conv1" not in names
-    assert [c.name for c in suggest_cuts(cuts, 2)] == ["layers.0", "layers.1"]
-    with pytest.raises(ParetoLabError, match="no exit can go after 'layers.0.conv1'.*places that work: stem"):
-        cut_after(cuts, "layers.0.conv1", "demo.onnx")
+    cuts = {c.name: c for c in find_cuts(model)}
+    assert {"stem", "layers.0", "layers.1"} <= set(cuts) and not cuts["layers.0"].carried
+    # inside a residual block the shortcut's input is still needed: it crosses beside the first conv's output
+    assert cuts["layers.0.conv1"].carried == (cuts["stem"].tensor,)
+    assert [c.name for c in suggest_cuts(list(cuts.values()), 2)] == ["layers.0", "layers.1"]  # block ends first
+    with pytest.raises(ParetoLabError, match="no exit can go after 'no.such.layer'.*places that work: stem"):
+        cut_after(cuts.values(), "no.such.layer", "demo.onnx")
 
 
 def test_models_with_several_outputs_or_none_at_the_end_have_no_exits(tmp_path):
@@ -285,3 +284,39 @@ def test_a_transformer_whose_layers_cannot_take_an_empty_batch_gets_if_branches(
     assert report["flow"] == "if" and "empty batch" in report["notes"][0]
     assert report["verified"]["same_exit"] == 1.0
     assert {n.op_type for n in onnx.load(str(v.artifact)).graph.node} >= {"If"}
+
+
+def test_a_bert_encoders_exits_gather_its_attention_mask_too(tmp_path):
+    """In a BERT-style encoder the attention mask crosses every layer beside the hidden states:
+    cuts carry it, the exits gather it for the samples still going, and each sample gets its
+    first confident head's answer (or the model's own) with padding in the batch."""
+    import hf_models
+
+    from paretolab.core.compress.early_exit import _gatherable
+    from paretolab.core.measure.data import ArrayDataset
+    from paretolab.core.tensors import parse_input_shapes
+
+    handle = load_model(hf_models.write("bert", tmp_path), input_shapes=parse_input_shapes(["1x32"]))
+    model = onnx.load(str(handle.onnx_file()))
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 18, (16, 32)).astype(np.int64)
+    mask = np.ones((16, 32), np.int64)
+    mask[::2, 20:] = 0  # half the batch is padded
+    data = ArrayDataset("bert-batch", [ids, mask], None)
+    cuts, first = _gatherable(model, find_cuts(model), data)
+    layer_ends = [c for c in cuts if c.carried and c.label.endswith(("layer.0", "layer.0.output"))]
+    assert layer_ends, "no cut after the first layer carries the mask"
+    chosen = sorted({layer_ends[-1], *[c for c in cuts if c.position > layer_ends[-1].position and c.carried][:1]},
+                    key=lambda c: c.position)
+    poolings = [Pooling.of(first[c.tensor], channels_first=False) for c in chosen]
+    probe = probe_model(model, chosen, poolings)
+    outputs = _session(probe).run(None, {"input_ids": ids, "attention_mask": mask})
+    final, features = outputs[0], outputs[-len(chosen):]
+    heads = _random_heads(features, final.shape[1])
+    thresholds = [_threshold_in_a_gap(confidence(h.logits(f), "max-softmax")) for h, f in zip(heads, features)]
+    stitched = early_exit_model(model, chosen, poolings, heads, thresholds, "max-softmax", "if")
+    expected, where = _expected(final, features, heads, thresholds)
+    logits, exits = _session(stitched).run(None, {"input_ids": ids, "attention_mask": mask})
+    np.testing.assert_array_equal(exits, where)
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+    assert len(set(where.tolist())) >= 2  # samples left at an exit and went on past it

@@ -12,7 +12,7 @@ checked against the heads and the original model on the validation split before 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,10 +73,9 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
     handle = ctx.file(index)
     model = onnx.load(str(normalized_onnx(handle.onnx_file(), ctx.work)))
     _check_classifier(model, handle.path.name)
-    chosen, total = _places(handle, model, settings)
+    chosen, poolings, total = _places(handle, model, settings, ctx.data.train)
     progress = ctx.progress
     progress.report(0.02, f"exits after {', '.join(c.name for c in chosen)}: running the model over the data once")
-    poolings = _poolings(model, chosen, ctx.data.train)
     probe = probe_model(model, chosen, poolings)
     train, validation = _features(probe, ctx.data.train, len(chosen)), _features(probe, ctx.data.validation, len(chosen))
     heads, scores = train_heads(
@@ -108,17 +107,47 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
     ctx.report(index, report)
 
 
-def _places(handle: ModelHandle, model: onnx.ModelProto, settings: EarlyExitSettings) -> tuple[list[Cut], int]:
-    """Where the exits go (the layers named, or spread over the MACs), and the model's total MACs."""
+def _places(handle: ModelHandle, model: onnx.ModelProto, settings: EarlyExitSettings,
+            data: Dataset) -> tuple[list[Cut], list[Pooling], int]:
+    """Where the exits go (the layers named, or spread over the MACs), how each pools its tensor,
+    and the model's total MACs."""
     graph = handle.layer_graph()
     macs = {layer.source: layer.macs or 0 for layer in graph}
-    cuts = find_cuts(model, macs, {layer.source: node_scope(layer) for layer in graph if layer.scope})
     name = handle.path.name
+    found = find_cuts(model, macs, {layer.source: node_scope(layer) for layer in graph if layer.scope})
+    cuts, first = _gatherable(model, found, data)
     chosen = [cut_after(cuts, layer, name) for layer in settings.at] if settings.at else suggest_cuts(cuts, settings.exits)
     if not chosen:
-        raise ParetoLabError(f"{name} has no place for an exit: no layer is followed by a single tensor "
-                             "(skip connections span the whole model)")
-    return sorted(set(chosen), key=lambda c: c.position), sum(macs.values()) or len(model.graph.node)
+        raise ParetoLabError(f"{name} has no place for an exit: no layer is followed by its output alone "
+                             "(skip connections or inputs reused span the whole model)")
+    chosen = sorted(set(chosen), key=lambda c: c.position)
+    conv_before = [any(n.op_type == "Conv" for n in model.graph.node[:c.position + 1]) for c in chosen]
+    poolings = [Pooling.of(first[c.tensor], channels_first) for c, channels_first in zip(chosen, conv_before)]
+    return chosen, poolings, sum(macs.values()) or len(model.graph.node)
+
+
+def _gatherable(model: onnx.ModelProto, cuts: list[Cut], data: Dataset) -> tuple[list[Cut], dict[str, np.ndarray]]:
+    """The cuts whose carried tensors the later layers can take for a subset of the batch: each has
+    the batch first (it is gathered like the cut tensor) or is the same for any batch (it is
+    left as it is), seen by running the model on one sample and on two. Their `carried` keeps
+    the tensors to gather. Also returns every cut tensor for the first sample."""
+    names = list(dict.fromkeys(n for c in cuts for n in (c.tensor, *c.carried)))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
+    two = min(2, len(data))
+    ones, twos = (dict(zip(names, _run(probe, data.load(np.arange(k)))[len(model.graph.output):])) for k in (1, two))
+    kept = []
+    def batch_first(n: str) -> bool:
+        return bool(ones[n].ndim) and ones[n].shape[0] == 1 and twos[n].shape[0] == two
+
+    for cut in (c for c in cuts if batch_first(c.tensor)):
+        batch = [n for n in cut.carried if batch_first(n)]
+        shared = [n for n in cut.carried if n not in batch and ones[n].shape == twos[n].shape and
+                  np.array_equal(ones[n], twos[n])]
+        if len(batch) + len(shared) == len(cut.carried):
+            kept.append(replace(cut, carried=tuple(batch)))
+    return kept, ones
 
 
 def _check_classifier(model: onnx.ModelProto, name: str) -> None:
@@ -135,43 +164,32 @@ def _takes_an_empty_batch(model: onnx.ModelProto, cuts: list[Cut], poolings: lis
                           data: Dataset) -> bool:
     """Whether the layers after the first exit run on zero samples, as the "subset" flow needs when
     every sample left: stitched with every sample leaving there, and run on one."""
-    import onnxruntime as ort
-
     leave_all = early_exit_model(model, cuts, poolings, heads, [-1.0] * len(cuts), rule, "subset")
     try:
-        _run(ort, leave_all, data.load(np.arange(1)))
+        _run(leave_all, data.load(np.arange(1)), quiet=True)
     except Exception:  # noqa: BLE001 - ONNX Runtime's own error: the answer is no
         return False
     return True
 
 
-def _poolings(model: onnx.ModelProto, cuts: list[Cut], data: Dataset) -> list[Pooling]:
-    """Each cut tensor's rank and type, from one run on one sample."""
+def _session(model: onnx.ModelProto | Path, quiet: bool = False) -> Any:
+    """An ONNX Runtime CPU session; `quiet`: its failure is expected and handled, so it prints nothing."""
     import onnxruntime as ort
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(c.tensor) for c in cuts)
-    arrays = _run(ort, probe, data.load(np.arange(1)))[1:]
-    conv_before = [any(n.op_type == "Conv" for n in model.graph.node[:c.position + 1]) for c in cuts]
-    return [Pooling.of(a, channels_first) for a, channels_first in zip(arrays, conv_before)]
-
-
-def _run(ort: Any, model: onnx.ModelProto, arrays: list[np.ndarray]) -> list[np.ndarray]:
     options = ort.SessionOptions()
-    options.log_severity_level = 4  # a failure is raised and handled: ONNX Runtime need not print it
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    return session.run(None, dict(zip(names, arrays)))
+    options.log_severity_level = 4 if quiet else 3
+    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def _run(model: onnx.ModelProto, arrays: list[np.ndarray], quiet: bool = False) -> list[np.ndarray]:
+    session = _session(model, quiet)
+    return session.run(None, {i.name: a for i, a in zip(session.get_inputs(), arrays)})
 
 
 def _features(probe: onnx.ModelProto, data: Dataset, exits: int) -> HeadData:
     """Each exit's pooled features and the final output, for every sample (ONNX Runtime, batches of 64)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = _session(probe)
     inputs = session.get_inputs()
     parts: list[list[np.ndarray]] = [[] for _ in range(exits + 1)]
     for batch in data.batches(64):
@@ -212,11 +230,7 @@ def _verify(path: Path, data: Dataset, parts: HeadData, kept: list[int], heads: 
             rule: str) -> dict:
     """The written model against its parts on `data` (the kept heads in numpy on the pooled
     features, the model's own output for samples that go to the end): same exits, same outputs."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    exported = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    exported = _session(path)
     names = [o.name for o in exported.get_outputs()]
     got_logits, got_exits = [], []
     for batch in data.batches(64):

@@ -138,6 +138,7 @@ class _Level:
     final: str
     flow: str = "if"
     producers: dict[str, onnx.NodeProto] = field(default_factory=dict)
+    current: dict[str, str] = field(default_factory=dict)  # a carried tensor's name for the samples still going
 
     def build(self, i: int, x: str, logits_out: str, exit_out: str) -> list[onnx.NodeProto]:
         """Exit i on the batch tensor `x`, then an If that runs the rest on the unsure samples."""
@@ -210,9 +211,14 @@ class _Level:
             helper.make_node("Reshape", [p + "nonzero", b.const(p + "column", np.array([-1, 1], np.int64))], [p + "rows_2d"]),
             *self._gather(x, p),
         ]
+        self.current[x] = p + "x"  # later layers (and later gathers: a residual) read the unsure samples' rows
+        for carried in self.cuts[i].carried:  # what else crosses with the batch first (an attention mask): gathered too
+            gathered = f"{p}carried/{carried}"
+            nodes.append(helper.make_node("Gather", [self.current.get(carried, carried), p + "rows"], [gathered], axis=0))
+            self.current[carried] = gathered
         segment = self.segments[i + 1]
         for node in segment:
-            node.input[:] = [p + "x" if name == x else name for name in node.input]
+            node.input[:] = [self.current.get(name, name) for name in node.input]
         nodes += segment
         sub_logits, sub_exits = p + "rest_logits", p + "rest_exits"
         if i + 1 < len(self.cuts):

@@ -1,10 +1,13 @@
-"""Places where an ONNX graph can be cut in two: after a node, exactly one batch tensor crosses.
+"""Places where an ONNX graph can be cut in two: after a node whose output, and few other
+tensors, are all the rest of the graph needs.
 
-Early exits sit at such cuts. The part after a cut needs only that tensor (and constants), so
-it can run on a subset of the batch — the samples that did not leave early — and the rest of
-the graph never runs for a batch that left. A skip connection that spans the point, or a
-model input used again further on, makes the point no cut: the residual add of a ResNet
-block closes its span, so every block's end is one.
+Early exits sit at such cuts. The part after a cut needs only the tensors that cross it (and
+constants), so it can run on a subset of the batch — the samples that did not leave early,
+gathered from each tensor that crosses — and the rest of the graph never runs for a batch that
+left. The residual add of a ResNet block closes its skip connection, so every block's end is a
+cut that one tensor crosses; in a BERT-style encoder the attention mask crosses every layer
+beside the hidden states ("carried"). Whether a carried tensor can be gathered is for the caller
+to find out (early_exit.py runs the model to see which have the batch first).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Cut:
     position: int  # the node's index in graph order
     macs_share: float  # share of the model's MACs computed before the cut (0..1)
     label: str = ""  # the module that ends at the cut ("layers.0"), for people; else the node's name
+    carried: tuple[str, ...] = ()  # other tensors the rest of the graph needs (an attention mask, a skip)
 
     @property
     def name(self) -> str:
@@ -58,9 +62,13 @@ def constant_names(graph: onnx.GraphProto) -> set[str]:
     return constant
 
 
+MAX_CARRIED = 2
+
+
 def find_cuts(model: onnx.ModelProto, macs: dict[str, int] | None = None,
               scopes: dict[str, tuple[str, ...]] | None = None) -> list[Cut]:
-    """Every node after which exactly one non-constant tensor is still needed, in graph order.
+    """Every node after which its output and at most MAX_CARRIED other non-constant tensors are
+    all that is still needed, in graph order.
     `macs` (per node name) places each cut by the share of the work done before it (by the
     share of nodes when no MACs are known); `scopes` (module path per node name, where the
     exporter recorded one) name the module that ends at each cut."""
@@ -81,9 +89,10 @@ def find_cuts(model: onnx.ModelProto, macs: dict[str, int] | None = None,
         done += work[i]
         live.update(o for o in node.output if o and o not in constant and last_use.get(o, -1) > i)
         live = {t for t in live if last_use.get(t, -1) > i}
-        if len(live) == 1 and node.output and next(iter(live)) == node.output[0] and i < len(graph.node) - 1:
+        if node.output and node.output[0] in live and len(live) <= 1 + MAX_CARRIED and i < len(graph.node) - 1:
             cuts.append(Cut(node.name or node.output[0], node.output[0], i, done / total,
-                            _ending_module(scope(node.name), scope(graph.node[i + 1].name))))
+                            _ending_module(scope(node.name), scope(graph.node[i + 1].name)),
+                            tuple(sorted(live - {node.output[0]}))))
     return cuts
 
 
@@ -115,8 +124,8 @@ def cut_after(cuts: Iterable[Cut], layer: str, model_name: str) -> Cut:
             return cut
     places = ", ".join(c.name for c in cuts[:8]) + (", ..." if len(cuts) > 8 else "")
     raise ParetoLabError(
-        f"no exit can go after '{layer}' in {model_name}: it is not a layer there, or other tensors "
-        f"(a skip connection, an input used again) cross that point; places that work: {places or 'none'}"
+        f"no exit can go after '{layer}' in {model_name}: it is not a layer there, or too many other tensors "
+        f"(skip connections, inputs used again) cross that point; places that work: {places or 'none'}"
     )
 
 
@@ -131,7 +140,7 @@ def suggest_cuts(cuts: list[Cut], count: int, latest: float = 0.9) -> list[Cut]:
         # near the goal, the end of the largest module (a stage, a block), and of equals the latest node
         fresh = (c for c in usable if all(abs(c.macs_share - x.macs_share) > 0.02 for x in chosen))  # not the same place again
         ranked = sorted(fresh,
-                        key=lambda c: (far := abs(c.macs_share - goal) > 0.1, 0 if far else _depth(c),
+                        key=lambda c: (far := abs(c.macs_share - goal) > 0.1, len(c.carried), 0 if far else _depth(c),
                                        round(abs(c.macs_share - goal), 3), -c.position))
         if ranked:
             chosen.append(ranked[0])
