@@ -291,7 +291,6 @@ def test_a_bert_encoders_exits_gather_its_attention_mask_too(tmp_path):
     cuts carry it, the exits gather it for the samples still going, and each sample gets its
     first confident head's answer (or the model's own) with padding in the batch."""
     import hf_models
-
     from paretolab.core.compress.early_exit import _gatherable
     from paretolab.core.measure.data import ArrayDataset
     from paretolab.core.tensors import parse_input_shapes
