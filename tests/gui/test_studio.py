@@ -286,6 +286,8 @@ def test_compare_two_variants_layer_by_layer(qtbot, studio_window):
     assert fp16_sqnr > int8_sqnr > 20  # FP16 follows the original more closely than int8, both closely
     dialog = w.compare_dialog
     assert dialog.isVisible() and dialog.table.rowCount() == len(comparison.rows)
+    assert dialog.why.text().startswith(f"Why (not) faster — v1: {fp16.result.speedup_text()}")
+    assert "FP16" in dialog.why.text() or "fp16" in dialog.why.text()  # FP16 computes in FP32 on a CPU
     dialog.close()
 
 

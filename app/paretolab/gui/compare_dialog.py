@@ -37,6 +37,8 @@ class CompareDialog(QDialog):
                          "SQNR: how closely each layer's output follows the original (higher is closer; — where the "
                          "variant changed the tensor itself, e.g. by pruning).", self)
         summary.setWordWrap(True)
+        self.why = QLabel("Why (not) faster — " + " · ".join(comparison.why), self)  # without measuring anything more
+        self.why.setWordWrap(True)
         self.table = QTableWidget(len(comparison.rows), 5, self)
         self.table.setHorizontalHeaderLabels(["Layer", f"{a} time", f"{b} time", f"{a} SQNR", f"{b} SQNR"])
         self.table.verticalHeader().setVisible(False)
@@ -49,4 +51,5 @@ class CompareDialog(QDialog):
                 self.table.setItem(row, 3 + col, _cell(value, "dB"))
         layout = QVBoxLayout(self)
         layout.addWidget(summary)
+        layout.addWidget(self.why)
         layout.addWidget(self.table)

@@ -48,8 +48,7 @@ class VariantActions:
         other = others.get(choice) if choice else None
         if other is None:
             return None
-        pair = [(v.name, v.artifact, v.measured.backend) for v in (variant, other)]
-        job = compare_job(self.loaded.handle, pair, self.settings_panel.data_spec())
+        job = compare_job(self.loaded.handle, [variant, other], self.settings_panel.data_spec())
         job.succeeded.connect(self._show_comparison)
         job.failed.connect(lambda exc: self.prompts.error("Comparison failed", str(exc)))
         return self.studio.queue.submit(job)

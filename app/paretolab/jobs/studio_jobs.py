@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from paretolab.core.compress.analysis import analyse_layers
-from paretolab.core.compress.explain import explain
+from paretolab.core.compress.explain import explain, quick_reasons
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.scaling import sequence_scaling
@@ -95,17 +95,20 @@ def analysis_job(handle: ModelHandle, data: str) -> Job:
                lambda progress: analyse_layers(handle, DataPlan.from_spec(data, handle), progress))
 
 
-def compare_job(original: ModelHandle, variants: list[tuple[str, Path, str]], data: str) -> Job:
+def compare_job(original: ModelHandle, variants: list[Variant], data: str) -> Job:
+    """Two variants layer by layer (Comparison), each with its speed-up and why it is (not) more."""
     def run(progress: Progress):
         from paretolab.core.compress.compare import compare_variants
         from paretolab.core.measure.data import calibration_subset
 
         dataset = DataPlan.from_spec(data, original).validation
         progress.report(0.1, "timing and comparing every layer")
-        handles = [(name, load_model(path), backend) for name, path, backend in variants]
-        return compare_variants(original, handles, calibration_subset(dataset, 64))
+        handles = [(v.name, load_model(v.artifact), v.measured.backend) for v in variants]
+        comparison = compare_variants(original, handles, calibration_subset(dataset, 64))
+        comparison.why = [f"{v.name}: {v.speedup_text()}" + "".join(f"; {r}" for r in quick_reasons(v)) for v in variants]
+        return comparison
 
-    return Job("Compare " + " and ".join(name for name, _, _ in variants), run)
+    return Job("Compare " + " and ".join(v.name for v in variants), run)
 
 
 def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:

@@ -23,6 +23,7 @@ class Comparison:
     names: list[str]
     rows: list[LayerComparison] = field(default_factory=list)
     totals_ms: list[float] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)  # per variant: its speed-up and why it is (not) more
 
 
 def compare_variants(original: ModelHandle, variants: list[tuple[str, ModelHandle, str]], data: Dataset) -> Comparison:
