@@ -11,6 +11,7 @@ from paretolab.core.compress.quantize import QuantizeSettings, quantize
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import DataError, digits, random_inputs
 from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.measure.machine import has_bf16
 from paretolab.core.measure.timing import Speedup, time_side_by_side
 from paretolab.core.model.handle import load_model
 from paretolab.core.progress import Progress
@@ -185,3 +186,34 @@ def test_int8_on_a_model_where_it_pays_is_kept_and_an_independent_timing_confirm
     assert not any("not measurably faster" in w for w in outcome.warnings), outcome.warnings
     again = Speedup.of(*time_side_by_side([demo, load_model(outcome.artifact)], rounds=8, budget_s=3.0))
     assert again.low > 1.3, again.text()
+
+
+@pytest.mark.skipif(not has_bf16(), reason="this CPU has neither AVX512-BF16 nor AMX")
+def test_openvino_bf16_compute_is_recorded_in_the_ir_and_applied_when_measured(tmp_path):
+    """The weights stay FP32; the IR asks OpenVINO to compute in bf16, and ParetoLab's runner, which
+    pins FP32 models to f32, leaves that request alone. Faithful on the demo."""
+    from paretolab.core.measure.plan import DataPlan
+    from paretolab.core.measure.runtimes import PRECISION_OPTION, open_runner
+
+    demo = load_model(sample_model_path("demo"))
+    outcome = quantize(demo, QuantizeSettings(backend="openvino", precision="bf16"), digits("train", 32), tmp_path / "bf16")
+    assert outcome.chosen == "openvino-bf16" and ir_constant_types(outcome.artifact) == {"f32"}
+    assert ov.Core().read_model(str(outcome.artifact)).get_rt_info(PRECISION_OPTION).astype(str) == "bf16"
+    variant = load_model(outcome.artifact)
+    with open_runner(variant, "openvino") as bf16, open_runner(demo, "openvino") as fp32:
+        assert str(bf16.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'bfloat16'>"
+        assert str(fp32.compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+    result = evaluate(variant, DataPlan.from_spec(None, demo).test, backend="openvino", reference=demo)
+    assert result.agreement >= 0.99 and result.cosine > 0.999
+
+
+def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monkeypatch):
+    from paretolab.core.compress import quantize as quantize_module
+    from paretolab.core.errors import ParetoLabError
+
+    monkeypatch.setattr(quantize_module, "has_bf16", lambda: False)
+    with pytest.raises(ParetoLabError, match="bf16 compute needs a CPU with AVX512-BF16 or AMX"):
+        quantize(sample, QuantizeSettings(backend="openvino", precision="bf16"), digits("train"), tmp_path / "bf16")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(SettingsError, match="bf16 compute is offered through OpenVINO"):
+        from_dict(QuantizeSettings, {"precision": "bf16"}, "quantize")

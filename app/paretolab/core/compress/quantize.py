@@ -27,6 +27,8 @@ from paretolab.core.compress.int8_choice import QuantizeOutcome, pick_fastest_fa
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, inside, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
+from paretolab.core.measure.machine import has_bf16
+from paretolab.core.measure.runtimes import PRECISION_OPTION
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
@@ -41,7 +43,7 @@ ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
 @dataclass(frozen=True)
 class QuantizeSettings:
     backend: Literal["ort", "openvino"] = "ort"
-    precision: Literal["int8", "fp16", "dynamic-int8", "int8-weights", "int4-weights"] = "int8"
+    precision: Literal["int8", "fp16", "bf16", "dynamic-int8", "int8-weights", "int4-weights"] = "int8"
     format: Literal["auto", "qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8"] = "auto"  # ONNX Runtime int8 only
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"  # ONNX Runtime int8 only
     samples: int = 128  # calibration samples
@@ -59,6 +61,8 @@ class QuantizeSettings:
             raise SettingsError(f"setting 'samples' must be at least 1, not {self.samples}")
         if self.precision == "dynamic-int8" and self.backend != "ort":
             raise SettingsError("dynamic int8 is an ONNX Runtime technique; use backend 'ort'")
+        if self.precision == "bf16" and self.backend != "openvino":
+            raise SettingsError("bf16 compute is offered through OpenVINO; use backend 'openvino'")
         if self.max_drop is not None and not (self.backend == "openvino" and self.precision == "int8"):
             raise SettingsError("setting 'max_drop' (accuracy-aware quantization) needs backend 'openvino' and precision 'int8'")
         if self.max_drop is not None and not 0 < self.max_drop < 1:
@@ -318,6 +322,14 @@ def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrat
         progress.report(0.3, "compressing weights to FP16")
         atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=True))
         return QuantizeOutcome(xml, "openvino-fp16")
+    if settings.precision == "bf16":
+        if not has_bf16():
+            raise ParetoLabError("bf16 compute needs a CPU with AVX512-BF16 or AMX, and this one has neither: OpenVINO "
+                                 "would emulate it, slower than FP32; use int8 here, or build the variant on the target")
+        progress.report(0.3, "asking OpenVINO to compute in bf16 (recorded in the IR; the weights stay FP32)")
+        model.set_rt_info("bf16", PRECISION_OPTION)
+        atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=False))
+        return QuantizeOutcome(xml, "openvino-bf16")
     scope = nncf.IgnoredScope(patterns=[re.escape(n) + "(/.*)?$" for n in excluded], validate=False) if excluded else None
     if settings.precision in weight_only.WEIGHT_ONLY:
         progress.report(0.3, f"compressing weights to {weight_only.bits(settings)} bits (NNCF)")

@@ -45,3 +45,11 @@ def machine_info() -> dict:
         "onnxruntime": onnxruntime.__version__,
         "openvino": openvino.__version__.split("-")[0],
     }
+
+
+BF16_FEATURES = ("avx512_bf16", "amx_bf16")
+
+
+def has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere OpenVINO would emulate it, slower."""
+    return bool(set(machine_info().get("cpu_features", [])) & set(BF16_FEATURES))

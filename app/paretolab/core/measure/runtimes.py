@@ -181,6 +181,9 @@ class OrtRunner(Runner):
         self.session = None
 
 
+PRECISION_OPTION = ["runtime_options", "INFERENCE_PRECISION_HINT"]  # where an IR asks OpenVINO for a compute precision
+
+
 class OpenVinoRunner(Runner):
     backend = "openvino"
     runtime = "OpenVINO"
@@ -192,15 +195,16 @@ class OpenVinoRunner(Runner):
         self.device = device
         core = ov.Core()
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
-        if device == "cpu":
-            # This CPU plugin defaults to bf16 where the CPU supports it; FP32 models are measured as FP32.
-            config["INFERENCE_PRECISION_HINT"] = "f32"
-            if threads:
-                config["INFERENCE_NUM_THREADS"] = threads
+        if device == "cpu" and threads:
+            config["INFERENCE_NUM_THREADS"] = threads
         if perf_counters:
             config["PERF_COUNT"] = True
         try:
             model = core.read_model(str(handle.path)) if handle.format == "onnx" else handle.openvino_model()
+            if device == "cpu" and not model.has_rt_info(PRECISION_OPTION):
+                # This CPU plugin defaults to bf16 where the CPU supports it; FP32 models are measured as FP32
+                # (a bf16 variant records its precision in the IR: OpenVINO applies it when compiling).
+                config["INFERENCE_PRECISION_HINT"] = "f32"
             self.compiled = core.compile_model(model, device.upper(), config)
         except ParetoLabError:
             raise
