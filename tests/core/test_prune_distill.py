@@ -157,6 +157,14 @@ def test_distillation_on_cuda(eager, sample):
     assert report.best_score > report.initial_score and next(student.parameters()).device.type == "cpu"
 
 
+def test_distillation_runs_on_the_gpu_when_there_is_one_and_says_how_long_it_took(eager, sample):
+    messages = []
+    _, report = distill(eager, sample, digits("train"), digits("val"), DistillSettings(epochs=1),
+                        Progress(lambda f, m: messages.append(m)))
+    assert report.device == ("cuda" if torch.cuda.is_available() else "cpu") and report.seconds > 0
+    assert messages[-1] == f"distillation took {report.seconds:.1f} s on {report.device}"
+
+
 def test_cuda_device_missing_is_a_clear_error(eager, sample):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,7 +40,7 @@ class DistillSettings:
     alpha: float = 0.7  # weight of the soft (teacher) term; 1 - alpha goes to the labels
     patience: int = 3  # stop after this many epochs without a better validation score
     mixup: float = 0.4  # Beta(m, m) mixing of input pairs, labelled live by the teacher; 0 turns it off
-    device: Literal["cpu", "cuda"] = "cpu"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when torch sees one, else the CPU
     seed: int = 0
 
     def check(self) -> None:
@@ -63,6 +64,8 @@ class DistillReport:
     best_epoch: int = 0  # 0: the student before training was never beaten
     stopped_early: bool = False
     cancelled: bool = False
+    device: str = "cpu"  # where the student trained
+    seconds: float = 0.0  # how long it took
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -105,12 +108,13 @@ def distill(
 
     progress = progress or silent()
     if settings.device == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("distillation device 'cuda' is not available on this machine; use 'cpu'")
-    device = torch.device(settings.device)
+        raise SettingsError("distillation device 'cuda' is not available on this machine; use 'cpu' or 'auto'")
+    device = torch.device(settings.device if settings.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    started = time.perf_counter()
     torch.manual_seed(settings.seed)
     student.to(device)
     train_teacher, val_teacher = _Teacher(teacher, train), _Teacher(teacher, validation)
-    report = DistillReport(metric="top1" if validation.has_labels else "agreement")
+    report = DistillReport(metric="top1" if validation.has_labels else "agreement", device=device.type)
     optimizer = torch.optim.Adam(student.parameters(), lr=settings.lr)
     steps_total = settings.epochs * math.ceil(len(train) / settings.batch_size)
     # cosine decay: the last epochs settle instead of bouncing around at the full learning rate
@@ -175,6 +179,9 @@ def distill(
         train_teacher.close()
         val_teacher.close()
     student.load_state_dict(best_state)
+    report.seconds = time.perf_counter() - started
+    if not report.cancelled:  # (a cancelled run's report would raise again)
+        progress.report(0.999, f"distillation took {report.seconds:.1f} s on {report.device}")
     return student.to("cpu").eval(), report
 
 
