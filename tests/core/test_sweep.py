@@ -120,3 +120,15 @@ def test_early_exit_is_a_setting_of_the_sweep(sample, tmp_path):
     assert result.exhausted and result.measured == 2
     with_exits = [v for v in result.variants if v.exits]
     assert with_exits and with_exits[0].recipe.summary().startswith("early exit 1 exit (")
+
+
+def test_where_distillation_ran_does_not_make_a_new_setting():
+    from paretolab.core.compress.variant import Recipe
+    from paretolab.core.pipeline.sweep import recipe_key
+
+    def made(device: str) -> Recipe:
+        return Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"sparsity": 0.5}},
+                                           {"technique": "distill", "settings": {"epochs": 2, "device": device}}]})
+
+    assert recipe_key(made("cpu")) == recipe_key(made("auto"))  # a sweep resumed from an older version re-runs nothing
+    assert recipe_key(made("cpu")) != recipe_key(Recipe.from_dict({"steps": [{"technique": "prune"}]}))

@@ -188,5 +188,9 @@ def steer(study: Any, space: dict[str, dict], known: dict[str, Any]) -> None:
 
 
 def recipe_key(recipe: Recipe) -> str:
-    """What makes two recipes the same setting (the experiment never measures one twice)."""
-    return json.dumps(recipe.to_dict(), sort_keys=True)
+    """What makes two recipes the same setting (the experiment never measures one twice): their
+    steps and settings, except where a step ran (distillation's device), which changes no setting."""
+    doc = recipe.to_dict()
+    for step in doc["steps"]:
+        step["settings"].pop("device", None)
+    return json.dumps(doc, sort_keys=True)
