@@ -29,6 +29,8 @@ RECIPES = [
     {"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.7}},
                {"technique": "distill", "settings": {"epochs": 4}}]},
     {"steps": [{"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.6}}]},
+    {"steps": [{"technique": "quantize", "settings": {"backend": "ort", "precision": "int8"}},
+               {"technique": "early_exit", "settings": {"exits": 2}}]},
 ]
 
 

@@ -103,7 +103,8 @@ class TradeoffChart(QWidget):
             style_plot(self.plot, self)
 
     def redraw(self) -> None:
-        self.plot.setLabel("bottom", "median latency, batch 1 (ms)" if self.axis.currentIndex() == 0 else "model size (KiB)")
+        self.plot.setLabel("bottom", "latency, batch 1 (ms: median; early exit: average)" if self.axis.currentIndex() == 0
+                           else "model size (KiB)")
         points = list(self.points.values())
         largest = max((p.size_bytes for p in points), default=1) or 1
         spots = []

@@ -44,7 +44,7 @@ TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
     Technique("quantize", quantize.QuantizeSettings, quantize.summary, quantize.apply,
               lambda s: "openvino" if s.backend == "openvino" else "onnx", colour="#ff7f0e", colour_rank=2),
     Technique("early_exit", early_exit.EarlyExitSettings, early_exit.summary, early_exit.apply, lambda s: "onnx",
-              colour="#17becf", colour_rank=4),
+              colour="#17becf", colour_rank=0),  # exits change how a model runs most: they name the colour
 )}
 
 # Colours of the chart's kinds, in legend order; shared by the studio's chart and the report.
