@@ -133,7 +133,7 @@ class Studio(QObject):
                  f"speed-up {variant.speedup_text()}\ntest top-1 {percent(m.top1)}, chosen by {variant.selection_split}"
                  + (f"\nlatency: {variant.latency_text()}\nexits: {variant.exits_text()}" if variant.exits else "")
                  + (f"\nmeasured on {by['host']} (a Ray target), not here" if (by := variant.metrics.get("measured_by"))
-                    and by.get("node") != "driver" else "")
+                    and by.get("target") else "")
                  + (f"\n⚠ {collapsed}" if collapsed else ""))
         return ChartPoint(
             variant.name, label, m.latency_ms, variant.selection_score, m.size_bytes, technique_kind(variant.recipe)

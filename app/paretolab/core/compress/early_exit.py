@@ -82,9 +82,10 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
         train, validation, hidden=settings.hidden, epochs=settings.epochs, lr=settings.lr,
         temperature=settings.temperature, alpha=settings.alpha, patience=settings.patience, seed=settings.seed,
         progress=Progress(lambda f, m: progress.report(0.1 + 0.7 * f, m)))
-    result = _calibrate(chosen, heads, validation, settings, total)
+    said = [h.logits(f) for h, f in zip(heads, validation.features)]  # each head's answers on the validation split
+    result = _calibrate(chosen, heads, said, validation, settings, total)
     kept = [i for i, t in enumerate(result.thresholds) if not math.isinf(t)]
-    report = _report(chosen, heads, scores, result, validation, ctx.data.validation.name)
+    report = _report(chosen, said, scores, result, validation, ctx.data.validation.name)
     if not kept:
         report["notes"] = [f"no exit pays off within {settings.budget:g} point(s) of accuracy: the model is kept as it was; "
                            "raise the budget or place exits later"]
@@ -102,7 +103,8 @@ def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
                                 costs)
     out = atomic_write(ctx.out(index), lambda tmp: onnx.save(stitched, str(tmp)))
     progress.report(0.9, "checking the early-exit model against the heads and the model on the validation split")
-    report["verified"] = _verify(out, ctx.data.validation, validation, kept, heads, result.thresholds, settings.confidence)
+    report["verified"] = _verify(out, ctx.data.validation, validation.teacher, [said[i] for i in kept],
+                                 [result.thresholds[i] for i in kept], settings.confidence)
     ctx.set_file(out)
     ctx.report(index, report)
 
@@ -201,22 +203,21 @@ def _features(probe: onnx.ModelProto, data: Dataset, exits: int) -> HeadData:
     return HeadData(joined[1:], joined[0], data.labels)
 
 
-def _calibrate(cuts: list[Cut], heads: list[Head], validation: HeadData, settings: EarlyExitSettings,
-               total: int) -> Calibration:
+def _calibrate(cuts: list[Cut], heads: list[Head], logits: list[np.ndarray], validation: HeadData,
+               settings: EarlyExitSettings, total: int) -> Calibration:
     truth = validation.labels if validation.labels is not None else validation.teacher.argmax(1)
-    logits = [h.logits(f) for h, f in zip(heads, validation.features)]
     return calibrate([confidence(x, settings.confidence) for x in logits], [x.argmax(1) == truth for x in logits],
                      validation.teacher.argmax(1) == truth, [c.macs_share for c in cuts],
                      [h.macs / total for h in heads], settings.budget / 100.0)
 
 
-def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result: Calibration, validation: HeadData,
+def _report(cuts: list[Cut], logits: list[np.ndarray], scores: list[float], result: Calibration, validation: HeadData,
             split: str) -> dict:
     truth = validation.labels if validation.labels is not None else validation.teacher.argmax(1)
     exits = []
-    for i, (cut, head) in enumerate(zip(cuts, heads)):
+    for i, (cut, said) in enumerate(zip(cuts, logits)):
         leaving = result.exit_of == i
-        right = (head.logits(validation.features[i]).argmax(1) == truth)[leaving]
+        right = (said.argmax(1) == truth)[leaving]
         exits.append({"after": cut.name, "layer": cut.node, "macs_share": round(cut.macs_share, 4), "head_score": scores[i],
                       "threshold": None if math.isinf(result.thresholds[i]) else result.thresholds[i],
                       "share": float(leaving.mean()), "score": float(right.mean()) if right.size else None})
@@ -226,10 +227,10 @@ def _report(cuts: list[Cut], heads: list[Head], scores: list[float], result: Cal
             "expected_macs_ratio": result.cost}
 
 
-def _verify(path: Path, data: Dataset, parts: HeadData, kept: list[int], heads: list[Head], thresholds: list[float],
+def _verify(path: Path, data: Dataset, final: np.ndarray, per_head: list[np.ndarray], thresholds: list[float],
             rule: str) -> dict:
-    """The written model against its parts on `data` (the kept heads in numpy on the pooled
-    features, the model's own output for samples that go to the end): same exits, same outputs."""
+    """The written model against its parts on `data`: the kept heads' answers (numpy, on the pooled
+    features), the model's own output `final` for samples that go to the end. Same exits, same outputs."""
     exported = _session(path)
     names = [o.name for o in exported.get_outputs()]
     got_logits, got_exits = [], []
@@ -238,9 +239,8 @@ def _verify(path: Path, data: Dataset, parts: HeadData, kept: list[int], heads: 
         got_logits.append(outputs[names[0]])
         got_exits.append(outputs[EXIT_OUTPUT])
     logits, exits = np.concatenate(got_logits), np.concatenate(got_exits)
-    per_head = [heads[i].logits(parts.features[i]) for i in kept]
-    expected_exits = exit_of([confidence(x, rule) for x in per_head], [thresholds[i] for i in kept])
-    expected = parts.teacher.copy()
+    expected_exits = exit_of([confidence(x, rule) for x in per_head], thresholds)
+    expected = final.copy()
     for i, x in enumerate(per_head):
         expected[expected_exits == i] = x[expected_exits == i]
     # a sample whose confidence sits on its threshold may go either way in float32 arithmetic

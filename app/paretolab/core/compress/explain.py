@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paretolab.core.compress.variant import Variant
-from paretolab.core.measure.machine import machine_info
+from paretolab.core.measure.machine import BF16_FEATURES, machine_info
 from paretolab.core.measure.profile import layer_breakdown
 from paretolab.core.model.blocks import scope_of
 from paretolab.core.model.handle import ModelHandle
@@ -128,7 +128,7 @@ def _feature_reasons(precision: str, features: set[str]) -> list[str]:
     if precision == "fp16":
         return ["CPUs compute FP16 models in FP32 (ONNX Runtime inserts casts, OpenVINO decompresses the weights): "
                 "FP16 halves the file, not the time"]
-    if precision == "bf16" and not features & {"avx512_bf16", "amx_bf16"}:
+    if precision == "bf16" and not features & set(BF16_FEATURES):
         return ["this CPU has neither AVX512-BF16 nor AMX: OpenVINO emulates bf16 here, slower than FP32"]
     if precision == "dynamic-int8":
         return ["dynamic int8 quantizes activations on every call; its ConvInteger kernels are slower than FP32 "

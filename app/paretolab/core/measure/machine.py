@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import socket
 from pathlib import Path
 
 # Instruction sets that matter for low-precision inference on x86 CPUs.
@@ -48,6 +49,11 @@ def machine_info() -> dict:
 
 
 BF16_FEATURES = ("avx512_bf16", "amx_bf16")
+
+
+def this_process() -> dict:
+    """Which machine and process did something (built or measured a variant): a cluster's record."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def has_bf16() -> bool:

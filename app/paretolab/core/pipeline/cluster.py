@@ -168,27 +168,33 @@ def cluster_sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, s
                          handle, data, experiment, cluster)
         start = time.monotonic()
         asked = 0
+
+        def fill() -> None:
+            """Ask Optuna for settings until every worker has a trial; settings known or already out
+            are answered (or waited for) instead of built twice."""
+            nonlocal asked
+            for _ in range(4 * width):
+                if (time.monotonic() - start >= settings.budget_s or len(driver.flying) >= width or outcome().exhausted
+                        or (settings.trials is not None and asked >= settings.trials)
+                        or not space.keys() - known.keys() - driver.building()):  # the rest is out already
+                    return
+                trial, asked = study.ask(), asked + 1
+                recipe = suggest(trial, settings, torch_edits)
+                key = recipe_key(recipe)
+                if key in known:  # measured already: answer from the experiment, steer to the unmeasured
+                    study.tell(trial, _values(known[key]))
+                    results.append(known[key])
+                    steer(study, space, known)
+                elif key in driver.building():  # being built: wait for results before asking again
+                    study.tell(trial, state=_pruned())
+                    steer(study, space, {**known, **dict.fromkeys(driver.building())})
+                    return
+                else:
+                    driver.submit(trial, recipe, key)
+
         try:
             while True:
-                budget_left = time.monotonic() - start < settings.budget_s
-                for _ in range(4 * width):  # fill the free workers; proposals of settings known or out count too
-                    if (not budget_left or len(driver.flying) >= width or outcome().exhausted
-                            or (settings.trials is not None and asked >= settings.trials)
-                            or not space.keys() - known.keys() - driver.building()):  # the rest is out already
-                        break
-                    trial, asked = study.ask(), asked + 1
-                    recipe = suggest(trial, settings, torch_edits)
-                    key = recipe_key(recipe)
-                    if key in known:  # measured already: answer from the experiment, steer to the unmeasured
-                        study.tell(trial, _values(known[key]))
-                        results.append(known[key])
-                        steer(study, space, known)
-                    elif key in driver.building():  # being built: wait for results before asking again
-                        study.tell(trial, state=_pruned())
-                        steer(study, space, {**known, **dict.fromkeys(driver.building())})
-                        break
-                    else:
-                        driver.submit(trial, recipe)
+                fill()
                 if not driver.flying:
                     break
                 progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
@@ -244,20 +250,20 @@ class _Driver:
         self.ray, self.build, self.measure = ray, build, measure
         self.model_ref, self.plan_ref = model_ref, plan_ref
         self.handle, self.data, self.experiment, self.cluster = handle, data, experiment, cluster
-        self.flying: dict[Any, tuple[Any, Recipe]] = {}
+        self.flying: dict[Any, tuple[Any, Recipe, str]] = {}  # Ray reference -> (trial, recipe, its key)
         self.built_on: dict[str, int] = {}
 
     def building(self) -> set[str]:
-        return {recipe_key(recipe) for _, recipe in self.flying.values()}
+        return {key for _, _, key in self.flying.values()}
 
-    def submit(self, trial: Any, recipe: Recipe) -> None:
+    def submit(self, trial: Any, recipe: Recipe, key: str) -> None:
         """Build on any worker; with a target resource, measure there as soon as the build exists
         (a whole unit of the resource and no CPU: one measurement per target node at a time)."""
         ref = self.build.remote(self.model_ref, self.plan_ref, recipe.to_dict(), 1)
         if self.cluster.measure_on:
             ref = self.measure.options(num_cpus=0, resources={self.cluster.measure_on: 1}, max_retries=self.cluster.retries
                                        ).remote(self.model_ref, self.plan_ref, ref, measure_backend(recipe, None, "cpu"))
-        self.flying[ref] = (trial, recipe)
+        self.flying[ref] = (trial, recipe, key)
 
     def status(self, failed: list[str], cpus: int) -> str:
         """"2 running, 1 queued, 0 failed; built so far by node-a: 4, node-b: 3" for the Jobs panel."""
@@ -271,7 +277,7 @@ class _Driver:
         done, _ = self.ray.wait(list(self.flying), num_returns=1, timeout=0.5)
         progress.check()
         for ref in done:
-            trial, recipe = self.flying.pop(ref)
+            trial, recipe, _ = self.flying.pop(ref)
             try:
                 built = self.ray.get(ref)
             except Exception as exc:  # the trial's own error, or its worker died more often than retried
@@ -292,12 +298,8 @@ class _Driver:
             artifact = self._write(name, built["files"])
             extra = {"built_by": built["built_by"]}
             if "metrics" not in built:  # measured here, one variant at a time: timings never overlap
-                started = time.perf_counter()
-                variant = record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
-                                         backend=backend, progress=Progress(lambda f, m: progress.check()), extra=extra)
-                variant.metrics["measured_by"] = {**ray_tasks.where(), "node": "driver", "seconds": time.perf_counter() - started}
-                self.experiment.save(variant)
-                return variant
+                return record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
+                                      backend=backend, progress=Progress(lambda f, m: progress.check()), extra=extra)
             variant = Variant(name, recipe, artifact, str(self.handle.path), {**built["metrics"], **extra}, built["reports"])
             self.experiment.save(variant)
             return variant
@@ -311,7 +313,7 @@ class _Driver:
         return atomic_write(folder / f"{name}.onnx", lambda tmp: tmp.write_bytes(files[".onnx"]))
 
     def cancel_all(self, study: Any) -> None:
-        for ref, (trial, _) in list(self.flying.items()):
+        for ref, (trial, _, _) in list(self.flying.items()):
             with contextlib.suppress(Exception):
                 self.ray.cancel(ref, force=True)
             with contextlib.suppress(Exception):

@@ -6,22 +6,18 @@ imports this module: every node needs ParetoLab installed (the same version as t
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import tempfile
 import time
 from pathlib import Path
 
 from paretolab.core.compress.variant import Recipe
+from paretolab.core.measure.machine import this_process
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.eager import STATE_DICT_KEY
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import apply_recipe
 from paretolab.core.pipeline.scorecard import scorecard
-
-
-def where() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def runtimes_check() -> tuple[str, list[str]]:
@@ -58,7 +54,7 @@ def build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="paretolab-cluster-trial-") as tmp:
         path, reports = apply_recipe(handle, Recipe.from_dict(recipe_doc), plan, Path(tmp) / "variant", threads=threads)
         files = {p.suffix: p.read_bytes() for p in [path, path.with_suffix(".bin")] if p.exists()}
-    return {"files": files, "reports": reports, "built_by": {**where(), "seconds": time.perf_counter() - started}}
+    return {"files": files, "reports": reports, "built_by": {**this_process(), "seconds": time.perf_counter() - started}}
 
 
 def measure(model: dict, plan: DataPlan, built: dict, backend: str) -> dict:
@@ -70,7 +66,9 @@ def measure(model: dict, plan: DataPlan, built: dict, backend: str) -> dict:
         for suffix, data in files.items():
             (Path(tmp) / f"variant{suffix}").write_bytes(data)
         made = handle.like(Path(tmp) / ("variant.xml" if ".xml" in files else "variant.onnx"))
-        return {**built, "metrics": {**scorecard(handle, made, plan, backend=backend), "measured_by": where()}}
+        metrics = scorecard(handle, made, plan, backend=backend)
+        metrics["measured_by"]["target"] = True  # not the driver: the chart says so
+        return {**built, "metrics": metrics}
 
 
 def model_payload(handle: ModelHandle) -> dict:

@@ -9,9 +9,11 @@ too busy to trust it.
 
 from __future__ import annotations
 
+import time
+
 from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.evaluate import EvalResult, evaluate
-from paretolab.core.measure.machine import machine_info
+from paretolab.core.measure.machine import machine_info, this_process
 from paretolab.core.measure.measurement import Measurement
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import default_backend
@@ -26,6 +28,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
     """A variant's metrics document: the variant and the original (both on `backend`/`device`),
     the speed-up with its interval, the validation scores, notes and the machine."""
     progress = progress or silent()
+    started = time.perf_counter()
     progress.report(0.84, f"evaluating the variant and the original on {data.test.name}")
     mine = _evaluate(variant, data.test, backend, device, threads, original)
     base = _evaluate(original, data.test, backend, device, threads)
@@ -40,6 +43,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
         "size_ratio": variant.size_bytes / original.size_bytes if original.size_bytes else None,
         "notes": list(data.notes),
         "machine": machine_info(),
+        "measured_by": this_process(),
         **({"exits": mine.exits} if mine.exits else {}),
     }
     if data.validation is not data.test:
@@ -56,6 +60,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
         metrics["notes"].append(f"no measurable speed-up: {faster.text()} against the original on {backend}/{device}")
     elif faster.high < 1.0:
         metrics["notes"].append(f"this variant is slower than the original on {backend}/{device} ({faster.text()})")
+    metrics["measured_by"]["seconds"] = time.perf_counter() - started
     return metrics
 
 
