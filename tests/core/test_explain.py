@@ -57,3 +57,12 @@ def test_the_command_line_explains_a_written_variant_with_its_layer_times(tmp_pa
     assert all(s["variant_ms"] > s["original_ms"] for s in doc["slower_layers"])
     assert main(["explain", str(tmp_path / "missing.onnx")]) == 2
     assert "no variant with metrics there" in capsys.readouterr().err
+
+
+def test_a_measured_precision_choice_is_explained_by_the_precision_that_won(tmp_path):
+    original, variant = _variant(tmp_path, {"backend": "openvino", "precision": "fastest"})
+    (report,) = [r for r in variant.reports if r.get("technique") == "quantize"]
+    won = report["chosen"].removeprefix("openvino-")
+    assert won in ("int8", "bf16")
+    result = explain(original, variant, original.like(variant.artifact), layer_times=False)
+    assert f"× {won} " in result.basis, result.basis

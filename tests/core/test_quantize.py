@@ -6,7 +6,7 @@ import onnx
 import openvino as ov
 import pytest
 
-from paretolab.core.compress.int8_choice import PORTABILITY
+from paretolab.core.compress.fastest_faithful import PORTABILITY
 from paretolab.core.compress.quantize import QuantizeSettings, quantize
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import DataError, digits, random_inputs
@@ -207,6 +207,53 @@ def test_openvino_bf16_compute_is_recorded_in_the_ir_and_applied_when_measured(t
     assert result.agreement >= 0.99 and result.cosine > 0.999
 
 
+@pytest.mark.skipif(not has_bf16(), reason="this CPU has neither AVX512-BF16 nor AMX")
+def test_openvino_fastest_measures_int8_and_bf16_beside_fp32_and_keeps_the_fastest_faithful(tmp_path):
+    from paretolab.core.measure.plan import DataPlan
+
+    demo = load_model(sample_model_path("demo"))
+    plan = DataPlan.from_spec(None, demo)
+    outcome = quantize(demo, QuantizeSettings(backend="openvino", precision="fastest"), plan.train, tmp_path / "v",
+                       validation=plan.validation)
+    by_name = {c.name: c for c in outcome.candidates}
+    assert set(by_name) == {"int8", "bf16"} and all(c.agreement >= 0.98 for c in by_name.values())
+    winner = next(c for c in outcome.candidates if c.chosen)
+    assert outcome.chosen == f"openvino-{winner.name}"
+    fastest = min(by_name.values(), key=lambda c: c.median_ms)
+    assert winner is fastest or winner.low_ms <= fastest.high_ms  # a tie within the noise goes to bf16
+    assert outcome.artifact.suffix == ".xml" and outcome.artifact.with_suffix(".bin").exists()
+    if winner.name == "bf16":
+        assert ov.Core().read_model(str(outcome.artifact)).has_rt_info(["runtime_options", "INFERENCE_PRECISION_HINT"])
+    else:
+        assert ir_constant_types(outcome.artifact) >= {"i8"}
+
+
+@pytest.mark.skipif(not has_bf16(), reason="this CPU has neither AVX512-BF16 nor AMX")
+def test_openvino_fastest_keeps_bf16_when_int8_cannot_be_built(sample, tmp_path, monkeypatch):
+    import nncf
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("NNCF failed on this graph")
+
+    monkeypatch.setattr(nncf, "quantize", broken)
+    outcome = quantize(sample, QuantizeSettings(backend="openvino", precision="fastest"), digits("train"),
+                       tmp_path / "v", validation=digits("val"))
+    assert outcome.chosen == "openvino-bf16" and [c.name for c in outcome.candidates] == ["bf16"]
+    assert any("int8 could not be built (NNCF failed on this graph)" in n for n in outcome.notes), outcome.notes
+
+
+def test_openvino_fastest_tries_int8_alone_on_a_cpu_without_bf16(sample, tmp_path, monkeypatch):
+    from paretolab.core.compress import quantize as quantize_module
+
+    monkeypatch.setattr(quantize_module, "has_bf16", lambda: False)
+    outcome = quantize(sample, QuantizeSettings(backend="openvino", precision="fastest"), digits("train"),
+                       tmp_path / "v", validation=digits("val"))
+    assert outcome.chosen == "openvino-int8" and [c.name for c in outcome.candidates] == ["int8"]
+    assert any("bf16 not tried" in n for n in outcome.notes)
+    with pytest.raises(SettingsError, match="precision .fastest. is offered through OpenVINO"):
+        from_dict(QuantizeSettings, {"precision": "fastest"}, "quantize")
+
+
 def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monkeypatch):
     from paretolab.core.compress import quantize as quantize_module
     from paretolab.core.errors import ParetoLabError
@@ -215,5 +262,5 @@ def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monke
     with pytest.raises(ParetoLabError, match="bf16 compute needs a CPU with AVX512-BF16 or AMX"):
         quantize(sample, QuantizeSettings(backend="openvino", precision="bf16"), digits("train"), tmp_path / "bf16")
     assert not list(tmp_path.iterdir())
-    with pytest.raises(SettingsError, match="bf16 compute is offered through OpenVINO"):
+    with pytest.raises(SettingsError, match="precision .bf16. is offered through OpenVINO"):
         from_dict(QuantizeSettings, {"precision": "bf16"}, "quantize")

@@ -101,8 +101,14 @@ def _exit_reasons(variant: Variant) -> list[str]:
 
 
 def _precision(variant: Variant) -> str:
+    """The precision the variant computes in; a measured choice ("fastest") names its winner in its report."""
     quant = [s for s in variant.recipe.steps if s.technique == "quantize"]
-    return quant[-1].settings.precision if quant else "fp32"
+    if not quant:
+        return "fp32"
+    if quant[-1].settings.precision != "fastest":
+        return quant[-1].settings.precision
+    chosen = [r.get("chosen", "") for r in variant.reports if r.get("technique") == "quantize"]
+    return next((p for p in ("bf16", "int8", "fp16") if chosen and p in chosen[-1].split("-")), "fp32")
 
 
 def _precision_gain(precision: str, features: set[str]) -> tuple[float, str]:

@@ -80,6 +80,7 @@ QUANT_TARGETS: dict[str, QuantTarget] = {t.key: t for t in (
     QuantTarget("ort-fp16", "FP16, ONNX Runtime", "ort", "fp16"),
     QuantTarget("openvino-fp16", "FP16, OpenVINO", "openvino", "fp16"),
     QuantTarget("openvino-bf16", "bf16 compute, OpenVINO (CPUs with AVX512-BF16 or AMX)", "openvino", "bf16"),
+    QuantTarget("openvino-fastest", "fastest faithful precision, OpenVINO (int8 or bf16, measured)", "openvino", "fastest"),
     QuantTarget("ort-dynamic", "dynamic int8, ONNX Runtime", "ort", "dynamic-int8"),
     QuantTarget("openvino-int8-weights", "weight-only int8, OpenVINO (NNCF)", "openvino", "int8-weights"),
     QuantTarget("openvino-int4-weights", "weight-only int4, OpenVINO (NNCF)", "openvino", "int4-weights"),

@@ -1,5 +1,7 @@
-"""Which int8 form of a model to keep: every form ONNX Runtime can build is checked against FP32
-and timed side by side with it; the fastest faithful one wins, ties going to the most portable."""
+"""Which low-precision form of a model to keep: every candidate (ONNX Runtime's int8 formats, or
+OpenVINO's int8 and bf16) is checked against FP32 and timed side by side with it on the runtime
+that will run it; the fastest faithful one wins, ties going to the preferred (most portable, or
+most faithful) form."""
 
 from __future__ import annotations
 
@@ -20,6 +22,18 @@ from paretolab.core.settings import SettingsError
 # Most portable first: QDQ S8S8 runs on every runtime that reads quantized ONNX (TensorRT,
 # OpenVINO, ...); QOperator ops are ONNX Runtime's own. Timing ties go to the more portable.
 PORTABILITY = ("qdq-s8s8", "qdq-u8s8", "qop-s8s8", "qop-u8s8")
+
+
+@dataclass(frozen=True)
+class Contest:
+    """What the candidates are (for messages), how the winner is named, and who wins a tie."""
+    kind: str = "int8 form"
+    prefix: str = "int8-"  # the winner is chosen as f"{backend}-{prefix}{name}"
+    preference: tuple[str, ...] = PORTABILITY
+    tie_reason: str = "the more portable format"
+
+
+INT8_FORMS = Contest()
 
 
 @dataclass
@@ -67,10 +81,10 @@ class QuantizeOutcome:
 
 def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, min_agreement: float,
                            validation: Dataset, out: Path, threads: int | None, progress: Progress,
-                           dropped: list[str]) -> QuantizeOutcome:
+                           dropped: list[str], contest: Contest = INT8_FORMS) -> QuantizeOutcome:
     """Check every candidate against FP32, time them all side by side with FP32, and keep the
     fastest faithful one; candidates within the timing noise of the fastest are a tie, won by
-    the more portable format."""
+    the contest's preferred form."""
     progress.report(0.7, "checking every candidate against FP32")
     handles, fidelity = {}, {}
     for name, path in built.items():
@@ -87,8 +101,8 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
         except Exception as exc:  # a candidate the runtime cannot load or run drops out; the others compete
             dropped.append(f"{name} does not run on {backend} ({first_line(exc)})")
     if not handles:
-        raise ParetoLabError(f"no int8 form of {handle.path.name} runs on {backend}: {'; '.join(dropped)}; "
-                             "try FP16 or OpenVINO int8")
+        raise ParetoLabError(f"no {contest.kind} of {handle.path.name} runs on {backend}: {'; '.join(dropped)}; "
+                             "try FP16 or the other runtime's int8")
     progress.report(0.8, "timing FP32 and every candidate side by side")
     base_t, *timings = time_side_by_side([handle, *handles.values()], backend=backend, threads=threads, rounds=8, budget_s=4.0)
     candidates = [Candidate(name, t.median_ms, *fidelity[name], low_ms=t.low_ms, high_ms=t.high_ms)
@@ -99,27 +113,28 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
     if faithful:
         fastest = min(faithful, key=lambda c: c.median_ms)
         ties = [c for c in faithful if (c.low_ms or c.median_ms) <= (fastest.high_ms or fastest.median_ms)]
-        best = min(ties, key=lambda c: PORTABILITY.index(c.name) if c.name in PORTABILITY else len(PORTABILITY))
+        order = contest.preference
+        best = min(ties, key=lambda c: order.index(c.name) if c.name in order else len(order))
         if best is not fastest:
             outcome.notes.append(f"{best.name} timed within the noise of {fastest.name} ({best.median_ms:.3f} against "
-                                 f"{fastest.median_ms:.3f} ms): kept {best.name}, the more portable format")
+                                 f"{fastest.median_ms:.3f} ms): kept {best.name}, {contest.tie_reason}")
     else:
         best = max(candidates, key=lambda c: (c.fidelity, c.cosine))
         wanted = (f"agreed with FP32 on {min_agreement:.0%} of predictions" if best.agreement is not None
                   else f"kept a cosine of {FAITHFUL_COSINE} to FP32's outputs")
         outcome.warnings.append(
-            f"no int8 form {wanted}; kept the most faithful ({best.name}, {best.fidelity_text()}); "
+            f"no {contest.kind} {wanted}; kept the most faithful ({best.name}, {best.fidelity_text()}); "
             "keep sensitive layers in FP32 or use more calibration samples"
         )
     best_t = timings[list(handles).index(best.name)]
     faster = Speedup.of(base_t, best_t)
     if faster.low < 1.0:
         outcome.warnings.append(
-            f"the fastest faithful int8 form ({best.name}) is not measurably faster than FP32 on {backend} here "
+            f"the fastest faithful {contest.kind} ({best.name}) is not measurably faster than FP32 on {backend} here "
             f"({faster.text()}); keep the FP32 model for speed"
         )
     best.chosen = True
-    outcome.chosen = f"{backend}-int8-{best.name}"
+    outcome.chosen = f"{backend}-{contest.prefix}{best.name}"
     if out.suffix == ".xml":  # OpenVINO IR: the weights first, then the topology that names them
         atomic_write(out.with_suffix(".bin"), lambda tmp: shutil.copyfile(built[best.name].with_suffix(".bin"), tmp))
     atomic_write(out, lambda tmp: shutil.copyfile(built[best.name], tmp))
