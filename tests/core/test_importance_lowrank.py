@@ -13,6 +13,7 @@ from paretolab.core.compress.quantize import QuantizeSettings, quantize
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import digits
+from paretolab.core.measure.devices import ort_device
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.eager import eager_module
@@ -51,6 +52,13 @@ def test_taylor_importance_is_the_same_for_every_form_of_the_model(sample):
         assert len(a.channels_taylor) == len(a.channels_l1)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_taylor_importance_on_cuda_matches_the_cpu(sample):
+    on_cpu, on_cuda = (weight_importance(sample, digits("train"), device=d) for d in ("cpu", "cuda"))
+    for a, b in zip(on_cpu, on_cuda):
+        assert a.taylor == pytest.approx(b.taylor, rel=1e-3)
+
+
 def test_importance_of_an_onnx_only_model_has_no_taylor(model_files):
     result = weight_importance(load_model(model_files["onnx"]), None)
     assert [r.op for r in result] == ["Conv", "Conv", "Gemm"] and all(r.taylor is None for r in result)
@@ -69,6 +77,8 @@ def test_sensitivity_scan_finds_the_fragile_layers_and_is_cached(sample, tmp_pat
     heavier = {r.layer: r.drop for r in scan.rows if r.level == 0.9}
     lighter = {r.layer: r.drop for r in scan.rows if r.level == 0.5}
     assert all(heavier[k] >= lighter[k] - 0.01 for k in heavier)
+    assert scan.device == ort_device("auto") and scan.seconds > 0  # CUDA where onnxruntime-gpu sees a GPU
+    assert progress_seen[-1] == f"the prune sensitivity of 5 layers took {scan.seconds:.1f} s on {scan.device}"
     again = sensitivity_scan(sample, digits("val"), levels=(0.5, 0.9), cache=tmp_path)
     assert again == scan and len(list(tmp_path.iterdir())) == 1
     weights = sensitivity_scan(sample, digits("val"), kind="quantize", layers=("features.0",))

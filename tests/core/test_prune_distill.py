@@ -76,8 +76,21 @@ def test_per_layer_ratios_skip_and_global_taylor(eager):
     settings = PruneSettings(sparsity=0.5, layer_ratios={"features.5": 0.25}, skip=("features.0",))
     module, report = prune_module(copy.deepcopy(eager), X, settings)
     assert "features.0" not in report.channels and report.channels["features.5"] == (64, 48)
-    module, report = prune_module(copy.deepcopy(eager), X, PruneSettings(importance="taylor", scope="global"), digits("train"))
+    messages = []
+    module, report = prune_module(copy.deepcopy(eager), X, PruneSettings(importance="taylor", scope="global"), digits("train"),
+                                  Progress(lambda f, m: messages.append(m)))
     assert report.params_after < report.params_before
+    where = "cuda" if torch.cuda.is_available() else "cpu"  # "auto": the GPU when there is one
+    assert report.gradients["device"] == where and report.gradients["seconds"] > 0
+    assert f"the gradients for Taylor importance took {report.gradients['seconds']:.1f} s on {where}" in messages
+    assert next(module.parameters()).device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_taylor_gradients_on_cuda_rank_channels_as_on_the_cpu(eager):
+    on = {d: prune_module(copy.deepcopy(eager), X, PruneSettings(importance="taylor", device=d), digits("train"))[1]
+          for d in ("cpu", "cuda")}
+    assert on["cuda"].gradients["device"] == "cuda" and on["cuda"].channels == on["cpu"].channels
 
 
 def test_unstructured_pruning_zeroes_weights_but_keeps_shapes(eager, sample, tmp_path):

@@ -15,12 +15,13 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import Dataset
+from paretolab.core.measure.devices import DeviceChoice, torch_device
 from paretolab.core.measure.runtimes import open_runner
 from paretolab.core.model.eager import first_output
 from paretolab.core.model.handle import ModelHandle
@@ -40,7 +41,7 @@ class DistillSettings:
     alpha: float = 0.7  # weight of the soft (teacher) term; 1 - alpha goes to the labels
     patience: int = 3  # stop after this many epochs without a better validation score
     mixup: float = 0.4  # Beta(m, m) mixing of input pairs, labelled live by the teacher; 0 turns it off
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when torch sees one, else the CPU
+    device: DeviceChoice = "auto"  # auto: the GPU when torch sees one, else the CPU
     seed: int = 0
 
     def check(self) -> None:
@@ -107,9 +108,7 @@ def distill(
     import torch.nn.functional as F
 
     progress = progress or silent()
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("distillation device 'cuda' is not available on this machine; use 'cpu' or 'auto'")
-    device = torch.device(settings.device if settings.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
+    device = torch_device(settings.device, "distillation")
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     student.to(device)

@@ -7,6 +7,7 @@ them at once.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
+from paretolab.core.measure.devices import ort_device, timed, torch_device
 from paretolab.core.measure.metrics import FidelityMeter, is_classifier_output
 from paretolab.core.model.eager import first_output
 from paretolab.core.model.graph import LayerGraph, LayerNode
@@ -96,13 +98,20 @@ def head_scores(handle: ModelHandle) -> dict[str, list[float]]:
 
 
 def weight_importance(handle: ModelHandle, data: Dataset | None = None, *, taylor: bool = True, samples: int = 64,
-                      progress: Progress | None = None) -> list[LayerImportance]:
+                      device: str = "auto", progress: Progress | None = None) -> list[LayerImportance]:
     """Magnitude importance of every layer with weights; Taylor importance too when the model
-    has a PyTorch form and `data` is given (labels, or the model's own predictions)."""
+    has a PyTorch form and `data` is given (labels, or the model's own predictions), its
+    gradients computed on `device` (auto: the GPU when torch sees one)."""
     progress = progress or silent()
     graph = handle.layer_graph()
     arrays = weight_arrays(handle)
-    grads = _gradients(handle, data, samples) if taylor and data is not None else {}
+    grads = {}
+    if taylor and data is not None:
+        where = torch_device(device, "Taylor importance")
+        with timed(where.type) as watch:
+            grads = _gradients(handle, data, samples, where)
+        if grads:
+            progress.report(0.5, watch.text("the gradients for Taylor importance"))
     results = []
     layers = [n for n in graph if n.op in _WEIGHT_OPS]
     for i, node in enumerate(layers):
@@ -126,7 +135,7 @@ def weight_importance(handle: ModelHandle, data: Dataset | None = None, *, taylo
     return results
 
 
-def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _gradients(handle: ModelHandle, data: Dataset, samples: int, device: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(w, dL/dw) for every parameter, the gradient summed over `samples` calibration samples."""
     import torch
 
@@ -134,23 +143,25 @@ def _gradients(handle: ModelHandle, data: Dataset, samples: int) -> dict[str, tu
 
     if handle.format in ("torchscript", "torch.export"):
         module = cast("TorchSource", handle.source).module
+        if device.type != "cpu":
+            module = copy.deepcopy(module)  # the handle's own module stays on the CPU
     else:
         try:
             module = eager_module(handle, "Taylor importance")
         except TechniqueUnavailable:
             return {}
     fit_to_model(data, handle.inputs, handle.path.name)
+    module.to(device)
     params = dict(module.named_parameters())
     for p in params.values():
         p.requires_grad_(True)
         p.grad = None
     for batch in calibration_subset(data, samples).batches(32):
-        logits = first_output(module(*[torch.from_numpy(a) for a in batch.inputs]))
-        target = torch.from_numpy(batch.labels) if batch.labels is not None else logits.detach().argmax(1)
+        logits = first_output(module(*[torch.from_numpy(a).to(device) for a in batch.inputs]))
+        target = torch.from_numpy(batch.labels).to(device) if batch.labels is not None else logits.detach().argmax(1)
         torch.nn.functional.cross_entropy(logits, target, reduction="sum").backward()
-    grads = {
-        name: (p.detach().numpy().copy(), p.grad.detach().numpy().copy()) for name, p in params.items() if p.grad is not None
-    }
+    grads = {name: (p.detach().cpu().numpy().copy(), p.grad.detach().cpu().numpy().copy())
+             for name, p in params.items() if p.grad is not None}
     for p in params.values():
         p.grad = None
     return grads
@@ -173,6 +184,8 @@ class SensitivityResult:
     metric: str  # "top1", "agreement" or "cosine"
     baseline: float
     rows: list[SensitivityRow] = field(default_factory=list)
+    device: str = "cpu"  # where ONNX Runtime ran the scan
+    seconds: float = 0.0
 
     def by_layer(self) -> dict[str, float]:
         """The worst drop each layer caused: how sensitive it is."""
@@ -187,23 +200,33 @@ class SensitivityResult:
 
 def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune", levels: tuple[float, ...] = (0.3, 0.6, 0.9),
                      samples: int = 300, layers: tuple[str, ...] = (), threads: int | None = None,
-                     cache: Path | None = None, progress: Progress | None = None) -> SensitivityResult:
-    """Compress one layer at a time and measure the metric on ONNX Runtime.
+                     cache: Path | None = None, device: str = "auto", progress: Progress | None = None) -> SensitivityResult:
+    """Compress one layer at a time and measure the metric on ONNX Runtime (on `device`; auto:
+    CUDA when onnxruntime-gpu sees a GPU).
 
     kind "prune": zero the layer's smallest weights at each level (a share of its weights);
     kind "quantize": round the layer's weights to int8, per output channel (levels ignored).
     The metric is top-1 accuracy with labels, else agreement with the unmodified model.
     """
-    import onnx
-    from onnx import numpy_helper
-
     progress = progress or silent()
     key = _cache_key(handle, kind, levels, samples, layers)
     cached = _read_cache(cache, key)
     if cached is not None:
         return cached
     fit_to_model(data, handle.inputs, handle.path.name)
-    subset = calibration_subset(data, samples)
+    with timed(ort_device(device)) as watch:
+        result = _scan(handle, calibration_subset(data, samples), kind, levels, layers, threads, watch.where, progress)
+    result.device, result.seconds = watch.where, watch.seconds
+    _write_cache(cache, key, result)
+    progress.report(1.0, watch.text(f"the {kind} sensitivity of {len({r.layer for r in result.rows})} layers"))
+    return result
+
+
+def _scan(handle: ModelHandle, subset: Dataset, kind: str, levels: tuple[float, ...], layers: tuple[str, ...],
+          threads: int | None, device: str, progress: Progress) -> SensitivityResult:
+    import onnx
+    from onnx import numpy_helper
+
     model = onnx.load(str(handle.onnx_file()))
     constants_as_initializers(model)
     inits = {t.name: t for t in model.graph.initializer}
@@ -222,7 +245,7 @@ def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune",
     inputs = [s.name for s in handle.inputs]
     size = fixed_batch(handle.inputs) or 64
     batches = [[a.astype(np.float32) if a.dtype.kind == "f" else a for a in b.inputs] for b in subset.batches(size)]
-    reference = _run_all(model, inputs, batches, threads)
+    reference = _run_all(model, inputs, batches, threads, device)
     metric, score_of = _scorer(reference, subset.labels)
     result = SensitivityResult(kind, metric, score_of(reference))
     steps = [(layer, init, level) for layer, init in targets for level in (levels if kind == "prune" else (8,))]
@@ -232,12 +255,10 @@ def sensitivity_scan(handle: ModelHandle, data: Dataset, *, kind: str = "prune",
         changed = _prune(original, level) if kind == "prune" else _fake_int8(original)
         inits[init].CopyFrom(numpy_helper.from_array(changed.astype(original.dtype), init))
         try:
-            score = score_of(_run_all(model, inputs, batches, threads))
+            score = score_of(_run_all(model, inputs, batches, threads, device))
         finally:
             inits[init].CopyFrom(numpy_helper.from_array(original, init))
         result.rows.append(SensitivityRow(layer, float(level), score, result.baseline - score))
-    _write_cache(cache, key, result)
-    progress.report(1.0, f"{kind} sensitivity of {len(targets)} layers")
     return result
 
 
@@ -257,15 +278,18 @@ def _scorer(reference: list[np.ndarray], labels: np.ndarray | None) -> tuple[str
     return "cosine", cosine
 
 
-def _run_all(model: Any, input_names: list[str], batches: list[list[np.ndarray]], threads: int | None) -> list[np.ndarray]:
+def _run_all(model: Any, input_names: list[str], batches: list[list[np.ndarray]], threads: int | None,
+             device: str = "cpu") -> list[np.ndarray]:
     """Every output of the model over all batches (one session for all)."""
     import onnxruntime as ort
+
+    from paretolab.core.measure.runtimes import ORT_PROVIDERS
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=ORT_PROVIDERS[device])
     runs = [session.run(None, dict(zip(input_names, arrays))) for arrays in batches]
     return [np.concatenate([run[i] for run in runs]) for i in range(len(runs[0]))]
 
@@ -294,7 +318,8 @@ def _read_cache(folder: Path | None, key: str) -> SensitivityResult | None:
     if folder is None or not (folder / f"{key}.json").exists():
         return None
     doc = json.loads((folder / f"{key}.json").read_text())
-    return SensitivityResult(doc["kind"], doc["metric"], doc["baseline"], [SensitivityRow(**r) for r in doc["rows"]])
+    return SensitivityResult(doc["kind"], doc["metric"], doc["baseline"], [SensitivityRow(**r) for r in doc["rows"]],
+                             doc.get("device", "cpu"), doc.get("seconds", 0.0))
 
 
 def _write_cache(folder: Path | None, key: str, result: SensitivityResult) -> None:

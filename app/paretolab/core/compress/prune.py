@@ -19,6 +19,7 @@ import numpy as np
 from paretolab.core.compress.prune_heads import attention_modules, transformer_pruning, update_head_counts
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.data import Dataset, calibration_subset
+from paretolab.core.measure.devices import DeviceChoice, timed, torch_device
 from paretolab.core.model.eager import first_output, output_tensors
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.progress import Progress, silent
@@ -40,6 +41,7 @@ class PruneSettings:
     skip: tuple[str, ...] = ()  # layers left whole
     round_to: int = 8  # structured: keep channel counts multiples of this, so kernels stay fast
     samples: int = 64  # taylor: calibration samples for the gradients
+    device: DeviceChoice = "auto"  # taylor: where the gradients are computed (auto: the GPU when torch sees one)
 
     def check(self) -> None:
         for name, ratio in {"sparsity": self.sparsity, **{f"layer_ratios.{k}": v for k, v in self.layer_ratios.items()}}.items():
@@ -64,10 +66,12 @@ class PruneReport:
     channels: dict[str, tuple[int, int]] = field(default_factory=dict)  # structured: layer -> (before, after)
     heads: dict[str, tuple[int, int]] = field(default_factory=dict)  # structured: attention block -> (before, after)
     notes: list[str] = field(default_factory=list)
+    gradients: dict | None = None  # taylor: {"device", "seconds"} of the gradient pass
 
     def to_dict(self) -> dict:
         return {
             "method": self.method,
+            **({"gradients": self.gradients} if self.gradients else {}),
             "params_before": self.params_before,
             "params_after": self.params_after,
             "macs_before": self.macs_before,
@@ -201,16 +205,21 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
             output_transform=output_tensors,  # dataclass and dict outputs (Hugging Face) trace like tuples
             **heads,
         )
+    gradients = None
     if settings.importance == "taylor":
-        progress.report(0.3, "gradients for Taylor importance")
-        _accumulate_gradients(module, examples, data, settings)
+        device = torch_device(settings.device, "Taylor importance")
+        progress.report(0.3, f"gradients for Taylor importance on {device.type}")
+        with timed(device.type) as watch:
+            _accumulate_gradients(module, examples, data, settings, device)
+        gradients = {"device": device.type, "seconds": watch.seconds}
+        progress.report(0.5, watch.text("the gradients for Taylor importance"))
     progress.check()
     pruner.step()
     module.zero_grad(set_to_none=True)
     module.eval()
     params_after = _param_count(module)
     after = _channel_counts(module)
-    report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples))
+    report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples), gradients=gradients)
     report.channels = {n: (before[n], after[n]) for n in before if n in after and after[n] != before[n]}
     report.heads = update_head_counts(attention, pruner.num_heads) if attention else {}
     if settings.sparsity >= 0.1 and params_after > 0.98 * params_before:
@@ -274,19 +283,24 @@ def _channel_counts(module: Any) -> dict[str, int]:
     return counts
 
 
-def _accumulate_gradients(module: Any, examples: tuple, data: Dataset | None, settings: PruneSettings) -> None:
+def _accumulate_gradients(module: Any, examples: tuple, data: Dataset | None, settings: PruneSettings, device: Any) -> None:
     """First-order Taylor importance needs dL/dw: labels when there are some, else the
-    model's own predictions as targets."""
+    model's own predictions as targets. Computed on `device`; the module (with its gradients,
+    which torch-pruning reads) is back on the CPU afterwards."""
     import torch
 
     module.zero_grad()
     batches = [(examples, None)] if data is None else [
         (tuple(torch.from_numpy(a) for a in b.inputs), b.labels) for b in calibration_subset(data, settings.samples).batches(16)
     ]
-    for inputs, labels in batches:
-        logits = first_output(module(*inputs))
-        target = torch.from_numpy(labels) if labels is not None else logits.detach().argmax(1)
-        torch.nn.functional.cross_entropy(logits, target).backward()
+    module.to(device)
+    try:
+        for inputs, labels in batches:
+            logits = first_output(module(*(t.to(device) for t in inputs)))
+            target = torch.from_numpy(labels).to(device) if labels is not None else logits.detach().argmax(1)
+            torch.nn.functional.cross_entropy(logits, target).backward()
+    finally:
+        module.to("cpu")
 
 
 def _prune_unstructured_torch(module: Any, settings: PruneSettings, params_before: int) -> PruneReport:
