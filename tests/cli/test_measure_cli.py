@@ -63,7 +63,6 @@ def test_profile_text_and_json(capsys):
     ("argv", "expected"),
     [
         (["profile", ONNX, "--device", "cuda"], "no device 'cuda'"),
-        (["profile", ONNX, "--backend", "torch"], "torch backend needs a PyTorch model"),
         (["evaluate", ONNX, "--data", "random"], "no labels and no reference"),
         (["evaluate", ONNX, "--data", "/nonexistent/folder"], "no such file or folder"),
     ],
@@ -74,6 +73,11 @@ def test_measure_mistakes(capsys, argv, expected):
         assert code == 0 and expected in out
         return
     assert code == 2 and expected in err and err.count("\n") == 1
+
+
+def test_a_model_without_a_pytorch_form_is_refused_on_torch_in_one_line(capsys, model_files):
+    code, _, err = run_cli(capsys, "profile", str(model_files["onnx"]), "--backend", "torch")
+    assert code == 2 and "torch backend needs a PyTorch model" in err and err.count("\n") == 1
 
 
 def test_data_that_does_not_fit_the_model(capsys, tmp_path, model_files):

@@ -66,3 +66,17 @@ def test_a_measured_precision_choice_is_explained_by_the_precision_that_won(tmp_
     assert won in ("int8", "bf16")
     result = explain(original, variant, original.like(variant.artifact), layer_times=False)
     assert f"× {won} " in result.basis, result.basis
+
+
+def test_a_pytorch_precision_measured_on_the_gpu_expects_tensor_cores_not_cpu_features():
+    from paretolab.core.compress.explain import GPU_HALF_GAIN, quick_reasons
+    from paretolab.core.compress.variant import Variant
+
+    recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"backend": "torch", "precision": "fp16"}}]})
+    where = {"backend": "torch", "device": "cuda", "latency_ms": 1.0, "size_bytes": 1, "macs": 100}
+    variant = Variant("v", recipe, sample_model_path(), "", {"variant": {**where, "latency_ms": 0.5},
+                                                             "baseline": where, "speedup": 2.0})
+    original = load_model(sample_model_path())
+    result = explain(original, variant, original, layer_times=False)
+    assert result.expected == GPU_HALF_GAIN and "fp16 on a GPU's tensor cores" in result.basis
+    assert not any("CPU" in r for r in result.reasons + quick_reasons(variant))

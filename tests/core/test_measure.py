@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import threading
 import warnings
 
@@ -14,7 +15,7 @@ import torch
 from onnx import TensorProto, helper
 
 from paretolab.core.errors import Cancelled
-from paretolab.core.measure.data import DataError, digits, open_dataset, tensor_file
+from paretolab.core.measure.data import DataError, digits, open_dataset, random_inputs, tensor_file
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.profile import profile_model
 from paretolab.core.measure.runtimes import BackendError, available_backends, open_runner
@@ -135,14 +136,23 @@ def test_labels_out_of_range(sample_onnx, tmp_path):
         evaluate(sample_onnx, tensor_file(tmp_path / "bad.npz", ["input"]))
 
 
-def test_missing_backend_or_device_lists_what_is_available(sample_onnx):
+def test_missing_backend_or_device_lists_what_is_available(sample_onnx, tmp_path):
     with pytest.raises(BackendError, match="unknown backend 'tvm'; choose one of: torch, ort, openvino"):
         open_runner(sample_onnx, "tvm")
     if not HAS_CUDA:
         with pytest.raises(BackendError, match="ONNX Runtime has no device 'cuda' on this machine; available: cpu"):
             open_runner(sample_onnx, "ort", "cuda")
+    foreign = tmp_path / "digits_cnn.onnx"  # without the PyTorch weights the sample's ONNX file points to
+    shutil.copyfile(sample_onnx.path, foreign)
     with pytest.raises(BackendError, match="torch backend needs a PyTorch model, and digits_cnn.onnx is onnx"):
-        open_runner(sample_onnx, "torch")
+        open_runner(load_model(foreign), "torch")
+
+
+def test_an_onnx_file_made_from_a_pytorch_model_runs_on_torch_as_that_model(sample_onnx):
+    """The sample's ONNX file names the PyTorch model it was exported from: on torch, that model runs."""
+    x = random_inputs(sample_onnx.inputs, count=4).load(np.arange(4))
+    with open_runner(sample_onnx, "torch") as torch_runner, open_runner(sample_onnx, "ort") as ort_runner:
+        np.testing.assert_allclose(torch_runner.run(x)[0], ort_runner.run(x)[0], rtol=1e-4, atol=1e-4)
 
 
 def test_a_model_a_runtime_cannot_run_names_the_operator(tmp_path):

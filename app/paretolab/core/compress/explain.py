@@ -23,6 +23,7 @@ VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
 INT8_GAIN = 2.0  # int8 over FP32 on a CPU with VNNI: four times the lanes, less the quantize/dequantize traffic
 BF16_GAIN_AVX512 = 1.5  # bf16 over FP32 with AVX512-BF16 dot products (1.7x measured on the demo ResNet, OpenVINO)
 BF16_GAIN_AMX = 2.0  # with AMX tiles (ResNet-18 on a Xeon with AMX: 17.9 → 9.3 ms, OpenVINO)
+GPU_HALF_GAIN = 2.0  # FP16/BF16 over FP32 (TF32 off) on tensor cores, for convolution- and GEMM-bound models
 
 
 @dataclass
@@ -52,13 +53,14 @@ class Explanation:
 
 def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer_times: bool = True) -> Explanation:
     """`made` is the variant's file opened like the original (original.like(variant.artifact))."""
-    features = set(machine_info().get("cpu_features", []))
+    on_gpu = variant.measured.device != "cpu"
+    features = set() if on_gpu else set(machine_info().get("cpu_features", []))
     precision = _precision(variant)
     macs_ratio = (variant.baseline.macs / variant.measured.macs) if variant.baseline.macs and variant.measured.macs else 1.0
-    gain, precision_note = _precision_gain(precision, features)
+    gain, precision_note = _gpu_gain(precision) if on_gpu else _precision_gain(precision, features)
     result = Explanation(variant.name, variant.speedup, macs_ratio * gain,
                          f"MACs {macs_ratio:.2f}x fewer × {precision_note}")
-    result.reasons += _feature_reasons(precision, features)
+    result.reasons += [] if on_gpu else _feature_reasons(precision, features)
     result.reasons += _float_compute_left(made, precision)
     result.reasons += _format_choice(variant)
     result.reasons += _exit_reasons(variant)
@@ -76,8 +78,9 @@ def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer
 def quick_reasons(variant: Variant) -> list[str]:
     """The reasons that need no measuring — the variant's precision on this CPU, MACs it did not
     remove — which cap its speed-up whatever the timing says: what the report shows beside each."""
+    on_cpu = variant.measured.device == "cpu"
     features = set(machine_info().get("cpu_features", []))
-    reasons = _feature_reasons(_precision(variant), features) + _exit_reasons(variant)
+    reasons = (_feature_reasons(_precision(variant), features) if on_cpu else []) + _exit_reasons(variant)
     if not reasons and variant.measured.macs and variant.baseline.macs and variant.measured.macs >= variant.baseline.macs:
         reasons.append("the variant does as many MACs as the original: nothing it computes was removed "
                        "(unstructured pruning zeroes weights, dense runtimes still multiply them)")
@@ -122,16 +125,24 @@ def _precision_gain(precision: str, features: set[str]) -> tuple[float, str]:
         if "avx512_bf16" in features:
             return BF16_GAIN_AVX512, f"bf16 with AVX512-BF16 ({BF16_GAIN_AVX512:.1f}x)"
         return 1.0, "bf16 without AVX512-BF16 or AMX (1x: emulated)"
+    if precision == "fp16" and features & {"avx512_fp16", "amx_fp16"}:
+        return BF16_GAIN_AVX512, f"fp16 with AVX512-FP16 ({BF16_GAIN_AVX512:.1f}x)"
     if precision in ("fp16", "int8-weights", "int4-weights", "dynamic-int8"):
         return 1.0, f"{precision} computes in FP32 on a CPU (1x)"
     return 1.0, "FP32 (1x)"
+
+
+def _gpu_gain(precision: str) -> tuple[float, str]:
+    if precision in ("fp16", "bf16"):
+        return GPU_HALF_GAIN, f"{precision} on a GPU's tensor cores ({GPU_HALF_GAIN:.0f}x)"
+    return 1.0, f"{precision.upper() if precision == 'fp32' else precision} on the GPU (1x)"
 
 
 def _feature_reasons(precision: str, features: set[str]) -> list[str]:
     if precision == "int8" and not features & set(VNNI):
         return ["this CPU has no VNNI (avx512_vnni, avx_vnni or AMX): int8 convolutions and products run no faster "
                 "than FP32 here; deploy int8 on a CPU with VNNI, or prune instead"]
-    if precision == "fp16":
+    if precision == "fp16" and not features & {"avx512_fp16", "amx_fp16"}:
         return ["CPUs compute FP16 models in FP32 (ONNX Runtime inserts casts, OpenVINO decompresses the weights): "
                 "FP16 halves the file, not the time"]
     if precision == "bf16" and not features & set(BF16_FEATURES):

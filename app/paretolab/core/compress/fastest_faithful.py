@@ -81,7 +81,7 @@ class QuantizeOutcome:
 
 def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, min_agreement: float,
                            validation: Dataset, out: Path, threads: int | None, progress: Progress,
-                           dropped: list[str], contest: Contest = INT8_FORMS) -> QuantizeOutcome:
+                           dropped: list[str], contest: Contest = INT8_FORMS, device: str = "cpu") -> QuantizeOutcome:
     """Check every candidate against FP32, time them all side by side with FP32, and keep the
     fastest faithful one; candidates within the timing noise of the fastest are a tie, won by
     the contest's preferred form."""
@@ -93,7 +93,7 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
             if path.suffix == ".onnx":
                 check_ort_loads(path)
             variant = handle.like(path)
-            result = evaluate(variant, validation, backend=backend, reference=handle, threads=threads)
+            result = evaluate(variant, validation, backend=backend, device=device, reference=handle, threads=threads)
             fidelity[name] = (result.agreement, result.cosine if result.cosine is not None else 0.0)
             handles[name] = variant
         except (Cancelled, SettingsError):
@@ -104,7 +104,8 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
         raise ParetoLabError(f"no {contest.kind} of {handle.path.name} runs on {backend}: {'; '.join(dropped)}; "
                              "try FP16 or the other runtime's int8")
     progress.report(0.8, "timing FP32 and every candidate side by side")
-    base_t, *timings = time_side_by_side([handle, *handles.values()], backend=backend, threads=threads, rounds=8, budget_s=4.0)
+    base_t, *timings = time_side_by_side([handle, *handles.values()], backend=backend, device=device, threads=threads,
+                                         rounds=8, budget_s=4.0)
     candidates = [Candidate(name, t.median_ms, *fidelity[name], low_ms=t.low_ms, high_ms=t.high_ms)
                   for name, t in zip(handles, timings)]
     outcome = QuantizeOutcome(out, "", baseline_ms=base_t.median_ms, candidates=candidates,
@@ -130,7 +131,7 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
     faster = Speedup.of(base_t, best_t)
     if faster.low < 1.0:
         outcome.warnings.append(
-            f"the fastest faithful {contest.kind} ({best.name}) is not measurably faster than FP32 on {backend} here "
+            f"the fastest faithful {contest.kind} ({best.name}) is not measurably faster than FP32 on {backend}/{device} here "
             f"({faster.text()}); keep the FP32 model for speed"
         )
     best.chosen = True

@@ -40,11 +40,14 @@ if TYPE_CHECKING:
     from paretolab.core.compress.step import StepContext
 
 ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
+Precision = Literal["int8", "fp16", "bf16", "fastest", "dynamic-int8", "int8-weights", "int4-weights"]
+
+
 @dataclass(frozen=True)
 class QuantizeSettings:
-    backend: Literal["ort", "openvino"] = "ort"
+    backend: Literal["ort", "openvino", "torch"] = "ort"
     # "fastest": every precision the runtime computes faster than FP32 here, measured; the fastest faithful kept
-    precision: Literal["int8", "fp16", "bf16", "fastest", "dynamic-int8", "int8-weights", "int4-weights"] = "int8"
+    precision: Precision = "int8"
     format: Literal["auto", "qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8"] = "auto"  # ONNX Runtime int8 only
     calibration: Literal["minmax", "entropy", "percentile"] = "minmax"  # ONNX Runtime int8 only
     samples: int = 128  # calibration samples
@@ -62,8 +65,12 @@ class QuantizeSettings:
             raise SettingsError(f"setting 'samples' must be at least 1, not {self.samples}")
         if self.precision == "dynamic-int8" and self.backend != "ort":
             raise SettingsError("dynamic int8 is an ONNX Runtime technique; use backend 'ort'")
-        if self.precision in ("bf16", "fastest") and self.backend != "openvino":
-            raise SettingsError(f"precision '{self.precision}' is offered through OpenVINO; use backend 'openvino'")
+        if self.backend == "torch" and self.precision not in ("fp16", "bf16", "fastest"):
+            raise SettingsError(f"PyTorch precisions are fp16, bf16 and fastest, not '{self.precision}'; for "
+                                f"{self.precision} use backend 'ort' or 'openvino'")
+        if self.precision in ("bf16", "fastest") and self.backend == "ort":
+            raise SettingsError(f"precision '{self.precision}' is offered through OpenVINO and PyTorch; use backend "
+                                "'openvino' or 'torch'")
         if self.max_drop is not None and not (self.backend == "openvino" and self.precision == "int8"):
             raise SettingsError("setting 'max_drop' (accuracy-aware quantization) needs backend 'openvino' and precision 'int8'")
         if self.max_drop is not None and not 0 < self.max_drop < 1:
@@ -365,7 +372,7 @@ def _openvino_fastest(handle: ModelHandle, settings: QuantizeSettings, calibrati
     """FP32's rivals on OpenVINO here: int8 (NNCF), and bf16 compute where the CPU has it natively.
     Which wins depends on the model and the CPU (bf16 keeps accuracy for free on AMX; int8 needs
     VNNI), so each is built, checked against FP32, timed beside it, and the fastest faithful kept."""
-    rivals = ("int8", "bf16") if has_bf16() else ("int8",)
+    rivals: tuple[Precision, ...] = ("int8", "bf16") if has_bf16() else ("int8",)
     built: dict[str, Path] = {}
     dropped: list[str] = []
     for i, precision in enumerate(rivals):
@@ -453,7 +460,17 @@ def summary(settings: QuantizeSettings) -> str:
     return f"quantize {settings.backend} {settings.precision}{chosen_format}"
 
 
+def output(settings: QuantizeSettings) -> Literal["torch", "onnx", "openvino"]:
+    """What the step leaves: a PyTorch precision edits the module; the others write their runtime's file."""
+    return "torch" if settings.backend == "torch" else "openvino" if settings.backend == "openvino" else "onnx"
+
+
 def apply(ctx: StepContext, index: int, settings: QuantizeSettings) -> None:
+    if settings.backend == "torch":
+        from paretolab.core.compress import torch_precision
+
+        torch_precision.apply(ctx, index, settings)
+        return
     outcome = quantize(ctx.file(index), settings, ctx.data.train, ctx.out(index), validation=ctx.data.validation,
                        threads=ctx.threads, progress=ctx.progress)
     ctx.set_file(outcome.artifact)

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.data import random_inputs
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import check_ort_loads
 from paretolab.core.model.eager import eager_module, torch_edits_unavailable
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.model.torch_artifact import save_torch_artifact
 from paretolab.core.model.torch_onnx import export_to_onnx
 from paretolab.core.progress import Progress
 from paretolab.core.tensors import free_axes
@@ -35,6 +37,7 @@ class StepContext:
     module: Any = None  # the eager nn.Module while torch steps edit it
     reports: list[dict] = field(default_factory=list)
     cancelled: bool = False  # a cancelled distillation keeps its best student and ends the recipe
+    device: str = "cpu"  # where the variant will be measured: steps that time candidates time them there
 
     def torch_module(self, what: str) -> Any:
         """The module to edit: the one earlier steps edited, or a fresh eager copy of the file."""
@@ -62,6 +65,17 @@ class StepContext:
                            dynamic_axes=free_axes(inputs, self.original.source.inputs))
             self.set_file(out)
         return self.handle
+
+    def torch_file(self, stem: Path) -> Path:
+        """The edited module as a PyTorch file at `stem` + .pt2 (or .pt)."""
+        if self.module is None:
+            raise ParetoLabError("the recipe left no edited PyTorch model to save as a PyTorch file")
+        return self.torch_file_of(self.module, stem)
+
+    def torch_file_of(self, module: Any, stem: Path) -> Path:
+        """`module` as a PyTorch file at `stem` + .pt2 (or .pt), its inputs free as the original's are."""
+        inputs = self.original.inputs
+        return save_torch_artifact(module, self.examples(), inputs, free_axes(inputs, self.original.source.inputs), stem)
 
     def out(self, index: int, suffix: str = ".onnx") -> Path:
         return self.work / f"step{index}{suffix}"

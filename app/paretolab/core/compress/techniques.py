@@ -42,7 +42,7 @@ TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
               colour_rank=3),
     Technique("graphopt", graphopt.GraphOptSettings, graphopt.summary, graphopt.apply, lambda s: "onnx"),
     Technique("quantize", quantize.QuantizeSettings, quantize.summary, quantize.apply,
-              lambda s: "openvino" if s.backend == "openvino" else "onnx", colour="#ff7f0e", colour_rank=2),
+              quantize.output, colour="#ff7f0e", colour_rank=2),
     Technique("early_exit", early_exit.EarlyExitSettings, early_exit.summary, early_exit.apply, lambda s: "onnx",
               colour="#17becf", colour_rank=0),  # exits change how a model runs most: they name the colour
 )}
@@ -81,6 +81,10 @@ QUANT_TARGETS: dict[str, QuantTarget] = {t.key: t for t in (
     QuantTarget("openvino-fp16", "FP16, OpenVINO", "openvino", "fp16"),
     QuantTarget("openvino-bf16", "bf16 compute, OpenVINO (CPUs with AVX512-BF16 or AMX)", "openvino", "bf16"),
     QuantTarget("openvino-fastest", "fastest faithful precision, OpenVINO (int8 or bf16, measured)", "openvino", "fastest"),
+    QuantTarget("torch-bf16", "BF16, PyTorch (GPUs; CPUs with AVX512-BF16 or AMX)", "torch", "bf16"),
+    QuantTarget("torch-fp16", "FP16, PyTorch (GPUs; CPUs with AVX512-FP16)", "torch", "fp16"),
+    QuantTarget("torch-fastest", "fastest faithful precision, PyTorch (FP16 or BF16, measured where it runs)", "torch",
+                "fastest"),
     QuantTarget("ort-dynamic", "dynamic int8, ONNX Runtime", "ort", "dynamic-int8"),
     QuantTarget("openvino-int8-weights", "weight-only int8, OpenVINO (NNCF)", "openvino", "int8-weights"),
     QuantTarget("openvino-int4-weights", "weight-only int4, OpenVINO (NNCF)", "openvino", "int4-weights"),

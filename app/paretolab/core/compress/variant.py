@@ -72,9 +72,9 @@ class Recipe:
 
     def check_order(self, where: str = "recipe") -> None:
         """Steps that edit the PyTorch model must come before steps that produce files for a
-        runtime, nothing can follow OpenVINO quantization (its output is IR, not ONNX), and
-        OpenVINO quantization cannot follow early exit (IR loses the exits' record)."""
-        file_step = openvino_step = exit_step = None
+        runtime, nothing can follow OpenVINO quantization (its output is IR, not ONNX) or a PyTorch
+        precision, and OpenVINO quantization cannot follow early exit (IR loses the exits' record)."""
+        file_step = openvino_step = exit_step = precision_step = None
         for i, step in enumerate(self.steps, start=1):
             output, label = step.output(), f"step {i} ({step.summary()})"
             if output == "openvino" and exit_step:
@@ -87,10 +87,20 @@ class Recipe:
                 )
             if openvino_step:
                 raise SettingsError(f"{where} step {i}: nothing can follow {openvino_step}, whose output is OpenVINO IR")
+            if precision_step:
+                raise SettingsError(f"{where} step {i}: nothing can follow {precision_step}: the PyTorch precision is how "
+                                    "the variant runs, so it comes last")
+            if step.technique == "quantize" and output == "torch":
+                precision_step = label
             if output in ("onnx", "openvino"):
                 file_step = file_step or label
             if output == "openvino":
                 openvino_step = label
+
+    def output(self) -> str | None:
+        """What the recipe leaves: the kind of model its last step that decides one leaves, or
+        None when no step does (the model stays in its own form)."""
+        return next((out for out in (s.output() for s in reversed(self.steps)) if out is not None), None)
 
     def save(self, path: Path) -> Path:
         write_json_atomic(Path(path), self.to_dict())

@@ -116,7 +116,7 @@ def evaluate(
     progress: Progress | None = None,
 ) -> EvalResult:
     """Accuracy (top-1, top-5) when the data has labels and the model outputs class scores;
-    fidelity to `reference` (run on `reference_backend`, default the same) when given."""
+    fidelity to `reference` (run on `reference_backend`'s CPU, default the same backend and device) when given."""
     progress = progress or silent()
     start = time.perf_counter()
     name = handle.path.name
@@ -134,9 +134,10 @@ def evaluate(
     with open_runner(handle, backend, device, threads) as runner:
         exits = ExitMeter(exit_names(info)) if info and EXIT_OUTPUT in runner.output_names else None
         ref_runner: Runner | None = None
-        if reference is not None:
-            ref_runner = open_runner(reference, reference_backend or backend, device, threads)
-            result.reference = f"{reference.path.name} on {reference_backend or backend}/{device}"
+        if reference is not None:  # on another runtime, the reference is FP32 on the CPU: the ground truth anywhere
+            ref_where = (backend, device) if reference_backend in (None, backend) else (reference_backend, "cpu")
+            ref_runner = open_runner(reference, *ref_where, threads)
+            result.reference = f"{reference.path.name} on {ref_where[0]}/{ref_where[1]}"
         try:
             accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
                                                                         name, progress, exits)

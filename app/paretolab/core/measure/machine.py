@@ -9,7 +9,8 @@ import socket
 from pathlib import Path
 
 # Instruction sets that matter for low-precision inference on x86 CPUs.
-_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+_CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",
+                 "amx_bf16", "amx_fp16")
 
 
 def _cpu_flags() -> tuple[str, set[str]]:
@@ -49,6 +50,7 @@ def machine_info() -> dict:
 
 
 BF16_FEATURES = ("avx512_bf16", "amx_bf16")
+FP16_FEATURES = ("avx512_fp16", "amx_fp16")
 
 
 def this_process() -> dict:

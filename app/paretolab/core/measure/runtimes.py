@@ -7,6 +7,7 @@ own call and nothing of ours.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -137,11 +138,13 @@ def _first_line(exc: BaseException) -> str:
     return (useful or lines or [type(exc).__name__])[0]
 
 
+ORT_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                 "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
 class OrtRunner(Runner):
     runtime = "ONNX Runtime"
     backend = "ort"
-    _PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
-                  "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
 
     def __init__(self, handle: ModelHandle, device: str, threads: int | None, profile_prefix: str | None = None) -> None:
         import onnxruntime as ort
@@ -157,7 +160,7 @@ class OrtRunner(Runner):
             options.enable_profiling = True
             options.profile_file_prefix = profile_prefix
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=self._PROVIDERS[device])
+            self.session = ort.InferenceSession(str(path), options, providers=ORT_PROVIDERS[device])
         except Exception as exc:
             raise BackendError(f"ONNX Runtime cannot load {handle.path.name}: {_first_line(exc)}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -247,17 +250,11 @@ class TorchRunner(Runner):
     def __init__(self, handle: ModelHandle, device: str, threads: int | None) -> None:
         import torch
 
-        module = getattr(handle.source, "module", None)
-        if module is None:
-            raise BackendError(
-                f"the torch backend needs a PyTorch model, and {handle.path.name} is {handle.format}; "
-                "use --backend ort or openvino"
-            )
         self.device = device
         self._torch = torch
         if threads:
             torch.set_num_threads(threads)
-        self.module = module.to(device) if device == "cuda" else module
+        self.module = _torch_module(handle, device)
         self.input_names = [s.name for s in handle.inputs] or ["input"]
         self.output_names = [s.name for s in handle.outputs]
         self._model_name = handle.path.name
@@ -286,6 +283,28 @@ class TorchRunner(Runner):
             return out
 
         return call
+
+
+def _torch_module(handle: ModelHandle, device: str) -> Any:
+    """The model as a module on `device`: a PyTorch file's own, or for an ONNX file made from a
+    PyTorch model (the samples), that model. An exported program moves with its constants."""
+    import torch
+
+    from paretolab.core.model.eager import TechniqueUnavailable, eager_module
+
+    native = handle.native
+    if device != "cpu" and isinstance(native, torch.export.ExportedProgram):
+        from torch.export.passes import move_to_device_pass
+
+        return move_to_device_pass(native, device).module()
+    module = getattr(handle.source, "module", None)
+    if module is None and handle.format == "onnx":
+        with contextlib.suppress(TechniqueUnavailable):
+            module = eager_module(handle, "running on PyTorch")
+    if module is None:
+        raise BackendError(f"the torch backend needs a PyTorch model, and {handle.path.name} is {handle.format}; "
+                           "use --backend ort or openvino")
+    return module.to(device) if device != "cpu" else module
 
 
 _LOAD_PROBE = "import sys, onnxruntime as ort; ort.InferenceSession(sys.argv[1], providers=['CPUExecutionProvider'])"

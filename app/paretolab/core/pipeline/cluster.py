@@ -13,6 +13,7 @@ store once; a worker that dies loses only its trial, which Ray runs again up to 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -230,6 +231,10 @@ def _values(variant: Variant) -> tuple[float, float]:
     return variant.selection_score, variant.measured.latency_ms  # chosen on validation, never on test
 
 
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
 def _failed() -> Any:
     from optuna.trial import TrialState
 
@@ -259,10 +264,11 @@ class _Driver:
     def submit(self, trial: Any, recipe: Recipe, key: str) -> None:
         """Build on any worker; with a target resource, measure there as soon as the build exists
         (a whole unit of the resource and no CPU: one measurement per target node at a time)."""
-        ref = self.build.remote(self.model_ref, self.plan_ref, recipe.to_dict(), 1)
+        backend = measure_backend(recipe, None, "cpu")
+        ref = self.build.remote(self.model_ref, self.plan_ref, recipe.to_dict(), 1, backend)
         if self.cluster.measure_on:
             ref = self.measure.options(num_cpus=0, resources={self.cluster.measure_on: 1}, max_retries=self.cluster.retries
-                                       ).remote(self.model_ref, self.plan_ref, ref, measure_backend(recipe, None, "cpu"))
+                                       ).remote(self.model_ref, self.plan_ref, ref, backend)
         self.flying[ref] = (trial, recipe, key)
 
     def status(self, failed: list[str], cpus: int) -> str:
@@ -295,7 +301,7 @@ class _Driver:
         """Write the built file into the experiment under a new name, measure it, save it."""
         backend = measure_backend(recipe, None, "cpu")
         with self.experiment.new_name() as name:
-            artifact = self._write(name, built["files"])
+            artifact = self._write(name, built["files"], built["artifact"])
             extra = {"built_by": built["built_by"]}
             if "metrics" not in built:  # measured here, one variant at a time: timings never overlap
                 return record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
@@ -304,13 +310,13 @@ class _Driver:
             self.experiment.save(variant)
             return variant
 
-    def _write(self, name: str, files: dict[str, bytes]) -> Path:
+    def _write(self, name: str, files: dict[str, bytes], artifact: str) -> Path:
+        """The variant's files under `name`, the measured one (suffix `artifact`) last."""
         folder = self.experiment.folder
         folder.mkdir(parents=True, exist_ok=True)
-        if ".xml" in files:
-            atomic_write(folder / f"{name}.bin", lambda tmp: tmp.write_bytes(files[".bin"]))
-            return atomic_write(folder / f"{name}.xml", lambda tmp: tmp.write_bytes(files[".xml"]))
-        return atomic_write(folder / f"{name}.onnx", lambda tmp: tmp.write_bytes(files[".onnx"]))
+        for suffix in sorted(files, key=lambda s: s == artifact):
+            atomic_write(folder / f"{name}{suffix}", functools.partial(_write_bytes, data=files[suffix]))
+        return folder / f"{name}{artifact}"
 
     def cancel_all(self, study: Any) -> None:
         for ref, (trial, _, _) in list(self.flying.items()):

@@ -18,13 +18,13 @@ from paretolab.core.compress.variant import Recipe, Step, Variant
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.runtimes import check_available
+from paretolab.core.measure.runtimes import available_backends, check_available
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline.prefix_cache import PrefixCache, torch_prefix
 from paretolab.core.pipeline.scorecard import scorecard
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
-from paretolab.core.store.experiment import Experiment
+from paretolab.core.store.experiment import Experiment, model_files
 
 
 def apply_recipe(
@@ -36,14 +36,18 @@ def apply_recipe(
     threads: int | None = None,
     progress: Progress | None = None,
     reuse: PrefixCache | None = None,
+    device: str = "cpu",
+    torch_artifact: bool = False,
 ) -> tuple[Path, list[dict]]:
     """Run every step; write the final artifact to `out` (suffix chosen by the result's
-    format) and return its path with the steps' reports. With `reuse`, the PyTorch prefix
-    (pruning, distillation) is taken from, or added to, that cache."""
+    format) and return its path with the steps' reports. A recipe that ends by editing the
+    PyTorch model also leaves a PyTorch file beside it, or — `torch_artifact` — as the artifact.
+    With `reuse`, the PyTorch prefix (pruning, distillation) is taken from, or added to, that
+    cache. `device` is where the variant will be measured (steps that time candidates do it there)."""
     progress = progress or silent()
     recipe.check_order()
     with tempfile.TemporaryDirectory(prefix=work_prefix("recipe")) as tmp:
-        pipeline = StepContext(handle, data, Path(tmp), threads, progress, handle)
+        pipeline = StepContext(handle, data, Path(tmp), threads, progress, handle, device=device)
         prefix = torch_prefix(recipe) if reuse is not None else 0
         key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if reuse and prefix else None
         cached = reuse.load(key) if reuse and key else None
@@ -65,11 +69,31 @@ def apply_recipe(
             _apply_step(pipeline, i, step)
         if key and cached is None and prefix == len(recipe.steps) and not pipeline.cancelled:
             _remember_prefix(pipeline, reuse, key, prefix)
-        result = pipeline.file(len(recipe.steps) + 1)
-        if not pipeline.cancelled:
-            progress.check()
-        final = _place(result, out)
+        if torch_artifact:
+            return pipeline.torch_file(out), pipeline.reports
+        sibling = _torch_sibling(pipeline, out)
+        try:
+            result = pipeline.file(len(recipe.steps) + 1)
+            if not pipeline.cancelled:
+                progress.check()
+            final = _place(result, out)
+        except BaseException:
+            if sibling:
+                sibling.unlink(missing_ok=True)
+            raise
     return final, pipeline.reports
+
+
+def _torch_sibling(pipeline: StepContext, out: Path) -> Path | None:
+    """The edited module as a PyTorch file beside the variant, for PyTorch serving; a module that
+    can be saved neither way is noted in the last step's report, not an error (the ONNX file is the variant)."""
+    if pipeline.module is None:
+        return None
+    try:
+        return pipeline.torch_file(out)
+    except ParetoLabError as exc:
+        pipeline.reports[-1].setdefault("notes", []).append(f"no PyTorch file of this variant: {exc}")
+        return None
 
 
 def _apply_step(pipeline: StepContext, index: int, step: Step) -> None:
@@ -143,16 +167,22 @@ def optimize(
     if any(target.with_name(name + s).resolve() == f.resolve() for s in (".onnx", ".xml", ".bin") for f in handle.files):
         raise ParetoLabError(f"{target} would overwrite the model you opened; choose another --out or --name")
     backend = measure_backend(recipe, backend, device)
-    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress, reuse=reuse)
+    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress, reuse=reuse,
+                                     device=device, torch_artifact=backend == "torch")
     return record_variant(handle, recipe, data, experiment, name, artifact, reports, backend=backend, device=device,
                           threads=threads, progress=progress)
 
 
 def measure_backend(recipe: Recipe, backend: str | None, device: str) -> str:
-    """The backend a recipe's variant is measured on (its quantizer's by default), checked here."""
-    backend = backend or _backend_of(recipe)
-    if backend == "torch":
-        raise SettingsError("variants are ONNX or OpenVINO files: measure them on ort or openvino, not torch")
+    """The backend a recipe's variant is measured on, checked here: `backend`, else its quantizer's,
+    else ONNX Runtime — or, on a device ONNX Runtime lacks here (a GPU without onnxruntime-gpu),
+    PyTorch for recipes that end in PyTorch, then OpenVINO."""
+    backend = backend or _backend_of(recipe, device)
+    if backend == "torch" and recipe.output() != "torch":
+        last = recipe.steps[-1].summary() if recipe.steps else "an empty recipe"
+        raise SettingsError(f"a variant runs on PyTorch when its recipe ends by editing the PyTorch model (prune, "
+                            f"low-rank, distill, a PyTorch precision), and this one ends with {last}; measure it on "
+                            "ort or openvino")
     check_available(backend, device)
     return backend
 
@@ -172,7 +202,7 @@ def record_variant(handle: ModelHandle, recipe: Recipe, data: DataPlan, experime
             handle, handle.like(artifact), data, backend=backend, device=device, threads=threads, progress=progress
         )
     except BaseException:  # an artifact without its metrics is half a result: remove it
-        for f in [artifact] + ([artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else []):
+        for f in model_files(artifact):
             f.unlink(missing_ok=True)
         raise
     variant = Variant(name, recipe, artifact, str(handle.path), {**metrics, **(extra or {})}, reports)
@@ -181,6 +211,10 @@ def record_variant(handle: ModelHandle, recipe: Recipe, data: DataPlan, experime
     return variant
 
 
-def _backend_of(recipe: Recipe) -> str:
+def _backend_of(recipe: Recipe, device: str) -> str:
     quant = [s for s in recipe.steps if s.technique == "quantize"]
-    return quant[-1].settings.backend if quant else "ort"
+    if quant:
+        return quant[-1].settings.backend
+    here = {b.backend for b in available_backends() if b.device == device}
+    able = ["ort", "torch", "openvino"] if recipe.output() == "torch" else ["ort", "openvino"]
+    return next((b for b in able if b in here), "ort")

@@ -18,6 +18,7 @@ from paretolab.core.model.eager import STATE_DICT_KEY
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import apply_recipe
 from paretolab.core.pipeline.scorecard import scorecard
+from paretolab.core.store.experiment import model_files
 
 
 def runtimes_check() -> tuple[str, list[str]]:
@@ -44,17 +45,20 @@ def open_shipped(model: dict) -> ModelHandle:
     return _MODELS[digest]
 
 
-def build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int) -> dict:
-    """A trial's variant, built on a worker; its file's bytes go home."""
+def build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int, backend: str) -> dict:
+    """A trial's variant, built on a worker for measuring on `backend`; its files' bytes go home,
+    by suffix, with the suffix of the one that is measured."""
     import torch
 
     torch.set_num_threads(threads)
     started = time.perf_counter()
     handle = open_shipped(model)
     with tempfile.TemporaryDirectory(prefix="paretolab-cluster-trial-") as tmp:
-        path, reports = apply_recipe(handle, Recipe.from_dict(recipe_doc), plan, Path(tmp) / "variant", threads=threads)
-        files = {p.suffix: p.read_bytes() for p in [path, path.with_suffix(".bin")] if p.exists()}
-    return {"files": files, "reports": reports, "built_by": {**this_process(), "seconds": time.perf_counter() - started}}
+        path, reports = apply_recipe(handle, Recipe.from_dict(recipe_doc), plan, Path(tmp) / "variant", threads=threads,
+                                     torch_artifact=backend == "torch")
+        files = {p.suffix: p.read_bytes() for p in model_files(path)}
+    return {"files": files, "artifact": path.suffix, "reports": reports,
+            "built_by": {**this_process(), "seconds": time.perf_counter() - started}}
 
 
 def measure(model: dict, plan: DataPlan, built: dict, backend: str) -> dict:
@@ -65,7 +69,7 @@ def measure(model: dict, plan: DataPlan, built: dict, backend: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="paretolab-cluster-measure-") as tmp:
         for suffix, data in files.items():
             (Path(tmp) / f"variant{suffix}").write_bytes(data)
-        made = handle.like(Path(tmp) / ("variant.xml" if ".xml" in files else "variant.onnx"))
+        made = handle.like(Path(tmp) / f"variant{built['artifact']}")
         metrics = scorecard(handle, made, plan, backend=backend)
         metrics["measured_by"]["target"] = True  # not the driver: the chart says so
         return {**built, "metrics": metrics}

@@ -56,7 +56,7 @@ def open_for_study(
     graph = handle.layer_graph()
     progress.report(0.9, "checking which techniques apply")
     reason = torch_edits_unavailable(handle)
-    devices = tuple((b.backend, b.device) for b in available_backends() if b.backend != "torch")
+    devices = tuple((b.backend, b.device) for b in available_backends())
     progress.report(0.95, "opening the model's experiment")
     progress.report(1.0, f"{path.name}: {len(graph)} layers")
     guess = guess_shapes(handle.inputs) if needs_shape(handle.inputs) else None

@@ -26,10 +26,11 @@ from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import files_digest, write_json_atomic
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.model.torch_artifact import TORCH_SUFFIXES, torch_sibling
 from paretolab.core.settings import SettingsError
 
 log = logging.getLogger(__name__)
-_MODEL_SUFFIXES = (".onnx", ".xml", ".bin")
+_MODEL_SUFFIXES = (".onnx", ".xml", ".bin", *TORCH_SUFFIXES)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LOCK_TIMEOUT_S = 30
 SHAPES_FILE = "input_shapes.json"
@@ -200,10 +201,13 @@ def variant_from_dict(doc: dict, folder: Path) -> Variant:
 
 
 def variant_files(variant: Variant) -> list[Path]:
-    """Every file of a variant: its model (with an IR's .bin), recipe and metrics."""
+    """Every file of a variant: its model files, recipe and metrics."""
     folder, stem = variant.artifact.parent, variant.artifact.stem
-    files = [variant.artifact]
-    if variant.artifact.suffix == ".xml":
-        files.append(variant.artifact.with_suffix(".bin"))
-    files += [folder / f"{stem}.recipe.json", folder / f"{stem}.metrics.json"]
+    files = model_files(variant.artifact) + [folder / f"{stem}.recipe.json", folder / f"{stem}.metrics.json"]
     return [f for f in files if f.exists()]
+
+
+def model_files(artifact: Path) -> list[Path]:
+    """A variant's model: its file, an IR's .bin, and the PyTorch file saved beside it."""
+    sibling = torch_sibling(artifact)
+    return [artifact] + ([artifact.with_suffix(".bin")] if artifact.suffix == ".xml" else []) + ([sibling] if sibling else [])
