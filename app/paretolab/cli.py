@@ -13,10 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paretolab.cli_parser import build_parser
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.tensors import parse_input_shapes
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.variant import Variant
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
@@ -245,14 +249,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     from paretolab.core.compress.explain import explain
     from paretolab.core.model.handle import load_model
-    from paretolab.core.store.experiment import Experiment
 
-    artifact = Path(args.model)
-    found = [v for v in Experiment(artifact.parent).variants() if v.artifact.name == artifact.name]
-    if not found:
-        raise ParetoLabError(f"{artifact}: no variant with metrics there; give a file that `paretolab optimize` wrote "
-                             "(its NAME.metrics.json beside it)")
-    variant = found[0]
+    variant = _written_variant(Path(args.model))
     original = load_model(Path(variant.parent), input_shapes=parse_input_shapes(args.input_shape) or None,
                           trust=args.trust, arch=args.arch)
     result = explain(original, variant, original.like(variant.artifact), layer_times=not args.no_layers)
@@ -261,6 +259,39 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         print(result.text())
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from paretolab.core.measure.plan import DataPlan
+    from paretolab.core.model.handle import load_model
+    from paretolab.core.store.export import export_variant
+
+    variant = _written_variant(Path(args.model))
+    made = load_model(variant.artifact, input_shapes=parse_input_shapes(args.input_shape) or None)
+    expected = None if variant.cancelled else variant.measured.top1
+    result = export_variant(made, args.format, Path(args.out), DataPlan.from_spec(args.data, made, args.preprocess).test,
+                            expected_top1=expected, progress=_terminal_progress(args))
+    doc = {"path": str(result.path), "format": result.format, "top1": result.top1, "agreement": result.agreement,
+           "expected_top1": result.expected_top1, "matches": result.matches}
+    if args.json:
+        _print_json(doc)
+    else:
+        top1 = f"top-1 {result.top1:.2%}" if result.top1 is not None else "no labels"
+        agreement = f", agrees with the variant on {result.agreement:.1%}" if result.agreement is not None else ""
+        verdict = "matches the variant's numbers" if result.matches else "DIFFERS from the variant's numbers"
+        print(f"wrote {result.path} ({result.format}): {top1}{agreement}; {verdict}")
+    return 0 if result.matches else 1
+
+
+def _written_variant(artifact: Path) -> Variant:
+    """The variant `paretolab optimize` wrote as `artifact` (its metrics beside it)."""
+    from paretolab.core.store.experiment import Experiment
+
+    found = [v for v in Experiment(artifact.parent).variants() if v.artifact.name == artifact.name]
+    if not found:
+        raise ParetoLabError(f"{artifact}: no variant with metrics there; give a file that `paretolab optimize` wrote "
+                             "(its NAME.metrics.json beside it)")
+    return found[0]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -324,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command, args.model, args.self_test = "gui", None, False
     handlers = {"inspect": cmd_inspect, "backends": cmd_backends, "evaluate": cmd_evaluate, "profile": cmd_profile,
                 "importance": cmd_importance, "optimize": cmd_optimize, "run": cmd_optimize, "sweep": cmd_sweep,
-                "report": cmd_report, "explain": cmd_explain, "gui": cmd_gui}
+                "report": cmd_report, "explain": cmd_explain, "export": cmd_export, "gui": cmd_gui}
     try:
         return handlers[args.command](args)
     except ParetoLabError as exc:

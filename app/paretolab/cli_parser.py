@@ -10,6 +10,7 @@ import argparse
 
 from paretolab import __version__
 from paretolab.core.compress.techniques import QUANT_TARGETS
+from paretolab.core.store.export import EXPORT_FORMATS
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_command(commands)
     _add_report_command(commands)
     _add_explain_command(commands)
+    _add_export_command(commands)
     _add_gui_command(commands)
     return parser
 
@@ -212,6 +214,18 @@ def _add_explain_command(commands: argparse._SubParsersAction) -> None:
     _add_model_arguments(explain)  # MODEL: the variant's file, in its experiment folder beside its metrics
     explain.add_argument("--no-layers", action="store_true", help="skip timing each layer of both models")
     explain.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _add_export_command(commands: argparse._SubParsersAction) -> None:
+    export = commands.add_parser("export", help="write a variant for deployment and re-evaluate the written file")
+    _add_model_arguments(export)  # MODEL: the variant's file, in its experiment folder beside its metrics
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS,
+                        help="onnx, openvino (IR), pytorch (the variant's torch.export or TorchScript file), "
+                        "or a triton model folder")
+    export.add_argument("--out", required=True, metavar="PATH", help="file to write (its suffix follows the format), "
+                        "or the Triton model folder")
+    _add_data_arguments(export, "data to re-evaluate the written file on")
+    export.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _add_report_command(commands: argparse._SubParsersAction) -> None:

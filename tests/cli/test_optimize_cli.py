@@ -181,3 +181,28 @@ def test_every_command_option_says_what_it_does():
     undocumented = [f"{name} {'/'.join(action.option_strings) or action.dest}" for name, sub in commands.items()
                     for action in sub._actions if action.help is None and action.dest != "help"]
     assert not undocumented, undocumented
+
+
+def test_a_variant_measured_on_pytorch_is_exported_for_pytorch_serving_with_its_numbers(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.3", "--backend", "torch",
+                             "--out", str(tmp_path), "--name", "small")
+    assert code == 0, err
+    assert "vs the original on torch/cpu" in out and (tmp_path / "small.pt2").exists()
+    code, out, err = run_cli(capsys, "export", str(tmp_path / "small.pt2"), "--format", "pytorch",
+                             "--out", str(tmp_path / "shipped" / "model"), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["path"].endswith("model.pt2") and doc["matches"] and doc["agreement"] == 1.0
+    code, out, err = run_cli(capsys, "export", str(tmp_path / "small.pt2"), "--format", "onnx",
+                             "--out", str(tmp_path / "shipped" / "model"))
+    assert code == 0 and "matches the variant's numbers" in out, out + err
+
+
+def test_export_mistakes_exit_2(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "optimize", ONNX, "--quantize", "ort-int8", "--out", str(tmp_path), "--name", "q")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "export", str(tmp_path / "q.onnx"), "--format", "pytorch", "--out", str(tmp_path / "x"))
+    assert code == 2 and "q.onnx has no PyTorch form" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "export", ONNX, "--format", "onnx", "--out", str(tmp_path / "x"))
+    assert code == 2 and "no variant with metrics there" in err
+    assert not list((tmp_path).glob("x*"))

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from paretolab.core.compress.variant import Recipe
+from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.pipeline.optimize import optimize
@@ -32,12 +33,15 @@ def test_experiment_is_keyed_by_content_and_lists_finished_variants(sample, tmp_
     assert experiment.variants() == []
     made = optimize(sample, FP16, DataPlan.from_spec("digits", sample), experiment.folder, "v1")
     (experiment.folder / "v2.onnx").write_bytes(b"half a model from a killed job")
+    (experiment.folder / "v2.claim").write_text("999999999")  # ... which had claimed the name, and died
+    (experiment.folder / "mine.onnx").write_bytes(b"a model of the user's, in the same folder")
     (experiment.folder / "v3.metrics.json").write_text("{not json")
     found = experiment.variants()
     assert [v.name for v in found] == ["v1"] and found[0].recipe == FP16
     assert found[0].metrics["variant"]["top1"] == made.metrics["variant"]["top1"]
     assert found[0].metrics["machine"]["cores"] >= 1 and found[0].created
-    assert not (experiment.folder / "v2.onnx").exists()  # the orphan is gone
+    assert not (experiment.folder / "v2.onnx").exists() and not (experiment.folder / "v2.claim").exists()
+    assert (experiment.folder / "mine.onnx").exists()  # never ParetoLab's: never removed
     assert experiment.skipped and experiment.skipped[0].startswith("v3.metrics.json")
 
 
@@ -107,13 +111,31 @@ def test_two_windows_never_take_the_same_name(sample, tmp_path):
     first, second = a.claim_name(), b.claim_name()
     assert (first, second) == ("v1", "v2")
     (a.folder / "v1.onnx").write_bytes(b"being written by window a")
-    assert b.variants() == [] and (a.folder / "v1.onnx").exists()  # claimed: not an orphan
+    assert b.variants() == [] and (a.folder / "v1.onnx").exists()  # claimed by a live process: being written
     a.release(first)
     b.release(second)
-    assert b.variants() == [] and not (a.folder / "v1.onnx").exists()  # released and unfinished: removed
     (a.folder / "v7.claim").write_text("999999999")  # a process that died holding a name
+    (a.folder / "v7.pt2").write_bytes(b"what it had written")
     a.variants()
-    assert not (a.folder / "v7.claim").exists()
+    assert not (a.folder / "v7.claim").exists() and not (a.folder / "v7.pt2").exists()
+
+
+def test_commands_that_read_a_folder_never_remove_the_users_models_there(sample, tmp_path, capsys):
+    """explain, export and report look for variants in the folder they are given: the models a
+    user keeps there are not orphans of ParetoLab's, whatever their names."""
+    import shutil
+
+    from paretolab.cli import main
+
+    mine = [shutil.copyfile(sample.path, tmp_path / name) for name in ("v1.onnx", "model.onnx")]
+    (tmp_path / "model.pt2").write_bytes(b"a torch.export program of the user's")
+    assert main(["explain", str(tmp_path / "model.onnx")]) == 2
+    assert main(["export", str(tmp_path / "v1.onnx"), "--format", "onnx", "--out", str(tmp_path / "out")]) == 2
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "report")]) in (0, 2)
+    assert all(p.exists() for p in mine) and (tmp_path / "model.pt2").exists()
+    with pytest.raises(ParetoLabError, match="model.onnx already exists; choose another --name"):
+        optimize(sample, FP16, DataPlan.from_spec("digits", sample), tmp_path, "model")
+    capsys.readouterr()
 
 
 def test_an_image_folder_and_its_recipe_are_remembered_while_the_folder_exists(tmp_path):

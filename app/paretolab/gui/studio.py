@@ -33,9 +33,10 @@ from paretolab.jobs.studio_jobs import (
 )
 
 log = logging.getLogger(__name__)
-EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino", "Triton model folder": "triton"}
+EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino",
+                  "PyTorch (.pt2; variants of an edited PyTorch model)": "pytorch", "Triton model folder": "triton"}
 EXPORT_FILTERS = {"onnx": "ONNX model (*.onnx)", "openvino": "OpenVINO IR (*.xml)",
-                  "triton": "Triton model folder (a new folder's name) (*)"}
+                  "pytorch": "PyTorch program (*.pt2 *.pt)", "triton": "Triton model folder (a new folder's name) (*)"}
 
 
 class Studio(QObject):

@@ -19,6 +19,7 @@ from paretolab.core.files import atomic_write
 from paretolab.core.tensors import TensorSpec
 
 TORCH_SUFFIXES = (".pt2", ".pt")
+TORCH_FORMATS = ("torch.export", "torchscript")  # the formats those files open as
 log = logging.getLogger(__name__)
 
 

@@ -24,7 +24,7 @@ from paretolab.core.pipeline.prefix_cache import PrefixCache, torch_prefix
 from paretolab.core.pipeline.scorecard import scorecard
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
-from paretolab.core.store.experiment import Experiment, model_files
+from paretolab.core.store.experiment import MODEL_SUFFIXES, Experiment, model_files
 
 
 def apply_recipe(
@@ -157,20 +157,21 @@ def optimize(
     experiment in `out_dir`, as `name` or the next free v1, v2, ... Quantization candidates are
     always timed on the CPU."""
     experiment = Experiment(out_dir)
-    if name is None:
-        with experiment.new_name() as claimed:
-            return optimize(handle, recipe, data, out_dir, claimed, backend=backend, device=device, threads=threads,
-                            progress=progress, reuse=reuse)
-    progress = progress or silent()
-    out_dir = Path(out_dir)
-    target = out_dir / name
-    if any(target.with_name(name + s).resolve() == f.resolve() for s in (".onnx", ".xml", ".bin") for f in handle.files):
-        raise ParetoLabError(f"{target} would overwrite the model you opened; choose another --out or --name")
     backend = measure_backend(recipe, backend, device)
-    artifact, reports = apply_recipe(handle, recipe, data, target, threads=threads, progress=progress, reuse=reuse,
-                                     device=device, torch_artifact=backend == "torch")
-    return record_variant(handle, recipe, data, experiment, name, artifact, reports, backend=backend, device=device,
-                          threads=threads, progress=progress)
+    if name is None:
+        claim = experiment.new_name()
+    else:
+        taken = [Path(out_dir) / (name + s) for s in MODEL_SUFFIXES if (Path(out_dir) / (name + s)).exists()]
+        if taken:
+            mine = any(taken[0].resolve() == f.resolve() for f in handle.files)
+            raise ParetoLabError(f"{taken[0]} {'is the model you opened' if mine else 'already exists'}; choose another "
+                                 "--name or --out (ParetoLab never overwrites a file)")
+        claim = experiment.claimed(name)
+    with claim as claimed:
+        artifact, reports = apply_recipe(handle, recipe, data, Path(out_dir) / claimed, threads=threads, progress=progress,
+                                         reuse=reuse, device=device, torch_artifact=backend == "torch")
+        return record_variant(handle, recipe, data, experiment, claimed, artifact, reports, backend=backend,
+                              device=device, threads=threads, progress=progress)
 
 
 def measure_backend(recipe: Recipe, backend: str | None, device: str) -> str:

@@ -5,8 +5,9 @@ Each variant is its model file plus NAME.recipe.json and NAME.metrics.json; the 
 is written atomically, last, so a variant exists exactly when its metrics file does. An
 Experiment is the only writer of those files, and it takes the folder's file lock (which
 another window or process may hold) — so call it from a worker, never the GUI thread. A
-process killed mid-job leaves at most a model file without metrics, which the next open
-removes: nothing but that job is lost, and nothing half-written is ever shown.
+process killed mid-job leaves at most a model file without metrics, under the name it had
+claimed, which the next open removes: nothing but that job is lost, nothing half-written is
+ever shown, and nothing ParetoLab did not write is ever removed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from paretolab.core.model.torch_artifact import TORCH_SUFFIXES, torch_sibling
 from paretolab.core.settings import SettingsError
 
 log = logging.getLogger(__name__)
-_MODEL_SUFFIXES = (".onnx", ".xml", ".bin", *TORCH_SUFFIXES)
+MODEL_SUFFIXES = (".onnx", ".xml", ".bin", *TORCH_SUFFIXES)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LOCK_TIMEOUT_S = 30
 SHAPES_FILE = "input_shapes.json"
@@ -111,8 +112,12 @@ class Experiment:
             while any(self.folder.glob(f"{prefix}{n}.*")):
                 n += 1
             name = f"{prefix}{n}"
-            (self.folder / f"{name}.claim").write_text(str(os.getpid()))
+            self._claim(name)
         return name
+
+    def _claim(self, name: str) -> None:
+        """Mark `name` as being written by this process: if the process dies, its files are known to be ours."""
+        (self.folder / f"{name}.claim").write_text(str(os.getpid()))
 
     def release(self, name: str) -> None:
         (self.folder / f"{name}.claim").unlink(missing_ok=True)
@@ -121,6 +126,17 @@ class Experiment:
     def new_name(self, prefix: str = "v") -> Iterator[str]:
         """A claimed name for a variant being made, released when the block ends."""
         name = self.claim_name(prefix)
+        try:
+            yield name
+        finally:
+            self.release(name)
+
+    @contextlib.contextmanager
+    def claimed(self, name: str) -> Iterator[str]:
+        """`name`, chosen by the user, claimed while its variant is made (as new_name claims its own)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            self._claim(name)
         try:
             yield name
         finally:
@@ -163,15 +179,21 @@ class Experiment:
                                  f"{LOCK_TIMEOUT_S} s; try again when it has finished") from None
 
     def _remove_orphans(self, names: set[str]) -> None:
+        """A process killed while it made a variant leaves its claim and the model files it had
+        written: remove those. A file without a claim is never touched, whatever its name — the
+        folder may be one the user keeps their own models in."""
+        stale = [c for c in self.folder.glob("*.claim") if not _alive(c)]
+        if not stale:
+            return
         with self._lock():
-            claimed = {c.name.removesuffix(".claim") for c in self.folder.glob("*.claim") if _alive(c)}
-            for f in self.folder.iterdir():
-                stem = f.name.split(".")[0]
-                if stem in claimed:
-                    continue  # a job in another window or process is still writing it
-                if f.is_file() and (f.suffix in _MODEL_SUFFIXES or f.suffix == ".claim") and stem not in names:
-                    log.info("removing %s: its job never finished", f)
-                    f.unlink(missing_ok=True)
+            for claim in stale:
+                name = claim.name.removesuffix(".claim")
+                if name not in names:
+                    for suffix in MODEL_SUFFIXES:
+                        if (self.folder / f"{name}{suffix}").is_file():
+                            log.info("removing %s%s: its job never finished", name, suffix)
+                            (self.folder / f"{name}{suffix}").unlink(missing_ok=True)
+                claim.unlink(missing_ok=True)
 
 
 def _alive(claim: Path) -> bool:

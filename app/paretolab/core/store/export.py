@@ -1,6 +1,6 @@
-"""Export a variant for deployment — ONNX, OpenVINO IR, or a Triton Inference Server model
-folder — then load the exported file again and re-evaluate it, so the numbers a user ships
-are the numbers they saw."""
+"""Export a variant for deployment — ONNX, OpenVINO IR, a PyTorch file, or a Triton Inference
+Server model folder — then load the exported file again and re-evaluate it, so the numbers a
+user ships are the numbers they saw."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.runtimes import default_backend
 from paretolab.core.model.handle import ModelHandle, load_model
+from paretolab.core.model.torch_artifact import TORCH_FORMATS, torch_sibling
 from paretolab.core.progress import Progress, silent
 from paretolab.core.tensors import TensorSpec
 
-ExportFormat = Literal["onnx", "openvino", "triton"]
+ExportFormat = Literal["onnx", "openvino", "pytorch", "triton"]
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "openvino", "pytorch", "triton")
 _TRITON_TYPES = {
     "float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64", "int64": "TYPE_INT64",
     "int32": "TYPE_INT32", "int8": "TYPE_INT8", "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL",
@@ -55,15 +57,31 @@ def export_variant(variant: ModelHandle, fmt: ExportFormat, dest: Path, data: Da
     elif fmt == "openvino":
         path = variant.to_openvino(dest.with_suffix(".xml"))
         backend = "openvino"
+    elif fmt == "pytorch":
+        source = _torch_file(variant)
+        path = atomic_write(dest.with_suffix(source.suffix), lambda tmp: shutil.copyfile(source, tmp))
+        backend = "torch"
     elif fmt == "triton":
         path, backend = _triton_folder(variant, dest, name or dest.name)
     else:
-        raise ParetoLabError(f"unknown export format '{fmt}'; choose onnx, openvino or triton")
+        raise ParetoLabError(f"unknown export format '{fmt}'; choose {', '.join(EXPORT_FORMATS)}")
     progress.report(0.6, "re-loading and re-evaluating the exported file")
     exported = load_model(_model_file(path, fmt))
-    result = evaluate(exported, data, backend=backend, reference=variant, reference_backend=default_backend(variant))
+    own = "torch" if variant.format in TORCH_FORMATS else default_backend(variant)  # where the variant was measured
+    result = evaluate(exported, data, backend=backend, reference=variant, reference_backend=own)
     progress.report(1.0, f"exported to {path}")
     return ExportResult(path, fmt, result.top1, result.agreement, expected_top1)
+
+
+def _torch_file(variant: ModelHandle) -> Path:
+    """The variant's PyTorch file: itself, or the one saved beside its ONNX file."""
+    if variant.format in TORCH_FORMATS:
+        return variant.path
+    sibling = torch_sibling(variant.path)
+    if sibling is None:
+        raise ConversionError(f"{variant.path.name} has no PyTorch form: a variant gets one when its recipe ends by "
+                              "editing the PyTorch model (prune, low-rank, distill); export it as onnx, openvino or triton")
+    return sibling
 
 
 def _model_file(path: Path, fmt: str) -> Path:
