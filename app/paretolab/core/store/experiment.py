@@ -133,10 +133,10 @@ class Experiment:
 
     @contextlib.contextmanager
     def claimed(self, name: str) -> Iterator[str]:
-        """`name`, chosen by the user, claimed while its variant is made (as new_name claims its own)."""
+        """`name`, chosen by the user, claimed while its variant is made (as new_name claims its own;
+        no lock: the user chose the name, there is no free one to find)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self._lock():
-            self._claim(name)
+        self._claim(name)
         try:
             yield name
         finally:
