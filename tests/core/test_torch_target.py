@@ -43,6 +43,7 @@ def test_a_pruned_variant_measured_on_torch_is_a_pytorch_file_that_reproduces_it
     assert variant.artifact == tmp_path / "v.pt2"
     assert (variant.measured.backend, variant.baseline.backend) == ("torch", "torch")
     assert variant.measured.macs < 0.8 * variant.baseline.macs
+    assert any("the original ran as a torch.export program" in n for n in variant.metrics["notes"])
     made = load_model(variant.artifact)
     assert made.format == "torch.export"
     again = evaluate(made, plan.test, backend="torch")

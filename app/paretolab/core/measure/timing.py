@@ -78,14 +78,16 @@ def time_side_by_side(
     rounds: int = 12,
     budget_s: float = 6.0,
     progress: Progress | None = None,
+    batch: int = 1,
 ) -> list[Timing]:
-    """Batch-1 latency of each model, timed in alternating rounds on one device; `backend` is one
-    for all or one per model (to compare runtimes, as the benchmarks do)."""
+    """Latency of each model on one batch (of `batch` samples), timed in alternating rounds on one
+    device; `backend` is one for all or one per model (to compare runtimes, as the benchmarks do)."""
     progress = progress or silent()
     backends = [backend] * len(handles) if isinstance(backend, str) else list(backend)
     runners = [open_runner(h, b, device, threads) for h, b in zip(handles, backends)]
     try:
-        calls = [r.bind(random_inputs(h.inputs, count=1, seed=0).load(np.arange(1))) for r, h in zip(runners, handles)]
+        calls = [r.bind(random_inputs(h.inputs, count=batch, seed=0).load(np.arange(batch)))
+                 for r, h in zip(runners, handles)]
         per_round = _calls_per_round(calls, [h.path.name for h in handles], rounds, budget_s)
         times: list[list[float]] = [[] for _ in calls]
         clock = time.perf_counter

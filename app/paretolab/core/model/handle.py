@@ -104,6 +104,17 @@ class ModelHandle:
             self._converted["onnx"] = self.to_onnx(self._scratch() / f"{self.path.stem}.onnx")
         return self._converted["onnx"]
 
+    def torch_program(self) -> ModelHandle:
+        """This model as a torch.export program, as ParetoLab writes variants (a conversion made once,
+        into the private temp folder removed with the handle)."""
+        if self.format == "torch.export":
+            return self
+        if "program" not in self._converted:
+            from paretolab.core.model.torch_artifact import program_of
+
+            self._converted["program"] = self.like(program_of(self, self._scratch() / self.path.stem))
+        return self._converted["program"]
+
     def openvino_model(self) -> Any:
         """An ov.Model of this model (read or converted once)."""
         if "openvino" not in self._converted:

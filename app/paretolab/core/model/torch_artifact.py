@@ -12,11 +12,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paretolab.core.errors import ConversionError, first_line
 from paretolab.core.files import atomic_write
-from paretolab.core.tensors import TensorSpec
+from paretolab.core.tensors import TensorSpec, concrete_shapes, free_axes
+
+if TYPE_CHECKING:
+    from paretolab.core.model.handle import ModelHandle
 
 TORCH_SUFFIXES = (".pt2", ".pt")
 TORCH_FORMATS = ("torch.export", "torchscript")  # the formats those files open as
@@ -46,6 +49,23 @@ def save_torch_artifact(module: Any, examples: tuple, inputs: Sequence[TensorSpe
     except Exception as exc:
         raise ConversionError(f"the edited model could be saved neither with torch.export nor as TorchScript: "
                               f"{first_line(exc)}") from None
+
+
+def program_of(handle: ModelHandle, stem: Path) -> Path:
+    """`handle`'s PyTorch model (its own module, or the one an ONNX file made from it names) saved at `stem`."""
+    import torch
+
+    from paretolab.core.model.eager import eager_module
+
+    module = getattr(handle.source, "module", None)
+    if module is None:
+        module = eager_module(handle, "running on PyTorch")
+    shapes, unresolved = concrete_shapes(handle.inputs)
+    if unresolved:
+        raise ConversionError(f"give {handle.path.name}'s input shapes (--input-shape) to save it as a PyTorch program")
+    example = tuple(torch.rand(shapes[s.name]) if getattr(torch, s.dtype).is_floating_point
+                    else torch.zeros(shapes[s.name], dtype=getattr(torch, s.dtype)) for s in handle.inputs)
+    return save_torch_artifact(module, example, handle.inputs, free_axes(handle.inputs, handle.source.inputs), stem)
 
 
 def torch_sibling(artifact: Path) -> Path | None:
