@@ -243,9 +243,9 @@ def test_openvino_fastest_keeps_bf16_when_int8_cannot_be_built(sample, tmp_path,
 
 
 def test_openvino_fastest_tries_int8_alone_on_a_cpu_without_bf16(sample, tmp_path, monkeypatch):
-    from paretolab.core.compress import quantize as quantize_module
+    from paretolab.core.compress import quantize_openvino
 
-    monkeypatch.setattr(quantize_module, "has_bf16", lambda: False)
+    monkeypatch.setattr(quantize_openvino, "has_bf16", lambda: False)
     outcome = quantize(sample, QuantizeSettings(backend="openvino", precision="fastest"), digits("train"),
                        tmp_path / "v", validation=digits("val"))
     assert outcome.chosen == "openvino-int8" and [c.name for c in outcome.candidates] == ["int8"]
@@ -255,10 +255,10 @@ def test_openvino_fastest_tries_int8_alone_on_a_cpu_without_bf16(sample, tmp_pat
 
 
 def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monkeypatch):
-    from paretolab.core.compress import quantize as quantize_module
+    from paretolab.core.compress import quantize_openvino
     from paretolab.core.errors import ParetoLabError
 
-    monkeypatch.setattr(quantize_module, "has_bf16", lambda: False)
+    monkeypatch.setattr(quantize_openvino, "has_bf16", lambda: False)
     with pytest.raises(ParetoLabError, match="bf16 compute needs a CPU with AVX512-BF16 or AMX"):
         quantize(sample, QuantizeSettings(backend="openvino", precision="bf16"), digits("train"), tmp_path / "bf16")
     assert not list(tmp_path.iterdir())

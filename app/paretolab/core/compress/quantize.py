@@ -1,4 +1,4 @@
-"""Quantization for ONNX Runtime and OpenVINO — measured, not assumed.
+"""Quantization for ONNX Runtime and OpenVINO (quantize_openvino.py) — measured, not assumed.
 
 The same "int8" can be 3x faster or 4x slower than FP32 depending on its format and the
 backend (QOperator U8S8 vs S8S8 vs QDQ on ONNX Runtime; see design.md). With format "auto",
@@ -9,26 +9,21 @@ returned without a warning that says so.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
-import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from paretolab.core.compress import weight_only
-from paretolab.core.compress.fastest_faithful import Contest, QuantizeOutcome, pick_fastest_faithful
+from paretolab.core.compress.fastest_faithful import QuantizeOutcome, pick_fastest_faithful
+from paretolab.core.compress.quant_settings import ORT_FORMATS, QuantizeSettings
+from paretolab.core.compress.quantize_openvino import quantize_openvino, quiet
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, inside, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
-from paretolab.core.measure.machine import has_bf16
-from paretolab.core.measure.runtimes import PRECISION_OPTION
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
@@ -38,60 +33,6 @@ from paretolab.core.tensors import fixed_batch
 
 if TYPE_CHECKING:
     from paretolab.core.compress.step import StepContext
-
-ORT_FORMATS = ("qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8")
-Precision = Literal["int8", "fp16", "bf16", "fastest", "dynamic-int8", "int8-weights", "int4-weights"]
-
-
-@dataclass(frozen=True)
-class QuantizeSettings:
-    backend: Literal["ort", "openvino", "torch"] = "ort"
-    # "fastest": every precision the runtime computes faster than FP32 here, measured; the fastest faithful kept
-    precision: Precision = "int8"
-    format: Literal["auto", "qop-u8s8", "qdq-u8s8", "qdq-s8s8", "qop-s8s8"] = "auto"  # ONNX Runtime int8 only
-    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"  # ONNX Runtime int8 only
-    samples: int = 128  # calibration samples
-    per_channel: bool = True
-    keep_fp32: tuple[str, ...] = ()  # layer names left in floating point
-    keep_sensitive: int = 0  # also leave the N layers with the worst int8 error (measured as SQNR) in FP32
-    max_drop: float | None = None  # OpenVINO int8: accuracy-aware mode, largest top-1 drop allowed (0.01 = 1 point)
-    min_agreement: float = 0.98  # "auto": a candidate must agree with FP32 on this share of top-1 predictions
-    group_size: int = 128  # weight-only int4: weights share a scale in groups this long along the input (-1: per channel)
-    ratio: float = 1.0  # OpenVINO weight-only int4: share of layers in int4, the rest int8
-    seed: int = 0
-
-    def check(self) -> None:
-        if self.samples < 1:
-            raise SettingsError(f"setting 'samples' must be at least 1, not {self.samples}")
-        if self.precision == "dynamic-int8" and self.backend != "ort":
-            raise SettingsError("dynamic int8 is an ONNX Runtime technique; use backend 'ort'")
-        if self.backend == "torch" and self.precision not in ("fp16", "bf16", "fastest"):
-            raise SettingsError(f"PyTorch precisions are fp16, bf16 and fastest, not '{self.precision}'; for "
-                                f"{self.precision} use backend 'ort' or 'openvino'")
-        if self.precision in ("bf16", "fastest") and self.backend == "ort":
-            raise SettingsError(f"precision '{self.precision}' is offered through OpenVINO and PyTorch; use backend "
-                                "'openvino' or 'torch'")
-        if self.max_drop is not None and not (self.backend == "openvino" and self.precision == "int8"):
-            raise SettingsError("setting 'max_drop' (accuracy-aware quantization) needs backend 'openvino' and precision 'int8'")
-        if self.max_drop is not None and not 0 < self.max_drop < 1:
-            raise SettingsError(f"setting 'max_drop' must be between 0 and 1 (0.01 = 1 point), not {self.max_drop}")
-        if self.keep_sensitive < 0:
-            raise SettingsError(f"setting 'keep_sensitive' must be 0 or more, not {self.keep_sensitive}")
-        if self.keep_sensitive and self.precision != "int8":
-            raise SettingsError("setting 'keep_sensitive' applies to int8 quantization")
-        if not 0 <= self.min_agreement <= 1:
-            raise SettingsError(f"setting 'min_agreement' must be between 0 and 1, not {self.min_agreement}")
-        self._check_weight_only()
-
-    def _check_weight_only(self) -> None:
-        if self.group_size != -1 and (self.group_size < 16 or self.group_size & (self.group_size - 1)):
-            raise SettingsError(f"setting 'group_size' must be a power of two from 16 up, or -1 for one scale per "
-                                f"channel, not {self.group_size}")
-        if not 0 < self.ratio <= 1:
-            raise SettingsError(f"setting 'ratio' must be above 0 and at most 1, not {self.ratio}")
-        if self.ratio < 1 and not (self.precision == "int4-weights" and self.backend == "openvino"):
-            raise SettingsError("setting 'ratio' (a share of layers in int4, the rest int8) applies to OpenVINO "
-                                "weight-only int4")
 
 
 def quantize(
@@ -119,7 +60,7 @@ def quantize(
         if settings.backend == "ort":
             outcome = _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress)
         else:
-            outcome = _quantize_openvino(handle, settings, calibration, validation, excluded, work, out, threads, progress)
+            outcome = quantize_openvino(handle, settings, calibration, validation, excluded, work, out, threads, progress)
         outcome.kept_fp32 = keep
     progress.report(1.0, f"quantized: {outcome.chosen}")
     return outcome
@@ -204,7 +145,7 @@ def _ort_static(
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }
-    with _quiet():
+    with quiet():
         quantize_static(
             str(src),
             str(out),
@@ -225,7 +166,7 @@ def _preprocessed(src: Path, work: Path) -> Path:
     src = src.resolve()
     pre = (work / "pre.onnx").resolve()
     try:
-        with _quiet(), inside(work):  # absolute paths: its shape inference may write into the working folder
+        with quiet(), inside(work):  # absolute paths: its shape inference may write into the working folder
             quant_pre_process(str(src), str(pre))
         return pre
     except Exception as exc:  # pre-processing is an optimisation; quantize the model as it is
@@ -244,13 +185,13 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         progress.report(0.2, "quantizing weights (dynamic int8)")
-        with _quiet():
+        with quiet():
             atomic_write(out, lambda tmp: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
                                                            per_channel=settings.per_channel, nodes_to_exclude=excluded))
         return QuantizeOutcome(out, "ort-dynamic-int8")
     if settings.precision in weight_only.WEIGHT_ONLY:
         progress.report(0.2, f"quantizing weights to {weight_only.bits(settings)} bits (MatMulNBits)")
-        with _quiet():
+        with quiet():
             converted = weight_only.compress_ort(src, out, settings, excluded)
         if not converted:
             out.unlink(missing_ok=True)
@@ -303,156 +244,6 @@ def _sort_topologically(graph: Any) -> None:
         pending = [n for n in pending if all(n is not r for r in ready)]
     del graph.node[:]
     graph.node.extend(ordered)
-
-
-# -- OpenVINO --------------------------------------------------------------------------------
-
-
-def _ov_items(data: Dataset, handle: ModelHandle) -> list:
-    dtypes = fit_to_model(data, handle.inputs, handle.path.name)
-    items = []
-    for batch in data.batches(1):
-        arrays = [a.astype(t) for a, t in zip(batch.inputs, dtypes)]
-        items.append(arrays[0] if len(arrays) == 1 else arrays)
-    return items
-
-
-def _quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
-                       excluded: list[str], work: Path, out: Path, threads: int | None,
-                       progress: Progress) -> QuantizeOutcome:
-    import nncf
-    import openvino as ov
-
-    # Torch models go through their ONNX form, whose node names are the layer names.
-    model = handle.native.clone() if handle.runs_on_openvino_only else ov.Core().read_model(str(handle.onnx_file()))
-    xml = out.with_suffix(".xml")
-    if settings.precision == "fp16":
-        progress.report(0.3, "compressing weights to FP16")
-        atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=True))
-        return QuantizeOutcome(xml, "openvino-fp16")
-    if settings.precision == "bf16":
-        if not has_bf16():
-            raise ParetoLabError("bf16 compute needs a CPU with AVX512-BF16 or AMX, and this one has neither: OpenVINO "
-                                 "would emulate it, slower than FP32; use int8 here, or build the variant on the target")
-        progress.report(0.3, "asking OpenVINO to compute in bf16 (recorded in the IR; the weights stay FP32)")
-        model.set_rt_info("bf16", PRECISION_OPTION)
-        atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=False))
-        return QuantizeOutcome(xml, "openvino-bf16")
-    if settings.precision == "fastest":
-        return _openvino_fastest(handle, settings, calibration, validation, excluded, work, xml, threads, progress)
-    scope = nncf.IgnoredScope(patterns=[re.escape(n) + "(/.*)?$" for n in excluded], validate=False) if excluded else None
-    if settings.precision in weight_only.WEIGHT_ONLY:
-        progress.report(0.3, f"compressing weights to {weight_only.bits(settings)} bits (NNCF)")
-        with _quiet():
-            compressed = weight_only.compress_openvino(model, settings, scope)
-        atomic_write(xml, lambda tmp: ov.save_model(compressed, str(tmp), compress_to_fp16=False))
-        return QuantizeOutcome(xml, f"openvino-{settings.precision}")
-    progress.report(0.1, f"calibrating on {len(calibration)} samples (NNCF)")
-    calibration_data = nncf.Dataset(_ov_items(calibration, handle))
-    if settings.max_drop is None and is_transformer(handle.layer_graph()):
-        return _openvino_transformer_candidates(handle, model, settings, calibration_data, len(calibration), scope,
-                                                validation, work, xml, threads, progress)
-    with _quiet():
-        if settings.max_drop is None:
-            quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope)
-        else:
-            quantized = _accuracy_aware(nncf, model, calibration_data, validation, handle, settings, scope)
-    progress.check()
-    atomic_write(xml, lambda tmp: ov.save_model(quantized, str(tmp), compress_to_fp16=False))
-    chosen = "openvino-int8" + ("-accuracy-aware" if settings.max_drop is not None else "")
-    return QuantizeOutcome(xml, chosen)
-
-
-PRECISIONS = Contest("precision", "", ("bf16", "int8"), "the more faithful precision")
-
-
-def _openvino_fastest(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
-                      excluded: list[str], work: Path, xml: Path, threads: int | None,
-                      progress: Progress) -> QuantizeOutcome:
-    """FP32's rivals on OpenVINO here: int8 (NNCF), and bf16 compute where the CPU has it natively.
-    Which wins depends on the model and the CPU (bf16 keeps accuracy for free on AMX; int8 needs
-    VNNI), so each is built, checked against FP32, timed beside it, and the fastest faithful kept."""
-    rivals: tuple[Precision, ...] = ("int8", "bf16") if has_bf16() else ("int8",)
-    built: dict[str, Path] = {}
-    dropped: list[str] = []
-    for i, precision in enumerate(rivals):
-        progress.report(0.05 + 0.3 * i, f"building the {precision} candidate")
-        folder = work / precision
-        folder.mkdir()
-        try:
-            built[precision] = _quantize_openvino(handle, replace(settings, precision=precision), calibration, validation,
-                                                  excluded, folder, folder / f"{precision}.xml", threads, silent()).artifact
-        except (Cancelled, SettingsError):
-            raise
-        except Exception as exc:  # one precision failing leaves the others to compete
-            dropped.append(f"{precision} could not be built ({first_line(exc)})")
-    outcome = pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress,
-                                    dropped, PRECISIONS)
-    if not has_bf16():
-        outcome.notes.append("bf16 not tried: this CPU has neither AVX512-BF16 nor AMX (OpenVINO would emulate it)")
-    return outcome
-
-
-def _accuracy_aware(nncf: Any, model: Any, calibration_data: Any, validation: Dataset, handle: ModelHandle,
-                    settings: QuantizeSettings, scope: Any) -> Any:
-    if not validation.has_labels:
-        raise SettingsError("accuracy-aware quantization (max_drop) needs labelled data; give a dataset with labels")
-    items = _ov_items(validation, handle)
-    labels = validation.labels
-    if labels is None:
-        raise SettingsError("accuracy-aware quantization ('max_drop') needs labelled data; give a dataset with labels")
-
-    def top1(compiled: Any, data_items: Any) -> float:
-        output = compiled.outputs[0]
-        hits = [int(np.argmax(compiled(item)[output]) == label) for item, label in zip(data_items, labels)]
-        return float(np.mean(hits))
-
-    return nncf.quantize_with_accuracy_control(
-        model, calibration_data, nncf.Dataset(items), validation_fn=top1, max_drop=settings.max_drop,
-        subset_size=min(len(items), 300), ignored_scope=scope,
-    )
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """ORT and NNCF print progress bars and info to stdout/stderr; keep the terminal ours."""
-    nncf_log = logging.getLogger("nncf")
-    level = nncf_log.level
-    nncf_log.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        nncf_log.setLevel(level)
-
-
-def _openvino_transformer_candidates(handle: ModelHandle, model: Any, settings: QuantizeSettings, calibration: Any,
-                                     samples: int, scope: Any, validation: Dataset, work: Path, xml: Path,
-                                     threads: int | None, progress: Progress) -> QuantizeOutcome:
-    """NNCF's transformer preset (SmoothQuant, softmax and norms kept in float) is meant for
-    trained transformers; on others the default scheme is closer to FP32. Both are built and the
-    fastest faithful kept, as for ONNX Runtime's formats."""
-    import nncf
-    import openvino as ov
-
-    built = {}
-    for i, (name, model_type) in enumerate((("default", None), ("transformer", nncf.ModelType.TRANSFORMER))):
-        progress.report(0.1 + 0.3 * i, f"calibrating ({name} scheme, NNCF)")
-        with _quiet():
-            quantized = nncf.quantize(model.clone(), calibration, subset_size=samples, ignored_scope=scope,
-                                      model_type=model_type)
-        built[name] = work / f"openvino-{name}.xml"
-        ov.save_model(quantized, str(built[name]), compress_to_fp16=False)
-        progress.check()
-    return pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress, [])
-
-
-def is_transformer(graph: LayerGraph) -> bool:
-    """Attention is there: a softmax, and a matrix product of two activations (no weights). NNCF's
-    transformer preset then keeps the softmax and layer norms in floating point, as it should."""
-    ops = graph.op_counts
-    attention = any(n.op in ("MatMul", "Einsum") and not n.weights and len(n.input_shapes) == 2 for n in graph)
-    return "Softmax" in ops and attention
 
 
 def summary(settings: QuantizeSettings) -> str:

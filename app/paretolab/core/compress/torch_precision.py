@@ -22,7 +22,7 @@ from paretolab.core.model.eager import output_tensors
 from paretolab.core.settings import SettingsError
 
 if TYPE_CHECKING:
-    from paretolab.core.compress.quantize import QuantizeSettings
+    from paretolab.core.compress.quant_settings import QuantizeSettings
     from paretolab.core.compress.step import StepContext
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,16 +104,12 @@ class ModelHandle:
             self._converted["onnx"] = self.to_onnx(self._scratch() / f"{self.path.stem}.onnx")
         return self._converted["onnx"]
 
-    def torch_program(self) -> ModelHandle:
-        """This model as a torch.export program, as ParetoLab writes variants (a conversion made once,
-        into the private temp folder removed with the handle)."""
-        if self.format == "torch.export":
-            return self
-        if "program" not in self._converted:
-            from paretolab.core.model.torch_artifact import program_of
-
-            self._converted["program"] = self.like(program_of(self, self._scratch() / self.path.stem))
-        return self._converted["program"]
+    def converted(self, key: str, make: Callable[[Path], Any]) -> Any:
+        """A conversion of this model, made once by make(folder) into the private temp folder
+        removed with the handle, and kept under `key`."""
+        if key not in self._converted:
+            self._converted[key] = make(self._scratch())
+        return self._converted[key]
 
     def openvino_model(self) -> Any:
         """An ov.Model of this model (read or converted once)."""

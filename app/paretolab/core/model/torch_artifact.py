@@ -51,7 +51,14 @@ def save_torch_artifact(module: Any, examples: tuple, inputs: Sequence[TensorSpe
                               f"{first_line(exc)}") from None
 
 
-def program_of(handle: ModelHandle, stem: Path) -> Path:
+def as_program(handle: ModelHandle) -> ModelHandle:
+    """`handle` as a torch.export program, as ParetoLab writes variants (converted once per handle)."""
+    if handle.format == "torch.export":
+        return handle
+    return handle.converted("program", lambda folder: handle.like(_program_of(handle, folder / handle.path.stem)))
+
+
+def _program_of(handle: ModelHandle, stem: Path) -> Path:
     """`handle`'s PyTorch model (its own module, or the one an ONNX file made from it names) saved at `stem`."""
     import torch
 

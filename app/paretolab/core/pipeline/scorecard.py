@@ -20,6 +20,7 @@ from paretolab.core.measure.runtimes import default_backend
 from paretolab.core.measure.timing import Speedup, Timing, busy_note, time_over_data, time_side_by_side
 from paretolab.core.model.exits import average_macs, early_exit_info
 from paretolab.core.model.handle import ModelHandle
+from paretolab.core.model.torch_artifact import as_program
 from paretolab.core.progress import Progress, silent
 
 
@@ -31,7 +32,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
     started = time.perf_counter()
     like_for_like = backend == "torch" and variant.format == "torch.export" and original.format != "torch.export"
     if like_for_like:  # a program run eagerly pays ~0.2 ms a call in input checks that the module it came from does not
-        original = original.torch_program()
+        original = as_program(original)
     progress.report(0.84, f"evaluating the variant and the original on {data.test.name}")
     mine = _evaluate(variant, data.test, backend, device, threads, original)
     base = _evaluate(original, data.test, backend, device, threads)
