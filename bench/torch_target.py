@@ -5,7 +5,7 @@ ParetoLab writes and timed side by side on torch/DEVICE in one run (batch 1 and 
 Speed-ups are against the original in the same form (its own .pt2), so they measure the
 technique, not the file format. Agreement is with the original's top-1 on the demo's test split.
 
-    python bench/torch_target.py [--device cpu|cuda] [--epochs 3] [--rounds 10] [--markdown]
+    python bench/torch_target.py [--device cpu|cuda] [--backend torch|inductor] [--epochs 3] [--rounds 10] [--markdown]
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def contenders(demo: ModelHandle, plan: DataPlan, device: str, epochs: int, work
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--backend", default="torch", choices=("torch", "inductor"),
+                        help="eager PyTorch, or torch.compile's Inductor (default: torch)")
     parser.add_argument("--epochs", type=int, default=3, help="distillation epochs for the pruned variant (default: 3)")
     parser.add_argument("--rounds", type=int, default=10, help="alternating timing rounds (default: 10)")
     parser.add_argument("--markdown", action="store_true")
@@ -66,11 +68,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="paretolab-bench-torch-") as tmp:
         found = contenders(demo, plan, args.device, args.epochs, Path(tmp))
         reference = found["FP32 (original)"]
-        accuracy = {name: evaluate(h, test, backend="torch", device=args.device, reference=reference)
-                    for name, h in found.items()}
+        accuracy = {name: evaluate(h, test, backend=args.backend, device=args.device, reference=reference,
+                                   reference_backend="torch") for name, h in found.items()}
         timings = {}
         for batch in (1, 32):
-            timings[batch] = time_side_by_side(list(found.values()), backend="torch", device=args.device,
+            timings[batch] = time_side_by_side(list(found.values()), backend=args.backend, device=args.device,
                                                rounds=args.rounds, batch=batch)
     rows = []
     for i, name in enumerate(found):
@@ -82,7 +84,7 @@ def main() -> int:
         rows.append(cells)
     head = ["variant", "top-1", "agrees", "ms (b1)", "speed-up (b1)", "ms (b32)", "speed-up (b32)"]
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__} on {args.device} ({device_name}); native lower precisions: "
+    print(f"torch {torch.__version__}, {args.backend} on {args.device} ({device_name}); native lower precisions: "
           f"{', '.join(native_precisions(args.device)) or 'none'}")
     if args.markdown:
         print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))

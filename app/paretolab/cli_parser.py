@@ -10,6 +10,7 @@ import argparse
 
 from paretolab import __version__
 from paretolab.core.compress.techniques import QUANT_TARGETS
+from paretolab.core.measure.runtimes import BACKENDS
 from paretolab.core.store.export import EXPORT_FORMATS
 
 
@@ -33,7 +34,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", choices=("torch", "ort", "openvino"),
+    parser.add_argument("--backend", choices=BACKENDS,
                         help="runtime (default: ort; openvino for OpenVINO IR and TFLite models)")
     parser.add_argument(
         "--device", default="cpu", help="cpu, cuda, tensorrt (ort), gpu or auto (openvino); see `paretolab backends`"
@@ -112,7 +113,7 @@ def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:
                                   "a .npz/.npy file, or text (.txt, .jsonl, .csv: tokenized by the model's tokenizer)")
     evaluate.add_argument("--reference", metavar="MODEL", help="model to compare outputs with (fidelity), e.g. the original")
     evaluate.add_argument(
-        "--reference-backend", choices=("torch", "ort", "openvino"), help="backend for the reference (default: --backend)"
+        "--reference-backend", choices=BACKENDS, help="backend for the reference (default: --backend)"
     )
     evaluate.add_argument("--batch-size", type=int, default=32, help="samples per inference call (default: 32)")
 
@@ -179,7 +180,7 @@ def _add_optimize_command(commands: argparse._SubParsersAction) -> None:
     optimize.add_argument("--exit-budget", type=float, default=0.5, metavar="POINTS",
                           help="early exit: the accuracy drop allowed, in points, on the validation split (default: 0.5)")
     _add_data_arguments(optimize, "calibration and evaluation data", "; digits: train to calibrate, test to report")
-    _add_variant_output_arguments(optimize, ("torch", "ort", "openvino"))
+    _add_variant_output_arguments(optimize, BACKENDS)
 
 
 def _add_run_command(commands: argparse._SubParsersAction) -> None:

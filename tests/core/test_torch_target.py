@@ -13,7 +13,7 @@ from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.runtimes import open_runner
+from paretolab.core.measure.runtimes import BackendError, available_backends, open_runner
 from paretolab.core.model.handle import load_model
 from paretolab.core.pipeline.optimize import optimize
 from paretolab.core.sample import sample_model_path
@@ -121,3 +121,17 @@ def test_on_cuda_fp16_and_bf16_compete_and_the_winner_runs_on_the_gpu(demo, plan
     (report,) = [r for r in variant.reports if r.get("technique") == "quantize"]
     assert report["device"] == "cuda" and {c["name"] for c in report["candidates"]} == set(native_precisions("cuda"))
     assert report["chosen"] in ("torch-fp16", "torch-bf16") and variant.measured.device == "cuda"
+
+
+@pytest.mark.skipif(("inductor", "cpu") not in {(b.backend, b.device) for b in available_backends()},
+                    reason="no C++ compiler for torch.compile here")
+def test_torch_compile_measures_a_pytorch_variant_as_compiled_kernels(tmp_path):
+    sample = load_model(sample_model_path("onnx"))
+    plan = DataPlan.from_spec("digits", sample)
+    variant = optimize(sample, recipe(PRUNE), plan, tmp_path, "v", backend="inductor")
+    assert variant.artifact.suffix == ".pt2" and variant.measured.backend == variant.baseline.backend == "inductor"
+    eager = evaluate(load_model(variant.artifact), plan.test, backend="torch", reference=load_model(variant.artifact),
+                     reference_backend="inductor")
+    assert eager.agreement >= 0.99 and abs(eager.top1 - variant.measured.top1) < 0.01
+    with pytest.raises(BackendError, match="torch.compile cannot compile TorchScript"):
+        open_runner(load_model(sample_model_path("torchscript")), "inductor")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +23,9 @@ from paretolab.core.errors import ParetoLabError
 from paretolab.core.model.eager import output_tensors
 from paretolab.core.model.handle import ModelHandle
 
-BACKENDS = ("torch", "ort", "openvino")
-BACKEND_TITLES = {"torch": "PyTorch", "ort": "ONNX Runtime", "openvino": "OpenVINO"}
+BACKENDS = ("torch", "inductor", "ort", "openvino")
+BACKEND_TITLES = {"torch": "PyTorch", "inductor": "PyTorch with torch.compile", "ort": "ONNX Runtime", "openvino": "OpenVINO"}
+TORCH_BACKENDS = ("torch", "inductor")  # the backends that run PyTorch files
 
 
 class BackendError(ParetoLabError):
@@ -56,9 +59,13 @@ def available_backends() -> tuple[BackendInfo, ...]:
     import torch
 
     found = [BackendInfo("torch", "cpu", torch.__version__, f"{torch.get_num_threads()} threads")]
+    if shutil.which("g++") or shutil.which("c++"):  # Inductor compiles C++ for the CPU
+        found.append(BackendInfo("inductor", "cpu", torch.__version__, "torch.compile, C++ kernels"))
     gpus = _cuda_devices()
     if gpus:
         found.append(BackendInfo("torch", "cuda", torch.__version__, ", ".join(gpus)))
+        if importlib.util.find_spec("triton") is not None:  # and Triton for the GPU
+            found.append(BackendInfo("inductor", "cuda", torch.__version__, "torch.compile, Triton kernels"))
     providers = ort.get_available_providers()
     found.append(BackendInfo("ort", "cpu", ort.__version__, "CPUExecutionProvider"))
     if gpus and "CUDAExecutionProvider" in providers:
@@ -254,10 +261,13 @@ class TorchRunner(Runner):
         self._torch = torch
         if threads:
             torch.set_num_threads(threads)
-        self.module = _torch_module(handle, device)
+        self.module = self._load(handle, device)
         self.input_names = [s.name for s in handle.inputs] or ["input"]
         self.output_names = [s.name for s in handle.outputs]
         self._model_name = handle.path.name
+
+    def _load(self, handle: ModelHandle, device: str) -> Any:
+        return _torch_module(handle, device)
 
     def _tensors(self, inputs: Sequence[np.ndarray]) -> list:
         return [self._torch.from_numpy(_contiguous(a)).to(self.device) for a in inputs]
@@ -283,6 +293,31 @@ class TorchRunner(Runner):
             return out
 
         return call
+
+
+class InductorRunner(TorchRunner):
+    """PyTorch with torch.compile: the model's graph compiled to fused kernels (C++ on the CPU,
+    Triton on a GPU) — how a PyTorch deployment that cares about speed runs it. Compiling takes
+    seconds, so each model is compiled once per process and device, on its first call."""
+
+    backend = "inductor"
+    runtime = "PyTorch (torch.compile)"
+
+    def _load(self, handle: ModelHandle, device: str) -> Any:
+        key = (str(handle.path.resolve()), handle.path.stat().st_mtime_ns, device)
+        if key not in _COMPILED:
+            if len(_COMPILED) >= _COMPILED_KEPT:  # a long session measures many variants: keep the latest
+                _COMPILED.pop(next(iter(_COMPILED)))
+            module = _torch_module(handle, device)
+            if isinstance(module, self._torch.jit.ScriptModule):
+                raise BackendError(f"torch.compile cannot compile TorchScript ({handle.path.name}); measure it on torch, "
+                                   "or open the model as a torch.export program or a Python module")
+            _COMPILED[key] = self._torch.compile(module, dynamic=True)
+        return _COMPILED[key]
+
+
+_COMPILED: dict[tuple[str, int, str], Any] = {}
+_COMPILED_KEPT = 8
 
 
 def _torch_module(handle: ModelHandle, device: str) -> Any:
@@ -340,4 +375,6 @@ def open_runner(handle: ModelHandle, backend: str | None = None, device: str = "
         return OrtRunner(handle, device, threads)
     if backend == "openvino":
         return OpenVinoRunner(handle, device, threads)
+    if backend == "inductor":
+        return InductorRunner(handle, device, threads)
     return TorchRunner(handle, device, threads)

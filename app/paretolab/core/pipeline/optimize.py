@@ -18,7 +18,7 @@ from paretolab.core.compress.variant import Recipe, Step, Variant
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.runtimes import available_backends, check_available
+from paretolab.core.measure.runtimes import TORCH_BACKENDS, available_backends, check_available
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline.prefix_cache import PrefixCache, torch_prefix
 from paretolab.core.pipeline.scorecard import scorecard
@@ -169,7 +169,7 @@ def optimize(
         claim = experiment.claimed(name)
     with claim as claimed:
         artifact, reports = apply_recipe(handle, recipe, data, Path(out_dir) / claimed, threads=threads, progress=progress,
-                                         reuse=reuse, device=device, torch_artifact=backend == "torch")
+                                         reuse=reuse, device=device, torch_artifact=backend in TORCH_BACKENDS)
         return record_variant(handle, recipe, data, experiment, claimed, artifact, reports, backend=backend,
                               device=device, threads=threads, progress=progress)
 
@@ -179,7 +179,7 @@ def measure_backend(recipe: Recipe, backend: str | None, device: str) -> str:
     else ONNX Runtime — or, on a device ONNX Runtime lacks here (a GPU without onnxruntime-gpu),
     PyTorch for recipes that end in PyTorch, then OpenVINO."""
     backend = backend or _backend_of(recipe, device)
-    if backend == "torch" and recipe.output() != "torch":
+    if backend in TORCH_BACKENDS and recipe.output() != "torch":
         last = recipe.steps[-1].summary() if recipe.steps else "an empty recipe"
         raise SettingsError(f"a variant runs on PyTorch when its recipe ends by editing the PyTorch model (prune, "
                             f"low-rank, distill, a PyTorch precision), and this one ends with {last}; measure it on "

@@ -14,6 +14,7 @@ from pathlib import Path
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.machine import this_process
 from paretolab.core.measure.plan import DataPlan
+from paretolab.core.measure.runtimes import TORCH_BACKENDS
 from paretolab.core.model.eager import STATE_DICT_KEY
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import apply_recipe
@@ -55,7 +56,7 @@ def build(model: dict, plan: DataPlan, recipe_doc: dict, threads: int, backend: 
     handle = open_shipped(model)
     with tempfile.TemporaryDirectory(prefix="paretolab-cluster-trial-") as tmp:
         path, reports = apply_recipe(handle, Recipe.from_dict(recipe_doc), plan, Path(tmp) / "variant", threads=threads,
-                                     torch_artifact=backend == "torch")
+                                     torch_artifact=backend in TORCH_BACKENDS)
         files = {p.suffix: p.read_bytes() for p in model_files(path)}
     return {"files": files, "artifact": path.suffix, "reports": reports,
             "built_by": {**this_process(), "seconds": time.perf_counter() - started}}

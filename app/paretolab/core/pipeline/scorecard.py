@@ -16,7 +16,7 @@ from paretolab.core.measure.evaluate import EvalResult, evaluate
 from paretolab.core.measure.machine import machine_info, this_process
 from paretolab.core.measure.measurement import Measurement
 from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.runtimes import default_backend
+from paretolab.core.measure.runtimes import TORCH_BACKENDS, default_backend
 from paretolab.core.measure.timing import Speedup, Timing, busy_note, time_over_data, time_side_by_side
 from paretolab.core.model.exits import average_macs, early_exit_info
 from paretolab.core.model.handle import ModelHandle
@@ -30,7 +30,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
     the speed-up with its interval, the validation scores, notes and the machine."""
     progress = progress or silent()
     started = time.perf_counter()
-    like_for_like = backend == "torch" and variant.format == "torch.export" and original.format != "torch.export"
+    like_for_like = backend in TORCH_BACKENDS and variant.format == "torch.export" and original.format != "torch.export"
     if like_for_like:  # a program run eagerly pays ~0.2 ms a call in input checks that the module it came from does not
         original = as_program(original)
     progress.report(0.84, f"evaluating the variant and the original on {data.test.name}")
@@ -93,8 +93,8 @@ def latencies(original: ModelHandle, variant: ModelHandle, data: Dataset, *, bac
 
 def _evaluate(handle: ModelHandle, dataset: Dataset, backend: str, device: str, threads: int | None,
               reference: ModelHandle | None = None) -> EvalResult:
-    """On torch the reference is the original on torch (FP32 there); elsewhere on its own runtime's CPU."""
-    own = backend if backend == "torch" or reference is None else default_backend(reference)
+    """On PyTorch the reference is the original on PyTorch, eager (FP32 there); elsewhere on its own runtime's CPU."""
+    own = "torch" if backend in TORCH_BACKENDS else default_backend(reference) if reference else None
     return evaluate(handle, dataset, backend=backend, device=device, reference=reference,
                     reference_backend=own if reference else None, threads=threads)
 
