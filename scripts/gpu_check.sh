@@ -20,5 +20,8 @@ echo "optimize exit $?" >> "$out/optimize.txt"
 cp "$out"/variants/*.metrics.json "$out/" 2>/dev/null
 timeout 180 python3 bench/torch_target.py --device cuda --epochs 2 --markdown > "$out/bench_torch_cuda.md" 2>&1
 echo "bench exit $?" >> "$out/bench_torch_cuda.md"
+timeout 200 python3 bench/torch_target.py --device cuda --backend inductor --epochs 2 --markdown \
+  > "$out/bench_inductor_cuda.md" 2>&1
+echo "bench exit $?" >> "$out/bench_inductor_cuda.md"
 rm -rf "$out/variants"
 tail -n 3 "$out"/*.txt "$out"/*.md
