@@ -49,7 +49,8 @@ DATA_DEFAULT = "the built-in digits for models they fit, else random inputs"
 def _add_variant_output_arguments(parser: argparse.ArgumentParser, backends: tuple[str, ...]) -> None:
     """Where a variant goes and where it is measured: shared by optimize and run."""
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the model, its recipe and its metrics")
-    parser.add_argument("--name", default="variant", help="file name of the result (default: variant)")
+    parser.add_argument("--name", help="file name of the result (default: the next free v1, v2, ...; an existing "
+                        "file is never overwritten)")
     parser.add_argument(
         "--backend", choices=backends, help="where to measure the result (default: the quantization target, else ort)"
     )

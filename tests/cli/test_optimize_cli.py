@@ -206,3 +206,11 @@ def test_export_mistakes_exit_2(capsys, tmp_path):
     code, _, err = run_cli(capsys, "export", ONNX, "--format", "onnx", "--out", str(tmp_path / "x"))
     assert code == 2 and "no variant with metrics there" in err
     assert not list((tmp_path).glob("x*"))
+
+
+def test_optimize_without_a_name_takes_the_next_free_one_and_never_overwrites(capsys, tmp_path):
+    for expected in ("v1", "v2"):
+        code, out, err = run_cli(capsys, "optimize", ONNX, "--quantize", "ort-fp16", "--out", str(tmp_path))
+        assert code == 0 and (tmp_path / f"{expected}.onnx").exists(), err
+    code, _, err = run_cli(capsys, "optimize", ONNX, "--quantize", "ort-fp16", "--out", str(tmp_path), "--name", "v1")
+    assert code == 2 and "v1.onnx already exists; choose another --name" in err
