@@ -135,3 +135,14 @@ def test_torch_compile_measures_a_pytorch_variant_as_compiled_kernels(tmp_path):
     assert eager.agreement >= 0.99 and abs(eager.top1 - variant.measured.top1) < 0.01
     with pytest.raises(BackendError, match="torch.compile cannot compile TorchScript"):
         open_runner(load_model(sample_model_path("torchscript")), "inductor")
+
+
+def test_a_sweeps_student_cache_never_leaves_a_pytorch_variant_without_its_module(demo, plan, tmp_path):
+    from paretolab.core.pipeline.optimize import apply_recipe
+    from paretolab.core.pipeline.prefix_cache import PrefixCache
+
+    cache = PrefixCache(tmp_path / "students")
+    first, _ = apply_recipe(demo, recipe(PRUNE), plan, tmp_path / "a", reuse=cache)  # stores the pruned student
+    assert first.suffix == ".onnx" and (tmp_path / "a.pt2").exists()
+    again, reports = apply_recipe(demo, recipe(PRUNE), plan, tmp_path / "b", reuse=cache, torch_artifact=True)
+    assert again == tmp_path / "b.pt2" and not any(r.get("reused") for r in reports)  # trained afresh: the cache is ONNX

@@ -48,7 +48,8 @@ def apply_recipe(
     recipe.check_order()
     with tempfile.TemporaryDirectory(prefix=work_prefix("recipe")) as tmp:
         pipeline = StepContext(handle, data, Path(tmp), threads, progress, handle, device=device)
-        prefix = torch_prefix(recipe) if reuse is not None else 0
+        # the cache keeps ONNX files: a variant that is a PyTorch file is trained afresh
+        prefix = torch_prefix(recipe) if reuse is not None and not torch_artifact else 0
         key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if reuse and prefix else None
         cached = reuse.load(key) if reuse and key else None
         if cached is not None:
@@ -61,15 +62,17 @@ def apply_recipe(
             if cached is not None and i <= prefix:
                 continue
             if key and cached is None and i == prefix + 1 and not pipeline.cancelled:
-                _remember_prefix(pipeline, reuse, key, prefix)
+                _remember_prefix(pipeline, reuse, key, prefix, last=False)
             if pipeline.cancelled:
                 pipeline.reports.append({"step": i, "skipped": "cancelled during distillation"})
                 continue
             progress.report((i - 1) / max(1, len(recipe.steps)) * 0.8, f"step {i}/{len(recipe.steps)}: {step.summary()}")
             _apply_step(pipeline, i, step)
         if key and cached is None and prefix == len(recipe.steps) and not pipeline.cancelled:
-            _remember_prefix(pipeline, reuse, key, prefix)
+            _remember_prefix(pipeline, reuse, key, prefix, last=True)
         if torch_artifact:
+            if not pipeline.cancelled:
+                progress.check()
             return pipeline.torch_file(out), pipeline.reports
         sibling = _torch_sibling(pipeline, out)
         try:
@@ -120,10 +123,14 @@ def _library_of(exc: BaseException) -> str:
     return frame.tb_frame.f_globals.get("__name__", "python").split(".")[0] if frame is not None else "python"
 
 
-def _remember_prefix(pipeline: StepContext, cache: PrefixCache | None, key: str, prefix: int) -> None:
+def _remember_prefix(pipeline: StepContext, cache: PrefixCache | None, key: str, prefix: int, *, last: bool) -> None:
+    """Store the PyTorch prefix's result (as ONNX); when it ends the recipe, the module stays the model."""
+    module = pipeline.module if last else None
     handle = pipeline.file(prefix + 1)
     if cache is not None and len(handle.files) == 1:  # a model with external data is too big to be worth copying
         cache.store(key, handle.files[0], pipeline.reports)
+    if module is not None:
+        pipeline.set_module(module)  # the variant's PyTorch file is saved from it
 
 
 def _place(result: ModelHandle, out: Path) -> Path:
@@ -154,8 +161,8 @@ def optimize(
 ) -> Variant:
     """Apply `recipe`, then measure the variant and the original side by side on `backend`/
     `device` (pipeline/scorecard.py); write the artifact, its recipe and its metrics into the
-    experiment in `out_dir`, as `name` or the next free v1, v2, ... Quantization candidates are
-    always timed on the CPU."""
+    experiment in `out_dir`, as `name` or the next free v1, v2, ... ONNX Runtime's and OpenVINO's
+    quantization candidates are timed on the CPU; PyTorch precisions on `device`."""
     experiment = Experiment(out_dir)
     backend = measure_backend(recipe, backend, device)
     if name is None:
