@@ -137,7 +137,7 @@ def test_labels_out_of_range(sample_onnx, tmp_path):
 
 
 def test_missing_backend_or_device_lists_what_is_available(sample_onnx, tmp_path):
-    with pytest.raises(BackendError, match="unknown backend 'tvm'; choose one of: torch, ort, openvino"):
+    with pytest.raises(BackendError, match="unknown backend 'tvm'; choose one of: torch, inductor, ort, openvino"):
         open_runner(sample_onnx, "tvm")
     if not HAS_CUDA:
         with pytest.raises(BackendError, match="ONNX Runtime has no device 'cuda' on this machine; available: cpu"):

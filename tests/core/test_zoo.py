@@ -14,6 +14,7 @@ from paretolab.core.measure.data import random_inputs
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.profile import profile_model
 from paretolab.core.measure.runtimes import open_runner
+from paretolab.core.model.torch_artifact import torch_sibling
 from paretolab.core.pipeline.optimize import optimize
 from zoo_models import TECHNIQUES, ZOO, open_zoo_model, write_zoo_files  # type: ignore[import-not-found]
 
@@ -105,6 +106,11 @@ def test_structured_pruning_and_distillation_keep_the_interface(zoo, tmp_path, n
     assert variant.measured.params < variant.baseline.params  # channels really went
     if variant.metric == "cosine" and variant.measured.cosine < 0.95:  # random weights lose much: the user is told
         assert "broken" in (collapse_warning(variant) or "")
+    beside = torch_sibling(variant.artifact)  # the same variant as a PyTorch file, for PyTorch serving
+    assert beside is not None, variant.reports
+    made = original.like(beside)
+    for ours, theirs in zip(_outputs(made, "torch"), _outputs(original.like(variant.artifact))):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
 
 
 def test_structured_pruning_says_why_it_cannot_resize_a_recurrent_model(zoo, tmp_path):
