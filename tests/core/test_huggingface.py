@@ -95,6 +95,9 @@ def test_compresses_and_keeps_the_interface(folders, tmp_path, name, steps, min_
     if steps is HEADS_AND_DISTILL:  # half the heads and half the MLP: the attention and MLP MACs halve
         assert {tuple(v) for v in variant.reports[0]["heads"].values()} == {(4, 2)}
         assert variant.measured.macs < 0.7 * variant.baseline.macs
+        program = handle.like(tmp_path / "v.pt2")  # and the same variant as a PyTorch program, for PyTorch serving
+        for ours, theirs in zip(_outputs(program, "torch"), _outputs(handle.like(variant.artifact), "ort")):
+            np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
     made = handle.like(variant.artifact)
     assert [s.name for s in made.outputs] == ["logits"]
     assert [o.shape for o in _outputs(made, variant.measured.backend)] == [o.shape for o in _outputs(handle, "ort")]

@@ -45,7 +45,7 @@ def test_a_pruned_variant_measured_on_torch_is_a_pytorch_file_that_reproduces_it
     assert variant.measured.macs < 0.8 * variant.baseline.macs
     assert any("the original ran as a torch.export program" in n for n in variant.metrics["notes"])
     made = load_model(variant.artifact)
-    assert made.format == "torch.export"
+    assert made.format == "torch.export" and [(s.name, s.shape) for s in made.inputs] == [("input", ("batch", 1, 32, 32))]
     again = evaluate(made, plan.test, backend="torch")
     assert again.top1 == variant.measured.top1
     with open_runner(made, "torch") as runner:  # the batch axis stays free

@@ -31,21 +31,24 @@ def save_torch_artifact(module: Any, examples: tuple, inputs: Sequence[TensorSpe
     """Write `module` to `stem`.pt2 (or `stem`.pt) with the axes in `free` left free; return the path."""
     import torch
 
+    from paretolab.core.model.formats.torch_file import SPEC_FILE
+
     module = module.eval()
+    # the inputs as the original names them (the file's own names are forward's arguments: "x", "tensors_0")
+    shapes = [[axes.get(i, d) for i, d in enumerate(s.shape)] for s, axes in zip(inputs, free)]  # free axes by name
+    spec = {SPEC_FILE: json.dumps({"inputs": [{"name": s.name, "shape": shape, "dtype": s.dtype}
+                                              for s, shape in zip(inputs, shapes)]})}
     wide = tuple(_doubled(t, axes) for t, axes in zip(examples, free))  # size 1 would be specialised: export at 2
     try:
         program = torch.export.export(module, wide, dynamic_shapes=_dynamic_shapes(module, wide, free), strict=False)
-        return atomic_write(stem.with_name(stem.name + ".pt2"), lambda tmp: torch.export.save(program, str(tmp)))
+        return atomic_write(stem.with_name(stem.name + ".pt2"),
+                            lambda tmp: torch.export.save(program, str(tmp), extra_files=spec))
     except Exception as first:  # noqa: BLE001 - any capture failure: try tracing
         log.info("torch.export could not capture the module (%s); tracing it to TorchScript", first_line(first))
     try:
         with torch.no_grad():
             traced = torch.jit.trace(module, examples, check_trace=False)
-        spec = json.dumps({"inputs": [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in inputs]})
-        from paretolab.core.model.formats.torch_file import SPEC_FILE
-
-        return atomic_write(stem.with_name(stem.name + ".pt"),
-                            lambda tmp: torch.jit.save(traced, str(tmp), _extra_files={SPEC_FILE: spec}))
+        return atomic_write(stem.with_name(stem.name + ".pt"), lambda tmp: torch.jit.save(traced, str(tmp), _extra_files=spec))
     except Exception as exc:
         raise ConversionError(f"the edited model could be saved neither with torch.export nor as TorchScript: "
                               f"{first_line(exc)}") from None

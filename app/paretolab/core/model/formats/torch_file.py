@@ -239,8 +239,9 @@ def _load_exported(path: Path) -> TorchSource:
     export_log = logging.getLogger("torch.export")
     level = export_log.level
     export_log.setLevel(logging.CRITICAL)  # torch logs the failure itself; ours is the one line the user sees
+    extra = {SPEC_FILE: ""}
     try:
-        program = torch.export.load(str(path))
+        program = torch.export.load(str(path), extra_files=extra)
     except Exception as exc:
         raise ModelLoadError(
             f"{path.name} is not a readable torch.export program (corrupt, truncated or from an "
@@ -255,7 +256,17 @@ def _load_exported(path: Path) -> TorchSource:
         for name in program.graph_signature.user_inputs
         if name in placeholders and hasattr(placeholders[name].meta.get("val"), "shape")
     ]
+    recorded = _recorded_inputs(extra[SPEC_FILE])  # a ParetoLab variant: its inputs as the original names them
+    if len(recorded) == len(inputs):
+        inputs = recorded
     return TorchSource(path=path, native=program, format="torch.export", inputs=inputs)
+
+
+def _recorded_inputs(spec: str) -> list[TensorSpec]:
+    """The inputs a file made by ParetoLab records (TorchScript and torch.export alike)."""
+    if not spec:
+        return []
+    return [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in json.loads(spec).get("inputs", [])]
 
 
 def _is_exported_program(path: Path) -> bool:
@@ -305,9 +316,8 @@ def _load_torchscript(path: Path) -> TorchSource:
     inputs: list[TensorSpec] = []
     outputs: list[TensorSpec] = []
     if extra[SPEC_FILE]:
-        spec = json.loads(extra[SPEC_FILE])
-        inputs = [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in spec.get("inputs", [])]
-        outputs = [TensorSpec(o["name"], tuple(o["shape"]), o["dtype"]) for o in spec.get("outputs", [])]
+        inputs = _recorded_inputs(extra[SPEC_FILE])
+        outputs = [TensorSpec(o["name"], tuple(o["shape"]), o["dtype"]) for o in json.loads(extra[SPEC_FILE]).get("outputs", [])]
     return TorchSource(path=path, native=module, format="torchscript", inputs=inputs, outputs=outputs)
 
 
