@@ -98,6 +98,8 @@ def test_onnx_only_model_disables_structured_pruning_and_distillation(qtbot, win
     panel = window.settings_panel
     assert not panel.distill.isEnabled() and "ONNX only" in panel.distill.toolTip()
     assert panel.method.currentText() == "unstructured" and not panel.method.model().item(0).isEnabled()
+    torch_rows = [i for i in range(panel.quantize.count()) if "PyTorch" in panel.quantize.itemText(i)]
+    assert len(torch_rows) == 3 and not any(panel.quantize.model().item(i).isEnabled() for i in torch_rows)
 
 
 def _compress_and_profile(qtbot, w):

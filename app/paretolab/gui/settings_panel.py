@@ -376,6 +376,16 @@ class SettingsPanel(QWidget):
         if self.run_button.isEnabled():
             self.run_requested.emit(self.recipe(), self.data_spec())
 
+    def _offer_torch_precisions(self, ok: bool) -> None:
+        """PyTorch precisions need an editable PyTorch model, as structured pruning does."""
+        for i, target in enumerate(QUANTIZATION.values()):
+            if target is not None and target.backend == "torch":
+                self.quantize.model().item(i).setEnabled(ok)
+                self.quantize.setItemData(i, None if ok else f"unavailable: {self._torch_reason}", Qt.ItemDataRole.ToolTipRole)
+        current = QUANTIZATION[self.quantize.currentText()]
+        if not ok and current is not None and current.backend == "torch":
+            self.quantize.setCurrentText("none")
+
     def _refresh(self) -> None:
         structured_ok = self._torch_reason is None
         self.method.model().item(0).setEnabled(structured_ok)
@@ -390,6 +400,7 @@ class SettingsPanel(QWidget):
         for w in (self.epochs, self.temperature, self.alpha, self.lr):
             w.setEnabled(structured_ok and self.distill.isChecked())
         self.distill.setToolTip("" if structured_ok else f"distillation is unavailable: {self._torch_reason}")
+        self._offer_torch_precisions(structured_ok)
         target = QUANTIZATION[self.quantize.currentText()]
         int8 = target is not None and target.precision == "int8"
         self.samples.setEnabled(int8)
