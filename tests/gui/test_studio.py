@@ -100,6 +100,12 @@ def test_onnx_only_model_disables_structured_pruning_and_distillation(qtbot, win
     assert panel.method.currentText() == "unstructured" and not panel.method.model().item(0).isEnabled()
     torch_rows = [i for i in range(panel.quantize.count()) if "PyTorch" in panel.quantize.itemText(i)]
     assert len(torch_rows) == 3 and not any(panel.quantize.model().item(i).isEnabled() for i in torch_rows)
+    panel.set_devices((("torch", "cpu"), ("torch", "cuda"), ("ort", "cpu")))
+    assert panel.device.currentText() == "cuda"  # the fastest there is, until the user picks another
+    panel.device.setCurrentIndex(0)  # as a user picking the CPU does
+    panel.device.activated.emit(0)
+    panel.set_devices((("torch", "cpu"), ("torch", "cuda")))
+    assert panel.device.currentText() == "cpu"
 
 
 def _compress_and_profile(qtbot, w):

@@ -54,6 +54,7 @@ class SettingsPanel(QWidget):
         self._graph: LayerGraph | None = None
         self._torch_reason: str | None = "open a model first"
         self._forced_unstructured = False
+        self._device_chosen = False  # the user picked a device: keep it across models
 
         self.early_exit = EarlyExitGroup(self)
         groups = (self._pruning(), self._distillation(), self._quantization(), self.early_exit)
@@ -136,6 +137,7 @@ class SettingsPanel(QWidget):
         self.device = QComboBox(self)
         self.device.addItem("cpu")
         self.device.setToolTip("Device the variant is measured on: only those available on this machine are listed")
+        self.device.activated.connect(lambda _: setattr(self, "_device_chosen", True))
         group = QGroupBox("Quantization", self)
         form = QFormLayout(group)
         form.addRow("Precision", self.quantize)
@@ -239,12 +241,13 @@ class SettingsPanel(QWidget):
             self.preprocess.setText(preprocess or "")
 
     def set_devices(self, pairs: tuple[tuple[str, str], ...]) -> None:
-        """The devices to offer: those any backend has on this machine."""
-        current = self.device.currentText()
+        """The devices to offer: those any backend has on this machine; the one the user chose,
+        else a CUDA GPU when there is one (the fastest), else the CPU."""
+        names = list(dict.fromkeys(device for _, device in pairs)) or ["cpu"]
+        chosen = self.device.currentText() if self._device_chosen else None
         self.device.clear()
-        self.device.addItems(list(dict.fromkeys(device for _, device in pairs)) or ["cpu"])
-        if self.device.findText(current) >= 0:
-            self.device.setCurrentText(current)
+        self.device.addItems(names)
+        self.device.setCurrentText(chosen if chosen in names else "cuda" if "cuda" in names else names[0])
 
     def follow(self, graph_view) -> None:  # noqa: ANN001 - a GraphView
         """Take the graph's right-click choices: layers kept in FP32, exits after layers."""
