@@ -264,3 +264,25 @@ def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monke
     assert not list(tmp_path.iterdir())
     with pytest.raises(SettingsError, match="precision .bf16. is offered through OpenVINO"):
         from_dict(QuantizeSettings, {"precision": "bf16"}, "quantize")
+
+
+def test_int8_candidates_are_checked_and_timed_where_the_variant_will_run(sample, tmp_path, monkeypatch):
+    """On a device the quantizer's runtime has (a GPU through onnxruntime-gpu's TensorRT), the
+    candidates are timed there; on one it lacks, on the CPU."""
+    from paretolab.core.compress import fastest_faithful, quantize as quantize_module
+    from paretolab.core.measure.runtimes import BackendInfo, available_backends
+
+    seen = []
+
+    def checked_on(handle, data, *, device="cpu", **kwargs):  # each candidate is checked, then timed, on the device
+        seen.append(device)
+        raise Cancelled("device recorded")
+
+    monkeypatch.setattr(fastest_faithful, "evaluate", checked_on)
+    with pytest.raises(Cancelled):
+        quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "a.onnx", device="cuda")  # no onnxruntime-gpu
+    here = (*available_backends(), BackendInfo("ort", "tensorrt", "test", "TensorrtExecutionProvider"))
+    monkeypatch.setattr(quantize_module, "available_backends", lambda: here)
+    with pytest.raises(Cancelled):
+        quantize(sample, QuantizeSettings(), digits("train"), tmp_path / "b.onnx", device="tensorrt")
+    assert seen == ["cpu", "tensorrt"]

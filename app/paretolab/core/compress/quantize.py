@@ -24,6 +24,7 @@ from paretolab.core.compress.quantize_openvino import quantize_openvino, quiet
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, inside, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
+from paretolab.core.measure.runtimes import available_backends
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
@@ -44,9 +45,13 @@ def quantize(
     validation: Dataset | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
+    device: str = "cpu",
 ) -> QuantizeOutcome:
-    """Quantize `handle` into `out` (.onnx for ONNX Runtime, .xml for OpenVINO)."""
+    """Quantize `handle` into `out` (.onnx for ONNX Runtime, .xml for OpenVINO). Candidates are
+    timed on `device` (where the variant will run) when the quantizer's runtime has it here, else on the CPU."""
     progress = progress or silent()
+    if (settings.backend, device) not in {(b.backend, b.device) for b in available_backends()}:
+        device = "cpu"
     fit_to_model(data, handle.inputs, handle.path.name)
     calibration = calibration_subset(data, settings.samples, settings.seed)
     validation = validation or calibration_subset(data, min(200, len(data)), settings.seed + 1)
@@ -58,9 +63,11 @@ def quantize(
             keep += [n for n in _sensitive_layers(handle, settings, calibration, work) if n not in keep]
         excluded = _excluded_nodes(handle, tuple(keep))
         if settings.backend == "ort":
-            outcome = _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress)
+            outcome = _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress,
+                                    device=device)
         else:
-            outcome = quantize_openvino(handle, settings, calibration, validation, excluded, work, out, threads, progress)
+            outcome = quantize_openvino(handle, settings, calibration, validation, excluded, work, out, threads, progress,
+                                        device=device)
         outcome.kept_fp32 = keep
     progress.report(1.0, f"quantized: {outcome.chosen}")
     return outcome
@@ -175,7 +182,8 @@ def _preprocessed(src: Path, work: Path) -> Path:
 
 
 def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
-                  excluded: list[str], work: Path, out: Path, threads: int | None, progress: Progress) -> QuantizeOutcome:
+                  excluded: list[str], work: Path, out: Path, threads: int | None, progress: Progress, *,
+                  device: str = "cpu") -> QuantizeOutcome:
     src = normalized_onnx(handle.onnx_file(), work)  # weights as initializers, as ONNX Runtime's quantizers expect
     if settings.precision == "fp16":
         progress.report(0.2, "converting weights and activations to FP16")
@@ -219,7 +227,8 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
         fmt, path = next(iter(built.items()))
         atomic_write(out, lambda tmp: shutil.copyfile(path, tmp))
         return QuantizeOutcome(out, f"ort-int8-{fmt}")
-    return pick_fastest_faithful(handle, built, "ort", settings.min_agreement, validation, out, threads, progress, dropped)
+    return pick_fastest_faithful(handle, built, "ort", settings.min_agreement, validation, out, threads, progress, dropped,
+                                 device=device)
 
 
 def _ort_fp16(src: Path, out: Path, excluded: list[str]) -> None:
@@ -263,7 +272,7 @@ def apply(ctx: StepContext, index: int, settings: QuantizeSettings) -> None:
         torch_precision.apply(ctx, index, settings)
         return
     outcome = quantize(ctx.file(index), settings, ctx.data.train, ctx.out(index), validation=ctx.data.validation,
-                       threads=ctx.threads, progress=ctx.progress)
+                       threads=ctx.threads, progress=ctx.progress, device=ctx.device)
     ctx.set_file(outcome.artifact)
     ctx.report(index, {"technique": "quantize", "chosen": outcome.chosen, "baseline_ms": outcome.baseline_ms,
                        "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings,

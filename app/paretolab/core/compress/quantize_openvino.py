@@ -39,7 +39,8 @@ def _ov_items(data: Dataset, handle: ModelHandle) -> list:
 
 def quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
                        excluded: list[str], work: Path, out: Path, threads: int | None,
-                       progress: Progress) -> QuantizeOutcome:
+                       progress: Progress, *, device: str = "cpu") -> QuantizeOutcome:
+    """`device`: where candidates are timed (an OpenVINO device here)."""
     import nncf
     import openvino as ov
 
@@ -59,7 +60,7 @@ def quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrati
         atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=False))
         return QuantizeOutcome(xml, "openvino-bf16")
     if settings.precision == "fastest":
-        return _openvino_fastest(handle, settings, calibration, validation, excluded, work, xml, threads, progress)
+        return _openvino_fastest(handle, settings, calibration, validation, excluded, work, xml, threads, progress, device)
     scope = nncf.IgnoredScope(patterns=[re.escape(n) + "(/.*)?$" for n in excluded], validate=False) if excluded else None
     if settings.precision in weight_only.WEIGHT_ONLY:
         progress.report(0.3, f"compressing weights to {weight_only.bits(settings)} bits (NNCF)")
@@ -71,7 +72,7 @@ def quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrati
     calibration_data = nncf.Dataset(_ov_items(calibration, handle))
     if settings.max_drop is None and is_transformer(handle.layer_graph()):
         return _openvino_transformer_candidates(handle, model, settings, calibration_data, len(calibration), scope,
-                                                validation, work, xml, threads, progress)
+                                                validation, work, xml, threads, progress, device)
     with quiet():
         if settings.max_drop is None:
             quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope)
@@ -88,11 +89,12 @@ PRECISIONS = Contest("precision", "", ("bf16", "int8"), "the more faithful preci
 
 def _openvino_fastest(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
                       excluded: list[str], work: Path, xml: Path, threads: int | None,
-                      progress: Progress) -> QuantizeOutcome:
+                      progress: Progress, device: str) -> QuantizeOutcome:
     """FP32's rivals on OpenVINO here: int8 (NNCF), and bf16 compute where the CPU has it natively.
     Which wins depends on the model and the CPU (bf16 keeps accuracy for free on AMX; int8 needs
     VNNI), so each is built, checked against FP32, timed beside it, and the fastest faithful kept."""
-    rivals: tuple[Precision, ...] = ("int8", "bf16") if has_bf16() else ("int8",)
+    bf16 = device == "cpu" and has_bf16()  # a GPU plugin computes FP32 models in f16 already
+    rivals: tuple[Precision, ...] = ("int8", "bf16") if bf16 else ("int8",)
     built: dict[str, Path] = {}
     dropped: list[str] = []
     for i, precision in enumerate(rivals):
@@ -107,8 +109,8 @@ def _openvino_fastest(handle: ModelHandle, settings: QuantizeSettings, calibrati
         except Exception as exc:  # one precision failing leaves the others to compete
             dropped.append(f"{precision} could not be built ({first_line(exc)})")
     outcome = pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress,
-                                    dropped, PRECISIONS)
-    if not has_bf16():
+                                    dropped, PRECISIONS, device=device)
+    if device == "cpu" and not bf16:
         outcome.notes.append("bf16 not tried: this CPU has neither AVX512-BF16 nor AMX (OpenVINO would emulate it)")
     return outcome
 
@@ -148,7 +150,7 @@ def quiet() -> Iterator[None]:
 
 def _openvino_transformer_candidates(handle: ModelHandle, model: Any, settings: QuantizeSettings, calibration: Any,
                                      samples: int, scope: Any, validation: Dataset, work: Path, xml: Path,
-                                     threads: int | None, progress: Progress) -> QuantizeOutcome:
+                                     threads: int | None, progress: Progress, device: str) -> QuantizeOutcome:
     """NNCF's transformer preset (SmoothQuant, softmax and norms kept in float) is meant for
     trained transformers; on others the default scheme is closer to FP32. Both are built and the
     fastest faithful kept, as for ONNX Runtime's formats."""
@@ -164,7 +166,8 @@ def _openvino_transformer_candidates(handle: ModelHandle, model: Any, settings: 
         built[name] = work / f"openvino-{name}.xml"
         ov.save_model(quantized, str(built[name]), compress_to_fp16=False)
         progress.check()
-    return pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress, [])
+    return pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress, [],
+                                 device=device)
 
 
 def is_transformer(graph: LayerGraph) -> bool:
