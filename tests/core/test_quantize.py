@@ -269,7 +269,8 @@ def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monke
 def test_int8_candidates_are_checked_and_timed_where_the_variant_will_run(sample, tmp_path, monkeypatch):
     """On a device the quantizer's runtime has (a GPU through onnxruntime-gpu's TensorRT), the
     candidates are timed there; on one it lacks, on the CPU."""
-    from paretolab.core.compress import fastest_faithful, quantize as quantize_module
+    from paretolab.core.compress import fastest_faithful
+    from paretolab.core.compress import quantize as quantize_module
     from paretolab.core.measure.runtimes import BackendInfo, available_backends
 
     seen = []
