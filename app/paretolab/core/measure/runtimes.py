@@ -59,7 +59,7 @@ def available_backends() -> tuple[BackendInfo, ...]:
     import torch
 
     found = [BackendInfo("torch", "cpu", torch.__version__, f"{torch.get_num_threads()} threads")]
-    if shutil.which("g++") or shutil.which("c++"):  # Inductor compiles C++ for the CPU
+    if _can_compile_cpp():  # Inductor compiles C++ for the CPU
         found.append(BackendInfo("inductor", "cpu", torch.__version__, "torch.compile, C++ kernels"))
     gpus = _cuda_devices()
     if gpus:
@@ -80,6 +80,13 @@ def available_backends() -> tuple[BackendInfo, ...]:
     if len(devices) > 1:
         found.append(BackendInfo("openvino", "auto", ov.__version__, "AUTO: " + ", ".join(devices)))
     return tuple(found)
+
+
+def _can_compile_cpp() -> bool:
+    """torch.compile's CPU kernels need a C++ compiler and Python's headers."""
+    import sysconfig
+
+    return bool(shutil.which("g++") or shutil.which("c++")) and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
 
 
 def check_available(backend: str, device: str) -> None:
