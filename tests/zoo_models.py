@@ -295,6 +295,7 @@ TECHNIQUES: dict[str, ZooTechnique] = {t.name: t for t in [
     ZooTechnique("int8 (OpenVINO)", (_quant("openvino", "int8"),), 0.98),
     ZooTechnique("FP16 (ONNX Runtime)", (_quant("ort", "fp16"),), 0.999),
     ZooTechnique("FP16 (OpenVINO)", (_quant("openvino", "fp16"),), 0.999),
+    ZooTechnique("fastest precision (OpenVINO)", (_quant("openvino", "fastest"),), 0.98),
     ZooTechnique("dynamic int8", (_quant("ort", "dynamic-int8"),), 0.98),
     ZooTechnique("unstructured 30%", ({"technique": "prune", "settings": {"method": "unstructured", "sparsity": 0.3}},), 0.9),
     ZooTechnique("graph optimization", ({"technique": "graphopt", "settings": {"level": "extended"}},), 0.9999),

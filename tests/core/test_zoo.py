@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from paretolab.core.compress.importance import weight_importance
+from paretolab.core.compress.torch_precision import native_precisions
 from paretolab.core.compress.variant import Recipe, collapse_warning
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.data import random_inputs
@@ -111,6 +112,17 @@ def test_structured_pruning_and_distillation_keep_the_interface(zoo, tmp_path, n
     made = original.like(beside)
     for ours, theirs in zip(_outputs(made, "torch"), _outputs(original.like(variant.artifact))):
         np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.skipif("bf16" not in native_precisions("cpu"), reason="this CPU has neither AVX512-BF16 nor AMX")
+@pytest.mark.parametrize("name", ["unet", "detector", "transformer"])
+def test_a_pytorch_precision_keeps_every_output_of_models_that_are_not_classifiers(zoo, tmp_path, name):
+    original = open_zoo_model(ZOO[name], zoo[name]["pytorch"])
+    fastest = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"backend": "torch", "precision": "fastest"}}]})
+    variant = optimize(original, fastest, DataPlan.from_spec("random:16", original), tmp_path, "v")
+    assert variant.artifact.suffix == ".pt2" and variant.measured.backend == "torch"
+    assert [o.shape for o in _outputs(original.like(variant.artifact), "torch")] == [o.shape for o in _outputs(original)]
+    assert variant.measured.cosine >= 0.99, variant.measured.fidelity_text()
 
 
 def test_structured_pruning_says_why_it_cannot_resize_a_recurrent_model(zoo, tmp_path):
