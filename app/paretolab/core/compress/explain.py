@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paretolab.core.compress.variant import Variant
-from paretolab.core.measure.machine import BF16_FEATURES, machine_info
+from paretolab.core.measure.machine import BF16_FEATURES, FP16_FEATURES, machine_info
 from paretolab.core.measure.profile import layer_breakdown
 from paretolab.core.model.blocks import scope_of
 from paretolab.core.model.handle import ModelHandle
@@ -125,7 +125,7 @@ def _precision_gain(precision: str, features: set[str]) -> tuple[float, str]:
         if "avx512_bf16" in features:
             return BF16_GAIN_AVX512, f"bf16 with AVX512-BF16 ({BF16_GAIN_AVX512:.1f}x)"
         return 1.0, "bf16 without AVX512-BF16 or AMX (1x: emulated)"
-    if precision == "fp16" and features & {"avx512_fp16", "amx_fp16"}:
+    if precision == "fp16" and features & set(FP16_FEATURES):
         return BF16_GAIN_AVX512, f"fp16 with AVX512-FP16 ({BF16_GAIN_AVX512:.1f}x)"
     if precision in ("fp16", "int8-weights", "int4-weights", "dynamic-int8"):
         return 1.0, f"{precision} computes in FP32 on a CPU (1x)"
@@ -142,7 +142,7 @@ def _feature_reasons(precision: str, features: set[str]) -> list[str]:
     if precision == "int8" and not features & set(VNNI):
         return ["this CPU has no VNNI (avx512_vnni, avx_vnni or AMX): int8 convolutions and products run no faster "
                 "than FP32 here; deploy int8 on a CPU with VNNI, or prune instead"]
-    if precision == "fp16" and not features & {"avx512_fp16", "amx_fp16"}:
+    if precision == "fp16" and not features & set(FP16_FEATURES):
         return ["CPUs compute FP16 models in FP32 (ONNX Runtime inserts casts, OpenVINO decompresses the weights): "
                 "FP16 halves the file, not the time"]
     if precision == "bf16" and not features & set(BF16_FEATURES):

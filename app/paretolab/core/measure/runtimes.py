@@ -268,7 +268,12 @@ class TorchRunner(Runner):
         self._torch = torch
         if threads:
             torch.set_num_threads(threads)
-        self.module = self._load(handle, device)
+        try:
+            self.module = self._load(handle, device)
+        except ParetoLabError:
+            raise
+        except Exception as exc:  # moving to a device, out of memory there, an unreadable program
+            raise BackendError(f"{self.runtime} cannot load {handle.path.name} on {device}: {_first_line(exc)}") from None
         self.input_names = [s.name for s in handle.inputs] or ["input"]
         self.output_names = [s.name for s in handle.outputs]
         self._model_name = handle.path.name

@@ -71,11 +71,7 @@ class ModelHandle:
     def like(self, path: Path) -> ModelHandle:
         """Open `path`, a file made from this model (same inputs), with this model's fixed shapes."""
         made = load_model(path)
-        fixed = self.fixed_shapes()
-        if len(made.inputs) == len(self.inputs) and not {s.name for s in made.inputs} & set(fixed):
-            # named otherwise (a PyTorch file names inputs by forward's arguments): the same inputs in the same order
-            fixed = {m.name: fixed[s.name] for m, s in zip(made.inputs, self.inputs) if s.name in fixed}
-        shapes = {name: shape for name, shape in fixed.items() if any(s.name == name for s in made.inputs)}
+        shapes = {name: shape for name, shape in self.fixed_shapes().items() if any(s.name == name for s in made.inputs)}
         dynamic = [s for s in made.inputs if not s.is_static and s.name in shapes]
         return made.with_input_shapes(shapes) if dynamic else made
 
