@@ -14,6 +14,21 @@ if "PARETOLAB_LOG_DIR" not in os.environ:  # keep the suite's log out of the use
     os.environ["PARETOLAB_LOG_DIR"] = tempfile.mkdtemp(prefix="paretolab-test-log-")
 
 
+@pytest.fixture()
+def cpu_features(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a setter
+    """Substitute this machine's CPU: `cpu_features({"avx512_vnni"})` makes every caller of
+    machine_info() see those instruction sets (and no others) until the test ends, so behaviour
+    that depends on the CPU is tested for both kinds of machine wherever the suite runs."""
+    from paretolab.core.measure import machine
+
+    def use(features: set[str] | frozenset[str]) -> None:
+        monkeypatch.setattr(machine, "_cpu_flags", lambda: ("a substituted CPU", set(features)))
+        machine.machine_info.cache_clear()
+
+    yield use
+    machine.machine_info.cache_clear()  # the real CPU again once monkeypatch restores _cpu_flags
+
+
 @pytest.fixture(scope="session")
 def model_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from model_zoo import write_model_files

@@ -6,6 +6,8 @@ import csv
 import json
 from html.parser import HTMLParser
 
+import pytest
+
 from paretolab.cli import main
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.plan import DataPlan
@@ -30,7 +32,10 @@ class Collect(HTMLParser):
         self.text.append(data)
 
 
-def test_report_from_an_experiment(tmp_path, capsys):
+@pytest.mark.parametrize("cpu", [set(), {"avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_int8", "amx_bf16", "amx_fp16"}],
+                         ids=["featureless-cpu", "amx-fp16-cpu"])
+def test_report_from_an_experiment(tmp_path, capsys, cpu_features, cpu):
+    cpu_features(cpu)  # what the report says must hold on any CPU
     sample = load_model(sample_model_path())
     experiment = Experiment.for_model(sample, tmp_path / "exp")
     plan = DataPlan.from_spec("digits", sample)
@@ -56,6 +61,7 @@ def test_report_from_an_experiment(tmp_path, capsys):
     assert [r["name"] for r in rows] == ["baseline", "v1", "v2"] and float(rows[1]["latency_ms"]) > 0
     why = {r["name"]: r["why"] for r in rows}  # neither is faster on a CPU, and the report says why
     assert "FP16 halves the file, not the time" in why["v1"] and "as many MACs as the original" in why["v2"]
+    assert "unstructured pruning zeroes weights" in why["v2"] and "pruning" not in why["v1"]
     assert "Why (not) faster" in text
 
 

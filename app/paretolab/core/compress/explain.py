@@ -1,6 +1,7 @@
-"""Why a variant is (not) faster: the speed-up its MACs and precision lead one to expect on this
-CPU next to the one measured, and the reasons they differ — the layers that got slower, compute
-left in FP32 inside an int8 model, CPU features int8 or bf16 need and this CPU lacks.
+"""Why a variant is (not) faster: the speed-up its MACs and precision lead one to expect on the
+backend and CPU that ran it next to the one measured, and the reasons they differ — the layers
+that got slower, compute left in FP32 inside an int8 model, a precision that backend does not
+compute in, CPU features a precision needs and this CPU lacks, steps that removed no MACs.
 
 "Why no speed-up?" is the question every compression tool's users ask most; the answer is in
 the numbers ParetoLab already has, put side by side.
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from paretolab.core.compress.cpu_gain import cpu_gain
 from paretolab.core.compress.variant import Variant
-from paretolab.core.measure.machine import BF16_FEATURES, FP16_FEATURES, machine_info
+from paretolab.core.measure.machine import cpu_features
 from paretolab.core.measure.profile import layer_breakdown
 from paretolab.core.model.blocks import scope_of
 from paretolab.core.model.handle import ModelHandle
@@ -19,11 +21,11 @@ from paretolab.core.model.handle import ModelHandle
 INT8_COMPUTE = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "DynamicQuantizeMatMul",
                 "MatMulIntegerToFloat")
 FLOAT_COMPUTE = ("Conv", "MatMul", "Gemm")
-VNNI = ("avx512_vnni", "avx_vnni", "amx_int8")
-INT8_GAIN = 2.0  # int8 over FP32 on a CPU with VNNI: four times the lanes, less the quantize/dequantize traffic
-BF16_GAIN_AVX512 = 1.5  # bf16 over FP32 with AVX512-BF16 dot products (1.7x measured on the demo ResNet, OpenVINO)
-BF16_GAIN_AMX = 2.0  # with AMX tiles (ResNet-18 on a Xeon with AMX: 17.9 → 9.3 ms, OpenVINO)
 GPU_HALF_GAIN = 2.0  # FP16/BF16 over FP32 (TF32 off) on tensor cores, for convolution- and GEMM-bound models
+# Steps that leave every multiply-add in place, and why (what the MACs reason names)
+KEEPS_MACS = {"quantize": "quantization changes the precision of each multiply-add, not their number",
+              "prune:unstructured": "unstructured pruning zeroes weights, dense runtimes still multiply them",
+              "graphopt": "graph optimization fuses and folds operators around the multiply-adds, it removes none"}
 
 
 @dataclass
@@ -54,13 +56,19 @@ class Explanation:
 def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer_times: bool = True) -> Explanation:
     """`made` is the variant's file opened like the original (original.like(variant.artifact))."""
     on_gpu = variant.measured.device != "cpu"
-    features = set() if on_gpu else set(machine_info().get("cpu_features", []))
     precision = _precision(variant)
     macs_ratio = (variant.baseline.macs / variant.measured.macs) if variant.baseline.macs and variant.measured.macs else 1.0
-    gain, precision_note = _gpu_gain(precision) if on_gpu else _precision_gain(precision, features)
+    if on_gpu:
+        gain, precision_note, cpu_reasons = *_gpu_gain(precision), []
+    else:
+        expected = cpu_gain(precision, variant.measured.backend, cpu_features())
+        gain, precision_note, cpu_reasons = expected.factor, expected.note, [expected.reason] if expected.reason else []
+    measured_gain = _measured_gain(variant, precision)
+    if measured_gain is not None:
+        gain, precision_note = measured_gain
     result = Explanation(variant.name, variant.speedup, macs_ratio * gain,
                          f"MACs {macs_ratio:.2f}x fewer × {precision_note}")
-    result.reasons += [] if on_gpu else _feature_reasons(precision, features)
+    result.reasons += cpu_reasons
     result.reasons += _float_compute_left(made, precision)
     result.reasons += _format_choice(variant)
     result.reasons += _exit_reasons(variant)
@@ -70,21 +78,49 @@ def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer
             worst = ", ".join(f"{s.layer} ({s.original_ms:.3f} → {s.variant_ms:.3f} ms)" for s in result.slower_layers[:3])
             result.reasons.append(f"layers that got slower: {worst}")
     if result.measured is not None and result.measured < 0.8 * result.expected and not result.reasons:
-        result.reasons.append("fixed per-call costs (input copies, thread start-up) dominate a model this small; "
-                              "the MACs saved are too few to show")
+        result.reasons += _macs_reasons(variant) or [
+            "fixed per-call costs (input copies, thread start-up) dominate a model this small; the MACs saved are "
+            "too few to show"]
     return result
 
 
 def quick_reasons(variant: Variant) -> list[str]:
-    """The reasons that need no measuring — the variant's precision on this CPU, MACs it did not
-    remove — which cap its speed-up whatever the timing says: what the report shows beside each."""
-    on_cpu = variant.measured.device == "cpu"
-    features = set(machine_info().get("cpu_features", []))
-    reasons = (_feature_reasons(_precision(variant), features) if on_cpu else []) + _exit_reasons(variant)
-    if not reasons and variant.measured.macs and variant.baseline.macs and variant.measured.macs >= variant.baseline.macs:
-        reasons.append("the variant does as many MACs as the original: nothing it computes was removed "
-                       "(unstructured pruning zeroes weights, dense runtimes still multiply them)")
-    return reasons
+    """The reasons that need no measuring — the variant's precision on this CPU and backend, MACs
+    it did not remove — which cap its speed-up whatever the timing says: what the report shows beside each."""
+    reasons = []
+    if variant.measured.device == "cpu":
+        expected = cpu_gain(_precision(variant), variant.measured.backend, cpu_features())
+        reasons += [expected.reason] if expected.reason else []
+    reasons += _exit_reasons(variant)
+    return reasons or _macs_reasons(variant)
+
+
+def _macs_reasons(variant: Variant) -> list[str]:
+    """A variant that does as many MACs as the original, with the steps of its recipe that left them."""
+    if not (variant.measured.macs and variant.baseline.macs and variant.measured.macs >= variant.baseline.macs):
+        return []
+    keys = [f"{s.technique}:{getattr(s.settings, 'method', '')}" if s.technique == "prune" else s.technique
+            for s in variant.recipe.steps]
+    why = [KEEPS_MACS[k] for k in dict.fromkeys(keys) if k in KEEPS_MACS]
+    return ["the variant does as many MACs as the original: nothing it computes was removed"
+            + (f" ({'; '.join(why)})" if why else "")]
+
+
+def _measured_gain(variant: Variant, precision: str) -> tuple[float, str] | None:
+    """The precision's speed-up over FP32 as timed side by side when it was chosen (a measured
+    choice among candidates records both), on the device the variant is measured on."""
+    for report in reversed(variant.reports):
+        if report.get("technique") != "quantize":
+            continue
+        chosen = next((c for c in report.get("candidates") or [] if c.get("chosen")), None)
+        base = report.get("baseline_ms")
+        same_place = (str(report.get("chosen", "")).split("-")[0] == variant.measured.backend
+                      and report.get("device", variant.measured.device) == variant.measured.device)
+        if chosen and base and chosen.get("median_ms") and same_place:
+            ratio = float(base) / float(chosen["median_ms"])
+            return ratio, f"{precision} measured {ratio:.2f}x against FP32 when it was chosen"
+        return None
+    return None
 
 
 def _exit_reasons(variant: Variant) -> list[str]:
@@ -114,43 +150,10 @@ def _precision(variant: Variant) -> str:
     return next((p for p in ("bf16", "int8", "fp16") if chosen and p in chosen[-1].split("-")), "fp32")
 
 
-def _precision_gain(precision: str, features: set[str]) -> tuple[float, str]:
-    if precision == "int8":
-        if features & set(VNNI):
-            return INT8_GAIN, f"int8 with VNNI ({INT8_GAIN:.0f}x)"
-        return 1.0, "int8 without VNNI (1x: no int8 dot product instructions)"
-    if precision == "bf16":
-        if "amx_bf16" in features:
-            return BF16_GAIN_AMX, f"bf16 with AMX ({BF16_GAIN_AMX:.1f}x)"
-        if "avx512_bf16" in features:
-            return BF16_GAIN_AVX512, f"bf16 with AVX512-BF16 ({BF16_GAIN_AVX512:.1f}x)"
-        return 1.0, "bf16 without AVX512-BF16 or AMX (1x: emulated)"
-    if precision == "fp16" and features & set(FP16_FEATURES):
-        return BF16_GAIN_AVX512, f"fp16 with AVX512-FP16 ({BF16_GAIN_AVX512:.1f}x)"
-    if precision in ("fp16", "int8-weights", "int4-weights", "dynamic-int8"):
-        return 1.0, f"{precision} computes in FP32 on a CPU (1x)"
-    return 1.0, "FP32 (1x)"
-
-
 def _gpu_gain(precision: str) -> tuple[float, str]:
     if precision in ("fp16", "bf16"):
         return GPU_HALF_GAIN, f"{precision} on a GPU's tensor cores ({GPU_HALF_GAIN:.0f}x)"
     return 1.0, f"{precision.upper() if precision == 'fp32' else precision} on the GPU (1x)"
-
-
-def _feature_reasons(precision: str, features: set[str]) -> list[str]:
-    if precision == "int8" and not features & set(VNNI):
-        return ["this CPU has no VNNI (avx512_vnni, avx_vnni or AMX): int8 convolutions and products run no faster "
-                "than FP32 here; deploy int8 on a CPU with VNNI, or prune instead"]
-    if precision == "fp16" and not features & set(FP16_FEATURES):
-        return ["CPUs compute FP16 models in FP32 (ONNX Runtime inserts casts, OpenVINO decompresses the weights): "
-                "FP16 halves the file, not the time"]
-    if precision == "bf16" and not features & set(BF16_FEATURES):
-        return ["this CPU has neither AVX512-BF16 nor AMX: OpenVINO emulates bf16 here, slower than FP32"]
-    if precision == "dynamic-int8":
-        return ["dynamic int8 quantizes activations on every call; its ConvInteger kernels are slower than FP32 "
-                "convolutions on most CPUs: use static int8 for CNNs"]
-    return []
 
 
 def _format_choice(variant: Variant) -> list[str]:

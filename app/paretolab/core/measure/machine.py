@@ -58,6 +58,11 @@ def this_process() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
+def cpu_features() -> set[str]:
+    """The instruction sets of `_CPU_FEATURES` this CPU has (tests substitute them through `_cpu_flags`)."""
+    return set(machine_info().get("cpu_features", []))
+
+
 def has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere OpenVINO would emulate it, slower."""
-    return bool(set(machine_info().get("cpu_features", [])) & set(BF16_FEATURES))
+    return bool(cpu_features() & set(BF16_FEATURES))
