@@ -211,6 +211,15 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
     formats = ORT_FORMATS if settings.format == "auto" else (settings.format,)
     built: dict[str, Path] = {}
     dropped: list[str] = []
+    opset = _opset(pre)
+    if settings.per_channel and opset < 13:  # QuantizeLinear/DequantizeLinear take an axis from opset 13
+        if settings.format != "auto" and settings.format.startswith("qdq"):
+            raise SettingsError(f"format '{settings.format}' with per-channel scales needs ONNX opset 13 or later and "
+                                f"{handle.path.name} is opset {opset}: use a qop format, set per_channel to false, or "
+                                "export the model at opset 13+")
+        dropped += [f"{fmt} not built: per-channel QDQ needs opset 13, the model is opset {opset}"
+                    for fmt in formats if fmt.startswith("qdq")]
+        formats = tuple(fmt for fmt in formats if not fmt.startswith("qdq"))
     for i, fmt in enumerate(formats):
         progress.report(0.05 + 0.6 * i / len(formats), f"calibrating and quantizing ({fmt})")
         try:
@@ -229,6 +238,13 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
         return QuantizeOutcome(out, f"ort-int8-{fmt}")
     return pick_fastest_faithful(handle, built, "ort", settings.min_agreement, validation, out, threads, progress, dropped,
                                  device=device)
+
+
+def _opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _ort_fp16(src: Path, out: Path, excluded: list[str]) -> None:

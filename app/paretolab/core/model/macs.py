@@ -20,7 +20,12 @@ _CONV_LIKE = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3), "Fus
 _MATMUL_LIKE = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3), "Gemm": (0, 1), "QGemm": (0, 3),
                 "FusedGemm": (0, 1), "FusedMatMul": (0, 1), "DynamicQuantizeMatMul": (0, 1), "MatMulIntegerToFloat": (0, 1),
                 "MatMulNBits": (0, 1)}
-_RECURRENT = ("LSTM", "GRU", "RNN")
+_GEMM_LIKE = ("Gemm", "QGemm", "FusedGemm")
+# ONNX Runtime's dynamic int8 LSTM keeps the weights' size (transposed to [directions, input, 4 * hidden])
+_RECURRENT = ("LSTM", "GRU", "RNN", "DynamicQuantizeLSTM")
+# OpenVINO op -> (index of X, of W, of R); a sequence's X is [batch, steps, input], a cell's [batch, input]
+_OPENVINO_RECURRENT = {"LSTMSequence": (0, 4, 5), "GRUSequence": (0, 3, 4), "RNNSequence": (0, 3, 4),
+                       "LSTMCell": (0, 3, 4), "GRUCell": (0, 2, 3), "RNNCell": (0, 2, 3)}
 
 
 def _static(shape: Shape | None) -> tuple[int, ...] | None:
@@ -53,13 +58,19 @@ def onnx_macs(node: onnx.NodeProto, in_shapes: Sequence[Shape | None], out_shape
         x, w = _at(in_shapes, 0), _at(in_shapes, 1)
         return prod(x) * prod(w[1:]) if x and w else None
     if op in _MATMUL_LIKE:
-        xi, _ = _MATMUL_LIKE[op]
-        x = _at(in_shapes, xi)
-        if not out or not x:
-            return None
-        trans_a = op in ("Gemm", "QGemm", "FusedGemm") and any(a.name == "transA" and a.i for a in node.attribute)
-        inner = x[0] if trans_a else x[-1]
-        return matmul_macs(out, inner)
+        xi, wi = _MATMUL_LIKE[op]
+        x, w = _at(in_shapes, xi), _at(in_shapes, wi)
+        attrs = {a.name: a.i for a in node.attribute}
+        if op in _GEMM_LIKE:  # [M, K] x [K, N]; the output's shape is unknown past a contrib op (QGemm)
+            if not x or not w or len(x) != 2 or len(w) != 2:
+                return None
+            (m, k), n = (x[::-1] if attrs.get("transA") else x), (w[0] if attrs.get("transB") else w[1])
+            return m * k * n
+        if out and x:
+            return matmul_macs(out, x[-1])
+        if x and w and len(w) == 2 and op != "MatMulNBits":  # a contrib op's output shape is unknown: A's rows x N
+            return prod(x) * w[1]
+        return None
     if op in _RECURRENT:  # every step multiplies the input by W and the state by R, for all gates and directions
         x, w, r = _at(in_shapes, 0), _at(in_shapes, 1), _at(in_shapes, 2)
         return x[0] * x[1] * (prod(w) + prod(r)) if x and w and r and len(x) == 3 else None
@@ -79,6 +90,10 @@ def openvino_macs(
     if op == "ConvolutionBackpropData":  # weights [in, out, k...]
         x, w = _at(in_shapes, 0), _at(in_shapes, 1)
         return prod(x) * prod(w[1:]) if x and w else None
+    if op in _OPENVINO_RECURRENT:  # every step multiplies the input by W and the state by R, for all gates
+        xi, wi, ri = _OPENVINO_RECURRENT[op]
+        x, w, r = _at(in_shapes, xi), _at(in_shapes, wi), _at(in_shapes, ri)
+        return prod(x[:-1]) * (prod(w) + prod(r)) if x and w and r else None
     if op == "MatMul":
         x = _at(in_shapes, 0)
         if not out or not x:

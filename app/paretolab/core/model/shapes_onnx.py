@@ -103,6 +103,8 @@ def _fill_contrib_shapes(model: onnx.ModelProto) -> bool:
     """Record output shapes of quantized contrib ops whose input shapes are known; True if any were added."""
     g = model.graph
     known = {v.name: v for v in (*g.input, *g.value_info, *g.output) if _complete(v)}
+    for t in g.initializer:  # a QGemm's weights
+        known.setdefault(t.name, helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     added = False
     for node in g.node:
         if node.domain != "com.microsoft" or not node.output or node.output[0] in known:
@@ -110,6 +112,8 @@ def _fill_contrib_shapes(model: onnx.ModelProto) -> bool:
         shape = _contrib_shape(node, known)
         if shape is not None:
             elem = known[node.input[0] if node.op_type != "QLinearConcat" else node.input[2]].type.tensor_type.elem_type
+            if node.op_type == "QGemm" and not (len(node.input) > 7 and node.input[7]):  # no y_scale: float output
+                elem = onnx.TensorProto.FLOAT
             value = helper.make_tensor_value_info(node.output[0], elem, shape)
             g.value_info.append(value)
             known[value.name] = value
@@ -142,6 +146,12 @@ def _contrib_shape(node: onnx.NodeProto, known: Mapping[str, onnx.ValueInfoProto
         axis = axis % len(out)
         out[axis] = sum(p[axis] for p in known_parts)
         return out
+    if node.op_type == "QGemm":  # A [M, K] (transA: [K, M]) times B [K, N] (transB: [N, K]), then MACs count on
+        a, b = dims(node.input[0]), dims(node.input[3])
+        if a is None or b is None or len(a) != 2 or len(b) != 2:
+            return None
+        attrs = {x.name: x.i for x in node.attribute}
+        return [a[1] if attrs.get("transA") else a[0], b[0] if attrs.get("transB") else b[1]]
     if node.op_type == "QLinearGlobalAveragePool":
         x = dims(node.input[0])
         channels_last = next((a.i for a in node.attribute if a.name == "channels_last"), 0)
