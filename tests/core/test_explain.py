@@ -162,3 +162,17 @@ def test_a_pytorch_precision_measured_on_the_gpu_expects_tensor_cores_not_cpu_fe
     result = explain(original, variant, original, layer_times=False)
     assert result.expected == GPU_HALF_GAIN and "fp16 on a GPU's tensor cores" in result.basis
     assert not any("CPU" in r for r in result.reasons + quick_reasons(variant))
+
+
+@pytest.mark.parametrize(("macs", "small"), [(1_000_000, True), (569_000_000, False)])
+def test_only_a_small_model_is_called_small(cpu_features, macs, small):
+    """A variant with half the MACs that gained nothing: a 1M-MAC model's fixed costs explain it, a
+    569M-MAC model's do not."""
+    cpu_features(CPUS["featureless"])
+    prune = [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}}]
+    variant = _fake_variant(prune, "ort", macs=(macs, macs // 2))
+    original = load_model(sample_model_path())
+    result = explain(original, variant, original, layer_times=False)
+    assert result.expected == pytest.approx(2.0) and result.measured == 1.0
+    (reason,) = result.reasons
+    assert ("a model this small" in reason) is small, reason

@@ -21,6 +21,7 @@ from paretolab.core.model.handle import ModelHandle
 INT8_COMPUTE = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "DynamicQuantizeMatMul",
                 "MatMulIntegerToFloat")
 FLOAT_COMPUTE = ("Conv", "MatMul", "Gemm")
+SMALL_MACS = 20_000_000  # below this, a CPU call's fixed costs (~0.05-0.1 ms) rival the compute
 GPU_HALF_GAIN = 2.0  # FP16/BF16 over FP32 (TF32 off) on tensor cores, for convolution- and GEMM-bound models
 # Steps that leave every multiply-add in place, and why (what the MACs reason names)
 KEEPS_MACS = {"quantize": "quantization changes the precision of each multiply-add, not their number",
@@ -78,10 +79,19 @@ def explain(original: ModelHandle, variant: Variant, made: ModelHandle, *, layer
             worst = ", ".join(f"{s.layer} ({s.original_ms:.3f} → {s.variant_ms:.3f} ms)" for s in result.slower_layers[:3])
             result.reasons.append(f"layers that got slower: {worst}")
     if result.measured is not None and result.measured < 0.8 * result.expected and not result.reasons:
-        result.reasons += _macs_reasons(variant) or [
-            "fixed per-call costs (input copies, thread start-up) dominate a model this small; the MACs saved are "
-            "too few to show"]
+        result.reasons += _macs_reasons(variant) or [_shortfall(variant)]
     return result
+
+
+def _shortfall(variant: Variant) -> str:
+    """Why a variant that removed MACs (or computes cheaper) gained less: a small model's fixed costs,
+    or, in a model too large for those to matter, layers the runtime did not speed up."""
+    macs = variant.baseline.macs
+    if macs is not None and macs < SMALL_MACS:
+        return (f"fixed per-call costs (input copies, thread start-up) dominate a model this small ({macs / 1e6:.1f}M "
+                "MACs); the MACs saved are too few to show")
+    return ("the runtime did not turn what was saved into time (memory-bound or unfused layers): compare the two "
+            "per layer (explain with layer times, or profile both)")
 
 
 def quick_reasons(variant: Variant) -> list[str]:
