@@ -208,7 +208,7 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
         return QuantizeOutcome(out, f"ort-{settings.precision}")
 
     pre = _preprocessed(src, work)
-    formats = ORT_FORMATS if settings.format == "auto" else (settings.format,)
+    formats: tuple[str, ...] = ORT_FORMATS if settings.format == "auto" else (settings.format,)
     built: dict[str, Path] = {}
     dropped: list[str] = []
     opset = _opset(pre)
