@@ -148,6 +148,9 @@ def test_a_measured_precision_choice_is_explained_by_the_precision_that_won(tmp_
     assert won in ("int8", "bf16")
     result = explain(original, variant, original.like(variant.artifact), layer_times=False)
     assert f"× {won} " in result.basis, result.basis
+    chosen = next(c for c in report["candidates"] if c["chosen"])  # timed beside FP32 when chosen: that gain is expected
+    measured = report["baseline_ms"] / chosen["median_ms"]
+    assert f"× {won} measured {measured:.2f}x against FP32" in result.basis, result.basis
 
 
 def test_a_pytorch_precision_measured_on_the_gpu_expects_tensor_cores_not_cpu_features():
