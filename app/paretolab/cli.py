@@ -270,7 +270,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     made = load_model(variant.artifact, input_shapes=parse_input_shapes(args.input_shape) or None)
     expected = None if variant.cancelled else variant.measured.top1
     result = export_variant(made, args.format, Path(args.out), DataPlan.from_spec(args.data, made, args.preprocess).test,
-                            expected_top1=expected, progress=_terminal_progress(args))
+                            expected_top1=expected, progress=_terminal_progress(args), force=args.force,
+                            protect=(Path(variant.parent),))
     doc = {"path": str(result.path), "format": result.format, "top1": result.top1, "agreement": result.agreement,
            "expected_top1": result.expected_top1, "matches": result.matches}
     if args.json:
@@ -369,6 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug of ours or a library's: never a traceback on the user's terminal
         from paretolab.core.errors import first_line
+        from paretolab.core.files import disk_error
+
+        if (message := disk_error(exc)) is not None:  # a full or read-only disk the up-front checks did not catch
+            logging.getLogger(__name__).info("write failed in %s", args.command, exc_info=exc)
+            print(f"paretolab: error: {message}", file=sys.stderr)
+            return EXIT_USER_ERROR
 
         logging.getLogger(__name__).error("unexpected error in %s", args.command, exc_info=exc)
         print(f"paretolab: internal error: {type(exc).__name__}: {first_line(exc)} (details in {log_path or 'the log'}; "

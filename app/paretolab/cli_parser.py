@@ -227,6 +227,8 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", required=True, metavar="PATH", help="file to write (its suffix follows the format), "
                         "or the Triton model folder")
     _add_data_arguments(export, "data to re-evaluate the written file on")
+    export.add_argument("--force", action="store_true", help="replace a file already at --out (never the model the "
+                        "variant was made from)")
     export.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from paretolab.core.errors import ParetoLabError
+from paretolab.core.owned import record_write, remove_stale_work_folders, session_folder, work_prefix
+
+__all__ = ["WriteError", "atomic_write", "check_writable", "remove_stale_work_folders", "work_prefix", "write_json_atomic"]
 
 
 class WriteError(ParetoLabError):
@@ -32,9 +36,62 @@ def files_digest(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def free_space(folder: Path) -> int | None:
+    """Bytes free to this user in `folder` (or the nearest folder above it that exists)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "unknown space"
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} bytes"
+
+
 def _write_error(path: Path, exc: OSError) -> WriteError:
     reason = exc.strerror or str(exc)
-    return WriteError(f"cannot write {path}: {reason}; free some space or choose a writable folder (nothing was changed)")
+    folder = Path(path).parent
+    return WriteError(f"cannot write {path}: {reason} ({_size(free_space(folder))} free in {folder}); free some space or "
+                      "choose a writable folder (nothing was changed)")
+
+
+def disk_error(exc: BaseException) -> str | None:
+    """The one-line message for an OSError that a full or read-only disk (or a missing
+    permission) caused, wherever it was raised; None for any other error."""
+    import errno
+
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM,
+                                                          errno.EDQUOT):
+        return None
+    return str(_write_error(Path(exc.filename or "a file"), exc))
+
+
+def check_writable(folder: Path, need_bytes: int, what: str = "the results") -> None:
+    """Fail early, in one line, when `folder` cannot take `need_bytes` more or cannot be written at
+    all (read-only disk, no permission): a job that dies half-way wastes the user's time, and a
+    library that runs out of space mid-write may abort the whole process (torch's C++ writer does)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".paretolab-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise WriteError(f"cannot write {what} in {folder}: {exc.strerror or exc} ({_size(free_space(folder))} free); "
+                         "choose a writable folder") from None
+    free = free_space(folder)
+    if free is not None and free < need_bytes:
+        raise WriteError(f"not enough space for {what} in {folder}: {_size(free)} free, about {_size(need_bytes)} needed; "
+                         "free some space or choose another folder (nothing was written)")
 
 
 def atomic_write(out: Path, write: Callable[[Path], object]) -> Path:
@@ -49,6 +106,7 @@ def atomic_write(out: Path, write: Callable[[Path], object]) -> Path:
             write(Path(tmp) / out.name)
             for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == out.name):
                 _fsync(written)  # on disk before the rename makes it visible: a crash leaves old or new
+                record_write(out.parent / written.name, written)  # so a killed run's clean-up knows the file
                 os.replace(written, out.parent / written.name)  # the main file last
     except OSError as exc:
         raise _write_error(out, exc) from None
@@ -77,6 +135,7 @@ def write_json_atomic(path: Path, doc: Any) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; this is a normal user file
+        record_write(path, Path(tmp))
         os.replace(tmp, path)
     except OSError as exc:
         raise _write_error(path, exc) from None
@@ -91,27 +150,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def work_prefix(kind: str) -> str:
-    """The name start of a private work folder in the system temp folder; it carries our process
-    id, so a later start can tell the folders of killed processes from those of running ones."""
-    return f"paretolab-{os.getpid()}-{kind}-"
-
-
-def remove_stale_work_folders(root: Path | None = None) -> list[Path]:
-    """Remove the work folders that killed ParetoLab processes left behind; return them."""
-    import shutil
-
-    import psutil
-
-    removed = []
-    for folder in Path(root or tempfile.gettempdir()).glob("paretolab-*"):
-        pid = folder.name.split("-")[1]
-        if folder.is_dir() and pid.isdigit() and not psutil.pid_exists(int(pid)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
 
 
 def add_code_path(folder: Path) -> None:
@@ -131,6 +169,6 @@ def inside(folder: Path | None = None) -> Iterator[Path]:
     inference leaves "sym_shape_infer_temp.onnx" there when it cannot finish) inside `folder`,
     or a temporary one; one caller at a time, as the working folder is the whole process's."""
     with _CWD_LOCK, contextlib.ExitStack() as stack:
-        where = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=work_prefix("cwd"))))
+        where = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(dir=session_folder(), prefix="cwd-")))
         stack.enter_context(contextlib.chdir(where))
         yield where

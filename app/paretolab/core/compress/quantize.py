@@ -28,6 +28,7 @@ from paretolab.core.measure.runtimes import available_backends
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
+from paretolab.core.owned import library_temp
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 from paretolab.core.tensors import fixed_batch
@@ -152,7 +153,7 @@ def _ort_static(
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }
-    with quiet():
+    with quiet(), library_temp():  # its ort.quant.* folders in ours: a killed run leaves none behind
         quantize_static(
             str(src),
             str(out),
@@ -173,7 +174,7 @@ def _preprocessed(src: Path, work: Path) -> Path:
     src = src.resolve()
     pre = (work / "pre.onnx").resolve()
     try:
-        with quiet(), inside(work):  # absolute paths: its shape inference may write into the working folder
+        with quiet(), inside(work), library_temp():  # absolute paths: shape inference may write into the working folder
             quant_pre_process(str(src), str(pre))
         return pre
     except Exception as exc:  # pre-processing is an optimisation; quantize the model as it is
@@ -193,13 +194,13 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         progress.report(0.2, "quantizing weights (dynamic int8)")
-        with quiet():
+        with quiet(), library_temp():
             atomic_write(out, lambda tmp: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
                                                            per_channel=settings.per_channel, nodes_to_exclude=excluded))
         return QuantizeOutcome(out, "ort-dynamic-int8")
     if settings.precision in weight_only.WEIGHT_ONLY:
         progress.report(0.2, f"quantizing weights to {weight_only.bits(settings)} bits (MatMulNBits)")
-        with quiet():
+        with quiet(), library_temp():
             converted = weight_only.compress_ort(src, out, settings, excluded)
         if not converted:
             out.unlink(missing_ok=True)

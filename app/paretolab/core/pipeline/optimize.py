@@ -16,7 +16,7 @@ from paretolab.core.compress.step import StepContext
 from paretolab.core.compress.techniques import TECHNIQUES
 from paretolab.core.compress.variant import Recipe, Step, Variant
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
-from paretolab.core.files import atomic_write, work_prefix
+from paretolab.core.files import atomic_write, check_writable, work_prefix
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import TORCH_BACKENDS, available_backends, check_available
 from paretolab.core.model.handle import ModelHandle
@@ -24,7 +24,7 @@ from paretolab.core.pipeline.prefix_cache import PrefixCache, torch_prefix
 from paretolab.core.pipeline.scorecard import scorecard
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
-from paretolab.core.store.experiment import MODEL_SUFFIXES, Experiment, model_files
+from paretolab.core.store.experiment import Experiment
 
 
 def apply_recipe(
@@ -165,20 +165,25 @@ def optimize(
     quantization candidates are timed on the CPU; PyTorch precisions on `device`."""
     experiment = Experiment(out_dir)
     backend = measure_backend(recipe, backend, device)
-    if name is None:
-        claim = experiment.new_name()
-    else:
-        taken = [Path(out_dir) / (name + s) for s in MODEL_SUFFIXES if (Path(out_dir) / (name + s)).exists()]
-        if taken:
-            mine = any(taken[0].resolve() == f.resolve() for f in handle.files)
-            raise ParetoLabError(f"{taken[0]} {'is the model you opened' if mine else 'already exists'}; choose another "
-                                 "--name or --out (ParetoLab never overwrites a file)")
-        claim = experiment.claimed(name)
+    check_space(handle, Path(out_dir))
+    claim = experiment.new_name() if name is None else experiment.claimed(name, tuple(handle.files))
     with claim as claimed:
         artifact, reports = apply_recipe(handle, recipe, data, Path(out_dir) / claimed, threads=threads, progress=progress,
                                          reuse=reuse, device=device, torch_artifact=backend in TORCH_BACKENDS)
         return record_variant(handle, recipe, data, experiment, claimed, artifact, reports, backend=backend,
                               device=device, threads=threads, progress=progress)
+
+
+SPACE_FACTOR, SPACE_MARGIN = 3, 16 << 20
+
+
+def check_space(handle: ModelHandle, out_dir: Path) -> None:
+    """The output folder and the temp folder can be written and hold about three copies of the
+    model (the variant, its PyTorch file, a step's intermediate) plus a margin — checked before
+    minutes of work, in one line, rather than a library failing (or aborting) half-way."""
+    need = SPACE_FACTOR * sum(f.stat().st_size for f in handle.files if f.is_file()) + SPACE_MARGIN
+    check_writable(out_dir, need, "the variant")
+    check_writable(Path(tempfile.gettempdir()), need, "work files (the system temp folder, TMPDIR)")
 
 
 def measure_backend(recipe: Recipe, backend: str | None, device: str) -> str:
@@ -209,9 +214,8 @@ def record_variant(handle: ModelHandle, recipe: Recipe, data: DataPlan, experime
         metrics = scorecard(
             handle, handle.like(artifact), data, backend=backend, device=device, threads=threads, progress=progress
         )
-    except BaseException:  # an artifact without its metrics is half a result: remove it
-        for f in model_files(artifact):
-            f.unlink(missing_ok=True)
+    except BaseException:  # an artifact without its metrics is half a result: remove what this run wrote
+        experiment.remove_written(name)
         raise
     variant = Variant(name, recipe, artifact, str(handle.path), {**metrics, **(extra or {})}, reports)
     experiment.save(variant)

@@ -7,7 +7,9 @@ Experiment is the only writer of those files, and it takes the folder's file loc
 another window or process may hold) — so call it from a worker, never the GUI thread. A
 process killed mid-job leaves at most a model file without metrics, under the name it had
 claimed, which the next open removes: nothing but that job is lost, nothing half-written is
-ever shown, and nothing ParetoLab did not write is ever removed.
+ever shown, and nothing ParetoLab did not write is ever removed. A claim is a marker file made
+exclusively (core/owned.py): two runs never share a name, and the claim records the identity of
+each file written under it, so clean-up removes a file only while it is still the one that run wrote.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,14 +26,16 @@ from filelock import FileLock, Timeout
 
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.files import files_digest, write_json_atomic
+from paretolab.core.files import WriteError, files_digest, write_json_atomic
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.torch_artifact import TORCH_SUFFIXES, torch_sibling
+from paretolab.core.owned import Claim, owner_alive, read_marker, still_written
 from paretolab.core.settings import SettingsError
 
 log = logging.getLogger(__name__)
 MODEL_SUFFIXES = (".onnx", ".xml", ".bin", *TORCH_SUFFIXES)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+VARIANT_FILE_SUFFIXES = (*MODEL_SUFFIXES, ".recipe.json", ".metrics.json")
 LOCK_TIMEOUT_S = 30
 SHAPES_FILE = "input_shapes.json"
 DATA_FILE = "data.json"
@@ -48,10 +51,20 @@ def model_digest(handle: ModelHandle) -> str:
     return files_digest(handle.files)
 
 
+def check_name(name: str) -> str:
+    """A variant name is a file name in the experiment folder, never a path: no folders, no '..',
+    nothing absolute — the folder is --out's to choose."""
+    if not _NAME.match(name) or ".." in name or name.endswith(".claim"):
+        raise SettingsError(f"'{name}' is not a usable variant name: use letters, digits, '-', '_' or '.' (no folders or "
+                            "'..'), up to 64 characters; --out chooses the folder")
+    return name
+
+
 class Experiment:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.skipped: list[str] = []  # files that could not be read, with why
+        self._claims: dict[str, Claim] = {}
 
     @classmethod
     def for_model(cls, handle: ModelHandle, root: Path | None = None) -> Experiment:
@@ -106,21 +119,40 @@ class Experiment:
     def claim_name(self, prefix: str = "v") -> str:
         """The next free variant name (v1, v2, ...), claimed so that another window or process
         working on the same experiment cannot take it too. Release it when the job ends."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
         with self._lock():
             n = 1
-            while any(self.folder.glob(f"{prefix}{n}.*")):
+            while True:
+                name = f"{prefix}{n}"
+                if not any(self.folder.glob(f"{name}.*")):
+                    try:
+                        self._claim(name)
+                        return name
+                    except FileExistsError:
+                        pass
                 n += 1
-            name = f"{prefix}{n}"
-            self._claim(name)
-        return name
 
     def _claim(self, name: str) -> None:
-        """Mark `name` as being written by this process: if the process dies, its files are known to be ours."""
-        (self.folder / f"{name}.claim").write_text(str(os.getpid()))
+        """Mark `name` as being written by this process (exclusively: FileExistsError if it is claimed)."""
+        try:
+            self._claims[name] = Claim.take(self.folder, name)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise WriteError(f"cannot write in {self.folder}: {exc.strerror or exc}; choose a writable folder with free "
+                             "space (nothing was changed)") from None
 
     def release(self, name: str) -> None:
-        (self.folder / f"{name}.claim").unlink(missing_ok=True)
+        claim = self._claims.pop(name, None)
+        if claim is not None:
+            claim.release()
+
+    def remove_written(self, name: str) -> None:
+        """Remove the files this process wrote under its claim of `name` (a job that failed half-way),
+        each only while it is still the file written."""
+        claim = self._claims.get(name)
+        for path in claim.written() if claim is not None else []:
+            path.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def new_name(self, prefix: str = "v") -> Iterator[str]:
@@ -132,15 +164,43 @@ class Experiment:
             self.release(name)
 
     @contextlib.contextmanager
-    def claimed(self, name: str) -> Iterator[str]:
-        """`name`, chosen by the user, claimed while its variant is made (as new_name claims its own;
-        no lock: the user chose the name, there is no free one to find)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._claim(name)
+    def claimed(self, name: str, opened: tuple[Path, ...] = ()) -> Iterator[str]:
+        """`name`, chosen by the user, claimed while its variant is made (as new_name claims its own).
+        Refused in one line when it is not a plain file name, when another run is making it, or
+        when a file of that name is there already (`opened`: the user's model files, named as such)."""
+        check_name(name)
+        self._mkdir()
+        with self._lock():
+            try:
+                self._claim(name)
+            except FileExistsError:
+                if not self._clear_stale_claim(name):
+                    raise self._busy(name) from None
+                self._claim(name)
+            taken = [self.folder / (name + s) for s in VARIANT_FILE_SUFFIXES if (self.folder / (name + s)).exists()]
+            if taken:
+                self.release(name)
+                mine = any(taken[0].resolve() == Path(f).resolve() for f in opened)
+                raise SettingsError(f"{taken[0]} {'is the model you opened' if mine else 'already exists'}; choose another "
+                                    "--name or --out (ParetoLab never overwrites a file)")
         try:
             yield name
         finally:
             self.release(name)
+
+    def _busy(self, name: str) -> ParetoLabError:
+        doc = read_marker(self.folder / f"{name}.claim")
+        if doc is None:
+            return SettingsError(f"{self.folder / (name + '.claim')} is there and was not written by a ParetoLab run; "
+                                 "choose another --name (or remove that file if it is yours)")
+        return SettingsError(f"another ParetoLab run (process {doc['pid']}) is making '{name}' in {self.folder}; wait for "
+                             "it to finish or choose another --name")
+
+    def _mkdir(self) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(f"cannot create {self.folder}: {exc.strerror or exc}; choose a writable folder") from None
 
     def save(self, variant: Variant) -> None:
         """Write the variant's recipe, then its metrics: last, so it exists once both are there."""
@@ -170,41 +230,56 @@ class Experiment:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._mkdir()
+        lock = FileLock(str(self.folder / ".experiment.lock"))
         try:
-            with FileLock(str(self.folder / ".experiment.lock"), timeout=LOCK_TIMEOUT_S):
-                yield
+            lock.acquire(timeout=LOCK_TIMEOUT_S)
         except Timeout:
             raise ParetoLabError(f"{self.folder} is busy: another ParetoLab window or process has held it for "
                                  f"{LOCK_TIMEOUT_S} s; try again when it has finished") from None
+        except OSError as exc:
+            raise WriteError(f"cannot write in {self.folder}: {exc.strerror or exc}; choose a writable folder") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _remove_orphans(self, names: set[str]) -> None:
-        """A process killed while it made a variant leaves its claim and the model files it had
-        written: remove those. A file without a claim is never touched, whatever its name — the
-        folder may be one the user keeps their own models in."""
-        stale = [c for c in self.folder.glob("*.claim") if not _alive(c)]
+        """A process killed while it made a variant leaves its claim, which records the files it
+        had written: remove those that are still the very files it wrote. A file the claim does
+        not record, or one replaced since, is never touched — the folder may be one the user keeps
+        their own models in — and a claim file not of ParetoLab's making is left alone."""
+        stale = [c for c in self.folder.glob("*.claim") if _stale(c)]
         if not stale:
             return
-        with self._lock():
-            for claim in stale:
-                name = claim.name.removesuffix(".claim")
-                if name not in names:
-                    for suffix in MODEL_SUFFIXES:
-                        if (self.folder / f"{name}{suffix}").is_file():
-                            log.info("removing %s%s: its job never finished", name, suffix)
-                            (self.folder / f"{name}{suffix}").unlink(missing_ok=True)
-                claim.unlink(missing_ok=True)
+        try:
+            with self._lock():
+                for claim in stale:
+                    self._clear_stale_claim(claim.name.removesuffix(".claim"), names)
+        except WriteError as exc:  # a folder that cannot be written (read-only) can still be read
+            log.info("left stale claims in place: %s", exc)
+
+    def _clear_stale_claim(self, name: str, finished: set[str] | None = None) -> bool:
+        """Remove a dead run's claim of `name` and, unless its variant was finished, the files it
+        wrote; False when the claim is not a dead run's (a live one, or not ParetoLab's)."""
+        claim = self.folder / f"{name}.claim"
+        doc = read_marker(claim)
+        if doc is None or owner_alive(doc):
+            return False
+        if finished is None:
+            finished = {name} if (self.folder / f"{name}.metrics.json").exists() else set()
+        if name not in finished:
+            for path in still_written(self.folder, doc):
+                log.info("removing %s: the job that wrote it never finished", path.name)
+                path.unlink(missing_ok=True)
+        claim.unlink(missing_ok=True)
+        return True
 
 
-def _alive(claim: Path) -> bool:
-    """Whether the process that claimed a name still runs."""
-    try:
-        pid = int(claim.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    import psutil
-
-    return psutil.pid_exists(pid)
+def _stale(claim: Path) -> bool:
+    """Whether a claim is a valid marker of a process that no longer runs."""
+    doc = read_marker(claim)
+    return doc is not None and not owner_alive(doc)
 
 
 def variant_from_dict(doc: dict, folder: Path) -> Variant:

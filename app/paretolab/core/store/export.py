@@ -44,10 +44,14 @@ class ExportResult:
 
 
 def export_variant(variant: ModelHandle, fmt: ExportFormat, dest: Path, data: Dataset, *, expected_top1: float | None = None,
-                   name: str | None = None, progress: Progress | None = None) -> ExportResult:
-    """Write `variant` to `dest` in `fmt` and re-evaluate what was written."""
+                   name: str | None = None, progress: Progress | None = None, force: bool = False,
+                   protect: tuple[Path, ...] = ()) -> ExportResult:
+    """Write `variant` to `dest` in `fmt` and re-evaluate what was written. An existing file there
+    is replaced only with `force`; the variant's own files and those in `protect` (the model it
+    came from) never are."""
     progress = progress or silent()
     dest = Path(dest)
+    check_targets(export_targets(variant, fmt, dest), (*variant.files, *_siblings(variant), *protect), force)
     progress.report(0.1, f"exporting {variant.path.name} as {fmt}")
     if fmt == "onnx":
         if variant.runs_on_openvino_only:
@@ -71,6 +75,44 @@ def export_variant(variant: ModelHandle, fmt: ExportFormat, dest: Path, data: Da
     result = evaluate(exported, data, backend=backend, reference=variant, reference_backend=own)
     progress.report(1.0, f"exported to {path}")
     return ExportResult(path, fmt, result.top1, result.agreement, expected_top1)
+
+
+def export_targets(variant: ModelHandle, fmt: str, dest: Path) -> list[Path]:
+    """The paths an export to `dest` writes (for Triton, its folder and the files in it)."""
+    if fmt == "onnx":
+        return [dest.with_suffix(".onnx")]
+    if fmt == "openvino":
+        return [dest.with_suffix(".xml"), dest.with_suffix(".bin")]
+    if fmt == "pytorch":
+        return [dest.with_suffix(_torch_file(variant).suffix)]
+    if fmt == "triton":
+        return [dest / "config.pbtxt", dest / "1" / "model.onnx", dest / "1" / "model.xml", dest / "1" / "model.bin"]
+    return []
+
+
+def check_targets(targets: list[Path], protected: tuple[Path, ...], force: bool) -> None:
+    """Refuse, in one line, to write over a file that is there, unless `force`; never over a
+    protected one (the variant, the model it came from), whatever `force` says."""
+    for target in targets:
+        if not target.exists():
+            continue
+        if any(_same(target, p) for p in protected):
+            raise ParetoLabError(f"{target} is the model this variant was made from (or the variant itself); "
+                                 "ParetoLab never writes over it: choose another --out")
+        if not force:
+            raise ParetoLabError(f"{target} exists; pass --force to replace it, or choose another --out")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return False
+
+
+def _siblings(variant: ModelHandle) -> list[Path]:
+    sibling = torch_sibling(variant.path)
+    return [sibling] if sibling else []
 
 
 def _torch_file(variant: ModelHandle) -> Path:
