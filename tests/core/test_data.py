@@ -234,3 +234,30 @@ def test_random_inputs_refuse_a_shape_that_cannot_fit_in_memory():
     huge = [TensorSpec("x", (1, 3, 200000, 200000), "float32")]
     with pytest.raises(InputShapeError, match=r"input 'x' is \[1, 3, 200000, 200000\]: 8 random samples would take .* GiB"):
         random_inputs(huge, count=8)
+
+
+@pytest.mark.parametrize("saved", [
+    {"texts": np.array([{"a": 1}, "two"], dtype=object)},  # a list of dicts and strings: pickled objects
+    {"meta": np.array({"label": "cat"}, dtype=object), "x": np.zeros((2, 4), np.float32)},  # a dict beside numbers
+    {"x": np.array(["good movie", "bad movie"])},  # plain strings: no pickle, still not numbers
+])
+def test_tensor_files_of_objects_or_strings_are_refused_in_one_line_naming_the_array(tmp_path, saved):
+    np.savez(tmp_path / "texts.npz", **saved)
+    with pytest.raises(DataError) as caught:
+        tensor_file(tmp_path / "texts.npz", ["x"])
+    message = str(caught.value)
+    assert "texts.npz" in message and "\n" not in message
+    bad = next(k for k, v in saved.items() if v.dtype.kind in "OU")
+    assert repr(bad) in message
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="objects.npy.*Python objects"):
+        open_dataset(str(tmp_path / "objects.npy"), [TensorSpec("x", ("batch", 4), "float32")])
+
+
+def test_an_object_npz_through_the_cli_is_a_user_error(tmp_path, capsys):
+    from paretolab.cli import main
+
+    np.savez(tmp_path / "texts.npz", texts=np.array(["a", {"b": 1}], dtype=object))
+    code = main(["evaluate", str(sample_model_path()), "--data", str(tmp_path / "texts.npz")])
+    err = capsys.readouterr().err
+    assert code == 2 and "internal error" not in err and "'texts'" in err and "texts.npz" in err

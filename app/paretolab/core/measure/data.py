@@ -134,23 +134,25 @@ def tensor_file(path: Path, inputs: Sequence[TensorSpec | str] = (), split: str 
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
+        if "allow_pickle" in str(exc):  # an .npy of objects
+            raise _object_array_error(path, None) from None
         raise DataError(f"{path} is not a readable NumPy file ({exc})") from None
     if isinstance(loaded, np.ndarray):
-        return ArrayDataset(path.name, [loaded])
+        return ArrayDataset(path.name, [_numeric(loaded, path, None)])
     with loaded:
         keys = list(loaded.files)
-        splits = [name for name in SPLITS if f"{name}_images" in keys]
-        if splits:
-            chosen = split or ("test" if "test" in splits else splits[0])
-            if chosen not in splits:
-                raise DataError(f"{path} has the splits {', '.join(splits)}, not '{chosen}'; add :{splits[0]} to choose one")
-            labels = loaded[f"{chosen}_labels"].astype(np.int64).reshape(-1) if f"{chosen}_labels" in keys else None
-            return ArrayDataset(f"{path.name}:{chosen}", [loaded[f"{chosen}_images"]], labels)
-        if split is not None:
-            raise DataError(f"{path} has no splits (no {split}_images array); drop ':{split}'")
-        label_key = next((k for k in _LABEL_KEYS if k in keys), None)
-        labels = loaded[label_key].astype(np.int64).reshape(-1) if label_key else None
-        arrays = {k: loaded[k] for k in keys}
+        arrays = {k: _array(loaded, k, path) for k in keys}
+    splits = [name for name in SPLITS if f"{name}_images" in keys]
+    if splits:
+        chosen = split or ("test" if "test" in splits else splits[0])
+        if chosen not in splits:
+            raise DataError(f"{path} has the splits {', '.join(splits)}, not '{chosen}'; add :{splits[0]} to choose one")
+        labels = arrays[f"{chosen}_labels"].astype(np.int64).reshape(-1) if f"{chosen}_labels" in keys else None
+        return ArrayDataset(f"{path.name}:{chosen}", [arrays[f"{chosen}_images"]], labels)
+    if split is not None:
+        raise DataError(f"{path} has no splits (no {split}_images array); drop ':{split}'")
+    label_key = next((k for k in _LABEL_KEYS if k in keys), None)
+    labels = arrays[label_key].astype(np.int64).reshape(-1) if label_key else None
     named = [s for s in specs if s.name in arrays]
     if len(specs) > 1 or named:
         missing = [s.name for s in specs if s.name not in arrays]
@@ -165,6 +167,31 @@ def tensor_file(path: Path, inputs: Sequence[TensorSpec | str] = (), split: str 
         wanted = specs[0].name if specs else "inputs"
         raise DataError(f"{path} has no input arrays: it holds {', '.join(keys)}; name them {wanted} (or x)")
     return ArrayDataset(path.name, [arrays[key]], labels)
+
+
+def _array(loaded: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    """One array of an .npz, read without unpickling (an object array is code to numpy's loader)."""
+    try:
+        array = loaded[key]
+    except ValueError as exc:  # "Object arrays cannot be loaded when allow_pickle=False"
+        if "allow_pickle" in str(exc) or "object" in str(exc).lower():
+            raise _object_array_error(path, key) from None
+        raise DataError(f"{path}: array '{key}' is not readable ({exc})") from None
+    except (OSError, EOFError, KeyError) as exc:  # a damaged member of the zip
+        raise DataError(f"{path}: array '{key}' is not readable ({exc})") from None
+    return _numeric(array, path, key)
+
+
+def _numeric(array: np.ndarray, path: Path, key: str | None) -> np.ndarray:
+    if array.dtype.kind not in "biuf":  # strings, objects, dates: nothing a model takes
+        raise DataError(f"{path}: {'array ' + repr(key) if key else 'the array'} holds {array.dtype} values, not numbers; "
+                        "save numeric arrays (token ids, not strings) with np.savez")
+    return array
+
+
+def _object_array_error(path: Path, key: str | None) -> DataError:
+    return DataError(f"{path}: {'array ' + repr(key) if key else 'the array'} holds Python objects (strings, dicts or "
+                     "lists), which ParetoLab does not unpickle; save numeric arrays (e.g. token ids) with np.savez")
 
 
 def _per_sample(array: np.ndarray, spec: TensorSpec, count: int) -> np.ndarray:
