@@ -38,6 +38,16 @@ def _load(args: argparse.Namespace):
     return load_model(args.model, input_shapes=shapes, trust=args.trust, arch=args.arch)
 
 
+def _plan(args: argparse.Namespace, handle):  # noqa: ANN202 - a DataPlan, imported late as every command's core is
+    """The data plan of --data and --preprocess, judging outputs as --output-kind says."""
+    from paretolab.core.measure.output_kinds import parse_output_kinds
+    from paretolab.core.measure.plan import DataPlan
+
+    plan = DataPlan.from_spec(args.data, handle, args.preprocess)
+    plan.output_kinds = parse_output_kinds(args.output_kind)
+    return plan
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     handle = _load(args)
     graph = handle.layer_graph()
@@ -108,6 +118,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab import render
     from paretolab.core.measure.data import default_data
     from paretolab.core.measure.evaluate import evaluate
+    from paretolab.core.measure.output_kinds import parse_output_kinds
     from paretolab.core.measure.plan import DataPlan, dataset_for
     from paretolab.core.model.handle import load_model
 
@@ -124,7 +135,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                else dataset_for(spec, handle, args.preprocess))
     progress = _terminal_progress(args)
     result = evaluate(handle, dataset, backend=args.backend, device=args.device, batch_size=args.batch_size,
-                      reference=reference, reference_backend=args.reference_backend, threads=args.threads, progress=progress)
+                      reference=reference, reference_backend=args.reference_backend, threads=args.threads, progress=progress,
+                      output_kinds=parse_output_kinds(args.output_kind))
     if args.json:
         _print_json(result.to_dict())
     else:
@@ -202,12 +214,11 @@ def _early_exit_settings(value: str, budget: float) -> dict:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.measure.plan import DataPlan
     from paretolab.core.pipeline.optimize import optimize
 
     recipe = recipe_from_args(args)
     handle = _load(args)
-    variant = optimize(handle, recipe, DataPlan.from_spec(args.data, handle, args.preprocess), Path(args.out), args.name,
+    variant = optimize(handle, recipe, _plan(args, handle), Path(args.out), args.name,
                        backend=args.backend, device=args.device, threads=args.threads, progress=_terminal_progress(args))
     if args.json:
         _print_json(variant.to_dict())
@@ -218,7 +229,6 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from paretolab import render
-    from paretolab.core.measure.plan import DataPlan
     from paretolab.core.model.eager import torch_edits_unavailable
     from paretolab.core.pipeline.cluster import ClusterSettings, sweep_on
     from paretolab.core.pipeline.sweep import SweepSettings
@@ -233,7 +243,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep_on(
         cluster,
         handle,
-        DataPlan.from_spec(args.data, handle, args.preprocess),
+        _plan(args, handle),
         experiment,
         SweepSettings(budget_s=args.budget, trials=args.trials, early_exit=args.exits),
         torch_edits=torch_edits_unavailable(handle) is None,

@@ -104,6 +104,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser, what: str, more: str = 
              "std=0.229/0.224/0.225,channels=RGB,layout=NCHW,scale=255 "
              "(default: shaped to the model's input, ImageNet statistics)",
     )
+    parser.add_argument(
+        "--output-kind", metavar="OUTPUT=KIND", action="append", default=[],
+        help="how an output is judged against the original's, overriding the guess from its name and shape: "
+             "KIND is classification, detection, sequence (CTC), embedding or regression; e.g. "
+             "boxes=detection,emb=embedding",
+    )
 
 
 def _add_evaluate_command(commands: argparse._SubParsersAction) -> None:

@@ -69,17 +69,26 @@ def evaluation(result: EvalResult) -> str:
         lines.append(f"accuracy  top-1 {percent(result.top1)}   top-5 {percent(result.top5)}")
     if result.fidelity:
         lines.append(f"reference {result.reference}")
-        rows = [("output", "agreement", "cosine", "mean |err|", "max |err|", "SQNR dB")]
+        rows = [("output", "kind", "agreement", "cosine", "mean |err|", "max |err|", "SQNR dB", "verdict")]
         for f in result.fidelity:
             sqnr = "identical" if f.max_abs_error == 0 else f"{f.sqnr_db:.1f}"
-            rows.append(
-                (f.name, percent(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}", f"{f.max_abs_error:.3g}", sqnr)
-            )
-        lines.append(table(rows, right={1, 2, 3, 4, 5}))
+            verdict = f.verdict if f.verdict in ("faithful", "unknown") else f"{f.verdict}: {f.why}"
+            rows.append((f.name, f.kind, percent(f.agreement), f"{f.cosine:.6f}", f"{f.mean_abs_error:.3g}",
+                         f"{f.max_abs_error:.3g}", sqnr, verdict))
+        lines.append(table(rows, right={2, 3, 4, 5, 6}))
+        lines.append(f"verdict   {_verdict(result.verdict, result.verdict_why)}")
     if result.exits:
         lines.append(f"exits     {exits_text(result.exits)}")
     lines += [f"note      {n}" for n in result.notes]
     return "\n".join(lines)
+
+
+def _verdict(verdict: str | None, why: str | None) -> str:
+    """"faithful (agreement 99%)", "BROKEN: scores (detection): its scores is all zero", "unknown (random inputs): ..."."""
+    if verdict == "unknown" and why and why.startswith("unknown"):
+        return (f"{why}: nothing judged on random data is called faithful; the numbers above are information only. "
+                "Give real inputs (--data) to judge the variant")
+    return f"{'BROKEN' if verdict == 'broken' else verdict}" + (f": {why}" if why else "")
 
 
 def over_data(model: str, dataset: str, where: str, t) -> str:  # noqa: ANN001 - a DataTiming
@@ -156,6 +165,9 @@ def variant(v) -> str:
 
     collapsed = collapse_warning(v)
     lines += [f"warning   {collapsed}"] if collapsed else []
+    if v.measured.verdict:
+        lines.append(f"verdict   {_verdict(v.measured.verdict, v.measured.verdict_why)}"
+                     + (" — kept off the Pareto front" if v.measured.broken else ""))
     for report in v.reports:
         lines += _candidates(report)
         lines += _heads(report.get("heads") or {})
@@ -221,12 +233,19 @@ def sweep_summary(experiment, result) -> str:
     from paretolab.core.store.pareto import Point, pareto_front
 
     stored = experiment.variants()
-    front = {p.key for p in pareto_front([Point(v.name, v.measured.latency_ms, v.selection_score) for v in stored])}
+    front = {p.key for p in pareto_front([Point(v.name, v.measured.latency_ms, v.selection_score, v.measured.broken)
+                                          for v in stored])}
     chosen_by = stored[0].selection_split if stored else "validation"
-    rows = [("", "variant", "recipe", f"{chosen_by} score", "test top-1", "latency ms", "speed-up (95%)", "measured on")]
+    rows = [("", "variant", "recipe", f"{chosen_by} score", "test top-1", "latency ms", "speed-up (95%)", "measured on",
+             "verdict")]
     for v in sorted(stored, key=lambda v: v.measured.latency_ms):
         m = v.measured
-        rows.append(("*" if v.name in front else "", v.name, v.recipe.summary(), percent(v.selection_score), percent(m.top1),
-                     f"{m.latency_ms:.4f}", v.speedup_text(with_basis=False), m.where))
-    return (f"{result.note()}; experiment {experiment.folder} (* = Pareto front, chosen on {chosen_by}; "
-            "speed-ups against the original on the same backend, device and threads)\n\n" + table(rows, right={3, 4, 5}))
+        mark = "*" if v.name in front else "!" if m.broken else ""
+        verdict = "BROKEN" if m.broken else m.verdict_text()
+        rows.append((mark, v.name, v.recipe.summary(), percent(v.selection_score), percent(m.top1),
+                     f"{m.latency_ms:.4f}", v.speedup_text(with_basis=False), m.where, verdict))
+    unknown = any(v.measured.quality == "unknown" for v in stored)
+    return (f"{result.note()}; experiment {experiment.folder} (* = Pareto front, chosen on {chosen_by}; ! = broken, "
+            "kept off the front; speed-ups against the original on the same backend, device and threads)"
+            + ("; judged on random inputs: quality unknown, give real data with --data" if unknown else "")
+            + "\n\n" + table(rows, right={3, 4, 5}))

@@ -137,7 +137,8 @@ class Studio(QObject):
                     and by.get("target") else "")
                  + (f"\n⚠ {collapsed}" if collapsed else ""))
         return ChartPoint(
-            variant.name, label, m.latency_ms, variant.selection_score, m.size_bytes, technique_kind(variant.recipe)
+            variant.name, label, m.latency_ms, variant.selection_score, m.size_bytes, technique_kind(variant.recipe),
+            quality=m.quality,
         )
 
     @staticmethod

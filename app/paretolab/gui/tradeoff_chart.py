@@ -31,6 +31,7 @@ class ChartPoint:
     size_bytes: int
     technique: str  # a TECHNIQUE_COLOURS key
     baseline: bool = False
+    quality: str = ""  # "broken": grey, off the front; "unknown": hollow, judged on random inputs (Measurement.quality)
 
 
 class TradeoffChart(QWidget):
@@ -110,12 +111,17 @@ class TradeoffChart(QWidget):
         spots = []
         for p in points:
             colour = QColor(TECHNIQUE_COLOURS.get(p.technique, TECHNIQUE_COLOURS["other"]))
+            rim = "#404040"
+            if p.quality == "unknown":  # hollow: its quality was judged on random inputs
+                colour, rim = QColor(0, 0, 0, 0), "#9a9a9a"
+            elif p.quality == "broken":
+                colour, rim = QColor("#b0b0b0"), "#d62728"
             spots.append({
                 "pos": (self._x(p), 100 * p.score),
                 "size": 8 + 14 * (p.size_bytes / largest) ** 0.5,
                 "brush": pg.mkBrush(colour),
-                "pen": pg.mkPen("#404040" if p.key != self.selected else "#d62728", width=1 if p.key != self.selected else 3),
-                "symbol": "s" if p.baseline else "o",
+                "pen": pg.mkPen(rim if p.key != self.selected else "#d62728", width=1 if p.key != self.selected else 3),
+                "symbol": "x" if p.quality == "broken" else "s" if p.baseline else "o",
                 "data": p.key,
             })
         self.scatter.setData(spots)
@@ -125,7 +131,7 @@ class TradeoffChart(QWidget):
         elif self._empty:  # the first point: follow the data again (later points keep the user's zoom)
             self.plot.enableAutoRange()
         self._empty = not points
-        front = pareto_front([Point(p.key, self._x(p), p.score) for p in points])
+        front = pareto_front([Point(p.key, self._x(p), p.score, p.quality == "broken") for p in points])
         xs, ys = step_line(front)
         self.front.setData(xs, [100 * y for y in ys])
 
@@ -148,7 +154,8 @@ class TradeoffChart(QWidget):
         return [label.text for _, label in self.legend.items]
 
     def front_keys(self) -> list[str]:
-        return [p.key for p in pareto_front([Point(p.key, self._x(p), p.score) for p in self.points.values()])]
+        return [p.key for p in pareto_front([Point(p.key, self._x(p), p.score, p.quality == "broken")
+                                             for p in self.points.values()])]
 
     def set_score_label(self, split: str, measure: str = "top-1 accuracy") -> None:
         """Name the measure and the split the y axis shows: the split variants are chosen by, never
@@ -159,7 +166,9 @@ class TradeoffChart(QWidget):
         p = self.points.get(data)
         if p is None:
             return ""
-        return f"{p.label}\nplotted: {100 * p.score:.2f}%   {p.latency_ms:.3f} ms   {size(p.size_bytes)}"
+        quality = {"unknown": "\nquality unknown: judged on random inputs (hollow)",
+                   "broken": "\nBROKEN: kept off the Pareto front"}.get(p.quality, "")
+        return f"{p.label}\nplotted: {100 * p.score:.2f}%   {p.latency_ms:.3f} ms   {size(p.size_bytes)}{quality}"
 
     def _clicked(self, item, spots, event=None) -> None:
         if spots:

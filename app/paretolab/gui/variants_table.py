@@ -71,8 +71,12 @@ class VariantsModel(ColumnsModel):
             return values[col] if values[col] is not None else -1
         shows_warning = role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.ForegroundRole)
         collapsed = collapse_warning(v) if shows_warning else None
+        if shows_warning and m.broken and not collapsed:  # below its output kind's floor, or an output collapsed
+            collapsed = f"{m.verdict_text()}: this variant is broken and kept off the Pareto front"
         if role == Qt.ItemDataRole.ForegroundRole and collapsed and col in (0, 2, 3):
             return QBrush(QColor("#d62728"))
+        if role == Qt.ItemDataRole.ForegroundRole and m.quality == "unknown" and col == 3:
+            return QBrush(QColor("#888888"))  # judged on random inputs: information, not a verdict
         if role == Qt.ItemDataRole.DisplayRole:
             value = values[col]
             if col == 0:
@@ -91,6 +95,8 @@ class VariantsModel(ColumnsModel):
             return str(value or "")
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{v.artifact}\n{v.recipe.summary()}\nspeed-up {v.speedup_text()}\nchosen by {v.selection_split}"
+            if m.quality == "unknown":
+                tip += "\nquality unknown: judged on random inputs; give real data to judge it"
             return tip + (f"\n\nWarning: {collapsed}" if collapsed else "")
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,14 @@ from paretolab.core.measure.metrics import (
     OutputFidelity,
     fidelity_dict,
     is_classifier_output,
+)
+from paretolab.core.measure.output_kinds import (
+    RANDOM_NOTE,
+    check_output_kinds,
+    guess_kinds,
+    is_box_output,
+    is_random_data,
+    worst,
 )
 from paretolab.core.measure.runtimes import Runner, default_backend, open_runner
 from paretolab.core.model.exits import EXIT_OUTPUT, early_exit_info, exit_names
@@ -55,6 +64,25 @@ class EvalResult:
         worst = min((f.sqnr_db for f in self.fidelity), default=math.inf)
         return None if math.isinf(worst) and worst > 0 else max(worst, -999.0)
 
+    @property
+    def real_data(self) -> bool:
+        return not is_random_data(self.dataset)
+
+    @property
+    def verdict(self) -> str | None:
+        """The worst output's verdict (faithful, degraded, broken, unknown); None without a reference."""
+        return worst(f.verdict for f in self.fidelity)
+
+    @property
+    def verdict_why(self) -> str | None:
+        """What the verdict rests on: each output that earned it, by name and kind."""
+        verdict = self.verdict
+        if verdict is None:
+            return None
+        if verdict == "unknown" and not self.real_data:
+            return RANDOM_NOTE
+        return "; ".join(f"{f.name} ({f.kind}): {f.why}" for f in self.fidelity if f.verdict == verdict)
+
     def to_dict(self) -> dict:
         return {
             "model": self.model,
@@ -66,6 +94,8 @@ class EvalResult:
             "top5": self.top5,
             "reference": self.reference,
             "fidelity": [fidelity_dict(f) for f in self.fidelity],
+            "verdict": self.verdict,
+            "verdict_why": self.verdict_why,
             "notes": list(self.notes),
             "seconds": round(self.seconds, 3),
             **({"exits": self.exits} if self.exits else {}),
@@ -114,9 +144,11 @@ def evaluate(
     reference_backend: str | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
+    output_kinds: Mapping[str, str] | None = None,
 ) -> EvalResult:
     """Accuracy (top-1, top-5) when the data has labels and the model outputs class scores;
-    fidelity to `reference` (run on `reference_backend`'s CPU, default the same backend and device) when given."""
+    fidelity to `reference` (run on `reference_backend`'s CPU, default the same backend and device) when given,
+    each output judged by its kind (`output_kinds` by name overrides the guess; output_kinds.py)."""
     progress = progress or silent()
     start = time.perf_counter()
     name = handle.path.name
@@ -139,8 +171,10 @@ def evaluate(
             ref_runner = open_runner(reference, *ref_where, threads)
             result.reference = f"{reference.path.name} on {ref_where[0]}/{ref_where[1]}"
         try:
+            if output_kinds:
+                check_output_kinds(output_kinds, [n for n in runner.output_names if n != EXIT_OUTPUT], name)
             accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
-                                                                        name, progress, exits)
+                                                                        name, progress, exits, output_kinds)
         finally:
             if ref_runner is not None:
                 ref_runner.close()
@@ -164,8 +198,15 @@ def evaluate(
     return result
 
 
+def _take(output: np.ndarray, n: int, size: int) -> np.ndarray:
+    """The first `n` samples, batch moved first: a time-first [T, b, C] output (CTC) has its batch second."""
+    if output.ndim > 1 and output.shape[0] != size and output.shape[1] == size:
+        output = np.moveaxis(output, 1, 0)
+    return output[:n]
+
+
 def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dtypes: list, batch_size: int, name: str,
-                 progress: Progress, exits: ExitMeter | None = None) -> Any:
+                 progress: Progress, exits: ExitMeter | None = None, output_kinds: Mapping[str, str] | None = None) -> Any:
     accuracy: AccuracyMeter | None = None
     meters: list[FidelityMeter] = []
     classes = True
@@ -174,9 +215,12 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
         n = len(batch.indices)
         arrays = batch.inputs if n == batch_size else dataset.load(_padded(batch.indices, batch_size))
         inputs = [a.astype(t, copy=False) for a, t in zip(arrays, dtypes)]
-        outputs = [o[:n] for o in runner.run(inputs)]
+        outputs = [_take(o, n, batch_size) for o in runner.run(inputs)]
         if exits is not None:  # the exit each sample took: a record, not an output to compare
             exits.add(outputs.pop(runner.output_names.index(EXIT_OUTPUT)), outputs[0], batch.labels)
+        if done == 0:  # an embedding is [N, D] too: the first output counts as class scores only if it is one
+            own = [n_ for n_ in runner.output_names if n_ != EXIT_OUTPUT or exits is None]
+            classes &= guess_kinds(own[:1], outputs[:1], output_kinds)[0] == "classification"
         classes &= is_classifier_output(outputs[0])
         if batch.labels is not None and is_classifier_output(outputs[0]):
             classes = outputs[0].shape[1]
@@ -188,14 +232,22 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
             accuracy = accuracy or AccuracyMeter()
             accuracy.add(outputs[0], batch.labels)
         if ref_runner is not None:
-            references = [o[:n] for o in ref_runner.run(inputs)]
+            references = [_take(o, n, batch_size) for o in ref_runner.run(inputs)]
+            if exits is not None and EXIT_OUTPUT in ref_runner.output_names:
+                references.pop(ref_runner.output_names.index(EXIT_OUTPUT))
             if len(references) != len(outputs):
                 raise DataError(f"{name} has {len(outputs)} outputs but the reference has {len(references)}")
+            names = [n_ for n_ in runner.output_names if n_ != EXIT_OUTPUT or exits is None]
+            names += [f"output_{i}" for i in range(len(names), len(outputs))]
             if not meters:
-                meters = [FidelityMeter(runner.output_names[i] if i < len(runner.output_names) else f"output_{i}")
-                          for i in range(len(outputs))]
+                kinds = guess_kinds(names, references, output_kinds)
+                real = not is_random_data(dataset.name)
+                meters = [FidelityMeter(names[i], kinds[i], real) for i in range(len(outputs))]
+            boxes = next((i for i, (n_, r) in enumerate(zip(names, references)) if is_box_output(n_, r)), None)
             for meter, out, ref in zip(meters, outputs, references):
-                meter.add(out, ref)
+                paired = boxes is not None and meter.kind == "detection" and ref.ndim == 3 \
+                    and references[boxes].shape[1] == ref.shape[1] and meter.name != names[boxes]
+                meter.add(out, ref, (outputs[boxes], references[boxes]) if paired else None)
         done += n
         progress.report(done / len(dataset), f"evaluated {done}/{len(dataset)}")
     return accuracy, meters, classes and done > 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from paretolab.core.measure.output_kinds import RANDOM_NOTE
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -21,6 +23,8 @@ class Measurement:
     params: int | None = None
     macs: int | None = None
     dataset: str | None = None
+    verdict: str | None = None  # the worst output's: faithful, degraded, broken, unknown (random inputs); None: unjudged
+    verdict_why: str | None = None  # what it rests on, per output ("boxes (detection): recall 12%")
 
     @property
     def where(self) -> str:
@@ -38,14 +42,36 @@ class Measurement:
         """Which measure `score` is: "top-1", "agreement" or "cosine"."""
         return metric_of(self.top1, self.agreement, self.cosine)
 
+    @property
+    def broken(self) -> bool:
+        """Below its kind's fidelity floor or collapsed: never on the front nor in a headline."""
+        return self.verdict == "broken"
+
+    @property
+    def quality(self) -> str:
+        """"broken", "unknown" (judged on random inputs, or not judgeable) or "" (judged on real data)."""
+        return self.verdict if self.verdict in ("broken", "unknown") else ""
+
+    def verdict_text(self) -> str:
+        """"faithful", "broken: scores (detection): its scores is all zero", "unknown (random inputs)"; "" unjudged."""
+        if self.verdict is None:
+            return ""
+        if self.verdict == "unknown" and self.verdict_why == RANDOM_NOTE:
+            return RANDOM_NOTE
+        return f"{self.verdict}: {self.verdict_why}" if self.verdict != "faithful" and self.verdict_why else self.verdict
+
     def fidelity_text(self) -> str:
-        """"agreement 98.4%" or "cosine 0.9991, 30.2 dB"; "n/a" when unmeasured."""
+        """"agreement 98.4%" or "cosine 0.9991, 30.2 dB", then the verdict ("; unknown (random inputs)");
+        "n/a" when unmeasured. The numbers stay as information; the verdict is what to trust."""
         if self.agreement is not None:
-            return f"agreement {100 * self.agreement:.1f}%"
-        if self.cosine is None:
+            numbers = f"agreement {100 * self.agreement:.1f}%"
+        elif self.cosine is None:
             return "n/a"
-        sqnr = "" if self.sqnr_db is None else f", {self.sqnr_db:.1f} dB"
-        return f"cosine {self.cosine:.4f}{sqnr}"
+        else:
+            numbers = f"cosine {self.cosine:.4f}" + ("" if self.sqnr_db is None else f", {self.sqnr_db:.1f} dB")
+        verdict = self.verdict_text()
+        return f"{numbers}; {verdict}" if verdict and self.verdict != "faithful" else (
+            f"{numbers}, faithful" if verdict else numbers)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -8,8 +8,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
+
+from paretolab.core.measure.output_kinds import (
+    DetectionMeter,
+    EmbeddingMeter,
+    SequenceMeter,
+    Spread,
+    collapse,
+    detection_parts,
+    guess_kinds,
+    judge,
+)
 
 
 def is_classifier_output(array: np.ndarray) -> bool:
@@ -46,19 +58,25 @@ class AccuracyMeter:
 
 @dataclass
 class OutputFidelity:
-    """How closely one output follows the reference's."""
+    """How closely one output follows the reference's, judged by what the output is (output_kinds)."""
 
     name: str
-    agreement: float | None  # top-1 agreement, for classifier-like outputs
-    cosine: float  # mean per-sample cosine similarity
+    agreement: float | None  # top-1 agreement, for classification outputs only
+    cosine: float  # mean per-sample cosine similarity (information: it hides dead scores beside boxes)
     mean_abs_error: float
     max_abs_error: float
     sqnr_db: float  # 10·log10(signal power / error power); inf when identical
+    kind: str = "regression"  # classification, detection, sequence, embedding or regression
+    verdict: str = "unknown"  # faithful, degraded, broken, or unknown (random inputs)
+    why: str = ""  # the measure the verdict rests on, or what collapsed
+    details: dict = field(default_factory=dict)  # the kind's own measures: recall, exact_match, neighbour_agreement...
 
 
 @dataclass
 class FidelityMeter:
     name: str
+    kind: str | None = None  # None: guessed from the name and the first reference batch
+    real_data: bool = True  # False: random inputs, on which quality is unknown
     _agree: int = 0
     _count: int = 0
     _cosine_sum: float = 0.0
@@ -67,15 +85,20 @@ class FidelityMeter:
     _max_abs: float = 0.0
     _signal: float = 0.0
     _noise: float = 0.0
-    _classifier: bool = field(default=True)
+    _by_kind: Any = None
+    _mine: Spread = field(default_factory=Spread)
+    _theirs: Spread = field(default_factory=Spread)
 
-    def add(self, output: np.ndarray, reference: np.ndarray) -> None:
+    def add(self, output: np.ndarray, reference: np.ndarray,
+            boxes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """`boxes`: the variant's and the reference's boxes output, for a scores output judged as detections."""
         if output.shape != reference.shape:
             raise ValueError(f"output '{self.name}' has shape {output.shape}, the reference {reference.shape}")
+        if self.kind is None:
+            self.kind = guess_kinds([self.name], [reference])[0]
         out = output.astype(np.float64).reshape(len(output), -1)
         ref = reference.astype(np.float64).reshape(len(reference), -1)
-        self._classifier &= is_classifier_output(output)
-        if self._classifier:
+        if self.kind == "classification" and is_classifier_output(output):
             self._agree += int((out.argmax(1) == ref.argmax(1)).sum())
         diff = out - ref
         norms = np.linalg.norm(out, axis=1) * np.linalg.norm(ref, axis=1)
@@ -87,6 +110,23 @@ class FidelityMeter:
         self._max_abs = max(self._max_abs, float(np.abs(diff).max(initial=0.0)))
         self._signal += float((ref**2).sum())
         self._noise += float((diff**2).sum())
+        self._add_by_kind(output, reference, boxes)
+
+    def _add_by_kind(self, output: np.ndarray, reference: np.ndarray,
+                     boxes: tuple[np.ndarray, np.ndarray] | None) -> None:
+        if self.kind == "detection" and output.ndim == 3:
+            self._by_kind = self._by_kind or DetectionMeter()
+            self._by_kind.add(output, reference, *(boxes or (None, None)))
+            output = detection_parts(output, boxes[0] if boxes else None)[1]  # collapse is judged on the scores
+            reference = detection_parts(reference, boxes[1] if boxes else None)[1]
+        elif self.kind == "sequence" and output.ndim == 3:
+            self._by_kind = self._by_kind or SequenceMeter()
+            self._by_kind.add(output, reference)
+        elif self.kind == "embedding":
+            self._by_kind = self._by_kind or EmbeddingMeter()
+            self._by_kind.add(output, reference)
+        self._mine.add(output)
+        self._theirs.add(reference)
 
     def result(self) -> OutputFidelity:
         if self._noise == 0:
@@ -95,13 +135,24 @@ class FidelityMeter:
             sqnr = -math.inf
         else:
             sqnr = 10 * math.log10(self._signal / self._noise)
+        kind = self.kind or "regression"
+        agreement = self._agree / self._count if kind == "classification" and self._count else None
+        cosine = self._cosine_sum / self._count if self._count else math.nan
+        details = self._by_kind.result() if self._by_kind is not None else {}
+        what = "its scores" if kind == "detection" else "the output"
+        judged = judge(kind, {"agreement": agreement, "cosine": cosine, "sqnr_db": sqnr, **details},
+                       collapse(self._mine, self._theirs, what), self.real_data)
         return OutputFidelity(
             name=self.name,
-            agreement=self._agree / self._count if self._classifier and self._count else None,
-            cosine=self._cosine_sum / self._count if self._count else math.nan,
+            agreement=agreement,
+            cosine=cosine,
             mean_abs_error=self._abs_sum / self._elements if self._elements else math.nan,
             max_abs_error=self._max_abs,
             sqnr_db=sqnr,
+            kind=kind,
+            verdict=judged.verdict,
+            why=judged.why,
+            details=details,
         )
 
 

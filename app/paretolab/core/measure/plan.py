@@ -31,6 +31,7 @@ class DataPlan:
     validation: Dataset
     test: Dataset
     notes: list[str] = field(default_factory=list)
+    output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind: how each output is judged, by name
 
     @classmethod
     def from_spec(cls, spec: str | None, handle: ModelHandle, preprocess: str | None = None) -> DataPlan:

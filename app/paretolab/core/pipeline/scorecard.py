@@ -15,6 +15,7 @@ from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.evaluate import EvalResult, evaluate
 from paretolab.core.measure.machine import machine_info, this_process
 from paretolab.core.measure.measurement import Measurement
+from paretolab.core.measure.metrics import fidelity_dict
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import TORCH_BACKENDS, default_backend
 from paretolab.core.measure.timing import Speedup, Timing, busy_note, time_over_data, time_side_by_side
@@ -34,7 +35,8 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
     if like_for_like:  # a program run eagerly pays ~0.2 ms a call in input checks that the module it came from does not
         original = as_program(original)
     progress.report(0.84, f"evaluating the variant and the original on {data.test.name}")
-    mine = _evaluate(variant, data.test, backend, device, threads, original)
+    kinds = data.output_kinds
+    mine = _evaluate(variant, data.test, backend, device, threads, original, kinds)
     base = _evaluate(original, data.test, backend, device, threads)
     progress.report(0.9, f"timing the variant and the original side by side on {backend}/{device}")
     (base_ms, mine_ms), timing, faster = latencies(original, variant, data.test, backend=backend, device=device,
@@ -57,7 +59,7 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
         progress.report(0.96, f"evaluating on {data.validation.name} (what sweeps and the chart select by)")
         metrics["validation"] = {
             "dataset": data.validation.name,
-            "variant": _scores(_evaluate(variant, data.validation, backend, device, threads, original)),
+            "variant": _scores(_evaluate(variant, data.validation, backend, device, threads, original, kinds)),
             "baseline": _scores(_evaluate(original, data.validation, backend, device, threads), reference=False),
         }
     busy = busy_note([Timing(**timing["baseline"]), Timing(**timing["variant"])]) if "over_data" not in timing else None
@@ -67,6 +69,8 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
         metrics["notes"].append(f"no measurable speed-up: {faster.text()} against the original on {backend}/{device}")
     elif faster.high < 1.0:
         metrics["notes"].append(f"this variant is slower than the original on {backend}/{device} ({faster.text()})")
+    if mine.fidelity:
+        metrics["fidelity"] = [fidelity_dict(f) for f in mine.fidelity]  # per output: its kind, measures and verdict
     metrics["measured_by"]["seconds"] = time.perf_counter() - started
     return metrics
 
@@ -92,11 +96,11 @@ def latencies(original: ModelHandle, variant: ModelHandle, data: Dataset, *, bac
 
 
 def _evaluate(handle: ModelHandle, dataset: Dataset, backend: str, device: str, threads: int | None,
-              reference: ModelHandle | None = None) -> EvalResult:
+              reference: ModelHandle | None = None, output_kinds: dict[str, str] | None = None) -> EvalResult:
     """On PyTorch the reference is the original on PyTorch, eager (FP32 there); elsewhere on its own runtime's CPU."""
     own = "torch" if backend in TORCH_BACKENDS else default_backend(reference) if reference else None
     return evaluate(handle, dataset, backend=backend, device=device, reference=reference,
-                    reference_backend=own if reference else None, threads=threads)
+                    reference_backend=own if reference else None, threads=threads, output_kinds=output_kinds)
 
 
 def _scores(result: EvalResult, reference: bool = True) -> dict:
@@ -108,7 +112,8 @@ def _fidelity(result: EvalResult, reference: bool) -> dict:
     if not reference:
         classifier = result.top1 is not None or result.outputs_are_classes
         return {"agreement": 1.0 if classifier else None, "cosine": 1.0, "sqnr_db": None}
-    return {"agreement": result.agreement, "cosine": result.cosine, "sqnr_db": result.sqnr_db}
+    return {"agreement": result.agreement, "cosine": result.cosine, "sqnr_db": result.sqnr_db,
+            "verdict": result.verdict, "verdict_why": result.verdict_why}
 
 
 def _measurement(handle: ModelHandle, result: EvalResult, backend: str, device: str, threads: int | None, latency_ms: float,

@@ -11,15 +11,17 @@ class Point:
     key: str
     cost: float  # lower is better (latency, size)
     score: float  # higher is better (accuracy, agreement)
+    broken: bool = False  # below its output kind's fidelity floor, or collapsed: never on the front
 
 
 def pareto_front(points: Sequence[Point]) -> list[Point]:
     """The points no other point beats on both axes, by increasing cost.
 
     A point is dominated when another costs no more and scores at least as much, and is
-    strictly better on one of the two. Ties in both keep the first given.
+    strictly better on one of the two. Ties in both keep the first given. Broken points take
+    no part: a detector whose scores died can be fast and keep a perfect cosine.
     """
-    ordered = sorted(points, key=lambda p: (p.cost, -p.score))
+    ordered = sorted((p for p in points if not p.broken), key=lambda p: (p.cost, -p.score))
     front: list[Point] = []
     for p in ordered:
         if not front or p.score > front[-1].score:

@@ -49,7 +49,9 @@ def _row(name: str, recipe: str, technique: str, m: Measurement, score: float, s
     return {"name": name, "recipe": recipe, "technique": technique, "top1": m.top1, "agreement": m.agreement,
             "cosine": m.cosine, "sqnr_db": m.sqnr_db, "fidelity": m.fidelity_text(), "metric": m.metric,
             "score": score, "latency_ms": m.latency_ms, "size_bytes": m.size_bytes, "params": m.params, "macs": m.macs,
-            "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset, "why": ""}
+            "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset, "why": "",
+            "verdict": "" if technique == "baseline" else m.verdict_text(),
+            "quality": "" if technique == "baseline" else m.quality, "broken": m.broken}
 
 
 def _exits_section(variants: list[Variant]) -> str:
@@ -97,7 +99,7 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], spli
     mid = (h - bottom) / 2
     parts.append(f'<text x="14" y="{mid}" font-size="12" transform="rotate(-90 14 {mid})" text-anchor="middle">'
                  f"{html.escape(measure)} on {html.escape(split)} (%)</text>")
-    points = [Point(r["name"], r[x_key], r["score"]) for r in rows]
+    points = [Point(r["name"], r[x_key], r["score"], r["broken"]) for r in rows]
     fx, fy = step_line(pareto_front(points))
     if fx:
         path = " ".join(f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(100 * y):.1f}" for i, (x, y) in enumerate(zip(fx, fy)))
@@ -111,6 +113,10 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], spli
             parts.append(f'<rect {box} fill="{colour}" stroke="#333">{title}</rect>')
         else:
             stroke = "#d62728" if r["name"] in front else "#333"
+            if r["quality"] == "broken":  # grey, crossed: off the front whatever its speed
+                colour, stroke = "#bbbbbb", "#d62728"
+            elif r["quality"] == "unknown":  # hollow: judged on random inputs, quality unknown
+                colour, stroke = "none", "#999999"
             circle = f'cx="{px(x):.1f}" cy="{py(y):.1f}" r="6"'
             parts.append(f'<circle {circle} fill="{colour}" stroke="{stroke}" stroke-width="1.5">{title}</circle>')
         parts.append(f'<text x="{px(x) + 8:.1f}" y="{py(y) - 8:.1f}" font-size="11">{html.escape(r["name"])}</text>')
@@ -119,13 +125,20 @@ def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], spli
 
 
 def _best_line(rows: list[dict], front: set[str], measure: str) -> str:
-    """The fastest variant within 1 point of its original, chosen by the score the chart shows
-    (validation), its test accuracy reported beside the original's."""
+    """The fastest variant on the front within 1 point of its original, chosen by the score the chart
+    shows (validation), its test accuracy reported beside the original's. A broken variant is never named."""
     bases = {r["backend"]: r for r in rows if r["technique"] == "baseline"}
-    close = [r for r in rows if r["technique"] != "baseline" and r["backend"] in bases
+    close = [r for r in rows if r["technique"] != "baseline" and r["backend"] in bases and not r["broken"]
              and r["score"] >= bases[r["backend"]]["score"] - 0.01]
+    close = [r for r in close if r["name"] in front] or close  # the front's; else (all slower) the closest
+    broken = [r["name"] for r in rows if r["broken"]]
+    flagged = (f" Broken, left off the front: {html.escape(', '.join(broken))}." if broken else "")
     if not close:
-        return f"No variant stayed within 1 point of the original's {measure}."
+        return f"No variant that is not broken stayed within 1 point of the original's {measure}.{flagged}"
+    return _best_of(close, bases, measure) + flagged
+
+
+def _best_of(close: list[dict], bases: dict[str, dict], measure: str) -> str:
     best = max(close, key=lambda r: r["speedup"] or 0.0)
     base, speed = bases[best["backend"]], best["speedup"] or 1.0
     what = f"<b>{html.escape(best['name'])}</b> ({html.escape(best['recipe'])})"
@@ -133,7 +146,10 @@ def _best_line(rows: list[dict], front: set[str], measure: str) -> str:
     if speed <= 1.0:
         return (f"No variant within 1 point of the original's {measure} runs faster than it on this machine; the closest "
                 f"is {what}, {1 / speed:.2f}× slower but {size_share}.")
-    if best["top1"] is None:
+    if best["quality"] == "unknown":
+        result = (f"its quality is unknown: judged on random inputs ({html.escape(best['fidelity'])}); give real data "
+                  "(--data) to know whether it is faithful.")
+    elif best["top1"] is None:
         result = f"on the test data, {html.escape(best['fidelity'])} to the original."
     else:
         result = f"test top-1 {percent(best['top1'])} against {percent(base['top1'])}."
@@ -150,11 +166,12 @@ def write_report(
 
         raise ParetoLabError(f"the experiment of {model_name} has no variants yet; build some first (paretolab optimize)")
     rows = _rows(variants)
-    front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], r["score"]) for r in rows])}
+    front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], r["score"], r["broken"]) for r in rows])}
     machine = variants[-1].metrics.get("machine", {})
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = "".join(
-        f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}{html.escape(r['name'])}</td>"
+        f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}"
+        f"{'⚠ BROKEN ' if r['broken'] else ''}{html.escape(r['name'])}</td>"
         f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{html.escape(r['fidelity'])}</td>"
         f"<td>{r['latency_ms']:.4f}</td><td>{html.escape(r['speedup_text'])}</td><td>{size(r['size_bytes'])}</td>"
         f"<td>{html.escape(str(r['backend']))}</td><td>{html.escape(r['why'])}</td></tr>"
@@ -184,7 +201,8 @@ def write_report(
 <body><h1>{html.escape(model_name)}: smaller and faster</h1>
 <p>{_best_line(rows, front, measure)}</p>
 <div class="charts"><figure>{latency_chart}<figcaption>{measure.capitalize()} against latency. Square: the original.
-Green line and ★: the best trade-offs (Pareto front).</figcaption></figure>
+Green line and ★: the best trade-offs (Pareto front). Hollow: judged on random inputs, quality unknown.
+Grey with a red rim: broken (below its fidelity floor or collapsed), kept off the front.</figcaption></figure>
 <figure>{size_chart}<figcaption>{measure.capitalize()} against model size.</figcaption></figure></div>
 <h2>Variants</h2><table><tr>{header}</tr>{table}</table>
 {_exits_section(variants)}
