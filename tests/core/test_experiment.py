@@ -22,6 +22,19 @@ from paretolab.core.store.experiment import Experiment
 FP16 = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]})
 
 
+def killed_while_writing(folder, name: str, files: dict[str, bytes]) -> None:
+    """A run that claimed `name` in `folder`, wrote `files` under it and was killed (SIGKILL)."""
+    script = (
+        "import os, signal, sys\nfrom pathlib import Path\nfrom paretolab.core.files import atomic_write\n"
+        "from paretolab.core.owned import Claim\n"
+        f"folder = Path({str(folder)!r})\nClaim.take(folder, {name!r})\n"
+        f"for file, data in {files!r}.items():\n    atomic_write(folder / file, lambda p, d=data: p.write_bytes(d))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == -signal.SIGKILL
+
+
 @pytest.fixture(scope="module")
 def sample():
     return load_model(sample_model_path())
@@ -32,8 +45,7 @@ def test_experiment_is_keyed_by_content_and_lists_finished_variants(sample, tmp_
     assert experiment.folder.parent == tmp_path and experiment.folder.name.startswith("digits_cnn-")
     assert experiment.variants() == []
     made = optimize(sample, FP16, DataPlan.from_spec("digits", sample), experiment.folder, "v1")
-    (experiment.folder / "v2.onnx").write_bytes(b"half a model from a killed job")
-    (experiment.folder / "v2.claim").write_text("999999999")  # ... which had claimed the name, and died
+    killed_while_writing(experiment.folder, "v2", {"v2.onnx": b"half a model from a killed job"})
     (experiment.folder / "mine.onnx").write_bytes(b"a model of the user's, in the same folder")
     (experiment.folder / "v3.metrics.json").write_text("{not json")
     found = experiment.variants()
@@ -114,10 +126,60 @@ def test_two_windows_never_take_the_same_name(sample, tmp_path):
     assert b.variants() == [] and (a.folder / "v1.onnx").exists()  # claimed by a live process: being written
     a.release(first)
     b.release(second)
-    (a.folder / "v7.claim").write_text("999999999")  # a process that died holding a name
-    (a.folder / "v7.pt2").write_bytes(b"what it had written")
+    killed_while_writing(a.folder, "v7", {"v7.pt2": b"what it had written"})  # a process that died holding a name
     a.variants()
     assert not (a.folder / "v7.claim").exists() and not (a.folder / "v7.pt2").exists()
+
+
+def test_a_killed_run_s_name_never_costs_the_user_a_file_put_there_since(tmp_path):
+    """Issue 25: a killed run leaves its claim; the user then saves their own model under that name.
+    The next open removes the claim, never the user's file (it is not the file the run wrote)."""
+    folder = tmp_path / "exp"
+    killed_while_writing(folder, "v2", {"v2.onnx": b"half a model", "v2.recipe.json": b"{}"})
+    (folder / "v2.onnx").unlink()
+    (folder / "v2.onnx").write_bytes(b"the user's own model, saved here later")
+    (folder / "v2.recipe.json").write_bytes(b"{}")  # same name, same size, but another file
+    (folder / "v9.claim").write_text("999999999")  # not a ParetoLab claim (no valid marker): its files stay
+    (folder / "v9.onnx").write_bytes(b"a user's model")
+    assert Experiment(folder).variants() == []
+    assert (folder / "v2.onnx").read_bytes() == b"the user's own model, saved here later"
+    assert (folder / "v2.recipe.json").exists() and not (folder / "v2.claim").exists()
+    assert (folder / "v9.claim").exists() and (folder / "v9.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/abs", "a/b", "..", ".hidden", "x" * 65, "v1.claim", ""])
+def test_a_variant_name_is_a_plain_file_name(sample, tmp_path, name):
+    with pytest.raises(ParetoLabError, match="is not a usable variant name"):
+        optimize(sample, FP16, DataPlan.from_spec("digits", sample), tmp_path / "a" / "b", name)
+    assert not list(tmp_path.rglob("*.onnx")) and not list(tmp_path.rglob("*.json"))
+
+
+def test_a_name_is_made_by_one_run_at_a_time_and_never_over_a_user_s_file(sample, tmp_path):
+    a, b = Experiment(tmp_path), Experiment(tmp_path)  # two runs on one folder
+    with a.claimed("best"), pytest.raises(ParetoLabError, match="another ParetoLab run .* is making 'best'"), \
+            b.claimed("best"):
+        pass
+    (tmp_path / "mine.metrics.json").write_text('{"the user": "numbers"}')
+    with pytest.raises(ParetoLabError, match="mine.metrics.json already exists"):
+        optimize(sample, FP16, DataPlan.from_spec("digits", sample), tmp_path, "mine")
+    assert (tmp_path / "mine.metrics.json").read_text() == '{"the user": "numbers"}'
+    assert not list(tmp_path.glob("*.claim"))
+
+
+def test_optimize_says_in_one_line_when_the_disk_is_too_full_or_read_only(sample, tmp_path, monkeypatch):
+    import shutil
+
+    from paretolab.core.files import WriteError
+
+    full = shutil.disk_usage(tmp_path)._replace(free=4096)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: full)
+    with pytest.raises(WriteError, match=r"not enough space for the variant in .*out: 4.0 KB free, about"):
+        optimize(sample, FP16, DataPlan.from_spec("digits", sample), tmp_path / "out", "v1")
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("a file where a folder should be")
+    with pytest.raises(WriteError, match="cannot write the variant in .*file/out"):
+        optimize(sample, FP16, DataPlan.from_spec("digits", sample), tmp_path / "file" / "out", "v1")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["file"]
 
 
 def test_commands_that_read_a_folder_never_remove_the_users_models_there(sample, tmp_path, capsys):

@@ -59,9 +59,8 @@ def test_this_process_s_work_folders_are_inside_its_marked_session_folder():
 
 def test_library_temp_folders_land_in_ours_and_the_temp_folder_is_restored():
     before = tempfile.gettempdir()
-    with library_temp() as folder, library_temp():
-        with tempfile.TemporaryDirectory(prefix="ort.quant.") as made:
-            assert Path(made).parent == folder == session_folder()
+    with library_temp() as folder, library_temp(), tempfile.TemporaryDirectory(prefix="ort.quant.") as made:
+        assert Path(made).parent == folder == session_folder()
     assert tempfile.gettempdir() == before
 
 

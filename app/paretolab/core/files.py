@@ -78,20 +78,28 @@ def disk_error(exc: BaseException) -> str | None:
 def check_writable(folder: Path, need_bytes: int, what: str = "the results") -> None:
     """Fail early, in one line, when `folder` cannot take `need_bytes` more or cannot be written at
     all (read-only disk, no permission): a job that dies half-way wastes the user's time, and a
-    library that runs out of space mid-write may abort the whole process (torch's C++ writer does)."""
+    library that runs out of space mid-write may abort the whole process (torch's C++ writer does).
+    A refused folder is left as it was (folders made for the check are removed again)."""
     folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".paretolab-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise WriteError(f"cannot write {what} in {folder}: {exc.strerror or exc} ({_size(free_space(folder))} free); "
-                         "choose a writable folder") from None
-    free = free_space(folder)
-    if free is not None and free < need_bytes:
-        raise WriteError(f"not enough space for {what} in {folder}: {_size(free)} free, about {_size(need_bytes)} needed; "
-                         "free some space or choose another folder (nothing was written)")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".paretolab-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise WriteError(f"cannot write {what} in {folder}: {exc.strerror or exc} ({_size(free_space(folder))} "
+                             "free); choose a writable folder") from None
+        free = free_space(folder)
+        if free is not None and free < need_bytes:
+            raise WriteError(f"not enough space for {what} in {folder}: {_size(free)} free, about {_size(need_bytes)} "
+                             "needed; free some space or choose another folder (nothing was written)")
+    except WriteError:
+        for created in made:  # innermost first
+            with contextlib.suppress(OSError):
+                created.rmdir()
+        raise
 
 
 def atomic_write(out: Path, write: Callable[[Path], object]) -> Path:

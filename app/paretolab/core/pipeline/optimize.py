@@ -73,6 +73,7 @@ def apply_recipe(
         if torch_artifact:
             if not pipeline.cancelled:
                 progress.check()
+            _room_for_module(pipeline, out)
             return pipeline.torch_file(out), pipeline.reports
         sibling = _torch_sibling(pipeline, out)
         try:
@@ -92,11 +93,19 @@ def _torch_sibling(pipeline: StepContext, out: Path) -> Path | None:
     can be saved neither way is noted in the last step's report, not an error (the ONNX file is the variant)."""
     if pipeline.module is None:
         return None
+    _room_for_module(pipeline, out)
     try:
         return pipeline.torch_file(out)
     except ParetoLabError as exc:
         pipeline.reports[-1].setdefault("notes", []).append(f"no PyTorch file of this variant: {exc}")
         return None
+
+
+def _room_for_module(pipeline: StepContext, out: Path) -> None:
+    """torch's C++ file writer aborts the whole process (terminate, c10::Error) when the disk fills
+    under it: check for room for the module's weights twice over, plus a margin, before it writes."""
+    weights = sum(t.numel() * t.element_size() for t in pipeline.module.state_dict().values() if hasattr(t, "numel"))
+    check_writable(out.parent, 2 * weights + (1 << 20), f"the PyTorch file of {out.name}")
 
 
 def _apply_step(pipeline: StepContext, index: int, step: Step) -> None:
