@@ -56,3 +56,61 @@ def test_non_classifier_outputs_have_no_agreement():
     meter = FidelityMeter("features")
     meter.add(emb * 1.1, emb)
     assert meter.result().agreement is None and meter.result().cosine == pytest.approx(1.0)
+
+
+def _yolo(rng, batch=8, classes=3, cells=64, scores=None):
+    boxes = rng.uniform(0, 320, (batch, 4, cells)).astype(np.float32)  # pixels
+    scores = rng.uniform(0, 1, (batch, classes, cells)).astype(np.float32) if scores is None else scores
+    return np.concatenate([boxes, scores], 1)
+
+
+def test_a_detector_with_zeroed_scores_keeps_its_cosine_but_is_broken():
+    rng = np.random.default_rng(0)
+    ref = _yolo(rng)
+    dead = ref.copy()
+    dead[:, 4:] = 0
+    meter = FidelityMeter("output0", real_data=False)  # even on random inputs: a collapse needs no real data
+    meter.add(dead, ref)
+    r = meter.result()
+    assert r.kind == "detection" and r.cosine > 0.99  # what one cosine said
+    assert r.verdict == "broken" and r.why == "its scores is all zero"
+
+    on_real = FidelityMeter("output0")
+    on_real.add(ref, ref)
+    assert on_real.result().verdict == "faithful" and on_real.result().details["recall"] == 1.0
+    swapped = ref.copy()
+    swapped[:, 4:] = ref[:, [5, 6, 4]]  # the same boxes, other classes
+    wrong = FidelityMeter("output0")
+    wrong.add(swapped, ref)
+    assert wrong.result().verdict == "broken" and wrong.result().details["recall"] < 0.5
+
+
+def test_random_inputs_are_never_judged_faithful_but_real_data_floors_apply():
+    ref = np.random.default_rng(0).standard_normal((64, 10)).astype(np.float32)
+    on_random = FidelityMeter("logits", real_data=False)
+    on_random.add(ref, ref)
+    assert on_random.result().verdict == "unknown" and on_random.result().why == "unknown (random inputs)"
+    shuffled = FidelityMeter("logits")
+    shuffled.add(np.roll(ref, 1, axis=1), ref)
+    assert shuffled.result().verdict == "broken" and "below the floor" in shuffled.result().why
+
+
+def test_sequences_compare_decoded_strings_and_embeddings_their_neighbours():
+    rng = np.random.default_rng(1)
+    ref = np.log(rng.dirichlet(np.ones(6) * 0.2, (16, 20))).astype(np.float32)  # [b, T, C] log-probabilities
+    meter = FidelityMeter("log_probs")
+    noisy = ref.copy()
+    noisy[:8] = ref[:8, :, ::-1]  # half the strings read differently
+    meter.add(noisy, ref)
+    r = meter.result()
+    assert r.kind == "sequence" and r.details["exact_match"] == pytest.approx(0.5)
+    assert r.verdict == "degraded" and r.why == "exact-match strings 50%"
+    assert r.details["edit_distance"] > 0
+
+    emb = rng.standard_normal((32, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    constant = FidelityMeter("embedding")
+    constant.add(np.repeat(emb[:1], 32, 0), emb)
+    c = constant.result()
+    assert c.kind == "embedding" and c.agreement is None and c.verdict == "broken"
+    assert c.why == "the output is the same for every input"

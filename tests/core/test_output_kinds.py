@@ -263,3 +263,15 @@ def test_an_embedder_made_constant_is_broken_on_any_data(zoo, tmp_path):
         m = _broken_variant(original, broken, data, tmp_path).measured
         assert m.broken and "the same for every input" in m.verdict_why, m.verdict_text()
         assert m.agreement is None
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_early_exit_refuses_a_model_that_is_not_a_classifier_before_any_work(zoo, tmp_path, name):
+    path, data = zoo[name]
+    original = _open(path)
+    exits = Recipe.from_dict({"steps": [{"technique": "early_exit", "settings": {"exits": 1}}]})
+    refusal = r"early exit needs a classifier; .+ (is judged an? \w+ output|not \[batch, classes\] class scores)"
+    with pytest.raises(ParetoLabError, match=refusal) as caught:
+        optimize(original, exits, DataPlan.from_spec(str(data), original), tmp_path, "v1")
+    assert "\n" not in str(caught.value)
+    assert not list(tmp_path.glob("v1*"))

@@ -30,3 +30,38 @@ def test_names_sort_naturally_and_a_collapsed_variant_is_flagged(qtbot):
     assert shown["⚠ v9"].endswith("Warning: top-1 fell from 99.0% to 23.0%: this variant has collapsed; "
                                   "add distillation from the original; prune less than 50%")
     assert "Warning" not in shown["v2"]
+
+
+def _judged(name: str, verdict: str, why: str, latency_ms: float) -> Variant:
+    metrics = {"baseline": {"cosine": 1.0, "latency_ms": 1.0, "size_bytes": 4000, "backend": "ort", "dataset": "d"},
+               "variant": {"cosine": 0.9999, "sqnr_db": 40.0, "latency_ms": latency_ms, "size_bytes": 1000,
+                           "backend": "ort", "dataset": "d", "verdict": verdict, "verdict_why": why}, "speedup": 2.0}
+    return Variant(name, PRUNE, Path(f"/nowhere/{name}.onnx"), "model.onnx", metrics)
+
+
+def test_a_broken_variant_is_flagged_and_off_the_chart_front_and_random_inputs_say_unknown(qtbot):
+    from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
+
+    table, chart = VariantsTable(), TradeoffChart()
+    qtbot.addWidget(table)
+    qtbot.addWidget(chart)
+    dead = _judged("v1", "broken", "output0 (detection): its scores is the same for every input", 0.2)
+    guess = _judged("v2", "unknown", "unknown (random inputs)", 0.5)
+    good = _judged("v3", "faithful", "output0 (detection): recall 100%, precision 100%", 0.8)
+    for v in (dead, guess, good):
+        table.add(v)
+        chart.set_point(ChartPoint(v.name, v.name, v.measured.latency_ms, v.selection_score, 1000, "prune",
+                                   quality=v.measured.quality))
+    cells = {table.proxy.index(r, 0).data(Qt.ItemDataRole.UserRole + 2): (
+        table.proxy.index(r, 0).data(), table.proxy.index(r, 3).data(), table.proxy.index(r, 0).data(
+            Qt.ItemDataRole.ToolTipRole)) for r in range(3)}
+    assert cells["v1"][0] == "⚠ v1" and "broken and kept off the Pareto front" in cells["v1"][2]
+    assert cells["v1"][1].endswith("broken: output0 (detection): its scores is the same for every input")
+    assert cells["v2"][0] == "v2" and cells["v2"][1].endswith("unknown (random inputs)")
+    assert "quality unknown: judged on random inputs" in cells["v2"][2]
+    assert cells["v3"][1].endswith("faithful") and "Warning" not in cells["v3"][2]
+    chart.redraw()
+    assert chart.front_keys() == ["v2"]  # v1 is fastest and scores the same, but broken: off the front
+    spots = {s.data(): s for s in chart.scatter.points()}
+    assert spots["v2"].brush().color().alpha() == 0  # hollow: quality unknown
+    assert spots["v1"].symbol() == "x"

@@ -24,6 +24,7 @@ from paretolab.core.compress.exit_heads import Calibration, Head, HeadData, cali
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.data import Dataset
+from paretolab.core.measure.output_kinds import declared_kind
 from paretolab.core.model.blocks import node_scope
 from paretolab.core.model.cuts import Cut, cut_after, find_cuts, suggest_cuts
 from paretolab.core.model.exits import EXIT_OUTPUT
@@ -31,6 +32,7 @@ from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.normalize import normalized_onnx
 from paretolab.core.progress import Progress
 from paretolab.core.settings import SettingsError
+from paretolab.core.tensors import format_shape
 
 if TYPE_CHECKING:
     from paretolab.core.compress.step import StepContext
@@ -70,6 +72,7 @@ def summary(settings: EarlyExitSettings) -> str:
 
 
 def apply(ctx: StepContext, index: int, settings: EarlyExitSettings) -> None:
+    refuse_non_classifier(ctx.original, ctx.data.output_kinds)
     handle = ctx.file(index)
     model = onnx.load(str(normalized_onnx(handle.onnx_file(), ctx.work)))
     _check_classifier(model, handle.path.name)
@@ -150,6 +153,25 @@ def _gatherable(model: onnx.ModelProto, cuts: list[Cut], data: Dataset) -> tuple
         if len(batch) + len(shared) == len(cut.carried):
             kept.append(replace(cut, carried=tuple(batch)))
     return kept, ones
+
+
+def refuse_non_classifier(handle: ModelHandle, kinds: dict[str, str] | None = None) -> None:
+    """Before any work, in one line: exits answer with class scores, so a detector, a CTC
+    recognizer, an embedder or a regressor cannot take them."""
+    outputs = handle.outputs
+    if not outputs:
+        return  # not declared: the ONNX file's output is checked once it is read
+    if len(outputs) != 1:
+        raise ParetoLabError(f"early exit needs a model with one output (class scores); {handle.path.name} has "
+                             f"{len(outputs)} ({', '.join(o.name for o in outputs)})")
+    spec = outputs[0]
+    kind = declared_kind(spec.name, spec.shape, kinds)
+    if kind == "classification":
+        return
+    what = (f"is {format_shape(spec.shape)}, not [batch, classes] class scores" if kind == "regression"
+            else f"is judged {'an' if kind[0] in 'aeiou' else 'a'} {kind} output")
+    raise ParetoLabError(f"early exit needs a classifier; {handle.path.name}'s output '{spec.name}' {what} "
+                         f"(give --output-kind {spec.name}=classification if it holds class scores)")
 
 
 def _check_classifier(model: onnx.ModelProto, name: str) -> None:

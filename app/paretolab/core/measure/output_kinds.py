@@ -89,6 +89,24 @@ def guess_kinds(names: Sequence[str], arrays: Sequence[np.ndarray], given: Mappi
     return [given.get(n) or _guess(n, a, boxes) for n, a in zip(names, arrays)]
 
 
+def declared_kind(name: str, shape: Sequence[object], given: Mapping[str, str] | None = None) -> str:
+    """An output's kind from its name and declared shape alone (free dims unknown): what a step
+    can check before any work, as early exit does."""
+    if given and name in given:
+        return given[name]
+    hint = _hint(name)
+    dims = [d if isinstance(d, int) and d > 0 else 0 for d in shape]
+    if len(dims) == 3 and "box" in name.lower() and dims[2] == 4:
+        return "regression"
+    if len(dims) == 3 and all(dims[1:]) and _yolo_layout(np.empty((0, *dims[1:]))) is not None:
+        return "detection"
+    if len(dims) == 2:
+        return "embedding" if hint == "embedding" else "regression" if dims[1] == 1 else "classification"
+    if len(dims) == 3 and hint in ("sequence", "detection", "embedding"):
+        return hint
+    return "regression"
+
+
 def _guess(name: str, a: np.ndarray, boxes: list[np.ndarray]) -> str:
     if not np.issubdtype(a.dtype, np.floating):
         return "regression"
