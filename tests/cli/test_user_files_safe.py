@@ -105,6 +105,31 @@ def test_export_replaces_an_earlier_export_only_with_force(user_files, tmp_path,
     assert run([*args, "--force"], capsys)[0] == 0 and target.read_bytes() != b"an earlier file of the user's"
 
 
+def test_a_second_run_with_the_same_name_is_refused_while_the_first_makes_it(tmp_path):
+    """Two runs with one --name both exited 0 and one result was lost: the second now gets one line, exit 2."""
+    import signal
+    import time
+
+    recipe = tmp_path / "long.json"
+    recipe.write_text(json.dumps({"steps": [{"technique": "prune"},
+                                            {"technique": "distill", "settings": {"epochs": 500, "patience": 500}}]}))
+    out = tmp_path / "exp"
+    command = [sys.executable, "-m", "paretolab", "optimize", str(sample_model_path()), "--out", str(out), "--name", "best"]
+    first = subprocess.Popen([*command, "--recipe", str(recipe)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "best.claim").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first.poll() is None and (out / "best.claim").exists(), "the first run never claimed its name"
+        second = subprocess.run([*command, "--quantize", "ort-fp16"], capture_output=True, text=True, timeout=300)
+        assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+        assert f"another ParetoLab run (process {first.pid}) is making 'best'" in second.stderr
+        assert first.poll() is None and not (out / "best.onnx").exists()  # the first run's name, untouched
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+
+
 def test_backends_leaves_a_user_folder_named_like_ours(tmp_path):
     """The issue's reproducer, as a user runs it: `mkdir $TMPDIR/paretolab-2024-results; paretolab backends`."""
     folder = tmp_path / "paretolab-2024-results"
