@@ -210,3 +210,16 @@ def test_an_image_folder_and_its_recipe_are_remembered_while_the_folder_exists(t
     assert Experiment(tmp_path / "exp").data_choice() == (str(images), "size=224,channels=BGR")
     images.rmdir()
     assert experiment.data_choice() is None  # a folder that went away is not offered
+
+
+def test_a_file_half_written_by_a_killed_run_goes_and_a_user_s_hidden_folder_stays(tmp_path):
+    script = ("import os, signal\nfrom pathlib import Path\nfrom paretolab.core.files import atomic_write\n"
+              "def half(path):\n    path.write_bytes(b'half a model')\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+              f"atomic_write(Path({str(tmp_path)!r}) / 'v1.onnx', half)\n")
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == -signal.SIGKILL
+    [left] = list(tmp_path.glob(".paretolab-*"))
+    assert (left / "v1.onnx").exists() and not (tmp_path / "v1.onnx").exists()
+    (tmp_path / ".paretolab-notes").mkdir()  # the user's, named like ours
+    (tmp_path / ".paretolab-notes" / "todo.txt").write_text("keep me")
+    assert Experiment(tmp_path).variants() == []
+    assert not left.exists() and (tmp_path / ".paretolab-notes" / "todo.txt").read_text() == "keep me"

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.owned import record_write, remove_stale_work_folders, session_folder, work_prefix
+from paretolab.core.owned import (
+    MARKER,
+    WRITE_FOLDER_PREFIX,
+    mark_folder,
+    record_write,
+    remove_stale_work_folders,
+    session_folder,
+    work_prefix,
+)
 
 __all__ = ["WriteError", "atomic_write", "check_writable", "remove_stale_work_folders", "work_prefix", "write_json_atomic"]
 
@@ -110,9 +118,10 @@ def atomic_write(out: Path, write: Callable[[Path], object]) -> Path:
     """
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".paretolab-") as tmp:
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=WRITE_FOLDER_PREFIX) as tmp:
+            mark_folder(Path(tmp))  # a kill -9 mid-write leaves it: marked, the next open of the folder removes it
             write(Path(tmp) / out.name)
-            for written in sorted(Path(tmp).iterdir(), key=lambda p: p.name == out.name):
+            for written in sorted((p for p in Path(tmp).iterdir() if p.name != MARKER), key=lambda p: p.name == out.name):
                 _fsync(written)  # on disk before the rename makes it visible: a crash leaves old or new
                 record_write(out.parent / written.name, written)  # so a killed run's clean-up knows the file
                 os.replace(written, out.parent / written.name)  # the main file last

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = ".paretolab-owner"
+WRITE_FOLDER_PREFIX = ".paretolab-"  # files being written beside their final place (files.atomic_write)
 _SESSION_LOCK = threading.RLock()
 _session: dict[str, Any] = {}  # pid, token, start, folder of this process's session folder
 _library_temp_users = 0
@@ -126,6 +127,28 @@ def remove_stale_work_folders(root: Path | None = None) -> list[Path]:
         if _stale_session(folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
+    return removed
+
+
+def mark_folder(folder: Path) -> None:
+    """Mark a folder this process made, so that a later process may remove it once this one is gone."""
+    (Path(folder) / MARKER).write_text(json.dumps(identity()))
+
+
+def remove_stale_write_folders(folder: Path) -> list[Path]:
+    """Remove the marked temp folders that killed processes left in `folder` while they wrote a
+    file there (an unmarked folder, whatever its name, is left alone); return them."""
+    removed = []
+    for found in Path(folder).glob(f"{WRITE_FOLDER_PREFIX}*"):
+        try:
+            if found.is_symlink() or not found.is_dir() or found.stat().st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        doc = read_marker(found / MARKER)
+        if doc is not None and not owner_alive(doc):
+            shutil.rmtree(found, ignore_errors=True)
+            removed.append(found)
     return removed
 
 

@@ -29,7 +29,7 @@ from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import WriteError, files_digest, write_json_atomic
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.torch_artifact import TORCH_SUFFIXES, torch_sibling
-from paretolab.core.owned import Claim, owner_alive, read_marker, still_written
+from paretolab.core.owned import Claim, owner_alive, read_marker, remove_stale_write_folders, still_written
 from paretolab.core.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,8 @@ class Experiment:
         had written: remove those that are still the very files it wrote. A file the claim does
         not record, or one replaced since, is never touched — the folder may be one the user keeps
         their own models in — and a claim file not of ParetoLab's making is left alone."""
+        for folder in remove_stale_write_folders(self.folder):
+            log.info("removed %s: a killed job was writing there", folder.name)
         stale = [c for c in self.folder.glob("*.claim") if _stale(c)]
         if not stale:
             return
