@@ -35,7 +35,22 @@ def _load(args: argparse.Namespace):
             raise ParetoLabError(f"--code {folder}: no such folder; give the folder that holds the model's Python code")
         add_code_path(Path(folder))
     shapes = parse_input_shapes(args.input_shape)
-    return load_model(args.model, input_shapes=shapes, trust=args.trust, arch=args.arch)
+    handle = load_model(args.model, input_shapes=shapes, trust=args.trust, arch=args.arch, held=_held(args))
+    for note in handle.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return handle
+
+
+def _held(args: argparse.Namespace) -> dict[str, float]:
+    """Inputs held at a value: --hold NAME=VALUE, and those a random data spec holds (random:64:sr=16000),
+    so every run of the command (graphs, timing, calibration) gets them, not only the data."""
+    from paretolab.core.measure.data import parse_held, parse_random
+
+    held: dict[str, float] = {}
+    for spec in (getattr(args, "data", None), getattr(args, "over_data", None)):
+        if spec and spec.partition(":")[0] == "random":
+            held.update(parse_random(spec)[1])
+    return held | parse_held(getattr(args, "hold", []))
 
 
 def _plan(args: argparse.Namespace, handle):  # noqa: ANN202 - a DataPlan, imported late as every command's core is
@@ -124,7 +139,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     handle = _load(args)
     reference = (
-        load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust, arch=args.arch)
+        load_model(args.reference, input_shapes=parse_input_shapes(args.input_shape) or None, trust=args.trust, arch=args.arch,
+                   held=_held(args))
         if args.reference
         else None
     )
@@ -261,7 +277,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from paretolab.core.model.handle import load_model
 
     variant = _written_variant(Path(args.model))
-    original = load_model(Path(variant.parent), input_shapes=parse_input_shapes(args.input_shape) or None,
+    original = load_model(Path(variant.parent), input_shapes=parse_input_shapes(args.input_shape) or None, held=_held(args),
                           trust=args.trust, arch=args.arch)
     result = explain(original, variant, original.like(variant.artifact), layer_times=not args.no_layers)
     if args.json:
@@ -277,7 +293,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from paretolab.core.store.export import export_variant
 
     variant = _written_variant(Path(args.model))
-    made = load_model(variant.artifact, input_shapes=parse_input_shapes(args.input_shape) or None)
+    made = load_model(variant.artifact, input_shapes=parse_input_shapes(args.input_shape) or None, held=_held(args))
     expected = None if variant.cancelled else variant.measured.top1
     result = export_variant(made, args.format, Path(args.out), DataPlan.from_spec(args.data, made, args.preprocess).test,
                             expected_top1=expected, progress=_terminal_progress(args), force=args.force,

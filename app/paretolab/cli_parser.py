@@ -21,7 +21,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="[NAME=]SHAPE",
-        help="fix an input's shape, e.g. 1x3x224x224 (repeat with NAME= for several inputs)",
+        help="fix an input's shape, e.g. 1x3x224x224 (repeat with NAME= for several inputs; a named shape fixes "
+             "the dimensions it names, such as batch and sequence, for every input that shares them)",
+    )
+    parser.add_argument(
+        "--hold", action="append", default=[], metavar="NAME=VALUE",
+        help="hold an input at a value in every run (calibration, evaluation, timing, graphs), e.g. sr=16000 "
+             "for a sample rate; an input held but not shaped is a scalar (repeatable)",
     )
     parser.add_argument(
         "--trust", action="store_true", help="allow loading a pickled nn.Module (runs code from the file)"

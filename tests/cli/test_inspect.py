@@ -120,3 +120,22 @@ def test_library_warnings_go_to_the_log_not_the_terminal(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("paretolab: error: protocol4.pt is a pickled")
     assert "Detected pickle protocol 4" in (tmp_path / "log" / "paretolab.log").read_text()
+
+
+def test_a_hugging_face_text_folder_opens_at_a_default_length_and_a_named_shape_fixes_both_inputs(capsys, tmp_path):
+    """Every input of a BERT classifier is [batch, sequence] token ids: it opens at batch 1 and 128
+    tokens with a note, and input_ids=1x64 gives attention_mask the same batch and length."""
+    pytest.importorskip("transformers")
+    import hf_models
+
+    folder = hf_models.write("bert", tmp_path)
+    code, out, err = run_cli(capsys, "inspect", str(folder))
+    assert code == 0, err
+    assert "note: input_ids, attention_mask opened at batch 1 and 128 tokens" in err and "--input-shape 1xN" in err
+    assert "[1, 128, 32]" in out
+    code, out, err = run_cli(capsys, "inspect", str(folder), "--input-shape", "input_ids=1x64")
+    assert code == 0, err
+    assert "note:" not in err and "[1, 64, 32]" in out and "[1, 128" not in out
+    code, out, err = run_cli(capsys, "inspect", str(folder), "--input-shape", "2x16", "--json")
+    assert code == 0, err
+    assert {tuple(i["shape"]) for i in json.loads(out)["inputs"]} == {(2, 16)}

@@ -111,9 +111,68 @@ def test_random_data_holds_named_inputs_at_a_value_and_asks_for_meaningful_scala
     assert sr.dtype == np.int64 and sr.shape == () and int(sr) == 16000
     assert state.shape == (2, 8, 32) and np.all(state == 0.5)
     assert not any("scalar input" in note for note in plan.notes)
-    assert any("scalar input 'sr' is random (0 or 1)" in note and "random:8:sr=VALUE" in note
+    assert any("scalar input 'sr' is random (0 or 1)" in note and "--hold sr=VALUE" in note
                for note in DataPlan.from_spec("random:8", handle).notes)
     for spec, message in (("random:8:rate=1", "sets 'rate', which is not an input of the model; its inputs are x, state, sr"),
                           ("random:8:sr=fast", "'sr=fast' is not NAME=NUMBER")):
         with pytest.raises(DataError, match=message):
             DataPlan.from_spec(spec, handle)
+
+
+def _text_onnx(path, mask_rank=2):
+    """Token ids and a mask over shared symbolic [batch, sequence] dims: an embedding, masked, summed."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    mask_shape = ["batch", "sequence"] if mask_rank == 2 else ["batch", 1, 1, "sequence"]
+    nodes = [helper.make_node("Gather", ["table", "input_ids"], ["emb"]),
+             helper.make_node("Reshape", ["attention_mask", "flat"], ["mask2"]),
+             helper.make_node("Cast", ["mask2"], ["maskf"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["maskf", "last"], ["mask3"]),
+             helper.make_node("Mul", ["emb", "mask3"], ["masked"]),
+             helper.make_node("ReduceSum", ["masked", "axis1"], ["pooled"], keepdims=0),
+             helper.make_node("MatMul", ["pooled", "head"], ["logits"])]
+    inits = [numpy_helper.from_array(np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32), "table"),
+             numpy_helper.from_array(np.array([0, -1], np.int64), "flat"),
+             numpy_helper.from_array(np.array([-1], np.int64), "last"),
+             numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+             numpy_helper.from_array(np.ones((8, 3), np.float32), "head")]
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+              helper.make_tensor_value_info("attention_mask", TensorProto.INT64, mask_shape)]
+    graph = helper.make_graph(nodes, "text", inputs, [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+                              inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_an_onnx_text_model_opens_at_the_tokenizers_length_and_a_named_shape_binds_shared_dims(tmp_path):
+    path = _text_onnx(tmp_path / "text.onnx")
+    handle = load_model(path)
+    assert [s.shape for s in handle.inputs] == [(1, 128), (1, 128)]
+    assert handle.notes and "128 tokens" in handle.notes[0] and "--input-shape 1xN" in handle.notes[0]
+    (tmp_path / "tokenizer_config.json").write_text('{"model_max_length": 64}')
+    assert load_model(path).inputs[0].shape == (1, 64) and "model_max_length" in load_model(path).notes[0]
+    (tmp_path / "tokenizer_config.json").write_text('{"model_max_length": 1000000000000000019884624838656}')
+    assert load_model(path).inputs[0].shape == (1, 128)  # "no limit" is not a length to time at
+    named = load_model(path, input_shapes={"input_ids": (2, 16)})
+    assert [s.shape for s in named.inputs] == [(2, 16), (2, 16)] and not named.notes
+    assert handle.with_input_shapes({"attention_mask": (1, 40)}).inputs[0].shape == (1, 40)  # the default gives way
+    # the inputs really run together at the bound shapes
+    from paretolab.core.measure.evaluate import evaluate
+
+    result = evaluate(named, DataPlan.from_spec("random:4", named).test, backend="ort")
+    assert result.samples == 4
+
+
+def test_a_named_shape_binds_dims_across_ranks_and_suggestions_never_mix_lengths(tmp_path):
+    from paretolab.core.tensors import TensorSpec, apply_input_shapes, guess_shapes
+
+    path = _text_onnx(tmp_path / "mask4.onnx", mask_rank=4)
+    handle = load_model(path, input_shapes={"input_ids": (1, 64)})
+    assert [s.shape for s in handle.inputs] == [(1, 64), (1, 1, 1, 64)]
+    ids, mask = TensorSpec("ids", ("batch", "seq"), "int64"), TensorSpec("mask", ("batch", 1, 1, "seq"), "int64")
+    assert guess_shapes([ids, mask]) == "ids=1x128 mask=1x1x1x128"
+    signal, rate = TensorSpec("input", (None, None), "float32"), TensorSpec("sr", (), "int64")
+    assert guess_shapes([signal, rate]) == "input=1x128 sr=scalar"  # from the input's rank, not an image
+    fixed = apply_input_shapes([ids, mask, TensorSpec("other", ("n", 4), "float32")], {"mask": (3, 1, 1, 9)}, "m")
+    assert [s.shape for s in fixed] == [(3, 9), (3, 1, 1, 9), ("n", 4)]

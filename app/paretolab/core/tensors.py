@@ -21,6 +21,8 @@ class TensorSpec:
     # Which axis samples stack along: 0 for most inputs, 1 for a recurrent state laid out
     # [layers, batch, hidden], None for inputs that hold one value per call (a scalar, a fixed state).
     batch_axis: int | None = 0
+    # A value the input is held at in every run (a sample rate, a flag): random data is meaningless there.
+    value: float | None = None
 
     @property
     def sample_shape(self) -> Shape:
@@ -109,7 +111,26 @@ def apply_input_shapes(
                     f"{format_shape(spec.shape)}; the shape given {format_shape(shape)} differs"
                 )
         resolved[name] = shape
+    bound = _bound_dims(inputs, resolved)
+    for spec in inputs:  # a named shape fixes its named dims (batch, sequence) for every input sharing them
+        if spec.name not in resolved and bound and any(d in bound for d in spec.shape if _is_named(d)):
+            resolved[spec.name] = tuple(bound.get(d, d) if _is_named(d) else d for d in spec.shape)  # type: ignore[misc]
     return [replace(s, shape=resolved[s.name]) if s.name in resolved else s for s in inputs]
+
+
+def _is_named(dim: Dim) -> bool:
+    """A free dimension with a real name ("batch", "sequence"), which every input carrying it shares."""
+    return isinstance(dim, str) and bool(dim) and not dim.startswith("unk__")
+
+
+def _bound_dims(inputs: Sequence[TensorSpec], resolved: Mapping[str, tuple[int, ...]]) -> dict[Dim, int]:
+    """The sizes the given shapes fix for the model's named dimensions."""
+    bound: dict[Dim, int] = {}
+    for spec in inputs:
+        for dim, size in zip(spec.shape, resolved.get(spec.name, ())):
+            if _is_named(dim):
+                bound.setdefault(dim, size)
+    return bound
 
 
 def _name_unnamed(inputs: Sequence[TensorSpec], shapes: Mapping[str | None, Sequence[int]],
@@ -206,20 +227,28 @@ def guess_shapes(inputs: Sequence[TensorSpec], sequence: int = 128) -> str:
     """Shapes to offer for inputs with free dimensions, in --input-shape form ("x=1x3x224x224
     ids=1x128"): batch 1, image sides 224, sequence lengths `sequence`, anything else 1."""
     texts = []
+    named: dict[Dim, int] = {}  # a dimension named alike gets one size in every input: never mixed lengths
     for spec in inputs:
         dims = []
         for axis, d in enumerate(spec.shape):
             if not is_free(d):
                 dims.append(int(d))  # type: ignore[arg-type]
-            elif axis == spec.batch_axis:
-                dims.append(1)
+                continue
+            if _is_named(d) and d in named:
+                dims.append(named[d])
+                continue
+            if axis == spec.batch_axis:
+                size = 1
             elif len(spec.shape) == 4 and axis >= 2:
-                dims.append(224)
+                size = 224
             elif len(spec.shape) in (2, 3) and axis == 1:
-                dims.append(sequence)
+                size = sequence
             else:
-                dims.append(1)
-        texts.append("x".join(map(str, dims)))
+                size = 1
+            if _is_named(d):
+                named[d] = size
+            dims.append(size)
+        texts.append("x".join(map(str, dims)) if dims else "scalar")
     if len(set(texts)) == 1:  # one unnamed shape fixes every input it fits (input_ids and attention_mask)
         return texts[0]
     return " ".join(f"{spec.name}={text}" for spec, text in zip(inputs, texts))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from paretolab.core.errors import InputShapeError, ParetoLabError
-from paretolab.core.tensors import TensorSpec, format_shape, is_free
+from paretolab.core.tensors import TensorSpec, format_shape, guess_shapes, is_free
 
 if TYPE_CHECKING:  # images.py builds on these datasets
     from paretolab.core.measure.images import ImagePreprocess
@@ -212,7 +212,7 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
     state starts at zeros, as it does on a model's first call; an input named in `values`
     holds that value everywhere (a sample rate, a flag)."""
     rng = np.random.default_rng(seed)
-    values = dict(values or {})
+    values = {**{s.name: s.value for s in inputs if s.value is not None}, **(values or {})}  # the handle's held inputs
     unknown = sorted(set(values) - {s.name for s in inputs})
     if unknown:
         raise DataError(f"random data sets '{unknown[0]}', which is not an input of the model; "
@@ -222,9 +222,10 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
         free = spec.sample_shape
         dims = tuple(d for d in free if isinstance(d, int) and d > 0)
         if len(dims) != len(free):
+            hint = guess_shapes([spec])
             raise InputShapeError(
                 f"random inputs need a fixed shape, but input '{spec.name}' is {format_shape(spec.shape)}; "
-                "give one with --input-shape"
+                f"give one with --input-shape, e.g. {spec.name}={hint}", suggestion=f"{spec.name}={hint}"
             )
         dtype = np.dtype(spec.dtype)
         _check_fits_in_memory(spec, count, dims, dtype)
@@ -388,3 +389,17 @@ def fit_to_model(dataset: Dataset, inputs: Sequence[TensorSpec], model_name: str
             )
         dtypes.append(target)
     return dtypes
+
+
+def parse_held(texts: Sequence[str]) -> dict[str, float]:
+    """--hold NAME=VALUE (repeatable, or comma-separated): inputs held at a value in every run."""
+    held: dict[str, float] = {}
+    for item in (i for text in texts for i in text.split(",") if i.strip()):
+        name, eq, value = item.partition("=")
+        try:
+            held[name.strip()] = float(value)
+        except ValueError:
+            name = ""
+        if not eq or not name.strip():
+            raise DataError(f"--hold '{item}' is not NAME=NUMBER; write e.g. --hold sr=16000")
+    return held

@@ -52,8 +52,8 @@ class DataPlan:
             count, values = parse_random(spec)
             data = random_inputs(handle.inputs, count, id_ranges=id_ranges(handle), values=values)
             notes += [f"scalar input '{s.name}' is random ({_random_kind(s)}); if it means something (a sample rate, "
-                      f"a flag), give its value: --data random:{count}:{s.name}=VALUE"
-                      for s in handle.inputs if not s.shape and s.name not in values]
+                      f"a flag), hold it at its value in every run: --hold {s.name}=VALUE"
+                      for s in handle.inputs if not s.shape and s.name not in values and s.value is None]
         else:
             data = dataset_for(spec, handle, preprocess)
         notes += [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"]

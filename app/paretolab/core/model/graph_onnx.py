@@ -167,13 +167,15 @@ def build_onnx_graph(
     module_names: set[str] | None = None,
     leaf_modules: set[str] | None = None,
     size_bytes: int = 0,
+    input_values: Mapping[str, float] | None = None,
 ) -> LayerGraph:
-    """LayerGraph of `model`; dynamic batch axes are taken as 1 for shapes and MACs."""
+    """LayerGraph of `model`; dynamic batch axes are taken as 1 for shapes and MACs; `input_values`:
+    inputs held at a value (a sample rate) when shapes are measured by running the model."""
     declared = graph_inputs(model)
     fixed, unresolved = concrete_shapes(declared)
     fixed.update(input_shapes or {})
     unresolved = [n for n in unresolved if n not in fixed]
-    inferred = infer_shapes(with_fixed_inputs(model, fixed))
+    inferred = infer_shapes(with_fixed_inputs(model, fixed), input_values)
     shapes = _shape_table(inferred)
     consts = _Constants(inferred.graph)
     layers = _layers(inferred.graph, consts)

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from paretolab.core.files import atomic_write, work_prefix
 from paretolab.core.model.formats import load_source
 from paretolab.core.model.formats.source import OPENVINO_FORMATS, ModelSource
 from paretolab.core.model.graph import LayerGraph
+from paretolab.core.model.text_shapes import text_default
 from paretolab.core.progress import Progress, silent
 from paretolab.core.tensors import TensorSpec, apply_input_shapes, with_batch_axes
 
@@ -29,9 +30,30 @@ class ModelHandle:
     inputs: list[TensorSpec]
     _graph: LayerGraph | None = field(default=None, repr=False)
     _converted: dict[str, Any] = field(default_factory=dict, repr=False)
+    # what the user should know about how the model was opened (a text model at a default length)
+    notes: list[str] = field(default_factory=list)
+    # inputs fixed by a default rather than by the user: a shape the user gives replaces them
+    defaulted: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.inputs = with_batch_axes(self.inputs, self.source.inputs)
+
+    @property
+    def held(self) -> dict[str, float]:
+        """Inputs held at a value in every run (a sample rate): calibration, evaluation, timing, graphs."""
+        return {s.name: s.value for s in self.inputs if s.value is not None}
+
+    def with_held(self, values: Mapping[str, float]) -> ModelHandle:
+        """A handle whose inputs named in `values` take that value in every run made from it."""
+        if not values:
+            return self
+        names = [s.name for s in self.inputs]
+        unknown = [n for n in values if n not in names]
+        if unknown:
+            raise InputShapeError(f"--hold {unknown[0]}: {self.path.name} has no input named '{unknown[0]}'; "
+                                  f"its inputs are {', '.join(names) or 'not recorded (give --input-shape NAME=...)'}")
+        inputs = [replace(s, value=float(values[s.name])) if s.name in values else s for s in self.inputs]
+        return ModelHandle(self.source, inputs, notes=list(self.notes), defaulted=self.defaulted)
 
     @property
     def path(self) -> Path:
@@ -72,12 +94,18 @@ class ModelHandle:
         """Open `path`, a file made from this model (same inputs), with this model's fixed shapes."""
         made = load_model(path)
         shapes = {name: shape for name, shape in self.fixed_shapes().items() if any(s.name == name for s in made.inputs)}
-        dynamic = [s for s in made.inputs if not s.is_static and s.name in shapes]
-        return made.with_input_shapes(shapes) if dynamic else made
+        dynamic = [s for s in made.inputs if (not s.is_static or s.name in made.defaulted) and s.name in shapes]
+        made = made.with_input_shapes(shapes) if dynamic else made
+        return made.with_held({n: v for n, v in self.held.items() if any(s.name == n for s in made.inputs)})
 
     def with_input_shapes(self, shapes: Mapping[str | None, Sequence[int]]) -> ModelHandle:
         """A handle whose dynamic (or unrecorded) input dims are fixed to `shapes`."""
-        return ModelHandle(self.source, _fix_inputs(self.source, self.inputs, shapes, self.path.name))
+        declared = {s.name: s.shape for s in self.source.inputs}
+        inputs = [replace(s, shape=declared[s.name]) if s.name in self.defaulted and s.name in declared else s
+                  for s in self.inputs]  # a default length gives way to the user's
+        held = {s.name: s.value for s in inputs if s.value is not None}
+        fixed = _fix_inputs(self.source, inputs, {**{n: () for n in held if not inputs}, **shapes}, self.path.name)
+        return ModelHandle(self.source, [replace(s, value=held.get(s.name, s.value)) for s in fixed])
 
     def layer_graph(self, progress: Progress | None = None) -> LayerGraph:
         """The LayerGraph, built once per handle."""
@@ -155,13 +183,24 @@ def load_model(
     input_shapes: Mapping[str | None, Sequence[int]] | None = None,
     trust: bool = False,
     arch: str | None = None,
+    held: Mapping[str, float] | None = None,
 ) -> ModelHandle:
     """Open a model file of any supported format.
 
     `trust` allows pickled nn.Modules (which run code while loading); `arch`
-    ("package.module:Class") turns a bare state_dict into a model.
+    ("package.module:Class") turns a bare state_dict into a model; `held` holds inputs at a value
+    in every run (a sample rate), and an input held but not shaped is taken as a scalar.
     """
     path = Path(path).expanduser()
     source = load_source(path, trust=trust, arch=arch)
     handle = ModelHandle(source, list(source.inputs))
-    return handle.with_input_shapes(input_shapes) if input_shapes else handle
+    if not source.inputs and held and input_shapes:  # TorchScript: `--hold sr=16000` needs no `sr=scalar`
+        input_shapes = {**{name: () for name in held}, **input_shapes}
+    if input_shapes:
+        handle = handle.with_input_shapes(input_shapes)
+    elif (default := text_default(source)) is not None:
+        shapes, note = default
+        handle = handle.with_input_shapes(shapes)
+        handle.notes.append(note)
+        handle.defaulted = frozenset(name for name in shapes if name is not None)
+    return handle.with_held(held or {})

@@ -16,7 +16,7 @@ from paretolab.core.files import inside
 log = logging.getLogger(__name__)
 
 
-def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+def infer_shapes(model: onnx.ModelProto, values: Mapping[str, float] | None = None) -> onnx.ModelProto:
     """Shape inference that never fails the caller: on error, keep the shapes we have. ONNX's
     inference stops at ONNX Runtime's quantized contrib ops (QLinearConcat, QLinearSigmoid, ...),
     so their output shapes are filled in from their inputs and inference goes on past them."""
@@ -28,7 +28,7 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
             return model
         if not _fill_contrib_shapes(model):
             break
-    return _symbolic_where_unknown(model)
+    return _symbolic_where_unknown(model, values or {})
 
 
 _COMPUTE = ("MatMul", "Gemm", "Conv", "MatMulInteger", "MatMulNBits")
@@ -43,7 +43,7 @@ def _unknown_compute_shapes(model: onnx.ModelProto) -> list[str]:
     return list(dict.fromkeys(unknown))
 
 
-def _symbolic_where_unknown(model: onnx.ModelProto) -> onnx.ModelProto:
+def _symbolic_where_unknown(model: onnx.ModelProto, values: Mapping[str, float]) -> onnx.ModelProto:
     """ONNX's inference loses sizes through the Shape/Expand/Where plumbing of attention masks, so a
     transformer's MatMuls come out unsized (MACs 0). ONNX Runtime's symbolic inference, written for
     transformers, follows most of them; what it cannot, one run of the model on zeros measures.
@@ -58,11 +58,11 @@ def _symbolic_where_unknown(model: onnx.ModelProto) -> onnx.ModelProto:
     except Exception as exc:  # noqa: BLE001 - a courtesy: the ONNX shapes stand
         log.info("symbolic shape inference failed (%s); some shapes stay unknown", exc)
     unknown = _unknown_compute_shapes(model)
-    return _shapes_by_running(model, unknown) if unknown else model
+    return _shapes_by_running(model, unknown, values) if unknown else model
 
 
-def _shapes_by_running(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
-    """Record the shapes of `names` by running the model once on zeros with them as outputs
+def _shapes_by_running(model: onnx.ModelProto, names: list[str], values: Mapping[str, float]) -> onnx.ModelProto:
+    """Record the shapes of `names` by running the model once on zeros (inputs held at a value take it) with them as outputs
     (only when every input's shape is fixed, and only a courtesy: failures leave them unknown)."""
     import onnxruntime as ort
 
@@ -80,8 +80,8 @@ def _shapes_by_running(model: onnx.ModelProto, names: list[str]) -> onnx.ModelPr
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 3
         session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        feeds = {name: np.zeros(tuple(d.dim_value for d in t.shape.dim), dtype=helper.tensor_dtype_to_np_dtype(t.elem_type))
-                 for name, t in inputs.items()}
+        feeds = {name: np.full(tuple(d.dim_value for d in t.shape.dim), values.get(name, 0),
+                               dtype=helper.tensor_dtype_to_np_dtype(t.elem_type)) for name, t in inputs.items()}
         values = session.run(wanted, feeds)
     except Exception as exc:  # noqa: BLE001 - the shapes stay unknown, as before
         log.info("could not run %s to measure its shapes (%s)", model.graph.name, exc)

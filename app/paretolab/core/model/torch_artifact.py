@@ -73,7 +73,8 @@ def _program_of(handle: ModelHandle, stem: Path) -> Path:
     shapes, unresolved = concrete_shapes(handle.inputs)
     if unresolved:
         raise ConversionError(f"give {handle.path.name}'s input shapes (--input-shape) to save it as a PyTorch program")
-    example = tuple(torch.rand(shapes[s.name]) if getattr(torch, s.dtype).is_floating_point
+    example = tuple(torch.full(shapes[s.name], s.value, dtype=getattr(torch, s.dtype)) if s.value is not None
+                    else torch.rand(shapes[s.name]) if getattr(torch, s.dtype).is_floating_point
                     else torch.zeros(shapes[s.name], dtype=getattr(torch, s.dtype)) for s in handle.inputs)
     return save_torch_artifact(module, example, handle.inputs, free_axes(handle.inputs, handle.source.inputs), stem)
 

@@ -37,7 +37,8 @@ class OnnxSource:
 
     def build_graph(self, inputs: list[TensorSpec]) -> LayerGraph:
         shapes, _ = concrete_shapes(inputs)
-        return build_onnx_graph(self.native, input_shapes=shapes, size_bytes=sum(f.stat().st_size for f in self.files))
+        return build_onnx_graph(self.native, input_shapes=shapes, size_bytes=sum(f.stat().st_size for f in self.files),
+                                input_values={s.name: s.value for s in inputs if s.value is not None})
 
     def export_onnx(self, out: Path, inputs: list[TensorSpec]) -> None:
         if len(self.files) == 1:

@@ -66,7 +66,9 @@ class TorchSource:
         for spec in inputs:
             dtype = getattr(torch, spec.dtype)
             shape = shapes[spec.name]
-            if dtype.is_floating_point:
+            if spec.value is not None:  # held at a value (a sample rate): random would be meaningless
+                tensors.append(torch.full(shape, spec.value, dtype=dtype))
+            elif dtype.is_floating_point:
                 tensors.append(torch.rand(shape, generator=gen, dtype=dtype))
             else:
                 tensors.append(torch.zeros(shape, dtype=dtype))
