@@ -84,7 +84,7 @@ def evaluation(result: EvalResult) -> str:
 
 
 def _verdict(verdict: str | None, why: str | None) -> str:
-    """"faithful (agreement 99%)", "BROKEN: scores (detection): its scores is all zero", "unknown (random inputs): ..."."""
+    """"faithful: ...", "BROKEN: output0 (detection): class scores collapsed: all zero", "unknown (random inputs): ..."."""
     if verdict == "unknown" and why and why.startswith("unknown"):
         return (f"{why}: nothing judged on random data is called faithful; the numbers above are information only. "
                 "Give real inputs (--data) to judge the variant")

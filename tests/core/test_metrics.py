@@ -73,7 +73,7 @@ def test_a_detector_with_zeroed_scores_keeps_its_cosine_but_is_broken():
     meter.add(dead, ref)
     r = meter.result()
     assert r.kind == "detection" and r.cosine > 0.99  # what one cosine said
-    assert r.verdict == "broken" and r.why == "its scores is all zero"
+    assert r.verdict == "broken" and r.why == "class scores collapsed: all zero"
 
     on_real = FidelityMeter("output0")
     on_real.add(ref, ref)
@@ -113,4 +113,4 @@ def test_sequences_compare_decoded_strings_and_embeddings_their_neighbours():
     constant.add(np.repeat(emb[:1], 32, 0), emb)
     c = constant.result()
     assert c.kind == "embedding" and c.agreement is None and c.verdict == "broken"
-    assert c.why == "the output is the same for every input"
+    assert c.why == "collapsed: the same for every input"

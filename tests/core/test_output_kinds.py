@@ -237,7 +237,7 @@ def test_a_detector_with_dead_scores_is_broken_though_its_cosine_is_perfect(zoo,
     variant = _broken_variant(original, broken, str(npz) if data == "real" else "random:16", tmp_path)
     m = variant.measured
     assert m.cosine > 0.9  # boxes in pixels hide the dead scores from one cosine over the output
-    assert m.broken and "output0 (detection): its scores" in m.verdict_why, m.verdict_text()
+    assert m.broken and "output0 (detection): class scores collapsed" in m.verdict_why, m.verdict_text()
     if data == "real":
         assert variant.metrics["fidelity"][0]["details"]["recall"] == 0.0
 

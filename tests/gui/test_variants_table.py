@@ -45,7 +45,7 @@ def test_a_broken_variant_is_flagged_and_off_the_chart_front_and_random_inputs_s
     table, chart = VariantsTable(), TradeoffChart()
     qtbot.addWidget(table)
     qtbot.addWidget(chart)
-    dead = _judged("v1", "broken", "output0 (detection): its scores is the same for every input", 0.2)
+    dead = _judged("v1", "broken", "output0 (detection): class scores collapsed: the same for every input", 0.2)
     guess = _judged("v2", "unknown", "unknown (random inputs)", 0.5)
     good = _judged("v3", "faithful", "output0 (detection): recall 100%, precision 100%", 0.8)
     for v in (dead, guess, good):
@@ -56,7 +56,7 @@ def test_a_broken_variant_is_flagged_and_off_the_chart_front_and_random_inputs_s
         table.proxy.index(r, 0).data(), table.proxy.index(r, 3).data(), table.proxy.index(r, 0).data(
             Qt.ItemDataRole.ToolTipRole)) for r in range(3)}
     assert cells["v1"][0] == "⚠ v1" and "broken and kept off the Pareto front" in cells["v1"][2]
-    assert cells["v1"][1].endswith("broken: output0 (detection): its scores is the same for every input")
+    assert cells["v1"][1].endswith("broken: output0 (detection): class scores collapsed: the same for every input")
     assert cells["v2"][0] == "v2" and cells["v2"][1].endswith("unknown (random inputs)")
     assert "quality unknown: judged on random inputs" in cells["v2"][2]
     assert cells["v3"][1].endswith("faithful") and "Warning" not in cells["v3"][2]

@@ -53,7 +53,7 @@ class Measurement:
         return self.verdict if self.verdict in ("broken", "unknown") else ""
 
     def verdict_text(self) -> str:
-        """"faithful", "broken: scores (detection): its scores is all zero", "unknown (random inputs)"; "" unjudged."""
+        """"faithful", "broken: output0 (detection): class scores collapsed: all zero", "unknown (random inputs)"; "" unjudged."""
         if self.verdict is None:
             return ""
         if self.verdict == "unknown" and self.verdict_why == RANDOM_NOTE:

@@ -139,7 +139,7 @@ class FidelityMeter:
         agreement = self._agree / self._count if kind == "classification" and self._count else None
         cosine = self._cosine_sum / self._count if self._count else math.nan
         details = self._by_kind.result() if self._by_kind is not None else {}
-        what = "its scores" if kind == "detection" else "the output"
+        what = "class scores collapsed" if kind == "detection" else "collapsed"
         judged = judge(kind, {"agreement": agreement, "cosine": cosine, "sqnr_db": sqnr, **details},
                        collapse(self._mine, self._theirs, what), self.real_data)
         return OutputFidelity(

@@ -330,14 +330,14 @@ class Spread:
         return float(np.sqrt(np.maximum(self.squares / self.count - mean**2, 0.0)).max(initial=0.0))
 
 
-def collapse(mine: Spread, ref: Spread, what: str = "output") -> str | None:
+def collapse(mine: Spread, ref: Spread, what: str = "collapsed") -> str | None:
     """Why the variant's output collapsed, or None."""
     if mine.nonfinite and not ref.nonfinite:
-        return f"{what} holds NaN or infinity"
+        return f"{what}: NaN or infinity where the original's are finite"
     if ref.nonzero and not mine.nonzero:
-        return f"{what} is all zero"
+        return f"{what}: all zero"
     if ref.count > 1 and ref.spread > 0 and mine.spread <= 1e-4 * ref.spread:
-        return f"{what} is the same for every input"
+        return f"{what}: the same for every input"
     return None
 
 
