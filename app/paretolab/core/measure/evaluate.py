@@ -243,9 +243,9 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
                 kinds = guess_kinds(names, references, output_kinds)
                 real = not is_random_data(dataset.name)
                 meters = [FidelityMeter(names[i], kinds[i], real) for i in range(len(outputs))]
-            boxes = next((i for i, (n_, r) in enumerate(zip(names, references)) if is_box_output(n_, r)), None)
-            for meter, out, ref in zip(meters, outputs, references):
-                paired = boxes is not None and meter.kind == "detection" and ref.ndim == 3 \
+            boxes = next((i for i, (n_, r) in enumerate(zip(names, references)) if is_box_output(n_, r)), -1)
+            for meter, out, ref in zip(meters, outputs, references):  # SSD-style scores take their boxes output
+                paired = boxes >= 0 and meter.kind == "detection" and ref.ndim == 3 \
                     and references[boxes].shape[1] == ref.shape[1] and meter.name != names[boxes]
                 meter.add(out, ref, (outputs[boxes], references[boxes]) if paired else None)
         done += n

@@ -9,6 +9,7 @@ shape; `--output-kind name=kind` overrides the guess.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -371,7 +372,9 @@ def judge(kind: str, measures: Mapping[str, float | None], collapsed: str | None
 
 
 def _fmt(kind: str, value: float) -> str:
-    return f"{value:.1f} dB" if kind == "regression" else f"{value:.0%}"
+    if kind == "regression":
+        return "identical" if value == math.inf else f"{value:.1f} dB"
+    return f"{value:.0%}"
 
 
 def _primary(kind: str, m: Mapping[str, float | None]) -> tuple[float | None, str]:
