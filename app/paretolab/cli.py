@@ -247,6 +247,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from paretolab import render
     from paretolab.core.model.eager import torch_edits_unavailable
     from paretolab.core.pipeline.cluster import ClusterSettings, sweep_on
+    from paretolab.core.pipeline.optimize import check_space
     from paretolab.core.pipeline.sweep import SweepSettings
     from paretolab.core.settings import SettingsError
     from paretolab.core.store.experiment import Experiment
@@ -256,6 +257,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cluster = ClusterSettings(None if args.ray == "local" else args.ray, args.measure_on, args.workers) if args.ray else None
     handle = _load(args)
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
+    check_space(handle, experiment.folder)  # before the journal and the first trial, in one line
     result = sweep_on(
         cluster,
         handle,

@@ -155,11 +155,23 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(point)], check=False)
 
 
-def test_a_full_or_read_only_disk_is_one_line_and_exit_2(small_disk, capsys):
+def test_a_full_or_read_only_disk_is_one_line_and_exit_2(small_disk, tmp_path, capsys):
     model = str(sample_model_path())
-    code, err = run(["optimize", model, "--quantize", "ort-fp16", "--out", str(small_disk / "exp")], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "not enough space for the variant in" in err and "KB free" in err
+    assert run(["optimize", model, "--quantize", "ort-fp16", "--out", str(tmp_path / "exp")], capsys)[0] == 0
+    variant = str(tmp_path / "exp" / "v1.onnx")
+    commands = [["optimize", model, "--quantize", "ort-fp16", "--out", str(small_disk / "exp")],
+                ["sweep", model, "--out", str(small_disk / "sweep"), "--trials", "1", "--budget", "90s"],
+                ["export", variant, "--format", "onnx", "--out", str(small_disk / "v1.onnx")],
+                ["export", variant, "--format", "triton", "--out", str(small_disk / "triton")]]
+
+    def refused(expected: str) -> None:
+        for args in commands:
+            code, err = run(args, capsys)
+            assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, (args, err)
+            assert str(small_disk) in err and " free" in err, err
+            assert sorted(p.name for p in small_disk.iterdir()) == (["filler"] if (small_disk / "filler").exists() else [])
+
+    refused("KB free")  # 64 KB: too little for the variant, known before any work
     fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
     try:  # until 0 bytes are free
         while True:
@@ -169,13 +181,10 @@ def test_a_full_or_read_only_disk_is_one_line_and_exit_2(small_disk, capsys):
     finally:
         os.close(fd)
     assert shutil.disk_usage(small_disk).free == 0
-    code, err = run(["optimize", model, "--quantize", "ort-fp16", "--out", str(small_disk / "exp")], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "small/exp" in err and "free" in err
+    refused("0 bytes free")
     (small_disk / "filler").unlink()
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    code, err = run(["optimize", model, "--quantize", "ort-fp16", "--out", str(small_disk / "exp")], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Read-only file system" in err, err
-    assert sorted(p.name for p in small_disk.iterdir()) == []
+    refused("Read-only file system")
 
 
 def test_a_disk_that_fills_while_torch_writes_is_one_line_not_an_abort(small_disk):

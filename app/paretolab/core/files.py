@@ -58,11 +58,14 @@ def free_space(folder: Path) -> int | None:
 def _size(n: int | None) -> str:
     if n is None:
         return "unknown space"
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} bytes"
+    if n < 1024:
+        return f"{n} bytes"
+    value = n / 1024
+    for unit in ("KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    return f"{value:.1f} {unit}"
 
 
 def _write_error(path: Path, exc: OSError) -> WriteError:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from paretolab.core.errors import ConversionError, ParetoLabError
-from paretolab.core.files import atomic_write
+from paretolab.core.files import atomic_write, check_writable
 from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.evaluate import evaluate
 from paretolab.core.measure.runtimes import default_backend
@@ -52,6 +52,8 @@ def export_variant(variant: ModelHandle, fmt: ExportFormat, dest: Path, data: Da
     progress = progress or silent()
     dest = Path(dest)
     check_targets(export_targets(variant, fmt, dest), (*variant.files, *_siblings(variant), *protect), force)
+    size = sum(f.stat().st_size for f in (*variant.files, *_siblings(variant)) if f.is_file())
+    check_writable(dest if fmt == "triton" else dest.parent, 2 * size + (1 << 20), f"the {fmt} export")
     progress.report(0.1, f"exporting {variant.path.name} as {fmt}")
     if fmt == "onnx":
         if variant.runs_on_openvino_only:
