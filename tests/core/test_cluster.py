@@ -3,7 +3,9 @@ worker costing nothing but a retry, cancel and resume, and every bad cluster in 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import threading
 import time
 
@@ -16,6 +18,7 @@ from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.pipeline import cluster as cluster_module
 from paretolab.core.pipeline.cluster import ClusterError, ClusterSettings, cluster_sweep, connect
+from paretolab.core.pipeline.ray_connect import connect_error
 from paretolab.core.pipeline.sweep import SweepSettings
 from paretolab.core.progress import Progress
 from paretolab.core.sample import sample_model_path
@@ -100,7 +103,7 @@ def test_bad_clusters_are_one_line_before_any_trial(sample, tmp_path, monkeypatc
         cluster_sweep(sample, DataPlan.from_spec("digits", sample), Experiment.for_model(sample, tmp_path), SPACE,
                       ClusterSettings(workers=1, measure_on="target_xeon"), torch_edits=False)
     assert not list(tmp_path.rglob("*.onnx"))  # nothing started, nothing written
-    assert "install the same on both" in cluster_module._connect_error(
+    assert "install the same on both" in connect_error(
         "auto", RuntimeError("Version mismatch: The cluster was started with Ray 2.9 but this is 2.60"))
 
     class NodeWithout:
@@ -132,3 +135,116 @@ def test_bad_clusters_are_one_line_before_any_trial(sample, tmp_path, monkeypatc
     with pytest.raises(ClusterError, match=r"Ray is not installed: pip install 'paretolab\[ray\]'"), \
             connect(ClusterSettings()):
         pass
+
+
+@pytest.mark.parametrize(("address", "says"), [
+    ("host:99999", "--ray host:99999: port out of range"),
+    (":abc", "--ray :abc: port could not be cast to integer value"),
+    ("127.0.0.1", "--ray 127.0.0.1: no port; give HOST:PORT"),
+    (":6379", "--ray :6379: no host"),
+    ("http://127.0.0.1:6379", "--ray http://127.0.0.1:6379: give HOST:PORT"),
+])
+def test_bad_ray_addresses_are_one_line(address, says):
+    with pytest.raises(ClusterError) as caught, connect(ClusterSettings(address=address)):
+        pass
+    assert str(caught.value).startswith(says) and "\n" not in str(caught.value)
+
+
+def test_a_port_that_accepts_and_stays_silent_fails_in_one_line_within_the_time_box():
+    import socket
+
+    accepted = []
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+        start = time.monotonic()
+        with pytest.raises(ClusterError) as caught, connect(ClusterSettings(address=f"127.0.0.1:{port}")):
+            pass
+        took = time.monotonic() - start
+    for conn, _ in accepted:
+        conn.close()
+    assert accepted, "the probe never connected"
+    assert str(caught.value).startswith(f"127.0.0.1:{port} is not a Ray cluster (no answer within 5 s)")
+    assert took < 30  # Ray itself waited > 240 s on such a port
+    assert not ray.is_initialized()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture()
+def token_cluster(tmp_path):
+    """A `ray start --head` cluster with token authentication on a loopback port, in its own session
+    and temp folder (not /tmp/ray, so no other ray.init() on this machine finds it); stopped by
+    killing that session only (`ray stop` would stop every Ray on the machine)."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from paretolab.core.pipeline.ray_connect import check_reachable
+
+    folder = Path(tempfile.mkdtemp(prefix="plr-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    (folder / "token").write_text(os.urandom(16).hex())
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(folder / "token"), HOME=str(folder))
+    ray_cli = Path(sys.executable).with_name("ray")
+    log = (folder / "head.log").open("wb")
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=1", "--resources={\"target\": 1}",
+         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={folder / 't'}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                check_reachable(f"127.0.0.1:{port}")
+                break
+            except ClusterError:
+                if head.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip(f"`ray start --head` did not come up here: {(folder / 'head.log').read_text()[-300:]}")
+                time.sleep(1)
+        yield port, folder / "token", folder
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            head.wait(timeout=30)
+        time.sleep(2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGKILL)  # the GCS, raylet and agents share its session
+        head.wait(timeout=30)
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_cluster_with_token_authentication_is_joined_or_named_in_one_line(token_cluster, tmp_path):
+    import subprocess
+    import sys
+
+    port, token, home = token_cluster
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    base.update(HOME=str(home / "driver"), PARETOLAB_LOG_DIR=str(tmp_path / "log"))
+    command = [sys.executable, "-m", "paretolab", "sweep", str(sample_model_path()), "--ray", f"127.0.0.1:{port}",
+               "--measure-on", "target", "--budget", "60s", "--trials", "1", "--out", str(tmp_path / "exp")]
+    start = time.monotonic()
+    refused = subprocess.run(command, env=base, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr  # none of Ray's InvalidAuthToken warnings
+    assert "uses token authentication; set RAY_AUTH_MODE=token" in refused.stderr and "RAY_AUTH_TOKEN" in refused.stderr
+    assert time.monotonic() - start < 120
+    assert "InvalidAuthToken" in (tmp_path / "log" / "paretolab.log").read_text()  # Ray's words went to the log
+
+    joined = subprocess.run(command, env=base | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)},
+                            capture_output=True, text=True, timeout=300)
+    assert joined.returncode == 0, joined.stderr
+    assert "1 trial" in joined.stdout
+    assert joined.stderr.splitlines() == [line for line in joined.stderr.splitlines() if line.startswith("v1: ")]

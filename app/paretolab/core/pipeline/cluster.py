@@ -16,13 +16,11 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError, first_line
@@ -31,6 +29,7 @@ from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline import ray_tasks
 from paretolab.core.pipeline.optimize import measure_backend, record_variant
+from paretolab.core.pipeline.ray_connect import ClusterError, check_reachable, connect_error, ray_output_to_log
 from paretolab.core.pipeline.sweep import (
     SweepResult,
     SweepSettings,
@@ -45,10 +44,6 @@ from paretolab.core.progress import Progress, silent
 from paretolab.core.store.experiment import Experiment
 
 log = logging.getLogger(__name__)
-
-
-class ClusterError(ParetoLabError):
-    """The cluster cannot run the sweep: unreachable, another Ray version, a missing resource or runtime."""
 
 
 @dataclass(frozen=True)
@@ -69,44 +64,27 @@ def connect(settings: ClusterSettings) -> Iterator[Any]:
         raise ClusterError("Ray is not installed: pip install 'paretolab[ray]' (the same version on every node)") from None
     started = False
     if not ray.is_initialized():
-        _check_reachable(settings.address)
-        try:
-            kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
-            if settings.address is None:
-                ray.init(num_cpus=settings.workers or os.cpu_count(), **kwargs)
-            else:
-                ray.init(address=settings.address, **kwargs)
-        except Exception as exc:  # Ray's own errors: unreachable, version mismatch, ...
-            raise ClusterError(_connect_error(settings.address, exc)) from None
+        check_reachable(settings.address)
+        failure: Exception | None = None
+        with ray_output_to_log() as said:  # Ray's retries warn once a second: into the log file
+            try:
+                kwargs: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
+                if settings.address is None:
+                    ray.init(num_cpus=settings.workers or os.cpu_count(), **kwargs)
+                else:
+                    ray.init(address=settings.address, **kwargs)
+            except Exception as exc:  # Ray's own errors: unreachable, version mismatch, token refused...
+                failure = exc
+        if failure is not None:
+            raise ClusterError(connect_error(settings.address, failure, "".join(said))) from None
         started = True
     try:
         _check_resources(ray, settings)
         yield ray
     finally:
         if started:
-            ray.shutdown()
-
-
-def _check_reachable(address: str | None) -> None:
-    """A quick TCP check, so a wrong address fails in seconds, not after Ray's minute of retries."""
-    if address in (None, "auto", "local"):
-        return
-    parsed = urlparse(address if "://" in address else f"ray://{address}")
-    host, port = parsed.hostname, parsed.port or 10001
-    try:
-        with socket.create_connection((host, port), timeout=3):
-            pass
-    except OSError as exc:
-        raise ClusterError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with "
-                           "`ray start --head`, or check the address and port") from None
-
-
-def _connect_error(address: str | None, exc: BaseException) -> str:
-    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-    text = first_line(exc)
-    if "version" in text.lower() and "mismatch" in text.lower():
-        return f"cannot join {where}: its Ray or Python version differs from this machine's ({text}); install the same on both"
-    return f"cannot start or join {where}: {text}"
+            with ray_output_to_log():
+                ray.shutdown()
 
 
 def _check_resources(ray: Any, settings: ClusterSettings) -> None:
