@@ -22,13 +22,8 @@ from torch import nn
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.evaluate import evaluate
-from paretolab.core.measure.output_kinds import (
-    ctc_greedy,
-    edit_distance,
-    guess_kinds,
-    match_detections,
-    parse_output_kinds,
-)
+from paretolab.core.measure.output_kinds import guess_kinds, parse_output_kinds, score_threshold
+from paretolab.core.measure.output_meters import ctc_greedy, edit_distance, match_detections
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.pipeline.optimize import optimize
@@ -192,6 +187,21 @@ def test_detections_match_per_class_at_iou_and_strings_decode_greedily():
     log_probs = np.log(np.eye(4)[[[1, 1, 0, 2, 2, 0, 2]]] + 1e-6)
     assert ctc_greedy(log_probs) == [(1, 2, 2)]
     assert edit_distance((1, 2, 3), (1, 3)) == 1
+
+
+def test_a_detector_is_judged_at_its_own_score_threshold_when_its_file_names_one(zoo, tmp_path):
+    assert score_threshold({"conf": "0.4"}) == 0.4 and score_threshold({"conf": "high", "names": "{0: 'cat'}"}) == 0.25
+    path, data = zoo["detector"]
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {"score_threshold": "0.6"})
+    strict = tmp_path / "strict.onnx"
+    onnx.save(model, str(strict))
+    handle = _open(strict)
+    dataset = DataPlan.from_spec(str(data), handle).test
+    found = {name: evaluate(h, dataset, reference=h).fidelity[0].details for name, h in
+             (("default", _open(path)), ("own", handle))}
+    assert found["own"]["score_threshold"] == 0.6 and found["default"]["score_threshold"] == 0.25
+    assert 0 < found["own"]["reference_detections"] < found["default"]["reference_detections"]
 
 
 def test_unknown_output_kind_names_the_outputs(zoo):

@@ -20,10 +20,12 @@ from paretolab.core.measure.metrics import (
 )
 from paretolab.core.measure.output_kinds import (
     RANDOM_NOTE,
+    SCORE_THRESHOLD,
     check_output_kinds,
     guess_kinds,
     is_box_output,
     is_random_data,
+    score_threshold,
     worst,
 )
 from paretolab.core.measure.runtimes import Runner, default_backend, open_runner
@@ -174,7 +176,8 @@ def evaluate(
             if output_kinds:
                 check_output_kinds(output_kinds, [n for n in runner.output_names if n != EXIT_OUTPUT], name)
             accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
-                                                                        name, progress, exits, output_kinds)
+                                                                        name, progress, exits, output_kinds,
+                                                                        _threshold(reference))
         finally:
             if ref_runner is not None:
                 ref_runner.close()
@@ -198,6 +201,12 @@ def evaluate(
     return result
 
 
+def _threshold(reference: ModelHandle | None) -> float:
+    """A detector's own score threshold, from the original's ONNX metadata when it names one."""
+    props = getattr(reference.native, "metadata_props", None) if reference is not None and reference.format == "onnx" else None
+    return score_threshold({p.key.lower(): p.value for p in props or []})
+
+
 def _take(output: np.ndarray, n: int, size: int) -> np.ndarray:
     """The first `n` samples, batch moved first: a time-first [T, b, C] output (CTC) has its batch second."""
     if output.ndim > 1 and output.shape[0] != size and output.shape[1] == size:
@@ -206,7 +215,8 @@ def _take(output: np.ndarray, n: int, size: int) -> np.ndarray:
 
 
 def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dtypes: list, batch_size: int, name: str,
-                 progress: Progress, exits: ExitMeter | None = None, output_kinds: Mapping[str, str] | None = None) -> Any:
+                 progress: Progress, exits: ExitMeter | None = None, output_kinds: Mapping[str, str] | None = None,
+                 threshold: float = SCORE_THRESHOLD) -> Any:
     accuracy: AccuracyMeter | None = None
     meters: list[FidelityMeter] = []
     classes = True
@@ -242,7 +252,7 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
             if not meters:
                 kinds = guess_kinds(names, references, output_kinds)
                 real = not is_random_data(dataset.name)
-                meters = [FidelityMeter(names[i], kinds[i], real) for i in range(len(outputs))]
+                meters = [FidelityMeter(names[i], kinds[i], real, threshold) for i in range(len(outputs))]
             boxes = next((i for i, (n_, r) in enumerate(zip(names, references)) if is_box_output(n_, r)), -1)
             for meter, out, ref in zip(meters, outputs, references):  # SSD-style scores take their boxes output
                 paired = boxes >= 0 and meter.kind == "detection" and ref.ndim == 3 \

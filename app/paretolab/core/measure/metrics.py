@@ -12,16 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from paretolab.core.measure.output_kinds import (
-    DetectionMeter,
-    EmbeddingMeter,
-    SequenceMeter,
-    Spread,
-    collapse,
-    detection_parts,
-    guess_kinds,
-    judge,
-)
+from paretolab.core.measure.output_kinds import SCORE_THRESHOLD, Spread, collapse, guess_kinds, judge
+from paretolab.core.measure.output_meters import DetectionMeter, EmbeddingMeter, SequenceMeter, detection_parts
 
 
 def is_classifier_output(array: np.ndarray) -> bool:
@@ -77,6 +69,7 @@ class FidelityMeter:
     name: str
     kind: str | None = None  # None: guessed from the name and the first reference batch
     real_data: bool = True  # False: random inputs, on which quality is unknown
+    threshold: float = SCORE_THRESHOLD  # a detector's score threshold
     _agree: int = 0
     _count: int = 0
     _cosine_sum: float = 0.0
@@ -115,7 +108,7 @@ class FidelityMeter:
     def _add_by_kind(self, output: np.ndarray, reference: np.ndarray,
                      boxes: tuple[np.ndarray, np.ndarray] | None) -> None:
         if self.kind == "detection" and output.ndim == 3:
-            self._by_kind = self._by_kind or DetectionMeter()
+            self._by_kind = self._by_kind or DetectionMeter(self.threshold)
             self._by_kind.add(output, reference, *(boxes or (None, None)))
             output = detection_parts(output, boxes[0] if boxes else None)[1]  # collapse is judged on the scores
             reference = detection_parts(reference, boxes[1] if boxes else None)[1]

@@ -41,6 +41,19 @@ VERDICT_ORDER = ("broken", "degraded", "unknown", "faithful")  # worst first: a 
 RANDOM_NOTE = "unknown (random inputs)"
 
 
+def score_threshold(metadata: Mapping[str, str]) -> float:
+    """The detector's own score threshold when its file names one (ONNX metadata `conf`,
+    `score_threshold`, ...), else YOLO's default."""
+    for key in ("score_threshold", "conf_threshold", "confidence_threshold", "conf_thres", "conf"):
+        try:
+            value = float(metadata.get(key, ""))
+        except ValueError:
+            continue
+        if 0 < value < 1:
+            return value
+    return SCORE_THRESHOLD
+
+
 def is_random_data(dataset_name: str | None) -> bool:
     """Inputs drawn at random (`--data random`, or no data given): nothing judged on them says how
     the model behaves on what it was made for."""
@@ -99,7 +112,7 @@ def declared_kind(name: str, shape: Sequence[object], given: Mapping[str, str] |
     dims = [d if isinstance(d, int) and d > 0 else 0 for d in shape]
     if len(dims) == 3 and "box" in name.lower() and dims[2] == 4:
         return "regression"
-    if len(dims) == 3 and all(dims[1:]) and _yolo_layout(np.empty((0, *dims[1:]))) is not None:
+    if len(dims) == 3 and all(dims[1:]) and yolo_layout(np.empty((0, *dims[1:]))) is not None:
         return "detection"
     if len(dims) == 2:
         return "embedding" if hint == "embedding" else "regression" if dims[1] == 1 else "classification"
@@ -116,7 +129,7 @@ def _guess(name: str, a: np.ndarray, boxes: list[np.ndarray]) -> str:
         return "regression"  # coordinates; their scores output is judged as detections with them
     if a.ndim == 3 and boxes and any(b.shape[1] == a.shape[1] for b in boxes) and hint != "embedding":
         return "detection"  # per-anchor class scores beside a boxes output (SSD-style)
-    if a.ndim == 3 and _yolo_layout(a) is not None and hint not in ("sequence", "embedding"):
+    if a.ndim == 3 and yolo_layout(a) is not None and hint not in ("sequence", "embedding"):
         return "detection"
     if hint == "embedding" and a.ndim == 2:
         return "embedding"
@@ -132,7 +145,7 @@ def _guess(name: str, a: np.ndarray, boxes: list[np.ndarray]) -> str:
     return "regression"
 
 
-def _yolo_layout(a: np.ndarray) -> str | None:
+def yolo_layout(a: np.ndarray) -> str | None:
     """"channels-first" for [b, 4+C, N] (YOLOv8), "objectness" for [b, N, 5+C] (YOLOv5), else None."""
     if a.shape[1] >= 5 and a.shape[2] >= 8 * a.shape[1]:
         return "channels-first"
@@ -146,156 +159,6 @@ def _looks_like_distributions(a: np.ndarray) -> bool:
     x = a.astype(np.float64)
     log_sums = np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1)) + x.max(-1)
     return bool(np.allclose(log_sums, 0.0, atol=1e-2) or (x.min() >= 0 and np.allclose(x.sum(-1), 1.0, atol=1e-2)))
-
-
-# -- detections -----------------------------------------------------------------------------
-
-def _sigmoid_if_logits(scores: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-scores)) if scores.size and (scores.min() < 0 or scores.max() > 1) else scores
-
-
-def detection_parts(a: np.ndarray, boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """[b, N, 4] boxes (x1, y1, x2, y2) and [b, N, C] scores in 0..1, from a YOLO-style tensor or
-    a scores output and its boxes output."""
-    a = a.astype(np.float32, copy=False)
-    if boxes is not None:
-        return boxes.astype(np.float32, copy=False), _sigmoid_if_logits(a)
-    layout = _yolo_layout(a)
-    rows = a.transpose(0, 2, 1) if layout == "channels-first" else a
-    xywh = rows[..., :4]
-    if layout == "objectness":
-        scores = _sigmoid_if_logits(rows[..., 5:]) * _sigmoid_if_logits(rows[..., 4:5])
-    else:
-        scores = _sigmoid_if_logits(rows[..., 4:])
-    xy, half = xywh[..., :2], np.abs(xywh[..., 2:]) / 2
-    return np.concatenate([xy - half, xy + half], -1), scores
-
-
-def _detections(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One image's kept detections: boxes, classes, scores, highest first."""
-    cls = scores.argmax(-1)
-    conf = scores.max(-1)
-    keep = np.flatnonzero(conf >= threshold)
-    keep = keep[np.argsort(-conf[keep], kind="stable")][:MAX_DETECTIONS]
-    lo = np.minimum(boxes[keep, :2], boxes[keep, 2:])
-    hi = np.maximum(boxes[keep, :2], boxes[keep, 2:])
-    return np.concatenate([lo, hi], -1), cls[keep], conf[keep]
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), -1)
-    area_a = np.prod(a[:, 2:] - a[:, :2], -1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], -1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def match_detections(mine: tuple, ref: tuple, iou: float = MATCH_IOU) -> int:
-    """How many of `mine` match one of the reference's detections of the same class at `iou`
-    (greedy, highest score first, each reference detection matched once)."""
-    (mb, mc, _), (rb, rc, _) = mine, ref
-    if not len(mb) or not len(rb):
-        return 0
-    overlaps = _iou(mb, rb) * (mc[:, None] == rc[None, :])
-    taken = np.zeros(len(rb), bool)
-    matched = 0
-    for i in range(len(mb)):
-        row = np.where(taken, -1.0, overlaps[i])
-        j = int(row.argmax())
-        if row[j] >= iou:
-            taken[j] = True
-            matched += 1
-    return matched
-
-
-@dataclass
-class DetectionMeter:
-    threshold: float = SCORE_THRESHOLD
-    matched: int = 0
-    reference_count: int = 0
-    own_count: int = 0
-
-    def add(self, out: np.ndarray, ref: np.ndarray, out_boxes: np.ndarray | None = None,
-            ref_boxes: np.ndarray | None = None) -> None:
-        (mb, ms), (rb, rs) = detection_parts(out, out_boxes), detection_parts(ref, ref_boxes)
-        for i in range(len(out)):
-            mine, theirs = _detections(mb[i], ms[i], self.threshold), _detections(rb[i], rs[i], self.threshold)
-            self.matched += match_detections(mine, theirs)
-            self.own_count += len(mine[0])
-            self.reference_count += len(theirs[0])
-
-    def result(self) -> dict:
-        recall = self.matched / self.reference_count if self.reference_count else None
-        precision = self.matched / self.own_count if self.own_count else (None if not self.reference_count else 0.0)
-        return {"recall": recall, "precision": precision, "detections": self.own_count,
-                "reference_detections": self.reference_count, "score_threshold": self.threshold}
-
-
-# -- sequences (CTC) ------------------------------------------------------------------------
-
-def ctc_greedy(log_probs: np.ndarray, blank: int = 0) -> list[tuple[int, ...]]:
-    """[b, T, C] -> per sample the best path with repeats merged and blanks dropped."""
-    best = log_probs.argmax(-1)
-    decoded = []
-    for row in best:
-        merged = row[np.concatenate([[True], row[1:] != row[:-1]])]
-        decoded.append(tuple(int(t) for t in merged if t != blank))
-    return decoded
-
-
-def edit_distance(a: Sequence[int], b: Sequence[int]) -> int:
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
-
-
-@dataclass
-class SequenceMeter:
-    exact: int = 0
-    distance: float = 0.0
-    count: int = 0
-
-    def add(self, out: np.ndarray, ref: np.ndarray) -> None:
-        for mine, theirs in zip(ctc_greedy(out), ctc_greedy(ref)):
-            self.exact += mine == theirs
-            self.distance += edit_distance(mine, theirs) / max(len(theirs), len(mine), 1)
-            self.count += 1
-
-    def result(self) -> dict:
-        return {"exact_match": self.exact / self.count if self.count else None,
-                "edit_distance": self.distance / self.count if self.count else None}
-
-
-# -- embeddings -----------------------------------------------------------------------------
-
-def _nearest(x: np.ndarray) -> np.ndarray:
-    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    similarity = unit @ unit.T
-    np.fill_diagonal(similarity, -np.inf)
-    return similarity.argmax(1)
-
-
-@dataclass
-class EmbeddingMeter:
-    agree: int = 0
-    count: int = 0
-
-    def add(self, out: np.ndarray, ref: np.ndarray) -> None:
-        """Nearest neighbours within the batch: the same sample closest in both models' spaces."""
-        if len(out) < 3:
-            return
-        mine, theirs = out.reshape(len(out), -1).astype(np.float64), ref.reshape(len(ref), -1).astype(np.float64)
-        self.agree += int((_nearest(mine) == _nearest(theirs)).sum())
-        self.count += len(out)
-
-    def result(self) -> dict:
-        return {"neighbour_agreement": self.agree / self.count if self.count else None}
 
 
 # -- collapse: a copy that went constant, NaN or zero where the original did not --------------
