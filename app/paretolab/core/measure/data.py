@@ -222,10 +222,13 @@ def random_inputs(inputs: Sequence[TensorSpec], count: int = 32, seed: int = 0,
         free = spec.sample_shape
         dims = tuple(d for d in free if isinstance(d, int) and d > 0)
         if len(dims) != len(free):
-            hint = guess_shapes([spec])
+            free_inputs = [s for s in inputs if any(is_free(d) for d in s.sample_shape)]
+            hints = guess_shapes(free_inputs).split(" ")  # one size per named dimension, from each input's rank
+            named = [h if "=" in h else f"{s.name}={h}" for s, h in zip(free_inputs, hints * len(free_inputs))]
             raise InputShapeError(
                 f"random inputs need a fixed shape, but input '{spec.name}' is {format_shape(spec.shape)}; "
-                f"give one with --input-shape, e.g. {spec.name}={hint}", suggestion=f"{spec.name}={hint}"
+                f"give one with --input-shape, e.g. {' '.join('--input-shape ' + h for h in named)}",
+                suggestion=" ".join(named),
             )
         dtype = np.dtype(spec.dtype)
         _check_fits_in_memory(spec, count, dims, dtype)

@@ -98,14 +98,15 @@ class ModelHandle:
         made = made.with_input_shapes(shapes) if dynamic else made
         return made.with_held({n: v for n, v in self.held.items() if any(s.name == n for s in made.inputs)})
 
-    def with_input_shapes(self, shapes: Mapping[str | None, Sequence[int]]) -> ModelHandle:
+    def with_input_shapes(self, shapes: Mapping[str | None, Sequence[int]],
+                          held: Mapping[str, float] | None = None) -> ModelHandle:
         """A handle whose dynamic (or unrecorded) input dims are fixed to `shapes`."""
         declared = {s.name: s.shape for s in self.source.inputs}
         inputs = [replace(s, shape=declared[s.name]) if s.name in self.defaulted and s.name in declared else s
                   for s in self.inputs]  # a default length gives way to the user's
-        held = {s.name: s.value for s in inputs if s.value is not None}
-        fixed = _fix_inputs(self.source, inputs, {**{n: () for n in held if not inputs}, **shapes}, self.path.name)
-        return ModelHandle(self.source, [replace(s, value=held.get(s.name, s.value)) for s in fixed])
+        held = {**{s.name: s.value for s in inputs if s.value is not None}, **(held or {})}
+        fixed = _fix_inputs(self.source, inputs, shapes, self.path.name, held)
+        return ModelHandle(self.source, [replace(s, value=held[s.name]) if s.name in held else s for s in fixed])
 
     def layer_graph(self, progress: Progress | None = None) -> LayerGraph:
         """The LayerGraph, built once per handle."""
@@ -163,13 +164,15 @@ class ModelHandle:
 
 
 def _fix_inputs(source: ModelSource, inputs: list[TensorSpec], shapes: Mapping[str | None, Sequence[int]],
-                where: str) -> list[TensorSpec]:
+                where: str, held: Mapping[str, float]) -> list[TensorSpec]:
     if inputs:
         return apply_input_shapes(inputs, shapes, where)
-    # The format does not record inputs (TorchScript, pickles): the shapes given define them.
+    # The format does not record inputs (TorchScript, pickles): the shapes given define them; an input
+    # held at a value and not shaped is a scalar (`--hold sr=16000` needs no `sr=scalar`).
+    shapes = {**{name: () for name in held}, **shapes}
     inputs_for = getattr(source, "inputs_for", None)
     if inputs_for is not None:
-        return inputs_for(shapes)
+        return inputs_for(shapes, held)
     if None in shapes and len(shapes) > 1:
         raise InputShapeError("give every input a name when there are several: --input-shape NAME=1x3x224x224")
     return [
@@ -194,10 +197,8 @@ def load_model(
     path = Path(path).expanduser()
     source = load_source(path, trust=trust, arch=arch)
     handle = ModelHandle(source, list(source.inputs))
-    if not source.inputs and held and input_shapes:  # TorchScript: `--hold sr=16000` needs no `sr=scalar`
-        input_shapes = {**{name: () for name in held}, **input_shapes}
     if input_shapes:
-        handle = handle.with_input_shapes(input_shapes)
+        handle = handle.with_input_shapes(input_shapes, held)
     elif (default := text_default(source)) is not None:
         shapes, note = default
         handle = handle.with_input_shapes(shapes)

@@ -31,7 +31,7 @@ def infer_shapes(model: onnx.ModelProto, values: Mapping[str, float] | None = No
     return _symbolic_where_unknown(model, values or {})
 
 
-_COMPUTE = ("MatMul", "Gemm", "Conv", "MatMulInteger", "MatMulNBits")
+_COMPUTE = ("MatMul", "Gemm", "Conv", "MatMulInteger", "MatMulNBits", "LSTM", "GRU", "RNN")
 
 
 def _unknown_compute_shapes(model: onnx.ModelProto) -> list[str]:
@@ -78,7 +78,7 @@ def _shapes_by_running(model: onnx.ModelProto, names: list[str], values: Mapping
     try:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # a courtesy run: its failure is logged below, not printed by ORT
         session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
         feeds = {name: np.full(tuple(d.dim_value for d in t.shape.dim), values.get(name, 0),
                                dtype=helper.tensor_dtype_to_np_dtype(t.elem_type)) for name, t in inputs.items()}

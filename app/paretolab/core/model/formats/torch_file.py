@@ -86,19 +86,29 @@ class TorchSource:
         kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         return [p.name for p in signature.parameters.values() if p.kind in kinds and p.default is inspect.Parameter.empty]
 
-    def inputs_for(self, shapes: Mapping[str | None, Sequence[int]]) -> list[TensorSpec]:
+    def inputs_for(self, shapes: Mapping[str | None, Sequence[int]],
+                   held: Mapping[str, float] | None = None) -> list[TensorSpec]:
         """The inputs of a model whose file does not record them, from the shapes the user gave:
         named and ordered as its forward's arguments, each with the dtype the model accepts
-        (token ids are integers; found by trying, as nothing else says so)."""
+        (token ids are integers; found by trying, as nothing else says so), tried at the values
+        `held` holds them at (a sample rate, which a random number would not pass)."""
+        return [replace(s, value=None) for s in self._inputs_for(shapes, held or {})]
+
+    def _inputs_for(self, shapes: Mapping[str | None, Sequence[int]], held: Mapping[str, float]) -> list[TensorSpec]:
         names = self.arguments()
+        rest = [n for n in names if n not in shapes]
+        if None in shapes and len(shapes) > 1 and len(rest) == 1:  # "1x512" and sr held: the shape is the other input's
+            shapes = {(rest[0] if name is None else name): shape for name, shape in shapes.items()}
         if None in shapes and len(shapes) > 1:
-            raise InputShapeError("give every input a name when there are several: --input-shape NAME=1x3x224x224")
+            raise InputShapeError(f"give every input a name when there are several: {self._argument_hint(names)}")
         if None in shapes and len(names) > 1:
             raise InputShapeError(f"{self.path.name} takes {len(names)} inputs ({', '.join(names)}); give each a shape "
-                                  f"by name, e.g. --input-shape {names[0]}=1x3x224x224 (NAME=scalar for a single number)")
+                                  f"by name, e.g. {self._argument_hint(names)} (NAME=scalar for a single number; "
+                                  "--hold NAME=VALUE for one that must take a value, such as a sample rate)")
         if len(names) <= 1 and len(shapes) == 1:  # one input: the user's name for it is as good as the forward's
             (name, shape), = shapes.items()
-            return self._typed([TensorSpec(name or (names[0] if names else "input"), tuple(int(d) for d in shape), "float32")])
+            name = name or (names[0] if names else "input")
+            return self._typed([TensorSpec(name, tuple(int(d) for d in shape), "float32", value=held.get(name))])
         given = {(name if name is not None else (names[0] if names else "input")): tuple(shape)
                  for name, shape in shapes.items()}
         unknown = [n for n in given if names and n not in names]
@@ -107,13 +117,29 @@ class TorchSource:
         missing = [n for n in names if n not in given]
         if missing:
             raise InputShapeError(f"{self.path.name} also takes {', '.join(missing)}; give "
-                                  f"{'each' if len(missing) > 1 else 'it'} a shape, e.g. --input-shape {missing[0]}=1x64 "
-                                  "(NAME=scalar for a single number)")
+                                  f"{'each' if len(missing) > 1 else 'it'} a shape, e.g. {self._argument_hint(missing)} "
+                                  "(NAME=scalar for a single number; --hold NAME=VALUE for one that must take a value)")
         order = names or list(given)
-        return self._typed([TensorSpec(n, tuple(int(d) for d in given[n]), "float32") for n in order])
+        return self._typed([TensorSpec(n, tuple(int(d) for d in given[n]), "float32", value=held.get(n)) for n in order])
+
+    def _argument_hint(self, names: list[str]) -> str:
+        """--input-shape options for the forward's arguments: the first layer's shape for the first
+        (only when it is the first argument), a scalar for a rate or a step, else a sequence."""
+        hints = []
+        for name in names:
+            if name.lower() in _SCALAR_NAMES:
+                hints.append(f"--hold {name}=VALUE")
+                continue
+            first = name == next(iter(self.arguments()), None)
+            shape = _first_layer_hint(self.module).split(" ")[0] if first else "1x64"
+            hints.append(f"--input-shape {name}={shape}")
+        return " ".join(hints)
 
     def _typed(self, inputs: list[TensorSpec]) -> list[TensorSpec]:
-        """Float inputs, or integer ones where the model only runs with integers (token ids)."""
+        """Float inputs, or integer ones where the model only runs with integers (token ids); a scalar
+        held at a whole number (a sample rate) is tried as an integer first, as exporters type it."""
+        inputs = [replace(s, dtype="int64") if not s.shape and s.value is not None and float(s.value).is_integer() else s
+                  for s in inputs]
         one_integer = [[replace(s, dtype="int64") if j == i else s for j, s in enumerate(inputs)] for i in range(len(inputs))]
         tries = [inputs, *one_integer, [replace(s, dtype="int64") for s in inputs]]
         for specs in tries:
@@ -143,7 +169,9 @@ class TorchSource:
                 module(*examples)
         except Exception as exc:
             given = ", ".join(str(s) for s in inputs)
-            raise InputShapeError(f"{self.path.name} does not accept {given}: {_root_cause(exc)}") from None
+            loose = [s.name for s in inputs if not s.shape and s.value is None]  # a scalar left to chance
+            hint = f"; if {loose[0]} must take a value (a sample rate, a flag), hold it: --hold {loose[0]}=VALUE" if loose else ""
+            raise InputShapeError(f"{self.path.name} does not accept {given}: {_root_cause(exc)}{hint}") from None
         return examples
 
     def build_graph(self, inputs: list[TensorSpec]) -> LayerGraph:
@@ -224,12 +252,20 @@ def _first_layer_hint(module: torch.nn.Module) -> str:
         features = getattr(layer, "in_features", None)
         if isinstance(features, int):
             return f"1x{features} (the first layer takes {features} features)"
+        steps = getattr(layer, "input_size", None)  # a recurrent layer: [batch, time, features]
+        if isinstance(steps, int):
+            return f"1x16x{steps} (the first layer takes {steps} features per step)"
     return "1x3x224x224"
 
 
 def _conv_rank(layer: torch.nn.Module) -> int:
+    """1 for Conv1d (a signal), 2 for Conv2d...; TorchScript keeps kernel_size as a list."""
     kernel = getattr(layer, "kernel_size", (0, 0))
-    return len(kernel) if isinstance(kernel, tuple) else 2
+    return len(kernel) if isinstance(kernel, (tuple, list)) else 2
+
+
+# forward arguments that take one number per call, which a random value would not exercise
+_SCALAR_NAMES = ("sr", "sample_rate", "sampling_rate", "rate", "fs", "step", "timestep", "t")
 
 
 def _spec_from_value(name: str, value: Any) -> TensorSpec:
