@@ -185,3 +185,15 @@ def test_a_free_signal_model_is_asked_for_shapes_that_fit_its_rank(vad_models):
     with pytest.raises(InputShapeError) as caught:
         DataPlan.from_spec("random:4", handle)
     assert "--input-shape input=1x128" in str(caught.value) and "224" not in str(caught.value)
+
+
+def test_a_cluster_worker_opens_the_model_with_its_rate_held(vad_models):
+    """A sweep on Ray ships the model to workers: the held rate travels with its shapes."""
+    from paretolab.core.pipeline import ray_tasks
+
+    path, _ = vad_models["onnx"]
+    handle = load_model(path, input_shapes={"input": (1, 512), "state": (2, 1, HIDDEN)}, held={"sr": 16000})
+    payload = ray_tasks.model_payload(handle)
+    payload["digest"] = "held-test"  # not the cache of another test's worker
+    opened = ray_tasks.open_shipped(payload)
+    assert opened.held == {"sr": 16000.0} and opened.inputs[0].shape == (1, 512)

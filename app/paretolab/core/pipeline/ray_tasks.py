@@ -42,7 +42,8 @@ def open_shipped(model: dict) -> ModelHandle:
         for relative, data in model["files"].items():
             (folder / relative).parent.mkdir(parents=True, exist_ok=True)
             (folder / relative).write_bytes(data)
-        _MODELS[digest] = load_model(folder / model["name"], input_shapes=model["shapes"], trust=model["trust"])
+        _MODELS[digest] = load_model(folder / model["name"], input_shapes=model["shapes"], trust=model["trust"],
+                                     held=model.get("held"))
     return _MODELS[digest]
 
 
@@ -88,5 +89,5 @@ def model_payload(handle: ModelHandle) -> dict:
         paths.append(root / twin)
     files = {str(p.relative_to(root)): p.read_bytes() for p in dict.fromkeys(paths) if p.is_file()}
     digest = hashlib.sha256(b"".join(files.values())).hexdigest()[:16]
-    return {"name": handle.path.name, "files": files, "shapes": handle.fixed_shapes(),
+    return {"name": handle.path.name, "files": files, "shapes": handle.fixed_shapes(), "held": handle.held,
             "trust": handle.format == "torch-pickle", "digest": digest}
