@@ -372,6 +372,24 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_app(args.model)
 
 
+def _path_opens_the_app(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """`paretolab model.onnx` opens the app on the file, as `netron model.onnx` does: a first
+    argument that is no command but an existing file or folder becomes `gui PATH` (in place);
+    one that looks like a path but is missing is named in the returned one-line problem."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    first = argv[0]
+    if first in commands:
+        return None
+    if Path(first).expanduser().exists():
+        argv[:1] = ["gui", str(Path(first).expanduser())]
+        return None
+    if any(c in first for c in "/\\.") or Path(first).suffix:
+        return f"{first}: no such file or folder; give a model file or folder to open, or a command (paretolab --help)"
+    return None  # a mistyped command: argparse lists the commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from paretolab.core.files import remove_stale_work_folders
     from paretolab.logs import setup_logging
@@ -379,7 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log_path = setup_logging()
     for folder in remove_stale_work_folders():  # left by a ParetoLab process that was killed mid-job
         logging.getLogger(__name__).info("removed stale work folder %s", folder)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if (problem := _path_opens_the_app(parser, argv)) is not None:
+        print(f"paretolab: error: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    args = parser.parse_args(argv)
     if args.command is None:
         args.command, args.model, args.self_test = "gui", None, False
     handlers = {"inspect": cmd_inspect, "backends": cmd_backends, "evaluate": cmd_evaluate, "profile": cmd_profile,

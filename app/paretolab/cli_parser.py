@@ -67,7 +67,8 @@ def _add_variant_output_arguments(parser: argparse.ArgumentParser, backends: tup
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="paretolab", description="Make neural networks smaller and faster. Without a command, opens the app."
+        prog="paretolab", description="Make neural networks smaller and faster. Without a command, opens the app; "
+                                      "`paretolab MODEL` opens it on MODEL (a file or folder)."
     )
     parser.add_argument("--version", action="version", version=f"paretolab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
