@@ -139,3 +139,16 @@ def test_a_hugging_face_text_folder_opens_at_a_default_length_and_a_named_shape_
     code, out, err = run_cli(capsys, "inspect", str(folder), "--input-shape", "2x16", "--json")
     assert code == 0, err
     assert {tuple(i["shape"]) for i in json.loads(out)["inputs"]} == {(2, 16)}
+
+
+@pytest.mark.parametrize("shape", [[], ["--input-shape", "input_ids=1x32"]])
+def test_optimize_opens_a_hugging_face_text_folder_without_a_shape_or_with_one_named_shape(capsys, tmp_path, shape):
+    pytest.importorskip("transformers")
+    import hf_models
+
+    folder = hf_models.write("bert", tmp_path)
+    code, out, err = run_cli(capsys, "optimize", str(folder), *shape, "--quantize", "ort-dynamic", "--data", "random:8",
+                             "--out", str(tmp_path / "out"), "--json")
+    assert code == 0, err
+    assert ("128 tokens" in err) == (not shape)
+    assert json.loads(out)["metrics"]["variant"]["cosine"] > 0.9
