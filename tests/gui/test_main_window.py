@@ -341,3 +341,42 @@ def test_each_group_of_tabbed_panels_has_one_tab_bar_on_screen():
     result = subprocess.run([sys.executable, "-c", TAB_BARS], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert result.stdout.strip() == "[('Trade-off', 'Importance'), ('Variants', 'Jobs')]", result.stdout + result.stderr
+
+
+def _detector_with_a_size_formula(path):
+    """A YOLOv8-like head: three conv maps at strides 8/16/32 of a free-H/W input, flattened and
+    concatenated, saved with the shapes ONNX Runtime's symbolic inference writes (a size formula)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    nodes, weights = [], [numpy_helper.from_array(np.array([1, 22, -1], dtype=np.int64), "flat")]
+    for s in (8, 16, 32):
+        weights.append(numpy_helper.from_array(np.full((22, 3, s, s), 0.01, np.float32), f"w{s}"))
+        nodes += [helper.make_node("Conv", ["images", f"w{s}"], [f"c{s}"], kernel_shape=[s, s], strides=[s, s], name=f"conv{s}"),
+                  helper.make_node("Reshape", [f"c{s}", "flat"], [f"r{s}"], name=f"flat{s}")]
+    nodes.append(helper.make_node("Concat", ["r8", "r16", "r32"], ["output0"], axis=2, name="concat"))
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, "height", "width"])
+    graph = helper.make_graph(nodes, "detector", [images], [helper.make_tensor_value_info("output0", TensorProto.FLOAT, None)],
+                              weights)
+    model = SymbolicShapeInference.infer_shapes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+                                                auto_merge=True)
+    assert "floor(height/8)" in model.graph.output[0].type.tensor_type.shape.dim[2].dim_param  # as the user's file has it
+    onnx.save(model, str(path))
+    return path
+
+
+def test_an_output_size_formula_is_short_and_resolved_once_the_input_shape_is_set(qtbot, window, tmp_path):
+    model = _detector_with_a_size_formula(tmp_path / "detector.onnx")
+    window.prompts = FakePrompts(text=None)  # the shape question offered on open is left unanswered first
+    open_and_wait(qtbot, window, model)
+    outputs = window.summary.labels["Outputs"]
+    assert outputs.text() == "output0 [1, 22, ?] float32"
+    assert outputs.toolTip() == ("output0 size 2: floor(height/32)*floor(width/32)+floor(height/16)*floor(width/16)"
+                                 "+floor(height/8)*floor(width/8)")
+    window.prompts.text_answer = "1x3x320x320"
+    window.set_input_shapes()
+    qtbot.waitUntil(lambda: window.job is None and window.loaded.handle.inputs[0].is_static, timeout=60_000)
+    assert outputs.text() == "output0 [1, 22, 2100] float32"  # 40*40 + 20*20 + 10*10 cells
+    assert outputs.toolTip() == ""
