@@ -176,3 +176,16 @@ def test_a_named_shape_binds_dims_across_ranks_and_suggestions_never_mix_lengths
     assert guess_shapes([signal, rate]) == "input=1x128 sr=scalar"  # from the input's rank, not an image
     fixed = apply_input_shapes([ids, mask, TensorSpec("other", ("n", 4), "float32")], {"mask": (3, 1, 1, 9)}, "m")
     assert [s.shape for s in fixed] == [(3, 9), (3, 1, 1, 9), ("n", 4)]
+
+
+def test_a_text_models_remembered_length_replaces_the_default(tmp_path):
+    """The app remembers the shape a user gave for a model: next time it opens at that length, not the default."""
+    from paretolab.core.pipeline.session import open_for_study
+
+    path = _text_onnx(tmp_path / "text.onnx")
+    first = open_for_study(path, input_shapes={"input_ids": (1, 48)}, experiments=tmp_path / "exp")
+    assert [s.shape for s in first.handle.inputs] == [(1, 48), (1, 48)]
+    again = open_for_study(path, experiments=tmp_path / "exp")
+    assert [s.shape for s in again.handle.inputs] == [(1, 48), (1, 48)]
+    fresh = open_for_study(path, experiments=tmp_path / "other")
+    assert [s.shape for s in fresh.handle.inputs] == [(1, 128), (1, 128)]

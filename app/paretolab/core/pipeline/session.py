@@ -49,7 +49,7 @@ def open_for_study(
     experiment = Experiment.for_model(handle, experiments)
     if input_shapes:
         experiment.remember_input_shapes({k: v for k, v in handle.fixed_shapes().items() if k is not None})
-    elif needs_shape(handle.inputs) and experiment.input_shapes():
+    elif (needs_shape(handle.inputs) or handle.defaulted) and experiment.input_shapes():  # a default length gives way
         remembered: dict[str | None, tuple[int, ...]] = {name: shape for name, shape in experiment.input_shapes().items()}
         handle = handle.with_input_shapes(remembered)
     progress.report(0.4, "building the layer graph")
