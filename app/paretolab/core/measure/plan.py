@@ -67,7 +67,7 @@ def dataset_for(spec: str, handle: ModelHandle, preprocess: str | None = None) -
     tokenizer, image folders through `preprocess` (ImagePreprocess.parse)."""
     path = Path(spec).expanduser()
     if is_text(path) and path.is_file():
-        return text_dataset(path, handle.inputs, handle.path, _label_ids(handle))
+        return text_dataset(path, handle.inputs, handle.path, _label_ids(handle), trust=handle.trusted)
     recipe = ImagePreprocess.parse(preprocess, next(iter(handle.inputs), None)) if preprocess else None
     return open_dataset(spec, handle.inputs, recipe)
 

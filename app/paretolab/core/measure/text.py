@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from paretolab.core.measure.data import ArrayDataset, DataError
+from paretolab.core.model.formats.hf_trust import check_remote_code
 from paretolab.core.tensors import TensorSpec
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".csv", ".tsv")
@@ -28,11 +29,12 @@ def is_text(path: Path) -> bool:
 
 
 def text_dataset(path: Path, inputs: Sequence[TensorSpec], model_path: Path,
-                 label_ids: dict[str, int] | None = None) -> ArrayDataset:
-    """`path` tokenized for a model with `inputs` (input_ids and its companions), labels when given."""
+                 label_ids: dict[str, int] | None = None, trust: bool = False) -> ArrayDataset:
+    """`path` tokenized for a model with `inputs` (input_ids and its companions), labels when given.
+    `trust`: the model was opened with --trust, so a tokenizer's own Python code may run."""
     texts, labels = read_texts(path)
     sequence = _sequence_length(inputs, path)
-    tokenizer = _tokenizer(model_path)
+    tokenizer = _tokenizer(model_path, trust)
     try:
         encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=sequence, return_tensors="np")
     except Exception as exc:  # noqa: BLE001 - the tokenizer's failure, in one line
@@ -100,16 +102,17 @@ def _sequence_length(inputs: Sequence[TensorSpec], path: Path) -> int:
     return int(ids.shape[1])
 
 
-def _tokenizer(model_path: Path) -> Any:
+def _tokenizer(model_path: Path, trust: bool = False) -> Any:
     folder = model_path if model_path.is_dir() else model_path.parent
     if not any((folder / name).exists() for name in TOKENIZER_FILES):
         raise DataError(f"text data needs the model's tokenizer: put its files ({', '.join(TOKENIZER_FILES)}) in "
                         f"{folder}, next to the model, as save_pretrained writes them")
+    check_remote_code(folder, trust)  # before transformers reads the folder: it would ask on stdin
     try:
         import transformers
     except ImportError:
         raise DataError("text data needs the transformers package for the tokenizer: pip install 'paretolab[hf]'") from None
     try:
-        return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        return transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=trust)
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"the tokenizer in {folder.name} does not load ({str(exc).splitlines()[0]})") from None

@@ -34,6 +34,8 @@ class ModelHandle:
     notes: list[str] = field(default_factory=list)
     # inputs fixed by a default rather than by the user: a shape the user gives replaces them
     defaulted: frozenset[str] = frozenset()
+    # opened with --trust: code that comes with the model (a tokenizer's auto_map beside it) may run
+    trusted: bool = False
 
     def __post_init__(self) -> None:
         self.inputs = with_batch_axes(self.inputs, self.source.inputs)
@@ -53,7 +55,7 @@ class ModelHandle:
             raise InputShapeError(f"--hold {unknown[0]}: {self.path.name} has no input named '{unknown[0]}'; "
                                   f"its inputs are {', '.join(names) or 'not recorded (give --input-shape NAME=...)'}")
         inputs = [replace(s, value=float(values[s.name])) if s.name in values else s for s in self.inputs]
-        return ModelHandle(self.source, inputs, notes=list(self.notes), defaulted=self.defaulted)
+        return ModelHandle(self.source, inputs, notes=list(self.notes), defaulted=self.defaulted, trusted=self.trusted)
 
     @property
     def path(self) -> Path:
@@ -106,7 +108,8 @@ class ModelHandle:
                   for s in self.inputs]  # a default length gives way to the user's
         held = {**{s.name: s.value for s in inputs if s.value is not None}, **(held or {})}
         fixed = _fix_inputs(self.source, inputs, shapes, self.path.name, held)
-        return ModelHandle(self.source, [replace(s, value=held[s.name]) if s.name in held else s for s in fixed])
+        return ModelHandle(self.source, [replace(s, value=held[s.name]) if s.name in held else s for s in fixed],
+                           trusted=self.trusted)
 
     def layer_graph(self, progress: Progress | None = None) -> LayerGraph:
         """The LayerGraph, built once per handle."""
@@ -196,7 +199,7 @@ def load_model(
     """
     path = Path(path).expanduser()
     source = load_source(path, trust=trust, arch=arch)
-    handle = ModelHandle(source, list(source.inputs))
+    handle = ModelHandle(source, list(source.inputs), trusted=trust)
     if input_shapes:
         handle = handle.with_input_shapes(input_shapes, held)
     elif (default := text_default(source)) is not None:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from paretolab.core.errors import ModelLoadError, first_line
+from paretolab.core.model.formats.hf_trust import check_remote_code, check_shard_index
 from paretolab.core.model.formats.torch_file import TorchSource
 from paretolab.core.tensors import TensorSpec
 
@@ -64,9 +65,11 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> TorchSo
     if not weights:
         raise ModelLoadError(f"{folder.name} has a config.json but no weights ({' or '.join(WEIGHT_FILES[::2])}); "
                              "copy the whole folder that save_pretrained wrote")
+    check_remote_code(folder, trust)  # before transformers reads the folder: it would ask on stdin
+    check_shard_index(folder)
     transformers = _import_transformers()
-    config = _config(transformers, folder)
-    model = _model(transformers, config, folder)
+    config = _config(transformers, folder, trust)
+    model = _model(transformers, config, folder, trust)
     inputs = _inputs(model, config)
     output = _main_output(model, inputs, folder)
     module = HuggingFaceModule(model, [s.name for s in inputs], output.name)
@@ -86,27 +89,33 @@ def _import_transformers() -> Any:
     return transformers
 
 
-def _config(transformers: Any, folder: Path) -> Any:
+def _config(transformers: Any, folder: Path, trust: bool) -> Any:
     try:
-        return transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        return transformers.AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=trust)
     except Exception as exc:  # noqa: BLE001 - transformers raises ValueError, OSError, KeyError...
         raise ModelLoadError(f"{folder.name}/config.json is not a configuration transformers knows "
                              f"({first_line(exc)}); check the model type, or upgrade transformers") from None
 
 
-def _model(transformers: Any, config: Any, folder: Path) -> torch.nn.Module:
-    """The class config.json names (the task head it was saved with), else the bare model."""
-    architectures = getattr(config, "architectures", None) or []
-    cls = next((getattr(transformers, a) for a in architectures if hasattr(transformers, a)), None)
+def _model(transformers: Any, config: Any, folder: Path, trust: bool) -> torch.nn.Module:
+    """The class config.json names (the task head it was saved with), else the bare model. Only
+    transformers' own model classes are taken from config.json, never any other name it exports."""
+    architectures = [a for a in getattr(config, "architectures", None) or [] if isinstance(a, str)]
+    cls = next((getattr(transformers, a) for a in architectures if _is_model_class(transformers, a)), None)
     if cls is None:
         cls = transformers.AutoModel
     try:
         with _quiet():
-            model = cls.from_pretrained(folder, config=config, local_files_only=True)
+            model = cls.from_pretrained(folder, config=config, local_files_only=True, trust_remote_code=trust)
     except Exception as exc:  # noqa: BLE001 - a library failure becomes one line
         raise ModelLoadError(f"transformers cannot load {folder.name} as {getattr(cls, '__name__', cls)}: "
                              f"{first_line(exc)}") from None
     return model.eval()
+
+
+def _is_model_class(transformers: Any, name: str) -> bool:
+    cls = getattr(transformers, name, None)
+    return isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)
 
 
 def _inputs(model: torch.nn.Module, config: Any) -> list[TensorSpec]:
