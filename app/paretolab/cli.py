@@ -255,6 +255,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if (args.measure_on or args.workers) and not args.ray:
         raise SettingsError("--measure-on and --workers are for sweeps on Ray: add --ray [ADDRESS]")
     cluster = ClusterSettings(None if args.ray == "local" else args.ray, args.measure_on, args.workers) if args.ray else None
+    if cluster is not None and cluster.address not in (None, "auto"):
+        from paretolab.core.pipeline.ray_connect import address_host_port
+
+        address_host_port(cluster.address)  # a malformed address is one line before the model loads
     handle = _load(args)
     experiment = Experiment(Path(args.out)) if args.out else Experiment.for_model(handle)
     check_space(handle, experiment.folder)  # before the journal and the first trial, in one line
