@@ -197,3 +197,19 @@ def test_a_cluster_worker_opens_the_model_with_its_rate_held(vad_models):
     payload["digest"] = "held-test"  # not the cache of another test's worker
     opened = ray_tasks.open_shipped(payload)
     assert opened.held == {"sr": 16000.0} and opened.inputs[0].shape == (1, 512)
+
+
+@pytest.mark.parametrize("form", ["qop-u8s8", "qdq-s8s8"])
+def test_every_int8_form_of_the_vad_counts_its_lstm_at_the_held_rate(vad_models, tmp_path, capsys, form):
+    """Whichever int8 form is fastest on the day, its MACs are measured by running it at the held rate
+    (a QOperator file's inferred types once failed that run, and its MACs read 0)."""
+    import json
+
+    path, shape = vad_models["onnx"]
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"steps": [{"technique": "quantize",
+                                             "settings": {"backend": "ort", "precision": "int8", "format": form}}]}))
+    code, out, err = _cli(capsys, "optimize", path, *shape, "--hold", "sr=16000", "--data", "random:8", "--recipe", recipe,
+                          "--out", tmp_path / "out", "--json")
+    assert code == 0, err
+    assert json.loads(out)["metrics"]["variant"]["macs"] >= 8 * 4 * HIDDEN * (FRAME + HIDDEN)

@@ -12,6 +12,7 @@ import onnx
 from onnx import helper, shape_inference
 
 from paretolab.core.files import inside
+from paretolab.core.tensors import check_fits_in_memory
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,11 @@ def _shapes_by_running(model: onnx.ModelProto, names: list[str], values: Mapping
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     wanted = [name for name in names if types.get(name)]
+    del probe.graph.value_info[:]  # ONNX Runtime infers its own; an inferred type gone wrong must not fail the run
     probe.graph.output.extend(helper.make_tensor_value_info(name, types[name], None) for name in wanted)
     try:
+        for name, t in inputs.items():  # a courtesy run never takes the machine's memory: skipped when it cannot fit
+            check_fits_in_memory(name, [d.dim_value for d in t.shape.dim], helper.tensor_dtype_to_np_dtype(t.elem_type).name)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 4  # a courtesy run: its failure is logged below, not printed by ORT
