@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from paretolab.core.errors import InputShapeError
+from paretolab.core.units import size as size_text
 
 # A dimension is a fixed size, a symbolic name ("batch"), or None (unknown).
 Dim = int | str | None
@@ -110,12 +111,37 @@ def apply_input_shapes(
                     f"input '{name}' of {where} has a fixed size {want} on axis {axis} "
                     f"{format_shape(spec.shape)}; the shape given {format_shape(shape)} differs"
                 )
+        check_fits_in_memory(name, shape, spec.dtype)  # the user's shape, before anything is made at it
         resolved[name] = shape
     bound = _bound_dims(inputs, resolved)
     for spec in inputs:  # a named shape fixes its named dims (batch, sequence) for every input sharing them
         if spec.name not in resolved and bound and any(d in bound for d in spec.shape if _is_named(d)):
             resolved[spec.name] = tuple(bound.get(d, d) if _is_named(d) else d for d in spec.shape)  # type: ignore[misc]
     return [replace(s, shape=resolved[s.name]) if s.name in resolved else s for s in inputs]
+
+
+def tensor_bytes(shape: Sequence[int], dtype: str) -> int:
+    """Bytes a dense tensor of `shape` and `dtype` takes (Python ints: no overflow at 20000^4)."""
+    import numpy as np
+
+    count = 1
+    for dim in shape:
+        count *= max(int(dim), 0)
+    return count * np.dtype(dtype).itemsize
+
+
+def check_fits_in_memory(name: str, shape: Sequence[int], dtype: str, what: str = "input") -> None:
+    """Refuse, in one line, a tensor larger than the memory available, before anything allocates it
+    (a declared 1x3x20000x20000 image, a batch of them, a shape in a file's metadata): numpy or torch
+    would otherwise take the machine to swap or be killed, long after the cause is out of sight."""
+    import psutil
+
+    needed = tensor_bytes(shape, dtype)
+    available = psutil.virtual_memory().available
+    if needed > available:
+        raise InputShapeError(f"{what} '{name}' {format_shape(tuple(shape))} {dtype} needs {size_text(needed)} "
+                              f"({needed:,} bytes), but only {size_text(available)} of memory is available; "
+                              "give a smaller shape with --input-shape (or a smaller batch)")
 
 
 def _is_named(dim: Dim) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from paretolab.core.compress.techniques import TECHNIQUES, technique
+from paretolab.core.errors import first_line
 from paretolab.core.files import write_json_atomic
 from paretolab.core.measure.measurement import METRIC_LABELS, Measurement, score_of, speedup
 from paretolab.core.measure.timing import Speedup
@@ -59,8 +60,8 @@ class Recipe:
         steps = []
         for i, raw in enumerate(doc["steps"], start=1):
             here = f"{where} step {i}"
-            if not isinstance(raw, dict) or "technique" not in raw:
-                raise SettingsError(f"{here}: each step needs a 'technique' ({', '.join(TECHNIQUES)})")
+            if not isinstance(raw, dict) or not isinstance(raw.get("technique"), str):
+                raise SettingsError(f"{here}: each step needs a 'technique' named by a string ({', '.join(TECHNIQUES)})")
             entry = technique(raw["technique"], here)
             extra = set(raw) - {"technique", "settings"}
             if extra:
@@ -110,11 +111,19 @@ class Recipe:
     def load(cls, path: Path) -> Recipe:
         path = Path(path)
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SettingsError(f"{path}: no such recipe file") from None
         except json.JSONDecodeError as exc:
             raise SettingsError(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        except RecursionError:
+            raise SettingsError(f"{path.name} nests its JSON too deeply to be a recipe; a recipe is an object with a "
+                                "'steps' list") from None
+        except UnicodeDecodeError as exc:
+            raise SettingsError(f"{path.name} is not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 "
+                                "JSON") from None
+        except OSError as exc:
+            raise SettingsError(f"{path}: cannot read the recipe ({exc.strerror or first_line(exc)})") from None
         return cls.from_dict(doc, path.name)
 
 

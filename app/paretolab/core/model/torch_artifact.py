@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from paretolab.core.errors import ConversionError, first_line
 from paretolab.core.files import atomic_write
-from paretolab.core.tensors import TensorSpec, concrete_shapes, free_axes
+from paretolab.core.tensors import TensorSpec, check_fits_in_memory, concrete_shapes, free_axes
 
 if TYPE_CHECKING:
     from paretolab.core.model.handle import ModelHandle
@@ -73,6 +73,8 @@ def _program_of(handle: ModelHandle, stem: Path) -> Path:
     shapes, unresolved = concrete_shapes(handle.inputs)
     if unresolved:
         raise ConversionError(f"give {handle.path.name}'s input shapes (--input-shape) to save it as a PyTorch program")
+    for spec in handle.inputs:
+        check_fits_in_memory(spec.name, shapes[spec.name], spec.dtype)
     example = tuple(torch.full(shapes[s.name], s.value, dtype=getattr(torch, s.dtype)) if s.value is not None
                     else torch.rand(shapes[s.name]) if getattr(torch, s.dtype).is_floating_point
                     else torch.zeros(shapes[s.name], dtype=getattr(torch, s.dtype)) for s in handle.inputs)

@@ -161,12 +161,20 @@ def triton_config(name: str, platform: str, inputs: list[TensorSpec], outputs: l
         dims = spec.shape[1:] if batched else spec.shape
         dims_text = ", ".join(str(d) if isinstance(d, int) else "-1" for d in dims)
         data_type = _TRITON_TYPES.get(spec.dtype, "TYPE_FP32")
-        return f'  {{\n    name: "{spec.name}"\n    data_type: {data_type}\n    dims: [ {dims_text} ]\n  }}'
+        return f'  {{\n    name: {_text_string(spec.name)}\n    data_type: {data_type}\n    dims: [ {dims_text} ]\n  }}'
 
-    lines = [f'name: "{name}"', platform, f"max_batch_size: {64 if batched else 0}"]
+    lines = [f"name: {_text_string(name)}", platform, f"max_batch_size: {64 if batched else 0}"]
     lines.append("input [\n" + ",\n".join(tensor(s) for s in inputs) + "\n]")
     lines.append("output [\n" + ",\n".join(tensor(s) for s in outputs) + "\n]")
     return "\n".join(lines) + "\n"
+
+
+def _text_string(text: str) -> str:
+    """`text` as a protobuf text-format string literal: a quote, backslash or newline in a tensor's
+    name would otherwise end the string early or break the line, and Triton would refuse the file."""
+    from google.protobuf import text_encoding
+
+    return '"' + text_encoding.CEscape(text, as_utf8=True) + '"'
 
 
 def remove_export(path: Path) -> None:

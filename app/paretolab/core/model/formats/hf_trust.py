@@ -83,5 +83,5 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path} is not readable JSON ({exc}); copy the file that save_pretrained wrote") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ModelLoadError(f"{path} is not readable JSON ({str(exc)[:80]}); copy the file that save_pretrained wrote") from None

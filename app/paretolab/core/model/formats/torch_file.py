@@ -7,7 +7,6 @@ says they trust the file. Everything else is read with torch's safe loaders.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import tempfile
 import warnings
@@ -26,9 +25,10 @@ from paretolab.core.errors import (
     first_line,
 )
 from paretolab.core.files import work_prefix
+from paretolab.core.model.formats.torch_spec import read_spec
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.torch_onnx import analysis_graph, export_to_onnx
-from paretolab.core.tensors import TensorSpec, concrete_shapes, free_axes, guess_shapes
+from paretolab.core.tensors import TensorSpec, check_fits_in_memory, concrete_shapes, free_axes, guess_shapes
 
 # TorchScript files made by ParetoLab carry their input specs in this extra file.
 SPEC_FILE = "paretolab.json"
@@ -66,6 +66,7 @@ class TorchSource:
         for spec in inputs:
             dtype = getattr(torch, spec.dtype)
             shape = shapes[spec.name]
+            check_fits_in_memory(spec.name, shape, spec.dtype)
             if spec.value is not None:  # held at a value (a sample rate): random would be meaningless
                 tensors.append(torch.full(shape, spec.value, dtype=dtype))
             elif dtype.is_floating_point:
@@ -294,17 +295,10 @@ def _load_exported(path: Path) -> TorchSource:
         for name in program.graph_signature.user_inputs
         if name in placeholders and hasattr(placeholders[name].meta.get("val"), "shape")
     ]
-    recorded = _recorded_inputs(extra[SPEC_FILE])  # a ParetoLab variant: its inputs as the original names them
+    recorded, _ = read_spec(extra[SPEC_FILE], path, SPEC_FILE)  # a ParetoLab variant: its inputs as the original names them
     if len(recorded) == len(inputs):
         inputs = recorded
     return TorchSource(path=path, native=program, format="torch.export", inputs=inputs)
-
-
-def _recorded_inputs(spec: str) -> list[TensorSpec]:
-    """The inputs a file made by ParetoLab records (TorchScript and torch.export alike)."""
-    if not spec:
-        return []
-    return [TensorSpec(i["name"], tuple(i["shape"]), i["dtype"]) for i in json.loads(spec).get("inputs", [])]
 
 
 def _is_exported_program(path: Path) -> bool:
@@ -351,11 +345,7 @@ def _load_torchscript(path: Path) -> TorchSource:
             "re-save it with torch.jit.save"
         ) from None
     module.eval()
-    inputs: list[TensorSpec] = []
-    outputs: list[TensorSpec] = []
-    if extra[SPEC_FILE]:
-        inputs = _recorded_inputs(extra[SPEC_FILE])
-        outputs = [TensorSpec(o["name"], tuple(o["shape"]), o["dtype"]) for o in json.loads(extra[SPEC_FILE]).get("outputs", [])]
+    inputs, outputs = read_spec(extra[SPEC_FILE], path, SPEC_FILE)
     return TorchSource(path=path, native=module, format="torchscript", inputs=inputs, outputs=outputs)
 
 
