@@ -334,12 +334,16 @@ def open_dataset(spec: str, inputs: Sequence[TensorSpec] = (), preprocess: Image
     if name == "random":
         count, values = parse_random(spec)
         return random_inputs(inputs, count, values=values)
+    from paretolab.core.measure.audio import audio_dataset, opens_audio  # audio.py builds on this module
+
+    if opens_audio(spec):  # "audio:DIR:rate=16000", a .wav file or a folder of them
+        return audio_dataset(spec, inputs)
     path, split = Path(spec).expanduser(), None
     base, _, suffix = spec.rpartition(":")
     if not path.exists() and suffix in SPLITS and Path(base).expanduser().is_file():  # "data.npz:val"
         path, split = Path(base).expanduser(), suffix
     if not path.exists():
-        raise DataError(f"{spec}: no such file or folder; use digits, random, an image folder, or a .npz/.npy file")
+        raise DataError(f"{spec}: no such file or folder; use digits, random, an image or .wav folder, or a .npz/.npy file")
     if path.is_dir():
         from paretolab.core.measure.images import ImagePreprocess, image_folder
 
