@@ -197,8 +197,12 @@ class Claim:
         with _SESSION_LOCK:
             self.doc["files"].append({"name": name, **file_identity(stat)})
             tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-            tmp.write_text(json.dumps(self.doc))
-            os.replace(tmp, self.path)
+            try:
+                tmp.write_text(json.dumps(self.doc))
+                os.replace(tmp, self.path)
+            except OSError:
+                tmp.unlink(missing_ok=True)  # a full or read-only disk leaves no half-written record
+                raise
 
     def written(self) -> list[Path]:
         """The files this claim recorded that are still the very files it wrote."""

@@ -170,19 +170,23 @@ class Experiment:
         when a file of that name is there already (`opened`: the user's model files, named as such)."""
         check_name(name)
         self._mkdir()
-        with self._lock():
+        # No folder lock: the claim file is created exclusively, so two runs cannot both hold it, and
+        # a folder holding only the variant's files is what the user asked for.
+        try:
+            self._claim(name)
+        except FileExistsError:
+            if not self._clear_stale_claim(name):
+                raise self._busy(name) from None
             try:
                 self._claim(name)
             except FileExistsError:
-                if not self._clear_stale_claim(name):
-                    raise self._busy(name) from None
-                self._claim(name)
-            taken = [self.folder / (name + s) for s in VARIANT_FILE_SUFFIXES if (self.folder / (name + s)).exists()]
-            if taken:
-                self.release(name)
-                mine = any(taken[0].resolve() == Path(f).resolve() for f in opened)
-                raise SettingsError(f"{taken[0]} {'is the model you opened' if mine else 'already exists'}; choose another "
-                                    "--name or --out (ParetoLab never overwrites a file)")
+                raise self._busy(name) from None
+        taken = [self.folder / (name + s) for s in VARIANT_FILE_SUFFIXES if (self.folder / (name + s)).exists()]
+        if taken:
+            self.release(name)
+            mine = any(taken[0].resolve() == Path(f).resolve() for f in opened)
+            raise SettingsError(f"{taken[0]} {'is the model you opened' if mine else 'already exists'}; choose another "
+                                "--name or --out (ParetoLab never overwrites a file)")
         try:
             yield name
         finally:
