@@ -65,6 +65,8 @@ def check_reachable(address: str | None) -> None:
     except OSError as exc:
         raise ClusterError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): start it with "
                            "`ray start --head`, or check the address and port") from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        return  # a TLS cluster answers a plain HTTP/2 hello with nothing useful: Ray's own connect judges it
     if len(reply) < 9 or reply[3] != _SETTINGS:  # every gRPC server opens with a SETTINGS frame
         heard = "no answer" if not reply else "an answer that is not gRPC"
         raise ClusterError(f"{address} is not a Ray cluster ({heard} within {PROBE_TIMEOUT_S:.0f} s): give the head's "
