@@ -196,7 +196,8 @@ def _candidates(report: dict) -> list[str]:
     lines = [f"int8      {len(found)} forms timed side by side with FP32 ({report.get('baseline_ms') or 0:.4f} ms):"]
     for c in sorted(found, key=lambda c: c["median_ms"]):
         span = f" [{c['low_ms']:.4f}-{c['high_ms']:.4f}]" if c.get("low_ms") is not None else ""
-        fidelity = (f"agrees with FP32 on {percent(c['agreement'])}" if c.get("agreement") is not None
+        fidelity = (c["quality_text"] if c.get("quality_text")
+                    else f"agrees with FP32 on {percent(c['agreement'])}" if c.get("agreement") is not None
                     else f"cosine to FP32 {c.get('cosine', 0.0):.4f}")
         kept = "  <- kept" if c.get("chosen") else ""
         lines.append(f"            {c['name']:<9} {c['median_ms']:.4f} ms{span}, {fidelity}{kept}")

@@ -6,13 +6,15 @@ most faithful) form."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.data import Dataset
-from paretolab.core.measure.evaluate import evaluate
+from paretolab.core.measure.evaluate import EvalResult, evaluate
+from paretolab.core.measure.output_kinds import RANDOM_NOTE, judge, quality
 from paretolab.core.measure.runtimes import check_ort_loads
 from paretolab.core.measure.timing import Speedup, time_side_by_side
 from paretolab.core.model.handle import ModelHandle
@@ -40,32 +42,62 @@ INT8_FORMS = Contest()
 class Candidate:
     name: str
     median_ms: float
-    agreement: float | None  # None: the outputs are not class scores
-    cosine: float = 0.0  # the worst output's cosine similarity to FP32
+    agreement: float | None  # None: the first output is not class scores
+    cosine: float = 0.0  # the worst output's cosine similarity to FP32 (information: blind to dead scores beside boxes)
     chosen: bool = False
     low_ms: float | None = None  # 95 % interval of the median, from side-by-side timing
     high_ms: float | None = None
+    quality: float | None = None  # the worst output's per-kind measure on 0..1 (output_kinds.quality)
+    quality_text: str = ""  # which output that is and what its measure says ("output0 (detection): recall 40%")
+    passes: bool = False  # every output kept what its kind needs (on random inputs: the best available reading)
+    verdict: str = "unknown"  # faithful, degraded, broken, or unknown on random inputs
+    judged_on: str = "real data"  # or "random inputs"
 
-    def faithful(self, min_agreement: float) -> bool:
-        """Class scores agree with FP32's top-1 often enough; other outputs (boxes, masks,
-        embeddings) stay close to FP32's. Near-identical outputs pass either way: an embedding
-        shaped like class scores has no meaningful argmax to agree on."""
-        if self.cosine >= IDENTICAL_COSINE:
-            return True
-        return self.agreement >= min_agreement if self.agreement is not None else self.cosine >= FAITHFUL_COSINE
+    def faithful(self, min_agreement: float | None = None) -> bool:
+        return self.passes
 
     @property
     def fidelity(self) -> float:
-        return self.agreement if self.agreement is not None else self.cosine
+        return self.quality if self.quality is not None else self.agreement if self.agreement is not None else self.cosine
 
     def fidelity_text(self) -> str:
+        if self.quality_text:
+            return self.quality_text
         if self.agreement is not None:
             return f"agrees with FP32 on {self.agreement:.1%}"
         return f"cosine to FP32 {self.cosine:.4f}"
 
 
-FAITHFUL_COSINE = 0.995  # about 20 dB SQNR: what int8 keeps on outputs that are not class scores
-IDENTICAL_COSINE = 0.9999  # about 40 dB: indistinguishable from FP32 whatever the output means
+FAITHFUL_COSINE = 0.995  # about 20 dB SQNR: what int8 keeps when an output's kind gives no measure on the data
+IDENTICAL_COSINE = 0.9999  # about 40 dB: indistinguishable from FP32 whatever the output means (detections excepted)
+
+
+def judged(result: EvalResult, min_agreement: float) -> dict:
+    """A candidate's Candidate fields from its evaluation against FP32, each output judged by its
+    kind: class scores by top-1 agreement (at least `min_agreement`), detections by recall and
+    precision at IoU 0.5, strings, neighbours, SQNR (output_kinds). A collapsed output is broken on
+    any data. On random inputs the same measures rank the candidates as the best available reading,
+    while the verdict stays unknown: random inputs say nothing of the data the model is made for."""
+    passes, worst_q, worst_text = True, None, ""
+    for f in result.fidelity:
+        measures = {"agreement": f.agreement, "cosine": f.cosine, "sqnr_db": f.sqnr_db, **f.details}
+        value, text = quality(f.kind, measures)
+        if f.verdict == "broken":
+            ok, value, text = False, 0.0, f.why
+        elif f.kind != "detection" and f.cosine >= IDENTICAL_COSINE:
+            ok = True  # an embedding shaped like class scores has no meaningful argmax to agree on
+        elif f.kind == "classification" and f.agreement is not None:
+            ok = f.agreement >= min_agreement
+        elif value is None:  # no per-kind measure on this data (a detector that finds nothing in noise)
+            ok = f.cosine >= FAITHFUL_COSINE
+            text = f"{text}; cosine to FP32 {f.cosine:.4f}"
+        else:
+            ok = judge(f.kind, measures, None, real_data=True).verdict == "faithful"
+        passes &= ok
+        if worst_text == "" or (value if value is not None else 1.0) < (worst_q if worst_q is not None else 1.0):
+            worst_q, worst_text = value, f"{f.name} ({f.kind}): {text}"
+    return {"quality": worst_q, "quality_text": worst_text, "passes": passes and bool(result.fidelity),
+            "verdict": result.verdict or "unknown", "judged_on": "real data" if result.real_data else "random inputs"}
 
 
 @dataclass
@@ -80,21 +112,26 @@ class QuantizeOutcome:
 
 
 def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, min_agreement: float,
-                           validation: Dataset, out: Path, threads: int | None, progress: Progress,
-                           dropped: list[str], contest: Contest = INT8_FORMS, device: str = "cpu") -> QuantizeOutcome:
-    """Check every candidate against FP32, time them all side by side with FP32, and keep the
-    fastest faithful one; candidates within the timing noise of the fastest are a tie, won by
-    the contest's preferred form."""
+                          validation: Dataset, out: Path, threads: int | None, progress: Progress,
+                          dropped: list[str], contest: Contest = INT8_FORMS, device: str = "cpu",
+                          output_kinds: Mapping[str, str] | None = None) -> QuantizeOutcome:
+    """Check every candidate against FP32 on `validation` (the data plan's, as the variant is
+    evaluated: the user's data when given), each output judged by its kind (`output_kinds`, the
+    user's --output-kind, overriding the guess), time them all side by side with FP32, and keep the
+    fastest faithful one; candidates within the timing noise of the fastest are a tie, won by the
+    contest's preferred form."""
     progress.report(0.7, "checking every candidate against FP32")
-    handles, fidelity = {}, {}
+    handles, fidelity, verdicts = {}, {}, {}
     for name, path in built.items():
         progress.check()
         try:
             if path.suffix == ".onnx":
                 check_ort_loads(path)
             variant = handle.like(path)
-            result = evaluate(variant, validation, backend=backend, device=device, reference=handle, threads=threads)
+            result = evaluate(variant, validation, backend=backend, device=device, reference=handle, threads=threads,
+                              output_kinds=output_kinds)
             fidelity[name] = (result.agreement, result.cosine if result.cosine is not None else 0.0)
+            verdicts[name] = judged(result, min_agreement)
             handles[name] = variant
         except (Cancelled, SettingsError):
             raise
@@ -106,10 +143,14 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
     progress.report(0.8, "timing FP32 and every candidate side by side")
     base_t, *timings = time_side_by_side([handle, *handles.values()], backend=backend, device=device, threads=threads,
                                          rounds=8, budget_s=4.0)
-    candidates = [Candidate(name, t.median_ms, *fidelity[name], low_ms=t.low_ms, high_ms=t.high_ms)
+    candidates = [Candidate(name, t.median_ms, *fidelity[name], low_ms=t.low_ms, high_ms=t.high_ms, **verdicts[name])
                   for name, t in zip(handles, timings)]
     outcome = QuantizeOutcome(out, "", baseline_ms=base_t.median_ms, candidates=candidates,
                               notes=[f"{d}; the other forms still competed" for d in dropped])
+    if candidates[0].judged_on == "random inputs":
+        outcome.notes.append(f"the {contest.kind}s were compared on random inputs ({validation.name}): each output's "
+                             f"measure on them picked the best available, but its quality is {RANDOM_NOTE}; give your "
+                             "data (--data) to judge it")
     faithful = [c for c in candidates if c.faithful(min_agreement)]
     if faithful:
         fastest = min(faithful, key=lambda c: c.median_ms)
@@ -120,9 +161,9 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
             outcome.notes.append(f"{best.name} timed within the noise of {fastest.name} ({best.median_ms:.3f} against "
                                  f"{fastest.median_ms:.3f} ms): kept {best.name}, {contest.tie_reason}")
     else:
-        best = max(candidates, key=lambda c: (c.fidelity, c.cosine))
+        best = max(candidates, key=lambda c: (c.verdict != "broken", c.fidelity, c.cosine))
         wanted = (f"agreed with FP32 on {min_agreement:.0%} of predictions" if best.agreement is not None
-                  else f"kept a cosine of {FAITHFUL_COSINE} to FP32's outputs")
+                  else "kept every output's measure for its kind (detections, strings, neighbours, SQNR)")
         outcome.warnings.append(
             f"no {contest.kind} {wanted}; kept the most faithful ({best.name}, {best.fidelity_text()}); "
             "keep sensitive layers in FP32 or use more calibration samples"

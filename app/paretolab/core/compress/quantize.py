@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,9 +48,11 @@ def quantize(
     threads: int | None = None,
     progress: Progress | None = None,
     device: str = "cpu",
+    output_kinds: Mapping[str, str] | None = None,
 ) -> QuantizeOutcome:
     """Quantize `handle` into `out` (.onnx for ONNX Runtime, .xml for OpenVINO). Candidates are
-    timed on `device` (where the variant will run) when the quantizer's runtime has it here, else on the CPU."""
+    timed on `device` (where the variant will run) when the quantizer's runtime has it here, else on the CPU,
+    and judged on `validation` with each output by its kind (`output_kinds`: the user's --output-kind)."""
     progress = progress or silent()
     if (settings.backend, device) not in {(b.backend, b.device) for b in available_backends()}:
         device = "cpu"
@@ -65,10 +68,10 @@ def quantize(
         excluded = _excluded_nodes(handle, tuple(keep))
         if settings.backend == "ort":
             outcome = _quantize_ort(handle, settings, calibration, validation, excluded, work, out, threads, progress,
-                                    device=device)
+                                    device=device, output_kinds=output_kinds)
         else:
             outcome = quantize_openvino(handle, settings, calibration, validation, excluded, work, out, threads, progress,
-                                        device=device)
+                                        device=device, output_kinds=output_kinds)
         outcome.kept_fp32 = keep
     progress.report(1.0, f"quantized: {outcome.chosen}")
     return outcome
@@ -184,7 +187,7 @@ def _preprocessed(src: Path, work: Path) -> Path:
 
 def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
                   excluded: list[str], work: Path, out: Path, threads: int | None, progress: Progress, *,
-                  device: str = "cpu") -> QuantizeOutcome:
+                  device: str = "cpu", output_kinds: Mapping[str, str] | None = None) -> QuantizeOutcome:
     src = normalized_onnx(handle.onnx_file(), work)  # weights as initializers, as ONNX Runtime's quantizers expect
     if settings.precision == "fp16":
         progress.report(0.2, "converting weights and activations to FP16")
@@ -238,7 +241,7 @@ def _quantize_ort(handle: ModelHandle, settings: QuantizeSettings, calibration: 
         atomic_write(out, lambda tmp: shutil.copyfile(path, tmp))
         return QuantizeOutcome(out, f"ort-int8-{fmt}")
     return pick_fastest_faithful(handle, built, "ort", settings.min_agreement, validation, out, threads, progress, dropped,
-                                 device=device)
+                                 device=device, output_kinds=output_kinds)
 
 
 def _opset(path: Path) -> int:
@@ -289,7 +292,7 @@ def apply(ctx: StepContext, index: int, settings: QuantizeSettings) -> None:
         torch_precision.apply(ctx, index, settings)
         return
     outcome = quantize(ctx.file(index), settings, ctx.data.train, ctx.out(index), validation=ctx.data.validation,
-                       threads=ctx.threads, progress=ctx.progress, device=ctx.device)
+                       threads=ctx.threads, progress=ctx.progress, device=ctx.device, output_kinds=ctx.data.output_kinds)
     ctx.set_file(outcome.artifact)
     ctx.report(index, {"technique": "quantize", "chosen": outcome.chosen, "baseline_ms": outcome.baseline_ms,
                        "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings,

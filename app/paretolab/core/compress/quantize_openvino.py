@@ -7,7 +7,7 @@ import contextlib
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,10 @@ def _ov_items(data: Dataset, handle: ModelHandle) -> list:
 
 def quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
                        excluded: list[str], work: Path, out: Path, threads: int | None,
-                       progress: Progress, *, device: str = "cpu") -> QuantizeOutcome:
-    """`device`: where candidates are timed (an OpenVINO device here)."""
+                       progress: Progress, *, device: str = "cpu",
+                       output_kinds: Mapping[str, str] | None = None) -> QuantizeOutcome:
+    """`device`: where candidates are timed (an OpenVINO device here); `output_kinds`: how each
+    output is judged when candidates compete (the user's --output-kind)."""
     import nncf
     import openvino as ov
 
@@ -60,7 +62,8 @@ def quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrati
         atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=False))
         return QuantizeOutcome(xml, "openvino-bf16")
     if settings.precision == "fastest":
-        return _openvino_fastest(handle, settings, calibration, validation, excluded, work, xml, threads, progress, device)
+        return _openvino_fastest(handle, settings, calibration, validation, excluded, work, xml, threads, progress, device,
+                                 output_kinds)
     scope = nncf.IgnoredScope(patterns=[re.escape(n) + "(/.*)?$" for n in excluded], validate=False) if excluded else None
     if settings.precision in weight_only.WEIGHT_ONLY:
         progress.report(0.3, f"compressing weights to {weight_only.bits(settings)} bits (NNCF)")
@@ -72,7 +75,7 @@ def quantize_openvino(handle: ModelHandle, settings: QuantizeSettings, calibrati
     calibration_data = nncf.Dataset(_ov_items(calibration, handle))
     if settings.max_drop is None and is_transformer(handle.layer_graph()):
         return _openvino_transformer_candidates(handle, model, settings, calibration_data, len(calibration), scope,
-                                                validation, work, xml, threads, progress, device)
+                                                validation, work, xml, threads, progress, device, output_kinds)
     with quiet():
         if settings.max_drop is None:
             quantized = nncf.quantize(model, calibration_data, subset_size=len(calibration), ignored_scope=scope)
@@ -89,7 +92,7 @@ PRECISIONS = Contest("precision", "", ("bf16", "int8"), "the more faithful preci
 
 def _openvino_fastest(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, validation: Dataset,
                       excluded: list[str], work: Path, xml: Path, threads: int | None,
-                      progress: Progress, device: str) -> QuantizeOutcome:
+                      progress: Progress, device: str, output_kinds: Mapping[str, str] | None = None) -> QuantizeOutcome:
     """FP32's rivals on OpenVINO here: int8 (NNCF), and bf16 compute where the CPU has it natively.
     Which wins depends on the model and the CPU (bf16 keeps accuracy for free on AMX; int8 needs
     VNNI), so each is built, checked against FP32, timed beside it, and the fastest faithful kept."""
@@ -109,7 +112,7 @@ def _openvino_fastest(handle: ModelHandle, settings: QuantizeSettings, calibrati
         except Exception as exc:  # one precision failing leaves the others to compete
             dropped.append(f"{precision} could not be built ({first_line(exc)})")
     outcome = pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress,
-                                    dropped, PRECISIONS, device=device)
+                                    dropped, PRECISIONS, device=device, output_kinds=output_kinds)
     if device == "cpu" and not bf16:
         outcome.notes.append("bf16 not tried: this CPU has neither AVX512-BF16 nor AMX (OpenVINO would emulate it)")
     return outcome
@@ -150,7 +153,8 @@ def quiet() -> Iterator[None]:
 
 def _openvino_transformer_candidates(handle: ModelHandle, model: Any, settings: QuantizeSettings, calibration: Any,
                                      samples: int, scope: Any, validation: Dataset, work: Path, xml: Path,
-                                     threads: int | None, progress: Progress, device: str) -> QuantizeOutcome:
+                                     threads: int | None, progress: Progress, device: str,
+                                     output_kinds: Mapping[str, str] | None = None) -> QuantizeOutcome:
     """NNCF's transformer preset (SmoothQuant, softmax and norms kept in float) is meant for
     trained transformers; on others the default scheme is closer to FP32. Both are built and the
     fastest faithful kept, as for ONNX Runtime's formats."""
@@ -167,7 +171,7 @@ def _openvino_transformer_candidates(handle: ModelHandle, model: Any, settings: 
         ov.save_model(quantized, str(built[name]), compress_to_fp16=False)
         progress.check()
     return pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress, [],
-                                 device=device)
+                                 device=device, output_kinds=output_kinds)
 
 
 def is_transformer(graph: LayerGraph) -> bool:

@@ -85,7 +85,7 @@ def _fastest(ctx: StepContext, index: int, settings: QuantizeSettings, module: t
             dropped.append(f"{precision} could not be saved ({first_line(exc)})")
     outcome = pick_fastest_faithful(reference, built, "torch", settings.min_agreement, ctx.data.validation,
                                     ctx.out(index, ".pt2"), ctx.threads, ctx.progress, dropped, PRECISIONS,
-                                    device=ctx.device)
+                                    device=ctx.device, output_kinds=ctx.data.output_kinds)
     winner = next(c.name for c in outcome.candidates if c.chosen)
     return winner, {"baseline_ms": outcome.baseline_ms, "candidates": [vars(c) for c in outcome.candidates],
                     "warnings": outcome.warnings, "notes": outcome.notes}

@@ -22,6 +22,8 @@ from paretolab.core.measure.output_kinds import (
     RANDOM_NOTE,
     SCORE_THRESHOLD,
     check_output_kinds,
+    detection_layout,
+    detector_classes,
     guess_kinds,
     is_box_output,
     is_random_data,
@@ -177,7 +179,7 @@ def evaluate(
                 check_output_kinds(output_kinds, [n for n in runner.output_names if n != EXIT_OUTPUT], name)
             accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
                                                                         name, progress, exits, output_kinds,
-                                                                        _threshold(reference))
+                                                                        *_detector_facts(reference))
         finally:
             if ref_runner is not None:
                 ref_runner.close()
@@ -201,10 +203,11 @@ def evaluate(
     return result
 
 
-def _threshold(reference: ModelHandle | None) -> float:
-    """A detector's own score threshold, from the original's ONNX metadata when it names one."""
+def _detector_facts(reference: ModelHandle | None) -> tuple[float, int | None]:
+    """A detector's own score threshold and class count, from the original's ONNX metadata when it names them."""
     props = getattr(reference.native, "metadata_props", None) if reference is not None and reference.format == "onnx" else None
-    return score_threshold({p.key.lower(): p.value for p in props or []})
+    metadata = {p.key.lower(): p.value for p in props or []}
+    return score_threshold(metadata), detector_classes(metadata)
 
 
 def _take(output: np.ndarray, n: int, size: int) -> np.ndarray:
@@ -216,7 +219,7 @@ def _take(output: np.ndarray, n: int, size: int) -> np.ndarray:
 
 def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dtypes: list, batch_size: int, name: str,
                  progress: Progress, exits: ExitMeter | None = None, output_kinds: Mapping[str, str] | None = None,
-                 threshold: float = SCORE_THRESHOLD) -> Any:
+                 threshold: float = SCORE_THRESHOLD, classes: int | None = None) -> Any:
     accuracy: AccuracyMeter | None = None
     meters: list[FidelityMeter] = []
     classes = True
@@ -252,7 +255,10 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
             if not meters:
                 kinds = guess_kinds(names, references, output_kinds)
                 real = not is_random_data(dataset.name)
-                meters = [FidelityMeter(names[i], kinds[i], real, threshold) for i in range(len(outputs))]
+                given = output_kinds or {}
+                meters = [FidelityMeter(names[i], kinds[i], real, threshold,
+                                        detection_layout(references[i], given.get(names[i]), classes)
+                                        if kinds[i] == "detection" else None) for i in range(len(outputs))]
             boxes = next((i for i, (n_, r) in enumerate(zip(names, references)) if is_box_output(n_, r)), -1)
             for meter, out, ref in zip(meters, outputs, references):  # SSD-style scores take their boxes output
                 paired = boxes >= 0 and meter.kind == "detection" and ref.ndim == 3 \

@@ -70,6 +70,7 @@ class FidelityMeter:
     kind: str | None = None  # None: guessed from the name and the first reference batch
     real_data: bool = True  # False: random inputs, on which quality is unknown
     threshold: float = SCORE_THRESHOLD  # a detector's score threshold
+    layout: str | None = None  # a YOLO-style detector's layout (output_kinds.detection_layout); None: from its shape
     _agree: int = 0
     _count: int = 0
     _cosine_sum: float = 0.0
@@ -108,10 +109,10 @@ class FidelityMeter:
     def _add_by_kind(self, output: np.ndarray, reference: np.ndarray,
                      boxes: tuple[np.ndarray, np.ndarray] | None) -> None:
         if self.kind == "detection" and output.ndim == 3:
-            self._by_kind = self._by_kind or DetectionMeter(self.threshold)
+            self._by_kind = self._by_kind or DetectionMeter(self.threshold, self.layout)
             self._by_kind.add(output, reference, *(boxes or (None, None)))
-            output = detection_parts(output, boxes[0] if boxes else None)[1]  # collapse is judged on the scores
-            reference = detection_parts(reference, boxes[1] if boxes else None)[1]
+            output = detection_parts(output, boxes[0] if boxes else None, self.layout)[1]  # collapse: on the scores
+            reference = detection_parts(reference, boxes[1] if boxes else None, self.layout)[1]
         elif self.kind == "sequence" and output.ndim == 3:
             self._by_kind = self._by_kind or SequenceMeter()
             self._by_kind.add(output, reference)

@@ -5,10 +5,22 @@ One cosine over a detector's outputs says nothing: box coordinates in pixels sit
 kind instead: class agreement, detections matched at IoU 0.5, decoded strings, embedding
 neighbours, or SQNR for maps and other numbers. The kind is guessed from the output's name and
 shape; `--output-kind name=kind` overrides the guess.
+
+A YOLO-style detector's single output comes in three layouts, told apart by this rule:
+- [b, 4+C, N] with N at least 8x the rows (YOLOv8/v11 as Ultralytics exports it): channels first,
+  boxes then class scores, no objectness;
+- [b, N, D] with N at least 8x D: rows of boxes then scores. YOLOv5 rows hold objectness in
+  column 4 then C class scores (D = 5+C; a detection's score is objectness x class); YOLOv8 rows
+  transposed hold class scores from column 4 (D = 4+C). Which one: `--output-kind
+  NAME=detection-v5` or `detection-v8` when given; else the class count the file's metadata names
+  (Ultralytics' `names` dict, or `nc` / `num_classes`): D = 5+C is v5, D = 4+C is v8; else D = 84
+  (COCO's 80 classes with no objectness) is v8; else v5, the common form of [b, N, 5+C] exports.
+Scores outside 0..1 are taken for logits and passed through a sigmoid.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +31,7 @@ import numpy as np
 from paretolab.core.errors import ParetoLabError
 
 KINDS = ("classification", "detection", "sequence", "embedding", "regression")
+DETECTION_LAYOUTS = {"detection-v5": "objectness", "detection-v8": "rows"}  # --output-kind NAME=detection-v5
 _ALIASES = {"class": "classification", "classes": "classification", "classifier": "classification",
             "detector": "detection", "detections": "detection", "ctc": "sequence", "text": "sequence",
             "embeddings": "embedding", "map": "regression", "maps": "regression", "segmentation": "regression"}
@@ -69,9 +82,10 @@ def parse_output_kinds(texts: str | Iterable[str] | None) -> dict[str, str]:
         for item in filter(None, (part.strip() for part in text.split(","))):
             name, eq, kind = (s.strip() for s in item.partition("="))
             kind = _ALIASES.get(kind.lower(), kind.lower())
-            if not eq or not name or kind not in KINDS:
+            if not eq or not name or (kind not in KINDS and kind not in DETECTION_LAYOUTS):
                 raise ParetoLabError(f"--output-kind '{item}': write OUTPUT=KIND, KIND one of {', '.join(KINDS)} "
-                                     "(e.g. --output-kind boxes=detection,emb=embedding)")
+                                     "(detection-v5 or detection-v8 for a YOLO output whose rows do or do not hold "
+                                     "objectness; e.g. --output-kind boxes=detection,emb=embedding)")
             kinds[name] = kind
     return kinds
 
@@ -100,14 +114,56 @@ def guess_kinds(names: Sequence[str], arrays: Sequence[np.ndarray], given: Mappi
     """Each output's kind (arrays batch first), `given` overriding the guess by name."""
     given = given or {}
     boxes = [a for n, a in zip(names, arrays) if is_box_output(n, a)]
-    return [given.get(n) or _guess(n, a, boxes) for n, a in zip(names, arrays)]
+    return [base_kind(given.get(n)) or _guess(n, a, boxes) for n, a in zip(names, arrays)]
+
+
+def base_kind(kind: str | None) -> str | None:
+    """"detection-v5" and "detection-v8" are detections with their layout named."""
+    return "detection" if kind in DETECTION_LAYOUTS else kind
+
+
+def detector_classes(metadata: Mapping[str, str]) -> int | None:
+    """How many classes the detector's file says it has: Ultralytics' `names` ({0: 'person', ...}),
+    or `nc` / `num_classes`."""
+    names = metadata.get("names")
+    if names:
+        try:
+            parsed = ast.literal_eval(names)  # a literal only: never code
+            if isinstance(parsed, (dict, list, tuple)) and parsed:
+                return len(parsed)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            pass
+    for key in ("nc", "num_classes"):
+        if str(metadata.get(key, "")).isdigit():
+            return int(metadata[key])
+    return None
+
+
+def detection_layout(a: np.ndarray | Sequence[int], given: str | None = None, classes: int | None = None) -> str | None:
+    """"channels-first", "objectness" (YOLOv5 rows) or "rows" (YOLOv8 rows), by the rule in this
+    module's docstring; `given`: the --output-kind (detection-v5 / detection-v8)."""
+    shape = tuple(a.shape if isinstance(a, np.ndarray) else a)
+    layout = yolo_layout(np.empty((0, *shape[1:]))) if len(shape) == 3 else None
+    if layout is None and given in DETECTION_LAYOUTS and len(shape) == 3:
+        layout = "objectness"  # named a YOLO output though its shape is unusual: rows
+    if layout in (None, "channels-first"):
+        return layout
+    if given in DETECTION_LAYOUTS:
+        return DETECTION_LAYOUTS[given]
+    width = shape[2]
+    if classes:
+        if width == 4 + classes:
+            return "rows"
+        if width == 5 + classes:
+            return "objectness"
+    return "rows" if width == 84 else "objectness"
 
 
 def declared_kind(name: str, shape: Sequence[object], given: Mapping[str, str] | None = None) -> str:
     """An output's kind from its name and declared shape alone (free dims unknown): what a step
     can check before any work, as early exit does."""
     if given and name in given:
-        return given[name]
+        return base_kind(given[name]) or given[name]
     hint = _hint(name)
     dims = [d if isinstance(d, int) and d > 0 else 0 for d in shape]
     if len(dims) == 3 and "box" in name.lower() and dims[2] == 4:
@@ -146,7 +202,8 @@ def _guess(name: str, a: np.ndarray, boxes: list[np.ndarray]) -> str:
 
 
 def yolo_layout(a: np.ndarray) -> str | None:
-    """"channels-first" for [b, 4+C, N] (YOLOv8), "objectness" for [b, N, 5+C] (YOLOv5), else None."""
+    """"channels-first" for [b, 4+C, N] (YOLOv8), "objectness" for [b, N, 5+C] (YOLOv5; YOLOv8's
+    transposed [b, N, 4+C] is told apart by detection_layout), else None."""
     if a.shape[1] >= 5 and a.shape[2] >= 8 * a.shape[1]:
         return "channels-first"
     if a.shape[2] >= 6 and a.shape[1] >= 8 * a.shape[2]:
@@ -252,6 +309,44 @@ def _primary(kind: str, m: Mapping[str, float | None]) -> tuple[float | None, st
         precision = m.get("precision")
         return value, f"recall {value:.0%}" + (f", precision {precision:.0%}" if precision is not None else "")
     return value, f"{MEASURES[kind]} {_fmt(kind, value)}"
+
+
+SQNR_FULL_DB = 40.0  # an output's SQNR at which it counts as indistinguishable: quality 1.0
+
+
+def quality(kind: str, measures: Mapping[str, float | None]) -> tuple[float | None, str]:
+    """An output's primary measure on one 0..1 scale (1: the original's), and its text, so outputs
+    of different kinds can be ranked and charted together: agreement, exact matches and neighbour
+    agreement are shares already; detections take the lower of recall and precision (lost and
+    invented detections alike); SQNR maps 0..40 dB onto 0..1. None when this data gave no measure."""
+    value, text = _primary(kind, measures)
+    if value is None:
+        return None, f"no {MEASURES[kind]} on this data"
+    if kind == "detection" and measures.get("precision") is not None:
+        value = min(value, measures["precision"] or 0.0)
+    if kind == "regression":
+        value = 1.0 if value == math.inf else min(max(value / SQNR_FULL_DB, 0.0), 1.0)
+    return float(value), text
+
+
+def worst_quality(fidelity: Iterable[Mapping]) -> tuple[float | None, str, list[str]]:
+    """From a variant's stored per-output fidelity (metrics["fidelity"]): the worst output's
+    quality (0..1), what it rests on ("output0 (detection): recall 40%, precision 100%"), and the
+    kinds judged. None when no output gave a measure."""
+    found: list[tuple[float, str]] = []
+    kinds: list[str] = []
+    for f in fidelity:
+        kind = f.get("kind") or "regression"
+        kinds += [kind] if kind not in kinds else []
+        sqnr = math.inf if f.get("identical") else f.get("sqnr_db")
+        measures = {"agreement": f.get("agreement"), "cosine": f.get("cosine"), "sqnr_db": sqnr, **(f.get("details") or {})}
+        value, text = quality(kind, measures)
+        if f.get("verdict") == "broken":
+            value, text = 0.0, f"broken, {f.get('why') or text}"
+        if value is not None:
+            found.append((value, f"{f.get('name')} ({kind}): {text}"))
+    value, text = min(found, key=lambda v: v[0]) if found else (None, "")
+    return value, text, kinds
 
 
 def worst(verdicts: Iterable[str]) -> str | None:

@@ -16,13 +16,15 @@ def _sigmoid_if_logits(scores: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-scores)) if scores.size and (scores.min() < 0 or scores.max() > 1) else scores
 
 
-def detection_parts(a: np.ndarray, boxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """[b, N, 4] boxes (x1, y1, x2, y2) and [b, N, C] scores in 0..1, from a YOLO-style tensor or
-    a scores output and its boxes output."""
+def detection_parts(a: np.ndarray, boxes: np.ndarray | None = None,
+                    layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """[b, N, 4] boxes (x1, y1, x2, y2) and [b, N, C] scores in 0..1, from a YOLO-style tensor
+    (`layout` as output_kinds.detection_layout says; None: guessed from the shape alone) or a scores
+    output and its boxes output."""
     a = a.astype(np.float32, copy=False)
     if boxes is not None:
         return boxes.astype(np.float32, copy=False), _sigmoid_if_logits(a)
-    layout = yolo_layout(a)
+    layout = layout or yolo_layout(a)
     rows = a.transpose(0, 2, 1) if layout == "channels-first" else a
     xywh = rows[..., :4]
     if layout == "objectness":
@@ -75,13 +77,14 @@ def match_detections(mine: tuple, ref: tuple, iou: float = MATCH_IOU) -> int:
 @dataclass
 class DetectionMeter:
     threshold: float = SCORE_THRESHOLD
+    layout: str | None = None  # output_kinds.detection_layout's answer; None: from the shape alone
     matched: int = 0
     reference_count: int = 0
     own_count: int = 0
 
     def add(self, out: np.ndarray, ref: np.ndarray, out_boxes: np.ndarray | None = None,
             ref_boxes: np.ndarray | None = None) -> None:
-        (mb, ms), (rb, rs) = detection_parts(out, out_boxes), detection_parts(ref, ref_boxes)
+        (mb, ms), (rb, rs) = detection_parts(out, out_boxes, self.layout), detection_parts(ref, ref_boxes, self.layout)
         for i in range(len(out)):
             mine, theirs = _detections(mb[i], ms[i], self.threshold), _detections(rb[i], rs[i], self.threshold)
             self.matched += match_detections(mine, theirs)
