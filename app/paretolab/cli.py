@@ -363,6 +363,19 @@ def _terminal_progress(args: argparse.Namespace):
     return Progress(show)
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from paretolab.core.measure.record import record_inputs
+
+    handle = _load(args)
+    made = record_inputs(handle.path, handle.inputs, args.script, Path(args.out), max_samples=args.max, force=args.force)
+    for note in made.notes:
+        print(f"note: {note}", file=sys.stderr)
+    shapes = ", ".join(f"{name} {list(shape)}" for name, shape in made.shapes.items())
+    print(f"recorded {made.samples} samples from {made.calls} call(s) into {made.path} ({shapes}); "
+          f"use it with --data {made.path}")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from paretolab.gui.qt_check import check_qt_can_start
 
@@ -406,12 +419,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (problem := _path_opens_the_app(parser, argv)) is not None:
         print(f"paretolab: error: {problem}", file=sys.stderr)
         return EXIT_USER_ERROR
+    script: list[str] = []
+    if argv[:1] == ["record"] and "--" in argv:  # the user's own command, options and all, is not ours to parse
+        argv, script = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     args = parser.parse_args(argv)
+    if args.command == "record":
+        args.script = script
     if args.command is None:
         args.command, args.model, args.self_test = "gui", None, False
     handlers = {"inspect": cmd_inspect, "backends": cmd_backends, "evaluate": cmd_evaluate, "profile": cmd_profile,
                 "importance": cmd_importance, "optimize": cmd_optimize, "run": cmd_optimize, "sweep": cmd_sweep,
-                "report": cmd_report, "explain": cmd_explain, "export": cmd_export, "gui": cmd_gui}
+                "report": cmd_report, "explain": cmd_explain, "export": cmd_export, "record": cmd_record, "gui": cmd_gui}
     try:
         return handlers[args.command](args)
     except ParetoLabError as exc:

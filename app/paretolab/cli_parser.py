@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_command(commands)
     _add_explain_command(commands)
     _add_export_command(commands)
+    _add_record_command(commands)
     _add_gui_command(commands)
     return parser
 
@@ -104,7 +105,9 @@ def _add_backends_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, what: str, more: str = "") -> None:
-    parser.add_argument("--data", help=f"{what} (default: {DATA_DEFAULT}{more})")
+    parser.add_argument("--data", help=f"{what}: an image folder, .wav files (audio:DIR:rate=16000:hop=N), a text "
+                        "file, an .npz by input name (paretolab record makes one from your own script) or random:N "
+                        f"(default: {DATA_DEFAULT}{more})")
     parser.add_argument(
         "--preprocess", metavar="RECIPE",
         help="how an image folder's images become tensors, e.g. size=224,resize=256,mean=0.485/0.456/0.406,"
@@ -251,6 +254,18 @@ def _add_report_command(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--out", required=True, metavar="DIR", help="folder for report.html, report.json, variants.csv")
     report.add_argument("--sensitivity", action="store_true", help="include a per-layer sensitivity scan (digits data)")
     report.set_defaults(json=False)
+
+
+def _add_record_command(commands: argparse._SubParsersAction) -> None:
+    record = commands.add_parser(
+        "record", help="run your own script once and save the inputs MODEL receives as an .npz for --data",
+        usage="paretolab record MODEL -o inputs.npz [--max N] [--force] -- python your_script.py [ARGS ...]")
+    _add_model_arguments(record)
+    record.add_argument("-o", "--out", required=True, metavar="FILE.npz", help="the .npz to write, one array per input name")
+    record.add_argument("--max", type=int, default=256, metavar="N", help="keep at most N samples (default: 256)")
+    record.add_argument("--force", action="store_true", help="replace an existing -o file")
+    record.set_defaults(script=[])  # the command after --: split off before parsing (cli.main), so its own options stay its
+    record.epilog = "After --: the command that runs your model (ONNX Runtime or torch), run once in this folder."
 
 
 def _add_gui_command(commands: argparse._SubParsersAction) -> None:
