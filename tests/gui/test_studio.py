@@ -443,3 +443,36 @@ def test_an_image_folder_with_its_preprocessing_feeds_a_variant(qtbot, studio_wi
     open_and_wait(qtbot, w, sample_model_path())  # the experiment remembers the folder and its recipe
     assert panel.data_spec() == str(tmp_path / "digits") and panel.preprocess_text() == "resize=8,mean=0,std=1"
 
+
+
+def test_the_chart_plots_a_detectors_recall_not_its_cosine(qtbot, tmp_path):
+    """A detector variant whose cosine is perfect but whose detections are lost sits low on the
+    chart: y is the worst output's measure for its kind, the axis and the tooltip say which."""
+    from paretolab.core.compress.variant import Recipe, Variant
+    from paretolab.gui.studio import Studio, _axis_measure
+    from paretolab.gui.tradeoff_chart import TradeoffChart
+
+    def measurement(cosine: float) -> dict:
+        return {"backend": "ort", "latency_ms": 1.0, "size_bytes": 1000, "cosine": cosine, "sqnr_db": 30.0,
+                "dataset": "images.npz", "verdict": "broken", "verdict_why": "output0 (detection): recall 40%"}
+
+    fidelity = [{"name": "output0", "kind": "detection", "agreement": None, "cosine": 0.9999, "sqnr_db": 40.0,
+                 "identical": False, "verdict": "degraded", "why": "recall 40%, precision 80%",
+                 "details": {"recall": 0.4, "precision": 0.8}},
+                {"name": "proto", "kind": "regression", "agreement": None, "cosine": 0.999, "sqnr_db": 30.0,
+                 "identical": False, "verdict": "faithful", "why": "SQNR 30.0 dB", "details": {}}]
+    recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"backend": "ort", "precision": "fp16"}}]})
+    variant = Variant("v1", recipe, tmp_path / "v1.onnx", "yolo.onnx",
+                      {"variant": measurement(0.9999), "baseline": measurement(1.0), "fidelity": fidelity})
+    assert variant.metric == "cosine"  # what the chart plotted before: 99.99 %
+    point = Studio._point(variant)
+    assert point.score == pytest.approx(0.4) and point.plotted == "output0 (detection): recall 40%, precision 80%"
+    assert _axis_measure(variant) == "quality by output kind (detection recall, SQNR)"
+
+    chart = TradeoffChart()
+    qtbot.addWidget(chart)
+    chart.set_score_label(variant.selection_split, _axis_measure(variant))
+    chart.set_point(point)
+    assert "quality by output kind" in chart.plot.getAxis("left").labelText
+    tip = chart._tip(0, 0, "v1")
+    assert "plotted: 40.00% quality, the worst output: output0 (detection): recall 40%" in tip

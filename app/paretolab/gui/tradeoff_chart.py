@@ -27,11 +27,12 @@ class ChartPoint:
     key: str
     label: str  # name and recipe, for the tooltip
     latency_ms: float
-    score: float  # top-1 accuracy, or agreement or cosine to the original, 0..1
+    score: float  # top-1 accuracy, agreement with the original, or the worst output's per-kind quality, 0..1
     size_bytes: int
     technique: str  # a TECHNIQUE_COLOURS key
     baseline: bool = False
     quality: str = ""  # "broken": grey, off the front; "unknown": hollow, judged on random inputs (Measurement.quality)
+    plotted: str = ""  # what `score` is when not the axis's class-score measure: "output0 (detection): recall 40%"
 
 
 class TradeoffChart(QWidget):
@@ -159,7 +160,8 @@ class TradeoffChart(QWidget):
 
     def set_score_label(self, split: str, measure: str = "top-1 accuracy") -> None:
         """Name the measure and the split the y axis shows: the split variants are chosen by, never
-        the test split; for outputs that are not class scores, cosine similarity to the original."""
+        the test split; for outputs that are not class scores, the worst output's measure for its
+        kind on 0..1 (detection recall, exact strings, neighbours, SQNR), named in each tooltip."""
         self.plot.setLabel("left", f"{measure} on {split} (%)")
 
     def _tip(self, x: float, y: float, data: str) -> str:
@@ -168,7 +170,9 @@ class TradeoffChart(QWidget):
             return ""
         quality = {"unknown": "\nquality unknown: judged on random inputs (hollow)",
                    "broken": "\nBROKEN: kept off the Pareto front"}.get(p.quality, "")
-        return f"{p.label}\nplotted: {100 * p.score:.2f}%   {p.latency_ms:.3f} ms   {size(p.size_bytes)}{quality}"
+        what = f" quality, the worst output: {p.plotted}" if p.plotted else ""
+        return (f"{p.label}\nplotted: {100 * p.score:.2f}%{what}   {p.latency_ms:.3f} ms   {size(p.size_bytes)}"
+                f"{quality}")
 
     def _clicked(self, item, spots, event=None) -> None:
         if spots:
