@@ -78,12 +78,15 @@ def test_measured_on_the_named_target_and_cancel_keeps_finished_trials(sample, t
     try:
         experiment = Experiment.for_model(sample, tmp_path)
         two = SweepSettings(budget_s=300, trials=2, sparsities=(0.0,), quantize=("none", "ort-fp16"))
-        result = cluster_sweep(sample, DataPlan.from_spec("digits", sample), experiment, two,
-                               ClusterSettings(measure_on="target_xeon"), torch_edits=False)
+        plan = DataPlan.from_spec("digits", sample)
+        plan.output_kinds = {"logits": "regression"}  # --output-kind: it travels with the plan to every worker
+        result = cluster_sweep(sample, plan, experiment, two, ClusterSettings(measure_on="target_xeon"),
+                               torch_edits=False)
         assert result.variants
         for v in result.variants:
             assert v.metrics["measured_by"]["pid"] != os.getpid()  # a worker holding the resource measured it
             assert v.measured.latency_ms > 0 and v.measured.top1 > 0.9
+            assert [f["kind"] for f in v.metrics["fidelity"]] == ["regression"]  # judged as the user said, there
 
         progress = Progress()
         progress.cancel()
