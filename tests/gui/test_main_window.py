@@ -230,7 +230,7 @@ def test_a_tflite_model_opens_and_an_openvino_variant_reaches_the_chart(qtbot, w
     assert job.result.measured.backend == "openvino" and job.result.name in window.chart.points
 
 
-def test_a_hugging_face_folder_asks_for_the_sequence_length_once_and_reaches_the_chart(qtbot, window, tmp_path):
+def test_a_hugging_face_folder_opens_at_a_default_length_without_asking_and_reaches_the_chart(qtbot, window, tmp_path):
     import pytest
 
     pytest.importorskip("transformers")
@@ -238,11 +238,11 @@ def test_a_hugging_face_folder_asks_for_the_sequence_length_once_and_reaches_the
     from paretolab.jobs.job import JobState
 
     folder = hf_models.write("bert", tmp_path)
-    window.prompts = FakePrompts(text="1x32")  # one shape serves input_ids and attention_mask
+    window.prompts = FakePrompts(text="1x32")
     window.open_model(folder)
     qtbot.waitUntil(lambda: window.loaded is not None and window.job is None, timeout=60_000)
-    assert [s.shape for s in window.loaded.handle.inputs] == [(1, 32), (1, 32)]
-    assert "give one with --input-shape, e.g. 1x128" in window.prompts.questions[0]
+    assert [s.shape for s in window.loaded.handle.inputs] == [(1, 128), (1, 128)]  # batch 1, 128 tokens: a text model
+    assert not window.prompts.questions and window.loaded.handle.notes  # nothing asked; the note says which length
     assert window.summary.labels["Format"].text() == "huggingface"
     window.settings_panel.quantize.setCurrentText("dynamic int8, ONNX Runtime")
     job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
