@@ -117,7 +117,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser, what: str, more: str = 
     parser.add_argument(
         "--output-kind", metavar="OUTPUT=KIND", action="append", default=[],
         help="how an output is judged against the original's, overriding the guess from its name and shape: "
-             "KIND is classification, detection, sequence (CTC), embedding or regression; e.g. "
+             "KIND is classification, detection, sequence (CTC), embedding or regression, or detection-v5 / "
+             "detection-v8 for a YOLO [b, N, D] output whose rows hold objectness (v5) or not (v8); e.g. "
              "boxes=detection,emb=embedding",
     )
 
