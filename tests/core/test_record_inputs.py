@@ -119,3 +119,54 @@ def test_the_record_command_passes_the_scripts_own_options_through(tmp_path: Pat
     assert "recorded 3 samples from 1 call(s) into in.npz" in capsys.readouterr().out
     assert main(["record", "relu.onnx", "-o", "in.npz", "--", *command]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def scores_onnx(path: Path) -> Path:
+    """x [batch, 16] @ W -> 8 scores: a model whose inputs live in 0..1000, far from random N(0, 1)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32)
+    weights -= weights.mean(axis=0)  # scores depend on how inputs differ, not on their common size
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "scores",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+                              [numpy_helper.from_array(weights, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def top1_agreement(original: Path, variant: Path, inputs: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    runs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": inputs})[0]
+            for p in (original, variant)]
+    return float(np.mean(runs[0].argmax(1) == runs[1].argmax(1)))
+
+
+def test_optimize_calibrates_int8_on_the_recorded_data_not_on_random(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from paretolab.cli import main
+    from paretolab.core.compress.quant_settings import QuantizeSettings
+    from paretolab.core.compress.quantize import quantize
+    from paretolab.core.measure.data import random_inputs
+    from paretolab.core.model.handle import load_model
+
+    model = scores_onnx(tmp_path / "scores.onnx")
+    command = script(tmp_path, """
+        import sys, numpy as np, onnxruntime as ort
+        session = ort.InferenceSession(sys.argv[1])
+        rng = np.random.default_rng(1)
+        for _ in range(8):
+            session.run(None, {"x": rng.uniform(0, 1000, (16, 16)).astype(np.float32)})
+    """) + [str(model)]
+    real = record_inputs(model, [TensorSpec("x", ("batch", 16), "float32")], command, tmp_path / "real.npz").path
+    held_out = np.random.default_rng(2).uniform(0, 1000, (256, 16)).astype(np.float32)
+    code = main(["optimize", str(model), "--quantize", "ort-int8", "--data", str(real), "--out", str(tmp_path / "v"),
+                 "--name", "int8"])
+    assert code == 0, capsys.readouterr().err
+    on_real = top1_agreement(model, tmp_path / "v" / "int8.onnx", held_out)
+    handle = load_model(model)  # the same quantizer calibrated on random N(0, 1) inputs clips every real value
+    quantize(handle, QuantizeSettings(format="qdq-s8s8"), random_inputs(handle.inputs, 128), tmp_path / "random.onnx")
+    on_random = top1_agreement(model, tmp_path / "random.onnx", held_out)
+    assert on_real >= 0.9 and on_random <= 0.6, (on_real, on_random)
