@@ -189,3 +189,15 @@ def test_a_text_models_remembered_length_replaces_the_default(tmp_path):
     assert [s.shape for s in again.handle.inputs] == [(1, 48), (1, 48)]
     fresh = open_for_study(path, experiments=tmp_path / "other")
     assert [s.shape for s in fresh.handle.inputs] == [(1, 128), (1, 128)]
+
+
+def test_an_onnx_text_model_opens_no_longer_than_its_position_table(tmp_path):
+    """The zoo's transformer (64 positions) exported to ONNX with a free sequence: 128 tokens would index
+    past its position table, so it opens at 64, and runs there."""
+    from paretolab.core.measure.evaluate import evaluate
+    from zoo_models import ZOO, export  # type: ignore[import-not-found]
+
+    handle = load_model(export(ZOO["transformer"], tmp_path / "tiny_bert.onnx", dynamo=True))
+    assert handle.inputs[0].shape == (1, 64) and "64 tokens (the longest its position table takes)" in handle.notes[0]
+    result = evaluate(handle, DataPlan.from_spec("random:4", handle).test, backend="ort")
+    assert result.samples == 4

@@ -22,8 +22,8 @@ def is_text_model(inputs: list[TensorSpec]) -> bool:
     if not inputs:
         return False
     names = {s.shape[1] if len(s.shape) == 2 else None for s in inputs}
-    return all(len(s.shape) == 2 and s.dtype.startswith(("int", "uint")) and is_free(s.shape[0]) and is_free(s.shape[1])
-               for s in inputs) and len(names) == 1 and isinstance(next(iter(names)), str)
+    return all(len(s.shape) == 2 and s.dtype.startswith(("int", "uint")) and is_free(s.shape[1])
+               for s in inputs) and len(names) == 1 and isinstance(next(iter(names)), str)  # a batch may be fixed
 
 
 def text_default(source: Any) -> tuple[dict[str | None, tuple[int, ...]], str] | None:
@@ -34,15 +34,16 @@ def text_default(source: Any) -> tuple[dict[str | None, tuple[int, ...]], str] |
     path = Path(source.path)
     folder = path if path.is_dir() else path.parent
     tokens, why = _tokenizer_length(folder)
-    longest = getattr(source, "max_sequence", None)
+    longest = getattr(source, "max_sequence", None) or _position_rows(source.native)
     if tokens is None:
         tokens, why = DEFAULT_TOKENS, "the tokenizer gives no length up to 512"
     if isinstance(longest, int) and 0 < longest < tokens:
         tokens, why = longest, "the longest its position table takes"
     names = ", ".join(s.name for s in inputs)
-    note = (f"{names} opened at batch 1 and {tokens} tokens ({why}); "
+    batch = 1 if is_free(inputs[0].shape[0]) else inputs[0].shape[0]
+    note = (f"{names} opened at batch {batch} and {tokens} tokens ({why}); "
             f"give another length with --input-shape 1xN")
-    return {s.name: (1, tokens) for s in inputs}, note
+    return {s.name: (1 if is_free(s.shape[0]) else int(s.shape[0]), tokens) for s in inputs}, note  # type: ignore[arg-type]
 
 
 def _tokenizer_length(folder: Path) -> tuple[int | None, str]:
@@ -56,3 +57,11 @@ def _tokenizer_length(folder: Path) -> tuple[int | None, str]:
     if isinstance(length, int) and 0 < length <= LONGEST_DEFAULT:
         return length, "the tokenizer's model_max_length"
     return None, ""
+
+
+def _position_rows(native: Any) -> int | None:
+    """The rows of an ONNX model's position table (an initializer named for positions, [positions,
+    width]): a longer default would index past it. None when the file has none by that name."""
+    initializers = getattr(getattr(native, "graph", None), "initializer", ())
+    rows = [int(t.dims[0]) for t in initializers if "position" in t.name.lower() and len(t.dims) == 2 and t.dims[0] > 1]
+    return min(rows) if rows else None
