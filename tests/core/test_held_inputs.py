@@ -213,3 +213,12 @@ def test_every_int8_form_of_the_vad_counts_its_lstm_at_the_held_rate(vad_models,
                           "--out", tmp_path / "out", "--json")
     assert code == 0, err
     assert json.loads(out)["metrics"]["variant"]["macs"] >= 8 * 4 * HIDDEN * (FRAME + HIDDEN)
+
+
+def test_a_torchscript_signal_model_is_asked_for_a_signal_shape_not_an_image(tmp_path, capsys):
+    """TorchScript keeps a Conv1d's kernel_size as a list: the hint must still read it as 1-D."""
+    model = torch.nn.Sequential(torch.nn.Conv1d(129, 8, 3), torch.nn.ReLU())
+    path = tmp_path / "spectral.jit"
+    torch.jit.script(model).save(str(path))
+    code, _, err = _cli(capsys, "inspect", path)
+    assert code == 2 and "1x129x64" in err and "224" not in err
