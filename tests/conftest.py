@@ -14,6 +14,13 @@ if "PARETOLAB_LOG_DIR" not in os.environ:  # keep the suite's log out of the use
     os.environ["PARETOLAB_LOG_DIR"] = tempfile.mkdtemp(prefix="paretolab-test-log-")
 
 
+@pytest.fixture(autouse=True)
+def _private_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ParetoLab remembers per model (an image folder's preprocessing) goes to a folder of
+    this test's own: never the user's config, never carried from one test into the next."""
+    monkeypatch.setenv("PARETOLAB_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
 @pytest.fixture()
 def cpu_features(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a setter
     """Substitute this machine's CPU: `cpu_features({"avx512_vnni"})` makes every caller of

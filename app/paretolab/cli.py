@@ -134,7 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from paretolab.core.measure.data import default_data
     from paretolab.core.measure.evaluate import evaluate
     from paretolab.core.measure.output_kinds import parse_output_kinds
-    from paretolab.core.measure.plan import DataPlan, dataset_for
+    from paretolab.core.measure.plan import DataPlan, dataset_for, preprocess_note
     from paretolab.core.model.handle import load_model
 
     handle = _load(args)
@@ -149,6 +149,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     dataset = (DataPlan.from_spec(spec, handle).test if spec.startswith("random")
                else dataset_for(spec, handle, args.preprocess))
+    if note := preprocess_note(dataset):
+        print(f"note: {note}", file=sys.stderr)
     progress = _terminal_progress(args)
     result = evaluate(handle, dataset, backend=args.backend, device=args.device, batch_size=args.batch_size,
                       reference=reference, reference_backend=args.reference_backend, threads=args.threads, progress=progress,

@@ -3,6 +3,10 @@ gives or the model's input suggests), and the folder layout that gives labels.""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +129,7 @@ class ImageFolderDataset(Dataset):
     labels: np.ndarray | None
     classes: list[str] = field(default_factory=list)
     preprocess: ImagePreprocess = field(default_factory=ImagePreprocess)
+    origin: str = ""  # where the recipe came from and where it is remembered, for the note the user reads
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -172,3 +177,80 @@ def image_folder(root: Path, preprocess: ImagePreprocess | None = None) -> Image
             "(or put the images directly in the folder to use them unlabelled)"
         )
     return ImageFolderDataset(root, files, np.asarray(labels, dtype=np.int64), classes, preprocess)
+
+
+# -- the recipe remembered per model -----------------------------------------------------------
+
+PREPROCESS_MEMORY = "preprocessing.json"
+
+
+def preprocess_memory() -> Path:
+    """Where recipes are remembered: the user's config folder (PARETOLAB_CONFIG_DIR overrides it,
+    as the test suite does to keep each test's memory its own), never beside their model."""
+    import platformdirs
+
+    folder = os.environ.get("PARETOLAB_CONFIG_DIR") or platformdirs.user_config_dir("paretolab")
+    return Path(folder) / PREPROCESS_MEMORY
+
+
+def model_key(model: Path) -> str:
+    """The model's SHA-256 (a folder: its files' names and contents), so a recipe follows the
+    model's content, not its path, and a retrained file with new statistics starts afresh."""
+    digest = hashlib.sha256()
+    files = [model] if model.is_file() else sorted(p for p in model.rglob("*") if p.is_file())
+    for file in files:
+        if file != model:
+            digest.update(str(file.relative_to(model)).encode())
+        with file.open("rb") as opened:
+            for block in iter(lambda: opened.read(1 << 20), b""):  # noqa: B023 - read before the next file opens
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def settle_preprocess(data: ImageFolderDataset, model: Path, given: ImagePreprocess | None,
+                      spec: TensorSpec | None = None) -> None:
+    """Ask once, remember: a recipe given (--preprocess) is remembered for `model`; with none
+    given, the one remembered for it is used, else the one inferred from its input (remembered too)."""
+    memory = preprocess_memory()
+    saved = _read_memory(memory)
+    try:
+        key = model_key(model)
+    except OSError:  # an unreadable model was read by its loader already; keep the recipe, forget nothing
+        data.origin = "not remembered: the model file could not be read"
+        return
+    entry = saved.get(key)
+    if given is None and isinstance(entry, dict) and isinstance(entry.get("recipe"), str):
+        try:
+            data.preprocess = ImagePreprocess.parse(entry["recipe"], spec)
+            data.origin = f"remembered for {model.name} in {memory}"
+            return
+        except DataError:
+            pass  # a recipe edited by hand into nonsense: infer again and remember that
+    data.preprocess = given or data.preprocess
+    saved[key] = {"model": str(model), "recipe": data.preprocess.text()}
+    how = "as given" if given else "inferred from the model's input"
+    try:
+        _write_memory(memory, saved)
+        data.origin = f"{how}; remembered for {model.name} in {memory}"
+    except OSError as exc:
+        data.origin = f"{how}; not remembered ({memory}: {exc.strerror or exc})"
+
+
+def _read_memory(memory: Path) -> dict[str, Any]:
+    try:
+        saved = json.loads(memory.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none yet, or damaged: start afresh (it is our own file)
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _write_memory(memory: Path, saved: dict[str, Any]) -> None:
+    memory.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=".preprocessing-", suffix=".json", dir=memory.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(saved, out, indent=1)
+        os.replace(temp, memory)
+    except OSError:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -19,7 +19,7 @@ from paretolab.core.measure.data import (
     parse_random,
     random_inputs,
 )
-from paretolab.core.measure.images import ImageFolderDataset, ImagePreprocess
+from paretolab.core.measure.images import ImageFolderDataset, ImagePreprocess, settle_preprocess
 from paretolab.core.measure.text import is_text, text_dataset
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.tensors import TensorSpec
@@ -57,9 +57,17 @@ class DataPlan:
         else:
             data = dataset_for(spec, handle, preprocess)
         notes += [f"{data.name} serves for calibration and evaluation alike; hold out a test set for unbiased numbers"]
-        if isinstance(data, ImageFolderDataset):  # say how images became tensors: a wrong recipe looks like a bad model
-            notes.append(f"images preprocessed as {data.preprocess.text()} (change with --preprocess)")
+        notes += [note] if (note := preprocess_note(data)) else []
         return cls(data, data, data, notes)
+
+
+def preprocess_note(data: Dataset) -> str | None:
+    """How an image folder's images became tensors, where that is remembered, and how to change it:
+    a wrong recipe looks like a bad model."""
+    if not isinstance(data, ImageFolderDataset):
+        return None
+    return (f"images preprocessed as {data.preprocess.text()} ({data.origin + '; ' if data.origin else ''}"
+            "change with --preprocess)")
 
 
 def dataset_for(spec: str, handle: ModelHandle, preprocess: str | None = None) -> Dataset:
@@ -68,8 +76,13 @@ def dataset_for(spec: str, handle: ModelHandle, preprocess: str | None = None) -
     path = Path(spec).expanduser()
     if is_text(path) and path.is_file():
         return text_dataset(path, handle.inputs, handle.path, _label_ids(handle), trust=handle.trusted)
-    recipe = ImagePreprocess.parse(preprocess, next(iter(handle.inputs), None)) if preprocess else None
-    return open_dataset(spec, handle.inputs, recipe)
+    first = next(iter(handle.inputs), None)
+    recipe = ImagePreprocess.parse(preprocess, first) if preprocess else None
+    data = open_dataset(spec, handle.inputs, recipe)
+    model = getattr(handle, "path", None)  # None: a model known only by its inputs
+    if isinstance(data, ImageFolderDataset) and model is not None:  # asked once, remembered per model (user config)
+        settle_preprocess(data, Path(model), recipe, first)
+    return data
 
 
 def _label_ids(handle: ModelHandle) -> dict[str, int]:
