@@ -116,7 +116,8 @@ def apply_input_shapes(
     bound = _bound_dims(inputs, resolved)
     for spec in inputs:  # a named shape fixes its named dims (batch, sequence) for every input sharing them
         if spec.name not in resolved and bound and any(d in bound for d in spec.shape if _is_named(d)):
-            resolved[spec.name] = tuple(bound.get(d, d) if _is_named(d) else d for d in spec.shape)  # type: ignore[misc]
+            resolved[spec.name] = tuple(bound.get(d, d) if _is_named(d) else d  # type: ignore[arg-type,misc]
+                                        for d in spec.shape)
     return [replace(s, shape=resolved[s.name]) if s.name in resolved else s for s in inputs]
 
 

@@ -62,7 +62,7 @@ def _symbolic_where_unknown(model: onnx.ModelProto, values: Mapping[str, float])
     return _shapes_by_running(model, unknown, values) if unknown else model
 
 
-def _shapes_by_running(model: onnx.ModelProto, names: list[str], values: Mapping[str, float]) -> onnx.ModelProto:
+def _shapes_by_running(model: onnx.ModelProto, names: list[str], held: Mapping[str, float]) -> onnx.ModelProto:
     """Record the shapes of `names` by running the model once on zeros (inputs held at a value take it) with them as outputs
     (only when every input's shape is fixed, and only a courtesy: failures leave them unknown)."""
     import onnxruntime as ort
@@ -84,7 +84,7 @@ def _shapes_by_running(model: onnx.ModelProto, names: list[str], values: Mapping
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 4  # a courtesy run: its failure is logged below, not printed by ORT
         session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        feeds = {name: np.full(tuple(d.dim_value for d in t.shape.dim), values.get(name, 0),
+        feeds = {name: np.full(tuple(d.dim_value for d in t.shape.dim), held.get(name, 0),
                                dtype=helper.tensor_dtype_to_np_dtype(t.elem_type)) for name, t in inputs.items()}
         values = session.run(wanted, feeds)
     except Exception as exc:  # noqa: BLE001 - the shapes stay unknown, as before

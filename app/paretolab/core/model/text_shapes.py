@@ -43,7 +43,7 @@ def text_default(source: Any) -> tuple[dict[str | None, tuple[int, ...]], str] |
     batch = 1 if is_free(inputs[0].shape[0]) else inputs[0].shape[0]
     note = (f"{names} opened at batch {batch} and {tokens} tokens ({why}); "
             f"give another length with --input-shape 1xN")
-    return {s.name: (1 if is_free(s.shape[0]) else int(s.shape[0]), tokens) for s in inputs}, note  # type: ignore[arg-type]
+    return {s.name: (1 if is_free(s.shape[0]) else int(s.shape[0]), tokens) for s in inputs}, note
 
 
 def _tokenizer_length(folder: Path) -> tuple[int | None, str]:
