@@ -261,9 +261,9 @@ class MainWindow(VariantActions, QMainWindow):
         return self.open_model(sample_model_path(kind))
 
     def _choose_image_folder(self) -> None:
-        """Images as data: one subfolder per class gives labels; the Preprocess field says how
-        they become tensors."""
-        path = self.prompts.choose_folder("Choose a folder of images (one subfolder per class for labels)")
+        """Images (or .wav files) as data: one subfolder per class gives labels; the Preprocess
+        field says how images become tensors (sound is cut to the model's input length)."""
+        path = self.prompts.choose_folder("Choose a folder of images or .wav files (one subfolder per class for labels)")
         if path:
             self.settings_panel.add_data(path)
 

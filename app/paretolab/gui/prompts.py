@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox, QWidget
 
 from paretolab.core.model.formats import FILE_DIALOG_FILTER, SUPPORTED
 
-DATA_FILE_FILTER = "Data (*.npz *.npy *.txt *.jsonl *.csv *.tsv);;All files (*)"
+DATA_FILE_FILTER = "Data (*.npz *.npy *.txt *.jsonl *.csv *.tsv *.wav);;All files (*)"
 
 
 class Prompts:

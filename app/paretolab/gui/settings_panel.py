@@ -38,7 +38,7 @@ QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGET
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
                "within the time budget; cancel pauses, Explore again resumes")
 DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity only)": "random:64"}
-CHOOSE_FOLDER = "Image folder…"
+CHOOSE_FOLDER = "Image or audio folder…"
 CHOOSE_FILE = "Data file…"  # .npz/.npy tensors, or text for models with a tokenizer
 # (random:64 is what core's default_data offers for models the digits do not fit)
 
@@ -46,7 +46,7 @@ CHOOSE_FILE = "Data file…"  # .npz/.npy tensors, or text for models with a tok
 class SettingsPanel(QWidget):
     run_requested = Signal(dict, str)  # recipe document, data spec
     explore_requested = Signal(float, str)  # time budget in seconds, data spec
-    folder_requested = Signal()  # the user chose "Image folder…": the window asks which
+    folder_requested = Signal()  # the user chose "Image or audio folder…": the window asks which
     file_requested = Signal()  # the user chose "Data file…": the window asks which
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -358,7 +358,8 @@ class SettingsPanel(QWidget):
         index = self.data.findData(path)
         if index < 0:
             index = self.data.count() - 2
-            self.data.insertItem(index, f"{'images' if Path(path).is_dir() else 'file'}: {path}", path)
+            kind = "file" if not Path(path).is_dir() else "audio" if any(Path(path).rglob("*.wav")) else "images"
+            self.data.insertItem(index, f"{kind}: {path}", path)
         self.data.setCurrentIndex(index)
         self._data_chosen(index)
 
