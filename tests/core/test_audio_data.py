@@ -69,6 +69,9 @@ def test_held_rate_and_state_inputs_come_along(tmp_path: Path) -> None:
     signal, state, sr = data.load(np.arange(len(data)))
     assert len(data) == 1 and signal.shape == (1, 512) and state.shape == (2, 1, 128) and not state.any()
     assert int(sr) == 8000
+    pcm = audio_dataset(str(tmp_path / "one.wav"), [TensorSpec("pcm", ("batch", 1600), "int16")])  # raw integers
+    (samples,) = pcm.load(np.arange(1))
+    assert samples.dtype == np.int16 and abs(int(samples.max()) - 16384) <= 2  # a 0.5 tone peaks at half of 32768
 
 
 def test_models_that_take_frames_or_a_free_length_are_refused_in_one_line(tmp_path: Path) -> None:

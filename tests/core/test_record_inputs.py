@@ -56,18 +56,21 @@ def test_an_onnx_runtime_script_records_each_call_by_input_name(tmp_path: Path) 
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-@pytest.mark.parametrize("how", ["jit", "export", "state_dict"])
+@pytest.mark.parametrize("how", ["jit", "export", "pickled", "state_dict"])
 def test_a_torch_script_records_the_calls_of_the_loaded_model(tmp_path: Path, how: str) -> None:
     import torch
 
     net = torch.nn.Sequential(torch.nn.Linear(4, 3))
-    model = tmp_path / {"jit": "net.pt", "export": "net.pt2", "state_dict": "weights.pth"}[how]
+    model = tmp_path / {"jit": "net.pt", "export": "net.pt2", "pickled": "net.pth", "state_dict": "weights.pth"}[how]
     if how == "jit":
         torch.jit.save(torch.jit.script(net), str(model))
         load = "net = torch.jit.load(sys.argv[1])"
     elif how == "export":
         torch.export.save(torch.export.export(net, (torch.ones(1, 4),)), str(model))
         load = "net = torch.export.load(sys.argv[1]).module()"
+    elif how == "pickled":  # a whole nn.Module, as torch.save(model) writes it
+        torch.save(net, str(model))
+        load = "net = torch.load(sys.argv[1], weights_only=False)"
     else:
         torch.save({"model": net.state_dict()}, str(model))
         load = ("net = torch.nn.Sequential(torch.nn.Linear(4, 3))\n"
