@@ -85,6 +85,18 @@ def test_models_that_take_frames_or_a_free_length_are_refused_in_one_line(tmp_pa
     assert "\n" not in str(frames.value) + str(free.value)
 
 
+def test_an_image_folder_with_a_stray_wav_stays_an_image_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from paretolab.core.measure.images import ImageFolderDataset
+
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / "a.png")
+    write_wav(tmp_path / "imgs" / "note.wav", tone(200, 8000, 0.1), 8000)
+    assert isinstance(open_dataset(str(tmp_path / "imgs"), [TensorSpec("x", ("batch", 3, 8, 8), "float32")]),
+                      ImageFolderDataset)
+
+
 def test_a_wav_that_is_not_pcm_is_named(tmp_path: Path) -> None:
     (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     with pytest.raises(DataError, match="bad.wav is not a PCM .wav"):

@@ -35,8 +35,11 @@ def is_audio(path: Path) -> bool:
         return path.suffix.lower() in AUDIO_SUFFIXES
     if not path.is_dir():
         return False
+    from paretolab.core.measure.images import IMAGE_SUFFIXES
+
     folders = [path] + [d for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    return any(_wavs_in(d) for d in folders)
+    files = [p.suffix.lower() for d in folders for p in d.iterdir() if p.is_file()]
+    return any(s in AUDIO_SUFFIXES for s in files) and not any(s in IMAGE_SUFFIXES for s in files)
 
 
 def opens_audio(spec: str) -> bool:
