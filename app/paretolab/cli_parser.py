@@ -266,7 +266,7 @@ def _add_record_command(commands: argparse._SubParsersAction) -> None:
     record.add_argument("--max", type=int, default=256, metavar="N", help="keep at most N samples (default: 256)")
     record.add_argument("--force", action="store_true", help="replace an existing -o file")
     record.set_defaults(script=[])  # the command after --: split off before parsing (cli.main), so its own options stay its
-    record.epilog = "After --: the command that runs your model (ONNX Runtime or torch), run once in this folder."
+    record.epilog = "After --: the command that runs your model (ONNX Runtime, OpenVINO or torch), run once in this folder."
 
 
 def _add_gui_command(commands: argparse._SubParsersAction) -> None:

@@ -173,3 +173,18 @@ def test_optimize_calibrates_int8_on_the_recorded_data_not_on_random(tmp_path: P
     quantize(handle, QuantizeSettings(format="qdq-s8s8"), random_inputs(handle.inputs, 128), tmp_path / "random.onnx")
     on_random = top1_agreement(model, tmp_path / "random.onnx", held_out)
     assert on_real >= 0.9 and on_random <= 0.6, (on_real, on_random)
+
+
+def test_an_openvino_script_records_the_compiled_models_calls(tmp_path: Path) -> None:
+    import openvino as ov
+
+    model = tmp_path / "relu.xml"
+    ov.save_model(ov.convert_model(str(relu_onnx(tmp_path / "relu.onnx"))), str(model))
+    command = script(tmp_path, """
+        import sys, numpy as np, openvino as ov
+        compiled = ov.Core().compile_model(sys.argv[1], "CPU")
+        compiled({"x": np.full((2, 4), 1.0, np.float32)})  # by name
+        compiled.create_infer_request().infer([np.full((1, 4), 2.0, np.float32)])  # in order
+    """) + [str(model)]
+    made = record_inputs(model, [X], command, tmp_path / "inputs.npz", cwd=tmp_path)
+    assert made.calls == 2 and list(np.load(made.path)["x"][:, 0]) == [1.0, 1.0, 2.0]

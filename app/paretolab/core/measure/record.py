@@ -4,7 +4,7 @@
 For models whose inputs no file format describes (mel frames, a tokenizer's ids, a VAD's state
 fed back), the user's own pipeline is the only faithful source of data. The script runs as a
 subprocess, in the user's folder with the user's arguments; record_hook.py, put first on its
-PYTHONPATH as sitecustomize, saves each call's inputs into a private temp folder that is
+PYTHONPATH as sitecustomize, saves each call's inputs (ONNX Runtime, OpenVINO, torch) into a private temp folder that is
 removed afterwards. Nothing is written but the -o file.
 """
 
@@ -69,10 +69,12 @@ def record_inputs(model: Path, inputs: Sequence[TensorSpec], command: Sequence[s
         if not calls:
             others = [s["what"] for s in seen if s["kind"] != "error"]
             problems = [s["what"] for s in seen if s["kind"] == "error"]
-            ran = f"it ran {'; '.join(others[:3])}" if others else "it ran no ONNX Runtime session and loaded no torch model"
+            ran = (f"it ran {'; '.join(others[:3])}" if others
+                   else "it ran no ONNX Runtime or OpenVINO model and loaded no torch model")
             raise DataError(f"your command never ran {model.name}: {ran}"
                             + (f" ({problems[0]})" if problems else "")
-                            + f"; load the model from {model} in the script (ONNX Runtime or torch.load/jit.load/export.load)")
+                            + f"; load the model from {model} in the script (ONNX Runtime, OpenVINO, "
+                              "or torch.load/jit.load/export.load)")
         arrays, notes = assemble(calls, inputs, max_samples)
         temp_out = folder / "inputs.npz"
         np.savez(temp_out, **arrays)

@@ -1,6 +1,7 @@
 """Runs inside the user's own Python process during `paretolab record`, copied into a private
 temp folder as sitecustomize.py (found through PYTHONPATH): it patches ONNX Runtime's
-InferenceSession.run and the models torch.load / torch.jit.load / torch.export.load return,
+InferenceSession.run, OpenVINO's InferRequest.infer (and so a compiled model's call) and the
+models torch.load / torch.jit.load / torch.export.load return,
 and saves the inputs the watched model receives, one .npz per call, into the temp folder.
 
 It imports nothing of ParetoLab (the user's interpreter may not have it), patches a library
@@ -52,6 +53,8 @@ def _numpy(value):
         return (value.float() if str(value.dtype) == "torch.bfloat16" else value).numpy()
     if hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # an OrtValue
         return value.numpy()
+    if hasattr(value, "get_shape") and hasattr(value, "data"):  # an OpenVINO Tensor
+        return np.array(value.data)
     if isinstance(value, (bool, int, float, np.ndarray, np.generic)):
         return np.asarray(value)
     return None
@@ -111,6 +114,52 @@ def _patch_onnxruntime(ort):
             return with_values(self, output_names, input_dict_ort_values, run_options)
 
         cls.run_with_ort_values = recording_run_with_ort_values
+
+
+# -- OpenVINO ----------------------------------------------------------------------------------
+
+
+def _ov_names(request):
+    return [port.get_any_name() for port in request.model_inputs]
+
+
+def _ov_feed(request, inputs, names):
+    """OpenVINO's many input forms (a dict by name, index or port; a list; one array; none: the
+    tensors set before) as {name: value}."""
+    if inputs is None:
+        return {name: request.get_input_tensor(i) for i, name in enumerate(names)}
+    if isinstance(inputs, dict):
+        return {names[k] if isinstance(k, int) else k if isinstance(k, str) else k.get_any_name(): v
+                for k, v in inputs.items()}
+    if isinstance(inputs, (list, tuple)):
+        return dict(zip(names, inputs))
+    return {names[0]: inputs}
+
+
+def _ov_record(request, inputs):
+    try:
+        names = _ov_names(request)
+        if sorted(names) == sorted(_CONFIG["names"]):
+            _save([], _ov_feed(request, inputs, names))
+        else:
+            _note("openvino", f"a compiled model with inputs {', '.join(names)}")
+    except Exception as exc:  # noqa: BLE001
+        _note("error", f"reading OpenVINO inputs failed: {type(exc).__name__}: {exc}")
+
+
+def _patch_openvino(ov):
+    cls = ov.InferRequest
+    infer, start_async = cls.infer, cls.start_async
+
+    def recording_infer(self, inputs=None, *args, **kwargs):
+        _ov_record(self, inputs)
+        return infer(self, inputs, *args, **kwargs)
+
+    def recording_start_async(self, inputs=None, *args, **kwargs):
+        _ov_record(self, inputs)
+        return start_async(self, inputs, *args, **kwargs)
+
+    cls.infer, cls.start_async = recording_infer, recording_start_async
 
 
 # -- PyTorch -----------------------------------------------------------------------------------
@@ -197,7 +246,7 @@ def _patch_torch(torch):
     torch.nn.Module.load_state_dict = recording_load_state_dict
 
 
-_PATCHES = {"onnxruntime": _patch_onnxruntime, "torch": _patch_torch}
+_PATCHES = {"onnxruntime": _patch_onnxruntime, "openvino": _patch_openvino, "torch": _patch_torch}
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
