@@ -232,7 +232,7 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
         if exits is not None:  # the exit each sample took: a record, not an output to compare
             exits.add(outputs.pop(runner.output_names.index(EXIT_OUTPUT)), outputs[0], batch.labels)
         if done == 0:  # an embedding is [N, D] too: the first output counts as class scores only if it is one
-            own = [n_ for n_ in runner.output_names if n_ != EXIT_OUTPUT or exits is None]
+            own = [n_ for n_ in runner.output_names if n_ != EXIT_OUTPUT or exits is None] or ["output_0"]  # a program: unnamed
             classes &= guess_kinds(own[:1], outputs[:1], output_kinds)[0] == "classification"
         classes &= is_classifier_output(outputs[0])
         if batch.labels is not None and is_classifier_output(outputs[0]):
