@@ -175,8 +175,8 @@ def _audio_files(path: Path) -> tuple[list[Path], list[int], list[str]]:
         return [path], [0], []
     class_dirs = [d for d in sorted(path.iterdir()) if d.is_dir() and not d.name.startswith(".") and _wavs_in(d)]
     if len(class_dirs) >= 2:
-        files = [(f, i) for i, d in enumerate(class_dirs) for f in _wavs_in(d)]
-        return [f for f, _ in files], [i for _, i in files], [d.name for d in class_dirs]
+        labelled = [(f, i) for i, d in enumerate(class_dirs) for f in _wavs_in(d)]
+        return [f for f, _ in labelled], [i for _, i in labelled], [d.name for d in class_dirs]
     files = _wavs_in(path) + (_wavs_in(class_dirs[0]) if class_dirs else [])
     if not files:
         raise DataError(f"{path} has no .wav files; put them in the folder (or one subfolder per class)")

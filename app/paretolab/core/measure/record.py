@@ -77,7 +77,7 @@ def record_inputs(model: Path, inputs: Sequence[TensorSpec], command: Sequence[s
                               "or torch.load/jit.load/export.load)")
         arrays, notes = assemble(calls, inputs, max_samples)
         temp_out = folder / "inputs.npz"
-        np.savez(temp_out, **arrays)
+        np.savez(temp_out, **arrays)  # type: ignore[arg-type]  # numpy's stub types the first keyword only
         if out.exists():  # --force
             out.unlink()
         shutil.move(str(temp_out), str(out))
@@ -128,10 +128,10 @@ def assemble(calls: Sequence[dict[str, np.ndarray]], inputs: Sequence[TensorSpec
     count = skipped = 0
     for call in calls:
         named = _by_name(call, inputs)
-        batched = [s for s in inputs if s.batch_axis is not None and named[s.name].ndim > s.batch_axis]
-        size = named[batched[0].name].shape[batched[0].batch_axis] if batched else 1
-        rows = {s.name: np.moveaxis(named[s.name], s.batch_axis, 0) if s in batched else np.repeat(named[s.name][None], size, 0)
-                for s in inputs}
+        axes = {s.name: s.batch_axis for s in inputs if s.batch_axis is not None and named[s.name].ndim > s.batch_axis}
+        size = next((named[name].shape[axis] for name, axis in axes.items()), 1)
+        rows = {s.name: np.moveaxis(named[s.name], axes[s.name], 0) if s.name in axes
+                else np.repeat(named[s.name][None], size, 0) for s in inputs}
         shapes = {k: v.shape[1:] for k, v in rows.items()}
         if first is None:
             first = shapes
