@@ -227,10 +227,12 @@ def settle_preprocess(data: ImageFolderDataset, model: Path, given: ImagePreproc
         except DataError:
             pass  # a recipe edited by hand into nonsense: infer again and remember that
     data.preprocess = given or data.preprocess
-    saved[key] = {"model": str(model), "recipe": data.preprocess.text()}
     how = "as given" if given else "inferred from the model's input"
+    unchanged = saved.get(key) == (entry := {"model": str(model), "recipe": data.preprocess.text()})
+    saved[key] = entry
     try:
-        _write_memory(memory, saved)
+        if not unchanged:  # the same recipe again: nothing to write
+            _write_memory(memory, saved)
         data.origin = f"{how}; remembered for {model.name} in {memory}"
     except OSError as exc:
         data.origin = f"{how}; not remembered ({memory}: {exc.strerror or exc})"
