@@ -31,6 +31,9 @@ def _load(args: argparse.Namespace):
     from paretolab.core.model.handle import load_model
 
     for folder in args.code:
+        if not args.trust:  # its modules would shadow installed ones on import (a torch.py there runs)
+            raise ParetoLabError(f"--code {folder} puts that folder's Python files on the import path, where they "
+                                 "run; add --trust if you trust the folder and the model")
         if not Path(folder).is_dir():
             raise ParetoLabError(f"--code {folder}: no such folder; give the folder that holds the model's Python code")
         add_code_path(Path(folder))

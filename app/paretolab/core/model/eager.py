@@ -7,7 +7,7 @@ import copy
 import importlib
 from typing import Any
 
-from paretolab.core.errors import ParetoLabError
+from paretolab.core.errors import ParetoLabError, first_line
 from paretolab.core.model.handle import ModelHandle
 
 ARCH_KEY = "paretolab.arch"
@@ -53,21 +53,51 @@ def torch_edits_unavailable(handle: ModelHandle) -> str | None:
 
 
 def _onnx_twin(handle: ModelHandle) -> Any:
-    """The eager module an ONNX file made by ParetoLab names in its metadata (only classes
-    inside the paretolab package are imported, so opening an ONNX file never runs foreign code)."""
+    """The eager module an ONNX file made by ParetoLab names in its metadata. The name is the file's,
+    so importing it is running code the file chose: only ParetoLab's own sample classes are made
+    without --trust (or the same class named with --arch), and only nn.Module classes ever."""
     import torch
 
     props = {p.key: p.value for p in handle.native.metadata_props}
     arch, weights = props.get(ARCH_KEY), props.get(STATE_DICT_KEY)
-    if not arch or not weights or not arch.startswith("paretolab."):
+    if not arch or not weights:
         return None
-    module_name, _, class_name = arch.partition(":")
-    path = handle.path.parent / weights
-    if not path.exists():
+    path = (handle.path.parent / weights).resolve()
+    if not path.is_relative_to(handle.path.parent.resolve()) or not path.exists():
         return None
-    model = getattr(importlib.import_module(module_name), class_name)()
-    model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    given = getattr(handle.source, "arch", None)
+    if arch not in _OWN_CLASSES and not handle.trusted and given != arch:
+        raise TechniqueUnavailable(
+            f"{handle.path.name} names its PyTorch class '{arch}' in its metadata; importing it runs that module's "
+            f"code, so it is used only with --trust or --arch {arch}")
+    cls = _module_class(arch, handle.path.name)
+    try:
+        model = cls()
+        model.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
+    except Exception as exc:  # noqa: BLE001 - weights that do not fit, a class that needs arguments
+        raise TechniqueUnavailable(f"{handle.path.name}'s PyTorch class '{arch}' could not be made with the "
+                                   f"weights in {weights}: {first_line(exc)}") from None
     return model.eval()
+
+
+# the classes ParetoLab's own sample models name (resources/sample): importing them runs only our code
+_OWN_CLASSES = frozenset({"paretolab.core.sample:DigitsCNN", "paretolab.core.sample:DigitsResNet"})
+
+
+def _module_class(arch: str, file_name: str) -> Any:
+    """The nn.Module subclass "package.module:Class" names; a function or anything else is refused."""
+    import torch
+
+    module_name, _, class_name = arch.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name) if module_name and class_name else None
+    except (ImportError, AttributeError) as exc:
+        raise TechniqueUnavailable(f"{file_name} names the PyTorch class '{arch}', which cannot be imported "
+                                   f"({exc})") from None
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise TechniqueUnavailable(f"{file_name} names '{arch}' as its PyTorch class, which is not an nn.Module "
+                                   "class; ParetoLab makes only nn.Module classes")
+    return cls
 
 
 def output_tensors(out: Any) -> list[Any]:

@@ -26,6 +26,7 @@ class OnnxSource:
     native: onnx.ModelProto  # loaded without external data: weights stay on disk
     files: list[Path] = field(default_factory=list)
     format: str = "onnx"
+    arch: str | None = None  # --arch: the class the user names for the PyTorch twin in its metadata
 
     @property
     def inputs(self) -> list[TensorSpec]:
@@ -114,7 +115,7 @@ def load(path: Path, *, trust: bool = False, arch: str | None = None) -> OnnxSou
     except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.shape_inference.InferenceError, UnicodeDecodeError) as exc:
         # a damaged name (not UTF-8) surfaces from the checker's C++ side as UnicodeDecodeError
         raise ModelLoadError(f"{path.name} is not a valid ONNX model: {first_line(exc)}") from None
-    source = OnnxSource(path=path, native=model, files=files)
+    source = OnnxSource(path=path, native=model, files=files, arch=arch)
     try:
         source.inputs, source.outputs  # noqa: B018 - read now, so a damaged declaration fails at open
     except ModelLoadError as exc:

@@ -25,6 +25,7 @@ from paretolab.core.errors import (
     first_line,
 )
 from paretolab.core.files import work_prefix
+from paretolab.core.model.formats.archive_guard import guard_exported, guard_torchscript, guard_zip
 from paretolab.core.model.formats.torch_spec import read_spec
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.torch_onnx import analysis_graph, export_to_onnx
@@ -350,10 +351,14 @@ def _load_torchscript(path: Path) -> TorchSource:
 
 
 def load(path: Path, *, trust: bool = False, arch: str | None = None) -> TorchSource:
+    # by content, not by name: a .pt2 renamed model.bin is still unpickled by torch.export.load
     if path.suffix.lower() == ".pt2" or _is_exported_program(path):
+        guard_exported(path, trust)
         return _load_exported(path)
     if _is_torchscript(path):
+        guard_torchscript(path, trust)
         return _load_torchscript(path)
+    guard_zip(path)  # torch.save's zip: its declared sizes, before the unpickler reads them
     from paretolab.core.model.formats.torch_pickle import load_pickle
 
     return load_pickle(path, trust, arch)

@@ -62,6 +62,8 @@ def build_arch(arch: str, state_dict: dict, path: Path) -> torch.nn.Module:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise ModelLoadError(f"--arch '{arch}' cannot be imported ({exc}); check the module is on PYTHONPATH") from None
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise ModelLoadError(f"--arch '{arch}' is not an nn.Module class; name the model's class")
     try:
         model = cls()
         result = model.load_state_dict(state_dict, strict=False)
