@@ -256,3 +256,13 @@ def test_memory_check_names_file_and_sizes(tmp_path, monkeypatch):
     monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=2**19))
     with zipfile.ZipFile(archive) as z, pytest.raises(ModelLoadError, match=r"a\.zip .* 1\.0 MiB .*0\.5 MiB"):
         archive_guard.check_zip_memory(archive, z)
+
+
+@pytest.mark.parametrize("target", ["torch.os.system", "_operator.call", "builtins.exec", "torch.ops.aten.from_file.default"])
+def test_a_node_calling_anything_but_an_operator_is_refused(tmp_path, capsys, target):
+    def edit(name, data):
+        return data.replace(b'"torch.ops.aten.linear.default"', json.dumps(target).encode()) \
+            if name == "models/model.json" else data
+    evil = rewrite_archive(exported_archive(tmp_path / "clean.pt2"), tmp_path / "evil.pt2", edit)
+    code, err = _inspect(capsys, str(evil), "--input-shape", "1x4")
+    assert code == 2 and target in err and "--trust" in err, err
