@@ -17,7 +17,13 @@ from torch import nn
 
 from paretolab.core.compress.fastest_faithful import pick_fastest_faithful
 from paretolab.core.measure.data import ArrayDataset, random_inputs
-from paretolab.core.measure.output_kinds import detection_layout, detector_classes, parse_output_kinds
+from paretolab.core.measure.output_kinds import (
+    declared_kind,
+    detection_layout,
+    detector_classes,
+    guess_kinds,
+    parse_output_kinds,
+)
 from paretolab.core.measure.output_meters import DetectionMeter, detection_parts
 from paretolab.core.model.handle import load_model
 from paretolab.core.progress import silent
@@ -142,3 +148,8 @@ def test_yolov5_and_yolov8_row_layouts_are_told_apart_by_override_metadata_and_w
     wrong.add(v8, v8)
     assert wrong.result()["reference_detections"] == 0
     assert parse_output_kinds("output0=detection-v8") == {"output0": "detection-v8"}
+    assert guess_kinds(["output0"], [v5]) == ["detection"] and guess_kinds(["output0"], [v5], {"output0": "detection-v8"}) \
+        == ["detection"]
+    lm = np.zeros((2, 32, 300), np.float32)  # a language model's logits are shaped like [b, 4+C, N] too
+    assert guess_kinds(["logits"], [lm]) == ["regression"] and declared_kind("logits", ("batch", 32, 300)) == "regression"
+    assert guess_kinds(["output0"], [lm]) == ["detection"]

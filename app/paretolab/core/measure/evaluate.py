@@ -175,11 +175,12 @@ def evaluate(
             ref_runner = open_runner(reference, *ref_where, threads)
             result.reference = f"{reference.path.name} on {ref_where[0]}/{ref_where[1]}"
         try:
+            listed = _output_names(runner, handle, reference)
             if output_kinds:
-                check_output_kinds(output_kinds, [n for n in runner.output_names if n != EXIT_OUTPUT], name)
+                check_output_kinds(output_kinds, [n for n in listed if n != EXIT_OUTPUT], name)
             accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
                                                                         name, progress, exits, output_kinds,
-                                                                        *_detector_facts(reference))
+                                                                        *_detector_facts(reference), listed)
         finally:
             if ref_runner is not None:
                 ref_runner.close()
@@ -203,6 +204,13 @@ def evaluate(
     return result
 
 
+def _output_names(runner: Runner, handle: ModelHandle, reference: ModelHandle | None) -> list[str]:
+    """The outputs' names: the runtime's, or (a PyTorch program names none) the model's declared
+    ones, so names guide the kind guess and --output-kind applies there too."""
+    return list(runner.output_names) or [s.name for s in handle.outputs] or (
+        [s.name for s in reference.outputs] if reference is not None else [])
+
+
 def _detector_facts(reference: ModelHandle | None) -> tuple[float, int | None]:
     """A detector's own score threshold and class count, from the original's ONNX metadata when it names them."""
     props = getattr(reference.native, "metadata_props", None) if reference is not None and reference.format == "onnx" else None
@@ -219,7 +227,8 @@ def _take(output: np.ndarray, n: int, size: int) -> np.ndarray:
 
 def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dtypes: list, batch_size: int, name: str,
                  progress: Progress, exits: ExitMeter | None = None, output_kinds: Mapping[str, str] | None = None,
-                 threshold: float = SCORE_THRESHOLD, classes: int | None = None) -> Any:
+                 threshold: float = SCORE_THRESHOLD, classes: int | None = None, listed: list[str] | None = None) -> Any:
+    listed = listed if listed is not None else list(runner.output_names)
     accuracy: AccuracyMeter | None = None
     meters: list[FidelityMeter] = []
     classes = True
@@ -232,7 +241,7 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
         if exits is not None:  # the exit each sample took: a record, not an output to compare
             exits.add(outputs.pop(runner.output_names.index(EXIT_OUTPUT)), outputs[0], batch.labels)
         if done == 0:  # an embedding is [N, D] too: the first output counts as class scores only if it is one
-            own = [n_ for n_ in runner.output_names if n_ != EXIT_OUTPUT or exits is None] or ["output_0"]  # a program: unnamed
+            own = [n_ for n_ in listed if n_ != EXIT_OUTPUT or exits is None] or ["output_0"]
             classes &= guess_kinds(own[:1], outputs[:1], output_kinds)[0] == "classification"
         classes &= is_classifier_output(outputs[0])
         if batch.labels is not None and is_classifier_output(outputs[0]):
@@ -250,7 +259,7 @@ def _run_batches(runner: Runner, ref_runner: Runner | None, dataset: Dataset, dt
                 references.pop(ref_runner.output_names.index(EXIT_OUTPUT))
             if len(references) != len(outputs):
                 raise DataError(f"{name} has {len(outputs)} outputs but the reference has {len(references)}")
-            names = [n_ for n_ in runner.output_names if n_ != EXIT_OUTPUT or exits is None]
+            names = [n_ for n_ in listed if n_ != EXIT_OUTPUT or exits is None][:len(outputs)]
             names += [f"output_{i}" for i in range(len(names), len(outputs))]
             if not meters:
                 kinds = guess_kinds(names, references, output_kinds)

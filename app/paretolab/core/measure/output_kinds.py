@@ -168,7 +168,7 @@ def declared_kind(name: str, shape: Sequence[object], given: Mapping[str, str] |
     dims = [d if isinstance(d, int) and d > 0 else 0 for d in shape]
     if len(dims) == 3 and "box" in name.lower() and dims[2] == 4:
         return "regression"
-    if len(dims) == 3 and all(dims[1:]) and yolo_layout(np.empty((0, *dims[1:]))) is not None:
+    if len(dims) == 3 and all(dims[1:]) and yolo_layout(np.empty((0, *dims[1:]))) is not None and _may_be_yolo(name, hint):
         return "detection"
     if len(dims) == 2:
         return "embedding" if hint == "embedding" else "regression" if dims[1] == 1 else "classification"
@@ -185,7 +185,7 @@ def _guess(name: str, a: np.ndarray, boxes: list[np.ndarray]) -> str:
         return "regression"  # coordinates; their scores output is judged as detections with them
     if a.ndim == 3 and boxes and any(b.shape[1] == a.shape[1] for b in boxes) and hint != "embedding":
         return "detection"  # per-anchor class scores beside a boxes output (SSD-style)
-    if a.ndim == 3 and yolo_layout(a) is not None and hint not in ("sequence", "embedding"):
+    if a.ndim == 3 and yolo_layout(a) is not None and _may_be_yolo(name, hint):
         return "detection"
     if hint == "embedding" and a.ndim == 2:
         return "embedding"
@@ -199,6 +199,11 @@ def _guess(name: str, a: np.ndarray, boxes: list[np.ndarray]) -> str:
     if a.ndim == 3 and a.shape[2] > 2 and hint == "classification" and _looks_like_distributions(a):
         return "sequence"
     return "regression"
+
+
+def _may_be_yolo(name: str, hint: str | None) -> bool:
+    """A language model's [b, T, vocab] "logits" is shaped like a YOLO output too."""
+    return hint not in ("sequence", "embedding") and "logit" not in name.lower()
 
 
 def yolo_layout(a: np.ndarray) -> str | None:
