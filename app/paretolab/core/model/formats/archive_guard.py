@@ -17,11 +17,11 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from paretolab.core.errors import ModelLoadError, UntrustedModelError
+from paretolab.core.errors import ModelLoadError, ParetoLabError, UntrustedModelError, first_line
 
 TRUST_HINT = "open it only if you trust its source (CLI: --trust)"
 
@@ -92,7 +92,7 @@ def guard_exported(path: Path, trust: bool) -> None:
     with archive:
         check_zip_memory(path, archive)
         if not trust:
-            reason = _exported_code(archive)
+            reason = _damaged(path, _exported_code, archive)
             if reason is not None:
                 raise UntrustedModelError(f"{path.name} is a torch.export archive that {reason}, which runs code "
                                           f"stored in the file while it loads; {TRUST_HINT}")
@@ -107,16 +107,32 @@ def guard_torchscript(path: Path, trust: bool) -> None:
         check_zip_memory(path, archive)
         if trust:
             return
-        for name in archive.namelist():
-            if "/code/" not in name or not name.endswith(".py"):
-                continue
-            text = archive.read(name).decode("utf-8", "replace")
-            found = _IO_CALL.search(text) or _CUSTOM_CLASS.search(text)
-            if found:
-                what = found.group(0).rstrip("( ")
-                raise UntrustedModelError(
-                    f"{path.name} is TorchScript whose code calls '{what}' ({name.split('/code/', 1)[1]}): "
-                    f"TorchScript runs while it loads, and this can read or write files; {TRUST_HINT}")
+        found = _damaged(path, _torchscript_io, archive)
+        if found is not None:
+            name, what = found
+            raise UntrustedModelError(
+                f"{path.name} is TorchScript whose code calls '{what}' ({name.split('/code/', 1)[1]}): "
+                f"TorchScript runs while it loads, and this can read or write files; {TRUST_HINT}")
+
+
+def _torchscript_io(archive: zipfile.ZipFile) -> tuple[str, str] | None:
+    for name in archive.namelist():
+        if "/code/" not in name or not name.endswith(".py"):
+            continue
+        found = _IO_CALL.search(text := archive.read(name).decode("utf-8", "replace")) or _CUSTOM_CLASS.search(text)
+        if found:
+            return name, found.group(0).rstrip("( ")
+    return None
+
+
+def _damaged(path: Path, check: Callable[[zipfile.ZipFile], Any], archive: zipfile.ZipFile) -> Any:
+    """`check(archive)`, with an entry that cannot be read (bad CRC, truncated data) as our one line."""
+    try:
+        return check(archive)
+    except ParetoLabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile and zlib raise many kinds for damaged bytes
+        raise ModelLoadError(f"{path.name} is damaged ({first_line(exc)}); copy the file again or re-save it") from None
 
 
 def _exported_code(archive: zipfile.ZipFile) -> str | None:
