@@ -132,3 +132,19 @@ def test_where_distillation_ran_does_not_make_a_new_setting():
 
     assert recipe_key(made("cpu")) == recipe_key(made("auto"))  # a sweep resumed from an older version re-runs nothing
     assert recipe_key(made("cpu")) != recipe_key(Recipe.from_dict({"steps": [{"technique": "prune"}]}))
+
+
+def test_a_tiny_budget_stops_after_one_trial_and_starts_none_after_it(sample, tmp_path):
+    """Explore stops within its budget plus one trial: the first trial always runs (something is
+    kept), and none starts once the budget is spent."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    experiment = Experiment.for_model(sample, tmp_path)
+    tiny = SweepSettings(budget_s=0.2, sparsities=(0.0, 0.3, 0.5), quantize=("none", "ort-fp16"))
+    made = sweep(sample, DataPlan.from_spec("digits", sample), experiment, tiny, torch_edits=False)
+    assert len(made.variants) == 1 and len(experiment.variants()) == 1 and not made.exhausted
+    study = optuna.load_study(study_name="paretolab-sweep",
+                              storage=JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal"))))
+    assert [t.state for t in study.trials].count(optuna.trial.TrialState.COMPLETE) == 1

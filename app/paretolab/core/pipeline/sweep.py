@@ -103,6 +103,7 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
           progress: Progress | None = None, on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
     """Run trials until the budget or trial count is spent, or every setting is measured."""
     progress = progress or silent()
+    start = time.monotonic()  # the budget counts from here: reading the experiment and the journal are part of it
     settings.check()
     space = search_space(settings, torch_edits)
     known = {recipe_key(v.recipe): v for v in experiment.variants()}
@@ -115,10 +116,14 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
         progress.report(1.0, f"sweep: {outcome().note()}")
         return outcome()
     study = open_study(experiment, settings)
-    start = time.monotonic()
     reuse = PrefixCache(experiment.folder / ".students")  # each pruned/distilled student is trained once
 
     def objective(trial: Any) -> tuple[float, float]:
+        if results and time.monotonic() - start >= settings.budget_s:  # never start a trial once the budget is spent
+            import optuna
+
+            trial.study.stop()
+            raise optuna.TrialPruned("the sweep's time budget is spent")
         progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s), f"trial {trial.number}: choosing settings")
         recipe = suggest(trial, settings, torch_edits)
         variant = known.get(recipe_key(recipe))
