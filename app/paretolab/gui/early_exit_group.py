@@ -43,6 +43,18 @@ class EarlyExitGroup(QGroupBox):
         self.after.textChanged.connect(self._refresh)
         self._refresh()
 
+    def reset(self) -> None:
+        """A new model: exits after the last model's layers mean nothing here."""
+        self.after.clear()
+
+    def set_unavailable(self, reason: str | None) -> None:
+        """Turn early exit off and disable it with `reason` (a model without class scores, or a
+        precision nothing can follow); None offers it again."""
+        if reason:
+            self.enabled.setChecked(False)
+        self.enabled.setEnabled(reason is None)
+        self.enabled.setToolTip(EXIT_TIP if reason is None else f"unavailable: {reason}")
+
     def layers(self) -> list[str]:
         return [n.strip() for n in self.after.text().split(",") if n.strip()]
 

@@ -193,7 +193,14 @@ class GraphView(QWidget):
         item = self.view.itemAt(pos)
         if not isinstance(item, NodeItem):
             return
+        self._layer_menu(item).popup(self.view.mapToGlobal(pos))
+
+    def _layer_menu(self, item: NodeItem) -> QMenu:
+        """The right-click menu, titled with the layer (or block) it acts on."""
         menu = QMenu(self)
+        title = menu.addAction(item.block.title if item.block is not None else item.name)
+        title.setEnabled(False)
+        menu.addSeparator()
         if item.block is not None:
             menu.addAction(f"Open {item.block.title}").triggered.connect(lambda: self.open_block(item.name))
         else:
@@ -204,11 +211,12 @@ class GraphView(QWidget):
         parent = self._open_parent(item.name)
         if parent:
             menu.addAction(f"Close {self.blocks[parent].title}").triggered.connect(lambda: self.close_block(parent))
-        menu.popup(self.view.mapToGlobal(pos))
+        return menu
 
     def set_graph(self, graph: LayerGraph | None) -> None:
         self.graph = graph
         self.metrics, self._extra = {}, {}
+        self.details.setText("Click a layer for its details.")  # not the last model's layer
         self.blocks = module_blocks(graph) if graph is not None else {}
         if graph is not None and not (len(graph) >= BLOCKS_FROM or any(b.repeats for b in self.blocks.values())):
             self.blocks = {}  # small models without repeats read best layer by layer

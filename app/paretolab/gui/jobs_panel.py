@@ -72,6 +72,15 @@ class JobsPanel(QWidget):
         job.finished.connect(lambda job=job: self._update(job))
         self.table.resizeColumnToContents(0)
 
+    def forget(self, jobs: list[Job]) -> None:
+        """Take finished jobs off the list (and the queue's), e.g. failed opens once a later open worked."""
+        for job in jobs:
+            if job in self.rows and job.state not in (JobState.WAITING, JobState.RUNNING):
+                self.table.removeRow(self._row(job))
+                self.rows.remove(job)
+                if job in self.queue.jobs:
+                    self.queue.jobs.remove(job)
+
     def _row(self, job: Job) -> int:
         return self.rows.index(job)
 

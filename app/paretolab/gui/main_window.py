@@ -50,7 +50,7 @@ from paretolab.gui.tradeoff_chart import TradeoffChart
 from paretolab.gui.variant_actions import VariantActions
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel, load_model_job
-from paretolab.jobs.job import wait_for_all_jobs
+from paretolab.jobs.job import JobState, wait_for_all_jobs
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
@@ -89,6 +89,8 @@ class MainWindow(VariantActions, QMainWindow):
         self.loaded: LoadedModel | None = None
         self._opened_with: dict = {"trust": False, "arch": None}
         self.job: Job | None = None  # the model being opened (a quick job in the studio's queue)
+        self._analyses = {}
+        self._cancelling: Job | None = None  # the job the status bar says is being cancelled
 
         self.setWindowTitle("ParetoLab")
         self.setAcceptDrops(True)
@@ -129,6 +131,7 @@ class MainWindow(VariantActions, QMainWindow):
         self.jobs_panel = JobsPanel(self.studio.queue, self)
         self.jobs_dock = self._dock("Jobs", self.jobs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.studio.queue.started.connect(lambda job: job.exclusive and self.jobs_dock.raise_())  # not for quick jobs
+        self.studio.queue.finished.connect(self._on_any_job_finished)
         self.studio.variant_added.connect(lambda variant: self.variants_dock.raise_())
         self._build_status_bar()
         self._build_menus()
@@ -299,9 +302,13 @@ class MainWindow(VariantActions, QMainWindow):
         self.summary.show_model(loaded)
         self.studio.set_model(loaded, loaded.torch_reason)
         self.importance_chart.clear()
+        self._show_remembered_analysis(loaded)
         self.setWindowTitle(f"ParetoLab — {loaded.handle.path.name}")
         self.status_label.setText(f"{loaded.handle.path.name}: {len(loaded.graph)} layers")
         self._remember(loaded.handle.path)
+        stale = [j for j in self.studio.queue.jobs if j.title.startswith("Open ") and not j.exclusive
+                 and j.state in (JobState.FAILED, JobState.CANCELLED)]
+        self.jobs_panel.forget(stale)  # opens that failed before this one succeeded say nothing now
 
     def set_input_shapes(self, loaded: LoadedModel | None = None) -> None:
         """Ask for the shapes a model with free dimensions is measured and compressed with, and
@@ -378,12 +385,17 @@ class MainWindow(VariantActions, QMainWindow):
 
     def cancel_job(self) -> None:
         """Cancel the model being opened, else the running studio job."""
-        if self.job is not None:
-            self.studio.queue.cancel(self.job)
+        job = self.job or self.studio.queue.running
+        if job is not None:
+            self._cancelling = job
             self.status_label.setText("Cancelling…")
-        elif self.studio.queue.running is not None:
-            self.studio.queue.cancel(self.studio.queue.running)
-            self.status_label.setText("Cancelling…")
+            self.studio.queue.cancel(job)
+
+    def _on_any_job_finished(self, job: Job) -> None:
+        """"Cancelling…" lasts as long as the job does, however it ends."""
+        if job is self._cancelling:
+            self._cancelling = None
+            self.status_label.setText(f"{job.title}: {job.state.value}")
 
     def choose_experiments_folder(self) -> None:
         """Keep experiments somewhere else than the user data folder (a project or shared drive)."""

@@ -33,6 +33,7 @@ from paretolab.core.compress.techniques import QUANT_TARGETS, recipe_steps
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size
 from paretolab.gui.early_exit_group import EarlyExitGroup
+from paretolab.jobs.recipe_check import early_exit_unavailable, recipe_problem
 
 QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGETS.values()}}
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
@@ -55,6 +56,9 @@ class SettingsPanel(QWidget):
         self._torch_reason: str | None = "open a model first"
         self._forced_unstructured = False
         self._device_chosen = False  # the user picked a device: keep it across models
+        self._handle = None  # the open model (a ModelHandle), for the checks a recipe needs before any work
+        self._exit_reason: str | None = "open a model first"  # why the model cannot take early exits
+        self._exploring = False  # an Explore is running: a second one waits for it to end
 
         self.early_exit = EarlyExitGroup(self)
         groups = (self._pruning(), self._distillation(), self._quantization(), self.early_exit)
@@ -153,6 +157,10 @@ class SettingsPanel(QWidget):
         """The prediction, Run and Explore: pinned below the scrolling settings."""
         self.prediction = QLabel("—", self)
         self.prediction.setWordWrap(True)
+        self.problem = QLabel("", self)  # why these settings cannot run on this model, before any work
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #d62728")
+        self.problem.setVisible(False)
         self.run_button = QPushButton("Run", self)
         self.run_button.setToolTip("Build this variant in the background (Ctrl+R)")
         self.run_button.clicked.connect(self.request_run)
@@ -198,6 +206,7 @@ class SettingsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.prediction)
+        layout.addWidget(self.problem)
         layout.addWidget(self.run_button)
         layout.addLayout(explore)
         cluster = QHBoxLayout()
@@ -205,9 +214,13 @@ class SettingsPanel(QWidget):
         cluster.addWidget(self.ray_address, 1)
         layout.addLayout(cluster)
 
-    def set_model(self, graph: LayerGraph | None, torch_reason: str | None) -> None:
-        """`torch_reason`: why structured pruning and distillation are unavailable, or None."""
-        self._graph, self._torch_reason = graph, torch_reason
+    def set_model(self, graph: LayerGraph | None, torch_reason: str | None, handle=None) -> None:  # noqa: ANN001
+        """`torch_reason`: why structured pruning and distillation are unavailable, or None.
+        Settings that name the last model's layers are reset; early exit is offered only to a
+        model with class scores (`handle`, the open ModelHandle, is asked)."""
+        self._graph, self._torch_reason, self._handle = graph, torch_reason, handle
+        self._exit_reason = early_exit_unavailable(handle) if graph is not None else "open a model first"
+        self.early_exit.reset()
         self.keep_fp32.clear()
         self.overrides.setRowCount(0)
         for node in (graph or []):
@@ -376,16 +389,33 @@ class SettingsPanel(QWidget):
         data = self.data.currentData()
         return bool(data) and Path(data).is_dir()
 
+    def set_exploring(self, running: bool) -> None:
+        self._exploring = running
+        self._refresh()
+
     def request_run(self) -> None:
-        if self.run_button.isEnabled():
+        """Ctrl+R too: settings that cannot run still reach the studio, which refuses them in a
+        dialog before any work."""
+        if self._graph is not None and self.recipe()["steps"]:
             self.run_requested.emit(self.recipe(), self.data_spec())
 
-    def _offer_torch_precisions(self, ok: bool) -> None:
-        """PyTorch precisions need an editable PyTorch model, as structured pruning does."""
+    def _order_problem(self, target, exits: dict | None) -> str | None:  # noqa: ANN001 - a QuantTarget or None
+        """Why `target` and early exit `exits` cannot stand in one recipe (core's step-order rule)."""
+        if target is None or exits is None:
+            return None
+        return recipe_problem({"steps": recipe_steps(quantize=target.settings(), early_exit=exits)}, None)
+
+    def _offer_precisions(self, ok: bool) -> None:
+        """PyTorch precisions need an editable PyTorch model, as structured pruning does; with
+        early exit on, precisions nothing can follow (OpenVINO IR, a PyTorch precision) are off."""
+        exits = self.early_exit.settings()
         for i, target in enumerate(QUANTIZATION.values()):
-            if target is not None and target.backend == "torch":
-                self.quantize.model().item(i).setEnabled(ok)
-                self.quantize.setItemData(i, None if ok else f"unavailable: {self._torch_reason}", Qt.ItemDataRole.ToolTipRole)
+            if target is None:
+                continue
+            reason = (self._torch_reason if target.backend == "torch" and not ok else None) or self._order_problem(target,
+                                                                                                                 exits)
+            self.quantize.model().item(i).setEnabled(reason is None)
+            self.quantize.setItemData(i, None if reason is None else f"unavailable: {reason}", Qt.ItemDataRole.ToolTipRole)
         current = QUANTIZATION[self.quantize.currentText()]
         if not ok and current is not None and current.backend == "torch":
             self.quantize.setCurrentText("none")
@@ -404,7 +434,11 @@ class SettingsPanel(QWidget):
         for w in (self.epochs, self.temperature, self.alpha, self.lr):
             w.setEnabled(structured_ok and self.distill.isChecked())
         self.distill.setToolTip("" if structured_ok else f"distillation is unavailable: {self._torch_reason}")
-        self._offer_torch_precisions(structured_ok)
+        # early exit: not on a model without class scores, nor after a precision nothing can follow
+        exit_defaults = {"exits": self.early_exit.exits.value(), "budget": 0.5, "confidence": "max-softmax"}
+        self.early_exit.set_unavailable(self._exit_reason
+                                        or self._order_problem(QUANTIZATION[self.quantize.currentText()], exit_defaults))
+        self._offer_precisions(structured_ok)
         target = QUANTIZATION[self.quantize.currentText()]
         int8 = target is not None and target.precision == "int8"
         self.samples.setEnabled(int8)
@@ -417,12 +451,17 @@ class SettingsPanel(QWidget):
             f"no layer named {', '.join(unknown)}" if unknown else "layers quantization leaves in floating point"
         )
         steps = self.recipe()["steps"] if self._graph is not None and not unknown else []
-        self.run_button.setEnabled(bool(steps))
-        self.run_button.setToolTip("Build this variant in the background (Ctrl+R)" if steps else
+        problem = recipe_problem({"steps": steps}, self._handle) if steps else None
+        self.problem.setText(f"Cannot run: {problem}" if problem else "")
+        self.problem.setVisible(bool(problem))
+        self.run_button.setEnabled(bool(steps) and problem is None)
+        self.run_button.setToolTip(f"Cannot run: {problem}" if problem else
+                                   "Build this variant in the background (Ctrl+R)" if steps else
                                    "Fix the layer names in Keep FP32 first" if unknown else
                                    "Nothing to do: set a sparsity, distillation, a precision or early exit first")
-        self.explore_button.setEnabled(self._graph is not None)
-        self.explore_button.setToolTip(EXPLORE_TIP if self._graph is not None else "Open a model first")
+        self.explore_button.setEnabled(self._graph is not None and not self._exploring)
+        self.explore_button.setToolTip("Explore is running: cancel it in Jobs to start another" if self._exploring else
+                                       EXPLORE_TIP if self._graph is not None else "Open a model first")
         self._show_prediction()
 
     def _show_prediction(self) -> None:

@@ -23,6 +23,7 @@ from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
 from paretolab.jobs import Job, LoadedModel
 from paretolab.jobs.queue import JobQueue
+from paretolab.jobs.recipe_check import recipe_problem
 from paretolab.jobs.studio_jobs import (
     delete_job,
     explain_job,
@@ -51,6 +52,7 @@ class Studio(QObject):
         self.queue = JobQueue(self)
         self.settings_panel, self.chart, self.table = settings_panel, chart, table
         self.loaded: LoadedModel | None = None
+        self.sweep: Job | None = None  # the Explore in progress: one at a time
         self.data_spec = "digits"
         settings_panel.run_requested.connect(self.run)
         settings_panel.explore_requested.connect(
@@ -66,7 +68,7 @@ class Studio(QObject):
         self.loaded = loaded
         self.chart.clear()
         self.table.model.clear()
-        self.settings_panel.set_model(loaded.graph, torch_reason)
+        self.settings_panel.set_model(loaded.graph, torch_reason, loaded.handle)
         self.settings_panel.set_devices(loaded.devices)
         self.settings_panel.set_data(loaded.data_spec, loaded.preprocess)
         for variant in loaded.earlier_variants:
@@ -81,11 +83,11 @@ class Studio(QObject):
     def run(self, recipe_doc: dict, data_spec: str) -> Job | None:
         if self.loaded is None:
             return None
-        try:
-            recipe = Recipe.from_dict(recipe_doc, "settings")
-        except ParetoLabError as exc:
-            self.error.emit("Invalid settings", str(exc))
+        problem = recipe_problem(recipe_doc, self.loaded.handle)  # refused before any work, in one line
+        if problem is not None:
+            self.error.emit("Cannot run these settings", problem)
             return None
+        recipe = Recipe.from_dict(recipe_doc, "settings")
         self.data_spec = data_spec
         job = optimize_job(self.loaded.handle, recipe, data_spec, self.variants_dir(),
                            device=self.settings_panel.device.currentText(), preprocess=self.settings_panel.preprocess_text())
@@ -97,6 +99,10 @@ class Studio(QObject):
         """A sweep whose trials land on the chart as they finish."""
         if self.loaded is None:
             return None
+        if self.sweep is not None:  # a second click: say so instead of queueing a second sweep silently
+            self.message.emit("Explore is already running", f"'{self.sweep.title}' is still {self.sweep.state.value}; "
+                              "cancel it in the Jobs panel first (Explore again resumes where it stopped).")
+            return None
         self.data_spec = data_spec
         job = sweep_job(self.loaded.handle, data_spec, self.variants_dir(), settings, self.loaded.torch_reason is None,
                         preprocess=self.settings_panel.preprocess_text(), ray=self.settings_panel.ray_cluster())
@@ -105,7 +111,15 @@ class Studio(QObject):
             lambda result: result.exhausted and self.message.emit("Explore finished", result.note().capitalize())
         )
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
+        job.finished.connect(lambda job=job: self._sweep_ended(job))
+        self.sweep = job
+        self.settings_panel.set_exploring(True)
         return self.queue.submit(job)
+
+    def _sweep_ended(self, job: Job) -> None:
+        if job is self.sweep:
+            self.sweep = None
+            self.settings_panel.set_exploring(False)
 
     def _on_variant(self, variant: Variant) -> None:
         if variant.cancelled or self.table.variant(variant.name) is not None:
@@ -194,9 +208,11 @@ class Studio(QObject):
         self.chart.set_point(self._point(new))
 
     # -- export -------------------------------------------------------------------------
-    def export(self, variant: Variant, fmt: str, dest: Path) -> Job:
+    def export(self, variant: Variant, fmt: str, dest: Path, *, replace: bool = False) -> Job:
+        """`replace`: the user confirmed replacing `dest` in the Save dialog."""
         expected = variant.measured.top1
-        job = export_job(variant.artifact, fmt, dest, self.data_spec, expected)
+        protect = tuple(self.loaded.handle.files) if self.loaded is not None else ()
+        job = export_job(variant.artifact, fmt, dest, self.data_spec, expected, force=replace, protect=protect)
         job.succeeded.connect(lambda result, v=variant: self._on_exported(v, result))
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)

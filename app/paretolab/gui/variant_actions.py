@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from paretolab.gui.variants_table import VariantsTable
 
 
+def analysis_key(loaded: LoadedModel) -> tuple[str, str]:
+    """The model file's contents (its experiment folder is named by their digest) and its input shapes."""
+    return str(loaded.experiment_folder), repr(sorted(loaded.handle.fixed_shapes().items(), key=str))
+
+
 class VariantActions:
     # What the host window provides (MainWindow builds them in its __init__).
     prompts: Prompts
@@ -37,6 +42,7 @@ class VariantActions:
     importance_chart: ImportanceChart
     compare_dialog: CompareDialog | None = None
     scaling_dialog: ScalingDialog | None = None
+    _analyses: dict  # layer analyses by analysis_key: kept in memory, so reopening a model shows its analysis again
 
     def compare_variant(self, variant) -> Job | None:
         others = {f"{v.name}: {v.recipe.summary()} ({v.measured.backend})": v
@@ -113,9 +119,16 @@ class VariantActions:
             return None
         job = analysis_job(self.loaded.handle, self.settings_panel.data_spec())
         loaded = self.loaded
+        job.succeeded.connect(lambda analysis: self._analyses.__setitem__(analysis_key(loaded), analysis))
         job.succeeded.connect(lambda analysis: self._show_analysis(loaded, analysis))
         job.failed.connect(lambda exc: self.prompts.error("Layer analysis failed", str(exc)))
         return self.studio.queue.submit(job)
+
+    def _show_remembered_analysis(self, loaded: LoadedModel) -> None:
+        """The same model file opened again: its layer analysis comes back without running again."""
+        analysis = self._analyses.get(analysis_key(loaded))
+        if analysis is not None:
+            self._show_analysis(loaded, analysis)
 
     def _show_analysis(self, loaded: LoadedModel, analysis) -> None:
         if loaded is not self.loaded:
@@ -162,7 +175,7 @@ class VariantActions:
         if not dest:
             return None
         self.settings.setValue("export/folder", str(Path(dest).parent))
-        return self.studio.export(variant, fmt, Path(dest))
+        return self.studio.export(variant, fmt, Path(dest), replace=True)  # the Save dialog asked before replacing
 
     def export_report(self) -> Job | None:
         """An HTML report (with JSON and CSV) of every variant of the open model, for stakeholders."""

@@ -32,11 +32,14 @@ def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, folder: Path, t
     return Job(f"New variant: {recipe.summary()}", run)
 
 
-def export_job(artifact: Path, fmt: str, dest: Path, data: str, expected_top1: float | None) -> Job:
+def export_job(artifact: Path, fmt: str, dest: Path, data: str, expected_top1: float | None, *, force: bool = False,
+               protect: tuple[Path, ...] = ()) -> Job:
+    """`force`: the user already agreed to replace `dest` (the Save dialog asked); the variant's
+    own files and `protect` (the model it came from) are never replaced."""
     def run(progress: Progress):
         variant = load_model(artifact)
         return export_variant(variant, fmt, dest, DataPlan.from_spec(data, variant).test, expected_top1=expected_top1,
-                              progress=progress)
+                              progress=progress, force=force, protect=protect)
 
     return Job(f"Export {artifact.name} as {fmt}", run)
 

@@ -1,0 +1,32 @@
+"""Checks the GUI runs on a recipe before any work: the same core rules a run applies, asked
+up front, so an impossible combination is disabled with its reason instead of failing minutes in."""
+
+from __future__ import annotations
+
+from paretolab.core.compress.early_exit import refuse_non_classifier
+from paretolab.core.compress.variant import Recipe
+from paretolab.core.errors import ParetoLabError
+from paretolab.core.model.handle import ModelHandle
+
+
+def early_exit_unavailable(handle: ModelHandle | None) -> str | None:
+    """Why the open model cannot take early exits (it is not a classifier), or None."""
+    if handle is None:
+        return "open a model first"
+    try:
+        refuse_non_classifier(handle)
+    except ParetoLabError as exc:
+        return str(exc)
+    return None
+
+
+def recipe_problem(doc: dict, handle: ModelHandle | None) -> str | None:
+    """Why the recipe `doc` cannot run on the open model, in one line, or None: the steps' order
+    (nothing follows OpenVINO quantization, ...) and early exit on a model without class scores."""
+    try:
+        recipe = Recipe.from_dict(doc, "settings")
+    except ParetoLabError as exc:
+        return str(exc)
+    if any(step.technique == "early_exit" for step in recipe.steps):
+        return early_exit_unavailable(handle)
+    return None
