@@ -148,3 +148,16 @@ def test_a_tiny_budget_stops_after_one_trial_and_starts_none_after_it(sample, tm
     study = optuna.load_study(study_name="paretolab-sweep",
                               storage=JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal"))))
     assert [t.state for t in study.trials].count(optuna.trial.TrialState.COMPLETE) == 1
+
+
+def test_optuna_speaks_to_the_log_file_not_the_terminal(sample, tmp_path, capfd):
+    """A cancelled trial's traceback is Optuna's warning: it must land in the log, never on stderr."""
+    import logging
+
+    from paretolab.core.pipeline.sweep import open_study
+
+    open_study(Experiment.for_model(sample, tmp_path), SMALL)
+    optuna_log = logging.getLogger("optuna")
+    assert optuna_log.propagate
+    logging.getLogger("optuna.study.study").warning("Trial 3 failed with value None.")
+    assert "Trial 3 failed" not in capfd.readouterr().err

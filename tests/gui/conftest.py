@@ -56,6 +56,9 @@ class FakePrompts:
     def choose_folder(self, title: str) -> str | None:
         return self.path
 
+    def open_model_folder(self, start_dir: str) -> str | None:
+        return self.path
+
     def choose_data_file(self, title: str) -> str | None:
         return self.path
 

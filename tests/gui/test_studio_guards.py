@@ -150,3 +150,47 @@ def test_exporting_over_a_file_the_save_dialog_agreed_to_replace(qtbot, studio_w
     qtbot.waitUntil(lambda: export.state in (JobState.DONE, JobState.FAILED), timeout=60_000)
     assert export.state == JobState.DONE, export.error
     assert old.read_bytes() != b"an older export" and "the same as the variants table" in w.prompts.infos[-1][1]
+
+
+def test_the_wheel_over_an_unfocused_spin_box_scrolls_the_panel_not_the_value(qtbot, studio_window):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    samples = studio_window.settings_panel.samples
+    studio_window.settings_panel.quantize.setCurrentIndex(1)  # int8: Samples enabled
+
+    def turn() -> None:
+        centre = QPointF(samples.rect().center())
+        event = QWheelEvent(centre, QPointF(samples.mapToGlobal(samples.rect().center())), QPoint(0, 0), QPoint(0, 120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(samples, event)
+
+    studio_window.settings_panel.run_button.setFocus()
+    turn()
+    assert samples.value() == 128
+    samples.setFocus()
+    qtbot.waitUntil(samples.hasFocus, timeout=2_000)
+    turn()
+    assert samples.value() != 128  # clicked into: the wheel is the user's intent
+
+
+def test_open_folder_opens_a_hugging_face_model(qtbot, window, tmp_path):
+    import pytest
+
+    pytest.importorskip("transformers")
+    import hf_models  # type: ignore[import-not-found]
+
+    window.prompts = FakePrompts()
+    window.prompts.path = str(hf_models.write("bert", tmp_path))
+    window.choose_model_folder()
+    qtbot.waitUntil(lambda: window.job is None, timeout=120_000)
+    assert window.loaded is not None and window.loaded.handle.path == tmp_path / "bert"
+    assert any(a.text().startswith("Open &Folder") for a in window.menuBar().actions()[0].menu().actions())
+
+
+def test_the_shape_question_speaks_the_gui_s_language_and_fits_a_laptop():
+    from paretolab.gui.prompts import gui_words
+
+    said = gui_words("input 'x' has free dimensions; give one with --input-shape, e.g. --input-shape x=1x3x224x224")
+    assert "--" not in said and "e.g. x=1x3x224x224" in said

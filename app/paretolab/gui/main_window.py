@@ -42,7 +42,7 @@ from paretolab.gui.graph_view import GraphView
 from paretolab.gui.importance_chart import ImportanceChart
 from paretolab.gui.jobs_panel import JobsPanel
 from paretolab.gui.layer_table import LayerTable
-from paretolab.gui.prompts import Prompts
+from paretolab.gui.prompts import Prompts, gui_words
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.studio import Studio
 from paretolab.gui.summary_panel import SummaryPanel
@@ -209,6 +209,7 @@ class MainWindow(VariantActions, QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = self._action("&Open…", self.choose_model, QKeySequence.StandardKey.Open)
         file_menu.addAction(self.open_action)
+        file_menu.addAction(self._action("Open &Folder… (Hugging Face, OpenVINO)", self.choose_model_folder))
         samples = file_menu.addMenu("Open &Sample")
         samples.addAction(self._action("&Digits CNN (8×8, tiny: every technique in seconds)", lambda: self.open_sample("onnx")))
         samples.addAction(self._action("Digits &ResNet (32×32 with noise, ~1 ms: trade-offs that show)",
@@ -256,6 +257,13 @@ class MainWindow(VariantActions, QMainWindow):
     def choose_model(self) -> None:
         start = str(Path(self.recent_files()[0]).parent) if self.recent_files() else str(Path.home())
         path = self.prompts.open_model_path(start)
+        if path:
+            self.open_model(path)
+
+    def choose_model_folder(self) -> None:
+        """A model saved as a folder (a Hugging Face model), which the file dialog cannot pick."""
+        start = str(Path(self.recent_files()[0]).parent) if self.recent_files() else str(Path.home())
+        path = self.prompts.open_model_folder(start)
         if path:
             self.open_model(path)
 
@@ -356,7 +364,7 @@ class MainWindow(VariantActions, QMainWindow):
                 QTimer.singleShot(0, lambda: self.open_model(path, trust=trust, arch=answer))
             return
         if isinstance(error, InputShapeError) and error.suggestion:
-            answer = self.prompts.ask_text("Input shape needed", str(error), error.suggestion.split(" (")[0])
+            answer = self.prompts.ask_text("Input shape needed", gui_words(str(error)), error.suggestion.split(" (")[0])
             if answer:
                 try:
                     shapes = parse_input_shapes(answer.split())

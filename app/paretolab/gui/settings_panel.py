@@ -33,6 +33,7 @@ from paretolab.core.compress.techniques import QUANT_TARGETS, recipe_steps
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size
 from paretolab.gui.early_exit_group import EarlyExitGroup
+from paretolab.gui.wheel_guard import WheelGuard
 from paretolab.jobs.recipe_check import early_exit_unavailable, recipe_problem
 
 QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGETS.values()}}
@@ -67,6 +68,8 @@ class SettingsPanel(QWidget):
         for signal in (self.sparsity.valueChanged, self.method.currentIndexChanged, self.quantize.currentIndexChanged,
                        self.distill.toggled, self.early_exit.changed):
             signal.connect(self._refresh)
+        self.wheel_guard = WheelGuard(self.scroll, self)
+        self.wheel_guard.guard(self)
         self.set_model(None, "open a model first")
 
     def _pruning(self) -> QGroupBox:
@@ -240,6 +243,7 @@ class SettingsPanel(QWidget):
                 skip = QCheckBox(self.overrides)
                 skip.toggled.connect(self._refresh)
                 self.overrides.setCellWidget(row, 2, skip)
+        self.wheel_guard.guard(self.overrides)
         self._refresh()
 
     def set_data(self, spec: str, preprocess: str | None = None) -> None:

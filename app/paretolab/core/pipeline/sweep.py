@@ -166,6 +166,9 @@ def open_study(experiment: Experiment, settings: SweepSettings) -> Any:
     from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna prints to stderr by its own handler (a cancelled trial's traceback): its records go to our log file instead
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
     experiment.folder.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(experiment.folder / "sweep.journal")))
     return optuna.create_study(study_name="paretolab-sweep", storage=storage, load_if_exists=True,
