@@ -38,7 +38,14 @@ class JobsPanel(QWidget):
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # Cancel stays in view in a laptop's dock
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Fixed)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setMinimumSectionSize(40)
+        self.table.setColumnWidth(2, 80)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # long titles keep their start and end
         self.table.itemSelectionChanged.connect(self._show_log)
         self.log = QPlainTextEdit(self)
         self.log.setReadOnly(True)
@@ -71,6 +78,7 @@ class JobsPanel(QWidget):
         job.progressed.connect(lambda fraction, message, job=job: self._progress(job, fraction, message))
         job.finished.connect(lambda job=job: self._update(job))
         self.table.resizeColumnToContents(0)
+        self.table.setColumnWidth(0, min(self.table.columnWidth(0), 240))
 
     def forget(self, jobs: list[Job]) -> None:
         """Take finished jobs off the list (and the queue's), e.g. failed opens once a later open worked."""

@@ -54,6 +54,7 @@ from paretolab.jobs.job import JobState, wait_for_all_jobs
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
+FRAME_ROOM = QSize(16, 48)  # a window manager's title bar and borders, until the window is shown and knows its own
 
 
 def _scrolling(widget: QWidget) -> QScrollArea:
@@ -159,7 +160,10 @@ class MainWindow(VariantActions, QMainWindow):
             return
         room = screen.availableGeometry()
         roomy = QSize(int(room.width() * 0.85), int(room.height() * 0.85))
-        self.resize(wanted.expandedTo(roomy).boundedTo(room.size()))
+        # the frame (title bar, borders) comes on top of the size asked for: leave it room, so the
+        # status bar is on screen before the window is maximised
+        inside = QSize(room.width() - FRAME_ROOM.width(), room.height() - FRAME_ROOM.height())
+        self.resize(wanted.expandedTo(roomy).boundedTo(inside))
         if not room.contains(self.frameGeometry()):
             self.move(room.topLeft())
 
@@ -349,7 +353,7 @@ class MainWindow(VariantActions, QMainWindow):
             return
         self.status_label.setText(f"Could not open {path.name}")
         if isinstance(error, UntrustedModelError) and not trust:
-            if self.prompts.confirm("Load a pickled model?", f"{error}\n\nLoad it anyway?", "Load (I trust this file)"):
+            if self.prompts.confirm("Load a model that runs code?", f"{error}\n\nLoad it anyway?", "Load (I trust this file)"):
                 QTimer.singleShot(0, lambda: self.open_model(path, trust=True, arch=arch))
             return
         if isinstance(error, CodeRequiredError):

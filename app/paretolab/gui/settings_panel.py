@@ -203,6 +203,7 @@ class SettingsPanel(QWidget):
         for box in body.findChildren(QComboBox):  # long choices must not force the panel wider than a laptop allows
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(10)
+            box.setMinimumWidth(80)  # Qt keeps the minimum size hint it cached before the policy changed (~470 px)
         explore = QHBoxLayout()
         explore.addWidget(self.explore_button, 1)
         explore.addWidget(self.explore_minutes)
