@@ -243,3 +243,25 @@ def test_modules_that_return_dataclasses_or_dicts_prune_and_keep_their_outputs()
     assert first_output({"logits": x, "aux": None}) is x and output_tensors([x, {"a": x}, None]) == [x, x]
     module, report = prune_module(Classifier(), (x,), PruneSettings(sparsity=0.5, importance="taylor"))
     assert report.channels == {"body": (64, 32)} and module(x).logits.shape == (2, 4)
+
+
+class _FixedReshape(torch.nn.Module):
+    """A CREPE-like pitch model: convolutions, then a reshape to a hard-coded width before a fixed Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv1d(1, 16, 3, padding=1)
+        self.conv2 = torch.nn.Conv1d(16, 16, 3, padding=1)
+        self.classifier = torch.nn.Linear(16 * 8, 12)
+
+    def forward(self, x):
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return torch.sigmoid(self.classifier(x.view(x.shape[0], 128)))
+
+
+def test_structured_pruning_refuses_a_hard_coded_reshape_in_one_line_naming_the_layer():
+    from paretolab.core.errors import ParetoLabError
+
+    with pytest.raises(ParetoLabError, match=r"structured pruning cannot resize.*'conv2'") as caught:
+        prune_module(_FixedReshape().eval(), (torch.rand(1, 1, 8),), PruneSettings(sparsity=0.5, round_to=2))
+    assert "\n" not in str(caught.value)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from paretolab.core.compress.prune_heads import attention_modules, transformer_pruning, update_head_counts
-from paretolab.core.errors import ParetoLabError
+from paretolab.core.errors import ParetoLabError, first_line
 from paretolab.core.measure.data import Dataset, calibration_subset
 from paretolab.core.measure.devices import DeviceChoice, timed, torch_device
 from paretolab.core.model.eager import first_output, output_tensors
@@ -214,9 +214,13 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
         gradients = {"device": device.type, "seconds": watch.seconds}
         progress.report(0.5, watch.text("the gradients for Taylor importance"))
     progress.check()
-    pruner.step()
+    shapes = _output_shapes(module, examples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner.step()
     module.zero_grad(set_to_none=True)
     module.eval()
+    _check_interface_kept(module, examples, shapes, before)
     params_after = _param_count(module)
     after = _channel_counts(module)
     report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples), gradients=gradients)
@@ -228,6 +232,33 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
                             "as GPT-2's Conv1D); try unstructured pruning or weight-only quantization")
     progress.report(0.9, f"pruned: {params_before:,.0f} -> {params_after:,.0f} parameters")
     return module, report
+
+
+def _output_shapes(module: Any, examples: tuple) -> list[tuple[int, ...]]:
+    import torch
+
+    with torch.no_grad():
+        return [tuple(t.shape) for t in output_tensors(module(*examples))]
+
+
+def _check_interface_kept(module: Any, examples: tuple, shapes: list[tuple[int, ...]], before: dict[str, int]) -> None:
+    """Refuse, in one line naming the layer, a pruned model that no longer runs (a hard-coded
+    reshape such as x.view(b, 512) before a fixed Linear) or whose outputs changed size (an
+    embedding width, a final layer the output trace missed): caught here, in the pruning step,
+    not later in distillation with pages of torch log."""
+    changed = [n for n, c in _channel_counts(module).items() if n in before and c != before[n]]
+    last = changed[-1] if changed else "a layer"
+    try:
+        now = _output_shapes(module, examples)
+    except Exception as exc:
+        raise ParetoLabError(
+            f"structured pruning cannot resize this model: after pruning '{last}' it no longer runs "
+            f"({first_line(exc)}) — a reshape to a fixed size follows it; skip that layer (skip: ['{last}']) or use "
+            "unstructured pruning") from None
+    if now != shapes:
+        raise ParetoLabError(
+            f"structured pruning would change the model's output size ({shapes} -> {now}) through layer '{last}': its "
+            f"width is part of the model's interface; skip it (skip: ['{last}']) or use unstructured pruning")
 
 
 def kept_channels(channels: int, keep: float, round_to: int) -> int:
