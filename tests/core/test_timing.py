@@ -72,3 +72,13 @@ def test_a_runtime_error_while_timing_is_one_line_naming_the_model(small, monkey
     with pytest.raises(BackendError, match=r"^digits_cnn.onnx failed on its inputs while timing: .*invalid dimensions") as exc:
         time_side_by_side([small], rounds=2, budget_s=0.1)
     assert "\n" not in str(exc.value)
+
+
+def test_a_busy_machine_is_recorded_with_the_speed_up(small, tmp_path, monkeypatch):
+    from paretolab.core.pipeline import scorecard
+
+    monkeypatch.setattr(scorecard, "busy_note", lambda timings: "the machine was loaded while timing")
+    recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"backend": "openvino", "precision": "fp16"}}]})
+    variant = optimize(small, recipe, DataPlan.from_spec("digits", small), tmp_path, "ov", threads=2)
+    assert variant.metrics["timing"]["busy"] == "the machine was loaded while timing"
+    assert "the machine was loaded while timing" in variant.metrics["notes"]

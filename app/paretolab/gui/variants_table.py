@@ -89,12 +89,15 @@ class VariantsModel(ColumnsModel):
                 return f"{value:.4f}" if value is not None else ""
             if col == 5:
                 tie = v.speedup_range is not None and v.speedup_range[0] <= 1.0 <= v.speedup_range[1]
-                return f"{'≈ ' if tie else ''}{value:.2f}x" if value else ""
+                busy = " ⚠ busy" if (v.metrics.get("timing") or {}).get("busy") else ""
+                return f"{'≈ ' if tie else ''}{value:.2f}x{busy}" if value else ""
             if col == 6:
                 return size(value)
             return str(value or "")
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{v.artifact}\n{v.recipe.summary()}\nspeed-up {v.speedup_text()}\nchosen by {v.selection_split}"
+            busy_tip = (v.metrics.get("timing") or {}).get("busy")
+            tip += f"\n{busy_tip}" if busy_tip else ""
             if m.quality == "unknown":
                 tip += "\nquality unknown: judged on random inputs; give real data to judge it"
             return tip + (f"\n\nWarning: {collapsed}" if collapsed else "")
