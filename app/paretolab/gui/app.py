@@ -36,7 +36,7 @@ def app_icon() -> QIcon:
 
 
 def run_app(model: str | Path | None = None) -> int:
-    """Open the main window on `model`, or on the built-in sample; return the exit code."""
+    """Open the main window on `model`, or on the built-in demo ResNet; return the exit code."""
     app = create_app()
     window = MainWindow()
     app.aboutToQuit.connect(wait_for_all_jobs)
@@ -46,5 +46,5 @@ def run_app(model: str | Path | None = None) -> int:
     if model:
         window.open_model(model)
     else:
-        window.open_sample()
+        window.open_sample("demo")  # the ResNet whose trade-offs show, not the 8×8 CNN the tests use
     return app.exec()
