@@ -194,3 +194,16 @@ def test_the_shape_question_speaks_the_gui_s_language_and_fits_a_laptop():
 
     said = gui_words("input 'x' has free dimensions; give one with --input-shape, e.g. --input-shape x=1x3x224x224")
     assert "--" not in said and "e.g. x=1x3x224x224" in said
+
+
+def test_a_remembered_early_exit_survives_startup_and_opening_a_classifier(qtbot, settings, tmp_path):
+    from paretolab.gui.main_window import MainWindow
+
+    settings.setValue("compress/early_exit", True)
+    win = MainWindow(settings=settings, experiments_root=tmp_path / "variants")
+    qtbot.addWidget(win)
+    win.prompts = FakePrompts()
+    assert win.settings_panel.early_exit.enabled.isChecked()
+    open_and_wait(qtbot, win, sample_model_path())
+    assert win.settings_panel.early_exit.enabled.isChecked() and win.settings_panel.early_exit.enabled.isEnabled()
+    win.close()

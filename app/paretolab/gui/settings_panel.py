@@ -441,8 +441,9 @@ class SettingsPanel(QWidget):
         self.distill.setToolTip("" if structured_ok else f"distillation is unavailable: {self._torch_reason}")
         # early exit: not on a model without class scores, nor after a precision nothing can follow
         exit_defaults = {"exits": self.early_exit.exits.value(), "budget": 0.5, "confidence": "max-softmax"}
-        self.early_exit.set_unavailable(self._exit_reason
-                                        or self._order_problem(QUANTIZATION[self.quantize.currentText()], exit_defaults))
+        if self._graph is not None:  # before a model opens, the remembered choice stays as it was
+            self.early_exit.set_unavailable(self._exit_reason
+                                            or self._order_problem(QUANTIZATION[self.quantize.currentText()], exit_defaults))
         self._offer_precisions(structured_ok)
         target = QUANTIZATION[self.quantize.currentText()]
         int8 = target is not None and target.precision == "int8"
