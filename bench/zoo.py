@@ -7,7 +7,9 @@ three tiny Hugging Face folders (tests/hf_models.py): BERT- and ViT-style classi
 Each technique runs through `optimize` on 32 random inputs, as a user without data would; the
 speed-up is the variant's median batch-1 latency against the original's, timed side by side in
 alternating rounds on the variant's runtime; fidelity is the worst output's cosine similarity
-to the original (and its SQNR). Random weights make pruning look worse than on trained models.
+to the original (and its SQNR), and the "judged on" column says what the verdicts rest on: on
+random inputs each output's quality for its kind is unknown (a collapse is still caught: such a
+cell reads "broken"). Random weights make pruning look worse than on trained models.
 
     python bench/zoo.py [--markdown]
 """
@@ -15,6 +17,7 @@ to the original (and its SQNR). Random weights make pruning look worse than on t
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
@@ -26,6 +29,7 @@ import hf_models  # noqa: E402
 from md_table import print_table  # noqa: E402
 from paretolab.core.compress.variant import Recipe  # noqa: E402
 from paretolab.core.errors import ParetoLabError  # noqa: E402
+from paretolab.core.measure.output_kinds import RANDOM_NOTE, is_random_data  # noqa: E402
 from paretolab.core.measure.plan import DataPlan  # noqa: E402
 from paretolab.core.model.handle import load_model  # noqa: E402
 from paretolab.core.pipeline.optimize import optimize  # noqa: E402
@@ -42,6 +46,9 @@ COLUMNS = {**TECHNIQUES, **{t.name: t for t in [
     ZooTechnique("weight-only int4 (OpenVINO)", (_quant("openvino", "int4-weights"),), 0.9),
     ZooTechnique("weight-only int4 (ONNX Runtime)", (_quant("ort", "int4-weights"),), 0.9),
 ]}}
+# a scalar that means something is held at its value, as the random-scalar note tells a user to
+# (a random 0 or 1 sample rate silences the VAD's input: its probability is then all but constant)
+RANDOM = {"vad": "random:32:sr=16000"}
 HF = {f"hf-{name}": name for name in hf_models.SHAPES}  # Hugging Face folders (tests/hf_models.py)
 
 
@@ -65,30 +72,49 @@ def _not_applicable(message: str) -> str:
     return f"fails: {message.split(';')[0]}"
 
 
-def cell(name: str, technique: str, folder: Path) -> str:
+def cell(name: str, technique: str, folder: Path) -> tuple[str, str | None, list[str]]:
+    """The table's cell; what the verdict was judged on ("real data" or "random: unknown"), None
+    when nothing was measured; the output kinds judged."""
     tech = COLUMNS[technique]
     handle = _open(name, tech, folder)
     try:
-        variant = optimize(handle, Recipe.from_dict(tech.recipe_doc()), DataPlan.from_spec("random:32", handle),
-                           folder / name / "out", technique.replace(" ", "_").replace("%", ""))
+        variant = optimize(handle, Recipe.from_dict(tech.recipe_doc()), DataPlan.from_spec(RANDOM.get(name, "random:32"), handle),
+                           folder / name / "out", re.sub(r"[^A-Za-z0-9_.-]+", "_", technique).strip("_"))
     except ParetoLabError as exc:
-        return _not_applicable(str(exc))
+        return _not_applicable(str(exc)), None, []
     m = variant.measured
     sqnr = "" if m.sqnr_db is None else f", {m.sqnr_db:.0f} dB"
-    return f"{variant.speedup:.2f}x · cos {m.cosine:.4f}{sqnr}"
+    broken = " · broken" if m.broken else ""
+    judged = "real data" if _real(variant) else "random: unknown"
+    kinds = [f["kind"] for f in variant.metrics.get("fidelity") or []]
+    return f"{variant.speedup:.2f}x · cos {m.cosine:.4f}{sqnr}{broken}", judged, kinds
+
+
+def _real(variant) -> bool:  # noqa: ANN001 - a Variant
+    """Judged on real data: the verdict is not "unknown (random inputs)" (a collapse is broken on any data)."""
+    return variant.measured.verdict_text() != RANDOM_NOTE and not is_random_data(variant.measured.dataset)
+
+
+def judged_on(cells: list[tuple[str, str | None, list[str]]]) -> str:
+    """One row's "judged on": random inputs (quality unknown) or real data, with the kinds judged."""
+    found = sorted({j for _, j, _ in cells if j})
+    kinds = list(dict.fromkeys(k for _, _, ks in cells for k in ks))
+    return " / ".join(found) + (f" ({', '.join(kinds)})" if kinds else "") if found else "n/a"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--models", help="only these rows, comma-separated (e.g. detector,vad)")
     args = parser.parse_args()
     start = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in [*ZOO, *HF]:
-            rows.append([name] + [cell(name, technique, Path(tmp)) for technique in COLUMNS])
+        for name in args.models.split(",") if args.models else [*ZOO, *HF]:
+            cells = [cell(name, technique, Path(tmp)) for technique in COLUMNS]
+            rows.append([name, judged_on(cells)] + [text for text, _, _ in cells])
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
-    header = ["model", *COLUMNS]
+    header = ["model", "judged on", *COLUMNS]
     if args.markdown:
         print_table(header, rows)
     print(f"\n{time.perf_counter() - start:.0f} s", file=sys.stderr)

@@ -175,7 +175,7 @@ def evaluate(
             ref_runner = open_runner(reference, *ref_where, threads)
             result.reference = f"{reference.path.name} on {ref_where[0]}/{ref_where[1]}"
         try:
-            listed = _output_names(runner, handle, reference)
+            listed = _output_names(runner, handle, ref_runner, reference)
             if output_kinds:
                 check_output_kinds(output_kinds, [n for n in listed if n != EXIT_OUTPUT], name)
             accuracy, meters, result.outputs_are_classes = _run_batches(runner, ref_runner, dataset, dtypes, batch_size,
@@ -204,11 +204,14 @@ def evaluate(
     return result
 
 
-def _output_names(runner: Runner, handle: ModelHandle, reference: ModelHandle | None) -> list[str]:
-    """The outputs' names: the runtime's, or (a PyTorch program names none) the model's declared
-    ones, so names guide the kind guess and --output-kind applies there too."""
-    return list(runner.output_names) or [s.name for s in handle.outputs] or (
-        [s.name for s in reference.outputs] if reference is not None else [])
+def _output_names(runner: Runner, handle: ModelHandle, ref_runner: Runner | None,
+                  reference: ModelHandle | None) -> list[str]:
+    """The outputs' names, which guide the kind guess and which --output-kind names: the original's
+    when there is one (a re-exported variant may call its `pooled` output `output`), else the
+    runtime's, else (a PyTorch program names none) the model's declared ones."""
+    own = list(runner.output_names) or [s.name for s in handle.outputs]
+    ref = (list(ref_runner.output_names) or [s.name for s in reference.outputs]) if ref_runner and reference else []
+    return ref if ref and (not own or len(ref) == len(own)) else own
 
 
 def _detector_facts(reference: ModelHandle | None) -> tuple[float, int | None]:
