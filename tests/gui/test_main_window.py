@@ -64,7 +64,8 @@ def test_untrusted_pickle_asks_then_asks_for_the_shape_then_loads(qtbot, window,
     qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
     qtbot.waitUntil(lambda: window.job is None)
     assert len(window.prompts.questions) == 2
-    assert "runs code" in window.prompts.questions[0] and "--input-shape" in window.prompts.questions[1]
+    assert "runs code" in window.prompts.questions[0] and "give one below" in window.prompts.questions[1]
+    assert "--input-shape" not in window.prompts.questions[1]  # the shape question speaks the GUI's language
     assert window.loaded.handle.format == "torch-pickle"
     assert [n.name for n in window.loaded.graph][:2] == ["stem", "bn"]
     assert window.prompts.errors == []
@@ -85,7 +86,7 @@ def test_state_dict_asks_for_the_class(qtbot, window, model_files):
     qtbot.waitUntil(lambda: window.loaded is not None, timeout=60_000)
     qtbot.waitUntil(lambda: window.job is None)
     assert window.loaded.handle.format == "torch-state-dict"
-    assert "--arch" in prompts.questions[0] and "--input-shape" in prompts.questions[1]
+    assert "--arch" in prompts.questions[0] and "give one below" in prompts.questions[1]
 
 
 def test_drop_a_model_file_on_the_window(qtbot, window, model_files):
