@@ -6,7 +6,7 @@ most faithful) form."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,12 +114,14 @@ class QuantizeOutcome:
 def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: str, min_agreement: float,
                           validation: Dataset, out: Path, threads: int | None, progress: Progress,
                           dropped: list[str], contest: Contest = INT8_FORMS, device: str = "cpu",
-                          output_kinds: Mapping[str, str] | None = None) -> QuantizeOutcome:
+                          output_kinds: Mapping[str, str] | None = None,
+                          keep_fp32: Callable[[Path], None] | None = None) -> QuantizeOutcome:
     """Check every candidate against FP32 on `validation` (the data plan's, as the variant is
     evaluated: the user's data when given), each output judged by its kind (`output_kinds`, the
     user's --output-kind, overriding the guess), time them all side by side with FP32, and keep the
     fastest faithful one; candidates within the timing noise of the fastest are a tie, won by the
-    contest's preferred form."""
+    contest's preferred form. With `keep_fp32` (it writes the FP32 model to a path), a winner not
+    measurably faster than FP32 is not kept: FP32 is, since it costs nothing in fidelity."""
     progress.report(0.7, "checking every candidate against FP32")
     handles, fidelity, verdicts = {}, {}, {}
     for name, path in built.items():
@@ -170,6 +172,12 @@ def pick_fastest_faithful(handle: ModelHandle, built: dict[str, Path], backend: 
         )
     best_t = timings[list(handles).index(best.name)]
     faster = Speedup.of(base_t, best_t)
+    if faster.low < 1.0 and keep_fp32 is not None:
+        outcome.notes.append(f"no {' or '.join(handles)} form was measurably faster than FP32 on {backend}/{device} here "
+                             f"(the best, {best.name}: {faster.text()}): kept the FP32 model")
+        outcome.chosen = f"{backend}-fp32"
+        keep_fp32(out)
+        return outcome
     if faster.low < 1.0:
         outcome.warnings.append(
             f"the fastest faithful {contest.kind} ({best.name}) is not measurably faster than FP32 on {backend}/{device} here "

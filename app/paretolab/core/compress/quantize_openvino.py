@@ -112,10 +112,20 @@ def _openvino_fastest(handle: ModelHandle, settings: QuantizeSettings, calibrati
         except Exception as exc:  # one precision failing leaves the others to compete
             dropped.append(f"{precision} could not be built ({first_line(exc)})")
     outcome = pick_fastest_faithful(handle, built, "openvino", settings.min_agreement, validation, xml, threads, progress,
-                                    dropped, PRECISIONS, device=device, output_kinds=output_kinds)
+                                    dropped, PRECISIONS, device=device, output_kinds=output_kinds,
+                                    keep_fp32=lambda path: _write_fp32_ir(handle, path))
     if device == "cpu" and not bf16:
         outcome.notes.append("bf16 not tried: this CPU has neither AVX512-BF16 nor AMX (OpenVINO would emulate it)")
     return outcome
+
+
+def _write_fp32_ir(handle: ModelHandle, xml: Path) -> None:
+    """The original as an FP32 OpenVINO IR (weights as they are, no precision hint): what
+    'fastest' keeps when neither int8 nor bf16 ran measurably faster."""
+    import openvino as ov
+
+    model = ov.Core().read_model(str(handle.path)) if handle.format == "onnx" else handle.openvino_model()
+    atomic_write(xml, lambda tmp: ov.save_model(model, str(tmp), compress_to_fp16=False))
 
 
 def _accuracy_aware(nncf: Any, model: Any, calibration_data: Any, validation: Dataset, handle: ModelHandle,
