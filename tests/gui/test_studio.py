@@ -449,7 +449,8 @@ def test_the_chart_plots_a_detectors_recall_not_its_cosine(qtbot, tmp_path):
     """A detector variant whose cosine is perfect but whose detections are lost sits low on the
     chart: y is the worst output's measure for its kind, the axis and the tooltip say which."""
     from paretolab.core.compress.variant import Recipe, Variant
-    from paretolab.gui.studio import Studio, _axis_measure
+    from paretolab.core.store.plotted import axis_measure
+    from paretolab.gui.studio import Studio
     from paretolab.gui.tradeoff_chart import TradeoffChart
 
     def measurement(cosine: float) -> dict:
@@ -467,11 +468,11 @@ def test_the_chart_plots_a_detectors_recall_not_its_cosine(qtbot, tmp_path):
     assert variant.metric == "cosine"  # what the chart plotted before: 99.99 %
     point = Studio._point(variant)
     assert point.score == pytest.approx(0.4) and point.plotted == "output0 (detection): recall 40%, precision 80%"
-    assert _axis_measure(variant) == "quality by output kind (detection recall, SQNR)"
+    assert axis_measure(variant) == "quality by output kind (detection recall, SQNR)"
 
     chart = TradeoffChart()
     qtbot.addWidget(chart)
-    chart.set_score_label(variant.selection_split, _axis_measure(variant))
+    chart.set_score_label(variant.selection_split, axis_measure(variant))
     chart.set_point(point)
     assert "quality by output kind" in chart.plot.getAxis("left").labelText
     tip = chart._tip(0, 0, "v1")

@@ -15,8 +15,8 @@ from paretolab.core.compress.variant import (
     technique_kind,
 )
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.measure.output_kinds import MEASURES, worst_quality
 from paretolab.core.pipeline.sweep import SweepSettings
+from paretolab.core.store.plotted import axis_measure, plotted_score
 from paretolab.core.units import percent
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
@@ -127,7 +127,7 @@ class Studio(QObject):
         key, point = self._baseline_point(variant)
         if key not in self.chart.points:
             self.chart.set_point(point)
-        self.chart.set_score_label(variant.selection_split, _axis_measure(variant))
+        self.chart.set_score_label(variant.selection_split, axis_measure(variant))
         self.chart.set_point(self._point(variant))
         self.table.add(variant)
         self.table.select(variant.name)
@@ -151,7 +151,7 @@ class Studio(QObject):
                  + (f"\nmeasured on {by['host']} (a Ray target), not here" if (by := variant.metrics.get("measured_by"))
                     and by.get("target") else "")
                  + (f"\n⚠ {collapsed}" if collapsed else ""))
-        score, plotted = _plotted(variant)
+        score, plotted = plotted_score(variant)
         return ChartPoint(
             variant.name, label, m.latency_ms, score, m.size_bytes, technique_kind(variant.recipe),
             quality=m.quality, plotted=plotted,
@@ -226,24 +226,3 @@ class Studio(QObject):
             expected = "n/a" if result.expected_top1 is None else f"{100 * result.expected_top1:.2f}%"
             self.error.emit("Exported, but the numbers differ",
                             f"{result.path}: top-1 {measured} after re-loading, {expected} in the table.")
-
-
-def _plotted(variant: Variant) -> tuple[float, str]:
-    """The y value and what it is. Class scores: the score chosen by (top-1 or agreement). Other
-    outputs: one cosine hides dead scores beside boxes, so the worst output's measure for its kind
-    (detection recall, exact strings, neighbours, SQNR on 0..40 dB), on the data the variant was
-    measured on."""
-    if variant.metric != "cosine":
-        return variant.selection_score, ""
-    value, text, _ = worst_quality(variant.metrics.get("fidelity") or [])
-    return (variant.selection_score, "") if value is None else (value, text)
-
-
-def _axis_measure(variant: Variant) -> str:
-    """The y axis's name: the class-score measure, or "quality by output kind (detection recall, SQNR)"."""
-    if variant.metric != "cosine":
-        return variant.metric_label
-    _, text, kinds = worst_quality(variant.metrics.get("fidelity") or [])
-    if not text:
-        return variant.metric_label
-    return f"quality by output kind ({', '.join(MEASURES[k] for k in kinds)})"
