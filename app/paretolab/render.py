@@ -152,9 +152,13 @@ def variant(v) -> str:
         "",
         table(rows, right={1, 3, 4, 5, 6}),
         "",
-        f"speed-up  {v.speedup_text()} (95% interval, {'averages over the samples' if v.exits else 'alternating rounds'})",
+        f"speed-up  {v.speedup_text()} (95% interval, {'averages over the samples' if v.exits else 'alternating rounds'})"
+        + (" against the original pinned to f32" if v.deployed_text() else ""),
         f"size      {m['size_ratio']:.2f}x of the original",
     ]
+    lines += [f"          {v.deployed_text()} (the original as OpenVINO runs it with no precision hint)"] \
+        if v.deployed_text() else []
+    lines += [f"busy      ⚠ {v.busy}"] if v.busy else []
     lines += [f"latency   {v.latency_text()}"] if v.latency_text() else []
     lines += [f"exits     {v.exits_text()}"] if v.exits else []
     validation = m.get("validation")
@@ -244,9 +248,11 @@ def sweep_summary(experiment, result) -> str:
         mark = "*" if v.name in front else "!" if m.broken else ""
         verdict = "BROKEN" if m.broken else m.verdict_text()
         rows.append((mark, v.name, v.recipe.summary(), percent(v.selection_score), percent(m.top1),
-                     f"{m.latency_ms:.4f}", v.speedup_text(with_basis=False), m.where, verdict))
+                     f"{m.latency_ms:.4f}", v.speedup_text(with_basis=False) + (" ⚠ busy" if v.busy else ""), m.where,
+                     verdict))
     unknown = any(v.measured.quality == "unknown" for v in stored)
     return (f"{result.note()}; experiment {experiment.folder} (* = Pareto front, chosen on {chosen_by}; ! = broken, "
-            "kept off the front; speed-ups against the original on the same backend, device and threads)"
+            "kept off the front; speed-ups against the original on the same backend, device and threads, timed in the "
+            "same rounds; ⚠ busy = the machine was busy while timing, see 'paretolab show')"
             + ("; judged on random inputs: quality unknown, give real data with --data" if unknown else "")
             + "\n\n" + table(rows, right={3, 4, 5}))

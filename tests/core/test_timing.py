@@ -3,6 +3,8 @@ the same backend, device and threads, with an interval, ties called ties, busy m
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from paretolab.core.compress.variant import Recipe
@@ -77,8 +79,16 @@ def test_a_runtime_error_while_timing_is_one_line_naming_the_model(small, monkey
 def test_a_busy_machine_is_recorded_with_the_speed_up(small, tmp_path, monkeypatch):
     from paretolab.core.pipeline import scorecard
 
-    monkeypatch.setattr(scorecard, "busy_note", lambda timings: "the machine was loaded while timing")
+    monkeypatch.setattr(scorecard, "busy_note", lambda timings, others_cpus=None: "the machine was loaded while timing")
     recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"backend": "openvino", "precision": "fp16"}}]})
     variant = optimize(small, recipe, DataPlan.from_spec("digits", small), tmp_path, "ov", threads=2)
     assert variant.metrics["timing"]["busy"] == "the machine was loaded while timing"
     assert "the machine was loaded while timing" in variant.metrics["notes"]
+
+
+def test_other_processes_holding_the_cpus_make_even_runs_busy(monkeypatch):
+    steady = Timing.from_seconds([0.001 + i * 1e-6 for i in range(100)])
+    cpus = os.cpu_count() or 1
+    assert "other processes kept" in busy_note([steady], others_cpus=float(cpus))  # a hog slows every run alike
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert busy_note([steady], others_cpus=0.0) is None

@@ -65,3 +65,21 @@ def test_a_broken_variant_is_flagged_and_off_the_chart_front_and_random_inputs_s
     spots = {s.data(): s for s in chart.scatter.points()}
     assert spots["v2"].brush().color().alpha() == 0  # hollow: quality unknown
     assert spots["v1"].symbol() == "x"
+
+
+def test_a_busy_speed_up_is_marked_in_the_table_and_the_chart_tooltip(qtbot):
+    from paretolab.gui.studio import Studio
+
+    variant = _variant("v2", 0.98)
+    variant.metrics["timing"] = {"busy": "other processes kept 1.9 of 2 CPUs busy while timing",
+                                 "openvino_default": {"precision": "bf16", "speedup": 1.5, "speedup_low": 1.4,
+                                                      "speedup_high": 1.6}}
+    table = VariantsTable()
+    qtbot.addWidget(table)
+    table.add(variant)
+    assert table.model.index(0, 5).data().endswith("⚠ busy")
+    tip = table.model.index(0, 5).data(Qt.ItemDataRole.ToolTipRole)
+    assert "speed-up = the original's 1.0000 ms / this variant's 0.5000 ms, timed in the same rounds" in tip
+    assert "⚠ other processes kept 1.9 of 2 CPUs busy" in tip and "vs OpenVINO default (bf16): 1.50x (1.40-1.60)" in tip
+    label = Studio._point(variant).label
+    assert "⚠ busy: other processes kept 1.9" in label and "vs OpenVINO default (bf16)" in label

@@ -147,6 +147,8 @@ class Studio(QObject):
         collapsed = collapse_warning(variant)
         label = (f"{variant.name}: {variant.recipe.summary()} ({m.where})\n"
                  f"speed-up {variant.speedup_text()}\ntest top-1 {percent(m.top1)}, chosen by {variant.selection_split}"
+                 + (f"\n{variant.deployed_text()}" if variant.deployed_text() else "")
+                 + (f"\n⚠ busy: {variant.busy}" if variant.busy else "")
                  + (f"\nlatency: {variant.latency_text()}\nexits: {variant.exits_text()}" if variant.exits else "")
                  + (f"\nmeasured on {by['host']} (a Ray target), not here" if (by := variant.metrics.get("measured_by"))
                     and by.get("target") else "")

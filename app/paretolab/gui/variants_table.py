@@ -96,8 +96,9 @@ class VariantsModel(ColumnsModel):
             return str(value or "")
         if role == Qt.ItemDataRole.ToolTipRole:
             tip = f"{v.artifact}\n{v.recipe.summary()}\nspeed-up {v.speedup_text()}\nchosen by {v.selection_split}"
-            busy_tip = (v.metrics.get("timing") or {}).get("busy")
-            tip += f"\n{busy_tip}" if busy_tip else ""
+            tip += f"\nspeed-up = {v.speedup_basis()}" if v.speedup_basis() else ""
+            tip += f"\n{v.deployed_text()}" if v.deployed_text() else ""
+            tip += f"\n⚠ {v.busy}" if v.busy else ""
             if m.quality == "unknown":
                 tip += "\nquality unknown: judged on random inputs; give real data to judge it"
             return tip + (f"\n\nWarning: {collapsed}" if collapsed else "")

@@ -203,6 +203,27 @@ class Variant:
         return f"{self.speedup:.2f}x{span}" + (f" vs the original on {self.baseline.where}" if with_basis else "")
 
     @property
+    def busy(self) -> str | None:
+        """Why this speed-up is uncertain (the machine was busy while timing), or None."""
+        return None if self.cancelled else (self.metrics.get("timing") or {}).get("busy") or None
+
+    def speedup_basis(self) -> str:
+        """What the speed-up divides, so it never reads against the latencies beside it: "the original's
+        0.7560 ms / this variant's 0.1230 ms, timed in the same rounds" ("" when unmeasured)."""
+        if self.speedup is None:
+            return ""
+        return (f"the original's {self.baseline.latency_ms:.4f} ms / this variant's {self.measured.latency_ms:.4f} ms, "
+                "timed in the same rounds")
+
+    def deployed_text(self) -> str | None:
+        """"vs OpenVINO default (bf16): 1.31x (1.20-1.45)": the speed-up against the original as
+        OpenVINO runs it with no precision hint, where that is not the f32 it is compared with; else None."""
+        d = None if self.cancelled else (self.metrics.get("timing") or {}).get("openvino_default")
+        if not d:
+            return None
+        return f"vs OpenVINO default ({d['precision']}): {d['speedup']:.2f}x ({d['speedup_low']:.2f}-{d['speedup_high']:.2f})"
+
+    @property
     def selection_score(self) -> float:
         """What sweeps and the chart choose by: the validation score when the data has a
         validation split, else the only one there is. The test score is reported, never chosen by."""

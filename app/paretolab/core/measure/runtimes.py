@@ -206,7 +206,9 @@ class OpenVinoRunner(Runner):
     runtime = "OpenVINO"
 
     def __init__(self, handle: ModelHandle, device: str, threads: int | None, *, perf_counters: bool = False,
-                 hint: str = "LATENCY") -> None:
+                 hint: str = "LATENCY", as_deployed: bool = False) -> None:
+        """`as_deployed`: no precision hint, so OpenVINO picks its default (bf16 on AMX/AVX512-BF16 CPUs),
+        as a user who loads the FP32 model gets."""
         import openvino as ov
 
         self.device = device
@@ -218,7 +220,7 @@ class OpenVinoRunner(Runner):
             config["PERF_COUNT"] = True
         try:
             model = core.read_model(str(handle.path)) if handle.format == "onnx" else handle.openvino_model()
-            if device == "cpu" and not model.has_rt_info(PRECISION_OPTION):
+            if device == "cpu" and not as_deployed and not model.has_rt_info(PRECISION_OPTION):
                 # This CPU plugin defaults to bf16 where the CPU supports it; FP32 models are measured as FP32
                 # (a bf16 variant records its precision in the IR: OpenVINO applies it when compiling).
                 config["INFERENCE_PRECISION_HINT"] = "f32"
@@ -371,6 +373,17 @@ def check_ort_loads(path: Path) -> None:
             f"ONNX Runtime crashes loading {path.name} (signal {-done.returncode}, a bug in the runtime's graph optimizer "
             "on this model): this form cannot run on ONNX Runtime here; try the OpenVINO form of the technique"
         )
+
+
+def openvino_default_precision(device: str = "cpu") -> str:
+    """The compute precision OpenVINO picks on `device` when a model asks for none ("bf16", "f32", ...)."""
+    import openvino as ov
+
+    try:
+        value = ov.Core().get_property(device.upper(), "INFERENCE_PRECISION_HINT")
+        return value.to_string() if hasattr(value, "to_string") else str(value)
+    except Exception:  # an old plugin without the property: its default is its own, say so
+        return "its default precision"
 
 
 def default_backend(handle: ModelHandle) -> str:

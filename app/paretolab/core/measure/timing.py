@@ -19,11 +19,13 @@ import numpy as np
 
 from paretolab.core.errors import first_line
 from paretolab.core.measure.data import Dataset, random_inputs
-from paretolab.core.measure.runtimes import BackendError, open_runner
+from paretolab.core.measure.load import others_note
+from paretolab.core.measure.runtimes import BackendError, OpenVinoRunner, Runner, check_available, open_runner
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.progress import Progress, silent
 
 BUSY_SPREAD = 0.25  # interquartile range over median above which runs are too uneven to trust
+OPENVINO_DEFAULT = "openvino-default"  # OpenVINO as deployed: no precision hint (bf16 on AMX/AVX512-BF16 CPUs)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def time_side_by_side(
     device; `backend` is one for all or one per model (to compare runtimes, as the benchmarks do)."""
     progress = progress or silent()
     backends = [backend] * len(handles) if isinstance(backend, str) else list(backend)
-    runners = [open_runner(h, b, device, threads) for h, b in zip(handles, backends)]
+    runners = [_runner(h, b, device, threads) for h, b in zip(handles, backends)]
     try:
         calls = [r.bind(random_inputs(h.inputs, count=batch, seed=0).load(np.arange(batch)))
                  for r, h in zip(runners, handles)]
@@ -102,6 +104,13 @@ def time_side_by_side(
     finally:
         for runner in runners:
             runner.close()
+
+
+def _runner(handle: ModelHandle, backend: str, device: str, threads: int | None) -> Runner:
+    if backend == OPENVINO_DEFAULT:
+        check_available("openvino", device)
+        return OpenVinoRunner(handle, device, threads, as_deployed=True)
+    return open_runner(handle, backend, device, threads)
 
 
 def _calls_per_round(calls: Sequence, names: Sequence[str], rounds: int, budget_s: float) -> int:
@@ -126,8 +135,12 @@ def _warm_up(calls: Sequence, names: Sequence[str]) -> float:
     return slowest
 
 
-def busy_note(timings: Sequence[Timing]) -> str | None:
-    """Why these timings should not be trusted, or None: uneven runs, or a loaded machine."""
+def busy_note(timings: Sequence[Timing], others_cpus: float | None = None) -> str | None:
+    """Why these timings should not be trusted, or None: uneven runs, other processes holding the
+    CPUs while timing (`others_cpus`, from measure.load), or a loaded machine."""
+    taken = others_note(others_cpus) if others_cpus is not None else None
+    if taken:  # the cause, when we saw it: named first
+        return taken
     worst = max((t.spread for t in timings), default=0.0)
     if worst > BUSY_SPREAD:
         return (f"timings varied by {worst:.0%} between runs (interquartile range over median): the machine was busy, "

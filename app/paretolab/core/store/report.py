@@ -40,6 +40,8 @@ def _rows(variants: list[Variant]) -> list[dict]:
         rows[v.name] = _row(v.name, v.recipe.summary(), technique_kind(v.recipe), v.measured, v.selection_score,
                             v.speedup_text(with_basis=False), v.speedup)
         rows[v.name]["why"] = " ".join(quick_reasons(v))
+        rows[v.name].update(busy=v.busy or "", vs_default=v.deployed_text() or "",
+                            original_ms=v.baseline.latency_ms if v.speedup is not None else None)
     return list(rows.values())
 
 
@@ -51,7 +53,8 @@ def _row(name: str, recipe: str, technique: str, m: Measurement, score: float, s
             "score": score, "latency_ms": m.latency_ms, "size_bytes": m.size_bytes, "params": m.params, "macs": m.macs,
             "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset, "why": "",
             "verdict": "" if technique == "baseline" else m.verdict_text(),
-            "quality": "" if technique == "baseline" else m.quality, "broken": m.broken}
+            "quality": "" if technique == "baseline" else m.quality, "broken": m.broken,
+            "busy": "", "vs_default": "", "original_ms": m.latency_ms if technique == "baseline" else None}
 
 
 def _exits_section(variants: list[Variant]) -> str:
@@ -157,6 +160,19 @@ def _best_of(close: list[dict], bases: dict[str, dict], measure: str) -> str:
             f"original on {html.escape(best['backend'])}, {size_share}; {result}")
 
 
+def _speedup_cell(r: dict) -> str:
+    """The speed-up, the original's latency from the same rounds (so it never reads against the
+    latency column), a ⚠ busy marker with its reason, and the ratio against OpenVINO's default."""
+    cell = html.escape(r["speedup_text"])
+    if r["original_ms"] is not None and r["technique"] != "baseline":
+        cell += f"<br><small>original {r['original_ms']:.4f} ms in the same rounds</small>"
+    if r["busy"]:
+        cell += f' <span class="busy" title="{html.escape(r["busy"], quote=True)}">⚠ busy</span>'
+    if r["vs_default"]:
+        cell += f"<br><small>{html.escape(r['vs_default'])} (the original with no precision hint; above: pinned to f32)</small>"
+    return cell
+
+
 def write_report(
     variants: list[Variant], out_dir: Path, model_name: str, sensitivity: dict[str, float] | None = None
 ) -> list[Path]:
@@ -173,7 +189,7 @@ def write_report(
         f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}"
         f"{'⚠ BROKEN ' if r['broken'] else ''}{html.escape(r['name'])}</td>"
         f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{html.escape(r['fidelity'])}</td>"
-        f"<td>{r['latency_ms']:.4f}</td><td>{html.escape(r['speedup_text'])}</td><td>{size(r['size_bytes'])}</td>"
+        f"<td>{r['latency_ms']:.4f}</td><td>{_speedup_cell(r)}</td><td>{size(r['size_bytes'])}</td>"
         f"<td>{html.escape(str(r['backend']))}</td><td>{html.escape(r['why'])}</td></tr>"
         for r in sorted(rows, key=lambda r: r["latency_ms"])
     )
