@@ -177,7 +177,7 @@ def variant(v) -> str:
         lines += _heads(report.get("heads") or {})
         lines += [f"warning   {w}" for w in report.get("warnings", [])]
         lines += [f"note      {n}" for n in report.get("notes", [])]
-    lines += [f"note      {n}" for n in m.get("notes", [])]
+    lines += [f"note      {n}" for n in m.get("notes", []) if n != v.busy]  # the busy line above says it
     return "\n".join(lines)
 
 

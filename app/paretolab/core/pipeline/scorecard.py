@@ -65,11 +65,6 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
         }
     if timing.get("busy"):  # the table, chart, report and CLI mark the speed-up as uncertain
         metrics["notes"].append(timing["busy"])
-    deployed = timing.get("openvino_default")
-    if deployed:
-        metrics["notes"].append(f"vs OpenVINO default ({deployed['precision']}): {deployed['speedup']:.2f}x — the "
-                                "original as OpenVINO runs it with no precision hint; the speed-up above is against it "
-                                "pinned to f32")
     if faster.tie:
         metrics["notes"].append(f"no measurable speed-up: {faster.text()} against the original on {backend}/{device}")
     elif faster.high < 1.0:
