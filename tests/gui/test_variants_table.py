@@ -83,3 +83,25 @@ def test_a_busy_speed_up_is_marked_in_the_table_and_the_chart_tooltip(qtbot):
     assert "⚠ other processes kept 1.9 of 2 CPUs busy" in tip and "vs OpenVINO default (bf16): 1.50x (1.40-1.60)" in tip
     label = Studio._point(variant).label
     assert "⚠ busy: other processes kept 1.9" in label and "vs OpenVINO default (bf16)" in label
+
+
+def test_a_re_profile_far_from_the_experiments_reference_is_marked_busy(qtbot, tmp_path):
+    import json
+
+    from paretolab.core.measure.plan import DataPlan
+    from paretolab.core.model.handle import load_model
+    from paretolab.core.pipeline.optimize import optimize
+    from paretolab.core.pipeline.reference_timing import REFERENCE_FILE
+    from paretolab.core.sample import sample_model_path
+    from paretolab.jobs.studio_jobs import reprofile_job
+
+    small = load_model(sample_model_path())
+    recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]})
+    variant = optimize(small, recipe, DataPlan.from_spec("digits", small), tmp_path, "v1", threads=1)
+    kept = json.loads((tmp_path / REFERENCE_FILE).read_text())
+    (tmp_path / REFERENCE_FILE).write_text(json.dumps({k: {"median_ms": 1000.0} for k in kept}))  # a far-off reference
+    job = reprofile_job(small, variant, threads=1)
+    with qtbot.waitSignal(job.succeeded, timeout=120_000) as done:
+        job.start()
+    updated = done.args[0]
+    assert updated.busy and "1000.0000 ms when first timed in this experiment" in updated.busy

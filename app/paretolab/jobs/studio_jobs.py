@@ -11,6 +11,7 @@ from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.scaling import sequence_scaling
 from paretolab.core.model.handle import ModelHandle, load_model
 from paretolab.core.pipeline.optimize import optimize
+from paretolab.core.pipeline.reference_timing import check_against_reference
 from paretolab.core.pipeline.scorecard import latencies
 from paretolab.core.progress import Progress
 from paretolab.core.store.experiment import Experiment
@@ -56,6 +57,10 @@ def reprofile_job(original: ModelHandle, variant: Variant, data: str = "digits",
         (base_ms, mine_ms), timing, faster = latencies(original, handle, test, backend=variant.measured.backend,
                                                        device=variant.measured.device,
                                                        threads=threads or variant.measured.threads, progress=progress)
+        drifted = check_against_reference(variant.artifact.parent, timing, backend=variant.measured.backend,
+                                          device=variant.measured.device, threads=threads or variant.measured.threads)
+        if drifted:  # the original ran far from the experiment's reference: the load changed since
+            timing["busy"] = "; ".join(filter(None, [timing.get("busy"), drifted]))
         updated = variant.remeasured(base_ms, mine_ms, timing, faster)
         Experiment(variant.artifact.parent).save(updated)
         return updated
