@@ -38,10 +38,11 @@ def setup_logging() -> Path | None:
     # converters) reads its level from the environment when it loads; Ray's output is captured
     # around its calls (native_stderr_to_log); ONNX Runtime's sessions are made with severity 3.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    path: Path | None = log_folder() / LOG_NAME
+    file = log_folder() / LOG_NAME
+    path: Path | None = file
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(file, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     except OSError:
         path, handler = None, logging.NullHandler()

@@ -3,7 +3,7 @@
 
 For models whose inputs no file format describes (mel frames, a tokenizer's ids, a VAD's state
 fed back), the user's own pipeline is the only faithful source of data. The script runs as a
-subprocess, in the user's folder with the user's arguments; record_hook.py, put first on its
+subprocess, in the user's folder with the user's arguments; resources/record/sitecustomize.py, put first on its
 PYTHONPATH as sitecustomize, saves each call's inputs (ONNX Runtime, OpenVINO, torch) into a private temp folder that is
 removed afterwards. Nothing is written but the -o file.
 """
@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
@@ -27,6 +28,10 @@ import numpy as np
 from paretolab.core.measure.data import DataError
 from paretolab.core.owned import work_prefix
 from paretolab.core.tensors import TensorSpec
+
+# Not a module of the package: it runs inside the user's interpreter as its sitecustomize, and
+# importing it here would run it.
+_HOOK = Path(str(resources.files("paretolab.resources") / "record" / "sitecustomize.py"))
 
 DEFAULT_MAX = 256
 
@@ -91,7 +96,7 @@ def _run(command: list[str], model: Path, inputs: Sequence[TensorSpec], folder: 
          cwd: Path | None, echo: TextIO) -> tuple[int, str]:
     """Run the command with the hook on its path; its output passes through, the last stderr line is kept."""
     (folder / "calls").mkdir()
-    shutil.copyfile(Path(__file__).with_name("record_hook.py"), folder / "sitecustomize.py")
+    shutil.copyfile(_HOOK, folder / "sitecustomize.py")
     config = folder / "config.json"
     config.write_text(json.dumps({"model": str(model.resolve()), "names": [s.name for s in inputs],
                                   "folder": str(folder), "max_calls": max_calls}), encoding="utf-8")
