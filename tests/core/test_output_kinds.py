@@ -28,6 +28,7 @@ from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.pipeline.optimize import optimize
 from paretolab.core.pipeline.scorecard import scorecard
+from paretolab.core.progress import Progress
 from paretolab.core.store.pareto import Point, pareto_front
 from paretolab.core.store.report import write_report
 
@@ -279,9 +280,14 @@ def test_an_embedder_made_constant_is_broken_on_any_data(zoo, tmp_path):
 def test_early_exit_refuses_a_model_that_is_not_a_classifier_before_any_work(zoo, tmp_path, name):
     path, data = zoo[name]
     original = _open(path)
-    exits = Recipe.from_dict({"steps": [{"technique": "early_exit", "settings": {"exits": 1}}]})
+    # Steps before the exits would take minutes: the refusal comes before the first of them.
+    exits = Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"sparsity": 0.5, "method": "unstructured"}},
+                                        {"technique": "graphopt"},
+                                        {"technique": "early_exit", "settings": {"exits": 1}}]})
     refusal = r"early exit needs a classifier; .+ (is judged an? \w+ output|not \[batch, classes\] class scores)"
+    steps: list[str] = []
+    progress = Progress(lambda fraction, message: steps.append(message))
     with pytest.raises(ParetoLabError, match=refusal) as caught:
-        optimize(original, exits, DataPlan.from_spec(str(data), original), tmp_path, "v1")
+        optimize(original, exits, DataPlan.from_spec(str(data), original), tmp_path, "v1", progress=progress)
     assert "\n" not in str(caught.value)
-    assert not list(tmp_path.glob("v1*"))
+    assert steps == [] and not list(tmp_path.glob("v1*"))

@@ -4,6 +4,7 @@ up front, so an impossible combination is disabled with its reason instead of fa
 from __future__ import annotations
 
 from paretolab.core.compress.early_exit import refuse_non_classifier
+from paretolab.core.compress.techniques import check_recipe
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.model.handle import ModelHandle
@@ -25,8 +26,8 @@ def recipe_problem(doc: dict, handle: ModelHandle | None) -> str | None:
     (nothing follows OpenVINO quantization, ...) and early exit on a model without class scores."""
     try:
         recipe = Recipe.from_dict(doc, "settings")
+        if handle is not None:
+            check_recipe(handle, recipe.steps)  # what each technique needs of the model: the run's own check
     except ParetoLabError as exc:
         return str(exc)
-    if any(step.technique == "early_exit" for step in recipe.steps):
-        return early_exit_unavailable(handle)
     return None

@@ -31,6 +31,9 @@ class Technique:
     output: Callable[[Any], Output]
     colour: str | None = None  # its colour on the chart; None: drawn as "other"
     colour_rank: int = 0  # when a recipe has several coloured techniques, the lowest rank names its colour
+    # What the technique needs of the open model, checked before any step runs: (handle, output
+    # kinds the user gave, settings) -> None, or a one-line ParetoLabError.
+    precheck: Callable[[Any, dict[str, str] | None, Any], None] | None = None
 
 
 # In the order the GUI and the CLI put steps in a recipe.
@@ -44,7 +47,8 @@ TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
     Technique("quantize", quantize.QuantizeSettings, quantize.summary, quantize.apply,
               quantize.output, colour="#ff7f0e", colour_rank=2),
     Technique("early_exit", early_exit.EarlyExitSettings, early_exit.summary, early_exit.apply, lambda s: "onnx",
-              colour="#17becf", colour_rank=0),  # exits change how a model runs most: they name the colour
+              colour="#17becf", colour_rank=0,  # exits change how a model runs most: they name the colour
+              precheck=lambda handle, kinds, s: early_exit.refuse_non_classifier(handle, kinds)),
 )}
 
 # Colours of the chart's kinds, in legend order; shared by the studio's chart and the report.
@@ -98,6 +102,15 @@ def quant_target(key: str, where: str = "quantization") -> QuantTarget:
         return QUANT_TARGETS[key]
     except KeyError:
         raise SettingsError(f"unknown {where} '{key}'; choose from {', '.join(QUANT_TARGETS)}") from None
+
+
+def check_recipe(handle: Any, steps: Any, output_kinds: dict[str, str] | None = None) -> None:
+    """Refuse, before any work, a recipe whose steps the open model cannot take (early exit on a
+    detector): minutes of pruning and training must not end in "needs class scores"."""
+    for step in steps:
+        check = technique(step.technique).precheck
+        if check is not None:
+            check(handle, output_kinds, step.settings)
 
 
 def recipe_steps(**settings: dict | None) -> list[dict]:

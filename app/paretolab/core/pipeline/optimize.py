@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from paretolab.core.compress.step import StepContext
-from paretolab.core.compress.techniques import TECHNIQUES
+from paretolab.core.compress.techniques import TECHNIQUES, check_recipe
 from paretolab.core.compress.variant import Recipe, Step, Variant
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, check_writable, work_prefix
@@ -175,6 +175,7 @@ def optimize(
     quantization candidates are timed on the CPU; PyTorch precisions on `device`."""
     experiment = Experiment(out_dir)
     backend = measure_backend(recipe, backend, device)
+    check_recipe(handle, recipe.steps, data.output_kinds)
     check_space(handle, Path(out_dir))
     claim = experiment.new_name() if name is None else experiment.claimed(name, tuple(handle.files))
     with claim as claimed:
