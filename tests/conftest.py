@@ -73,3 +73,21 @@ def bad_files(tmp_path: Path, model_files: dict[str, Path]) -> dict[str, Path]:
         files[f"truncated_{key}"] = tmp_path / f"truncated_{model_files[key].name}"
         files[f"truncated_{key}"].write_bytes(data[: len(data) // 2])
     return files
+
+
+@pytest.fixture
+def fp32_timed_slow(monkeypatch):
+    """Which precision wins a fastest-precision contest is a measurement (under a CPU hog the forms
+    can tie, and FP32 is then kept); tests about what happens to the winner make FP32 time slow."""
+    import dataclasses
+
+    from paretolab.core.compress import fastest_faithful
+
+    real = fastest_faithful.time_side_by_side
+
+    def fp32_slow(handles, **kwargs):
+        base, *rest = real(handles, **kwargs)
+        return [dataclasses.replace(base, median_ms=base.median_ms * 10, low_ms=base.high_ms * 10,
+                                    high_ms=base.high_ms * 10), *rest]
+
+    monkeypatch.setattr(fastest_faithful, "time_side_by_side", fp32_slow)

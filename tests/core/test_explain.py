@@ -141,7 +141,7 @@ def test_the_command_line_explains_a_written_variant_with_its_layer_times(tmp_pa
     assert "no variant with metrics there" in capsys.readouterr().err
 
 
-def test_a_measured_precision_choice_is_explained_by_the_precision_that_won(tmp_path):
+def test_a_measured_precision_choice_is_explained_by_the_precision_that_won(tmp_path, fp32_timed_slow):
     original, variant = _variant(tmp_path, {"backend": "openvino", "precision": "fastest"})
     (report,) = [r for r in variant.reports if r.get("technique") == "quantize"]
     won = report["chosen"].removeprefix("openvino-")

@@ -17,7 +17,7 @@ from paretolab.core.measure.load import CpuSnapshot, others_cpus, others_note
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.pipeline.optimize import optimize
-from paretolab.core.pipeline.reference_timing import REFERENCE_FILE, reference_key
+from paretolab.core.pipeline.reference_timing import reference_key
 from paretolab.core.sample import sample_model_path
 from paretolab.core.store.experiment import Experiment
 from paretolab.core.store.report import write_report
@@ -57,18 +57,20 @@ def test_the_speed_up_is_the_ratio_of_the_same_rounds_and_the_original_is_kept_a
     v1 = build(small, experiment.folder, "v1")
     assert v1.speedup == pytest.approx(v1.baseline.latency_ms / v1.measured.latency_ms)  # never against the column
     assert "the original's" in v1.speedup_basis() and f"{v1.measured.latency_ms:.4f} ms" in v1.speedup_basis()
-    kept = json.loads((experiment.folder / REFERENCE_FILE).read_text())
     key = reference_key("ort", "cpu", 1)
-    assert kept[key]["median_ms"] == pytest.approx(v1.baseline.latency_ms)
+    assert v1.metrics["timing"]["reference_key"] == key
     assert v1.busy is None and v1.metrics["timing"]["reference_ms"] == pytest.approx(v1.baseline.latency_ms)
+    assert sorted(p.name for p in experiment.folder.iterdir() if not p.name.startswith("v1.")) == []  # no file of its own
 
     # The machine's load changes between rows: this row's original runs far from the reference.
-    kept[key]["median_ms"] = 100.0 * v1.baseline.latency_ms
-    (experiment.folder / REFERENCE_FILE).write_text(json.dumps(kept))
+    saved = experiment.folder / "v1.metrics.json"
+    doc = json.loads(saved.read_text())
+    doc["metrics"]["timing"]["reference_ms"] = 100.0 * v1.baseline.latency_ms
+    saved.write_text(json.dumps(doc))
     v2 = build(small, experiment.folder, "v2")
     assert v2.busy and f"{v2.baseline.latency_ms:.4f} ms in this variant's rounds" in v2.busy
     assert f"{100.0 * v1.baseline.latency_ms:.4f} ms when first timed" in v2.busy
-    assert json.loads((experiment.folder / REFERENCE_FILE).read_text())[key]["median_ms"] == kept[key]["median_ms"]
+    assert v2.metrics["timing"]["reference_ms"] == pytest.approx(100.0 * v1.baseline.latency_ms)
     assert "⚠" in render.variant(v2) and v2.busy in render.variant(v2)
 
 

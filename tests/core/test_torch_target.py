@@ -68,29 +68,16 @@ def test_a_variant_measured_elsewhere_keeps_a_pytorch_file_beside_it_that_moves_
 
 @pytest.mark.skipif("bf16" not in native_precisions("cpu"), reason="this CPU has neither AVX512-BF16 nor AMX")
 def test_torch_fastest_times_bf16_beside_fp32_on_the_cpu_and_bakes_the_winner_into_the_file(demo, plan, tmp_path,
-                                                                                            monkeypatch):
-    """Which precision wins is a measurement (under a CPU hog bf16 and FP32 can tie, and FP32 is
-    then kept); this test is about what happens to the winner, so FP32's timing is made slow."""
-    import dataclasses
-
-    from paretolab.core.compress import fastest_faithful
-
-    real = fastest_faithful.time_side_by_side
-
-    def fp32_slow(handles, **kwargs):
-        base, *rest = real(handles, **kwargs)
-        slow = dataclasses.replace(base, median_ms=base.median_ms * 10, low_ms=base.high_ms * 10, high_ms=base.high_ms * 10)
-        return [slow, *rest]
-
-    monkeypatch.setattr(fastest_faithful, "time_side_by_side", fp32_slow)
+                                                                                            fp32_timed_slow):
     fastest = {"technique": "quantize", "settings": {"backend": "torch", "precision": "fastest"}}
     variant = optimize(demo, recipe(PRUNE, fastest), plan, tmp_path, "v")  # the default backend: the quantizer's
     (report,) = [r for r in variant.reports if r.get("technique") == "quantize"]
     assert report["device"] == "cpu" and [c["name"] for c in report["candidates"]] == list(native_precisions("cpu"))
-    assert report["chosen"] == "torch-bf16" and report["candidates"][0]["agreement"] >= 0.98
+    assert report["chosen"] in ("torch-bf16", "torch-fp16") and report["candidates"][0]["agreement"] >= 0.98
     assert variant.measured.backend == "torch" and variant.artifact.suffix == ".pt2"
     made = load_model(variant.artifact)
-    assert {p.dtype for p in made.native.state_dict.values() if p.dim() > 1} == {torch.bfloat16}
+    baked = {"torch-bf16": torch.bfloat16, "torch-fp16": torch.float16}[report["chosen"]]
+    assert {p.dtype for p in made.native.state_dict.values() if p.dim() > 1} == {baked}
     assert evaluate(made, plan.test, backend="torch").top1 == variant.measured.top1
 
 

@@ -91,15 +91,16 @@ def test_a_re_profile_far_from_the_experiments_reference_is_marked_busy(qtbot, t
     from paretolab.core.measure.plan import DataPlan
     from paretolab.core.model.handle import load_model
     from paretolab.core.pipeline.optimize import optimize
-    from paretolab.core.pipeline.reference_timing import REFERENCE_FILE
     from paretolab.core.sample import sample_model_path
     from paretolab.jobs.studio_jobs import reprofile_job
 
     small = load_model(sample_model_path())
     recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]})
     variant = optimize(small, recipe, DataPlan.from_spec("digits", small), tmp_path, "v1", threads=1)
-    kept = json.loads((tmp_path / REFERENCE_FILE).read_text())
-    (tmp_path / REFERENCE_FILE).write_text(json.dumps({k: {"median_ms": 1000.0} for k in kept}))  # a far-off reference
+    saved = tmp_path / "v1.metrics.json"
+    doc = json.loads(saved.read_text())
+    doc["metrics"]["timing"]["reference_ms"] = 1000.0  # a far-off reference
+    saved.write_text(json.dumps(doc))
     job = reprofile_job(small, variant, threads=1)
     with qtbot.waitSignal(job.succeeded, timeout=120_000) as done:
         job.start()
