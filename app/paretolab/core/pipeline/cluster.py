@@ -16,7 +16,6 @@ import contextlib
 import functools
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +29,9 @@ from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline import ray_tasks
 from paretolab.core.pipeline.optimize import measure_backend, record_variant
 from paretolab.core.pipeline.ray_connect import ClusterError, check_reachable, connect_error, ray_output_to_log
-from paretolab.core.pipeline.sweep import (
-    SweepResult,
-    SweepSettings,
-    open_study,
-    recipe_key,
-    search_space,
-    steer,
-    suggest,
-    sweep,
-)
-from paretolab.core.progress import Progress, silent
+from paretolab.core.pipeline.sweep import SweepResult, SweepSettings, sweep
+from paretolab.core.pipeline.trials import Finished
+from paretolab.core.progress import Progress
 from paretolab.core.store.experiment import Experiment
 
 log = logging.getLogger(__name__)
@@ -117,82 +108,14 @@ def cluster_description(ray: Any) -> str:
     return f"{resources.get('CPU', 0):.0f} CPUs, {resources.get('GPU', 0):.0f} GPUs on {nodes} node{'s' * (nodes != 1)}"
 
 
-# -- the driver -----------------------------------------------------------------------------
+# -- the runner ------------------------------------------------------------------------------
 
 def cluster_sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings: SweepSettings,
                   cluster: ClusterSettings, *, torch_edits: bool, progress: Progress | None = None,
                   on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
     """The sweep of pipeline/sweep.py with its trials as Ray tasks (see the module's docstring)."""
-    progress = progress or silent()
-    settings.check()
-    space = search_space(settings, torch_edits)
-    known = {recipe_key(v.recipe): v for v in experiment.variants()}
-    results: list[Variant] = []
-    failed: list[str] = []
-
-    def outcome() -> SweepResult:
-        return SweepResult(results, len(space), len(space.keys() & known.keys()), failed)
-
-    if outcome().exhausted:
-        progress.report(1.0, f"sweep: {outcome().note()}")
-        return outcome()
-    with connect(cluster) as ray:
-        build, measure = ray.remote(ray_tasks.build), ray.remote(ray_tasks.measure)
-        about = cluster_description(ray)
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        width = cluster.workers or cpus
-        model_ref, plan_ref = ray.put(ray_tasks.model_payload(handle)), ray.put(data)
-        study = open_study(experiment, settings)
-        driver = _Driver(ray, build.options(max_retries=cluster.retries, num_cpus=1), measure, model_ref, plan_ref,
-                         handle, data, experiment, cluster)
-        start = time.monotonic()
-        asked = 0
-
-        def fill() -> None:
-            """Ask Optuna for settings until every worker has a trial; settings known or already out
-            are answered (or waited for) instead of built twice."""
-            nonlocal asked
-            for _ in range(4 * width):
-                if (time.monotonic() - start >= settings.budget_s or len(driver.flying) >= width or outcome().exhausted
-                        or (settings.trials is not None and asked >= settings.trials)
-                        or not space.keys() - known.keys() - driver.building()):  # the rest is out already
-                    return
-                trial, asked = study.ask(), asked + 1
-                recipe = suggest(trial, settings, torch_edits)
-                key = recipe_key(recipe)
-                if key in known:  # measured already: answer from the experiment, steer to the unmeasured
-                    study.tell(trial, _values(known[key]))
-                    results.append(known[key])
-                    steer(study, space, known)
-                elif key in driver.building():  # being built: wait for results before asking again
-                    study.tell(trial, state=_pruned())
-                    steer(study, space, {**known, **dict.fromkeys(driver.building())})
-                    return
-                else:
-                    driver.submit(trial, recipe, key)
-
-        try:
-            while True:
-                fill()
-                if not driver.flying:
-                    break
-                progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s),
-                                f"cluster {about}: {driver.status(failed, cpus)}")
-                for trial, recipe, variant, error in driver.collect(progress):
-                    if variant is None:
-                        failed.append(f"{recipe.summary()}: {error}")
-                        study.tell(trial, state=_failed())
-                        continue
-                    known[recipe_key(recipe)] = variant
-                    results.append(variant)
-                    study.tell(trial, _values(variant))
-                    if on_variant is not None:
-                        on_variant(variant)
-        except BaseException:
-            driver.cancel_all(study)  # stopping the sweep cancels what is still out; finished trials stay
-            raise
-    progress.report(1.0, f"sweep: {outcome().note()}")
-    return outcome()
+    return sweep(handle, data, experiment, settings, torch_edits=torch_edits, progress=progress, on_variant=on_variant,
+                 runner=RayRunner(cluster))
 
 
 def sweep_on(cluster: ClusterSettings | None, handle: ModelHandle, data: DataPlan, experiment: Experiment,
@@ -205,36 +128,38 @@ def sweep_on(cluster: ClusterSettings | None, handle: ModelHandle, data: DataPla
                          on_variant=on_variant)
 
 
-def _values(variant: Variant) -> tuple[float, float]:
-    return variant.selection_score, variant.measured.latency_ms  # chosen on validation, never on test
-
-
 def _write_bytes(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _failed() -> Any:
-    from optuna.trial import TrialState
+class RayRunner:
+    """The trials out on the cluster, and how each finished one comes home: the runner of the
+    sweep's one trial loop (trials.py) for Ray, a trial per free worker (`workers`, default the
+    cluster's CPUs)."""
 
-    return TrialState.FAIL
-
-
-def _pruned() -> Any:
-    from optuna.trial import TrialState
-
-    return TrialState.PRUNED
-
-
-class _Driver:
-    """The trials out on the cluster, and how each finished one comes home."""
-
-    def __init__(self, ray: Any, build: Any, measure: Any, model_ref: Any, plan_ref: Any, handle: ModelHandle,
-                 data: DataPlan, experiment: Experiment, cluster: ClusterSettings) -> None:
-        self.ray, self.build, self.measure = ray, build, measure
-        self.model_ref, self.plan_ref = model_ref, plan_ref
-        self.handle, self.data, self.experiment, self.cluster = handle, data, experiment, cluster
+    def __init__(self, cluster: ClusterSettings) -> None:
+        self.cluster = cluster
+        self.width = 1  # set once connected
         self.flying: dict[Any, tuple[Any, Recipe, str]] = {}  # Ray reference -> (trial, recipe, its key)
         self.built_on: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def opened(self, handle: ModelHandle, data: DataPlan, experiment: Experiment, progress: Progress,
+               fraction: Callable[[], float]) -> Iterator[None]:
+        """Connected, with the model and the data plan put in the object store once."""
+        with connect(self.cluster) as ray:
+            self.ray, self.progress = ray, progress
+            self.build = ray.remote(ray_tasks.build).options(max_retries=self.cluster.retries, num_cpus=1)
+            self.measure = ray.remote(ray_tasks.measure)
+            self.about = cluster_description(ray)
+            self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self.width = self.cluster.workers or self.cpus
+            self.model_ref, self.plan_ref = ray.put(ray_tasks.model_payload(handle)), ray.put(data)
+            self.handle, self.data, self.experiment = handle, data, experiment
+            yield
+
+    def asked(self, number: int) -> None:
+        pass  # the status line says what is out
 
     def building(self) -> set[str]:
         return {key for _, _, key in self.flying.values()}
@@ -249,17 +174,18 @@ class _Driver:
                                        ).remote(self.model_ref, self.plan_ref, ref, backend)
         self.flying[ref] = (trial, recipe, key)
 
-    def status(self, failed: list[str], cpus: int) -> str:
-        """"2 running, 1 queued, 0 failed; built so far by node-a: 4, node-b: 3" for the Jobs panel."""
-        running = min(len(self.flying), cpus)
+    def status(self, failed: int) -> str:
+        """"cluster 4 CPUs, 0 GPUs on 1 node: 2 running, 1 queued, 0 failed; built so far by node-a: 4,
+        node-b: 3" for the Jobs panel."""
+        running = min(len(self.flying), self.cpus)
         nodes = ", ".join(f"{host}: {n}" for host, n in sorted(self.built_on.items()))
-        return (f"{running} running, {len(self.flying) - running} queued, {len(failed)} failed"
+        return (f"cluster {self.about}: {running} running, {len(self.flying) - running} queued, {failed} failed"
                 + (f"; built so far by {nodes}" if nodes else ""))
 
-    def collect(self, progress: Progress) -> Iterator[tuple[Any, Recipe, Variant | None, str | None]]:
+    def collect(self) -> Iterator[Finished]:
         """The trials that finished within half a second: each measured and saved, or its error."""
         done, _ = self.ray.wait(list(self.flying), num_returns=1, timeout=0.5)
-        progress.check()
+        self.progress.check()
         for ref in done:
             trial, recipe, _ = self.flying.pop(ref)
             try:
@@ -271,11 +197,11 @@ class _Driver:
             host = built["built_by"]["host"]
             self.built_on[host] = self.built_on.get(host, 0) + 1
             try:
-                yield trial, recipe, self._home(recipe, built, progress), None
+                yield trial, recipe, self._home(recipe, built), None
             except ParetoLabError as exc:
                 yield trial, recipe, None, str(exc)
 
-    def _home(self, recipe: Recipe, built: dict, progress: Progress) -> Variant:
+    def _home(self, recipe: Recipe, built: dict) -> Variant:
         """Write the built file into the experiment under a new name, measure it, save it."""
         backend = measure_backend(recipe, None, "cpu")
         with self.experiment.new_name() as name:
@@ -283,7 +209,7 @@ class _Driver:
             extra = {"built_by": built["built_by"]}
             if "metrics" not in built:  # measured here, one variant at a time: timings never overlap
                 return record_variant(self.handle, recipe, self.data, self.experiment, name, artifact, built["reports"],
-                                      backend=backend, progress=Progress(lambda f, m: progress.check()), extra=extra)
+                                      backend=backend, progress=Progress(lambda f, m: self.progress.check()), extra=extra)
             variant = Variant(name, recipe, artifact, str(self.handle.path), {**built["metrics"], **extra}, built["reports"])
             self.experiment.save(variant)
             return variant
@@ -297,10 +223,12 @@ class _Driver:
         return folder / f"{name}{artifact}"
 
     def cancel_all(self, study: Any) -> None:
+        from optuna.trial import TrialState
+
         for ref, (trial, _, _) in list(self.flying.items()):
             with contextlib.suppress(Exception):
                 self.ray.cancel(ref, force=True)
             with contextlib.suppress(Exception):
-                study.tell(trial, state=_failed())
+                study.tell(trial, state=TrialState.FAIL)
         self.flying.clear()
 

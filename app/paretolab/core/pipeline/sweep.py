@@ -3,7 +3,8 @@
 Optuna's NSGA-II (multi-objective) proposes settings; each trial builds and measures a
 variant with the same pipeline as `optimize` and keeps it in the experiment as soon as it
 finishes, so a stopped sweep loses nothing. The study is journaled in the experiment
-folder: running again resumes it, and settings already measured are never re-run.
+folder: running again resumes it, and settings already measured are never re-run. The trials
+run in one loop (trials.py) whether they are built here or on Ray: only the runner differs.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from paretolab.core.compress.techniques import QUANT_TARGETS, quant_target, reci
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import ModelHandle
-from paretolab.core.pipeline.optimize import optimize
-from paretolab.core.pipeline.prefix_cache import PrefixCache
+from paretolab.core.pipeline.trials import LocalRunner, Runner, run_trials
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
 from paretolab.core.store.experiment import Experiment
@@ -100,62 +100,37 @@ def search_space(settings: SweepSettings, torch_edits: bool) -> dict[str, dict]:
 
 
 def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings: SweepSettings, *, torch_edits: bool,
-          progress: Progress | None = None, on_variant: Callable[[Variant], None] | None = None) -> SweepResult:
-    """Run trials until the budget or trial count is spent, or every setting is measured."""
+          progress: Progress | None = None, on_variant: Callable[[Variant], None] | None = None,
+          runner: Runner | None = None) -> SweepResult:
+    """Run trials until the budget or trial count is spent, or every setting is measured: here
+    (`runner` None: LocalRunner) or wherever `runner` sends them (cluster.RayRunner)."""
     progress = progress or silent()
     start = time.monotonic()  # the budget counts from here: reading the experiment and the journal are part of it
     settings.check()
     space = search_space(settings, torch_edits)
     known = {recipe_key(v.recipe): v for v in experiment.variants()}
-    results: list[Variant] = []
 
-    def outcome() -> SweepResult:
-        return SweepResult(results, len(space), len(space.keys() & known.keys()))
+    def measured() -> int:
+        return len(space.keys() & known.keys())
 
-    if outcome().exhausted:  # a resumed sweep with nothing left: leave the journal as it is
-        progress.report(1.0, f"sweep: {outcome().note()}")
-        return outcome()
-    study = open_study(experiment, settings)
-    reuse = PrefixCache(experiment.folder / ".students")  # each pruned/distilled student is trained once
+    if measured() >= len(space):  # a resumed sweep with nothing left: leave the journal as it is
+        result = SweepResult([], len(space), measured())
+        progress.report(1.0, f"sweep: {result.note()}")
+        return result
+    runner = runner or LocalRunner()
 
-    def objective(trial: Any) -> tuple[float, float]:
-        if results and time.monotonic() - start >= settings.budget_s:  # never start a trial once the budget is spent
-            import optuna
+    def fraction() -> float:
+        return min(0.99, (time.monotonic() - start) / settings.budget_s)
 
-            trial.study.stop()
-            raise optuna.TrialPruned("the sweep's time budget is spent")
-        progress.report(min(0.99, (time.monotonic() - start) / settings.budget_s), f"trial {trial.number}: choosing settings")
-        recipe = suggest(trial, settings, torch_edits)
-        variant = known.get(recipe_key(recipe))
-        if variant is None:  # not measured yet
-            variant = optimize(
-                handle,
-                recipe,
-                data,
-                experiment.folder,
-                reuse=reuse,
-                progress=Progress(
-                    lambda f, m: progress.report(
-                        min(0.99, (time.monotonic() - start) / settings.budget_s),
-                        f"trial {trial.number} ({recipe.summary()}): {m}",
-                    )
-                ),
-            )
-            known[recipe_key(recipe)] = variant
-            if on_variant is not None:
-                on_variant(variant)
-        else:  # the sampler came back to measured settings: steer the next trial to one that is not
-            steer(study, space, known)
-        results.append(variant)
-        if outcome().exhausted:
-            trial.study.stop()
-        return variant.selection_score, variant.measured.latency_ms  # chosen on validation, never on test
-
-    remaining = max(1.0, settings.budget_s - (time.monotonic() - start))
-    study.optimize(objective, n_trials=settings.trials, timeout=remaining, catch=())
-    progress.report(1.0, f"sweep: {outcome().note()}")
-    logging.getLogger(__name__).info("sweep finished: %s", outcome().note())
-    return outcome()
+    with runner.opened(handle, data, experiment, progress, fraction):
+        study = open_study(experiment, settings)
+        done = run_trials(runner, study, space, known, lambda trial: suggest(trial, settings, torch_edits), recipe_key,
+                          budget_s=settings.budget_s, trials=settings.trials, start=start, progress=progress,
+                          on_variant=on_variant)
+    result = SweepResult(done.variants, len(space), measured(), done.failed)
+    progress.report(1.0, f"sweep: {result.note()}")
+    logging.getLogger(__name__).info("sweep finished: %s", result.note())
+    return result
 
 
 def open_study(experiment: Experiment, settings: SweepSettings) -> Any:
@@ -186,13 +161,6 @@ def suggest(trial: Any, settings: SweepSettings, torch_edits: bool) -> Recipe:
     exits = (trial.suggest_categorical("early_exit", list(settings.early_exit)) if len(settings.early_exit) > 1
              else settings.early_exit[0])
     return recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs, exits)
-
-
-def steer(study: Any, space: dict[str, dict], known: dict[str, Any]) -> None:
-    """Queue a setting not measured yet, for when the sampler keeps proposing measured ones."""
-    unmeasured = [params for key, params in space.items() if key not in known]
-    if unmeasured:
-        study.enqueue_trial(unmeasured[0], skip_if_exists=True)
 
 
 def recipe_key(recipe: Recipe) -> str:
