@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
@@ -13,7 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paretolab.core.compress.compare import Comparison
+if TYPE_CHECKING:
+    from paretolab.core.compress.compare import Comparison
 
 
 def _cell(value: float | None, unit: str) -> QTableWidgetItem:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import (
@@ -49,8 +50,11 @@ from paretolab.gui.summary_panel import SummaryPanel
 from paretolab.gui.tradeoff_chart import TradeoffChart
 from paretolab.gui.variant_actions import VariantActions
 from paretolab.gui.variants_table import VariantsTable
-from paretolab.jobs import Job, LoadedModel, load_model_job
+from paretolab.jobs import Job, load_model_job
 from paretolab.jobs.job import JobState, wait_for_all_jobs
+
+if TYPE_CHECKING:
+    from paretolab.core.pipeline.session import LoadedModel
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
@@ -15,13 +16,12 @@ from paretolab.core.compress.variant import (
     technique_kind,
 )
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.pipeline.sweep import SweepSettings
 from paretolab.core.store.plotted import axis_measure, plotted_score
 from paretolab.core.units import percent
 from paretolab.gui.settings_panel import SettingsPanel
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 from paretolab.gui.variants_table import VariantsTable
-from paretolab.jobs import Job, LoadedModel
+from paretolab.jobs import Job
 from paretolab.jobs.queue import JobQueue
 from paretolab.jobs.recipe_check import recipe_problem
 from paretolab.jobs.studio_jobs import (
@@ -33,6 +33,10 @@ from paretolab.jobs.studio_jobs import (
     reprofile_job,
     sweep_job,
 )
+
+if TYPE_CHECKING:
+    from paretolab.core.pipeline.session import LoadedModel
+    from paretolab.core.pipeline.sweep import SweepSettings
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino",
@@ -55,8 +59,7 @@ class Studio(QObject):
         self.sweep: Job | None = None  # the Explore in progress: one at a time
         self.data_spec = "digits"
         settings_panel.run_requested.connect(self.run)
-        settings_panel.explore_requested.connect(
-            lambda budget, data: self.explore(SweepSettings(budget_s=budget, early_exit=settings_panel.sweep_exits()), data))
+        settings_panel.explore_requested.connect(self._explore_requested)
         table.reprofile_requested.connect(self.reprofile)
         table.explain_requested.connect(self.explain)
         chart.point_selected.connect(lambda key: key != "baseline" and table.select(key))
@@ -94,6 +97,11 @@ class Studio(QObject):
         job.succeeded.connect(self._on_variant)
         job.failed.connect(lambda exc, job=job: self._on_failed(job, exc))
         return self.queue.submit(job)
+
+    def _explore_requested(self, budget: float, data_spec: str) -> Job | None:
+        from paretolab.core.pipeline.sweep import SweepSettings  # the sweep's engine loads on first use, not with the window
+
+        return self.explore(SweepSettings(budget_s=budget, early_exit=self.settings_panel.sweep_exits()), data_spec)
 
     def explore(self, settings: SweepSettings, data_spec: str) -> Job | None:
         """A sweep whose trials land on the chart as they finish."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
 from paretolab.core.tensors import TensorSpec, format_shape
 from paretolab.core.units import si, size
-from paretolab.jobs import LoadedModel
+
+if TYPE_CHECKING:
+    from paretolab.core.pipeline.session import LoadedModel
 
 _DIM_NAME = re.compile(r"^[A-Za-z_][\w.]*$")  # "batch", "height": a name; anything else is a formula
 

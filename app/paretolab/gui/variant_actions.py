@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 from paretolab.gui.compare_dialog import CompareDialog
 from paretolab.gui.scaling_dialog import ScalingDialog
 from paretolab.gui.studio import EXPORT_FILTERS, EXPORT_FORMATS, Studio
-from paretolab.jobs import Job, LoadedModel
+from paretolab.jobs import Job
 from paretolab.jobs.studio_jobs import analysis_job, compare_job, report_job, save_recipe_job, scaling_job
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
 
+    from paretolab.core.pipeline.session import LoadedModel
     from paretolab.gui.graph_view import GraphView
     from paretolab.gui.importance_chart import ImportanceChart
     from paretolab.gui.prompts import Prompts

@@ -3,17 +3,20 @@ up front, so an impossible combination is disabled with its reason instead of fa
 
 from __future__ import annotations
 
-from paretolab.core.compress.early_exit import refuse_non_classifier
-from paretolab.core.compress.techniques import check_recipe
-from paretolab.core.compress.variant import Recipe
+from typing import TYPE_CHECKING
+
 from paretolab.core.errors import ParetoLabError
-from paretolab.core.model.handle import ModelHandle
+
+if TYPE_CHECKING:
+    from paretolab.core.model.handle import ModelHandle
 
 
 def early_exit_unavailable(handle: ModelHandle | None) -> str | None:
     """Why the open model cannot take early exits (it is not a classifier), or None."""
     if handle is None:
         return "open a model first"
+    from paretolab.core.compress.early_exit import refuse_non_classifier  # ONNX tooling: loaded when a model is open
+
     try:
         refuse_non_classifier(handle)
     except ParetoLabError as exc:
@@ -24,6 +27,9 @@ def early_exit_unavailable(handle: ModelHandle | None) -> str | None:
 def recipe_problem(doc: dict, handle: ModelHandle | None) -> str | None:
     """Why the recipe `doc` cannot run on the open model, in one line, or None: the steps' order
     (nothing follows OpenVINO quantization, ...) and early exit on a model without class scores."""
+    from paretolab.core.compress.techniques import check_recipe
+    from paretolab.core.compress.variant import Recipe
+
     try:
         recipe = Recipe.from_dict(doc, "settings")
         if handle is not None:

@@ -1,22 +1,19 @@
-"""Jobs the studio runs: optimize a model with a recipe, export a variant."""
+"""Jobs the studio runs: optimize a model with a recipe, export a variant.
+
+Each job imports the engine inside the function it runs on the worker: importing this module
+(and with it the window) loads neither torch nor a runtime."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from paretolab.core.compress.analysis import analyse_layers
-from paretolab.core.compress.explain import explain, quick_reasons
-from paretolab.core.compress.variant import Recipe, Variant
-from paretolab.core.measure.plan import DataPlan
-from paretolab.core.measure.scaling import sequence_scaling
-from paretolab.core.model.handle import ModelHandle, load_model
-from paretolab.core.pipeline.optimize import optimize
-from paretolab.core.pipeline.reference_timing import check_against_reference
-from paretolab.core.pipeline.scorecard import latencies
 from paretolab.core.progress import Progress
-from paretolab.core.store.experiment import Experiment
-from paretolab.core.store.export import export_variant
 from paretolab.jobs.job import Job
+
+if TYPE_CHECKING:
+    from paretolab.core.compress.variant import Recipe, Variant
+    from paretolab.core.model.handle import ModelHandle
 
 
 def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, folder: Path, threads: int | None = None,
@@ -25,6 +22,10 @@ def optimize_job(handle: ModelHandle, recipe: Recipe, data: str, folder: Path, t
     on the worker: the experiment's lock may be held by another window)."""
 
     def run(progress: Progress) -> Variant:
+        from paretolab.core.measure.plan import DataPlan
+        from paretolab.core.pipeline.optimize import optimize
+        from paretolab.core.store.experiment import Experiment
+
         variant = optimize(handle, recipe, DataPlan.from_spec(data, handle, preprocess), folder, device=device,
                            threads=threads, progress=progress)
         Experiment(folder).remember_data(data, preprocess)  # an image folder is offered again next time
@@ -38,6 +39,10 @@ def export_job(artifact: Path, fmt: str, dest: Path, data: str, expected_top1: f
     """`force`: the user already agreed to replace `dest` (the Save dialog asked); the variant's
     own files and `protect` (the model it came from) are never replaced."""
     def run(progress: Progress):
+        from paretolab.core.measure.plan import DataPlan
+        from paretolab.core.model.handle import load_model
+        from paretolab.core.store.export import export_variant
+
         variant = load_model(artifact)
         return export_variant(variant, fmt, dest, DataPlan.from_spec(data, variant).test, expected_top1=expected_top1,
                               progress=progress, force=force, protect=protect)
@@ -52,6 +57,12 @@ def reprofile_job(original: ModelHandle, variant: Variant, data: str = "digits",
     where = f"{variant.measured.backend}/{variant.measured.device}"
 
     def run(progress: Progress) -> Variant:
+        from paretolab.core.measure.plan import DataPlan
+        from paretolab.core.model.handle import load_model
+        from paretolab.core.pipeline.reference_timing import check_against_reference
+        from paretolab.core.pipeline.scorecard import latencies
+        from paretolab.core.store.experiment import Experiment
+
         handle = load_model(variant.artifact)
         test = DataPlan.from_spec(data, original).test
         (base_ms, mine_ms), timing, faster = latencies(original, handle, test, backend=variant.measured.backend,
@@ -70,27 +81,41 @@ def reprofile_job(original: ModelHandle, variant: Variant, data: str = "digits",
 
 def scaling_job(handle: ModelHandle, lengths: list[int], device: str = "cpu") -> Job:
     """MACs and batch-1 latency of the model at each sequence length (ScalingResult)."""
-    return Job(f"Sequence lengths {', '.join(map(str, lengths))}: MACs and latency",
-               lambda progress: sequence_scaling(handle, lengths, device=device, progress=progress))
+    def run(progress: Progress):
+        from paretolab.core.measure.scaling import sequence_scaling
+
+        return sequence_scaling(handle, lengths, device=device, progress=progress)
+
+    return Job(f"Sequence lengths {', '.join(map(str, lengths))}: MACs and latency", run)
 
 
 def explain_job(original: ModelHandle, variant: Variant) -> Job:
     """Why the variant is (not) faster (core.compress.explain.Explanation)."""
-    return Job(f"Explain {variant.name}'s speed-up",
-               lambda progress: explain(original, variant, original.like(variant.artifact)))
+    def run(progress: Progress):
+        from paretolab.core.compress.explain import explain
+
+        return explain(original, variant, original.like(variant.artifact))
+
+    return Job(f"Explain {variant.name}'s speed-up", run)
 
 
 def delete_job(variant: Variant) -> Job:
-    return Job(f"Delete {variant.name}", lambda progress: Experiment(variant.artifact.parent).delete(variant), exclusive=False)
+    def run(progress: Progress) -> None:
+        from paretolab.core.store.experiment import Experiment
+
+        Experiment(variant.artifact.parent).delete(variant)
+
+    return Job(f"Delete {variant.name}", run, exclusive=False)
 
 
 def rename_job(variant: Variant, new_name: str) -> Job:
     """Returns the renamed Variant; fails with a one-line reason for a bad or taken name."""
-    return Job(
-        f"Rename {variant.name} to {new_name}",
-        lambda progress: Experiment(variant.artifact.parent).rename(variant, new_name),
-        exclusive=False,
-    )
+    def run(progress: Progress) -> Variant:
+        from paretolab.core.store.experiment import Experiment
+
+        return Experiment(variant.artifact.parent).rename(variant, new_name)
+
+    return Job(f"Rename {variant.name} to {new_name}", run, exclusive=False)
 
 
 def save_recipe_job(recipe: Recipe, dest: Path) -> Job:
@@ -99,15 +124,23 @@ def save_recipe_job(recipe: Recipe, dest: Path) -> Job:
 
 def analysis_job(handle: ModelHandle, data: str) -> Job:
     """Importance, a pruning sensitivity scan, int8 error and per-layer time: what the graph is coloured by."""
-    return Job(f"Analyse layers of {handle.path.name}",
-               lambda progress: analyse_layers(handle, DataPlan.from_spec(data, handle), progress))
+    def run(progress: Progress):
+        from paretolab.core.compress.analysis import analyse_layers
+        from paretolab.core.measure.plan import DataPlan
+
+        return analyse_layers(handle, DataPlan.from_spec(data, handle), progress)
+
+    return Job(f"Analyse layers of {handle.path.name}", run)
 
 
 def compare_job(original: ModelHandle, variants: list[Variant], data: str) -> Job:
     """Two variants layer by layer (Comparison), each with its speed-up and why it is (not) more."""
     def run(progress: Progress):
         from paretolab.core.compress.compare import compare_variants
+        from paretolab.core.compress.explain import quick_reasons
         from paretolab.core.measure.data import calibration_subset
+        from paretolab.core.measure.plan import DataPlan
+        from paretolab.core.model.handle import load_model
 
         dataset = DataPlan.from_spec(data, original).validation
         progress.report(0.1, "timing and comparing every layer")
@@ -121,6 +154,7 @@ def compare_job(original: ModelHandle, variants: list[Variant], data: str) -> Jo
 
 def report_job(experiment_folder: Path, out_dir: Path, model_name: str) -> Job:
     def run(progress: Progress) -> list[Path]:
+        from paretolab.core.store.experiment import Experiment
         from paretolab.core.store.report import write_report
 
         progress.report(0.2, "writing the report")
@@ -133,12 +167,12 @@ def sweep_job(handle: ModelHandle, data: str, folder: Path, settings, torch_edit
               preprocess: str | None = None, ray: str | None = None) -> Job:
     """Explore settings, here or with its trials on Ray (`ray`: "local" or a cluster's address);
     each finished trial arrives through job.partial as a Variant."""
-    from paretolab.core.pipeline.cluster import ClusterSettings, sweep_on
-    from paretolab.core.store.experiment import Experiment
-
-    cluster = ClusterSettings(None if ray == "local" else ray) if ray else None
-
     def run(progress: Progress):
+        from paretolab.core.measure.plan import DataPlan
+        from paretolab.core.pipeline.cluster import ClusterSettings, sweep_on
+        from paretolab.core.store.experiment import Experiment
+
+        cluster = ClusterSettings(None if ray == "local" else ray) if ray else None
         return sweep_on(cluster, handle, DataPlan.from_spec(data, handle, preprocess), Experiment(folder), settings,
                         torch_edits=torch_edits, progress=progress, on_variant=job.partial.emit)
 
