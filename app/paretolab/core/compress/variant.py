@@ -8,15 +8,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paretolab.core.compress.techniques import TECHNIQUES, technique
 from paretolab.core.errors import first_line
 from paretolab.core.files import write_json_atomic
 from paretolab.core.measure.measurement import METRIC_LABELS, Measurement, score_of, speedup
-from paretolab.core.measure.timing import Speedup
 from paretolab.core.model.exits import exits_text
 from paretolab.core.settings import SettingsError, from_dict, to_dict
+
+if TYPE_CHECKING:
+    from paretolab.core.measure.timing import Speedup  # timing needs the runtimes; a variant only carries its result
 
 RECIPE_VERSION = 1
 

@@ -21,16 +21,19 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import WriteError, files_digest, write_json_atomic
-from paretolab.core.model.handle import ModelHandle
 from paretolab.core.model.torch_artifact import TORCH_SUFFIXES, torch_sibling
 from paretolab.core.owned import Claim, owner_alive, read_marker, remove_stale_write_folders, still_written
 from paretolab.core.settings import SettingsError
+
+if TYPE_CHECKING:
+    from paretolab.core.model.handle import ModelHandle
 
 log = logging.getLogger(__name__)
 MODEL_SUFFIXES = (".onnx", ".xml", ".bin", *TORCH_SUFFIXES)
