@@ -21,6 +21,7 @@ import onnx
 
 from paretolab.core.compress.exit_graph import Pooling, early_exit_model, probe_model
 from paretolab.core.compress.exit_heads import Calibration, Head, HeadData, calibrate, confidence, exit_of, train_heads
+from paretolab.core.compress.techniques import EARLY_EXIT
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.data import Dataset
@@ -54,8 +55,8 @@ class EarlyExitSettings:
     seed: int = 0
 
     def check(self) -> None:
-        if not self.at and not 1 <= self.exits <= 8:
-            raise SettingsError(f"setting 'exits' must be between 1 and 8, not {self.exits}")
+        if not self.at:
+            EARLY_EXIT.setting("exits").check(self.exits)
         if not 0.0 <= self.budget <= 100.0:
             raise SettingsError(f"setting 'budget' is in accuracy points, 0 to 100, not {self.budget}")
         if self.confidence not in ("max-softmax", "entropy"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from paretolab.core.compress.cpu_gain import cpu_gain
+from paretolab.core.compress.techniques import TECHNIQUES
 from paretolab.core.compress.variant import Variant
 from paretolab.core.measure.machine import cpu_features
 from paretolab.core.measure.profile import layer_breakdown
@@ -23,10 +24,6 @@ INT8_COMPUTE = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", 
 FLOAT_COMPUTE = ("Conv", "MatMul", "Gemm")
 SMALL_MACS = 20_000_000  # below this, a CPU call's fixed costs (~0.05-0.1 ms) rival the compute
 GPU_HALF_GAIN = 2.0  # FP16/BF16 over FP32 (TF32 off) on tensor cores, for convolution- and GEMM-bound models
-# Steps that leave every multiply-add in place, and why (what the MACs reason names)
-KEEPS_MACS = {"quantize": "quantization changes the precision of each multiply-add, not their number",
-              "prune:unstructured": "unstructured pruning zeroes weights, dense runtimes still multiply them",
-              "graphopt": "graph optimization fuses and folds operators around the multiply-adds, it removes none"}
 
 
 @dataclass
@@ -109,9 +106,9 @@ def _macs_reasons(variant: Variant) -> list[str]:
     """A variant that does as many MACs as the original, with the steps of its recipe that left them."""
     if not (variant.measured.macs and variant.baseline.macs and variant.measured.macs >= variant.baseline.macs):
         return []
-    keys = [f"{s.technique}:{getattr(s.settings, 'method', '')}" if s.technique == "prune" else s.technique
-            for s in variant.recipe.steps]
-    why = [KEEPS_MACS[k] for k in dict.fromkeys(keys) if k in KEEPS_MACS]
+    keeps = [TECHNIQUES[s.technique].keeps_macs for s in variant.recipe.steps]  # each technique says whether it does
+    why = list(dict.fromkeys(w for w in (k(s.settings) if k else None for k, s in zip(keeps, variant.recipe.steps,
+                                                                                     strict=True)) if w))
     return ["the variant does as many MACs as the original: nothing it computes was removed"
             + (f" ({'; '.join(why)})" if why else "")]
 
@@ -119,8 +116,9 @@ def _macs_reasons(variant: Variant) -> list[str]:
 def _measured_gain(variant: Variant, precision: str) -> tuple[float, str] | None:
     """The precision's speed-up over FP32 as timed side by side when it was chosen (a measured
     choice among candidates records both), on the device the variant is measured on."""
+    setters = {t.name for t in TECHNIQUES.values() if t.precision is not None}  # techniques that set a precision
     for report in reversed(variant.reports):
-        if report.get("technique") != "quantize":
+        if report.get("technique") not in setters:
             continue
         chosen = next((c for c in report.get("candidates") or [] if c.get("chosen")), None)
         base = report.get("baseline_ms")
@@ -151,12 +149,13 @@ def _exit_reasons(variant: Variant) -> list[str]:
 
 def _precision(variant: Variant) -> str:
     """The precision the variant computes in; a measured choice ("fastest") names its winner in its report."""
-    quant = [s for s in variant.recipe.steps if s.technique == "quantize"]
-    if not quant:
+    steps = [s for s in variant.recipe.steps if TECHNIQUES[s.technique].precision is not None]
+    precisions = [TECHNIQUES[s.technique].precision(s.settings) for s in steps]  # type: ignore[misc]
+    if not precisions:
         return "fp32"
-    if quant[-1].settings.precision != "fastest":
-        return quant[-1].settings.precision
-    chosen = [r.get("chosen", "") for r in variant.reports if r.get("technique") == "quantize"]
+    if precisions[-1] != "fastest":
+        return precisions[-1]
+    chosen = [r.get("chosen", "") for r in variant.reports if r.get("technique") == steps[-1].technique]
     return next((p for p in ("bf16", "int8", "fp16") if chosen and p in chosen[-1].split("-")), "fp32")
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from paretolab.core.settings import SettingsError
+from paretolab.core.compress.techniques import GRAPHOPT
 
 if TYPE_CHECKING:
     from paretolab.core.compress.step import StepContext
@@ -21,8 +21,7 @@ class GraphOptSettings:
     level: Literal["basic", "extended"] = "basic"
 
     def check(self) -> None:
-        if self.level not in ("basic", "extended"):
-            raise SettingsError(f"setting 'level' must be basic or extended, not {self.level}")
+        GRAPHOPT.setting("level").check(self.level)
 
 
 def optimize_graph(src: Path, out: Path, settings: GraphOptSettings) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from paretolab.core.compress.prune_heads import attention_modules, transformer_pruning, update_head_counts
+from paretolab.core.compress.techniques import PRUNE
 from paretolab.core.errors import ParetoLabError, first_line
 from paretolab.core.measure.data import Dataset, calibration_subset
 from paretolab.core.measure.devices import DeviceChoice, timed, torch_device
@@ -45,10 +46,8 @@ class PruneSettings:
 
     def check(self) -> None:
         for name, ratio in {"sparsity": self.sparsity, **{f"layer_ratios.{k}": v for k, v in self.layer_ratios.items()}}.items():
-            if not 0.0 <= ratio <= 0.99:
-                raise SettingsError(f"setting '{name}' must be between 0 and 0.99, not {ratio}")
-        if self.round_to < 1:
-            raise SettingsError(f"setting 'round_to' must be at least 1, not {self.round_to}")
+            PRUNE.setting("sparsity").check(ratio, name)
+        PRUNE.setting("round_to").check(self.round_to)
         if self.method == "unstructured" and self.importance == "taylor":
             raise SettingsError(
                 "setting 'importance' = 'taylor' is for structured pruning; unstructured pruning ranks weights by magnitude"

@@ -1,10 +1,15 @@
 """The technique registry: everything ParetoLab knows about each technique, in one entry.
 
-An entry names the technique's settings class, its one-line summary, what kind of model it
-leaves (an edited PyTorch module, an ONNX file, OpenVINO IR — which fixes where it may stand
-in a recipe), its chart colour and the function that applies it. The pipeline, recipes, the
-chart, the CLI, the GUI and sweeps all read this table, so adding a technique is one module
-with a settings class, `summary` and `apply`, plus one entry here.
+An entry (technique_spec.Technique) names the technique's settings class, its one-line summary,
+what kind of model it leaves (an edited PyTorch module, an ONNX file, OpenVINO IR — which fixes
+where it may stand in a recipe), its chart colour, the function that applies it, and describes
+its settings (bounds, defaults, labels, what a sweep explores) and what it needs of the model.
+The pipeline, recipes, the chart, the CLI's flags, the GUI's controls and the sweep's space all
+read this table, so adding a technique is one module with a settings class, `summary` and
+`apply`, plus one entry here (or `register` from anywhere).
+
+This module imports no technique: implementations are named as "module:attribute" and imported
+on first use, so the GUI starts without torch, onnx, onnxruntime or openvino.
 
 Quantization also has one table of targets (backend and precision), which the CLI's
 --quantize, the GUI's precision list and the sweep's choices are all drawn from.
@@ -12,59 +17,17 @@ Quantization also has one table of targets (backend and precision), which the CL
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from paretolab.core.compress import distill, early_exit, graphopt, lowrank, prune, quantize
+from paretolab.core.compress.requirements import CLASS_SCORES, TORCH_MODULE
+from paretolab.core.compress.technique_spec import Output, Requirement, Setting, Technique
 from paretolab.core.settings import SettingsError
 
-Output = Literal["torch", "onnx", "openvino"] | None  # None: works on whatever the model is at that point
+__all__ = ["Output", "Requirement", "Setting", "Technique", "TECHNIQUES", "register", "technique", "check_recipe",
+           "recipe_steps", "QUANT_TARGETS", "quant_target", "TECHNIQUE_COLOURS"]
 
-
-@dataclass(frozen=True)
-class Technique:
-    name: str
-    settings: type
-    summary: Callable[[Any], str]
-    apply: Callable[[Any, int, Any], None]  # (StepContext, step number, settings)
-    output: Callable[[Any], Output]
-    colour: str | None = None  # its colour on the chart; None: drawn as "other"
-    colour_rank: int = 0  # when a recipe has several coloured techniques, the lowest rank names its colour
-    # What the technique needs of the open model, checked before any step runs: (handle, output
-    # kinds the user gave, settings) -> None, or a one-line ParetoLabError.
-    precheck: Callable[[Any, dict[str, str] | None, Any], None] | None = None
-
-
-# In the order the GUI and the CLI put steps in a recipe.
-TECHNIQUES: dict[str, Technique] = {t.name: t for t in (
-    Technique("prune", prune.PruneSettings, prune.summary, prune.apply,
-              lambda s: "torch" if s.method == "structured" else None, colour="#1f77b4", colour_rank=1),
-    Technique("lowrank", lowrank.LowRankSettings, lowrank.summary, lowrank.apply, lambda s: "torch"),
-    Technique("distill", distill.DistillSettings, distill.summary, distill.apply, lambda s: "torch", colour="#9467bd",
-              colour_rank=3),
-    Technique("graphopt", graphopt.GraphOptSettings, graphopt.summary, graphopt.apply, lambda s: "onnx"),
-    Technique("quantize", quantize.QuantizeSettings, quantize.summary, quantize.apply,
-              quantize.output, colour="#ff7f0e", colour_rank=2),
-    Technique("early_exit", early_exit.EarlyExitSettings, early_exit.summary, early_exit.apply, lambda s: "onnx",
-              colour="#17becf", colour_rank=0,  # exits change how a model runs most: they name the colour
-              precheck=lambda handle, kinds, s: early_exit.refuse_non_classifier(handle, kinds)),
-)}
-
-# Colours of the chart's kinds, in legend order; shared by the studio's chart and the report.
-TECHNIQUE_COLOURS = {
-    "baseline": "#7f7f7f",
-    **{t.name: t.colour for t in sorted(TECHNIQUES.values(), key=lambda t: t.colour_rank) if t.colour},
-    "prune+quantize": "#2ca02c",
-    "other": "#8c564b",
-}
-
-
-def technique(name: str, where: str = "recipe") -> Technique:
-    try:
-        return TECHNIQUES[name]
-    except KeyError:
-        raise SettingsError(f"{where}: unknown technique '{name}'; known: {', '.join(TECHNIQUES)}") from None
+_C = "paretolab.core.compress."
 
 
 @dataclass(frozen=True)
@@ -104,13 +67,176 @@ def quant_target(key: str, where: str = "quantization") -> QuantTarget:
         raise SettingsError(f"unknown {where} '{key}'; choose from {', '.join(QUANT_TARGETS)}") from None
 
 
+def _prune_flag(text: str, extra: dict) -> dict:
+    method, _, ratio = text.partition(":")
+    try:
+        return {"method": method, "sparsity": float(ratio), **extra}
+    except ValueError:
+        raise SettingsError(f"--prune '{text}' is not METHOD:SPARSITY, e.g. structured:0.5") from None
+
+
+def _quantize_flag(text: str, extra: dict) -> dict:
+    return quant_target(text).settings(**extra)
+
+
+def _early_exit_flag(text: str, extra: dict) -> dict:
+    """--early-exit N (exits placed automatically) or --early-exit LAYER,LAYER."""
+    if text.isdigit():
+        return {"exits": int(text), **extra}
+    return {"at": [name.strip() for name in text.split(",") if name.strip()], **extra}
+
+
+def _prune_hints(s: Any, names: frozenset[str]) -> list[str]:
+    distill = [] if s.method != "structured" or "distill" in names else ["add distillation from the original"]
+    return [*distill, f"prune less than {s.sparsity:.0%}"]
+
+
+PRUNE = Technique(
+    "prune", _C + "prune:PruneSettings", _C + "prune:summary", _C + "prune:apply",
+    lambda s: "torch" if s.method == "structured" else None, colour="#1f77b4", colour_rank=1,
+    label="Pruning", words="structured pruning",
+    help="remove channels (structured: faster on every runtime) or zero weights (unstructured: smaller, same speed)",
+    fields=(
+        Setting("sparsity", "float", 0.5, "Sparsity", "share of channels (structured) or weights (unstructured) removed",
+                minimum=0.0, maximum=0.99, step=0.05, sweep=(0.0, 0.3, 0.5, 0.7), cli_flag="--prune"),
+        Setting("method", "choice", "structured", "Method", "structured channels or unstructured weights",
+                choices=("structured", "unstructured"), cli_flag="--prune"),
+        Setting("importance", "choice", "l1", "Importance", "how channels are ranked: weight norm or Taylor (gradients)",
+                choices=("l1", "l2", "taylor"), gui=False),
+        Setting("scope", "choice", "layer", "Scope", "the same ratio in every layer, or ranked across layers",
+                choices=("layer", "global"), gui=False),
+        Setting("round_to", "int", 8, "Round channels to", "structured: keep channel counts multiples of this",
+                minimum=1, gui=False),
+        Setting("samples", "int", 64, "Taylor samples", "taylor: calibration samples for the gradients", minimum=1,
+                gui=False),
+    ),
+    needs=(Requirement(TORCH_MODULE.key, TORCH_MODULE.words, TORCH_MODULE.check, when=lambda s: s.method == "structured"),),
+    flag_parse=_prune_flag, flag_args={"metavar": "METHOD:SPARSITY", "help": "structured:0.5 or unstructured:0.7"},
+    keeps_macs=lambda s: ("unstructured pruning zeroes weights, dense runtimes still multiply them"
+                          if s.method == "unstructured" else None),
+    hints=_prune_hints,
+)
+
+LOWRANK = Technique(
+    "lowrank", _C + "lowrank:LowRankSettings", _C + "lowrank:summary", _C + "lowrank:apply", lambda s: "torch",
+    label="Low-rank factorization", words="low-rank factorization",
+    help="split each Linear and 1x1 Conv into two thinner ones by truncated SVD, where that saves parameters",
+    fields=(
+        Setting("rank_ratio", "float", 0.5, "Rank kept", "share of min(in, out) singular values kept",
+                minimum=0.05, maximum=1.0, step=0.05),
+        Setting("energy", "float", None, "Energy kept", "or: keep the fewest singular values holding this share of "
+                "the spectrum's energy", minimum=0.05, maximum=1.0, gui=False),
+        Setting("min_features", "int", 16, "Smallest layer", "leave layers with fewer input or output features alone",
+                minimum=1, maximum=100_000),
+    ),
+    needs=(TORCH_MODULE,),
+)
+
+DISTILL = Technique(
+    "distill", _C + "distill:DistillSettings", _C + "distill:summary", _C + "distill:apply", lambda s: "torch",
+    colour="#9467bd", colour_rank=3, label="Distillation", words="distillation",
+    help="retrain from the original's outputs (soft targets, plus labels when the data has them) for up to EPOCHS "
+         "epochs, after pruning; needs a PyTorch model",
+    fields=(
+        Setting("epochs", "int", 3, "Epochs", "training epochs at most (it stops early without progress)",
+                minimum=1, maximum=200),
+        Setting("temperature", "float", 4.0, "Temperature", "distillation temperature", minimum=0.5, maximum=20.0,
+                cli_flag="--temperature"),
+        Setting("alpha", "float", 0.7, "α (soft share)", "distillation: weight of the original's soft targets, the rest "
+                "goes to the labels", minimum=0.0, maximum=1.0, step=0.1, cli_flag="--alpha"),
+        Setting("lr", "float", 1e-3, "Learning rate", "the optimizer's learning rate", minimum=1e-5, maximum=1.0,
+                step=1e-4, decimals=5),
+    ),
+    needs=(TORCH_MODULE,), flag_setting="epochs", flag_args={"metavar": "EPOCHS"},
+)
+
+GRAPHOPT = Technique(
+    "graphopt", _C + "graphopt:GraphOptSettings", _C + "graphopt:summary", _C + "graphopt:apply", lambda s: "onnx",
+    label="Graph optimization", words="graph optimization",
+    help="ONNX Runtime offline graph optimization (constant folding, operator fusion)",
+    fields=(
+        Setting("level", "choice", "basic", "Level", "basic keeps standard ONNX operators every runtime loads; extended "
+                "adds ONNX Runtime's fused operators (ONNX Runtime only)", choices=("basic", "extended")),
+    ),
+    flag_setting="level",
+    keeps_macs=lambda s: "graph optimization fuses and folds operators around the multiply-adds, it removes none",
+)
+
+QUANTIZE = Technique(
+    "quantize", _C + "quant_settings:QuantizeSettings", _C + "quantize:summary", _C + "quantize:apply",
+    lambda s: "torch" if s.backend == "torch" else "openvino" if s.backend == "openvino" else "onnx",
+    colour="#ff7f0e", colour_rank=2, label="Quantization", words="quantization",
+    help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
+    fields=(
+        Setting("keep_fp32", "names", (), "Keep FP32", "layers the quantizer leaves in floating point",
+                cli_flag="--keep-fp32"),
+        Setting("samples", "int", 128, "Samples", "calibration samples", minimum=8, maximum=4096, gui=False),
+    ),
+    needs=(Requirement(TORCH_MODULE.key, TORCH_MODULE.words, TORCH_MODULE.check, when=lambda s: s.backend == "torch"),),
+    flag_parse=_quantize_flag, flag_args={"choices": tuple(QUANT_TARGETS), "metavar": None},
+    words_of=lambda s: f"PyTorch {s.precision}" if s.backend == "torch" else "quantization",
+    final=lambda s: ("the PyTorch precision is how the variant runs, so it comes last" if s.backend == "torch" else None),
+    backend=lambda s: s.backend, precision=lambda s: s.precision,
+    keeps_macs=lambda s: "quantization changes the precision of each multiply-add, not their number",
+    hints=lambda s, names: ["keep the most sensitive layers in FP32 (Analyse layers shows which)"],
+)
+
+EARLY_EXIT = Technique(
+    "early_exit", _C + "early_exit:EarlyExitSettings", _C + "early_exit:summary", _C + "early_exit:apply",
+    lambda s: "onnx", colour="#17becf", colour_rank=0,  # exits change how a model runs most: they name the colour
+    label="Early exit", words="early exit",
+    help="add exits that answer confident inputs early: N placed automatically (default 2), or after the named layers "
+         "(`inspect` lists them); comes after quantization in the recipe",
+    fields=(
+        Setting("exits", "int", 2, "Exits", "exits placed automatically, spread over the model's work", minimum=1,
+                maximum=8, cli_flag="--early-exit"),
+        Setting("budget", "float", 0.5, "Budget", "early exit: the accuracy drop allowed, in points, on the validation "
+                "split", minimum=0.0, maximum=100.0, step=0.1, unit="pt", cli_flag="--exit-budget"),
+        Setting("confidence", "choice", "max-softmax", "Confidence", "how a head's certainty is read",
+                choices=("max-softmax", "entropy"), gui=False),
+    ),
+    needs=(CLASS_SCORES,),
+    flag_parse=_early_exit_flag, flag_args={"nargs": "?", "const": "2", "metavar": "N|LAYER,LAYER"},
+    refuses_after={"openvino": "OpenVINO IR does not keep the exits' record; quantize with ONNX Runtime instead "
+                               "(before or after the exits)"},
+)
+
+# In the order the GUI and the CLI put steps in a recipe.
+TECHNIQUES: dict[str, Technique] = {t.name: t for t in (PRUNE, LOWRANK, DISTILL, GRAPHOPT, QUANTIZE, EARLY_EXIT)}
+
+# Colours of the chart's kinds, in legend order; shared by the studio's chart and the report.
+TECHNIQUE_COLOURS = {
+    "baseline": "#7f7f7f",
+    **{t.name: t.colour for t in sorted(TECHNIQUES.values(), key=lambda t: t.colour_rank) if t.colour},
+    "prune+quantize": "#2ca02c",
+    "other": "#8c564b",
+}
+COMBINED_KINDS = {"prune+quantize": frozenset({"prune", "quantize"})}  # recipes with both get a colour of their own
+
+
+def register(entry: Technique, before: str | None = None) -> None:
+    """Add a technique (before `before` in recipe order, else last): its control, flag and sweep
+    dimension appear wherever the registry is read from then on."""
+    items = [(n, t) for n, t in TECHNIQUES.items() if n != entry.name]
+    at = next((i for i, (n, _) in enumerate(items) if n == before), len(items))
+    items.insert(at, (entry.name, entry))
+    TECHNIQUES.clear()
+    TECHNIQUES.update(items)
+
+
+def technique(name: str, where: str = "recipe") -> Technique:
+    try:
+        return TECHNIQUES[name]
+    except KeyError:
+        raise SettingsError(f"{where}: unknown technique '{name}'; known: {', '.join(TECHNIQUES)}") from None
+
+
 def check_recipe(handle: Any, steps: Any, output_kinds: dict[str, str] | None = None) -> None:
     """Refuse, before any work, a recipe whose steps the open model cannot take (early exit on a
-    detector): minutes of pruning and training must not end in "needs class scores"."""
+    detector, distillation of an ONNX-only file): minutes of pruning and training must not end in
+    "needs class scores". The one check the GUI, the CLI, optimize and sweeps all run."""
     for step in steps:
-        check = technique(step.technique).precheck
-        if check is not None:
-            check(handle, output_kinds, step.settings)
+        technique(step.technique).refuse(handle, output_kinds, step.settings)
 
 
 def recipe_steps(**settings: dict | None) -> list[dict]:

@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paretolab.core.compress.techniques import TECHNIQUES, technique
+from paretolab.core.compress.techniques import COMBINED_KINDS, TECHNIQUES, technique
 from paretolab.core.errors import first_line
 from paretolab.core.files import write_json_atomic
 from paretolab.core.measure.measurement import METRIC_LABELS, Measurement, score_of, speedup
@@ -32,7 +32,7 @@ class Step:
         return {"technique": self.technique, "settings": to_dict(self.settings)}
 
     def summary(self) -> str:
-        return TECHNIQUES[self.technique].summary(self.settings)
+        return TECHNIQUES[self.technique].summarize(self.settings)
 
     def output(self) -> str | None:
         """What the step leaves: an edited torch module, an ONNX or an OpenVINO file, or None
@@ -68,33 +68,36 @@ class Recipe:
             extra = set(raw) - {"technique", "settings"}
             if extra:
                 raise SettingsError(f"{here}: unknown field '{sorted(extra)[0]}'; a step has 'technique' and 'settings'")
-            steps.append(Step(entry.name, from_dict(entry.settings, raw.get("settings", {}), f"{here} ({entry.name})")))
+            steps.append(Step(entry.name, from_dict(entry.settings_class, raw.get("settings", {}), f"{here} ({entry.name})")))
         recipe = cls(tuple(steps))
         recipe.check_order(where)
         return recipe
 
     def check_order(self, where: str = "recipe") -> None:
         """Steps that edit the PyTorch model must come before steps that produce files for a
-        runtime, nothing can follow OpenVINO quantization (its output is IR, not ONNX) or a PyTorch
-        precision, and OpenVINO quantization cannot follow early exit (IR loses the exits' record)."""
-        file_step = openvino_step = exit_step = precision_step = None
+        runtime, nothing can follow OpenVINO quantization (its output is IR, not ONNX) or a step that
+        says it comes last (a PyTorch precision), and a step refuses the outputs its entry names
+        (OpenVINO IR after early exit loses the exits' record)."""
+        file_step = openvino_step = final_step = None
+        refusing: list[tuple[str, dict[str, str]]] = []  # earlier steps that refuse some later outputs, with why
         for i, step in enumerate(self.steps, start=1):
-            output, label = step.output(), f"step {i} ({step.summary()})"
-            if output == "openvino" and exit_step:
-                raise SettingsError(f"{where} step {i}: {step.summary()} cannot follow {exit_step}: OpenVINO IR does not "
-                                    "keep the exits' record; quantize with ONNX Runtime instead (before or after the exits)")
-            exit_step = exit_step or (label if step.technique == "early_exit" else None)
+            output, label, entry = step.output(), f"step {i} ({step.summary()})", TECHNIQUES[step.technique]
+            for earlier, reasons in refusing:
+                if output in reasons:
+                    raise SettingsError(f"{where} step {i}: {step.summary()} cannot follow {earlier}: {reasons[output]}")
+            if entry.refuses_after:
+                refusing.append((label, entry.refuses_after))
             if output == "torch" and file_step:
                 raise SettingsError(
                     f"{where} step {i}: {step.summary()} edits the PyTorch model, so it must come before {file_step}"
                 )
             if openvino_step:
                 raise SettingsError(f"{where} step {i}: nothing can follow {openvino_step}, whose output is OpenVINO IR")
-            if precision_step:
-                raise SettingsError(f"{where} step {i}: nothing can follow {precision_step}: the PyTorch precision is how "
-                                    "the variant runs, so it comes last")
-            if step.technique == "quantize" and output == "torch":
-                precision_step = label
+            if final_step:
+                raise SettingsError(f"{where} step {i}: nothing can follow {final_step[0]}: {final_step[1]}")
+            why_last = entry.final(step.settings) if entry.final is not None else None
+            if why_last:
+                final_step = (label, why_last)
             if output in ("onnx", "openvino"):
                 file_step = file_step or label
             if output == "openvino":
@@ -294,8 +297,9 @@ class Variant:
 def technique_kind(recipe: Recipe) -> str:
     """What kind of compression a recipe is, for colouring points (a TECHNIQUE_COLOURS key)."""
     names = {s.technique for s in recipe.steps}
-    if {"prune", "quantize"} <= names:
-        return "prune+quantize"
+    combined = next((kind for kind, together in COMBINED_KINDS.items() if together <= names), None)
+    if combined:
+        return combined
     coloured = sorted((TECHNIQUES[n] for n in names if TECHNIQUES[n].colour), key=lambda t: t.colour_rank)
     return coloured[0].name if coloured else "other"
 
@@ -325,13 +329,10 @@ def collapse_warning(variant: Variant) -> str | None:
 
 
 def _collapse_hint(variant: Variant) -> str:
-    techniques = {s.technique for s in variant.recipe.steps}
-    fixes = []
-    prune = next((s.settings for s in variant.recipe.steps if s.technique == "prune"), None)
-    if prune is not None:
-        if prune.method == "structured" and "distill" not in techniques:
-            fixes.append("add distillation from the original")
-        fixes.append(f"prune less than {prune.sparsity:.0%}")
-    if "quantize" in techniques:
-        fixes.append("keep the most sensitive layers in FP32 (Analyse layers shows which)")
+    names = frozenset(s.technique for s in variant.recipe.steps)
+    fixes: list[str] = []
+    for entry in TECHNIQUES.values():  # each technique says what fixes it (its first step's settings), in recipe order
+        step = next((s for s in variant.recipe.steps if s.technique == entry.name), None)
+        if step is not None and entry.hints is not None:
+            fixes += [fix for fix in entry.hints(step.settings, names) if fix not in fixes]
     return "; ".join(fixes) or "try milder settings"

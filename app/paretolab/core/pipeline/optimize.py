@@ -113,7 +113,7 @@ def _apply_step(pipeline: StepContext, index: int, step: Step) -> None:
     """One step; a library's exception (ONNX Runtime, OpenVINO, NNCF, torch-pruning, onnx) becomes
     our one-line error naming the step, with the traceback in the log."""
     try:
-        TECHNIQUES[step.technique].apply(pipeline, index, step.settings)
+        TECHNIQUES[step.technique].run(pipeline, index, step.settings)
     except (ParetoLabError, Cancelled, MemoryError):
         raise
     except Exception as exc:
@@ -240,9 +240,14 @@ def record_variant(handle: ModelHandle, recipe: Recipe, data: DataPlan, experime
 
 
 def _backend_of(recipe: Recipe, device: str) -> str:
-    quant = [s for s in recipe.steps if s.technique == "quantize"]
-    if quant:
-        return quant[-1].settings.backend
+    chosen = [b for b in (_step_backend(s) for s in recipe.steps) if b is not None]
+    if chosen:  # a step made the variant for one runtime (quantization): measure it there
+        return chosen[-1]
     here = {b.backend for b in available_backends() if b.device == device}
     able = ["ort", "torch", "openvino"] if recipe.output() == "torch" else ["ort", "openvino"]
     return next((b for b in able if b in here), "ort")
+
+
+def _step_backend(step: Step) -> str | None:
+    backend = TECHNIQUES[step.technique].backend
+    return backend(step.settings) if backend is not None else None
