@@ -114,11 +114,12 @@ def test_trials_in_flight_are_never_doubled_and_a_failed_one_is_counted(sample, 
     assert len(kept) == len({recipe_key(v.recipe) for v in kept}) == result.measured  # each setting measured once
     assert not any(_pruned_half_in_fp16(v.recipe) for v in kept)
     states = [t.state for t in _study(experiment).trials]
-    assert states.count(optuna.trial.TrialState.FAIL) == len(result.failed)
+    assert states.count(optuna.trial.TrialState.FAIL) == len(result.failed) >= 1  # (the seeded sampler proposes it)
     assert states.count(optuna.trial.TrialState.COMPLETE) == len(result.variants)
-    if result.failed:
-        assert all(f.endswith(": this worker lacks the runtime") for f in result.failed)
-        assert f"{len(result.failed)} failed ({result.failed[0]})" in result.note()
+    assert optuna.trial.TrialState.PRUNED in states  # a proposal of a setting out already waited for it
+    assert len(result.variants) > len(kept)  # proposals of measured settings were answered from the experiment
+    assert all(f.endswith(": this worker lacks the runtime") for f in result.failed)
+    assert f"{len(result.failed)} failed ({result.failed[0]})" in result.note()
     assert len(search_space(eight, torch_edits=False)) == result.space == 6
 
 
