@@ -1,8 +1,9 @@
 """The layer graph, drawn top-down, coloured by a chosen metric.
 
-All edges are one path item and nodes are plain rectangles whose labels are skipped when
-zoomed out, so a 1,000-layer model draws in about a second and pans smoothly (the scene's
-index skips what is off screen). Transformers and very large graphs open as module blocks
+All edges are one path item and nodes are plain rectangles, so a 1,000-layer model draws in
+about a second and pans smoothly (the scene's index skips what is off screen). Labels are drawn
+over the scene at a readable pixel size (graph_labels.py): layer names when the boxes have room,
+else one plate per module. Transformers and very large graphs open as module blocks
 (core/model/blocks.py): double-click a block to open it, right-click a layer to close its block."""
 
 from __future__ import annotations
@@ -36,12 +37,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paretolab.core.model.blocks import BLOCK_OP, Block, auto_expanded, block_view, module_blocks
+from paretolab.core.model.blocks import BLOCK_OP, Block, auto_expanded, block_view, module_blocks, node_scope
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.layout import layered_layout
 from paretolab.core.tensors import format_shape
+from paretolab.gui.graph_labels import LabelPainter, compact_name
 
 NODE_W, NODE_H = 150.0, 34.0
+V_GAP = 36.0  # between rows of nodes
 BLOCKS_FROM = 2000  # layers: graphs this large open as blocks even without repeated blocks
 SUMMED = ("MACs share", "parameters")  # metrics a block shows as its layers' sum; others, their largest
 EMPTY_HINT = ("No model open.\n\nFile > Open… (Ctrl+O), or drop a model file on the window\n"
@@ -67,23 +70,24 @@ class NodeItem(QGraphicsRectItem):
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setPen(QPen(QColor("#555555"), 2 if block else 1))
         self.setToolTip(f"{name}: {block.title} (double-click to open)" if block else f"{name} ({op})")
-        if block is None:
-            self.label = f"{name}\n{op}"
-        elif block.repeats:
-            self.label = f"{block.title}\n{len(block.layers)} layers"
-        else:
-            self.label = f"{block.short_name}\n{len(block.layers)} layers"
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
+        """The box only: its text is drawn over the scene at a readable size (graph_labels.py)."""
         selected = self.isSelected()
         painter.setPen(QPen(QColor("#d62728"), 3) if selected else self.pen())
         painter.setBrush(self.brush())
         painter.drawRoundedRect(self.rect(), 4, 4)
-        if option.levelOfDetailFromTransform(painter.worldTransform()) < 0.45:
-            return  # too small to read: skip the text, the costly part
-        fill = self.brush().color()
-        painter.setPen(QColor("black") if fill.lightness() > 140 else QColor("white"))
-        painter.drawText(self.rect().adjusted(4, 1, -4, -1), Qt.AlignmentFlag.AlignCenter, self.label)
+
+    def scope_and_lines(self, graph: LayerGraph) -> tuple[tuple[str, ...], str, str]:
+        """The module path the node belongs to, and its two lines of text."""
+        block = self.block
+        if block is None:
+            scope = node_scope(graph.node(self.name))
+            return scope, compact_name(self.name, scope), self.op
+        owner = block.path.split("/")[0]  # a block's shape ops belong to the block
+        scope = tuple(p for p in owner.split(".") if p)
+        first = block.title if block.repeats or block.plumbing else block.short_name
+        return scope, first, f"{len(block.layers)} layers"
 
 
 class _View(QGraphicsView):
@@ -93,6 +97,12 @@ class _View(QGraphicsView):
         super().__init__(scene, owner)
         self.owner = owner
         self.auto_fit = True
+        self.labels = LabelPainter(self.font().family())
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        self.labels.text_colour = self.palette().color(self.foregroundRole())
+        self.labels.paint(painter, visible, NODE_H)
 
     def mouseDoubleClickEvent(self, event) -> None:
         item = self.itemAt(event.position().toPoint())
@@ -248,7 +258,9 @@ class GraphView(QWidget):
         self.scene.clear()
         self.items.clear()
         graph = self.graph
+        self.view.labels.fills = {}
         if graph is None:
+            self.view.labels.set_nodes([], V_GAP)
             self.shown = {}
             self._show_empty_hint()
             return
@@ -256,7 +268,7 @@ class GraphView(QWidget):
             graph, self.shown = block_view(graph, self.blocks, self.expanded)
         else:
             self.shown = {n.name: n.name for n in graph}
-        placed = layered_layout(graph, node_width=NODE_W, node_height=NODE_H)
+        placed = layered_layout(graph, node_width=NODE_W, node_height=NODE_H, v_gap=V_GAP)
         edges = QPainterPath()
         for a, b in graph.edges:
             if a in placed and b in placed:
@@ -275,6 +287,11 @@ class GraphView(QWidget):
             item = NodeItem(node.name, node.op, QRectF(p.x - NODE_W / 2, p.y, NODE_W, NODE_H), block)
             self.scene.addItem(item)
             self.items[node.name] = item
+        labelled = []
+        for name, item in self.items.items():
+            scope, first, second = item.scope_and_lines(graph)
+            labelled.append((name, scope, item.rect(), first, second))
+        self.view.labels.set_nodes(labelled, V_GAP)
         if self.metric_box.count():
             self._recolour()
         if not keep_view:
@@ -310,6 +327,7 @@ class GraphView(QWidget):
         for name, item in self.items.items():
             value = values.get(name)
             item.setBrush(QBrush(QColor("#d9d9d9") if value is None else colour_for((value - low) / span)))
+            self.view.labels.fills[name] = item.brush().color()
         self.legend.set_range(self.metric_box.currentText(), f"{low:.3g}", f"{high:.3g}")
 
     def _visible_values(self, title: str, values: dict[str, float]) -> dict[str, float]:
