@@ -16,6 +16,7 @@ from paretolab.core.compress.variant import (
     technique_kind,
 )
 from paretolab.core.errors import ParetoLabError
+from paretolab.core.pipeline.sweep_settings import SweepSettings
 from paretolab.core.store.plotted import axis_measure, plotted_score
 from paretolab.core.units import percent
 from paretolab.gui.settings_panel import SettingsPanel
@@ -36,7 +37,6 @@ from paretolab.jobs.studio_jobs import (
 
 if TYPE_CHECKING:
     from paretolab.core.pipeline.session import LoadedModel
-    from paretolab.core.pipeline.sweep import SweepSettings
 
 log = logging.getLogger(__name__)
 EXPORT_FORMATS = {"ONNX (.onnx)": "onnx", "OpenVINO IR (.xml + .bin)": "openvino",
@@ -99,8 +99,6 @@ class Studio(QObject):
         return self.queue.submit(job)
 
     def _explore_requested(self, budget: float, data_spec: str) -> Job | None:
-        from paretolab.core.pipeline.sweep import SweepSettings  # the sweep's engine loads on first use, not with the window
-
         return self.explore(SweepSettings(budget_s=budget, early_exit=self.settings_panel.sweep_exits()), data_spec)
 
     def explore(self, settings: SweepSettings, data_spec: str) -> Job | None:
