@@ -199,38 +199,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def recipe_from_args(args: argparse.Namespace):
-    from paretolab.core.compress.techniques import quant_target, recipe_steps
+    from paretolab.core.compress.technique_flags import check_flags, given_steps, step_flags
+    from paretolab.core.compress.techniques import recipe_steps
     from paretolab.core.compress.variant import Recipe
     from paretolab.core.settings import SettingsError
 
+    steps = given_steps(args)
     if args.recipe:
-        if args.prune or args.quantize or args.graphopt or args.distill or args.early_exit:
-            raise SettingsError("give either --recipe or step options (--prune, --distill, --graphopt, --quantize, "
-                                "--early-exit), not both")
+        if steps:
+            raise SettingsError(f"give either --recipe or step options ({step_flags()}), not both")
         return Recipe.load(args.recipe)
-    prune = None
-    if args.prune:
-        method, _, ratio = args.prune.partition(":")
-        try:
-            prune = {"method": method, "sparsity": float(ratio)}
-        except ValueError:
-            raise SettingsError(f"--prune '{args.prune}' is not METHOD:SPARSITY, e.g. structured:0.5") from None
-    distill = {"epochs": args.distill, "temperature": args.temperature, "alpha": args.alpha} if args.distill is not None else None
-    keep = [n.strip() for n in args.keep_fp32.split(",") if n.strip()]
-    steps = recipe_steps(prune=prune, distill=distill, graphopt={"level": args.graphopt} if args.graphopt else None,
-                         quantize=quant_target(args.quantize).settings(keep_fp32=keep) if args.quantize else None,
-                         early_exit=_early_exit_settings(args.early_exit, args.exit_budget) if args.early_exit else None)
+    check_flags(args)
     if not steps:
-        raise SettingsError("nothing to do: give --recipe, or at least one of --prune, --distill, --graphopt, --quantize, "
-                            "--early-exit")
-    return Recipe.from_dict({"steps": steps}, "command line")
-
-
-def _early_exit_settings(value: str, budget: float) -> dict:
-    """--early-exit N (exits placed automatically) or --early-exit LAYER,LAYER."""
-    if value.isdigit():
-        return {"exits": int(value), "budget": budget}
-    return {"at": [name.strip() for name in value.split(",") if name.strip()], "budget": budget}
+        raise SettingsError(f"nothing to do: give --recipe, or at least one of {step_flags()}")
+    return Recipe.from_dict({"steps": recipe_steps(**steps)}, "command line")
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from paretolab import __version__
-from paretolab.core.compress.techniques import QUANT_TARGETS
+from paretolab.core.compress.technique_flags import add_step_arguments, step_defaults
 from paretolab.core.measure.runtimes import BACKENDS
 from paretolab.core.store.export import EXPORT_FORMATS
 
@@ -168,35 +168,7 @@ def _add_optimize_command(commands: argparse._SubParsersAction) -> None:
     optimize = commands.add_parser("optimize", help="apply pruning / quantization / graph optimization and measure the result")
     _add_model_arguments(optimize)
     optimize.add_argument("--recipe", metavar="R.json", help="a saved recipe (instead of the step options below)")
-    optimize.add_argument("--prune", metavar="METHOD:SPARSITY", help="structured:0.5 or unstructured:0.7")
-    optimize.add_argument(
-        "--distill",
-        type=int,
-        metavar="EPOCHS",
-        help="retrain from the original's outputs (soft targets, plus labels when the data has them) for up to EPOCHS epochs, "
-        "after pruning; needs a PyTorch model",
-    )
-    optimize.add_argument("--temperature", type=float, default=4.0, help="distillation temperature (default: 4)")
-    optimize.add_argument(
-        "--alpha",
-        type=float,
-        default=0.7,
-        help="distillation: weight of the original's soft targets, the rest goes to the labels (default: 0.7)",
-    )
-    optimize.add_argument("--graphopt", choices=("basic", "extended"), help="ONNX Runtime offline graph optimization")
-    optimize.add_argument(
-        "--quantize",
-        choices=QUANT_TARGETS,
-        help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
-    )
-    optimize.add_argument("--keep-fp32", default="", metavar="LAYER,LAYER", help="layers the quantizer leaves in floating point")
-    optimize.add_argument(
-        "--early-exit", nargs="?", const="2", metavar="N|LAYER,LAYER",
-        help="add exits that answer confident inputs early: N placed automatically (default 2), or after the named layers "
-        "(`inspect` lists them); comes after quantization in the recipe",
-    )
-    optimize.add_argument("--exit-budget", type=float, default=0.5, metavar="POINTS",
-                          help="early exit: the accuracy drop allowed, in points, on the validation split (default: 0.5)")
+    add_step_arguments(optimize)  # --prune, --lowrank, --distill ...: each technique's flags, from the registry
     _add_data_arguments(optimize, "calibration and evaluation data", "; digits: train to calibrate, test to report")
     _add_variant_output_arguments(optimize, BACKENDS)
 
@@ -207,7 +179,7 @@ def _add_run_command(commands: argparse._SubParsersAction) -> None:
     _add_model_arguments(run)
     _add_data_arguments(run, "calibration and evaluation data")
     _add_variant_output_arguments(run, ("ort", "openvino"))
-    run.set_defaults(prune=None, quantize=None, graphopt=None, keep_fp32="", distill=None, early_exit=None)
+    run.set_defaults(**step_defaults())
 
 
 def _add_sweep_command(commands: argparse._SubParsersAction) -> None:

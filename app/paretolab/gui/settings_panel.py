@@ -29,10 +29,11 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from paretolab.core.compress.predict import predict
-from paretolab.core.compress.techniques import QUANT_TARGETS, recipe_steps
+from paretolab.core.compress.techniques import QUANT_TARGETS, TECHNIQUES, recipe_steps
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size
 from paretolab.gui.early_exit_group import EarlyExitGroup
+from paretolab.gui.technique_group import TechniqueGroup, setting_control
 from paretolab.gui.wheel_guard import WheelGuard
 from paretolab.jobs.recipe_check import early_exit_unavailable, recipe_problem
 
@@ -62,20 +63,28 @@ class SettingsPanel(QWidget):
         self._exploring = False  # an Explore is running: a second one waits for it to end
 
         self.early_exit = EarlyExitGroup(self)
-        groups = (self._pruning(), self._distillation(), self._quantization(), self.early_exit)
+        # Techniques with controls tied to the graph or the data have groups of their own; every other
+        # technique gets the group its description builds (low-rank, graph optimization, any registered later).
+        own = {"prune": self._pruning, "distill": self._distillation, "quantize": self._quantization,
+               "early_exit": lambda: self.early_exit}
+        self.technique_groups = {name: TechniqueGroup(entry, self) for name, entry in TECHNIQUES.items() if name not in own}
+        groups = [own[name]() if name in own else self.technique_groups[name] for name in TECHNIQUES]
         self._build_actions()
         self._lay_out(*groups)
         for signal in (self.sparsity.valueChanged, self.method.currentIndexChanged, self.quantize.currentIndexChanged,
-                       self.distill.toggled, self.early_exit.changed):
+                       self.distill.toggled, self.early_exit.changed,
+                       *(g.changed for g in self.technique_groups.values())):
             signal.connect(self._refresh)
         self.wheel_guard = WheelGuard(self.scroll, self)
         self.wheel_guard.guard(self)
         self.set_model(None, "open a model first")
 
     def _pruning(self) -> QGroupBox:
+        sparsity = TECHNIQUES["prune"].setting("sparsity")  # the bounds validation, the CLI and sweeps use
         self.sparsity = QLabeledDoubleSlider(Qt.Orientation.Horizontal, self)
-        self.sparsity.setRange(0.0, 0.9)
-        self.sparsity.setSingleStep(0.05)
+        self.sparsity.setRange(sparsity.minimum, sparsity.maximum)
+        self.sparsity.setSingleStep(sparsity.step)
+        self.sparsity.setToolTip(sparsity.help)
         self.sparsity.setDecimals(2)
         self.sparsity.setValue(0.0)
         self.method = QComboBox(self)
@@ -95,28 +104,15 @@ class SettingsPanel(QWidget):
 
     def _distillation(self) -> QGroupBox:
         self.distill = QCheckBox("distill from the original", self)
-        self.epochs = QSpinBox(self)
-        self.epochs.setRange(1, 200)
-        self.epochs.setValue(5)
-        self.temperature = QDoubleSpinBox(self)
-        self.temperature.setRange(0.5, 20.0)
-        self.temperature.setValue(4.0)
-        self.alpha = QDoubleSpinBox(self)
-        self.alpha.setRange(0.0, 1.0)
-        self.alpha.setSingleStep(0.1)
-        self.alpha.setValue(0.7)
-        self.lr = QDoubleSpinBox(self)
-        self.lr.setDecimals(5)
-        self.lr.setRange(1e-5, 1.0)
-        self.lr.setSingleStep(1e-4)
-        self.lr.setValue(1e-3)
-        group = QGroupBox("Distillation", self)
+        entry = TECHNIQUES["distill"]
+        self.epochs, self.temperature, self.alpha, self.lr = (
+            setting_control(entry.setting(name), self) for name in ("epochs", "temperature", "alpha", "lr"))
+        self.epochs.setValue(5)  # the panel's default: a few more epochs than a recipe file's
+        group = QGroupBox(entry.label, self)
         form = QFormLayout(group)
         form.addRow(self.distill)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Temperature", self.temperature)
-        form.addRow("α (soft share)", self.alpha)
-        form.addRow("Learning rate", self.lr)
+        for name in ("epochs", "temperature", "alpha", "lr"):
+            form.addRow(entry.setting(name).label, getattr(self, name))
         return group
 
     def _quantization(self) -> QGroupBox:
@@ -126,9 +122,7 @@ class SettingsPanel(QWidget):
         self.calibration = QComboBox(self)
         self.calibration.addItems(["minmax", "entropy", "percentile"])
         self.calibration.setToolTip("ONNX Runtime int8 calibration method")
-        self.samples = QSpinBox(self)
-        self.samples.setRange(8, 4096)
-        self.samples.setValue(128)
+        self.samples = setting_control(TECHNIQUES["quantize"].setting("samples"), self)
         self.keep_fp32 = QLineEdit(self)
         self.keep_fp32.setPlaceholderText("layers to keep in FP32 (right-click them in the graph)")
         self.keep_fp32.textChanged.connect(self._refresh)
@@ -224,6 +218,8 @@ class SettingsPanel(QWidget):
         model with class scores (`handle`, the open ModelHandle, is asked)."""
         self._graph, self._torch_reason, self._handle = graph, torch_reason, handle
         self._exit_reason = early_exit_unavailable(handle) if graph is not None else "open a model first"
+        for group in self.technique_groups.values():  # what each technique needs of the model, asked once per model
+            group.set_unavailable(self._unavailable(group.entry.name) if graph is not None else "open a model first")
         self.early_exit.reset()
         self.keep_fp32.clear()
         self.overrides.setRowCount(0)
@@ -305,8 +301,9 @@ class SettingsPanel(QWidget):
         if self.distill.isChecked() and self.distill.isEnabled():
             distill = {"epochs": self.epochs.value(), "temperature": self.temperature.value(), "alpha": self.alpha.value(),
                        "lr": self.lr.value()}
+        described = {name: group.settings() for name, group in self.technique_groups.items()}
         return {"steps": recipe_steps(prune=prune, distill=distill, quantize=self._quantize_settings(),
-                                      early_exit=self.early_exit.settings())}
+                                      early_exit=self.early_exit.settings(), **described)}
 
     def ray_cluster(self) -> str | None:
         """Where Explore runs its trials: None here, "local" on a Ray instance started here, or an address."""
@@ -341,6 +338,8 @@ class SettingsPanel(QWidget):
         settings.setValue("compress/quantize", self.quantize.currentText())
         settings.setValue("compress/data", self.data.currentText())
         self.early_exit.save(settings)
+        for group in self.technique_groups.values():
+            group.save(settings)
 
     def restore(self, settings) -> None:
         def value(key, default, kind):
@@ -358,6 +357,8 @@ class SettingsPanel(QWidget):
         self.alpha.setValue(value("alpha", 0.7, float))
         self.lr.setValue(value("lr", 1e-3, float))
         self.early_exit.restore(value)
+        for group in self.technique_groups.values():
+            group.restore(value)
         for box, key in ((self.quantize, "quantize"), (self.data, "data")):
             text = value(key, box.currentText(), str)
             if box.findText(text) >= 0:
@@ -403,6 +404,17 @@ class SettingsPanel(QWidget):
         dialog before any work."""
         if self._graph is not None and self.recipe()["steps"]:
             self.run_requested.emit(self.recipe(), self.data_spec())
+
+    def _unavailable(self, name: str) -> str | None:
+        """Why the open model cannot take technique `name` (what its description says it needs), or None;
+        an editable PyTorch module is asked once per model, when it is opened."""
+        entry = TECHNIQUES[name]
+        torch = [need for need in entry.needs if need.key == "torch-module"]
+        if torch and self._torch_reason:
+            return self._torch_reason
+        if entry.precheck is None and len(torch) == len(entry.needs):  # nothing else to ask of the model
+            return None
+        return recipe_problem({"steps": [{"technique": name}]}, self._handle)
 
     def _order_problem(self, target, exits: dict | None) -> str | None:  # noqa: ANN001 - a QuantTarget or None
         """Why `target` and early exit `exits` cannot stand in one recipe (core's step-order rule)."""

@@ -14,7 +14,7 @@ from typing import Any
 from paretolab.core.compress.technique_spec import Requirement
 from paretolab.core.errors import ParetoLabError
 
-_verdicts: dict[int, dict[tuple, str | None]] = {}
+_verdicts: dict[int, dict[tuple, ParetoLabError | None]] = {}
 
 
 def _remembered(handle: Any, key: tuple, check: Any) -> None:
@@ -28,9 +28,12 @@ def _remembered(handle: Any, key: tuple, check: Any) -> None:
             check()
             verdicts[key] = None
         except ParetoLabError as exc:
-            verdicts[key] = str(exc)
-    if verdicts[key] is not None:
-        raise ParetoLabError(verdicts[key])
+            verdicts[key] = exc
+        except Exception:  # noqa: BLE001 - not the model's lack: the step itself meets it and says what failed
+            verdicts[key] = None
+    refused = verdicts[key]
+    if refused is not None:
+        raise refused.with_traceback(None)
 
 
 def torch_module(handle: Any, kinds: dict[str, str] | None, what: str) -> None:

@@ -140,7 +140,7 @@ DISTILL = Technique(
     fields=(
         Setting("epochs", "int", 3, "Epochs", "training epochs at most (it stops early without progress)",
                 minimum=1, maximum=200),
-        Setting("temperature", "float", 4.0, "Temperature", "distillation temperature", minimum=0.5, maximum=20.0,
+        Setting("temperature", "float", 4.0, "Temperature", "distillation temperature", minimum=0.5, maximum=20.0, step=0.5,
                 cli_flag="--temperature"),
         Setting("alpha", "float", 0.7, "α (soft share)", "distillation: weight of the original's soft targets, the rest "
                 "goes to the labels", minimum=0.0, maximum=1.0, step=0.1, cli_flag="--alpha"),
