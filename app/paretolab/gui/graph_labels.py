@@ -128,7 +128,7 @@ class LabelPainter:
                 self.free_right[name] = left
 
     def plate_height(self) -> float:
-        return metrics(self.family, MIN_TEXT_PX)[1].height() + 2 * PAD
+        return metrics(self.family, MIN_TEXT_PX)[1].height() + 4
 
     def _cut(self, scale: float) -> list[tuple[str, Group | str]]:
         """What to label at `scale`: (kind, unit) for each module or node that gets a plate."""
@@ -213,6 +213,7 @@ class LabelPainter:
         font, fm = metrics(self.family, MIN_TEXT_PX)
         painter.setFont(font)
         taken: list[QRectF] = []
+        seen = to_view.mapRect(visible)
         for kind, unit in self._cut(scale):
             scene_rect = unit.rect if isinstance(unit, Group) else self.rects[unit]
             if not scene_rect.intersects(visible):
@@ -225,6 +226,9 @@ class LabelPainter:
             width = min(fm.horizontalAdvance(full) + 2 * PAD + 1, max(area.width(), PLATE_MIN_W))
             height = self.plate_height()
             plate = QRectF(area.center().x() - width / 2, area.center().y() - height / 2, width, height)
+            # a group at the view's edge keeps its plate inside the view, not cut in half
+            plate.moveTop(max(seen.top(), min(plate.top(), seen.bottom() - height)))
+            plate.moveLeft(max(seen.left(), min(plate.left(), seen.right() - width)))
             if any(plate.intersects(other) for other in taken):
                 continue
             taken.append(plate)

@@ -373,11 +373,11 @@ class GraphView(QWidget):
     def fit(self) -> None:
         rect = self.scene.itemsBoundingRect().adjusted(-10, -10, 10, 10)
         if rect.height() > 12 * rect.width():  # a deep chain: fit the width, start at the top
-            self.view.fitInView(
-                QRectF(rect.left(), rect.top(), rect.width(), rect.width() * 1.2), Qt.AspectRatioMode.KeepAspectRatio
-            )
-        else:
-            self.view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+            rect = QRectF(rect.left(), rect.top(), rect.width(), rect.width() * 1.2)
+        self.view.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        # a margin of half a label plate, so the first and last nodes' plates are not cut by the edge
+        pad = (self.view.labels.plate_height() / 2 + 2) / max(self.view.transform().m22(), 1e-9)
+        self.view.fitInView(rect.adjusted(-pad, -pad, pad, pad), Qt.AspectRatioMode.KeepAspectRatio)
 
     def _on_selection(self) -> None:
         chosen = [i for i in self.scene.selectedItems() if isinstance(i, NodeItem)]
