@@ -222,6 +222,8 @@ class MainWindow(VariantActions, QMainWindow):
         samples.addAction(self._action("&Digits CNN (8×8, tiny: every technique in seconds)", lambda: self.open_sample("onnx")))
         samples.addAction(self._action("Digits &ResNet (32×32 with noise, ~1 ms: trade-offs that show)",
                                        lambda: self.open_sample("demo")))
+        self.demo_action = self._action("Open &Demo (measured variants, presentation view)", self.open_demo)
+        file_menu.addAction(self.demo_action)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
@@ -278,6 +280,14 @@ class MainWindow(VariantActions, QMainWindow):
     def open_sample(self, kind: str = "onnx") -> Job:
         """A built-in model: "onnx" (the digits CNN) or "demo" (the 32x32 ResNet)."""
         return self.open_model(sample_model_path(kind))
+
+    def open_demo(self) -> Job:
+        """The demo ResNet with its pre-built experiment on the chart at once, and the presentation view."""
+        from paretolab.gui.demo_mode import DemoMode
+
+        if getattr(self, "demo", None) is None:
+            self.demo = DemoMode(self)
+        return self.demo.open()
 
     def _choose_image_folder(self) -> None:
         """Images (or .wav files) as data: one subfolder per class gives labels; the Preprocess
@@ -474,4 +484,6 @@ class MainWindow(VariantActions, QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings_panel.save(self.settings)
+        if getattr(self, "demo", None) is not None:
+            self.demo.view.close()  # a window of its own: it would outlive the studio
         super().closeEvent(event)

@@ -70,6 +70,7 @@ class PresentationView(QWidget):
         self.best: Variant | None = None
         self.variants: list[Variant] = []
         self.title = QLabel(self)
+        self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
         self.source = QLabel(self)  # where and when every number was measured
         self.source.setWordWrap(True)
@@ -77,7 +78,9 @@ class PresentationView(QWidget):
         small.setPointSize(TICK_PT - 2)
         self.source.setFont(small)
         self.chart = TradeoffChart(self)
-        self.chart.axis.hide()
+        self.chart.axis.hide()  # latency: what the slide talks about
+        for label in self.chart.findChildren(QLabel):
+            label.hide()  # the axis chooser's caption
         for side in ("left", "bottom"):
             axis = self.chart.plot.getAxis(side)
             axis.setTickFont(QFont(self.font().family(), TICK_PT))
@@ -91,6 +94,7 @@ class PresentationView(QWidget):
                                          "the chart shows this machine's numbers once all are done")
         self.remeasure_button.clicked.connect(self.remeasure_requested)
         self.slide = QLabel(self)
+        self.slide.setTextFormat(Qt.TextFormat.RichText)
         self.slide.setWordWrap(True)
         self.slide.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.slide.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -149,7 +153,7 @@ class PresentationView(QWidget):
         expected = (f"measured {why.measured:.2f}×, expected {why.expected:.2f}× from {html.escape(why.basis)}"
                     if why.measured is not None else f"expected {why.expected:.2f}× from {html.escape(why.basis)}")
         reasons = "".join(f"<li>{html.escape(r)}</li>" for r in why.reasons) or (
-            "<li>the measured speed-up is what its MACs and precision promise</li>")
+            "<li>explain found nothing holding this speed-up back</li>")
         self.slide.setText(
             f"<h1>{html.escape(variant.name)}: {variant.speedup or 0:.2f}× faster — and what it costs</h1>"
             f"<p><b>What was done</b></p><ol>{steps}</ol>"
@@ -187,6 +191,7 @@ class _Card(QFrame):
         heading.setWordWrap(True)
         layout.addWidget(heading)
         for label in (self.name, self.speedup, self.accuracy, self.size, self.latency):
+            label.setTextFormat(Qt.TextFormat.RichText)  # escaped text reads as text, not as "&#x27;"
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(label)
