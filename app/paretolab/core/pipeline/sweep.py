@@ -9,6 +9,7 @@ run in one loop (trials.py) whether they are built here or on Ray: only the runn
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -16,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from paretolab.core.compress.techniques import quant_target, recipe_steps
+from paretolab.core.compress.techniques import TECHNIQUES, quant_target, recipe_steps, technique
 from paretolab.core.compress.variant import Recipe, Variant
+from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline.sweep_settings import SweepSettings
@@ -25,17 +27,53 @@ from paretolab.core.pipeline.trials import LocalRunner, Runner, run_trials
 from paretolab.core.progress import Progress, silent
 from paretolab.core.store.experiment import Experiment
 
+# The dimensions the sweep builds by hand (pruning's sparsity and kind, distillation, quantization's
+# target, exit counts); every other technique whose description gives sweep values adds its own.
+BY_HAND = frozenset({"prune", "distill", "quantize", "early_exit"})
 
-def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, epochs: int, exits: int = 0) -> Recipe:
+
+def described_dimensions() -> dict[str, tuple]:
+    """Trial parameter ("technique.setting") -> the values its description asks a sweep to try
+    (None among them: the recipe without that technique)."""
+    return {f"{entry.name}.{setting.name}": tuple(setting.sweep) for entry in TECHNIQUES.values()
+            if entry.name not in BY_HAND for setting in entry.fields if setting.sweep}
+
+
+def _described_steps(params: dict[str, Any]) -> dict[str, dict]:
+    steps: dict[str, dict] = {}
+    for key, value in params.items():
+        name, _, setting = key.partition(".")
+        if value is not None:
+            steps.setdefault(name, {})[setting] = value
+    return steps
+
+
+def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, epochs: int, exits: int = 0,
+               described: dict[str, Any] | None = None, handle: ModelHandle | None = None,
+               output_kinds: dict[str, str] | None = None) -> Recipe:
+    """The recipe of one trial's parameters (`described`: values of described_dimensions). With the
+    open model `handle`, steps it cannot take are left out (early exit on a detector), so an
+    impossible trial never runs: it is the trial without them."""
     prune = {"method": "structured" if structured else "unstructured", "sparsity": sparsity} if sparsity > 0 else None
     quant = quant_target(quantize).settings() if quantize != "none" else None
     if quant and quant["backend"] == "openvino":  # nothing follows OpenVINO IR: that trial is the one without exits
         exits = 0
     steps = recipe_steps(prune=prune, distill={"epochs": epochs} if distill else None, quantize=quant,
-                         early_exit={"exits": exits} if exits else None)
-    if not steps:  # the original settings: measure the model as ONNX Runtime would run it
-        steps = recipe_steps(graphopt={"level": "basic"})
-    return Recipe.from_dict({"steps": steps}, "sweep")
+                         early_exit={"exits": exits} if exits else None, **_described_steps(described or {}))
+    recipe = Recipe.from_dict({"steps": steps}, "sweep") if steps else Recipe(())
+    if handle is not None:
+        recipe = Recipe(tuple(step for step in recipe.steps if _possible(handle, output_kinds, step)))
+    if not recipe.steps:  # the original settings: measure the model as ONNX Runtime would run it
+        recipe = Recipe.from_dict({"steps": recipe_steps(graphopt={"level": "basic"})}, "sweep")
+    return recipe
+
+
+def _possible(handle: ModelHandle, output_kinds: dict[str, str] | None, step: Any) -> bool:
+    try:
+        technique(step.technique).refuse(handle, output_kinds, step.settings)
+    except ParetoLabError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -57,21 +95,27 @@ class SweepResult:
         return f"{trials}; {self.measured} of {self.space} settings measured{failed}"
 
 
-def search_space(settings: SweepSettings, torch_edits: bool) -> dict[str, dict]:
+def search_space(settings: SweepSettings, torch_edits: bool, handle: ModelHandle | None = None,
+                 output_kinds: dict[str, str] | None = None) -> dict[str, dict]:
     """Every distinct recipe the sweep can propose, keyed like the experiment's variants, with
-    the trial parameters that propose it (so an unmeasured one can be queued)."""
+    the trial parameters that propose it (so an unmeasured one can be queued). With the open model
+    `handle`, steps it cannot take are left out of every recipe (recipe_for)."""
     space: dict[str, dict] = {}
+    dimensions = described_dimensions()
     for sparsity in settings.sparsities:
         for structured in ([True, False] if torch_edits else [None]):
             for distill in ([True, False] if structured and sparsity > 0 else [None]):
                 for quantize in settings.quantize:
                     for exits in (settings.early_exit if len(settings.early_exit) > 1 else [None]):
-                        params = {"sparsity": sparsity, "structured": structured, "distill": distill, "quantize": quantize,
-                                  "early_exit": exits}
-                        params = {k: v for k, v in params.items() if v is not None}
-                        recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize, settings.distill_epochs,
-                                            exits or settings.early_exit[0])
-                        space.setdefault(recipe_key(recipe), params)
+                        for chosen in itertools.product(*dimensions.values()):
+                            described = dict(zip(dimensions, chosen, strict=True))
+                            params = {"sparsity": sparsity, "structured": structured, "distill": distill,
+                                      "quantize": quantize, "early_exit": exits}
+                            params = {k: v for k, v in params.items() if v is not None} | described
+                            recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize,
+                                                settings.distill_epochs, exits or settings.early_exit[0], described,
+                                                handle, output_kinds)
+                            space.setdefault(recipe_key(recipe), params)
     return space
 
 
@@ -83,7 +127,7 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
     progress = progress or silent()
     start = time.monotonic()  # the budget counts from here: reading the experiment and the journal are part of it
     settings.check()
-    space = search_space(settings, torch_edits)
+    space = search_space(settings, torch_edits, handle, data.output_kinds)  # impossible steps never run
     known = {recipe_key(v.recipe): v for v in experiment.variants()}
 
     def measured() -> int:
@@ -100,7 +144,11 @@ def sweep(handle: ModelHandle, data: DataPlan, experiment: Experiment, settings:
 
     with runner.opened(handle, data, experiment, progress, fraction):
         study = open_study(experiment, settings)
-        done = run_trials(runner, study, space, known, lambda trial: suggest(trial, settings, torch_edits), recipe_key,
+
+        def propose(trial: Any) -> Recipe:
+            return suggest(trial, settings, torch_edits, handle, data.output_kinds)
+
+        done = run_trials(runner, study, space, known, propose, recipe_key,
                           budget_s=settings.budget_s, trials=settings.trials, start=start, progress=progress,
                           on_variant=on_variant)
     result = SweepResult(done.variants, len(space), measured(), done.failed)
@@ -127,8 +175,9 @@ def open_study(experiment: Experiment, settings: SweepSettings) -> Any:
                                sampler=optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=8))
 
 
-def suggest(trial: Any, settings: SweepSettings, torch_edits: bool) -> Recipe:
-    """The recipe an Optuna trial proposes."""
+def suggest(trial: Any, settings: SweepSettings, torch_edits: bool, handle: ModelHandle | None = None,
+            output_kinds: dict[str, str] | None = None) -> Recipe:
+    """The recipe an Optuna trial proposes (without the steps the open model `handle` cannot take)."""
     sparsity = trial.suggest_categorical("sparsity", list(settings.sparsities))
     structured = trial.suggest_categorical("structured", [True, False]) if torch_edits else False
     # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
@@ -136,7 +185,9 @@ def suggest(trial: Any, settings: SweepSettings, torch_edits: bool) -> Recipe:
     quantize = trial.suggest_categorical("quantize", list(settings.quantize))
     exits = (trial.suggest_categorical("early_exit", list(settings.early_exit)) if len(settings.early_exit) > 1
              else settings.early_exit[0])
-    return recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs, exits)
+    described = {key: trial.suggest_categorical(key, list(values)) for key, values in described_dimensions().items()}
+    return recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs, exits, described, handle,
+                      output_kinds)
 
 
 def recipe_key(recipe: Recipe) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paretolab.core.compress.techniques import QUANT_TARGETS
+from paretolab.core.compress.techniques import QUANT_TARGETS, TECHNIQUES
 from paretolab.core.settings import SettingsError
 
 
@@ -13,7 +13,7 @@ from paretolab.core.settings import SettingsError
 class SweepSettings:
     budget_s: float = 600.0  # stop starting new trials after this long
     trials: int | None = None  # or after this many
-    sparsities: tuple[float, ...] = (0.0, 0.3, 0.5, 0.7)
+    sparsities: tuple[float, ...] = TECHNIQUES["prune"].setting("sparsity").sweep or (0.0,)  # from its description
     quantize: tuple[str, ...] = ("none", "ort-int8", "openvino-int8", "ort-fp16")
     distill_epochs: int = 5
     early_exit: tuple[int, ...] = (0,)  # exit counts to try (0: none); exits go after quantization (not OpenVINO's)
@@ -27,7 +27,8 @@ class SweepSettings:
             raise SettingsError(
                 f"unknown quantization '{unknown[0]}' for the sweep; choose from none, {', '.join(QUANT_TARGETS)}"
             )
-        if any(not 0 <= s <= 0.9 for s in self.sparsities):
-            raise SettingsError("sweep sparsities must be between 0 and 0.9")
+        sparsity = TECHNIQUES["prune"].setting("sparsity")  # the bounds pruning itself checks
+        for value in self.sparsities:
+            sparsity.check(value, "sweep sparsities")
         if not self.early_exit or any(not 0 <= n <= 8 for n in self.early_exit):
             raise SettingsError("sweep exit counts must be between 0 (none) and 8")
