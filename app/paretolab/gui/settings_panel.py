@@ -35,7 +35,7 @@ from paretolab.core.units import si, size
 from paretolab.gui.early_exit_group import EarlyExitGroup
 from paretolab.gui.technique_group import TechniqueGroup, setting_control
 from paretolab.gui.wheel_guard import WheelGuard
-from paretolab.jobs.recipe_check import early_exit_unavailable, recipe_problem
+from paretolab.jobs.recipe_check import early_exit_unavailable, recipe_problem, technique_unavailable
 
 QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGETS.values()}}
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
@@ -414,7 +414,7 @@ class SettingsPanel(QWidget):
             return self._torch_reason
         if entry.precheck is None and len(torch) == len(entry.needs):  # nothing else to ask of the model
             return None
-        return recipe_problem({"steps": [{"technique": name}]}, self._handle)
+        return technique_unavailable(name, self._handle)
 
     def _order_problem(self, target, exits: dict | None) -> str | None:  # noqa: ANN001 - a QuantTarget or None
         """Why `target` and early exit `exits` cannot stand in one recipe (core's step-order rule)."""

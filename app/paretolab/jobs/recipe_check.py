@@ -11,22 +11,23 @@ if TYPE_CHECKING:
     from paretolab.core.model.handle import ModelHandle
 
 
-def early_exit_unavailable(handle: ModelHandle | None) -> str | None:
-    """Why the open model cannot take early exits (it is not a classifier), or None."""
+def technique_unavailable(name: str, handle: ModelHandle | None) -> str | None:
+    """Why the open model cannot take technique `name` at all (what its description says it needs:
+    class scores for early exit, ...), or None: the run's own check, on a step with default settings."""
     if handle is None:
         return "open a model first"
-    from paretolab.core.compress.early_exit import refuse_non_classifier  # ONNX tooling: loaded when a model is open
+    return recipe_problem({"steps": [{"technique": name}]}, handle)
 
-    try:
-        refuse_non_classifier(handle)
-    except ParetoLabError as exc:
-        return str(exc)
-    return None
+
+def early_exit_unavailable(handle: ModelHandle | None) -> str | None:
+    """Why the open model cannot take early exits (it is not a classifier), or None."""
+    return technique_unavailable("early_exit", handle)
 
 
 def recipe_problem(doc: dict, handle: ModelHandle | None) -> str | None:
     """Why the recipe `doc` cannot run on the open model, in one line, or None: the steps' order
-    (nothing follows OpenVINO quantization, ...) and early exit on a model without class scores."""
+    (nothing follows OpenVINO quantization, ...) and what each technique needs of the model (class
+    scores for early exit, an editable PyTorch module for distillation)."""
     from paretolab.core.compress.techniques import check_recipe
     from paretolab.core.compress.variant import Recipe
 
