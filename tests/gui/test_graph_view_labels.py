@@ -12,6 +12,7 @@ from PySide6.QtCore import QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QImage
 
 from paretolab.core.model.blocks import node_scope
+from paretolab.core.model.graph import LayerGraph, LayerNode
 from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path
 from paretolab.gui.graph_labels import MIN_TEXT_PX, compact_name
@@ -91,7 +92,9 @@ def _assert_readable(view: GraphView, image: QImage) -> list:
     for label in drawn:
         assert label.text.strip(" …"), f"an empty label on {label.name}"
         assert label.pixel_size >= MIN_TEXT_PX, f"{label.text!r} drawn at {label.pixel_size} px"
-        if label.where in ("plate", "beside"):  # dark text on a light ground: its glyphs can be measured
+        whole = QRectF(image.rect()).contains(label.rect)  # not cut by the view's edge, as a node half in view is
+        assert whole or label.where != "plate", f"the plate {label.text!r} is cut by the view's edge"
+        if whole and label.where in ("plate", "beside"):  # dark text on a light ground: its glyphs can be measured
             assert _glyph_rows(image, label.rect) >= GLYPH_ROWS, f"{label.text!r} has no readable glyphs"
     plates = [label.rect for label in drawn if label.where == "plate"]
     for i, a in enumerate(plates):
@@ -177,3 +180,14 @@ def test_a_name_beside_its_box_stops_at_the_next_box_in_the_row(qtbot, resnet):
     beside = next(label for label in view.view.labels.drawn if label.name == "layers.1.conv1")
     neighbour = view.view.mapFromScene(view.items["layers.1.shortcut.0"].rect().topLeft())
     assert beside.where == "inside" or beside.rect.right() <= QPointF(neighbour).x()
+
+
+def test_fit_never_magnifies_a_short_model(qtbot):
+    names = ["stem", "block.conv", "head"]
+    graph = LayerGraph([LayerNode(n, "Conv", [(1, 8)], [(1, 8)], params=8, macs=8) for n in names],
+                       list(zip(names, names[1:])), [], [])
+    view = _view(qtbot, graph)
+    drawn = _assert_readable(view, _painted(view))
+    assert view.view.transform().m22() == 1.0
+    assert [label.text for label in drawn] == [f"{n}\nConv" for n in names]  # name and op, whole
+    assert view.view.horizontalScrollBar().maximum() == 0  # the whole drawing in view, nothing to pan to

@@ -292,6 +292,8 @@ class GraphView(QWidget):
             scope, first, second = item.scope_and_lines(graph)
             labelled.append((name, scope, item.rect(), first, second))
         self.view.labels.set_nodes(labelled, V_GAP)
+        # the scroll range is this drawing's (a scene's own rect only ever grows: the last model's, the hint's)
+        self.scene.setSceneRect(self.scene.itemsBoundingRect().adjusted(-20, -NODE_H, 20, NODE_H))
         if self.metric_box.count():
             self._recolour()
         if not keep_view:
@@ -300,6 +302,7 @@ class GraphView(QWidget):
 
     def _show_empty_hint(self) -> None:
         hint = self.scene.addText(EMPTY_HINT)
+        self.scene.setSceneRect(hint.sceneBoundingRect())
         hint.setDefaultTextColor(self.palette().color(self.foregroundRole()))
         self.view.resetTransform()
         self.view.centerOn(hint)
@@ -378,6 +381,10 @@ class GraphView(QWidget):
         # a margin of half a label plate, so the first and last nodes' plates are not cut by the edge
         pad = (self.view.labels.plate_height() / 2 + 2) / max(self.view.transform().m22(), 1e-9)
         self.view.fitInView(rect.adjusted(-pad, -pad, pad, pad), Qt.AspectRatioMode.KeepAspectRatio)
+        if self.view.transform().m22() > 1.0:  # never magnified: a short chain shows at its natural size
+            self.view.resetTransform()
+            height = self.view.viewport().height()
+            self.view.centerOn(QPointF(rect.center().x(), min(rect.center().y(), rect.top() - pad + height / 2)))
 
     def _on_selection(self) -> None:
         chosen = [i for i in self.scene.selectedItems() if isinstance(i, NodeItem)]
