@@ -10,6 +10,7 @@ the numbers ParetoLab already has, put side by side.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from paretolab.core.compress.cpu_gain import cpu_gain
 from paretolab.core.compress.techniques import TECHNIQUES
@@ -149,14 +150,20 @@ def _exit_reasons(variant: Variant) -> list[str]:
 
 def _precision(variant: Variant) -> str:
     """The precision the variant computes in; a measured choice ("fastest") names its winner in its report."""
-    steps = [s for s in variant.recipe.steps if TECHNIQUES[s.technique].precision is not None]
-    precisions = [TECHNIQUES[s.technique].precision(s.settings) for s in steps]  # type: ignore[misc]
-    if not precisions:
+    set_by = [(s.technique, p) for s in variant.recipe.steps if (p := _step_precision(s)) is not None]
+    if not set_by:
         return "fp32"
-    if precisions[-1] != "fastest":
-        return precisions[-1]
-    chosen = [r.get("chosen", "") for r in variant.reports if r.get("technique") == steps[-1].technique]
+    technique, precision = set_by[-1]
+    if precision != "fastest":
+        return precision
+    chosen = [r.get("chosen", "") for r in variant.reports if r.get("technique") == technique]
     return next((p for p in ("bf16", "int8", "fp16") if chosen and p in chosen[-1].split("-")), "fp32")
+
+
+def _step_precision(step: Any) -> str | None:
+    """The precision a step makes the model compute in, when its technique sets one (quantization)."""
+    precision = TECHNIQUES[step.technique].precision
+    return precision(step.settings) if precision is not None else None
 
 
 def _gpu_gain(precision: str) -> tuple[float, str]:
