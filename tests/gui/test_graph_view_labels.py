@@ -191,3 +191,19 @@ def test_fit_never_magnifies_a_short_model(qtbot):
     assert view.view.transform().m22() == 1.0
     assert [label.text for label in drawn] == [f"{n}\nConv" for n in names]  # name and op, whole
     assert view.view.horizontalScrollBar().maximum() == 0  # the whole drawing in view, nothing to pan to
+
+
+def test_a_layer_selected_at_fit_is_named_beside_its_module(qtbot, resnet):
+    view = _view(qtbot, resnet)
+    view.select("layers.1.conv2")  # as the Layers table or the search selects it
+    drawn = _assert_readable(view, _painted(view))
+    tag = next(label for label in drawn if label.name == "layers.1.conv2")
+    assert tag.text == "layers.1.conv2" and tag.where == "plate"
+    assert {"stem", "layers.0", "layers.1", "layers.2"} <= {label.text for label in drawn if label.kind == "module"}
+
+
+def test_lone_layers_too_short_for_a_plate_each_share_one(qtbot, resnet):
+    view = _view(qtbot, resnet, size=(580, 380))  # rows closer than a plate is tall
+    drawn = _assert_readable(view, _painted(view))
+    assert not [label for label in drawn if label.name in ("pool", "fc")]
+    assert "pool … fc" in {label.text for label in drawn if label.kind == "layers"}

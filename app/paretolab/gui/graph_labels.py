@@ -29,7 +29,7 @@ class DrawnLabel:
     """One label as painted: what it names and where, in viewport pixels (tests read these)."""
 
     name: str  # the layer, block or module path it names
-    kind: str  # "layer": names one node; "module": names a group of nodes
+    kind: str  # "layer": names one node; "module": a group of nodes; "layers": a run of lone nodes
     text: str
     rect: QRectF
     pixel_size: int
@@ -44,10 +44,11 @@ class Group:
     rect: QRectF = field(default_factory=QRectF)
     units: list[Group | str] = field(default_factory=list)  # sub-modules and loose nodes, in graph order
     count: int = 0  # drawn nodes inside, at any depth
+    label: str = ""  # a run of lone layers has no module name: its first and last layer name it
 
     @property
     def title(self) -> str:
-        return ".".join(self.path)
+        return self.label or ".".join(self.path)
 
 
 def compact_name(name: str, scope: tuple[str, ...]) -> str:
@@ -110,6 +111,7 @@ class LabelPainter:
         self.free_right: dict[str, float] = {}  # scene x where the next node in the row begins
         self.v_gap = 0.0
         self.text_colour = QColor("black")  # for names drawn beside a box, on the view's background
+        self.selected: str | None = None  # named even when boxes are too small: the user is looking for it
 
     def set_nodes(self, nodes: list[tuple[str, tuple[str, ...], QRectF, str, str]], v_gap: float) -> None:
         """Each drawn node: name, module path, scene rect, and its two lines of text."""
@@ -142,17 +144,31 @@ class LabelPainter:
 
         chosen: list[tuple[str, Group | str]] = []
 
+        def flush(run: list[str]) -> None:
+            """Lone layers in a row, each too short for a plate: one plate names the first and last."""
+            if len(run) >= 2:
+                rect = functools.reduce(QRectF.united, (self.rects[n] for n in run))
+                group = Group((), rect, list(run), len(run), f"{self.texts[run[0]][0]} … {self.texts[run[-1]][0]}")
+                if room(group) >= plate:
+                    chosen.append(("layers", group))
+            run.clear()
+
         def visit(group: Group) -> None:
+            run: list[str] = []
             for unit in group.units:
                 single = _single(unit)
+                if single is not None and room(single) < plate:
+                    run.append(single)
+                    continue
+                flush(run)
                 if single is not None:
-                    if room(single) >= plate:
-                        chosen.append(("layer", single))
+                    chosen.append(("layer", single))
                 elif isinstance(unit, Group):
                     if all(room(part) >= ROOMY * plate for part in unit.units):
                         visit(unit)
                     elif room(unit) >= plate:
                         chosen.append(("module", unit))
+            flush(run)
 
         visit(self.root)
         self._cut_cache = (scale, chosen)
@@ -214,6 +230,8 @@ class LabelPainter:
         painter.setFont(font)
         taken: list[QRectF] = []
         seen = to_view.mapRect(visible)
+        if self.selected in self.rects and self.rects[self.selected].intersects(visible):
+            taken.append(self._selected_tag(painter, to_view, seen, fm))
         for kind, unit in self._cut(scale):
             scene_rect = unit.rect if isinstance(unit, Group) else self.rects[unit]
             if not scene_rect.intersects(visible):
@@ -225,11 +243,8 @@ class LabelPainter:
                 name, full = unit, self.texts[unit][0]
             width = min(fm.horizontalAdvance(full) + 2 * PAD + 1, max(area.width(), PLATE_MIN_W))
             height = self.plate_height()
-            plate = QRectF(area.center().x() - width / 2, area.center().y() - height / 2, width, height)
-            # a group at the view's edge keeps its plate inside the view, not cut in half
-            plate.moveTop(max(seen.top(), min(plate.top(), seen.bottom() - height)))
-            plate.moveLeft(max(seen.left(), min(plate.left(), seen.right() - width)))
-            if any(plate.intersects(other) for other in taken):
+            plate = self._free_spot(area, width, height, seen, taken)
+            if plate is None:
                 continue
             taken.append(plate)
             text = fm.elidedText(full, Qt.TextElideMode.ElideMiddle, width - 2 * PAD)
@@ -243,3 +258,35 @@ class LabelPainter:
             painter.setPen(QColor("#1a1a1a"))
             painter.drawText(plate, Qt.AlignmentFlag.AlignCenter, text)
             self.drawn.append(DrawnLabel(name, kind, text, plate, MIN_TEXT_PX, "plate"))
+
+    @staticmethod
+    def _free_spot(area: QRectF, width: float, height: float, seen: QRectF, taken: list[QRectF]) -> QRectF | None:
+        """Where a plate over `area` can go: its middle, else its top or bottom edge (a tag already
+        sits in the middle); kept inside the view so a group at its edge is not cut in half."""
+        for y in (area.center().y() - height / 2, area.top(), area.bottom() - height):
+            plate = QRectF(area.center().x() - width / 2, y, width, height)
+            plate.moveTop(max(seen.top(), min(plate.top(), seen.bottom() - height)))
+            plate.moveLeft(max(seen.left(), min(plate.left(), seen.right() - width)))
+            if not any(plate.intersects(other) for other in taken):
+                return plate
+        return None
+
+    def _selected_tag(self, painter: QPainter, to_view: QTransform, seen: QRectF, fm: QFontMetricsF) -> QRectF:
+        """The selected node's name on a plate right of its box (left of it at the view's right edge)."""
+        name = self.selected
+        assert name is not None
+        box = to_view.mapRect(self.rects[name])
+        full = self.texts[name][0]
+        width = min(fm.horizontalAdvance(full) + 2 * PAD + 1, BESIDE_MAX_W)
+        height = self.plate_height()
+        left = box.right() + 2 * PAD if box.right() + 2 * PAD + width <= seen.right() else box.left() - 2 * PAD - width
+        plate = QRectF(max(seen.left(), left), box.center().y() - height / 2, width, height)
+        plate.moveTop(max(seen.top(), min(plate.top(), seen.bottom() - height)))
+        text = fm.elidedText(full, Qt.TextElideMode.ElideMiddle, width - 2 * PAD)
+        painter.setPen(QPen(QColor("#d62728"), 2))  # the selection's red
+        painter.setBrush(QColor(255, 255, 255, 240))
+        painter.drawRoundedRect(plate, 3, 3)
+        painter.setPen(QColor("#1a1a1a"))
+        painter.drawText(plate, Qt.AlignmentFlag.AlignCenter, text)
+        self.drawn.append(DrawnLabel(name, "layer", text, plate, MIN_TEXT_PX, "plate"))
+        return plate

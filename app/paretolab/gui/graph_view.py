@@ -8,15 +8,13 @@ else one plate per module. Transformers and very large graphs open as module blo
 
 from __future__ import annotations
 
-import math
-
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
-    QLinearGradient,
     QPainter,
     QPainterPath,
+    QPalette,
     QPen,
     QWheelEvent,
 )
@@ -42,6 +40,7 @@ from paretolab.core.model.graph import LayerGraph
 from paretolab.core.model.layout import layered_layout
 from paretolab.core.tensors import format_shape
 from paretolab.gui.graph_labels import LabelPainter, compact_name
+from paretolab.gui.graph_legend import Legend, colour_for
 
 NODE_W, NODE_H = 150.0, 34.0
 V_GAP = 36.0  # between rows of nodes
@@ -49,20 +48,6 @@ BLOCKS_FROM = 2000  # layers: graphs this large open as blocks even without repe
 SUMMED = ("MACs share", "parameters")  # metrics a block shows as its layers' sum; others, their largest
 EMPTY_HINT = ("No model open.\n\nFile > Open… (Ctrl+O), or drop a model file on the window\n"
               "(.onnx, .pt/.pth, .pt2, OpenVINO .xml).\n\nFile > Open Sample offers two built-in models to try things on.")
-# viridis, sampled: readable in light and dark palettes, and for colour-blind eyes
-VIRIDIS = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"]
-
-
-def colour_for(value: float) -> QColor:
-    """0..1 -> viridis."""
-    value = min(max(value, 0.0), 1.0) * (len(VIRIDIS) - 1)
-    low = int(math.floor(value))
-    high = min(low + 1, len(VIRIDIS) - 1)
-    a, b, t = QColor(VIRIDIS[low]), QColor(VIRIDIS[high]), value - low
-    return QColor(int(a.red() + (b.red() - a.red()) * t), int(a.green() + (b.green() - a.green()) * t),
-                  int(a.blue() + (b.blue() - a.blue()) * t))
-
-
 class NodeItem(QGraphicsRectItem):
     def __init__(self, name: str, op: str, rect: QRectF, block: Block | None = None) -> None:
         super().__init__(rect)
@@ -99,9 +84,9 @@ class _View(QGraphicsView):
         self.auto_fit = True
         self.labels = LabelPainter(self.font().family())
 
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+    def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
-        self.labels.text_colour = self.palette().color(self.foregroundRole())
+        self.labels.text_colour = self.palette().color(QPalette.ColorRole.Text)
         self.labels.paint(painter, visible, NODE_H)
 
     def mouseDoubleClickEvent(self, event) -> None:
@@ -120,36 +105,6 @@ class _View(QGraphicsView):
         super().resizeEvent(event)
         if self.auto_fit:
             self.owner.fit()
-
-
-class Legend(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.low, self.high, self.title = "", "", ""
-        self.setMinimumHeight(22)
-
-    def set_range(self, title: str, low: str, high: str) -> None:
-        self.title, self.low, self.high = title, low, high
-        self.update()
-
-    def paintEvent(self, event) -> None:
-        painter = QPainter(self)
-        bar = QRectF(self.width() * 0.3, 4, self.width() * 0.4, self.height() - 8)
-        gradient = QLinearGradient(bar.topLeft(), bar.topRight())
-        for i, c in enumerate(VIRIDIS):
-            gradient.setColorAt(i / (len(VIRIDIS) - 1), QColor(c))
-        painter.fillRect(bar, QBrush(gradient))
-        painter.setPen(self.palette().windowText().color())
-        painter.drawText(
-            QRectF(0, 0, bar.left() - 6, self.height()),
-            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-            f"{self.title}  {self.low}",
-        )
-        painter.drawText(
-            QRectF(bar.right() + 6, 0, self.width(), self.height()),
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            self.high,
-        )
 
 
 class GraphView(QWidget):
@@ -388,6 +343,8 @@ class GraphView(QWidget):
 
     def _on_selection(self) -> None:
         chosen = [i for i in self.scene.selectedItems() if isinstance(i, NodeItem)]
+        self.view.labels.selected = chosen[0].name if chosen else None
+        self.view.viewport().update()  # its name tag lies outside its box: repaint the labels too
         if not chosen or self.graph is None:
             return
         if chosen[0].block is not None:
