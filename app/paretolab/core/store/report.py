@@ -12,17 +12,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from paretolab.core.compress.explain import quick_reasons
-from paretolab.core.compress.techniques import TECHNIQUE_COLOURS
-from paretolab.core.compress.variant import Variant, technique_kind
+from paretolab.core.compress.variant import Variant, collapse_warning, technique_kind
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.measurement import Measurement
-from paretolab.core.store.pareto import Point, pareto_front, step_line
+from paretolab.core.store.pareto import Point, pareto_front
+from paretolab.core.store.report_charts import svg_chart
+from paretolab.core.store.report_headline import headline
 from paretolab.core.units import percent, size
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left}
-tr.front td{background:#eef8ee}.bar{display:inline-block;height:10px;background:#1f77b4}
-.charts{display:flex;flex-wrap:wrap;gap:1em}.charts figure{margin:0;flex:1 1 460px}"""
+tr.front td{background:#eef8ee}tr.bad td{background:#fdecea}.warn{color:#b71c1c}
+.bar{display:inline-block;height:10px;background:#1f77b4}
+.headline{font-size:1.35em;line-height:1.5;border:1px solid #cfe3cf;background:#f6fbf6;border-radius:8px;padding:.4em 1.2em}
+.headline ul{list-style:none;padding:0;margin:.3em 0}.headline li span{display:inline-block;width:6.5em;color:#555}
+.headline .how,.headline .warn{font-size:.7em}
+figure{margin:1.5em 0}figcaption{font-size:.95em;color:#444}"""
 _COLUMNS = ("Variant", "How it was made", "Top-1 (test)", "Fidelity to the original (test)", "Latency ms",
             "Speed-up (95% interval)", "Size", "Measured on", "Why (not) faster")
 
@@ -39,10 +44,26 @@ def _rows(variants: list[Variant]) -> list[dict]:
     for v in variants:
         rows[v.name] = _row(v.name, v.recipe.summary(), technique_kind(v.recipe), v.measured, v.selection_score,
                             v.speedup_text(with_basis=False), v.speedup)
-        rows[v.name]["why"] = " ".join(quick_reasons(v))
-        rows[v.name].update(busy=v.busy or "", vs_default=v.deployed_text() or "",
-                            original_ms=v.baseline.latency_ms if v.speedup is not None else None)
+        collapsed = "" if v.measured.broken else collapse_warning(v) or ""
+        low, high = v.speedup_range or (None, None)
+        rows[v.name].update(why=" ".join(_why(v)), busy=v.busy or "", vs_default=v.deployed_text() or "",
+                            original_ms=v.baseline.latency_ms if v.speedup is not None else None,
+                            speedup_low=low, speedup_high=high, collapsed=collapsed,
+                            bad="broken" if v.measured.broken else "collapsed" if collapsed else "")
     return list(rows.values())
+
+
+def _why(v: Variant) -> list[str]:
+    """What capped the speed-up; for a variant measurably faster, first what bought it (MACs its
+    recipe removed), and not the cap a step's kept MACs put on a speed-up it got anyway."""
+    reasons = quick_reasons(v)
+    low = v.speedup_range[0] if v.speedup_range else v.speedup
+    if low is None or low <= 1.0:
+        return reasons
+    reasons = [r for r in reasons if not r.startswith("the variant does as many MACs")]
+    if v.measured.macs and v.baseline.macs and v.measured.macs < v.baseline.macs:
+        return [f"faster: it does {v.measured.macs / v.baseline.macs:.0%} of the original's MACs;", *reasons]
+    return ["faster with every MAC kept: each one is computed more cheaply;", *reasons]
 
 
 def _row(name: str, recipe: str, technique: str, m: Measurement, score: float, speedup_text: str,
@@ -54,7 +75,8 @@ def _row(name: str, recipe: str, technique: str, m: Measurement, score: float, s
             "backend": m.where, "speedup": speedup, "speedup_text": speedup_text, "test_split": m.dataset, "why": "",
             "verdict": "" if technique == "baseline" else m.verdict_text(),
             "quality": "" if technique == "baseline" else m.quality, "broken": m.broken,
-            "busy": "", "vs_default": "", "original_ms": m.latency_ms if technique == "baseline" else None}
+            "busy": "", "vs_default": "", "original_ms": m.latency_ms if technique == "baseline" else None,
+            "speedup_low": None, "speedup_high": None, "collapsed": "", "bad": ""}
 
 
 def _exits_section(variants: list[Variant]) -> str:
@@ -73,93 +95,6 @@ def _exits_section(variants: list[Variant]) -> str:
             f"<th>Latency</th></tr>{rows}</table>")
 
 
-def _svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], split: str, measure: str) -> str:
-    """The score (y: accuracy, or fidelity to the original) against x_key, the Pareto front as a staircase."""
-    w, h, left, bottom, top, right = 640, 360, 60, 40, 16, 16
-    xs = [r[x_key] for r in rows]
-    ys = [100 * r["score"] for r in rows]
-    x0, x1 = 0.0, max(xs) * 1.08 or 1.0
-    y0, y1 = min(ys) - 1.0, max(100.0, max(ys)) + 0.5
-
-    def px(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (w - left - right)
-
-    def py(y: float) -> float:
-        return h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
-        f'aria-label="accuracy against {html.escape(x_label)}">',
-        f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" fill="white" stroke="#ccc"/>',
-    ]
-    for i in range(6):
-        yv = y0 + (y1 - y0) * i / 5
-        xv = x0 + (x1 - x0) * i / 5
-        parts.append(f'<text x="{left - 6}" y="{py(yv) + 4:.1f}" font-size="11" text-anchor="end">{yv:.1f}</text>')
-        parts.append(f'<text x="{px(xv):.1f}" y="{h - bottom + 16}" font-size="11" text-anchor="middle">{xv:.3g}</text>')
-        parts.append(f'<line x1="{left}" x2="{w - right}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" stroke="#eee"/>')
-    parts.append(f'<text x="{(w + left) / 2}" y="{h - 6}" font-size="12" text-anchor="middle">{html.escape(x_label)}</text>')
-    mid = (h - bottom) / 2
-    parts.append(f'<text x="14" y="{mid}" font-size="12" transform="rotate(-90 14 {mid})" text-anchor="middle">'
-                 f"{html.escape(measure)} on {html.escape(split)} (%)</text>")
-    points = [Point(r["name"], r[x_key], r["score"], r["broken"]) for r in rows]
-    fx, fy = step_line(pareto_front(points))
-    if fx:
-        path = " ".join(f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(100 * y):.1f}" for i, (x, y) in enumerate(zip(fx, fy)))
-        parts.append(f'<path d="{path}" fill="none" stroke="#2ca02c" stroke-width="1.5"/>')
-    for r, x, y in zip(rows, xs, ys):
-        colour = TECHNIQUE_COLOURS.get(r["technique"], TECHNIQUE_COLOURS["other"])
-        what = f"{html.escape(r['name'])}: {html.escape(r['recipe'])}"
-        title = f"<title>{what} — {y:.2f}%, {r['latency_ms']:.4f} ms, {size(r['size_bytes'])}</title>"
-        if r["name"] == "baseline":
-            box = f'x="{px(x) - 6:.1f}" y="{py(y) - 6:.1f}" width="12" height="12"'
-            parts.append(f'<rect {box} fill="{colour}" stroke="#333">{title}</rect>')
-        else:
-            stroke = "#d62728" if r["name"] in front else "#333"
-            if r["quality"] == "broken":  # grey, crossed: off the front whatever its speed
-                colour, stroke = "#bbbbbb", "#d62728"
-            elif r["quality"] == "unknown":  # hollow: judged on random inputs, quality unknown
-                colour, stroke = "none", "#999999"
-            circle = f'cx="{px(x):.1f}" cy="{py(y):.1f}" r="6"'
-            parts.append(f'<circle {circle} fill="{colour}" stroke="{stroke}" stroke-width="1.5">{title}</circle>')
-        parts.append(f'<text x="{px(x) + 8:.1f}" y="{py(y) - 8:.1f}" font-size="11">{html.escape(r["name"])}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _best_line(rows: list[dict], front: set[str], measure: str) -> str:
-    """The fastest variant on the front within 1 point of its original, chosen by the score the chart
-    shows (validation), its test accuracy reported beside the original's. A broken variant is never named."""
-    bases = {r["backend"]: r for r in rows if r["technique"] == "baseline"}
-    close = [r for r in rows if r["technique"] != "baseline" and r["backend"] in bases and not r["broken"]
-             and r["score"] >= bases[r["backend"]]["score"] - 0.01]
-    close = [r for r in close if r["name"] in front] or close  # the front's; else (all slower) the closest
-    broken = [r["name"] for r in rows if r["broken"]]
-    flagged = (f" Broken, left off the front: {html.escape(', '.join(broken))}." if broken else "")
-    if not close:
-        return f"No variant that is not broken stayed within 1 point of the original's {measure}.{flagged}"
-    return _best_of(close, bases, measure) + flagged
-
-
-def _best_of(close: list[dict], bases: dict[str, dict], measure: str) -> str:
-    best = max(close, key=lambda r: r["speedup"] or 0.0)
-    base, speed = bases[best["backend"]], best["speedup"] or 1.0
-    what = f"<b>{html.escape(best['name'])}</b> ({html.escape(best['recipe'])})"
-    size_share = f"{best['size_bytes'] / base['size_bytes']:.0%} of the size"
-    if speed <= 1.0:
-        return (f"No variant within 1 point of the original's {measure} runs faster than it on this machine; the closest "
-                f"is {what}, {1 / speed:.2f}× slower but {size_share}.")
-    if best["quality"] == "unknown":
-        result = (f"its quality is unknown: judged on random inputs ({html.escape(best['fidelity'])}); give real data "
-                  "(--data) to know whether it is faithful.")
-    elif best["top1"] is None:
-        result = f"on the test data, {html.escape(best['fidelity'])} to the original."
-    else:
-        result = f"test top-1 {percent(best['top1'])} against {percent(base['top1'])}."
-    return (f"Best variant within 1 point of the original's {measure}: {what} — {best['speedup_text']} faster than the "
-            f"original on {html.escape(best['backend'])}, {size_share}; {result}")
-
-
 def _speedup_cell(r: dict) -> str:
     """The speed-up, the original's latency from the same rounds (so it never reads against the
     latency column), a ⚠ busy marker with its reason, and the ratio against OpenVINO's default."""
@@ -171,6 +106,34 @@ def _speedup_cell(r: dict) -> str:
     if r["vs_default"]:
         cell += f"<br><small>{html.escape(r['vs_default'])} (the original with no precision hint; above: pinned to f32)</small>"
     return cell
+
+
+def _table_row(r: dict, front: set[str]) -> str:
+    """A variant's row: ★ on the front; ⚠ BROKEN or ⚠ COLLAPSED, with what happened, tinted red."""
+    mark = "★ " if r["name"] in front else ""
+    warning = ""
+    if r["bad"]:
+        mark += f'<b class="warn">⚠ {r["bad"].upper()}</b> '
+        warning = f'<br><small class="warn">{html.escape(r["collapsed"] or r["verdict"])}</small>'
+    css = " class=bad" if r["bad"] else " class=front" if r["name"] in front else ""
+    return (f"<tr{css}><td>{mark}{html.escape(r['name'])}{warning}</td>"
+            f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{html.escape(r['fidelity'])}</td>"
+            f"<td>{r['latency_ms']:.4f}</td><td>{_speedup_cell(r)}</td><td>{size(r['size_bytes'])}</td>"
+            f"<td>{html.escape(str(r['backend']))}</td><td>{html.escape(r['why'])}</td></tr>")
+
+
+def _sensitivity_section(points: dict[str, float]) -> str:
+    """Layers by the accuracy lost when each alone is pruned, in points, as the app's details say it."""
+    if not points:
+        return ""
+    worst = max(points.values()) or 1.0
+    bars = "".join(
+        f'<tr><td>{html.escape(k)}</td><td><div class="bar" style="width:{max(1, 300 * v / worst):.0f}px"></div> '
+        f"{v:.1f} points</td></tr>"
+        for k, v in sorted(points.items(), key=lambda kv: -kv[1])
+    )
+    return ("<h2>Which layers are sensitive</h2><p>Points of accuracy lost when each layer alone is pruned (worst level "
+            f"tried).</p><table>{bars}</table>")
 
 
 def write_report(
@@ -185,41 +148,28 @@ def write_report(
     front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], r["score"], r["broken"]) for r in rows])}
     machine = variants[-1].metrics.get("machine", {})
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    table = "".join(
-        f"<tr{' class=front' if r['name'] in front else ''}><td>{'★ ' if r['name'] in front else ''}"
-        f"{'⚠ BROKEN ' if r['broken'] else ''}{html.escape(r['name'])}</td>"
-        f"<td>{html.escape(r['recipe'])}</td><td>{percent(r['top1'])}</td><td>{html.escape(r['fidelity'])}</td>"
-        f"<td>{r['latency_ms']:.4f}</td><td>{_speedup_cell(r)}</td><td>{size(r['size_bytes'])}</td>"
-        f"<td>{html.escape(str(r['backend']))}</td><td>{html.escape(r['why'])}</td></tr>"
-        for r in sorted(rows, key=lambda r: r["latency_ms"])
-    )
-    sens = ""
-    if sensitivity:
-        worst = max(sensitivity.values()) or 1.0
-        bars = "".join(
-            f'<tr><td>{html.escape(k)}</td><td><div class="bar" style="width:{max(1, 300 * v / worst):.0f}px"></div> '
-            f"{100 * v:.1f} pts</td></tr>"
-            for k, v in sorted(sensitivity.items(), key=lambda kv: -kv[1])
-        )
-        sens = ("<h2>Which layers are sensitive</h2><p>Accuracy lost when each layer alone is pruned (worst level tried).</p>"
-                f"<table>{bars}</table>")
+    table = "".join(_table_row(r, front) for r in sorted(rows, key=lambda r: r["latency_ms"]))
+    points = {k: round(100 * v, 2) for k, v in (sensitivity or {}).items()}  # one unit everywhere: points of accuracy
+    sens = _sensitivity_section(points)
     machine_text = ", ".join(f"{k}: {html.escape(str(v))}" for k, v in machine.items()) or "unknown"
     split = variants[0].selection_split  # what the charts plot and the front is chosen by; the table reports test
     measure = variants[0].metric_label
     x_label = "latency, batch 1 (ms; median" + (", the average for early exit)" if any(v.exits for v in variants) else ")")
-    latency_chart = _svg_chart(rows, "latency_ms", x_label, front, split, measure)
+    y_label = f"{measure} on {split} (%)"
+    latency_chart = svg_chart(rows, "latency_ms", x_label, front, y_label)
     sizes = [dict(r, size_kib=r["size_bytes"] / 1024) for r in rows]
-    size_chart = _svg_chart(sizes, "size_kib", "model size (KiB)", front, split, measure)
+    size_chart = svg_chart(sizes, "size_kib", "model size (KiB)", front, y_label)
     header = "".join(f"<th>{h}</th>" for h in _COLUMNS)
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ParetoLab report — {html.escape(model_name)}</title>
 <style>{_STYLE}</style></head>
 <body><h1>{html.escape(model_name)}: smaller and faster</h1>
-<p>{_best_line(rows, front, measure)}</p>
-<div class="charts"><figure>{latency_chart}<figcaption>{measure.capitalize()} against latency. Square: the original.
-Green line and ★: the best trade-offs (Pareto front). Hollow: judged on random inputs, quality unknown.
-Grey with a red rim: broken (below its fidelity floor or collapsed), kept off the front.</figcaption></figure>
-<figure>{size_chart}<figcaption>{measure.capitalize()} against model size.</figcaption></figure></div>
+{headline(rows, front, measure)}
+<figure>{latency_chart}<figcaption>{measure.capitalize()} against latency. Square: the original.
+Green line, green rim and ★: the best trade-offs (Pareto front). Hollow: judged on random inputs, quality unknown.
+Grey, crossed out, ⚠ in red: broken (below its fidelity floor), kept off the front. Red dashed rim, ⚠ in red: collapsed
+(lost more than 5 points against the original).</figcaption></figure>
+<figure>{size_chart}<figcaption>{measure.capitalize()} against model size.</figcaption></figure>
 <h2>Variants</h2><table><tr>{header}</tr>{table}</table>
 {_exits_section(variants)}
 {sens}
@@ -230,7 +180,7 @@ from the variant files with <code>paretolab evaluate</code> and <code>paretolab 
     out_dir = Path(out_dir)
     html_path = atomic_write(out_dir / "report.html", lambda tmp: tmp.write_text(doc, encoding="utf-8"))
     numbers = {"model": model_name, "written": created, "machine": machine, "variants": rows, "pareto_front": sorted(front),
-               "sensitivity": sensitivity or {}}
+               "sensitivity": points, "sensitivity_unit": "points of accuracy lost"}
     json_path = atomic_write(out_dir / "report.json", lambda tmp: tmp.write_text(json.dumps(numbers, indent=1)))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
