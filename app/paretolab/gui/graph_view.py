@@ -84,6 +84,10 @@ class _View(QGraphicsView):
         self.auto_fit = True
         self.labels = LabelPainter(self.font().family())
 
+    def scrollContentsBy(self, dx: int, dy: int) -> None:
+        super().scrollContentsBy(dx, dy)
+        self.viewport().update()  # labels keep to the view's edges: a scrolled copy of them would smear
+
     def drawForeground(self, painter: QPainter, rect: QRectF | QRect) -> None:
         visible = self.mapToScene(self.viewport().rect()).boundingRect()
         self.labels.text_colour = self.palette().color(QPalette.ColorRole.Text)
