@@ -17,6 +17,7 @@ LEFT, BOTTOM, TOP, RIGHT = 74, 56, 18, 24
 FONT = 15  # tick and point labels, in SVG units: about 15 px on a 960 px wide page
 LABEL_CHARS = 22  # longer names are elided in the middle (the full name is in the tooltip and the table)
 FRONT_COLOUR, BAD_COLOUR = "#2ca02c", "#d62728"
+Box = tuple[float, float, float, float]  # left, top, right, bottom in SVG units
 
 
 def nice_ticks(low: float, high: float, most: int = 7) -> list[float]:
@@ -51,46 +52,50 @@ def elide(name: str, chars: int = LABEL_CHARS) -> str:
     return name[:head] + "…" + name[len(name) - (chars - 1 - head):]
 
 
-def _text_box(x: float, y: float, text: str, anchor: str) -> tuple[float, float, float, float]:
+def _text_box(x: float, y: float, text: str, anchor: str) -> Box:
     """The box a label drawn at baseline (x, y) covers; 0.6 em per character is generous for sans-serif."""
     width = 0.6 * FONT * len(text)
     left = x - width if anchor == "end" else x - width / 2 if anchor == "middle" else x
     return left, y - 0.8 * FONT, left + width, y + 0.25 * FONT
 
 
-def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+def _distance(x: float, y: float, box: Box) -> float:
+    return math.hypot(max(box[0] - x, 0.0, x - box[2]), max(box[1] - y, 0.0, y - box[3]))
+
+
+def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-Box = tuple[float, float, float, float]
-
-
 def place_labels(points: Sequence[tuple[float, float, str]], area: Box) -> list[tuple[float, float, str, str, bool]]:
-    """For each (x, y, text) point in pixels: (x, y, anchor, text, leader) of its label, placed at the
-    first spot — above, below or beside the point, then stacked further up or down — that overlaps no placed label, no point
-    and stays inside `area`; a label set far from its point gets a leader line."""
+    """For each (x, y, text) point in pixels: (x, y, anchor, text, leader) of its name, placed at the
+    first spot — beside, above or below the point, then stacked further up or down — that overlaps
+    no placed name and no point and stays inside `area`. A name right by its point must be nearer
+    to it than to any other point; a name stacked away gets a leader line instead."""
     dots = [(x - 7, y - 7, x + 7, y + 7) for x, y, _ in points]
-    placed: list[tuple[float, float, float, float]] = []
+    placed: list[Box] = []
     result = []
     for x, y, text in points:
-        spots = [(x, y - 13, "middle"), (x, y + 25, "middle")]
-        for k in (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6, -8, 8, -10, 10):  # beside it, then stacked up or down
-            spots += [(x + 11, y + 5 + k * 19, "start"), (x - 11, y + 5 + k * 19, "end")]
+        others = [(ox, oy) for ox, oy, _ in points if (ox, oy) != (x, y)]
+        spots = [(x + 11, y + 5, "start", False), (x - 11, y + 5, "end", False), (x, y - 13, "middle", False),
+                 (x, y + 25, "middle", False)]
+        for k in (-1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6, -8, 8, -10, 10):  # stacked up or down
+            spots += [(x + 11, y + 5 + k * 19, "start", True), (x - 11, y + 5 + k * 19, "end", True)]
         chosen = None
-        for lx, ly, anchor in spots:
+        for lx, ly, anchor, leader in spots:
             box = _text_box(lx, ly, text, anchor)
             inside = box[0] >= area[0] and box[2] <= area[2] and box[1] >= area[1] and box[3] <= area[3]
-            if inside and not any(_overlaps(box, other) for other in placed + dots):
-                chosen = (lx, ly, anchor, box)
+            ambiguous = not leader and any(_distance(ox, oy, box) < _distance(x, y, box) for ox, oy in others)
+            if inside and not ambiguous and not any(_overlaps(box, other) for other in placed + dots):
+                chosen = (lx, ly, anchor, leader, box)
                 break
-        if chosen is None:  # a crowded corner: the nearest spot inside the plot, overlap and all
-            lx, ly, anchor = next(((sx, sy, a) for sx, sy, a in spots
-                                   if area[0] <= _text_box(sx, sy, text, a)[0]
-                                   and _text_box(sx, sy, text, a)[2] <= area[2]), spots[0])
-            chosen = (lx, ly, anchor, _text_box(lx, ly, text, anchor))
-        lx, ly, anchor, box = chosen
+        if chosen is None:  # a crowded corner: the first spot inside the plot, overlap and all
+            lx, ly, anchor, leader = next((spot for spot in spots if area[0] <= _text_box(*spot[:2], text, spot[2])[0]
+                                           and _text_box(*spot[:2], text, spot[2])[2] <= area[2]), spots[0])
+            chosen = (lx, ly, anchor, True, _text_box(lx, ly, text, anchor))
+        lx, ly, anchor, leader, box = chosen
         placed.append(box)
-        result.append((lx, ly, anchor, text, abs(ly - 5 - y) > 30))
+        result.append((lx, ly, anchor, text, leader))
     return result
 
 
@@ -141,8 +146,12 @@ def svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], y_lab
         mark = "⚠ " if r["bad"] else "★ " if r["name"] in front else ""
         labels.append((px(x), py(y), mark + elide(r["name"])))
     for (x, y, _), (lx, ly, anchor, text, leader), r in zip(labels, place_labels(labels, plot), rows):
-        if leader:
-            parts.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{lx:.1f}" y2="{ly - 5:.1f}" stroke="#999"/>')
+        if leader:  # from the marker's rim to the nearest point of the name's box
+            box = _text_box(lx, ly, text, anchor)
+            ex, ey = min(max(x, box[0]), box[2]), min(max(y, box[1]), box[3])
+            rim = 8 / (math.hypot(ex - x, ey - y) or 1.0)
+            parts.append(f'<line x1="{x + (ex - x) * rim:.1f}" y1="{y + (ey - y) * rim:.1f}" x2="{ex:.1f}" y2="{ey:.1f}" '
+                         'stroke="#888"/>')
         fill = f' fill="{BAD_COLOUR}"' if r["bad"] else ""
         parts.append(f'<text class="label" x="{lx:.1f}" y="{ly:.1f}" font-size="{FONT}" text-anchor="{anchor}"{fill}>'
                      f"{html.escape(text)}</text>")
