@@ -79,9 +79,10 @@ def headline(rows: list[dict], front: set[str], measure: str) -> str:
                 f"{chosen_how}{left_out}</section>")
     base = next(r for r in rows if r["technique"] == "baseline" and r["backend"] == best["backend"])
     name = f"<b>{html.escape(best['name'])}</b> ({html.escape(best['recipe'])})"
-    if (best["speedup"] or 1.0) <= 1.0:
-        lead = (f"No variant within 1 point of the original's {html.escape(measure)} runs faster on this machine; "
-                f"the closest is {name}.")
+    low = best["speedup_low"] if best.get("speedup_low") is not None else best["speedup"]
+    if (low or 1.0) <= 1.0:
+        lead = (f"No variant within 1 point of the original's {html.escape(measure)} runs measurably faster on this "
+                f"machine; the closest is {name}.")
     else:
         lead = f"Best trade-off: {name}."
     busy = (f"<li class='warn'>⚠ {html.escape(best['busy'])}</li>" if best["busy"] else "")
