@@ -61,13 +61,15 @@ def test_analysis_colours_the_graph_and_selection_is_shared(qtbot, window):
     assert view.metric_box.currentText() == "importance (Taylor)"
     colours = {item.brush().color().name() for item in view.items.values() if item.op in ("Conv", "Gemm")}
     assert len(colours) > 1  # layers differ in importance, so in colour
-    for title in ("importance (mean |w|)", "sensitivity (worst drop, pruning)", "latency share (ONNX Runtime)",
+    for title in ("importance (mean |w|)", "sensitivity (points lost, pruning)", "latency share (ONNX Runtime)",
                   "int8 output SQNR, dB (low = hurt)"):
         assert title in window.importance_chart.metrics
     view.select("features.2")
     assert window.layer_table.view.selectionModel().selectedRows(1)[0].data() == "features.2"
     assert window.importance_chart.selected == "features.2"
     assert "features.2" in view.details.text() and "latency" in view.details.text() and "SQNR" in view.details.text()
+    points = window.importance_chart.metrics["sensitivity (points lost, pruning)"]["features.2"]  # one unit: points
+    assert f"worst drop {points:.1f} points" in view.details.text() and points > 1
     sqnr = window.importance_chart.metrics["int8 output SQNR, dB (low = hurt)"]
     assert {"features.0", "features.2", "features.5"} <= set(sqnr) and all(10 < v < 200 for v in sqnr.values())
     window.layer_table.select("classifier.1")

@@ -1,9 +1,17 @@
-"""Per-layer importance or sensitivity as bars, optionally sorted, linked to the selection."""
+"""Per-layer importance or sensitivity as bars, optionally sorted, linked to the selection.
+
+The bars lie down, one row a layer, so that layer names read horizontally on the left; names are
+elided in the middle to the axis's width, and only as many are written as the rows' height leaves
+room for (every n-th, the selected one always), so they never overlap however many layers there are.
+Long module paths are abbreviated from the left, keeping the block numbers and the leaf."""
 
 from __future__ import annotations
 
+import math
+
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -14,6 +22,22 @@ from PySide6.QtWidgets import (
 )
 
 from paretolab.gui.theme import style_plot
+
+NAME_WIDTH = 150  # pixels of the left axis given to layer names
+
+
+def short_name(name: str, metrics: QFontMetrics, width: int = NAME_WIDTH) -> str:
+    """A module path that fits `width`: its leading parts cut to their first letter, from the left,
+    numbers kept ("model.encoder.layers.12.attn.out_proj" → "m.e.l.12.attn.out_proj", as logback
+    abbreviates class names), since the block numbers and the leaf are what tell layers apart; the
+    middle elided if that is still too wide."""
+    parts = name.split(".")
+    for i in range(len(parts)):
+        text = ".".join(parts)
+        if metrics.horizontalAdvance(text) <= width or i == len(parts) - 1:
+            break
+        parts[i] = parts[i] if parts[i].isdigit() else parts[i][:1]
+    return metrics.elidedText(".".join(parts), Qt.TextElideMode.ElideMiddle, width)
 
 
 class ImportanceChart(QWidget):
@@ -32,10 +56,15 @@ class ImportanceChart(QWidget):
         self.sorted.toggled.connect(self.redraw)
         self.plot = pg.PlotWidget(self)
         style_plot(self.plot, self)
-        self.plot.showGrid(y=True, alpha=0.25)
-        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.showGrid(x=True, alpha=0.25)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.invertY(True)  # the first (most important, when sorted) layer on top
+        self.plot.setMouseEnabled(x=False, y=True)
+        names = self.plot.getAxis("left")
+        names.setWidth(NAME_WIDTH + 10)
+        names.setStyle(tickFont=self.font(), autoExpandTextSpace=False)
         self.setMinimumWidth(320)
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
+        self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=0.8)
         self.plot.addItem(self.bars)
         self.plot.scene().sigMouseClicked.connect(self._clicked)
         bar = QHBoxLayout()
@@ -67,20 +96,39 @@ class ImportanceChart(QWidget):
         if event.type() == QEvent.Type.PaletteChange:  # the system switched light/dark
             style_plot(self.plot, self)
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._label_rows()  # taller or shorter: more or fewer names fit
+
     def redraw(self) -> None:
         values = self.metrics.get(self.metric_box.currentText(), {})
         self.order = sorted(values, key=lambda k: -values[k]) if self.sorted.isChecked() else list(values)
-        heights = [values[k] for k in self.order]
+        lengths = [values[k] for k in self.order]
         brushes = [pg.mkBrush("#d62728" if k == self.selected else "#1f77b4") for k in self.order]
-        self.bars.setOpts(x=list(range(len(self.order))), height=heights, width=0.8, brushes=brushes)
-        axis = self.plot.getAxis("bottom")
-        step = max(1, len(self.order) // 20)  # label every bar on small models, every n-th on big ones
-        axis.setTicks([[(i, name) for i, name in enumerate(self.order) if i % step == 0]])
-        self.plot.setLabel("left", self.metric_box.currentText())
+        self.bars.setOpts(x0=0, y=list(range(len(self.order))), width=lengths, height=0.8, brushes=brushes)
+        if self.order:
+            self.plot.setYRange(-0.6, len(self.order) - 0.4, padding=0)
+        self.plot.setLabel("bottom", self.metric_box.currentText())
+        self._label_rows()
+
+    def _label_rows(self) -> None:
+        """Every n-th layer's name, n the rows one line of text needs; the selected layer's always."""
+        if not self.order:
+            self.plot.getAxis("left").setTicks([[]])
+            return
+        metrics = QFontMetrics(self.font())
+        row_px = max(1.0, self.plot.plotItem.vb.height() or 200.0) / len(self.order)
+        step = max(1, math.ceil(1.15 * metrics.height() / row_px))
+        shown = list(range(0, len(self.order), step))
+        if self.selected in self.order:
+            chosen = self.order.index(self.selected)  # its name, in place of those it would overlap
+            shown = sorted([i for i in shown if abs(i - chosen) >= step] + [chosen])
+        names = [(i, short_name(self.order[i], metrics)) for i in shown]
+        self.plot.getAxis("left").setTicks([names])
 
     def _clicked(self, event) -> None:
         point = self.plot.plotItem.vb.mapSceneToView(event.scenePos())
-        index = int(round(point.x()))
+        index = int(round(point.y()))
         if 0 <= index < len(self.order):
             self.select(self.order[index])
             self.layer_selected.emit(self.order[index])

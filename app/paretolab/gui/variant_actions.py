@@ -136,10 +136,13 @@ class VariantActions:
             return  # another model was opened meanwhile
         l1 = {x.layer: x.l1 for x in analysis.importance}
         taylor = {x.layer: x.taylor for x in analysis.importance if x.taylor is not None}
-        drops = analysis.sensitivity.by_layer() if analysis.sensitivity else {}
+        scan = analysis.sensitivity
+        in_points = scan is None or scan.metric != "cosine"  # accuracy or agreement: points, as the report says it
+        drops = {k: (100 * v if in_points else v) for k, v in scan.by_layer().items()} if scan else {}
+        sensitivity = "sensitivity (points lost, pruning)" if in_points else "sensitivity (cosine lost, pruning)"
         share = {t.layer: t.share for t in analysis.times if t.mapped}
         for title, values in (("importance (mean |w|)", l1), ("importance (Taylor)", taylor),
-                              ("sensitivity (worst drop, pruning)", drops), ("latency share (ONNX Runtime)", share),
+                              (sensitivity, drops), ("latency share (ONNX Runtime)", share),
                               ("int8 output SQNR, dB (low = hurt)", analysis.int8_sqnr)):
             if values:
                 self.graph_view.set_metric(title, values)
@@ -151,9 +154,8 @@ class VariantActions:
         self.graph_view.set_details(
             "int8 error", {k: f"output SQNR {v:.1f} dB in an all-int8 model" for k, v in analysis.int8_sqnr.items()}
         )
-        self.graph_view.set_details(
-            "sensitivity", {k: f"worst drop {100 * v:.1f} points when pruned alone" for k, v in drops.items()}
-        )
+        drop_text = "worst drop {:.1f} points when pruned alone" if in_points else "worst cosine drop {:.4f} when pruned alone"
+        self.graph_view.set_details("sensitivity", {k: drop_text.format(v) for k, v in drops.items()})
         self.graph_view.set_details(
             "importance",
             {x.layer: f"mean |w| {x.l1:.4g}" + (f", Taylor {x.taylor:.3g}" if x.taylor else "") for x in analysis.importance},
