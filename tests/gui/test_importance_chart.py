@@ -4,7 +4,7 @@ selected one always."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QFontMetrics
 
 from paretolab.gui.importance_chart import NAME_WIDTH, ImportanceChart
@@ -57,3 +57,8 @@ def test_the_selected_layer_is_always_named_and_a_click_selects_its_row(qtbot):
     assert unnamed in [v for v, _ in chart.plot.getAxis("left")._tickLevels[0]]
     assert_readable(chart)
     assert chart.plot.getAxis("bottom").labelText == "importance (mean |w|)"
+    row = 7  # clicking a bar's row selects its layer
+    scene_point = chart.plot.plotItem.vb.mapViewToScene(QPointF(1.0, row))
+    with qtbot.waitSignal(chart.layer_selected) as picked:
+        qtbot.mouseClick(chart.plot.viewport(), Qt.MouseButton.LeftButton, pos=chart.plot.mapFromScene(scene_point))
+    assert picked.args == [chart.order[row]] and chart.selected == chart.order[row]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
+from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -91,12 +92,12 @@ class ImportanceChart(QWidget):
         self.selected = layer
         self.redraw()
 
-    def changeEvent(self, event) -> None:
+    def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
         if event.type() == QEvent.Type.PaletteChange:  # the system switched light/dark
             style_plot(self.plot, self)
 
-    def resizeEvent(self, event) -> None:
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._label_rows()  # taller or shorter: more or fewer names fit
 
@@ -126,7 +127,7 @@ class ImportanceChart(QWidget):
         names = [(i, short_name(self.order[i], metrics)) for i in shown]
         self.plot.getAxis("left").setTicks([names])
 
-    def _clicked(self, event) -> None:
+    def _clicked(self, event: MouseClickEvent) -> None:
         point = self.plot.plotItem.vb.mapSceneToView(event.scenePos())
         index = int(round(point.y()))
         if 0 <= index < len(self.order):
