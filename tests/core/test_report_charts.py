@@ -133,3 +133,25 @@ def test_broken_and_collapsed_variants_are_marked_in_the_table_and_the_chart(rep
         assert kinds["broken"].startswith("structured50") and kinds["collapsed"].startswith("unstructured70")
         red = {t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "label" and t.get("fill") == "#d62728"}
         assert red == {"⚠ structured50", "⚠ unstructured70"}
+
+
+def test_a_sweep_sized_chart_names_the_originals_the_front_and_the_marked(tmp_path):
+    """Forty variants (the demo's, each as if measured five times with a little spread in
+    time): naming each would cover the chart, so only the points a reader needs are named."""
+    from dataclasses import replace
+
+    from tests.core.test_report_headline import demo_variants
+
+    variants = []
+    for k in range(5):
+        for v in demo_variants():
+            measured = {**v.metrics["variant"], "latency_ms": v.measured.latency_ms * (1 + 0.03 * k)}
+            variants.append(replace(v, name=f"{v.name}-{k}", metrics={**v.metrics, "variant": measured}))
+    write_report(variants, tmp_path, "demo ResNet")
+    doc = (tmp_path / "report.html").read_text()
+    svg = svgs(doc)[0]
+    names = {t.text.removeprefix("★ ").removeprefix("⚠ ") for t in svg.iter(f"{SVG}text") if t.get("class") == "label"}
+    bad = {v.name for v in variants if v.measured.broken or collapse_warning(v)}
+    assert {"baseline", "baseline openvino/cpu"} | bad <= names and len(names) < len(variants) // 2
+    boxes = label_boxes(svg)
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if overlap(a, b)]

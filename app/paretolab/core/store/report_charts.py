@@ -15,6 +15,7 @@ from paretolab.core.units import size
 WIDTH, HEIGHT = 960, 440  # the SVG's own units; the page draws it at the body's full width
 LEFT, BOTTOM, TOP, RIGHT = 74, 56, 18, 24
 FONT = 15  # tick and point labels, in SVG units: about 15 px on a 960 px wide page
+NAME_ALL = 16  # up to this many points every one is named; beyond, the originals, the front and the marked
 LABEL_CHARS = 22  # longer names are elided in the middle (the full name is in the tooltip and the table)
 FRONT_COLOUR, BAD_COLOUR = "#2ca02c", "#d62728"
 Box = tuple[float, float, float, float]  # left, top, right, bottom in SVG units
@@ -67,16 +68,19 @@ def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def place_labels(points: Sequence[tuple[float, float, str]], area: Box) -> list[tuple[float, float, str, str, bool]]:
+def place_labels(points: Sequence[tuple[float, float, str]], area: Box, markers: Sequence[tuple[float, float]] = ()
+                 ) -> list[tuple[float, float, str, str, bool]]:
     """For each (x, y, text) point in pixels: (x, y, anchor, text, leader) of its name, placed at the
     first spot — beside, above or below the point, then stacked further up or down — that overlaps
     no placed name and no point and stays inside `area`. A name right by its point must be nearer
-    to it than to any other point; a name stacked away gets a leader line instead."""
-    dots = [(x - 7, y - 7, x + 7, y + 7) for x, y, _ in points]
+    to it than to any other point; a name stacked away gets a leader line instead. `markers`: every
+    point drawn, named or not (default: the named ones)."""
+    markers = list(markers) or [(x, y) for x, y, _ in points]
+    dots = [(x - 7, y - 7, x + 7, y + 7) for x, y in markers]
     placed: list[Box] = []
     result = []
     for x, y, text in points:
-        others = [(ox, oy) for ox, oy, _ in points if (ox, oy) != (x, y)]
+        others = [(ox, oy) for ox, oy in markers if (ox, oy) != (x, y)]
         spots = [(x + 11, y + 5, "start", False), (x - 11, y + 5, "end", False), (x, y - 13, "middle", False),
                  (x, y + 25, "middle", False)]
         for k in (-1, 1, -2, 2, -3, 3, -4, 4, -5, 5, -6, 6, -8, 8, -10, 10):  # stacked up or down
@@ -138,14 +142,17 @@ def svg_chart(rows: list[dict], x_key: str, x_label: str, front: set[str], y_lab
     if fx:
         path = " ".join(f"{'M' if i == 0 else 'L'}{px(x):.1f},{py(100 * y):.1f}" for i, (x, y) in enumerate(zip(fx, fy)))
         parts.append(f'<path d="{path}" fill="none" stroke="{FRONT_COLOUR}" stroke-width="2"/>')
-    labels = []
+    labels, named = [], []
     for r, x, y in zip(rows, xs, ys):
         parts.append(_marker(r, px(x), py(y), r["name"] in front,
                              f"{r['name']}: {r['recipe']} — {y:.2f}%, {x_label.split(',')[0]} {x:.4g}, "
                              f"{size(r['size_bytes'])}" + (f" — {r['bad'].upper()}" if r["bad"] else "")))
-        mark = "⚠ " if r["bad"] else "★ " if r["name"] in front else ""
-        labels.append((px(x), py(y), mark + elide(r["name"])))
-    for (x, y, _), (lx, ly, anchor, text, leader), r in zip(labels, place_labels(labels, plot), rows):
+        if len(rows) <= NAME_ALL or r["technique"] == "baseline" or r["name"] in front or r["bad"]:
+            mark = "⚠ " if r["bad"] else "★ " if r["name"] in front else ""
+            labels.append((px(x), py(y), mark + elide(r["name"])))
+            named.append(r)
+    placed = place_labels(labels, plot, [(px(x), py(y)) for x, y in zip(xs, ys)])
+    for (x, y, _), (lx, ly, anchor, text, leader), r in zip(labels, placed, named):
         if leader:  # from the marker's rim to the nearest point of the name's box
             box = _text_box(lx, ly, text, anchor)
             ex, ey = min(max(x, box[0]), box[2]), min(max(y, box[1]), box[3])
