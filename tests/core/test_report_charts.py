@@ -153,5 +153,6 @@ def test_a_sweep_sized_chart_names_the_originals_the_front_and_the_marked(tmp_pa
     names = {t.text.removeprefix("★ ").removeprefix("⚠ ") for t in svg.iter(f"{SVG}text") if t.get("class") == "label"}
     bad = {v.name for v in variants if v.measured.broken or collapse_warning(v)}
     assert {"baseline", "baseline openvino/cpu"} | bad <= names and len(names) < len(variants) // 2
+    assert "only the originals, the front and the marked are named" in doc
     boxes = label_boxes(svg)
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if overlap(a, b)]

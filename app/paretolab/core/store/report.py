@@ -17,7 +17,7 @@ from paretolab.core.compress.variant import Variant, collapse_warning, technique
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.measurement import Measurement
 from paretolab.core.store.pareto import Point, pareto_front
-from paretolab.core.store.report_charts import svg_chart
+from paretolab.core.store.report_charts import NAME_ALL, svg_chart
 from paretolab.core.store.report_headline import headline
 from paretolab.core.units import percent, size
 
@@ -166,6 +166,8 @@ def write_report(
     latency_chart = svg_chart(rows, "latency_ms", x_label, front, y_label)
     sizes = [dict(r, size_kib=r["size_bytes"] / 1024) for r in rows]
     size_chart = svg_chart(sizes, "size_kib", "model size (KiB)", front, y_label)
+    named = (" With this many variants only the originals, the front and the marked are named; point at the others for "
+             "theirs." if len(rows) > NAME_ALL else "")
     header = "".join(f"<th>{h}</th>" for h in _COLUMNS)
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ParetoLab report — {html.escape(model_name)}</title>
@@ -175,7 +177,7 @@ def write_report(
 <figure>{latency_chart}<figcaption>{measure.capitalize()} against latency. Square: the original.
 Green line, green rim and ★: the best trade-offs (Pareto front). Hollow: judged on random inputs, quality unknown.
 Grey, crossed out, ⚠ in red: broken (below its fidelity floor), kept off the front. Red dashed rim, ⚠ in red: collapsed
-(lost more than 5 points against the original).</figcaption></figure>
+(lost more than 5 points against the original).{named}</figcaption></figure>
 <figure>{size_chart}<figcaption>{measure.capitalize()} against model size.</figcaption></figure>
 <h2>Variants</h2><table><tr>{header}</tr>{table}</table>
 {_exits_section(variants)}
