@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paretolab.core.compress.torch_precision import Cast, native_precisions
+from paretolab.core.compress.quantization.torch_precision import Cast, native_precisions
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.data import ArrayDataset, random_inputs
 from paretolab.core.measure.evaluate import evaluate

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from paretolab.core.compress.explain import explain
+from paretolab.core.compress.insight.explain import explain
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.machine import machine_info
 from paretolab.core.measure.plan import DataPlan

@@ -81,7 +81,7 @@ def fp32_timed_slow(monkeypatch):
     can tie, and FP32 is then kept); tests about what happens to the winner make FP32 time slow."""
     import dataclasses
 
-    from paretolab.core.compress import fastest_faithful
+    from paretolab.core.compress.quantization import fastest_faithful
 
     real = fastest_faithful.time_side_by_side
 

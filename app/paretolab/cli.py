@@ -91,7 +91,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from paretolab import render
-    from paretolab.core.compress.importance import (
+    from paretolab.core.compress.insight.importance import (
         default_cache,
         head_scores,
         sensitivity_scan,
@@ -266,7 +266,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from paretolab.core.compress.explain import explain
+    from paretolab.core.compress.insight.explain import explain
     from paretolab.core.model.handle import load_model
 
     variant = _written_variant(Path(args.model))
@@ -327,7 +327,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         handle = load_model(target)
         experiment, name = Experiment.for_model(handle), handle.path.name
         if args.sensitivity:
-            from paretolab.core.compress.importance import default_cache, sensitivity_scan
+            from paretolab.core.compress.insight.importance import default_cache, sensitivity_scan
             from paretolab.core.measure.plan import DataPlan
 
             held_out = DataPlan.from_spec("digits", handle).validation

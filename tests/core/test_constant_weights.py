@@ -8,7 +8,7 @@ import hashlib
 import onnx
 import pytest
 
-from paretolab.core.compress.quantize import int8_layer_error
+from paretolab.core.compress.quantization.quantize import int8_layer_error
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.data import digits
 from paretolab.core.measure.plan import DataPlan

@@ -13,8 +13,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from paretolab.core.compress.exit_graph import Pooling, early_exit_model, probe_model
-from paretolab.core.compress.exit_heads import Head, calibrate, confidence, exit_of
+from paretolab.core.compress.exits.exit_graph import Pooling, early_exit_model, probe_model
+from paretolab.core.compress.exits.exit_heads import Head, calibrate, confidence, exit_of
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.plan import DataPlan
@@ -204,7 +204,7 @@ def stitched_resnet(tmp_path_factory):  # noqa: ANN201 - the parts the self-chec
 def test_the_self_check_lets_a_sample_on_its_threshold_go_either_way(stitched_resnet):
     """A sample whose confidence sits within float rounding of its threshold may leave on either
     side of it: the check accepts it (the user never sees "please report this" for rounding)."""
-    from paretolab.core.compress.early_exit import ON_THRESHOLD, _verify
+    from paretolab.core.compress.exits.early_exit import ON_THRESHOLD, _verify
 
     write, data, final, per_head, conf, thresholds = stitched_resnet
     verified = _verify(write(thresholds), data, final, per_head, thresholds, "max-softmax")
@@ -221,7 +221,7 @@ def test_the_self_check_lets_a_sample_on_its_threshold_go_either_way(stitched_re
 
 
 def test_the_self_check_still_catches_a_wrong_threshold_or_a_wrong_graph(stitched_resnet):
-    from paretolab.core.compress.early_exit import _verify
+    from paretolab.core.compress.exits.early_exit import _verify
 
     write, data, final, per_head, conf, thresholds = stitched_resnet
     path = write(thresholds)
@@ -359,7 +359,7 @@ def test_a_bert_encoders_exits_gather_its_attention_mask_too(tmp_path):
     cuts carry it, the exits gather it for the samples still going, and each sample gets its
     first confident head's answer (or the model's own) with padding in the batch."""
     import hf_models
-    from paretolab.core.compress.early_exit import _gatherable
+    from paretolab.core.compress.exits.early_exit import _gatherable
     from paretolab.core.measure.data import ArrayDataset
     from paretolab.core.tensors import parse_input_shapes
 

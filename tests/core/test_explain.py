@@ -8,7 +8,7 @@ import json
 import pytest
 
 from paretolab.cli import main
-from paretolab.core.compress.explain import explain
+from paretolab.core.compress.insight.explain import explain
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
@@ -88,7 +88,7 @@ PRECISION_ON_CPUS = [
 
 @pytest.mark.parametrize(("backend", "precision", "cpu", "gain", "reason"), PRECISION_ON_CPUS)
 def test_what_a_precision_can_gain_depends_on_the_backend_and_the_cpu(cpu_features, backend, precision, cpu, gain, reason):
-    from paretolab.core.compress.explain import quick_reasons
+    from paretolab.core.compress.insight.explain import quick_reasons
 
     cpu_features(CPUS[cpu])
     variant = _fake_variant(_quant("torch" if backend == "inductor" else backend, precision), backend)
@@ -109,7 +109,7 @@ def test_what_a_precision_can_gain_depends_on_the_backend_and_the_cpu(cpu_featur
     ([{"technique": "graphopt", "settings": {}}], "graph optimization", "pruning"),
 ])
 def test_the_macs_reason_names_the_step_that_left_the_macs(cpu_features, steps, named, not_named):
-    from paretolab.core.compress.explain import quick_reasons
+    from paretolab.core.compress.insight.explain import quick_reasons
 
     cpu_features(CPUS["vnni-only"])  # int8 can pay here: the MACs are the reason left
     (reason,) = quick_reasons(_fake_variant(steps, "ort"))
@@ -119,7 +119,7 @@ def test_the_macs_reason_names_the_step_that_left_the_macs(cpu_features, steps, 
 
 
 def test_a_faster_int8_form_that_lost_is_named():
-    from paretolab.core.compress.explain import _format_choice
+    from paretolab.core.compress.insight.explain import _format_choice
 
     class Fake:
         reports = [{"candidates": [{"name": "qop-u8s8", "median_ms": 0.02, "chosen": False},
@@ -154,7 +154,7 @@ def test_a_measured_precision_choice_is_explained_by_the_precision_that_won(tmp_
 
 
 def test_a_pytorch_precision_measured_on_the_gpu_expects_tensor_cores_not_cpu_features():
-    from paretolab.core.compress.explain import GPU_HALF_GAIN, quick_reasons
+    from paretolab.core.compress.insight.explain import GPU_HALF_GAIN, quick_reasons
     from paretolab.core.compress.variant import Variant
 
     recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"backend": "torch", "precision": "fp16"}}]})

@@ -15,7 +15,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from paretolab.core.compress.fastest_faithful import pick_fastest_faithful
+from paretolab.core.compress.quantization.fastest_faithful import pick_fastest_faithful
 from paretolab.core.measure.data import ArrayDataset, random_inputs
 from paretolab.core.measure.output_kinds import (
     declared_kind,

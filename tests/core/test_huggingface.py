@@ -228,7 +228,7 @@ def test_structured_pruning_removes_whole_heads_and_mlp_width_and_keeps_the_hidd
 
     import torch
 
-    from paretolab.core.compress.prune import PruneSettings, prune_module
+    from paretolab.core.compress.pruning.prune import PruneSettings, prune_module
 
     handle = _open(folders, name)
     examples = handle.source.example_inputs(handle.inputs)
@@ -249,7 +249,7 @@ def test_structured_pruning_removes_whole_heads_and_mlp_width_and_keeps_the_hidd
 
 def test_each_attention_head_gets_an_importance(folders, capsys):
     from paretolab.cli import main
-    from paretolab.core.compress.importance import head_scores
+    from paretolab.core.compress.insight.importance import head_scores
 
     scores = head_scores(_open(folders, "vit"))
     assert len(scores) == 2 and all(len(v) == 4 and min(v) > 0 for v in scores.values())

@@ -7,9 +7,9 @@ import onnx
 import pytest
 import torch
 
-from paretolab.core.compress.importance import sensitivity_scan, weight_importance
-from paretolab.core.compress.lowrank import LowRankSettings, factorize
-from paretolab.core.compress.quantize import QuantizeSettings, quantize
+from paretolab.core.compress.insight.importance import sensitivity_scan, weight_importance
+from paretolab.core.compress.pruning.lowrank import LowRankSettings, factorize
+from paretolab.core.compress.quantization.quantize import QuantizeSettings, quantize
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import digits
@@ -135,7 +135,7 @@ def test_low_rank_rejects_other_layers_and_conflicting_settings(sample):
 
 
 def test_taylor_importance_reaches_layers_whose_batchnorm_the_export_folded():
-    from paretolab.core.compress.importance import weight_importance
+    from paretolab.core.compress.insight.importance import weight_importance
     from paretolab.core.measure.data import open_dataset
     from paretolab.core.model.handle import load_model
     from paretolab.core.sample import sample_model_path

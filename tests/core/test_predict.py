@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paretolab.core.compress.predict import predict
+from paretolab.core.compress.insight.predict import predict
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model

@@ -13,7 +13,7 @@ import torch
 
 from model_zoo import TINY_INPUT
 from paretolab.core.compress.distill import DistillSettings, distill
-from paretolab.core.compress.prune import PruneSettings, prune_module, prune_onnx
+from paretolab.core.compress.pruning.prune import PruneSettings, prune_module, prune_onnx
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import digits
 from paretolab.core.measure.evaluate import evaluate
@@ -209,7 +209,7 @@ def test_mixup_blends_inputs_that_the_teacher_labels_live(eager, sample, monkeyp
 def test_structured_pruning_keeps_the_nearest_multiple_of_eight():
     """torch-pruning alone rounds kept channels down (48 at 70 % would keep 8); ParetoLab keeps
     the nearest multiple, so it never prunes much more than asked."""
-    from paretolab.core.compress.prune import kept_channels
+    from paretolab.core.compress.pruning.prune import kept_channels
     from paretolab.core.model.eager import eager_module
 
     demo = load_model(sample_model_path("demo"))

@@ -6,8 +6,8 @@ import onnx
 import openvino as ov
 import pytest
 
-from paretolab.core.compress.fastest_faithful import PORTABILITY
-from paretolab.core.compress.quantize import QuantizeSettings, quantize
+from paretolab.core.compress.quantization.fastest_faithful import PORTABILITY
+from paretolab.core.compress.quantization.quantize import QuantizeSettings, quantize
 from paretolab.core.errors import Cancelled
 from paretolab.core.measure.data import DataError, digits, random_inputs
 from paretolab.core.measure.evaluate import evaluate
@@ -152,7 +152,7 @@ def test_incomplete_shape_inference_leaves_the_working_folder_clean(sample, tmp_
 
 
 def test_one_int8_form_that_fails_drops_out_and_the_others_compete(sample, tmp_path, monkeypatch):
-    from paretolab.core.compress import quantize as quantize_module
+    from paretolab.core.compress.quantization import quantize as quantize_module
     from paretolab.core.errors import ParetoLabError
 
     real = quantize_module._ort_static
@@ -210,7 +210,7 @@ def test_openvino_bf16_compute_is_recorded_in_the_ir_and_applied_when_measured(t
 def timed_as(monkeypatch, fp32_ms: float, **candidate_ms: float):
     """Substitute the side-by-side timing in the contest: FP32 and each candidate (by its file's
     stem) take these milliseconds, give or take 1 %, so which wins does not depend on this CPU."""
-    from paretolab.core.compress import fastest_faithful
+    from paretolab.core.compress.quantization import fastest_faithful
     from paretolab.core.measure.timing import Timing
 
     def timed(handles, **kwargs):
@@ -221,7 +221,7 @@ def timed_as(monkeypatch, fp32_ms: float, **candidate_ms: float):
 
 
 def test_openvino_fastest_measures_int8_and_bf16_beside_fp32_and_keeps_the_fastest_faithful(tmp_path, monkeypatch):
-    from paretolab.core.compress import quantize_openvino
+    from paretolab.core.compress.quantization import quantize_openvino
     from paretolab.core.measure.plan import DataPlan
 
     monkeypatch.setattr(quantize_openvino, "has_bf16", lambda: True)
@@ -240,7 +240,7 @@ def test_openvino_fastest_measures_int8_and_bf16_beside_fp32_and_keeps_the_faste
 def test_openvino_fastest_keeps_bf16_when_int8_cannot_be_built(sample, tmp_path, monkeypatch):
     import nncf
 
-    from paretolab.core.compress import quantize_openvino
+    from paretolab.core.compress.quantization import quantize_openvino
 
     def broken(*args, **kwargs):
         raise RuntimeError("NNCF failed on this graph")
@@ -256,7 +256,7 @@ def test_openvino_fastest_keeps_bf16_when_int8_cannot_be_built(sample, tmp_path,
 
 
 def test_openvino_fastest_keeps_fp32_when_no_candidate_is_faster(sample, tmp_path, monkeypatch):
-    from paretolab.core.compress import quantize_openvino
+    from paretolab.core.compress.quantization import quantize_openvino
 
     monkeypatch.setattr(quantize_openvino, "has_bf16", lambda: True)
     timed_as(monkeypatch, 5.0, int8=5.05, bf16=7.0)
@@ -272,7 +272,7 @@ def test_openvino_fastest_keeps_fp32_when_no_candidate_is_faster(sample, tmp_pat
 
 
 def test_openvino_fastest_tries_int8_alone_on_a_cpu_without_bf16(sample, tmp_path, monkeypatch):
-    from paretolab.core.compress import quantize_openvino
+    from paretolab.core.compress.quantization import quantize_openvino
 
     monkeypatch.setattr(quantize_openvino, "has_bf16", lambda: False)
     timed_as(monkeypatch, 10.0, int8=5.0)
@@ -285,7 +285,7 @@ def test_openvino_fastest_tries_int8_alone_on_a_cpu_without_bf16(sample, tmp_pat
 
 
 def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monkeypatch):
-    from paretolab.core.compress import quantize_openvino
+    from paretolab.core.compress.quantization import quantize_openvino
     from paretolab.core.errors import ParetoLabError
 
     monkeypatch.setattr(quantize_openvino, "has_bf16", lambda: False)
@@ -299,8 +299,8 @@ def test_bf16_is_refused_in_one_line_on_a_cpu_without_it(sample, tmp_path, monke
 def test_int8_candidates_are_checked_and_timed_where_the_variant_will_run(sample, tmp_path, monkeypatch):
     """On a device the quantizer's runtime has (a GPU through onnxruntime-gpu's TensorRT), the
     candidates are timed there; on one it lacks, on the CPU."""
-    from paretolab.core.compress import fastest_faithful
-    from paretolab.core.compress import quantize as quantize_module
+    from paretolab.core.compress.quantization import fastest_faithful
+    from paretolab.core.compress.quantization import quantize as quantize_module
     from paretolab.core.measure.runtimes import BackendInfo, available_backends
 
     seen = []

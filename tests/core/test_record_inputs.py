@@ -150,8 +150,8 @@ def top1_agreement(original: Path, variant: Path, inputs: np.ndarray) -> float:
 def test_optimize_calibrates_int8_on_the_recorded_data_not_on_random(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from paretolab.cli import main
-    from paretolab.core.compress.quant_settings import QuantizeSettings
-    from paretolab.core.compress.quantize import quantize
+    from paretolab.core.compress.quantization.quant_settings import QuantizeSettings
+    from paretolab.core.compress.quantization.quantize import quantize
     from paretolab.core.measure.data import random_inputs
     from paretolab.core.model.handle import load_model
 

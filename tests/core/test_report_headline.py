@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from paretolab.core.compress.importance import sensitivity_scan
+from paretolab.core.compress.insight.importance import sensitivity_scan
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.model.handle import load_model
 from paretolab.core.sample import sample_model_path

@@ -12,7 +12,7 @@ import pytest
 from dummy_technique import FUTURE_OPSET, SCALE, SCALE_FUTURE
 from paretolab.cli import recipe_from_args
 from paretolab.cli_parser import build_parser
-from paretolab.core.compress.prune import PruneSettings
+from paretolab.core.compress.pruning.prune import PruneSettings
 from paretolab.core.compress.techniques import TECHNIQUES, check_recipe, register
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import ParetoLabError

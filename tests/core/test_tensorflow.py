@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tensorflow_models  # type: ignore[import-not-found]
-from paretolab.core.compress.importance import weight_importance
+from paretolab.core.compress.insight.importance import weight_importance
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import ModelLoadError, ParetoLabError
 from paretolab.core.measure.plan import DataPlan

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from paretolab.core.compress.torch_precision import native_precisions
+from paretolab.core.compress.quantization.torch_precision import native_precisions
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.evaluate import evaluate
@@ -82,7 +82,7 @@ def test_torch_fastest_times_bf16_beside_fp32_on_the_cpu_and_bakes_the_winner_in
 
 
 def test_precisions_a_device_would_emulate_are_refused_in_one_line(demo, plan, tmp_path, monkeypatch):
-    from paretolab.core.compress import torch_precision
+    from paretolab.core.compress.quantization import torch_precision
 
     monkeypatch.setattr(torch_precision, "native_precisions", lambda device: ())
     fp16 = {"technique": "quantize", "settings": {"backend": "torch", "precision": "fp16"}}

@@ -68,7 +68,7 @@ def test_ort_quantization_temp_folders_do_not_outlive_a_killed_run(tmp_path):
     """kill -9 while ONNX Runtime calibrates: its ort.quant.* folder is inside ours, which the next start removes."""
     pid = _run_and_die("""
         import os, signal
-        from paretolab.core.compress.quantize import QuantizeSettings, _ort_static
+        from paretolab.core.compress.quantization.quantize import QuantizeSettings, _ort_static
         from paretolab.core.measure.plan import DataPlan
         from paretolab.core.model.handle import load_model
         from paretolab.core.sample import sample_model_path

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paretolab.core.compress.importance import weight_importance
-from paretolab.core.compress.torch_precision import native_precisions
+from paretolab.core.compress.insight.importance import weight_importance
+from paretolab.core.compress.quantization.torch_precision import native_precisions
 from paretolab.core.compress.variant import Recipe, collapse_warning
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.data import random_inputs
@@ -143,7 +143,7 @@ def test_extended_graph_optimization_says_which_runtimes_run_its_fused_ops(zoo, 
 @pytest.mark.parametrize(("name", "layers"), [("resnet", {"fc"}), ("unet", {"mask", "classes"}), ("vad", {"gru", "decoder"}),
                                               ("detector", {"cls_head", "box_head"}), ("transformer", {"pool"})])
 def test_the_layers_outputs_are_computed_from_are_found_behind_reshapes_and_activations(name, layers):
-    from paretolab.core.compress.prune import _output_layers
+    from paretolab.core.compress.pruning.prune import _output_layers
 
     model = ZOO[name].model()
     for p in model.parameters():  # a frozen model (fine-tuning leftovers) is traced all the same

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 if TYPE_CHECKING:
-    from paretolab.core.compress.compare import Comparison
+    from paretolab.core.compress.insight.compare import Comparison
 
 
 def _cell(value: float | None, unit: str) -> QTableWidgetItem:

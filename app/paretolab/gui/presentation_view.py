@@ -25,7 +25,7 @@ from paretolab.core.units import size
 from paretolab.gui.tradeoff_chart import ChartPoint, TradeoffChart
 
 if TYPE_CHECKING:
-    from paretolab.core.compress.explain import Explanation
+    from paretolab.core.compress.insight.explain import Explanation
     from paretolab.core.compress.variant import Variant
 
 TEXT_PT = 18  # read from the back of a meeting room

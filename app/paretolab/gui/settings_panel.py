@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from paretolab.core.compress.predict import predict
+from paretolab.core.compress.insight.predict import predict
 from paretolab.core.compress.techniques import QUANT_TARGETS, TECHNIQUES, recipe_steps
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size

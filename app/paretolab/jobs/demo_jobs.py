@@ -20,7 +20,7 @@ from paretolab.core.store.pareto import Point, pareto_front
 from paretolab.jobs.job import Job
 
 if TYPE_CHECKING:
-    from paretolab.core.compress.explain import Explanation
+    from paretolab.core.compress.insight.explain import Explanation
     from paretolab.core.model.handle import ModelHandle
 
 DEMO_FOLDER = "demo_experiment"
@@ -82,7 +82,7 @@ def trade_off_explanation_job(variant: Variant, stored: dict | None, original: M
     this machine), else the one the build script worked out where the variant was measured."""
 
     def run(progress) -> Explanation:
-        from paretolab.core.compress.explain import Explanation, explain
+        from paretolab.core.compress.insight.explain import Explanation, explain
 
         if variant.artifact.exists() and original is not None:
             progress.report(0.1, f"explaining {variant.name}")
@@ -97,6 +97,6 @@ def trade_off_explanation_job(variant: Variant, stored: dict | None, original: M
 
 
 def _slower(doc: dict):
-    from paretolab.core.compress.explain import SlowerLayer
+    from paretolab.core.compress.insight.explain import SlowerLayer
 
     return SlowerLayer(**doc)

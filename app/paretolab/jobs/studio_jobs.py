@@ -90,9 +90,9 @@ def scaling_job(handle: ModelHandle, lengths: list[int], device: str = "cpu") ->
 
 
 def explain_job(original: ModelHandle, variant: Variant) -> Job:
-    """Why the variant is (not) faster (core.compress.explain.Explanation)."""
+    """Why the variant is (not) faster (core.compress.insight.explain.Explanation)."""
     def run(progress: Progress):
-        from paretolab.core.compress.explain import explain
+        from paretolab.core.compress.insight.explain import explain
 
         return explain(original, variant, original.like(variant.artifact))
 
@@ -125,7 +125,7 @@ def save_recipe_job(recipe: Recipe, dest: Path) -> Job:
 def analysis_job(handle: ModelHandle, data: str) -> Job:
     """Importance, a pruning sensitivity scan, int8 error and per-layer time: what the graph is coloured by."""
     def run(progress: Progress):
-        from paretolab.core.compress.analysis import analyse_layers
+        from paretolab.core.compress.insight.analysis import analyse_layers
         from paretolab.core.measure.plan import DataPlan
 
         return analyse_layers(handle, DataPlan.from_spec(data, handle), progress)
@@ -136,8 +136,8 @@ def analysis_job(handle: ModelHandle, data: str) -> Job:
 def compare_job(original: ModelHandle, variants: list[Variant], data: str) -> Job:
     """Two variants layer by layer (Comparison), each with its speed-up and why it is (not) more."""
     def run(progress: Progress):
-        from paretolab.core.compress.compare import compare_variants
-        from paretolab.core.compress.explain import quick_reasons
+        from paretolab.core.compress.insight.compare import compare_variants
+        from paretolab.core.compress.insight.explain import quick_reasons
         from paretolab.core.measure.data import calibration_subset
         from paretolab.core.measure.plan import DataPlan
         from paretolab.core.model.handle import load_model

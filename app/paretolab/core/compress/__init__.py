@@ -1,1 +1,2 @@
-"""Compressing a model: the technique registry and techniques, recipes and variants, importance, prediction."""
+"""Compressing a model: the technique registry, recipes and variants, and the techniques by family
+(quantization/, pruning/, exits/, distill, graphopt) with what is told about them (insight/)."""

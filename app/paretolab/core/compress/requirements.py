@@ -46,7 +46,7 @@ def torch_module(handle: Any, kinds: dict[str, str] | None, what: str) -> None:
 
 def class_scores(handle: Any, kinds: dict[str, str] | None, what: str) -> None:
     """One output holding class scores (heads that answer early answer with classes)."""
-    from paretolab.core.compress.early_exit import refuse_non_classifier
+    from paretolab.core.compress.exits.early_exit import refuse_non_classifier
 
     key = ("class-scores", tuple(sorted((kinds or {}).items())))
     _remembered(handle, key, lambda: refuse_non_classifier(handle, kinds))

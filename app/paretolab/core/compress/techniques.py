@@ -92,7 +92,7 @@ def _prune_hints(s: Any, names: frozenset[str]) -> list[str]:
 
 
 PRUNE = Technique(
-    "prune", _C + "prune:PruneSettings", _C + "prune:summary", _C + "prune:apply",
+    "prune", _C + "pruning.prune:PruneSettings", _C + "pruning.prune:summary", _C + "pruning.prune:apply",
     lambda s: "torch" if s.method == "structured" else None, colour="#1f77b4", colour_rank=1,
     label="Pruning", words="structured pruning",
     help="remove channels (structured: faster on every runtime) or zero weights (unstructured: smaller, same speed)",
@@ -118,7 +118,8 @@ PRUNE = Technique(
 )
 
 LOWRANK = Technique(
-    "lowrank", _C + "lowrank:LowRankSettings", _C + "lowrank:summary", _C + "lowrank:apply", lambda s: "torch",
+    "lowrank", _C + "pruning.lowrank:LowRankSettings", _C + "pruning.lowrank:summary", _C + "pruning.lowrank:apply",
+    lambda s: "torch",
     label="Low-rank factorization", words="low-rank factorization",
     help="split each Linear and 1x1 Conv into two thinner ones by truncated SVD, where that saves parameters",
     fields=(
@@ -163,7 +164,8 @@ GRAPHOPT = Technique(
 )
 
 QUANTIZE = Technique(
-    "quantize", _C + "quant_settings:QuantizeSettings", _C + "quantize:summary", _C + "quantize:apply",
+    "quantize", _C + "quantization.quant_settings:QuantizeSettings", _C + "quantization.quantize:summary",
+    _C + "quantization.quantize:apply",
     lambda s: "torch" if s.backend == "torch" else "openvino" if s.backend == "openvino" else "onnx",
     colour="#ff7f0e", colour_rank=2, label="Quantization", words="quantization",
     help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
@@ -182,7 +184,7 @@ QUANTIZE = Technique(
 )
 
 EARLY_EXIT = Technique(
-    "early_exit", _C + "early_exit:EarlyExitSettings", _C + "early_exit:summary", _C + "early_exit:apply",
+    "early_exit", _C + "exits.early_exit:EarlyExitSettings", _C + "exits.early_exit:summary", _C + "exits.early_exit:apply",
     lambda s: "onnx", colour="#17becf", colour_rank=0,  # exits change how a model runs most: they name the colour
     label="Early exit", words="early exit",
     help="add exits that answer confident inputs early: N placed automatically (default 2), or after the named layers "

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from paretolab.core.compress.explain import quick_reasons
+from paretolab.core.compress.insight.explain import quick_reasons
 from paretolab.core.compress.techniques import TECHNIQUES
 from paretolab.core.compress.variant import Variant, collapse_warning, technique_kind
 from paretolab.core.files import atomic_write

@@ -90,7 +90,7 @@ def head_scores(handle: ModelHandle) -> dict[str, list[float]]:
     separate query, key and value layers (prune_heads.attention_modules); empty otherwise."""
     import torch
 
-    from paretolab.core.compress.prune_heads import head_importance
+    from paretolab.core.compress.pruning.prune_heads import head_importance
 
     native = handle.native
     return head_importance(native) if isinstance(native, torch.nn.Module) and not isinstance(

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from paretolab.core.compress.fastest_faithful import Contest, pick_fastest_faithful
+from paretolab.core.compress.quantization.fastest_faithful import Contest, pick_fastest_faithful
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.measure.machine import BF16_FEATURES, FP16_FEATURES, machine_info
 from paretolab.core.model.eager import output_tensors
 from paretolab.core.settings import SettingsError
 
 if TYPE_CHECKING:
-    from paretolab.core.compress.quant_settings import QuantizeSettings
+    from paretolab.core.compress.quantization.quant_settings import QuantizeSettings
     from paretolab.core.compress.step import StepContext
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import onnx
 
-from paretolab.core.compress.exit_graph import Pooling, early_exit_model, probe_model
-from paretolab.core.compress.exit_heads import Calibration, Head, HeadData, calibrate, confidence, exit_of, train_heads
+from paretolab.core.compress.exits.exit_graph import Pooling, early_exit_model, probe_model
+from paretolab.core.compress.exits.exit_heads import Calibration, Head, HeadData, calibrate, confidence, exit_of, train_heads
 from paretolab.core.compress.techniques import EARLY_EXIT
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.files import atomic_write

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from paretolab.core.compress import weight_only
-from paretolab.core.compress.fastest_faithful import Contest, QuantizeOutcome, pick_fastest_faithful
-from paretolab.core.compress.quant_settings import Precision, QuantizeSettings
+from paretolab.core.compress.quantization import weight_only
+from paretolab.core.compress.quantization.fastest_faithful import Contest, QuantizeOutcome, pick_fastest_faithful
+from paretolab.core.compress.quantization.quant_settings import Precision, QuantizeSettings
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write
 from paretolab.core.measure.data import Dataset, fit_to_model

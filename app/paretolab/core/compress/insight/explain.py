@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from paretolab.core.compress.cpu_gain import cpu_gain
+from paretolab.core.compress.insight.cpu_gain import cpu_gain
 from paretolab.core.compress.techniques import TECHNIQUES
 from paretolab.core.compress.variant import Variant
 from paretolab.core.measure.machine import cpu_features

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from paretolab.core.compress.exit_heads import Head
+from paretolab.core.compress.exits.exit_heads import Head
 from paretolab.core.model.cuts import Cut
 from paretolab.core.model.eager import ARCH_KEY, STATE_DICT_KEY
 from paretolab.core.model.exits import EARLY_EXIT_KEY, EXIT_OUTPUT

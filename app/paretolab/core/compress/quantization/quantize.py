@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from paretolab.core.compress import weight_only
-from paretolab.core.compress.fastest_faithful import QuantizeOutcome, pick_fastest_faithful
-from paretolab.core.compress.quant_settings import ORT_FORMATS, QuantizeSettings
-from paretolab.core.compress.quantize_openvino import quantize_openvino, quiet
+from paretolab.core.compress.quantization import weight_only
+from paretolab.core.compress.quantization.fastest_faithful import QuantizeOutcome, pick_fastest_faithful
+from paretolab.core.compress.quantization.quant_settings import ORT_FORMATS, QuantizeSettings
+from paretolab.core.compress.quantization.quantize_openvino import quantize_openvino, quiet
 from paretolab.core.errors import Cancelled, ParetoLabError, first_line
 from paretolab.core.files import atomic_write, inside, work_prefix
 from paretolab.core.measure.data import Dataset, calibration_subset, fit_to_model
@@ -100,7 +100,7 @@ def _excluded_nodes(handle: ModelHandle, layers: tuple[str, ...]) -> list[str]:
 def _sensitive_layers(handle: ModelHandle, settings: QuantizeSettings, calibration: Dataset, work: Path) -> list[str]:
     """Quantize everything once (QDQ keeps every FP32 tensor name), compare activations with
     FP32 layer by layer, and name the layers that lose the most SQNR themselves."""
-    from paretolab.core.compress.importance import most_sensitive_layers, quantization_error
+    from paretolab.core.compress.insight.importance import most_sensitive_layers, quantization_error
 
     probe, src = work / "probe.onnx", normalized_onnx(handle.onnx_file(), work)
     _ort_static(src, probe, "qdq-s8s8", settings, handle, calibration, [])
@@ -111,7 +111,7 @@ def _sensitive_layers(handle: ModelHandle, settings: QuantizeSettings, calibrati
 def int8_layer_error(handle: ModelHandle, data: Dataset, samples: int = 64) -> dict[str, float]:
     """Per layer, the SQNR (dB) of its output when the whole model runs in int8 (QDQ, per
     channel) against FP32: where quantization hurts. Lower is worse."""
-    from paretolab.core.compress.importance import layer_output_sqnr, quantization_error
+    from paretolab.core.compress.insight.importance import layer_output_sqnr, quantization_error
 
     calibration = calibration_subset(data, samples)
     with tempfile.TemporaryDirectory(prefix=work_prefix("qerr")) as tmp:
@@ -287,7 +287,7 @@ def output(settings: QuantizeSettings) -> Literal["torch", "onnx", "openvino"]:
 
 def apply(ctx: StepContext, index: int, settings: QuantizeSettings) -> None:
     if settings.backend == "torch":
-        from paretolab.core.compress import torch_precision
+        from paretolab.core.compress.quantization import torch_precision
 
         torch_precision.apply(ctx, index, settings)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from paretolab.core.compress.importance import quantization_error
+from paretolab.core.compress.insight.importance import quantization_error
 from paretolab.core.measure.data import Dataset
 from paretolab.core.measure.profile import layer_breakdown
 from paretolab.core.model.handle import ModelHandle

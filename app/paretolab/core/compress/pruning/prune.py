@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from paretolab.core.compress.prune_heads import attention_modules, transformer_pruning, update_head_counts
+from paretolab.core.compress.pruning.prune_heads import attention_modules, transformer_pruning, update_head_counts
 from paretolab.core.compress.techniques import PRUNE
 from paretolab.core.errors import ParetoLabError, first_line
 from paretolab.core.measure.data import Dataset, calibration_subset

@@ -76,7 +76,8 @@ def _channel_keeps(graph: LayerGraph, keep: float, round_to: int) -> dict[str, t
     """(share of output channels kept, share of input channels kept) per layer, following the
     chain of weight layers: each pruned layer's outputs are the next one's inputs. Channel
     counts round to the nearest multiple of `round_to`, as the pruner keeps them."""
-    from paretolab.core.compress.prune import kept_channels  # the pruner's own rounding; the settings panel imports this module
+    # The pruner's own rounding, imported here: the settings panel imports this module.
+    from paretolab.core.compress.pruning.prune import kept_channels
 
     keeps: dict[str, tuple[float, float]] = {}
     weight_layers = [n for n in graph if n.op in _WEIGHT_OPS]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from paretolab.core.files import atomic_write
 
 if TYPE_CHECKING:
-    from paretolab.core.compress.quant_settings import QuantizeSettings
+    from paretolab.core.compress.quantization.quant_settings import QuantizeSettings
 
 WEIGHT_ONLY = ("int8-weights", "int4-weights")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paretolab.core.compress.importance import (
+from paretolab.core.compress.insight.importance import (
     LayerImportance,
     SensitivityResult,
     default_cache,
     sensitivity_scan,
     weight_importance,
 )
-from paretolab.core.compress.quantize import int8_layer_error
+from paretolab.core.compress.quantization.quantize import int8_layer_error
 from paretolab.core.measure.layer_times import LayerTime
 from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.profile import layer_breakdown

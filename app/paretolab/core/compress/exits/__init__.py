@@ -1,0 +1,1 @@
+"""Early exit: the heads, the exit graph and the technique that trains and places them."""

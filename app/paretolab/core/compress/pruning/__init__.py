@@ -1,0 +1,1 @@
+"""Pruning and factorization: structured and unstructured pruning, attention heads, low-rank."""
