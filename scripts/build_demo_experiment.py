@@ -7,7 +7,7 @@ explain`). Only the metrics ship (NAME.metrics.json, which holds the recipe): th
 model files would add megabytes to the wheel, and "Re-measure here" in the app re-runs every
 recipe on the user's machine. machine.json says where and when they were measured.
 
-    python scripts/build_demo_experiment.py [--out resources/demo_experiment] [--keep WORKDIR]
+    python scripts/build_demo_experiment.py [--out resources/demo_experiment] [--keep WORKDIR] [--retime-busy 3]
 """
 
 from __future__ import annotations
@@ -50,7 +50,44 @@ RECIPES: list[tuple[str, list[dict]]] = [
 ]
 
 
-def build(out: Path, work: Path, only: list[str] | None = None) -> None:
+TIMING_NOTE_ENDS = ("measure again on an idle machine",)
+TIMING_NOTE_STARTS = ("no measurable speed-up", "this variant is slower than the original")
+
+
+def retime_while_busy(original, variant, plan: DataPlan, retries: int):
+    """A timing the tool flags busy ("measure again on an idle machine") is measured again, as the
+    studio's re-profile does (side by side with the original, its reference checked), up to
+    `retries` times; the last timing is kept, flagged when it is still busy."""
+    from paretolab.core.pipeline.reference_timing import check_against_reference
+    from paretolab.core.pipeline.scorecard import latencies
+
+    for attempt in range(retries):
+        if not variant.busy:
+            break
+        print(f"  {variant.name}: busy ({variant.busy[:60]}...), timing again ({attempt + 1}/{retries})", flush=True)
+        time.sleep(20)
+        m = variant.measured
+        (base_ms, mine_ms), timing, faster = latencies(original, load_model(variant.artifact), plan.test, backend=m.backend,
+                                                       device=m.device, threads=m.threads)
+        drifted = check_against_reference(variant.artifact.parent, timing, backend=m.backend, device=m.device,
+                                          threads=m.threads)
+        if drifted:
+            timing["busy"] = "; ".join(filter(None, [timing.get("busy"), drifted]))
+        variant = variant.remeasured(base_ms, mine_ms, timing, faster)
+        where = f"{m.backend}/{m.device}"
+        # the notes the earlier timing left no longer hold: say this timing's, as scorecard says them
+        notes = [n for n in variant.metrics.get("notes", []) if not n.endswith(TIMING_NOTE_ENDS)
+                 and not n.startswith(TIMING_NOTE_STARTS)]
+        notes += [variant.busy] if variant.busy else []
+        if faster.tie:
+            notes.append(f"no measurable speed-up: {faster.text()} against the original on {where}")
+        elif faster.high < 1.0:
+            notes.append(f"this variant is slower than the original on {where} ({faster.text()})")
+        variant.metrics["notes"] = notes
+    return variant
+
+
+def build(out: Path, work: Path, only: list[str] | None = None, retries: int = 0) -> None:
     original = load_model(sample_model_path("demo"))
     plan = DataPlan.from_spec("digits", original)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +99,7 @@ def build(out: Path, work: Path, only: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         recipe = Recipe.from_dict({"steps": steps}, name)
         variant = optimize(original, recipe, plan, work, name)
+        variant = retime_while_busy(original, variant, plan, retries)
         sizes = sum(f.stat().st_size for f in work.glob(f"{name}.*") if not f.name.endswith(".json"))
         print(f"{name}: {variant.speedup_text()}, top-1 {variant.measured.top1}, model files {sizes / 1e6:.2f} MB, "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
@@ -85,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "resources" / "demo_experiment")
     parser.add_argument("--keep", type=Path, help="build the variants' model files here and keep them")
     parser.add_argument("--only", nargs="*", help="rebuild only these variants")
+    parser.add_argument("--retime-busy", type=int, default=3, metavar="N",
+                        help="time a variant again (up to N times) while its timing is flagged busy")
     args = parser.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="paretolab-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        build(args.out, work, args.only)
+        build(args.out, work, args.only, args.retime_busy)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

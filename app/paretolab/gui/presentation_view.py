@@ -86,6 +86,8 @@ class PresentationView(QWidget):
             axis.setTickFont(QFont(self.font().family(), TICK_PT))
             axis.setLabel(axis.labelText, **{"font-size": f"{TICK_PT}pt"})
         self.chart.legend.setLabelTextSize(f"{TICK_PT}pt")
+        # bottom, a fifth in from the left: the demo's points sit along the top and at both ends
+        self.chart.legend.anchor(itemPos=(0, 1), parentPos=(0.2, 1), offset=(0, -10))
         self.card = _Card(self)
         self.explain_button = QPushButton("Explain this trade-off", self)
         self.explain_button.clicked.connect(lambda: self.best is not None and self.explain_requested.emit(self.best))
