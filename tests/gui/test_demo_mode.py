@@ -145,3 +145,19 @@ def test_the_demo_experiment_ships_as_package_data():
     assert "demo_experiment/*" in package_data["paretolab.resources"]
     assert demo_jobs.demo_experiment_dir().resolve() == STORED.resolve()
     assert not list(STORED.glob("*.onnx")) and sum(f.stat().st_size for f in STORED.iterdir()) < 200_000
+
+
+def test_a_collapsed_variant_is_never_the_presentations_best(tmp_path):
+    """As in the report's headline: a variant whose test accuracy collapsed is not shown as the
+    best trade-off, however well its validation score placed it on the front."""
+    folder = tmp_path / "demo"
+    shutil.copytree(STORED, folder)
+    best = _best_by_hand(_stored_docs())
+    path = folder / f"{best['name']}.metrics.json"
+    doc = json.loads(path.read_text())
+    doc["metrics"]["variant"]["top1"] = doc["metrics"]["baseline"]["top1"] - 0.2
+    path.write_text(json.dumps(doc))
+
+    chosen = demo_jobs.best_variant(demo_jobs.read_demo_experiment(folder).variants)
+
+    assert chosen is not None and chosen.name != best["name"]

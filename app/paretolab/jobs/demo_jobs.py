@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paretolab.core.compress.variant import Variant
+from paretolab.core.compress.variant import Variant, collapse_warning
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.store.pareto import Point, pareto_front
 from paretolab.jobs.job import Job
@@ -60,8 +60,9 @@ def read_demo_experiment(folder: Path | None = None) -> DemoExperiment:
 
 def best_variant(variants: list[Variant]) -> Variant | None:
     """The fastest variant on the accuracy-versus-latency front that keeps the original's accuracy
-    within a point (chosen on the validation split, as sweeps choose); else the front's most accurate."""
-    usable = [v for v in variants if not v.cancelled and not v.measured.broken]
+    within a point (chosen on the validation split, as sweeps choose); else the front's most accurate.
+    Broken and collapsed variants are never chosen, as in the report's headline."""
+    usable = [v for v in variants if not v.cancelled and not v.measured.broken and not collapse_warning(v)]
     front_keys = {p.key for p in pareto_front([Point(v.name, v.measured.latency_ms, v.selection_score) for v in usable])}
     front = [v for v in usable if v.name in front_keys]
     if not front:
