@@ -223,3 +223,27 @@ def test_a_file_half_written_by_a_killed_run_goes_and_a_user_s_hidden_folder_sta
     (tmp_path / ".paretolab-notes" / "todo.txt").write_text("keep me")
     assert Experiment(tmp_path).variants() == []
     assert not left.exists() and (tmp_path / ".paretolab-notes" / "todo.txt").read_text() == "keep me"
+
+
+def test_a_re_timing_replaces_the_old_timings_notes_and_keeps_the_others(sample, tmp_path):
+    """A re-profile on a quiet machine must not leave the first run's "busy" beside its clean timing
+    (the table, chart and report would call the new speed-up uncertain)."""
+    from paretolab.core.measure.timing import Speedup
+    from paretolab.core.pipeline.scorecard import timing_notes
+
+    recipe = Recipe.from_dict({"steps": [{"technique": "quantize", "settings": {"precision": "fp16"}}]})
+    variant = optimize(sample, recipe, DataPlan.from_spec("digits", sample), tmp_path, "v1", threads=1)
+    busy = "other processes kept 1.9 of 2 CPUs busy: measure again on an idle machine"
+    variant.metrics["timing"].update(busy=busy, notes=[busy])
+    variant.metrics["notes"] = ["calibrated on digits", busy]
+
+    quiet = {"busy": None}
+    faster = Speedup(1.01, 0.98, 1.04)
+    quiet["notes"] = timing_notes(quiet, faster, "ort/cpu")
+    updated = variant.remeasured(1.0, 0.99, quiet, faster)
+
+    assert updated.busy is None
+    assert updated.metrics["notes"] == ["calibrated on digits", "no measurable speed-up: 1.01x (0.98-1.04) against "
+                                        "the original on ort/cpu"]
+    again = updated.remeasured(1.0, 0.5, {"busy": None, "notes": []}, Speedup(2.0, 1.9, 2.1))
+    assert again.metrics["notes"] == ["calibrated on digits"]

@@ -60,7 +60,7 @@ def reprofile_job(original: ModelHandle, variant: Variant, data: str = "digits",
         from paretolab.core.measure.plan import DataPlan
         from paretolab.core.model.handle import load_model
         from paretolab.core.pipeline.reference_timing import check_against_reference
-        from paretolab.core.pipeline.scorecard import latencies
+        from paretolab.core.pipeline.scorecard import latencies, timing_notes
         from paretolab.core.store.experiment import Experiment
 
         handle = load_model(variant.artifact)
@@ -72,6 +72,7 @@ def reprofile_job(original: ModelHandle, variant: Variant, data: str = "digits",
                                           device=variant.measured.device, threads=threads or variant.measured.threads)
         if drifted:  # the original ran far from the experiment's reference: the load changed since
             timing["busy"] = "; ".join(filter(None, [timing.get("busy"), drifted]))
+        timing["notes"] = timing_notes(timing, faster, where)
         updated = variant.remeasured(base_ms, mine_ms, timing, faster)
         Experiment(variant.artifact.parent).save(updated)
         return updated

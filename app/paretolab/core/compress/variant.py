@@ -283,15 +283,25 @@ class Variant:
                 f"{base['mean_ms']:.4f} ms)")
 
     def remeasured(self, baseline_ms: float, variant_ms: float, timing: dict, faster: Speedup) -> Variant:
-        """A copy with the latencies of a new timing (a re-profile; pipeline.scorecard.latencies)."""
+        """A copy with the latencies of a new timing (a re-profile; pipeline.scorecard.latencies), whose
+        notes (timing["notes"]) replace the old timing's: a stale "busy" must not outlive its timing."""
+        old = self.metrics.get("timing") or {}
+        stale = set(old.get("notes") or [])
+        if "notes" not in old:  # recorded before timings kept their notes apart
+            stale |= {old.get("busy") or "", *(old.get("busy") or "").split("; ")}
+        kept = [n for n in self.metrics.get("notes", []) if n not in stale and not n.startswith(_TIMING_VERDICTS)]
         metrics = {
             **self.metrics,
             "variant": replace(self.measured, latency_ms=variant_ms).to_dict(),
             "baseline": replace(self.baseline, latency_ms=baseline_ms).to_dict(),
             "speedup": faster.value,
-            "timing": {**(self.metrics.get("timing") or {}), **timing},
+            "timing": {**old, **timing, "notes": list(timing.get("notes") or [])},
+            "notes": kept + list(timing.get("notes") or []),
         }
         return replace(self, metrics=metrics)
+
+
+_TIMING_VERDICTS = ("no measurable speed-up", "this variant is slower than the original")  # what a timing says of itself
 
 
 def technique_kind(recipe: Recipe) -> str:

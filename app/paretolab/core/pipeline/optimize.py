@@ -230,6 +230,7 @@ def record_variant(handle: ModelHandle, recipe: Recipe, data: DataPlan, experime
         if drifted:  # the row's speed-up is its own rounds' ratio; against other rows it may mislead
             metrics["timing"]["busy"] = "; ".join(filter(None, [metrics["timing"].get("busy"), drifted]))
             metrics["notes"].append(drifted)
+            metrics["timing"].setdefault("notes", []).append(drifted)
     except BaseException:  # an artifact without its metrics is half a result: remove what this run wrote
         experiment.remove_written(name)
         raise

@@ -63,16 +63,24 @@ def scorecard(original: ModelHandle, variant: ModelHandle, data: DataPlan, *, ba
             "variant": _scores(_evaluate(variant, data.validation, backend, device, threads, original, kinds)),
             "baseline": _scores(_evaluate(original, data.validation, backend, device, threads), reference=False),
         }
-    if timing.get("busy"):  # the table, chart, report and CLI mark the speed-up as uncertain
-        metrics["notes"].append(timing["busy"])
-    if faster.tie:
-        metrics["notes"].append(f"no measurable speed-up: {faster.text()} against the original on {backend}/{device}")
-    elif faster.high < 1.0:
-        metrics["notes"].append(f"this variant is slower than the original on {backend}/{device} ({faster.text()})")
+    timing["notes"] = timing_notes(timing, faster, f"{backend}/{device}")
+    metrics["notes"] += timing["notes"]
     if mine.fidelity:
         metrics["fidelity"] = [fidelity_dict(f) for f in mine.fidelity]  # per output: its kind, measures and verdict
     metrics["measured_by"]["seconds"] = time.perf_counter() - started
     return metrics
+
+
+def timing_notes(timing: dict, faster: Speedup, where: str) -> list[str]:
+    """What a timing earns a variant's notes: busy (the table, chart, report and CLI then mark its
+    speed-up as uncertain), no measurable speed-up, slower. The timing record keeps them too, so a
+    re-profile replaces them instead of leaving a stale "busy" beside a clean new timing."""
+    notes = [timing["busy"]] if timing.get("busy") else []
+    if faster.tie:
+        notes.append(f"no measurable speed-up: {faster.text()} against the original on {where}")
+    elif faster.high < 1.0:
+        notes.append(f"this variant is slower than the original on {where} ({faster.text()})")
+    return notes
 
 
 def latencies(original: ModelHandle, variant: ModelHandle, data: Dataset, *, backend: str, device: str = "cpu",
