@@ -259,9 +259,10 @@ def test_a_detector_with_dead_scores_is_broken_though_its_cosine_is_perfect(zoo,
 
     html_path, json_path, _ = write_report([good, variant], tmp_path / "report", "detector")
     text = html_path.read_text()
-    headline = text.split("<p>", 1)[1].split("</p>", 1)[0]
-    assert "v9" not in headline.split("Broken, left off the front")[0] and "Broken, left off the front: v9" in headline
-    assert "⚠ BROKEN v9" in text
+    headline = text.split("<section class='headline'>", 1)[1].split("</section>", 1)[0]
+    chosen, left_out = headline.split("Broken or collapsed, left out of this choice:")
+    assert "v9" not in chosen and "<b>v1</b>" in chosen and left_out.lstrip().startswith("v9")
+    assert "⚠ BROKEN</b> v9" in text
     numbers = json.loads(json_path.read_text())
     assert "v9" not in numbers["pareto_front"]
 
