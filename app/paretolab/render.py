@@ -140,7 +140,6 @@ def scaling(result: ScalingResult) -> str:
 
 
 def variant(v) -> str:
-    m = v.metrics
     split = v.measured.dataset or "test"
     rows = [("", f"top-1 ({split})", "fidelity to the original", "latency ms", "size", "params", "MACs", "measured on")]
     for label, x in (("original", v.baseline), (v.name, v.measured)):
@@ -154,16 +153,16 @@ def variant(v) -> str:
         "",
         f"speed-up  {v.speedup_text()} (95% interval, {'averages over the samples' if v.exits else 'alternating rounds'})"
         + (" against the original pinned to f32" if v.deployed_text() else ""),
-        f"size      {m['size_ratio']:.2f}x of the original",
+        f"size      {v.size_ratio:.2f}x of the original",
     ]
     lines += [f"          {v.deployed_text()} (the original as OpenVINO runs it with no precision hint)"] \
         if v.deployed_text() else []
     lines += [f"busy      ⚠ {v.busy}"] if v.busy else []
     lines += [f"latency   {v.latency_text()}"] if v.latency_text() else []
     lines += [f"exits     {v.exits_text()}"] if v.exits else []
-    validation = m.get("validation")
+    validation = v.validation
     if validation:
-        lines.append(f"chosen by {validation['dataset']}: {v.metric} {percent(v.selection_score)} against "
+        lines.append(f"chosen by {validation.dataset}: {v.metric} {percent(v.selection_score)} against "
                      f"{percent(v.baseline_selection_score)}")
     from paretolab.core.compress.variant import collapse_warning
 
@@ -177,7 +176,7 @@ def variant(v) -> str:
         lines += _heads(report.get("heads") or {})
         lines += [f"warning   {w}" for w in report.get("warnings", [])]
         lines += [f"note      {n}" for n in report.get("notes", [])]
-    lines += [f"note      {n}" for n in m.get("notes", []) if n != v.busy]  # the busy line above says it
+    lines += [f"note      {n}" for n in v.notes if n != v.busy]  # the busy line above says it
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from paretolab.core.compress.techniques import COMBINED_KINDS, TECHNIQUES, techn
 from paretolab.core.errors import first_line
 from paretolab.core.files import write_json_atomic
 from paretolab.core.measure.measurement import METRIC_LABELS, Measurement, score_of, speedup
+from paretolab.core.measure.records import MeasuredBy, TimingRecord, ValidationScores
 from paretolab.core.model.exits import exits_text
 from paretolab.core.settings import SettingsError, from_dict, to_dict
 
@@ -184,6 +185,42 @@ class Variant:
             raise ValueError(f"{self.name} has no {key} measurement")
         return Measurement.from_dict(doc)
 
+    # The metrics document, typed. `metrics` stays the dict the file stores; these read it (a
+    # property, not cached: a writer may still add to the dict of a variant it has built).
+    @property
+    def timing(self) -> TimingRecord:
+        """How the latencies were timed (an empty record for a cancelled variant)."""
+        return TimingRecord.from_dict(self.metrics.get("timing"))
+
+    @property
+    def validation(self) -> ValidationScores | None:
+        """The scores on the validation split; None when the data had no validation split."""
+        doc = self.metrics.get("validation")
+        return ValidationScores.from_dict(doc) if doc else None
+
+    @property
+    def notes(self) -> list[str]:
+        """What the run said of this variant (data, timing, like-for-like), for the CLI and the report."""
+        return list(self.metrics.get("notes") or [])
+
+    @property
+    def measured_by(self) -> MeasuredBy:
+        return MeasuredBy.from_dict(self.metrics.get("measured_by"))
+
+    @property
+    def fidelity(self) -> list[dict]:
+        """Per output: its kind, measures and verdict (measure.metrics.fidelity_dict; empty for class scores)."""
+        return list(self.metrics.get("fidelity") or [])
+
+    @property
+    def machine(self) -> dict:
+        """The machine it was measured on (measure.machine.machine_info: free-form, shown as it is)."""
+        return dict(self.metrics.get("machine") or {})
+
+    @property
+    def size_ratio(self) -> float | None:
+        return self.metrics.get("size_ratio")
+
     @property
     def speedup(self) -> float | None:
         return None if self.cancelled else speedup(self.baseline, self.measured)
@@ -195,10 +232,7 @@ class Variant:
     @property
     def speedup_range(self) -> tuple[float, float] | None:
         """The speed-up's 95 % interval from side-by-side timing (None for older variants)."""
-        timing = self.metrics.get("timing") or {}
-        if timing.get("speedup_low") is None:
-            return None
-        return timing["speedup_low"], timing["speedup_high"]
+        return self.timing.speedup_range
 
     def speedup_text(self, with_basis: bool = True) -> str:
         """"2.31x (2.10-2.52) vs the original on openvino/cpu, default threads" or "n/a"."""
@@ -210,7 +244,7 @@ class Variant:
     @property
     def busy(self) -> str | None:
         """Why this speed-up is uncertain (the machine was busy while timing), or None."""
-        return None if self.cancelled else (self.metrics.get("timing") or {}).get("busy") or None
+        return None if self.cancelled else self.timing.busy or None
 
     def speedup_basis(self) -> str:
         """What the speed-up divides, so it never reads against the latencies beside it: "the original's
@@ -223,10 +257,10 @@ class Variant:
     def deployed_text(self) -> str | None:
         """"vs OpenVINO default (bf16): 1.31x (1.20-1.45)": the speed-up against the original as
         OpenVINO runs it with no precision hint, where that is not the f32 it is compared with; else None."""
-        d = None if self.cancelled else (self.metrics.get("timing") or {}).get("openvino_default")
+        d = None if self.cancelled else self.timing.openvino_default
         if not d:
             return None
-        return f"vs OpenVINO default ({d['precision']}): {d['speedup']:.2f}x ({d['speedup_low']:.2f}-{d['speedup_high']:.2f})"
+        return f"vs OpenVINO default ({d.precision}): {d.speedup:.2f}x ({d.speedup_low:.2f}-{d.speedup_high:.2f})"
 
     @property
     def selection_score(self) -> float:
@@ -240,11 +274,11 @@ class Variant:
         return self._selection("baseline", self.baseline)
 
     def _selection(self, who: str, reported: Measurement) -> float:
-        validation = self.metrics.get("validation")
+        validation = self.validation
         if not validation:
             return reported.score
-        doc = validation[who]
-        return score_of(doc.get("top1"), doc.get("agreement"), doc.get("cosine"))
+        doc = validation.variant if who == "variant" else validation.baseline
+        return score_of(doc.top1, doc.agreement, doc.cosine)
 
     @property
     def metric(self) -> str:
@@ -258,8 +292,8 @@ class Variant:
 
     @property
     def selection_split(self) -> str:
-        validation = self.metrics.get("validation")
-        return validation["dataset"] if validation else (self.measured.dataset or "the data given")
+        validation = self.validation
+        return validation.dataset if validation and validation.dataset else (self.measured.dataset or "the data given")
 
     @property
     def exits(self) -> list[dict]:
@@ -274,28 +308,28 @@ class Variant:
     def latency_text(self) -> str | None:
         """An input-dependent latency in words: "average 0.62 ms over 360 samples of digits:test;
         p50 0.66, p90 0.95, p99 1.08 ms (the original: 0.71 ms)", or None for a fixed-cost variant."""
-        over = (self.metrics.get("timing") or {}).get("over_data")
+        over = self.timing.over_data
         if not over:
             return None
-        mine, base = over["variant"], over["baseline"]
-        return (f"average {mine['mean_ms']:.4f} ms over {mine['samples']} samples of {over['dataset']}; p50 "
-                f"{mine['p50_ms']:.4f}, p90 {mine['p90_ms']:.4f}, p99 {mine['p99_ms']:.4f} ms (the original: average "
-                f"{base['mean_ms']:.4f} ms)")
+        mine, base = over.variant, over.baseline
+        return (f"average {mine.mean_ms:.4f} ms over {mine.samples} samples of {over.dataset}; p50 "
+                f"{mine.p50_ms:.4f}, p90 {mine.p90_ms:.4f}, p99 {mine.p99_ms:.4f} ms (the original: average "
+                f"{base.mean_ms:.4f} ms)")
 
     def remeasured(self, baseline_ms: float, variant_ms: float, timing: dict, faster: Speedup) -> Variant:
         """A copy with the latencies of a new timing (a re-profile; pipeline.scorecard.latencies), whose
         notes (timing["notes"]) replace the old timing's: a stale "busy" must not outlive its timing."""
-        old = self.metrics.get("timing") or {}
-        stale = set(old.get("notes") or [])
-        if "notes" not in old:  # recorded before timings kept their notes apart
-            stale |= {old.get("busy") or "", *(old.get("busy") or "").split("; ")}
-        kept = [n for n in self.metrics.get("notes", []) if n not in stale and not n.startswith(_TIMING_VERDICTS)]
+        old = self.timing
+        stale = set(old.notes or [])
+        if old.notes is None:  # recorded before timings kept their notes apart
+            stale |= {old.busy or "", *(old.busy or "").split("; ")}
+        kept = [n for n in self.notes if n not in stale and not n.startswith(_TIMING_VERDICTS)]
         metrics = {
             **self.metrics,
             "variant": replace(self.measured, latency_ms=variant_ms).to_dict(),
             "baseline": replace(self.baseline, latency_ms=baseline_ms).to_dict(),
             "speedup": faster.value,
-            "timing": {**old, **timing, "notes": list(timing.get("notes") or [])},
+            "timing": {**old.to_dict(), **timing, "notes": list(timing.get("notes") or [])},
             "notes": kept + list(timing.get("notes") or []),
         }
         return replace(self, metrics=metrics)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from paretolab.core.measure.records import TimingRecord
+
 REFERENCE_DRIFT = 0.30  # the original re-timed this much slower or faster than its reference: the load changed
 
 
@@ -27,8 +29,10 @@ def read_references(folder: Path) -> dict[str, float]:
     found: dict[str, tuple[float, float]] = {}  # key -> (file time, reference)
     for path in Path(folder).glob("*.metrics.json"):
         try:
-            timing = json.loads(path.read_text())["metrics"]["timing"]
-            key, ms, when = str(timing["reference_key"]), float(timing["reference_ms"]), path.stat().st_mtime
+            timing = TimingRecord.from_dict(json.loads(path.read_text())["metrics"]["timing"])
+            if timing.reference_key is None or timing.reference_ms is None:
+                continue
+            key, ms, when = str(timing.reference_key), float(timing.reference_ms), path.stat().st_mtime
         except (OSError, ValueError, TypeError, KeyError, AttributeError):
             continue
         if key not in found or when < found[key][0]:

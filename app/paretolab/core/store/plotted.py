@@ -14,7 +14,7 @@ def plotted_score(variant: Variant) -> tuple[float, str]:
     SQNR on 0..40 dB), on the data the variant was measured on."""
     if variant.metric != "cosine":
         return variant.selection_score, ""
-    value, text, _ = worst_quality(variant.metrics.get("fidelity") or [])
+    value, text, _ = worst_quality(variant.fidelity)
     return (variant.selection_score, "") if value is None else (value, text)
 
 
@@ -22,7 +22,7 @@ def axis_measure(variant: Variant) -> str:
     """The y axis's name: the class-score measure, or "quality by output kind (detection recall, SQNR)"."""
     if variant.metric != "cosine":
         return variant.metric_label
-    _, text, kinds = worst_quality(variant.metrics.get("fidelity") or [])
+    _, text, kinds = worst_quality(variant.fidelity)
     if not text:
         return variant.metric_label
     return f"quality by output kind ({', '.join(MEASURES[k] for k in kinds)})"

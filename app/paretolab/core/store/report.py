@@ -153,7 +153,7 @@ def write_report(
         raise ParetoLabError(f"the experiment of {model_name} has no variants yet; build some first (paretolab optimize)")
     rows = _rows(variants)
     front = {p.key for p in pareto_front([Point(r["name"], r["latency_ms"], r["score"], r["broken"]) for r in rows])}
-    machine = variants[-1].metrics.get("machine", {})
+    machine = variants[-1].machine
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table = "".join(_table_row(r, front) for r in sorted(rows, key=lambda r: r["latency_ms"]))
     points = {k: round(100 * v, 2) for k, v in (sensitivity or {}).items()}  # one unit everywhere: points of accuracy

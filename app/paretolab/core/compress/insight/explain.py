@@ -140,10 +140,11 @@ def _exit_reasons(variant: Variant) -> list[str]:
     early = 1.0 - variant.exits[-1]["share"]
     reasons = [f"early exit: {early:.0%} of the test inputs left before the end, so its MACs and latency are averages "
                "over inputs"]
-    over = (variant.metrics.get("timing") or {}).get("over_data")
-    if over and over["variant"]["p99_ms"] > over["baseline"]["mean_ms"]:
+    over = variant.timing.over_data
+    mine, base = (over.variant.p99_ms, over.baseline.mean_ms) if over else (None, None)
+    if mine is not None and base is not None and mine > base:
         reasons.append(f"inputs that reach the end pay for the exit heads and the gathering of unsure samples: p99 "
-                       f"{over['variant']['p99_ms']:.3f} ms against the original's {over['baseline']['mean_ms']:.3f} ms "
+                       f"{mine:.3f} ms against the original's {base:.3f} ms "
                        "(a fixed cost per exit that a small model cannot hide)")
     return reasons
 
