@@ -156,8 +156,7 @@ class Studio(QObject):
                  + (f"\n{variant.deployed_text()}" if variant.deployed_text() else "")
                  + (f"\n⚠ busy: {variant.busy}" if variant.busy else "")
                  + (f"\nlatency: {variant.latency_text()}\nexits: {variant.exits_text()}" if variant.exits else "")
-                 + (f"\nmeasured on {by['host']} (a Ray target), not here" if (by := variant.metrics.get("measured_by"))
-                    and by.get("target") else "")
+                 + (f"\nmeasured on {by.host} (a Ray target), not here" if (by := variant.measured_by).target else "")
                  + (f"\n⚠ {collapsed}" if collapsed else ""))
         score, plotted = plotted_score(variant)
         return ChartPoint(

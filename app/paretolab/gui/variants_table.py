@@ -89,7 +89,7 @@ class VariantsModel(ColumnsModel):
                 return f"{value:.4f}" if value is not None else ""
             if col == 5:
                 tie = v.speedup_range is not None and v.speedup_range[0] <= 1.0 <= v.speedup_range[1]
-                busy = " ⚠ busy" if (v.metrics.get("timing") or {}).get("busy") else ""
+                busy = " ⚠ busy" if v.timing.busy else ""
                 return f"{'≈ ' if tie else ''}{value:.2f}x{busy}" if value else ""
             if col == 6:
                 return size(value)
