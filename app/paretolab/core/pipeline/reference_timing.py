@@ -45,9 +45,11 @@ def check_against_reference(folder: Path, timing: dict, *, backend: str, device:
     """This row's original against the experiment's reference: a busy note when they differ by
     more than REFERENCE_DRIFT. `timing` (a scorecard's timing record) gains the reference it was
     compared with, or becomes the reference when the experiment has none yet."""
-    if "over_data" in timing or "baseline" not in timing:  # averages over samples: another measure
+    record = TimingRecord.from_dict(timing)
+    rounds = record.baseline.median_ms if record.baseline and record.over_data is None else None
+    if rounds is None:  # averages over samples: another measure
         return None
-    now = float(timing["baseline"]["median_ms"])
+    now = float(rounds)
     key = reference_key(backend, device, threads)
     reference = read_references(folder).get(key, now)
     timing["reference_key"], timing["reference_ms"] = key, reference
