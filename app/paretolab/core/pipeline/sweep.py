@@ -9,11 +9,10 @@ run in one loop (trials.py) whether they are built here or on Ray: only the runn
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,24 +47,73 @@ def _described_steps(params: dict[str, Any]) -> dict[str, dict]:
     return steps
 
 
-def recipe_for(sparsity: float, structured: bool, distill: bool, quantize: str, epochs: int, exits: int = 0,
-               described: dict[str, Any] | None = None, handle: ModelHandle | None = None,
+@dataclass(frozen=True)
+class Dimension:
+    """One trial parameter. `choices` gives the values a trial picks from, given the sweep's
+    settings, whether the PyTorch module can be edited and the values picked before it; None: not
+    a dimension of this trial, which takes `fixed` instead (and records no parameter)."""
+
+    param: str  # as the trial (and the journal of an earlier sweep) names it
+    choices: Callable[[SweepSettings, bool, dict[str, Any]], tuple | None]
+    fixed: Callable[[SweepSettings], Any] = lambda settings: None
+
+
+# The dimensions built by hand (BY_HAND), in the order a trial picks them: the order, names and
+# values are those of earlier journals, so a resumed sweep goes on proposing the same recipes.
+BUILT_IN = (
+    Dimension("sparsity", lambda s, edits, chosen: tuple(s.sparsities)),
+    Dimension("structured", lambda s, edits, chosen: (True, False) if edits else None, lambda s: False),
+    # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
+    Dimension("distill", lambda s, edits, chosen: (True, False) if chosen["structured"] and chosen["sparsity"] > 0
+              else None, lambda s: False),
+    Dimension("quantize", lambda s, edits, chosen: tuple(s.quantize)),
+    Dimension("early_exit", lambda s, edits, chosen: tuple(s.early_exit) if len(s.early_exit) > 1 else None,
+              lambda s: s.early_exit[0]),
+)
+
+
+def dimensions() -> tuple[Dimension, ...]:
+    """Every trial parameter: the built-in ones, then those the techniques' descriptions add."""
+    return BUILT_IN + tuple(Dimension(key, _always(values)) for key, values in described_dimensions().items())
+
+
+def _always(values: tuple) -> Callable[[SweepSettings, bool, dict[str, Any]], tuple]:
+    return lambda settings, torch_edits, chosen: values
+
+
+def recipe_for(chosen: dict[str, Any], settings: SweepSettings, handle: ModelHandle | None = None,
                output_kinds: dict[str, str] | None = None) -> Recipe:
-    """The recipe of one trial's parameters (`described`: values of described_dimensions). With the
-    open model `handle`, steps it cannot take are left out (early exit on a detector), so an
-    impossible trial never runs: it is the trial without them."""
-    prune = {"method": "structured" if structured else "unstructured", "sparsity": sparsity} if sparsity > 0 else None
+    """The recipe of one trial's values (every dimension's, chosen or fixed). With the open model
+    `handle`, steps it cannot take are left out (early exit on a detector), so an impossible trial
+    never runs: it is the trial without them."""
+    sparsity, quantize, exits = chosen["sparsity"], chosen["quantize"], chosen["early_exit"]
+    method = "structured" if chosen["structured"] else "unstructured"
+    prune = {"method": method, "sparsity": sparsity} if sparsity > 0 else None
     quant = quant_target(quantize).settings() if quantize != "none" else None
     if quant and quant["backend"] == "openvino":  # nothing follows OpenVINO IR: that trial is the one without exits
         exits = 0
-    steps = recipe_steps(prune=prune, distill={"epochs": epochs} if distill else None, quantize=quant,
-                         early_exit={"exits": exits} if exits else None, **_described_steps(described or {}))
+    described = {key: value for key, value in chosen.items() if "." in key}
+    steps = recipe_steps(prune=prune, distill={"epochs": settings.distill_epochs} if chosen["distill"] else None,
+                         quantize=quant, early_exit={"exits": exits} if exits else None, **_described_steps(described))
     recipe = Recipe.from_dict({"steps": steps}, "sweep") if steps else Recipe(())
     if handle is not None:
         recipe = Recipe(tuple(step for step in recipe.steps if _possible(handle, output_kinds, step)))
     if not recipe.steps:  # the original settings: measure the model as ONNX Runtime would run it
         recipe = Recipe.from_dict({"steps": recipe_steps(graphopt={"level": "basic"})}, "sweep")
     return recipe
+
+
+def _trials(settings: SweepSettings, torch_edits: bool, dims: tuple[Dimension, ...],
+            chosen: dict[str, Any], params: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every trial's values and the parameters that propose it, in the order the nested choices give."""
+    if not dims:
+        yield chosen, params
+        return
+    first, rest = dims[0], dims[1:]
+    values = first.choices(settings, torch_edits, chosen)
+    for value in values if values is not None else (first.fixed(settings),):
+        picked = {first.param: value}
+        yield from _trials(settings, torch_edits, rest, chosen | picked, params | picked if values is not None else params)
 
 
 def _possible(handle: ModelHandle, output_kinds: dict[str, str] | None, step: Any) -> bool:
@@ -101,21 +149,8 @@ def search_space(settings: SweepSettings, torch_edits: bool, handle: ModelHandle
     the trial parameters that propose it (so an unmeasured one can be queued). With the open model
     `handle`, steps it cannot take are left out of every recipe (recipe_for)."""
     space: dict[str, dict] = {}
-    dimensions = described_dimensions()
-    for sparsity in settings.sparsities:
-        for structured in ([True, False] if torch_edits else [None]):
-            for distill in ([True, False] if structured and sparsity > 0 else [None]):
-                for quantize in settings.quantize:
-                    for exits in (settings.early_exit if len(settings.early_exit) > 1 else [None]):
-                        for chosen in itertools.product(*dimensions.values()):
-                            described = dict(zip(dimensions, chosen, strict=True))
-                            params = {"sparsity": sparsity, "structured": structured, "distill": distill,
-                                      "quantize": quantize, "early_exit": exits}
-                            params = {k: v for k, v in params.items() if v is not None} | described
-                            recipe = recipe_for(sparsity, bool(structured), bool(distill), quantize,
-                                                settings.distill_epochs, exits or settings.early_exit[0], described,
-                                                handle, output_kinds)
-                            space.setdefault(recipe_key(recipe), params)
+    for chosen, params in _trials(settings, torch_edits, dimensions(), {}, {}):
+        space.setdefault(recipe_key(recipe_for(chosen, settings, handle, output_kinds)), params)
     return space
 
 
@@ -178,16 +213,12 @@ def open_study(experiment: Experiment, settings: SweepSettings) -> Any:
 def suggest(trial: Any, settings: SweepSettings, torch_edits: bool, handle: ModelHandle | None = None,
             output_kinds: dict[str, str] | None = None) -> Recipe:
     """The recipe an Optuna trial proposes (without the steps the open model `handle` cannot take)."""
-    sparsity = trial.suggest_categorical("sparsity", list(settings.sparsities))
-    structured = trial.suggest_categorical("structured", [True, False]) if torch_edits else False
-    # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
-    distill = trial.suggest_categorical("distill", [True, False]) if torch_edits and structured and sparsity > 0 else False
-    quantize = trial.suggest_categorical("quantize", list(settings.quantize))
-    exits = (trial.suggest_categorical("early_exit", list(settings.early_exit)) if len(settings.early_exit) > 1
-             else settings.early_exit[0])
-    described = {key: trial.suggest_categorical(key, list(values)) for key, values in described_dimensions().items()}
-    return recipe_for(sparsity, structured, distill, quantize, settings.distill_epochs, exits, described, handle,
-                      output_kinds)
+    chosen: dict[str, Any] = {}
+    for dimension in dimensions():
+        values = dimension.choices(settings, torch_edits, chosen)
+        chosen[dimension.param] = (trial.suggest_categorical(dimension.param, list(values)) if values is not None
+                                   else dimension.fixed(settings))
+    return recipe_for(chosen, settings, handle, output_kinds)
 
 
 def recipe_key(recipe: Recipe) -> str:
