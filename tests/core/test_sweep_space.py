@@ -169,3 +169,16 @@ def test_a_seeded_study_proposes_the_same_recipes_in_the_same_order(case):
                                 sampler=optuna.samplers.NSGAIISampler(seed=0, population_size=8))
     proposed = [recipe_key(suggest(study.ask(), settings, torch_edits)) for _ in expected]
     assert proposed == [_recipe(text) for text in expected]
+
+
+def test_the_methods_and_epochs_are_read_from_the_descriptions(monkeypatch):
+    import dataclasses
+
+    from paretolab.core.compress.techniques import TECHNIQUES
+
+    prune = TECHNIQUES["prune"]
+    fields = tuple(dataclasses.replace(s, sweep=("unstructured",)) if s.name == "method" else s for s in prune.fields)
+    monkeypatch.setitem(TECHNIQUES, "prune", dataclasses.replace(prune, fields=fields))
+    space = [text for text in DEFAULT_SPACE if "structured:" not in text or "unstructured:" in text]
+    assert list(search_space(SweepSettings(), True)) == [_recipe(text) for text in space]  # no structured pruning
+    assert SweepSettings().distill_epochs == TECHNIQUES["distill"].setting("epochs").sweep[0] == 5

@@ -100,7 +100,7 @@ PRUNE = Technique(
         Setting("sparsity", "float", 0.5, "Sparsity", "share of channels (structured) or weights (unstructured) removed",
                 minimum=0.0, maximum=0.99, step=0.05, sweep=(0.0, 0.3, 0.5, 0.7), cli_flag="--prune"),
         Setting("method", "choice", "structured", "Method", "structured channels or unstructured weights",
-                choices=("structured", "unstructured"), cli_flag="--prune"),
+                choices=("structured", "unstructured"), sweep=("structured", "unstructured"), cli_flag="--prune"),
         Setting("importance", "choice", "l1", "Importance", "how channels are ranked: weight norm or Taylor (gradients)",
                 choices=("l1", "l2", "taylor"), gui=False),
         Setting("scope", "choice", "layer", "Scope", "the same ratio in every layer, or ranked across layers",
@@ -140,7 +140,7 @@ DISTILL = Technique(
          "epochs, after pruning; needs a PyTorch model",
     fields=(
         Setting("epochs", "int", 3, "Epochs", "training epochs at most (it stops early without progress)",
-                minimum=1, maximum=200),
+                minimum=1, maximum=200, sweep=(5,)),
         Setting("temperature", "float", 4.0, "Temperature", "distillation temperature", minimum=0.5, maximum=20.0, step=0.5,
                 cli_flag="--temperature"),
         Setting("alpha", "float", 0.7, "α (soft share)", "distillation: weight of the original's soft targets, the rest "

@@ -62,7 +62,9 @@ class Dimension:
 # values are those of earlier journals, so a resumed sweep goes on proposing the same recipes.
 BUILT_IN = (
     Dimension("sparsity", lambda s, edits, chosen: tuple(s.sparsities)),
-    Dimension("structured", lambda s, edits, chosen: (True, False) if edits else None, lambda s: False),
+    # structured (True) or unstructured pruning, in the order pruning's description lists them
+    Dimension("structured", lambda s, edits, chosen: _structured() if edits
+              else None, lambda s: False),
     # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
     Dimension("distill", lambda s, edits, chosen: (True, False) if chosen["structured"] and chosen["sparsity"] > 0
               else None, lambda s: False),
@@ -70,6 +72,10 @@ BUILT_IN = (
     Dimension("early_exit", lambda s, edits, chosen: tuple(s.early_exit) if len(s.early_exit) > 1 else None,
               lambda s: s.early_exit[0]),
 )
+
+
+def _structured() -> tuple[bool, ...]:
+    return tuple(method == "structured" for method in TECHNIQUES["prune"].setting("method").sweep or ("unstructured",))
 
 
 def dimensions() -> tuple[Dimension, ...]:

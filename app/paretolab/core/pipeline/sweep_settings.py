@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from paretolab.core.compress.techniques import QUANT_TARGETS, TECHNIQUES
 from paretolab.core.settings import SettingsError
 
+_EPOCHS = TECHNIQUES["distill"].setting("epochs")
+
 
 @dataclass(frozen=True)
 class SweepSettings:
@@ -15,7 +17,7 @@ class SweepSettings:
     trials: int | None = None  # or after this many
     sparsities: tuple[float, ...] = TECHNIQUES["prune"].setting("sparsity").sweep or (0.0,)  # from its description
     quantize: tuple[str, ...] = ("none", "ort-int8", "openvino-int8", "ort-fp16")
-    distill_epochs: int = 5
+    distill_epochs: int = (_EPOCHS.sweep or (_EPOCHS.default,))[0]  # a distilled trial's epochs, from its description
     early_exit: tuple[int, ...] = (0,)  # exit counts to try (0: none); exits go after quantization (not OpenVINO's)
     seed: int = 0
 
