@@ -9,7 +9,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from paretolab.core.compress.techniques import quant_target
+from paretolab.core.compress.techniques import QUANT_TARGETS, quant_target
 from paretolab.core.compress.variant import Recipe
 from paretolab.core.pipeline.sweep import recipe_key, search_space, suggest
 from paretolab.core.pipeline.sweep_settings import SweepSettings
@@ -182,3 +182,4 @@ def test_the_methods_and_epochs_are_read_from_the_descriptions(monkeypatch):
     space = [text for text in DEFAULT_SPACE if "structured:" not in text or "unstructured:" in text]
     assert list(search_space(SweepSettings(), True)) == [_recipe(text) for text in space]  # no structured pruning
     assert SweepSettings().distill_epochs == TECHNIQUES["distill"].setting("epochs").sweep[0] == 5
+    assert SweepSettings().quantize == ("none", *(key for key, target in QUANT_TARGETS.items() if target.sweep))

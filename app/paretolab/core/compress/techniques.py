@@ -36,15 +36,16 @@ class QuantTarget:
     label: str  # as the GUI lists it
     backend: str
     precision: str
+    sweep: bool = False  # one of the targets a sweep tries by default
 
     def settings(self, **extra: Any) -> dict:
         return {"backend": self.backend, "precision": self.precision, **extra}
 
 
 QUANT_TARGETS: dict[str, QuantTarget] = {t.key: t for t in (
-    QuantTarget("ort-int8", "int8, ONNX Runtime (fastest faithful format)", "ort", "int8"),
-    QuantTarget("openvino-int8", "int8, OpenVINO (NNCF)", "openvino", "int8"),
-    QuantTarget("ort-fp16", "FP16, ONNX Runtime", "ort", "fp16"),
+    QuantTarget("ort-int8", "int8, ONNX Runtime (fastest faithful format)", "ort", "int8", sweep=True),
+    QuantTarget("openvino-int8", "int8, OpenVINO (NNCF)", "openvino", "int8", sweep=True),
+    QuantTarget("ort-fp16", "FP16, ONNX Runtime", "ort", "fp16", sweep=True),
     QuantTarget("openvino-fp16", "FP16, OpenVINO", "openvino", "fp16"),
     QuantTarget("openvino-bf16", "bf16 compute, OpenVINO (CPUs with AVX512-BF16 or AMX)", "openvino", "bf16"),
     QuantTarget("openvino-fastest", "fastest faithful precision, OpenVINO (int8 or bf16, measured)", "openvino", "fastest"),

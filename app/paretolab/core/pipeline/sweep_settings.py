@@ -16,7 +16,7 @@ class SweepSettings:
     budget_s: float = 600.0  # stop starting new trials after this long
     trials: int | None = None  # or after this many
     sparsities: tuple[float, ...] = TECHNIQUES["prune"].setting("sparsity").sweep or (0.0,)  # from its description
-    quantize: tuple[str, ...] = ("none", "ort-int8", "openvino-int8", "ort-fp16")
+    quantize: tuple[str, ...] = ("none", *(key for key, target in QUANT_TARGETS.items() if target.sweep))  # declared there
     distill_epochs: int = (_EPOCHS.sweep or (_EPOCHS.default,))[0]  # a distilled trial's epochs, from its description
     early_exit: tuple[int, ...] = (0,)  # exit counts to try (0: none); exits go after quantization (not OpenVINO's)
     seed: int = 0
