@@ -50,40 +50,18 @@ RECIPES: list[tuple[str, list[dict]]] = [
 ]
 
 
-TIMING_NOTE_ENDS = ("measure again on an idle machine",)
-TIMING_NOTE_STARTS = ("no measurable speed-up", "this variant is slower than the original")
-
-
 def retime_while_busy(original, variant, plan: DataPlan, retries: int):
     """A timing the tool flags busy ("measure again on an idle machine") is measured again, as the
-    studio's re-profile does (side by side with the original, its reference checked), up to
-    `retries` times; the last timing is kept, flagged when it is still busy."""
-    from paretolab.core.pipeline.reference_timing import check_against_reference
-    from paretolab.core.pipeline.scorecard import latencies
+    studio's re-profile does (core.pipeline.retime), up to `retries` times; the last timing is kept,
+    flagged when it is still busy."""
+    from paretolab.core.pipeline.retime import retimed
 
     for attempt in range(retries):
         if not variant.busy:
             break
         print(f"  {variant.name}: busy ({variant.busy[:60]}...), timing again ({attempt + 1}/{retries})", flush=True)
         time.sleep(20)
-        m = variant.measured
-        (base_ms, mine_ms), timing, faster = latencies(original, load_model(variant.artifact), plan.test, backend=m.backend,
-                                                       device=m.device, threads=m.threads)
-        drifted = check_against_reference(variant.artifact.parent, timing, backend=m.backend, device=m.device,
-                                          threads=m.threads)
-        if drifted:
-            timing["busy"] = "; ".join(filter(None, [timing.get("busy"), drifted]))
-        variant = variant.remeasured(base_ms, mine_ms, timing, faster)
-        where = f"{m.backend}/{m.device}"
-        # the notes the earlier timing left no longer hold: say this timing's, as scorecard says them
-        notes = [n for n in variant.metrics.get("notes", []) if not n.endswith(TIMING_NOTE_ENDS)
-                 and not n.startswith(TIMING_NOTE_STARTS)]
-        notes += [variant.busy] if variant.busy else []
-        if faster.tie:
-            notes.append(f"no measurable speed-up: {faster.text()} against the original on {where}")
-        elif faster.high < 1.0:
-            notes.append(f"this variant is slower than the original on {where} ({faster.text()})")
-        variant.metrics["notes"] = notes
+        variant = retimed(original, variant, plan.test)
     return variant
 
 

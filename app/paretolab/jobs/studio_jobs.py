@@ -58,22 +58,10 @@ def reprofile_job(original: ModelHandle, variant: Variant, data: str = "digits",
 
     def run(progress: Progress) -> Variant:
         from paretolab.core.measure.plan import DataPlan
-        from paretolab.core.model.handle import load_model
-        from paretolab.core.pipeline.reference_timing import check_against_reference
-        from paretolab.core.pipeline.scorecard import latencies, timing_notes
+        from paretolab.core.pipeline.retime import retimed
         from paretolab.core.store.experiment import Experiment
 
-        handle = load_model(variant.artifact)
-        test = DataPlan.from_spec(data, original).test
-        (base_ms, mine_ms), timing, faster = latencies(original, handle, test, backend=variant.measured.backend,
-                                                       device=variant.measured.device,
-                                                       threads=threads or variant.measured.threads, progress=progress)
-        drifted = check_against_reference(variant.artifact.parent, timing, backend=variant.measured.backend,
-                                          device=variant.measured.device, threads=threads or variant.measured.threads)
-        if drifted:  # the original ran far from the experiment's reference: the load changed since
-            timing["busy"] = "; ".join(filter(None, [timing.get("busy"), drifted]))
-        timing["notes"] = timing_notes(timing, faster, where)
-        updated = variant.remeasured(base_ms, mine_ms, timing, faster)
+        updated = retimed(original, variant, DataPlan.from_spec(data, original).test, threads=threads, progress=progress)
         Experiment(variant.artifact.parent).save(updated)
         return updated
 

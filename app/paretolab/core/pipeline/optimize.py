@@ -21,7 +21,7 @@ from paretolab.core.measure.plan import DataPlan
 from paretolab.core.measure.runtimes import TORCH_BACKENDS, available_backends, check_available
 from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline.prefix_cache import PrefixCache, torch_prefix
-from paretolab.core.pipeline.reference_timing import check_against_reference
+from paretolab.core.pipeline.reference_timing import check_against_reference, with_drift
 from paretolab.core.pipeline.scorecard import scorecard
 from paretolab.core.progress import Progress, silent
 from paretolab.core.settings import SettingsError
@@ -227,8 +227,8 @@ def record_variant(handle: ModelHandle, recipe: Recipe, data: DataPlan, experime
         )
         drifted = check_against_reference(experiment.folder, metrics["timing"], backend=backend, device=device,
                                           threads=threads)
-        if drifted:  # the row's speed-up is its own rounds' ratio; against other rows it may mislead
-            metrics["timing"]["busy"] = "; ".join(filter(None, [metrics["timing"].get("busy"), drifted]))
+        if drifted:
+            with_drift(metrics["timing"], drifted)
             metrics["notes"].append(drifted)
             metrics["timing"].setdefault("notes", []).append(drifted)
     except BaseException:  # an artifact without its metrics is half a result: remove what this run wrote

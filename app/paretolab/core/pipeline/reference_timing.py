@@ -58,3 +58,11 @@ def check_against_reference(folder: Path, timing: dict, *, backend: str, device:
                 f"this experiment on {key}: the machine's load changed, so compare this speed-up with other rows "
                 "with care; measure again on an idle machine")
     return None
+
+
+def with_drift(timing: dict, drifted: str | None) -> dict:
+    """`timing` marked busy with the drift note too, when the original ran far from the reference:
+    the row's speed-up is its own rounds' ratio, and against other rows it may mislead."""
+    if drifted:
+        timing["busy"] = "; ".join(filter(None, [timing.get("busy"), drifted]))
+    return timing
