@@ -8,10 +8,10 @@ from paretolab.jobs.job import JobState
 
 def test_an_exit_added_in_the_graph_builds_an_early_exit_variant(qtbot, studio_window, settings):
     w = studio_window
-    group = w.settings_panel.early_exit
+    group = w.settings_panel.technique_groups["early_exit"]
     assert not group.enabled.isChecked() and not group.budget.isEnabled()
     w.graph_view.exit_toggled.emit("features.4")  # right-click > Add an early exit after this layer
-    assert group.enabled.isChecked() and group.layers() == ["features.4"] and not group.exits.isEnabled()
+    assert group.enabled.isChecked() and group.values()["at"] == ["features.4"] and not group.exits.isEnabled()
     group.budget.setValue(1.0)
     steps = w.settings_panel.recipe()["steps"]
     assert steps == [{"technique": "early_exit",
@@ -28,7 +28,7 @@ def test_an_exit_added_in_the_graph_builds_an_early_exit_variant(qtbot, studio_w
     assert w.chart.points[variant.name].latency_ms == variant.metrics["timing"]["over_data"]["variant"]["mean_ms"]
 
     w.graph_view.exit_toggled.emit("features.4")  # toggled off: back to automatic placement
-    assert group.layers() == [] and group.exits.isEnabled()
+    assert group.values()["at"] == [] and group.exits.isEnabled()
     w.settings_panel.save(settings)
     group.enabled.setChecked(False)
     w.settings_panel.restore(settings)

@@ -7,7 +7,7 @@ def test_why_not_faster_explains_a_variant_in_a_message(qtbot, studio_window):
     from paretolab.jobs.job import JobState
 
     w = studio_window
-    w.settings_panel.quantize.setCurrentText("dynamic int8, ONNX Runtime")
+    w.settings_panel.target.setCurrentText("dynamic int8, ONNX Runtime")
     job = w.studio.run(w.settings_panel.recipe(), w.settings_panel.data_spec())
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error

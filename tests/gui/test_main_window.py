@@ -130,16 +130,16 @@ def test_settings_and_layout_persist(qtbot, settings, tmp_path):
     first = MainWindow(settings=settings, experiments_root=tmp_path / "v")
     qtbot.addWidget(first)
     first.settings_panel.sparsity.setValue(0.4)
-    first.settings_panel.distill.setChecked(True)
+    first.settings_panel.technique_groups["distill"].enabled.setChecked(True)
     first.settings_panel.epochs.setValue(7)
-    first.settings_panel.quantize.setCurrentText("FP16, OpenVINO")
+    first.settings_panel.target.setCurrentText("FP16, OpenVINO")
     first.chart_dock.hide()
     first.close()
     second = MainWindow(settings=settings, experiments_root=tmp_path / "v")
     qtbot.addWidget(second)
     panel = second.settings_panel
-    assert panel.sparsity.value() == 0.4 and panel.distill.isChecked() and panel.epochs.value() == 7
-    assert panel.quantize.currentText() == "FP16, OpenVINO"
+    assert panel.sparsity.value() == 0.4 and panel.technique_groups["distill"].enabled.isChecked() and panel.epochs.value() == 7
+    assert panel.target.currentText() == "FP16, OpenVINO"
     assert not second.chart_dock.isVisibleTo(second)
     assert "threads" in second.runtime_label.text()
     second.close()
@@ -202,7 +202,7 @@ def test_a_model_with_free_dimensions_asks_once_and_reaches_the_chart(qtbot, win
     assert "free_sides.onnx takes input [batch, 3, side, side]" in window.prompts.questions[0]
     assert window.settings_panel.data_spec() == "random:64"
 
-    window.settings_panel.quantize.setCurrentText("FP16, ONNX Runtime")
+    window.settings_panel.target.setCurrentText("FP16, ONNX Runtime")
     job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error
@@ -224,7 +224,7 @@ def test_a_tflite_model_opens_and_an_openvino_variant_reaches_the_chart(qtbot, w
     open_and_wait(qtbot, window, path)
     assert window.summary.labels["Format"].text() == "tflite"
     assert window.summary.labels["MACs"].text() == "4.86 K"
-    window.settings_panel.quantize.setCurrentText("int8, OpenVINO (NNCF)")
+    window.settings_panel.target.setCurrentText("int8, OpenVINO (NNCF)")
     job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error
@@ -245,7 +245,7 @@ def test_a_hugging_face_folder_opens_at_a_default_length_without_asking_and_reac
     assert [s.shape for s in window.loaded.handle.inputs] == [(1, 128), (1, 128)]  # batch 1, 128 tokens: a text model
     assert not window.prompts.questions and window.loaded.handle.notes  # nothing asked; the note says which length
     assert window.summary.labels["Format"].text() == "huggingface"
-    window.settings_panel.quantize.setCurrentText("dynamic int8, ONNX Runtime")
+    window.settings_panel.target.setCurrentText("dynamic int8, ONNX Runtime")
     job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error
@@ -270,7 +270,7 @@ def test_text_data_for_a_hugging_face_model_is_chosen_as_a_file_and_gives_accura
     window.prompts.path = str(reviews)
     panel.data.activated.emit(panel.data.findText(CHOOSE_FILE))
     assert panel.data_spec() == str(reviews) and not panel.preprocess.isEnabled()
-    panel.quantize.setCurrentText("dynamic int8, ONNX Runtime")
+    panel.target.setCurrentText("dynamic int8, ONNX Runtime")
     job = window.studio.run(panel.recipe(), panel.data_spec())
     qtbot.waitUntil(lambda: job.state not in (JobState.WAITING, JobState.RUNNING), timeout=120_000)
     assert job.state == JobState.DONE, job.error

@@ -11,7 +11,6 @@ from torch import nn
 from conftest import FakePrompts, open_and_wait  # type: ignore[import-not-found]
 from paretolab.core.pipeline.sweep import SweepSettings
 from paretolab.core.sample import sample_model_path
-from paretolab.gui.settings_panel import QUANTIZATION
 from paretolab.jobs.job import JobState
 
 EXIT = {"technique": "early_exit", "settings": {"exits": 2, "budget": 0.5, "confidence": "max-softmax"}}
@@ -44,11 +43,11 @@ def _compute_jobs(w) -> list:
 
 def test_an_exit_from_the_last_model_is_reset_and_a_detector_cannot_take_exits(qtbot, studio_window, tmp_path):
     w = studio_window
-    group = w.settings_panel.early_exit
+    group = w.settings_panel.technique_groups["early_exit"]
     w.graph_view.exit_toggled.emit("features.4")
-    assert group.enabled.isChecked() and group.layers() == ["features.4"]
+    assert group.enabled.isChecked() and group.values()["at"] == ["features.4"]
     open_and_wait(qtbot, w, _detector(tmp_path / "detector.onnx"))
-    assert group.layers() == []  # the last model's layer does not follow to this one
+    assert group.values()["at"] == []  # the last model's layer does not follow to this one
     assert not group.enabled.isChecked() and not group.enabled.isEnabled()
     assert "early exit needs a model with one output" in group.enabled.toolTip()
     assert w.studio.run({"steps": [EXIT]}, "random:64") is None  # Ctrl+R or a stale recipe: refused before any work
@@ -60,14 +59,14 @@ def test_an_exit_from_the_last_model_is_reset_and_a_detector_cannot_take_exits(q
 
 def test_openvino_int8_and_early_exit_cannot_be_chosen_together(qtbot, studio_window):
     w = studio_window
-    panel, group = studio_window.settings_panel, studio_window.settings_panel.early_exit
-    ov_int8 = next(i for i, t in enumerate(QUANTIZATION.values()) if t is not None and t.key == "openvino-int8")
+    panel, group = studio_window.settings_panel, studio_window.settings_panel.technique_groups["early_exit"]
+    ov_int8 = panel.target.findData("openvino-int8")
     group.enabled.setChecked(True)
-    assert not panel.quantize.model().item(ov_int8).isEnabled()
-    assert "nothing can follow" in panel.quantize.itemData(ov_int8, 3)  # ToolTipRole
+    assert not panel.target.model().item(ov_int8).isEnabled()
+    assert "nothing can follow" in panel.target.itemData(ov_int8, 3)  # ToolTipRole
     group.enabled.setChecked(False)
-    assert panel.quantize.model().item(ov_int8).isEnabled()
-    panel.quantize.setCurrentIndex(ov_int8)
+    assert panel.target.model().item(ov_int8).isEnabled()
+    panel.target.setCurrentIndex(ov_int8)
     assert not group.enabled.isEnabled() and "nothing can follow" in group.enabled.toolTip()
     assert panel.run_button.isEnabled()  # OpenVINO int8 alone runs
     both = {"steps": [{"technique": "quantize", "settings": {"backend": "openvino", "precision": "int8"}}, EXIT]}
@@ -90,7 +89,7 @@ def test_a_second_explore_is_refused_while_one_runs_and_offered_again_after(qtbo
 def test_cancelling_in_the_status_bar_ends_with_the_job(qtbot, studio_window):
     w = studio_window
     w.settings_panel.sparsity.setValue(0.5)
-    w.settings_panel.distill.setChecked(True)
+    w.settings_panel.technique_groups["distill"].enabled.setChecked(True)
     w.settings_panel.epochs.setValue(50)
     job = w.studio.run(w.settings_panel.recipe(), "digits")
     qtbot.waitUntil(lambda: job.state == JobState.RUNNING, timeout=10_000)
@@ -158,7 +157,7 @@ def test_the_wheel_over_an_unfocused_spin_box_scrolls_the_panel_not_the_value(qt
     from PySide6.QtWidgets import QApplication
 
     samples = studio_window.settings_panel.samples
-    studio_window.settings_panel.quantize.setCurrentIndex(1)  # int8: Samples enabled
+    studio_window.settings_panel.target.setCurrentIndex(1)  # int8: Samples enabled
 
     def turn() -> None:
         centre = QPointF(samples.rect().center())
@@ -203,7 +202,8 @@ def test_a_remembered_early_exit_survives_startup_and_opening_a_classifier(qtbot
     win = MainWindow(settings=settings, experiments_root=tmp_path / "variants")
     qtbot.addWidget(win)
     win.prompts = FakePrompts()
-    assert win.settings_panel.early_exit.enabled.isChecked()
+    assert win.settings_panel.technique_groups["early_exit"].enabled.isChecked()
     open_and_wait(qtbot, win, sample_model_path())
-    assert win.settings_panel.early_exit.enabled.isChecked() and win.settings_panel.early_exit.enabled.isEnabled()
+    switch = win.settings_panel.technique_groups["early_exit"].enabled
+    assert switch.isChecked() and switch.isEnabled()
     win.close()

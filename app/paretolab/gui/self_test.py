@@ -48,7 +48,7 @@ def _check(app: QApplication, window: MainWindow, deadline: float) -> str:
     graph = window.loaded.graph if window.loaded else None
     if graph is None or not len(graph):
         return "failed: the sample opened without a layer graph"
-    window.settings_panel.quantize.setCurrentText(QUANTIZATION)
+    window.settings_panel.target.setCurrentText(QUANTIZATION)
     job = window.studio.run(window.settings_panel.recipe(), window.settings_panel.data_spec())
     if not _wait(app, lambda: job.state not in (JobState.WAITING, JobState.RUNNING), deadline):
         return "failed: the compression job did not finish in time"

@@ -1,49 +1,43 @@
 """Compression settings: sliders and choices that build a recipe, with a prediction of the
-result's size and MACs before anything runs. Settings the model cannot take are disabled,
-with the reason as their tooltip."""
+result's size and MACs before anything runs. Every technique's group is built from its
+description (technique_group.py); settings the model cannot take are disabled, with the reason
+as their tooltip."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QScrollArea,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
-from superqt import QLabeledDoubleSlider
 
 from paretolab.core.compress.insight.predict import predict
-from paretolab.core.compress.techniques import QUANT_TARGETS, TECHNIQUES, recipe_steps
+from paretolab.core.compress.technique_spec import Technique
+from paretolab.core.compress.techniques import TECHNIQUES, recipe_steps
+from paretolab.core.errors import ParetoLabError
 from paretolab.core.model.graph import LayerGraph
 from paretolab.core.units import si, size
-from paretolab.gui.early_exit_group import EarlyExitGroup
-from paretolab.gui.technique_group import TechniqueGroup, setting_control
+from paretolab.gui.data_group import CHOOSE_FILE, CHOOSE_FOLDER, DATASETS, DataGroup
+from paretolab.gui.technique_group import TechniqueGroup, settings_object
 from paretolab.gui.wheel_guard import WheelGuard
-from paretolab.jobs.recipe_check import early_exit_unavailable, recipe_problem, technique_unavailable
+from paretolab.jobs.recipe_check import recipe_problem, technique_unavailable
 
-QUANTIZATION = {"none": None, **{target.label: target for target in QUANT_TARGETS.values()}}
+__all__ = ["SettingsPanel", "CHOOSE_FILE", "CHOOSE_FOLDER", "DATASETS"]
+
 EXPLORE_TIP = ("Search pruning, distillation and quantization settings for the Pareto front "
                "within the time budget; cancel pauses, Explore again resumes")
-DATASETS = {"digits (built-in sample data)": "digits", "random inputs (fidelity only)": "random:64"}
-CHOOSE_FOLDER = "Image or audio folder…"
-CHOOSE_FILE = "Data file…"  # .npz/.npy tensors, or text for models with a tokenizer
-# (random:64 is what core's default_data offers for models the digits do not fit)
+TORCH = "torch-module"  # the requirement asked once per model, when it is opened (the loader knows)
+PREDICTED_PRECISION = {"int8": "int8", "dynamic-int8": "int8", "fp16": "fp16"}  # what the size prediction knows
 
 
 class SettingsPanel(QWidget):
@@ -56,99 +50,27 @@ class SettingsPanel(QWidget):
         super().__init__(parent)
         self._graph: LayerGraph | None = None
         self._torch_reason: str | None = "open a model first"
-        self._forced_unstructured = False
-        self._device_chosen = False  # the user picked a device: keep it across models
         self._handle = None  # the open model (a ModelHandle), for the checks a recipe needs before any work
-        self._exit_reason: str | None = "open a model first"  # why the model cannot take early exits
+        self._reasons: dict[str, str | None] = {}  # why the open model cannot take each technique at all
         self._exploring = False  # an Explore is running: a second one waits for it to end
-
-        self.early_exit = EarlyExitGroup(self)
-        # Techniques with controls tied to the graph or the data have groups of their own; every other
-        # technique gets the group its description builds (low-rank, graph optimization, any registered later).
-        own = {"prune": self._pruning, "distill": self._distillation, "quantize": self._quantization,
-               "early_exit": lambda: self.early_exit}
-        self.technique_groups = {name: TechniqueGroup(entry, self) for name, entry in TECHNIQUES.items() if name not in own}
-        groups = [own[name]() if name in own else self.technique_groups[name] for name in TECHNIQUES]
+        self._refreshing = False
+        # one group per technique, built from its description, in recipe order
+        self.technique_groups = {name: TechniqueGroup(entry, self) for name, entry in TECHNIQUES.items()}
+        for group in self.technique_groups.values():  # each setting's control by its name: panel.sparsity, panel.lr
+            for name, control in group.controls.items():
+                if not hasattr(self, name):
+                    setattr(self, name, control)
+        self.measurement = DataGroup(self)
+        self.data, self.preprocess, self.device = self.measurement.data, self.measurement.preprocess, self.measurement.device
+        self.measurement.folder_requested.connect(self.folder_requested)
+        self.measurement.file_requested.connect(self.file_requested)
         self._build_actions()
-        self._lay_out(*groups)
-        for signal in (self.sparsity.valueChanged, self.method.currentIndexChanged, self.quantize.currentIndexChanged,
-                       self.distill.toggled, self.early_exit.changed,
-                       *(g.changed for g in self.technique_groups.values())):
-            signal.connect(self._refresh)
+        self._lay_out(*self.technique_groups.values(), self.measurement)
+        for group in self.technique_groups.values():
+            group.changed.connect(self._refresh)
         self.wheel_guard = WheelGuard(self.scroll, self)
         self.wheel_guard.guard(self)
         self.set_model(None, "open a model first")
-
-    def _pruning(self) -> QGroupBox:
-        sparsity = TECHNIQUES["prune"].setting("sparsity")  # the bounds validation, the CLI and sweeps use
-        self.sparsity = QLabeledDoubleSlider(Qt.Orientation.Horizontal, self)
-        self.sparsity.setRange(sparsity.minimum, sparsity.maximum)
-        self.sparsity.setSingleStep(sparsity.step)
-        self.sparsity.setToolTip(sparsity.help)
-        self.sparsity.setDecimals(2)
-        self.sparsity.setValue(0.0)
-        self.method = QComboBox(self)
-        self.method.addItems(["structured", "unstructured"])
-        self.overrides = QTableWidget(0, 3, self)
-        self.overrides.setHorizontalHeaderLabels(["Layer", "Ratio", "Skip"])
-        self.overrides.verticalHeader().setVisible(False)
-        self.overrides.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.overrides.setMaximumHeight(150)
-        self.overrides.setToolTip("Per-layer pruning: a ratio other than the global sparsity, or skip the layer")
-        group = QGroupBox("Pruning", self)
-        form = QFormLayout(group)
-        form.addRow("Sparsity", self.sparsity)
-        form.addRow("Method", self.method)
-        form.addRow(self.overrides)
-        return group
-
-    def _distillation(self) -> QGroupBox:
-        self.distill = QCheckBox("distill from the original", self)
-        entry = TECHNIQUES["distill"]
-        self.epochs, self.temperature, self.alpha, self.lr = (
-            setting_control(entry.setting(name), self) for name in ("epochs", "temperature", "alpha", "lr"))
-        self.epochs.setValue(5)  # the panel's default: a few more epochs than a recipe file's
-        group = QGroupBox(entry.label, self)
-        form = QFormLayout(group)
-        form.addRow(self.distill)
-        for name in ("epochs", "temperature", "alpha", "lr"):
-            form.addRow(entry.setting(name).label, getattr(self, name))
-        return group
-
-    def _quantization(self) -> QGroupBox:
-        """Precision and calibration, and the data and device variants are measured with."""
-        self.quantize = QComboBox(self)
-        self.quantize.addItems(list(QUANTIZATION))
-        self.calibration = QComboBox(self)
-        self.calibration.addItems(["minmax", "entropy", "percentile"])
-        self.calibration.setToolTip("ONNX Runtime int8 calibration method")
-        self.samples = setting_control(TECHNIQUES["quantize"].setting("samples"), self)
-        self.keep_fp32 = QLineEdit(self)
-        self.keep_fp32.setPlaceholderText("layers to keep in FP32 (right-click them in the graph)")
-        self.keep_fp32.textChanged.connect(self._refresh)
-        self.data = QComboBox(self)
-        self.data.addItems([*DATASETS, CHOOSE_FILE, CHOOSE_FOLDER])
-        self.data.activated.connect(self._data_chosen)
-        self._last_data = 0
-        self.preprocess = QLineEdit(self)
-        self.preprocess.setPlaceholderText("default: shaped to the model's input, ImageNet mean/std")
-        self.preprocess.setToolTip("How images become tensors, e.g. size=224,resize=256,mean=0.5/0.5/0.5,std=0.5/0.5/0.5,"
-                                   "channels=BGR,layout=NHWC,scale=255; the recipe used shows in each variant's notes")
-        self.preprocess.setEnabled(False)
-        self.device = QComboBox(self)
-        self.device.addItem("cpu")
-        self.device.setToolTip("Device the variant is measured on: only those available on this machine are listed")
-        self.device.activated.connect(lambda _: setattr(self, "_device_chosen", True))
-        group = QGroupBox("Quantization", self)
-        form = QFormLayout(group)
-        form.addRow("Precision", self.quantize)
-        form.addRow("Calibration", self.calibration)
-        form.addRow("Samples", self.samples)
-        form.addRow("Keep FP32", self.keep_fp32)
-        form.addRow("Data", self.data)
-        form.addRow("Preprocess", self.preprocess)
-        form.addRow("Measure on", self.device)
-        return group
 
     def _build_actions(self) -> None:
         """The prediction, Run and Explore: pinned below the scrolling settings."""
@@ -213,97 +135,45 @@ class SettingsPanel(QWidget):
         layout.addLayout(cluster)
 
     def set_model(self, graph: LayerGraph | None, torch_reason: str | None, handle=None) -> None:  # noqa: ANN001
-        """`torch_reason`: why structured pruning and distillation are unavailable, or None.
-        Settings that name the last model's layers are reset; early exit is offered only to a
-        model with class scores (`handle`, the open ModelHandle, is asked)."""
+        """`torch_reason`: why the model offers no editable PyTorch module (structured pruning,
+        distillation), or None. Settings that name the last model's layers are reset; what else each
+        technique needs of the model (class scores for early exit) is asked of `handle`, the open ModelHandle."""
         self._graph, self._torch_reason, self._handle = graph, torch_reason, handle
-        self._exit_reason = early_exit_unavailable(handle) if graph is not None else "open a model first"
-        for group in self.technique_groups.values():  # what each technique needs of the model, asked once per model
-            group.set_unavailable(self._unavailable(group.entry.name) if graph is not None else "open a model first")
-        self.early_exit.reset()
-        self.keep_fp32.clear()
-        self.overrides.setRowCount(0)
-        for node in (graph or []):
-            if node.op in ("Conv", "Gemm", "MatMul", "Convolution") and node.weights:
-                row = self.overrides.rowCount()
-                self.overrides.insertRow(row)
-                name = QTableWidgetItem(node.name)
-                name.setFlags(name.flags() & ~Qt.ItemFlag.ItemIsEditable)
-                self.overrides.setItem(row, 0, name)
-                ratio = QDoubleSpinBox(self.overrides)
-                ratio.setRange(-0.01, 0.99)
-                ratio.setSingleStep(0.05)
-                ratio.setSpecialValueText("global")  # -0.01 shows as "global": no override
-                ratio.setValue(-0.01)
-                ratio.valueChanged.connect(self._refresh)
-                self.overrides.setCellWidget(row, 1, ratio)
-                skip = QCheckBox(self.overrides)
-                skip.toggled.connect(self._refresh)
-                self.overrides.setCellWidget(row, 2, skip)
-        self.wheel_guard.guard(self.overrides)
+        self._refreshing = True  # one refresh once every group knows the model
+        for name, group in self.technique_groups.items():  # what each technique needs of the model, asked once per model
+            self._reasons[name] = self._unavailable(group.entry) if graph is not None else "open a model first"
+            group.set_layers(graph)
+            group.set_unavailable(self._reasons[name])
+        self._refreshing = False
+        self.wheel_guard.guard(self)
         self._refresh()
 
     def set_data(self, spec: str, preprocess: str | None = None) -> None:
-        """Offer `spec` first (the digits only fit models shaped like them; an image folder the
-        model was last run with comes back with its recipe)."""
-        label = next((label for label, s in DATASETS.items() if s == spec), None)
-        if label is not None:
-            self.data.setCurrentText(label)
-            self._data_chosen(self.data.currentIndex())
-        else:
-            self.add_data(spec)
-            self.preprocess.setText(preprocess or "")
+        self.measurement.set_data(spec, preprocess)
 
     def set_devices(self, pairs: tuple[tuple[str, str], ...]) -> None:
-        """The devices to offer: those any backend has on this machine; the one the user chose,
-        else a CUDA GPU when there is one (the fastest), else the CPU."""
-        names = list(dict.fromkeys(device for _, device in pairs)) or ["cpu"]
-        chosen = self.device.currentText() if self._device_chosen else None
-        self.device.clear()
-        self.device.addItems(names)
-        self.device.setCurrentText(chosen if chosen in names else "cuda" if "cuda" in names else names[0])
+        self.measurement.set_devices(pairs)
+
+    def data_spec(self) -> str:
+        return self.measurement.data_spec()
+
+    def preprocess_text(self) -> str | None:
+        return self.measurement.preprocess_text()
+
+    def add_data(self, path: str) -> None:
+        self.measurement.add_data(path)
 
     def follow(self, graph_view) -> None:  # noqa: ANN001 - a GraphView
-        """Take the graph's right-click choices: layers kept in FP32, exits after layers."""
-        graph_view.keep_fp32_toggled.connect(self.toggle_keep_fp32)
-        graph_view.exit_toggled.connect(self.early_exit.toggle_layer)
-
-    def toggle_keep_fp32(self, layer: str) -> None:
-        """Add or remove a layer from those quantization leaves in floating point."""
-        names = self.kept_fp32()
-        names = [n for n in names if n != layer] if layer in names else [*names, layer]
-        self.keep_fp32.setText(", ".join(names))
-
-    def kept_fp32(self) -> list[str]:
-        return [n.strip() for n in self.keep_fp32.text().split(",") if n.strip()]
-
-    def _overrides(self) -> tuple[dict[str, float], list[str]]:
-        ratios, skip = {}, []
-        for row in range(self.overrides.rowCount()):
-            name = self.overrides.item(row, 0).text()
-            ratio = self.overrides.cellWidget(row, 1).value()
-            if self.overrides.cellWidget(row, 2).isChecked():
-                skip.append(name)
-            elif ratio >= 0:
-                ratios[name] = round(ratio, 2)
-        return ratios, skip
+        """Take the graph's right-click choices into the settings that name layers picked there
+        (layers kept in FP32, exits after layers): each setting names the graph's signal."""
+        for group in self.technique_groups.values():
+            for name in group.controls:
+                signal = group.entry.setting(name).picked_by
+                if signal:
+                    getattr(graph_view, signal).connect(lambda layer, g=group, n=name: g.toggle_layer(n, layer))
 
     def recipe(self) -> dict:
-        ratios, skip = self._overrides()
-        prune = None
-        if self.sparsity.value() > 0 or ratios:
-            prune = {"method": self.method.currentText(), "sparsity": round(self.sparsity.value(), 2)}
-            if ratios:
-                prune["layer_ratios"] = ratios
-            if skip:
-                prune["skip"] = skip
-        distill = None
-        if self.distill.isChecked() and self.distill.isEnabled():
-            distill = {"epochs": self.epochs.value(), "temperature": self.temperature.value(), "alpha": self.alpha.value(),
-                       "lr": self.lr.value()}
-        described = {name: group.settings() for name, group in self.technique_groups.items()}
-        return {"steps": recipe_steps(prune=prune, distill=distill, quantize=self._quantize_settings(),
-                                      early_exit=self.early_exit.settings(), **described)}
+        return {"steps": recipe_steps(**{name: group.settings() for name, group in self.technique_groups.items()})}
 
     def ray_cluster(self) -> str | None:
         """Where Explore runs its trials: None here, "local" on a Ray instance started here, or an address."""
@@ -311,89 +181,28 @@ class SettingsPanel(QWidget):
 
     def sweep_exits(self) -> tuple[int, ...]:
         """Exit counts Explore tries: none, and the group's count when early exit is on."""
-        return (0, self.early_exit.exits.value()) if self.early_exit.enabled.isChecked() else (0,)
+        group = self.technique_groups["early_exit"]
+        return (0, group.controls["exits"].value()) if group.is_on() else (0,)
 
-    def _quantize_settings(self) -> dict | None:
-        target = QUANTIZATION[self.quantize.currentText()]
-        if target is None:
-            return None
-        extra: dict = {}
-        if target.precision == "int8":
-            extra["samples"] = self.samples.value()
-            if target.backend == "ort":
-                extra["calibration"] = self.calibration.currentText()
-        if self.kept_fp32():
-            extra["keep_fp32"] = self.kept_fp32()
-        return target.settings(**extra)
-
-    def save(self, settings) -> None:
-        """Remember the last settings (QSettings), so the next session starts where this one ended."""
-        settings.setValue("compress/sparsity", self.sparsity.value())
-        settings.setValue("compress/method", self.method.currentText())
-        settings.setValue("compress/distill", self.distill.isChecked())
-        settings.setValue("compress/epochs", self.epochs.value())
-        settings.setValue("compress/temperature", self.temperature.value())
-        settings.setValue("compress/alpha", self.alpha.value())
-        settings.setValue("compress/lr", self.lr.value())
-        settings.setValue("compress/quantize", self.quantize.currentText())
+    def save(self, settings) -> None:  # noqa: ANN001 - QSettings
+        """Remember the last settings, so the next session starts where this one ended."""
         settings.setValue("compress/data", self.data.currentText())
-        self.early_exit.save(settings)
         for group in self.technique_groups.values():
             group.save(settings)
 
-    def restore(self, settings) -> None:
-        def value(key, default, kind):
+    def restore(self, settings) -> None:  # noqa: ANN001 - QSettings
+        def value(key, default, kind):  # noqa: ANN001, ANN202
             raw = settings.value(f"compress/{key}", default)
             try:
                 return kind(raw) if kind is not bool else raw in (True, "true", "1", 1)
             except (TypeError, ValueError):  # a hand-edited or old settings file: keep the default
                 return default
 
-        self.sparsity.setValue(value("sparsity", 0.0, float))
-        self.method.setCurrentText(value("method", "structured", str))
-        self.distill.setChecked(value("distill", False, bool))
-        self.epochs.setValue(value("epochs", 5, int))
-        self.temperature.setValue(value("temperature", 4.0, float))
-        self.alpha.setValue(value("alpha", 0.7, float))
-        self.lr.setValue(value("lr", 1e-3, float))
-        self.early_exit.restore(value)
         for group in self.technique_groups.values():
             group.restore(value)
-        for box, key in ((self.quantize, "quantize"), (self.data, "data")):
-            text = value(key, box.currentText(), str)
-            if box.findText(text) >= 0:
-                box.setCurrentText(text)
-
-    def data_spec(self) -> str:
-        """The built-in data's spec, or the image folder chosen (its item holds the path)."""
-        return self.data.currentData() or DATASETS.get(self.data.currentText(), "digits")
-
-    def preprocess_text(self) -> str | None:
-        """The image preprocessing recipe typed, when the data is an image folder."""
-        return self.preprocess.text().strip() or None if self._is_folder() else None
-
-    def add_data(self, path: str) -> None:
-        """Offer an image folder or a data file (before the "…" choices) and choose it."""
-        index = self.data.findData(path)
-        if index < 0:
-            index = self.data.count() - 2
-            kind = "file" if not Path(path).is_dir() else "audio" if any(Path(path).rglob("*.wav")) else "images"
-            self.data.insertItem(index, f"{kind}: {path}", path)
-        self.data.setCurrentIndex(index)
-        self._data_chosen(index)
-
-    def _data_chosen(self, index: int) -> None:
-        chosen = self.data.itemText(index)
-        if chosen in (CHOOSE_FOLDER, CHOOSE_FILE):
-            self.data.setCurrentIndex(self._last_data)  # until one is chosen (cancel keeps the data as it was)
-            (self.folder_requested if chosen == CHOOSE_FOLDER else self.file_requested).emit()
-        else:
-            self._last_data = index
-        self.preprocess.setEnabled(self._is_folder())
-
-    def _is_folder(self) -> bool:
-        data = self.data.currentData()
-        return bool(data) and Path(data).is_dir()
+        text = value("data", self.data.currentText(), str)
+        if self.data.findText(text) >= 0:
+            self.data.setCurrentText(text)
 
     def set_exploring(self, running: bool) -> None:
         self._exploring = running
@@ -405,91 +214,103 @@ class SettingsPanel(QWidget):
         if self._graph is not None and self.recipe()["steps"]:
             self.run_requested.emit(self.recipe(), self.data_spec())
 
-    def _unavailable(self, name: str) -> str | None:
-        """Why the open model cannot take technique `name` (what its description says it needs), or None;
-        an editable PyTorch module is asked once per model, when it is opened."""
-        entry = TECHNIQUES[name]
-        torch = [need for need in entry.needs if need.key == "torch-module"]
-        if torch and self._torch_reason:
+    def _unavailable(self, entry: Technique) -> str | None:
+        """Why the open model cannot take the technique at all, whatever its settings (what its
+        description says it always needs), or None; an editable PyTorch module is asked once per model."""
+        always = [need for need in entry.needs if need.when is None]
+        if any(need.key == TORCH for need in always) and self._torch_reason:
             return self._torch_reason
-        if entry.precheck is None and len(torch) == len(entry.needs):  # nothing else to ask of the model
+        if entry.precheck is None and all(need.key == TORCH for need in always):  # nothing else to ask of the model
             return None
-        return technique_unavailable(name, self._handle)
+        return technique_unavailable(entry.name, self._handle)
 
-    def _order_problem(self, target, exits: dict | None) -> str | None:  # noqa: ANN001 - a QuantTarget or None
-        """Why `target` and early exit `exits` cannot stand in one recipe (core's step-order rule)."""
-        if target is None or exits is None:
+    def _why(self, entry: Technique, step: dict, others: list[dict]) -> str | None:
+        """Why the step `step` (settings) cannot be taken: a requirement its settings bring (structured
+        pruning, a PyTorch precision need an editable module), or the steps after it refuse to follow it."""
+        settings = settings_object(entry, step)
+        for need in entry.needs:
+            if need.when is not None and need.applies(settings):
+                if need.key == TORCH:
+                    if self._torch_reason:
+                        return self._torch_reason
+                elif self._handle is not None:
+                    try:
+                        need.refuse(self._handle, None, entry.words_for(settings))
+                    except ParetoLabError as exc:
+                        return str(exc)
+        if self._graph is None or not others:
             return None
-        return recipe_problem({"steps": recipe_steps(quantize=target.settings(), early_exit=exits)}, None)
-
-    def _offer_precisions(self, ok: bool) -> None:
-        """PyTorch precisions need an editable PyTorch model, as structured pruning does; with
-        early exit on, precisions nothing can follow (OpenVINO IR, a PyTorch precision) are off."""
-        exits = self.early_exit.settings()
-        for i, target in enumerate(QUANTIZATION.values()):
-            if target is None:
-                continue
-            reason = (self._torch_reason if target.backend == "torch" and not ok else None) or self._order_problem(target,
-                                                                                                                 exits)
-            self.quantize.model().item(i).setEnabled(reason is None)
-            self.quantize.setItemData(i, None if reason is None else f"unavailable: {reason}", Qt.ItemDataRole.ToolTipRole)
-        current = QUANTIZATION[self.quantize.currentText()]
-        if not ok and current is not None and current.backend == "torch":
-            self.quantize.setCurrentText("none")
+        return recipe_problem({"steps": self._in_order([*others, {"technique": entry.name, "settings": step}])}, None)
 
     def _refresh(self) -> None:
-        structured_ok = self._torch_reason is None
-        self.method.model().item(0).setEnabled(structured_ok)
-        if not structured_ok and self.method.currentText() == "structured":
-            self.method.setCurrentText("unstructured")
-            self._forced_unstructured = True
-        elif structured_ok and self._forced_unstructured:  # the model changed: give the default back
-            self._forced_unstructured = False
-            self.method.setCurrentText("structured")
-        self.method.setToolTip("" if structured_ok else f"structured pruning is unavailable: {self._torch_reason}")
-        self.distill.setEnabled(structured_ok)
-        for w in (self.epochs, self.temperature, self.alpha, self.lr):
-            w.setEnabled(structured_ok and self.distill.isChecked())
-        self.distill.setToolTip("" if structured_ok else f"distillation is unavailable: {self._torch_reason}")
-        # early exit: not on a model without class scores, nor after a precision nothing can follow
-        exit_defaults = {"exits": self.early_exit.exits.value(), "budget": 0.5, "confidence": "max-softmax"}
-        if self._graph is not None:  # before a model opens, the remembered choice stays as it was
-            self.early_exit.set_unavailable(self._exit_reason
-                                            or self._order_problem(QUANTIZATION[self.quantize.currentText()], exit_defaults))
-        self._offer_precisions(structured_ok)
-        target = QUANTIZATION[self.quantize.currentText()]
-        int8 = target is not None and target.precision == "int8"
-        self.samples.setEnabled(int8)
-        self.calibration.setEnabled(int8 and target.backend == "ort")
-        self.calibration.setToolTip("ONNX Runtime int8 calibration method" if int8 and target.backend == "ort"
-                                    else "calibration applies to int8 on ONNX Runtime (NNCF chooses its own)")
-        unknown = [n for n in self.kept_fp32() if self._graph is not None and n not in self._graph]
-        self.keep_fp32.setStyleSheet("color: #d62728" if unknown else "")
-        self.keep_fp32.setToolTip(
-            f"no layer named {', '.join(unknown)}" if unknown else "layers quantization leaves in floating point"
-        )
-        steps = self.recipe()["steps"] if self._graph is not None and not unknown else []
-        problem = recipe_problem({"steps": steps}, self._handle) if steps else None
+        if self._refreshing:
+            return
+        self._refreshing = True
+        try:
+            self._offer()
+        finally:
+            self._refreshing = False
+        steps = self.recipe()["steps"] if self._graph is not None else []
+        unknown = self._unknown_layers()
+        problem = recipe_problem({"steps": steps}, self._handle) if steps and not unknown else None
         self.problem.setText(f"Cannot run: {problem}" if problem else "")
         self.problem.setVisible(bool(problem))
-        self.run_button.setEnabled(bool(steps) and problem is None)
+        self.run_button.setEnabled(bool(steps) and problem is None and not unknown)
         self.run_button.setToolTip(f"Cannot run: {problem}" if problem else
+                                   f"Fix the layer names first, no layer named {', '.join(unknown)}" if unknown else
                                    "Build this variant in the background (Ctrl+R)" if steps else
-                                   "Fix the layer names in Keep FP32 first" if unknown else
                                    "Nothing to do: set a sparsity, distillation, a precision or early exit first")
         self.explore_button.setEnabled(self._graph is not None and not self._exploring)
         self.explore_button.setToolTip("Explore is running: cancel it in Jobs to start another" if self._exploring else
                                        EXPLORE_TIP if self._graph is not None else "Open a model first")
-        self._show_prediction()
+        self._show_prediction(steps)
 
-    def _show_prediction(self) -> None:
+    def _offer(self) -> None:
+        """Each group as the model and the other steps allow: a technique a later step refuses to
+        follow is off with the reason (early exit after OpenVINO IR), and each choice the step could
+        not take is disabled with its reason (a PyTorch precision on an ONNX-only model)."""
+        for name, group in self.technique_groups.items():
+            others = [s for s in self.recipe()["steps"] if s["technique"] != name]
+            if group.enabled is not None and self._graph is not None and self._reasons.get(name) is None:
+                step = {"technique": name, "settings": group.settings(force=True)}
+                group.set_unavailable(recipe_problem({"steps": self._in_order([*others, step])}, None) if others else None)
+            group.offer(lambda step, entry=group.entry, others=others: self._why(entry, step, others))
+
+    @staticmethod
+    def _in_order(steps: list[dict]) -> list[dict]:
+        order = list(TECHNIQUES)
+        return sorted(steps, key=lambda s: order.index(s["technique"]))
+
+    def _unknown_layers(self) -> list[str]:
+        """Layer names typed that the open model does not have ("Keep FP32: nope"), marked in red where typed."""
+        unknown_all = []
+        for group in self.technique_groups.values():
+            for name, control in group.controls.items():
+                if group.entry.setting(name).kind != "names":
+                    continue
+                typed = [n.strip() for n in control.text().split(",") if n.strip()]
+                unknown = [n for n in typed if self._graph is not None and n not in self._graph]
+                control.setStyleSheet("color: #d62728" if unknown else "")
+                control.setToolTip(f"no layer named {', '.join(unknown)}" if unknown else group.entry.setting(name).help)
+                unknown_all += [f"{group.entry.setting(name).label}: {n}" for n in unknown]
+        return unknown_all
+
+    def _show_prediction(self, steps: list[dict]) -> None:
+        """Size and MACs predicted from the recipe: its sparsity and its precision (as the steps'
+        descriptions answer them)."""
         if self._graph is None:
             self.prediction.setText("—")
             return
-        target = QUANTIZATION[self.quantize.currentText()]
-        precision = {"int8": "int8", "dynamic-int8": "int8", "fp16": "fp16"}.get(target.precision if target else "", "fp32")
-        p = predict(self._graph, sparsity=self.sparsity.value(), structured=self.method.currentText() == "structured",
-                    precision=precision, backend=target.backend if target else "ort")
+        sparsity, structured, precision, backend = 0.0, False, "fp32", "ort"
+        for step in steps:
+            entry, settings = TECHNIQUES[step["technique"]], step["settings"]
+            sparsity = settings.get("sparsity", sparsity)
+            structured = settings.get("method", "structured" if structured else "") == "structured"
+            if entry.precision is not None:
+                stand_in = settings_object(entry, settings)
+                precision = PREDICTED_PRECISION.get(entry.precision(stand_in) or "", "fp32")
+                backend = entry.backend(stand_in) if entry.backend is not None else backend
+        p = predict(self._graph, sparsity=sparsity, structured=structured, precision=precision, backend=backend)
         g = self._graph
         on_disk = size(p.size_bytes) if p.size_high <= 1.05 * p.size_low else f"{size(p.size_low)}–{size(p.size_high)}"
         self.prediction.setText(

@@ -19,7 +19,8 @@ from typing import Any, Literal
 from paretolab.core.settings import SettingsError
 
 Output = Literal["torch", "onnx", "openvino"] | None  # None: works on whatever the model is at that point
-Kind = Literal["float", "int", "bool", "choice", "names"]  # names: layer names, comma-separated when typed
+# names: layer names, comma-separated when typed; per_layer: {layer: value} overrides of a bound, chosen in a table
+Kind = Literal["float", "int", "bool", "choice", "names", "per_layer"]
 
 
 @cache
@@ -55,6 +56,14 @@ class Setting:
     sweep: tuple[Any, ...] | None = None  # values a sweep explores; None: the sweep leaves it at its default
     cli_flag: str | None = None  # the flag that sets it (None: --<technique>-<name>)
     gui: bool = True  # offered as a control (False: recipe files and flags only)
+    # How the GUI offers it, where the plain control for its kind is not enough:
+    control: Literal["", "slider"] = ""  # a float as a labelled slider
+    start: Any = None  # the value the control starts at when not the default (pruning starts off at 0)
+    off: Any = None  # a value that leaves the technique out: its group then has no switch (sparsity 0, "none")
+    labels: tuple[str, ...] = ()  # how the GUI lists each of `choices`
+    applies: Callable[[dict], bool] | None = None  # (the group's values) -> whether it applies (else off, left out)
+    skip: str = ""  # per_layer: the setting that lists layers left alone ("Skip" column)
+    picked_by: str = ""  # names: the graph view's signal that toggles a layer in it (right-click menu)
 
     def check(self, value: Any, what: str | None = None) -> None:
         """Refuse `value` outside the bounds, naming the setting (`what`: a name such as
@@ -68,6 +77,9 @@ class Setting:
                 raise SettingsError(f"setting '{name}' must be between {low:g} and {high:g}, not {value}")
             if low is not None and high is None and value < low:
                 raise SettingsError(f"setting '{name}' must be at least {low:g}, not {value}")
+
+    def applies_to(self, values: dict) -> bool:
+        return self.applies is None or self.applies(values)
 
     def parse(self, text: str) -> Any:
         """A value typed on the command line, in this setting's type."""
@@ -133,6 +145,9 @@ class Technique:
     keeps_macs: Callable[[Any], str | None] | None = None  # why it leaves every multiply-add in place, if it does
     hints: Callable[[Any, frozenset[str]], list[str]] | None = None  # (settings, the recipe's techniques) -> fixes
     # when its variant collapsed
+    switch: str = ""  # the GUI's switch that adds the step (default "apply <words>"); none when a setting has `off`
+    compose: Callable[[dict], dict] | None = None  # (the values a person set) -> the step's settings (a target's key
+    # -> its backend and precision)
 
     @property
     def settings_class(self) -> type:
@@ -150,6 +165,18 @@ class Technique:
 
     def run(self, ctx: Any, index: int, settings: Any) -> None:
         load(self.apply)(ctx, index, settings)
+
+    @property
+    def switched(self) -> bool:
+        """Whether a person adds the step with a switch (else: by moving a setting off its `off` value)."""
+        return all(s.off is None for s in self.fields)
+
+    def step_settings(self, values: dict) -> dict:
+        """The step's settings from the values a person set (those that apply; empty lists left out)."""
+        declared = {s.name: s for s in self.fields}
+        kept = {name: value for name, value in values.items()
+                if (name not in declared or declared[name].applies_to(values)) and value not in ([], {}, ())}
+        return self.compose(kept) if self.compose is not None else kept
 
     def setting(self, name: str) -> Setting:
         return next(s for s in self.fields if s.name == name)

@@ -87,6 +87,12 @@ def _early_exit_flag(text: str, extra: dict) -> dict:
     return {"at": [name.strip() for name in text.split(",") if name.strip()], **extra}
 
 
+def _int8(values: dict, backend: str | None = None) -> bool:
+    """Whether the target chosen among `values` is int8 (on `backend`): calibration applies only there."""
+    target = QUANT_TARGETS.get(values.get("target", ""))
+    return target is not None and target.precision == "int8" and backend in (None, target.backend)
+
+
 def _prune_hints(s: Any, names: frozenset[str]) -> list[str]:
     distill = [] if s.method != "structured" or "distill" in names else ["add distillation from the original"]
     return [*distill, f"prune less than {s.sparsity:.0%}"]
@@ -99,9 +105,12 @@ PRUNE = Technique(
     help="remove channels (structured: faster on every runtime) or zero weights (unstructured: smaller, same speed)",
     fields=(
         Setting("sparsity", "float", 0.5, "Sparsity", "share of channels (structured) or weights (unstructured) removed",
-                minimum=0.0, maximum=0.99, step=0.05, sweep=(0.0, 0.3, 0.5, 0.7), cli_flag="--prune"),
+                minimum=0.0, maximum=0.99, step=0.05, sweep=(0.0, 0.3, 0.5, 0.7), cli_flag="--prune", control="slider",
+                start=0.0, off=0.0),
         Setting("method", "choice", "structured", "Method", "structured channels or unstructured weights",
                 choices=("structured", "unstructured"), sweep=("structured", "unstructured"), cli_flag="--prune"),
+        Setting("layer_ratios", "per_layer", {}, "Per layer", "Per-layer pruning: a ratio other than the global "
+                "sparsity, or skip the layer", minimum=0.0, maximum=0.99, step=0.05, skip="skip", cli_flag="--prune"),
         Setting("importance", "choice", "l1", "Importance", "how channels are ranked: weight norm or Taylor (gradients)",
                 choices=("l1", "l2", "taylor"), gui=False),
         Setting("scope", "choice", "layer", "Scope", "the same ratio in every layer, or ranked across layers",
@@ -141,7 +150,7 @@ DISTILL = Technique(
          "epochs, after pruning; needs a PyTorch model",
     fields=(
         Setting("epochs", "int", 3, "Epochs", "training epochs at most (it stops early without progress)",
-                minimum=1, maximum=200, sweep=(5,)),
+                minimum=1, maximum=200, sweep=(5,), start=5),  # the panel offers the sweep's epochs
         Setting("temperature", "float", 4.0, "Temperature", "distillation temperature", minimum=0.5, maximum=20.0, step=0.5,
                 cli_flag="--temperature"),
         Setting("alpha", "float", 0.7, "α (soft share)", "distillation: weight of the original's soft targets, the rest "
@@ -149,7 +158,7 @@ DISTILL = Technique(
         Setting("lr", "float", 1e-3, "Learning rate", "the optimizer's learning rate", minimum=1e-5, maximum=1.0,
                 step=1e-4, decimals=5),
     ),
-    needs=(TORCH_MODULE,), flag_setting="epochs", flag_args={"metavar": "EPOCHS"},
+    needs=(TORCH_MODULE,), flag_setting="epochs", flag_args={"metavar": "EPOCHS"}, switch="distill from the original",
 )
 
 GRAPHOPT = Technique(
@@ -171,9 +180,15 @@ QUANTIZE = Technique(
     colour="#ff7f0e", colour_rank=2, label="Quantization", words="quantization",
     help="quantization target (int8 on ONNX Runtime tries every format and keeps the fastest faithful one)",
     fields=(
-        Setting("keep_fp32", "names", (), "Keep FP32", "layers the quantizer leaves in floating point",
-                cli_flag="--keep-fp32"),
-        Setting("samples", "int", 128, "Samples", "calibration samples", minimum=8, maximum=4096, gui=False),
+        Setting("target", "choice", "none", "Precision", "the runtime and precision to quantize for",
+                choices=("none", *QUANT_TARGETS), labels=("none", *(t.label for t in QUANT_TARGETS.values())), off="none",
+                cli_flag="--quantize"),
+        Setting("calibration", "choice", "minmax", "Calibration", "ONNX Runtime int8 calibration method",
+                choices=("minmax", "entropy", "percentile"), applies=lambda v: _int8(v, "ort")),
+        Setting("samples", "int", 128, "Samples", "calibration samples", minimum=8, maximum=4096,
+                applies=lambda v: _int8(v)),
+        Setting("keep_fp32", "names", (), "Keep FP32", "layers the quantizer leaves in floating point (right-click "
+                "them in the graph)", cli_flag="--keep-fp32", picked_by="keep_fp32_toggled"),
     ),
     needs=(Requirement(TORCH_MODULE.key, TORCH_MODULE.words, TORCH_MODULE.check, when=lambda s: s.backend == "torch"),),
     flag_parse=_quantize_flag, flag_args={"choices": tuple(QUANT_TARGETS), "metavar": None},
@@ -182,6 +197,7 @@ QUANTIZE = Technique(
     backend=lambda s: s.backend, precision=lambda s: s.precision,
     keeps_macs=lambda s: "quantization changes the precision of each multiply-add, not their number",
     hints=lambda s, names: ["keep the most sensitive layers in FP32 (Analyse layers shows which)"],
+    compose=lambda v: quant_target(v["target"]).settings(**{k: x for k, x in v.items() if k != "target"}),
 )
 
 EARLY_EXIT = Technique(
@@ -192,14 +208,17 @@ EARLY_EXIT = Technique(
          "(`inspect` lists them); comes after quantization in the recipe",
     fields=(
         Setting("exits", "int", 2, "Exits", "exits placed automatically, spread over the model's work", minimum=1,
-                maximum=8, cli_flag="--early-exit"),
+                maximum=8, cli_flag="--early-exit", applies=lambda v: not v.get("at")),
+        Setting("at", "names", (), "After", "layers to put exits after instead; right-click a layer in the graph: Add "
+                "an early exit", cli_flag="--early-exit", picked_by="exit_toggled"),
         Setting("budget", "float", 0.5, "Budget", "early exit: the accuracy drop allowed, in points, on the validation "
                 "split", minimum=0.0, maximum=100.0, step=0.1, unit="pt", cli_flag="--exit-budget"),
         Setting("confidence", "choice", "max-softmax", "Confidence", "how a head's certainty is read",
-                choices=("max-softmax", "entropy"), gui=False),
+                choices=("max-softmax", "entropy")),
     ),
     needs=(CLASS_SCORES,),
     flag_parse=_early_exit_flag, flag_args={"nargs": "?", "const": "2", "metavar": "N|LAYER,LAYER"},
+    switch="answer confident inputs early",
     refuses_after={"openvino": "OpenVINO IR does not keep the exits' record; quantize with ONNX Runtime instead "
                                "(before or after the exits)"},
 )
