@@ -119,6 +119,11 @@ PRUNE = Technique(
                 minimum=1, gui=False),
         Setting("samples", "int", 64, "Taylor samples", "taylor: calibration samples for the gradients", minimum=1,
                 gui=False),
+        Setting("steps", "int", 1, "Steps", "structured: reach the sparsity in this many steps, with a short recovery "
+                "training between them (1: at once)", minimum=1, maximum=10),
+        Setting("recover_epochs", "int", 1, "Recovery epochs", "structured, steps above 1: training epochs after each "
+                "step but the last (on the labels when the data has them, else the original's outputs)", minimum=1,
+                maximum=20, gui=False),
     ),
     needs=(Requirement(TORCH_MODULE.key, TORCH_MODULE.words, TORCH_MODULE.check, when=lambda s: s.method == "structured"),),
     flag_parse=_prune_flag, flag_args={"metavar": "METHOD:SPARSITY", "help": "structured:0.5 or unstructured:0.7"},

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from paretolab.core.compress.pruning.iterative import Recovery, recovery, schedule, stepped
 from paretolab.core.compress.pruning.prune_heads import attention_modules, transformer_pruning, update_head_counts
 from paretolab.core.compress.techniques import PRUNE
 from paretolab.core.errors import ParetoLabError, first_line
@@ -43,11 +44,18 @@ class PruneSettings:
     round_to: int = 8  # structured: keep channel counts multiples of this, so kernels stay fast
     samples: int = 64  # taylor: calibration samples for the gradients
     device: DeviceChoice = "auto"  # taylor: where the gradients are computed (auto: the GPU when torch sees one)
+    steps: int = 1  # structured: reach the sparsity in this many steps, with a recovery training between them
+    recover_epochs: int = 1  # structured, steps > 1: training epochs after each step but the last
 
     def check(self) -> None:
         for name, ratio in {"sparsity": self.sparsity, **{f"layer_ratios.{k}": v for k, v in self.layer_ratios.items()}}.items():
             PRUNE.setting("sparsity").check(ratio, name)
         PRUNE.setting("round_to").check(self.round_to)
+        PRUNE.setting("steps").check(self.steps)
+        PRUNE.setting("recover_epochs").check(self.recover_epochs)
+        if self.method == "unstructured" and self.steps > 1:
+            raise SettingsError(f"setting 'steps' = {self.steps} is for structured pruning; unstructured pruning zeroes "
+                                "its weights in one step (use steps 1)")
         if self.method == "unstructured" and self.importance == "taylor":
             raise SettingsError(
                 "setting 'importance' = 'taylor' is for structured pruning; unstructured pruning ranks weights by magnitude"
@@ -66,11 +74,14 @@ class PruneReport:
     heads: dict[str, tuple[int, int]] = field(default_factory=dict)  # structured: attention block -> (before, after)
     notes: list[str] = field(default_factory=list)
     gradients: dict | None = None  # taylor: {"device", "seconds"} of the gradient pass
+    steps: int = 1  # structured: pruning steps taken
+    recoveries: list[dict] = field(default_factory=list)  # steps > 1: the training after each step but the last
 
     def to_dict(self) -> dict:
         return {
             "method": self.method,
             **({"gradients": self.gradients} if self.gradients else {}),
+            **({"steps": self.steps, "recoveries": list(self.recoveries)} if self.steps > 1 else {}),
             "params_before": self.params_before,
             "params_after": self.params_after,
             "macs_before": self.macs_before,
@@ -159,8 +170,9 @@ def _check_layer_names(module: Any, settings: PruneSettings, outputs: set[str]) 
 
 
 def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Dataset | None = None,
-                 progress: Progress | None = None) -> tuple[Any, PruneReport]:
-    """Prune `module` in place (pass a copy) and return it with a report."""
+                 progress: Progress | None = None, recover: Recovery | None = None) -> tuple[Any, PruneReport]:
+    """Prune `module` in place (pass a copy) and return it with a report. With settings.steps > 1,
+    `recover` trains the module between the steps (None: the steps follow each other untrained)."""
     import torch_pruning as tp
 
     progress = progress or silent()
@@ -183,6 +195,9 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
     attention = attention_modules(module)
     heads: dict[str, Any] = {}
     ratios = _layer_ratios(modules, settings, outputs)
+    if attention and settings.steps > 1:
+        raise ParetoLabError(f"iterative pruning (steps {settings.steps}) cannot prune attention heads yet: torch-pruning "
+                             "counts each step's heads from the heads left, not the original ones; use steps 1")
     if attention:  # whole heads and MLP width; the residual stream keeps its size
         num_heads, whole = transformer_pruning(module, attention, outputs)
         ignored += whole
@@ -190,6 +205,7 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
         ratios = {layer: r for layer, r in ratios.items() if layer not in projections}
         heads = {"num_heads": num_heads, "prune_num_heads": True, "prune_head_dims": False,
                  "head_pruning_ratio": settings.sparsity}
+    iterative = {"iterative_steps": settings.steps, "iterative_pruning_ratio_scheduler": schedule} if settings.steps > 1 else {}
     with warnings.catch_warnings():  # "unwrapped parameters" (a ViT's class token) stay whole: nothing to tell
         warnings.simplefilter("ignore")
         pruner = tp.pruner.MetaPruner(
@@ -203,26 +219,26 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
             global_pruning=settings.scope == "global",
             output_transform=output_tensors,  # dataclass and dict outputs (Hugging Face) trace like tuples
             **heads,
+            **iterative,
         )
-    gradients = None
-    if settings.importance == "taylor":
-        device = torch_device(settings.device, "Taylor importance")
-        progress.report(0.3, f"gradients for Taylor importance on {device.type}")
-        with timed(device.type) as watch:
-            _accumulate_gradients(module, examples, data, settings, device)
-        gradients = {"device": device.type, "seconds": watch.seconds}
-        progress.report(0.5, watch.text("the gradients for Taylor importance"))
-    progress.check()
-    shapes = _output_shapes(module, examples)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pruner.step()
-    module.zero_grad(set_to_none=True)
-    module.eval()
-    _check_interface_kept(module, examples, shapes, before)
+    gradients, recoveries, k = None, [], settings.steps
+    for step in range(1, k + 1):
+        def at(share: float, step: int = step) -> float:  # where this step's work stands in the whole pruning
+            return 0.1 + 0.8 * (step - 1 + share) / k
+
+        label = f"pruning step {step}/{k}: " if k > 1 else ""
+        seconds = _prune_step(module, examples, pruner, settings, data, before, progress, at, label)
+        if seconds is not None:
+            gradients = {"device": seconds[0], "seconds": seconds[1] + (gradients or {}).get("seconds", 0.0)}
+        if step < k and recover is not None:
+            progress.report(at(0.5), f"{label}pruned to {_param_count(module):,.0f} parameters, recovering")
+            recoveries.append(recover(module, step, Progress(
+                lambda f, m, at=at, label=label: progress.report(at(0.5 + 0.5 * f), f"{label}recovery: {m}"))))
+            progress.check()
     params_after = _param_count(module)
     after = _channel_counts(module)
-    report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples), gradients=gradients)
+    report = PruneReport("structured", params_before, params_after, macs_before, _macs(module, examples), gradients=gradients,
+                         steps=k, recoveries=recoveries)
     report.channels = {n: (before[n], after[n]) for n in before if n in after and after[n] != before[n]}
     report.heads = update_head_counts(attention, pruner.num_heads) if attention else {}
     if settings.sparsity >= 0.1 and params_after > 0.98 * params_before:
@@ -231,6 +247,29 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
                             "as GPT-2's Conv1D); try unstructured pruning or weight-only quantization")
     progress.report(0.9, f"pruned: {params_before:,.0f} -> {params_after:,.0f} parameters")
     return module, report
+
+
+def _prune_step(module: Any, examples: tuple, pruner: Any, settings: PruneSettings, data: Dataset | None, before: dict[str, int],
+                progress: Progress, at: Any, label: str) -> tuple[str, float] | None:
+    """One of torch-pruning's steps (the only one, one-shot), channels ranked on the weights as they
+    are now; returns where and how long Taylor importance's gradients took (None: no gradients)."""
+    gradients = None
+    if settings.importance == "taylor":
+        device = torch_device(settings.device, "Taylor importance")
+        progress.report(at(0.25), f"{label}gradients for Taylor importance on {device.type}")
+        with timed(device.type) as watch:
+            _accumulate_gradients(module, examples, data, settings, device)
+        gradients = (device.type, watch.seconds)
+        progress.report(at(0.5), label + watch.text("the gradients for Taylor importance"))
+    progress.check()
+    shapes = _output_shapes(module, examples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pruner.step()
+    module.zero_grad(set_to_none=True)
+    module.eval()
+    _check_interface_kept(module, examples, shapes, before)
+    return gradients
 
 
 def _output_shapes(module: Any, examples: tuple) -> list[tuple[int, ...]]:
@@ -284,10 +323,15 @@ def _layer_ratios(modules: dict[str, Any], settings: PruneSettings, outputs: set
             continue
         channels = m.out_channels if isinstance(m, torch.nn.modules.conv._ConvNd) else (
             m.out_features if isinstance(m, torch.nn.Linear) else 0)
-        if channels > 1:
-            keep = kept_channels(channels, 1.0 - settings.layer_ratios.get(name, settings.sparsity), settings.round_to)
-            ratios[m] = max(0.0, 1.0 - (keep + 0.5) / channels)  # + 0.5: torch-pruning truncates what it keeps
+        if channels > 1:  # in several steps: each step's ratio lands on kept_channels() too
+            ratios[m] = stepped(channels, settings.layer_ratios.get(name, settings.sparsity), settings.steps,
+                                lambda c, s: _exact_ratio(c, s, settings.round_to))
     return ratios
+
+
+def _exact_ratio(channels: int, sparsity: float, round_to: int) -> float:
+    keep = kept_channels(channels, 1.0 - sparsity, round_to)
+    return max(0.0, 1.0 - (keep + 0.5) / channels)  # + 0.5: torch-pruning truncates what it keeps
 
 
 def _macs(module: Any, examples: tuple) -> int | None:
@@ -406,7 +450,7 @@ def prune_onnx(src: Path, out: Path, settings: PruneSettings, graph: LayerGraph,
 
 
 def summary(settings: PruneSettings) -> str:
-    return f"prune {settings.method} {settings.sparsity:.0%}"
+    return f"prune {settings.method} {settings.sparsity:.0%}" + (f" in {settings.steps} steps" if settings.steps > 1 else "")
 
 
 def apply(ctx: StepContext, index: int, settings: PruneSettings) -> None:
@@ -414,7 +458,7 @@ def apply(ctx: StepContext, index: int, settings: PruneSettings) -> None:
     else prune the ONNX file's weights."""
     if settings.method == "structured" or ctx.can_edit_torch():
         module, report = prune_module(ctx.torch_module(f"{settings.method} pruning"), ctx.examples(), settings, ctx.data.train,
-                                      ctx.progress)
+                                      ctx.progress, recovery(ctx, settings) if settings.steps > 1 else None)
         ctx.set_module(module)
     else:
         from paretolab.core.model.normalize import normalized_onnx
