@@ -27,6 +27,13 @@ class QuantizeSettings:
     min_agreement: float = 0.98  # "auto": a candidate must agree with FP32 on this share of top-1 predictions
     group_size: int = 128  # weight-only int4: weights share a scale in groups this long along the input (-1: per channel)
     ratio: float = 1.0  # OpenVINO weight-only int4: share of layers in int4, the rest int8
+    # Quantization-aware training (OpenVINO int8, an editable PyTorch model, labelled data): "auto" fine-tunes
+    # the fake-quantized model when calibrated int8 loses more than `qat_below` top-1 points on the validation
+    # split and keeps whichever int8 model scores better there; "always" trains whatever the loss; "off" never
+    qat: Literal["auto", "always", "off"] = "auto"
+    qat_below: float = 0.5  # points of validation top-1
+    qat_epochs: int = 2
+    qat_lr: float = 1e-5  # small: the weights only settle onto the int8 grid
     seed: int = 0
 
     def check(self) -> None:
@@ -51,6 +58,20 @@ class QuantizeSettings:
         if not 0 <= self.min_agreement <= 1:
             raise SettingsError(f"setting 'min_agreement' must be between 0 and 1, not {self.min_agreement}")
         self._check_weight_only()
+        self._check_qat()
+
+    def _check_qat(self) -> None:
+        if self.qat not in ("auto", "always", "off"):
+            raise SettingsError(f"setting 'qat' must be auto, always or off, not {self.qat}")
+        if not self.qat_below >= 0:
+            raise SettingsError(f"setting 'qat_below' must be 0 points or more, not {self.qat_below}")
+        if self.qat_epochs < 1:
+            raise SettingsError(f"setting 'qat_epochs' must be at least 1, not {self.qat_epochs}")
+        if not self.qat_lr > 0:
+            raise SettingsError(f"setting 'qat_lr' must be positive, not {self.qat_lr}")
+        if self.qat == "always" and not (self.backend == "openvino" and self.precision == "int8"):
+            raise SettingsError("setting 'qat' always (quantization-aware training) needs backend 'openvino' and "
+                                "precision 'int8'")
 
     def _check_weight_only(self) -> None:
         if self.group_size != -1 and (self.group_size < 16 or self.group_size & (self.group_size - 1)):

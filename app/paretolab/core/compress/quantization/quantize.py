@@ -291,9 +291,23 @@ def apply(ctx: StepContext, index: int, settings: QuantizeSettings) -> None:
 
         torch_precision.apply(ctx, index, settings)
         return
-    outcome = quantize(ctx.file(index), settings, ctx.data.train, ctx.out(index), validation=ctx.data.validation,
-                       threads=ctx.threads, progress=ctx.progress, device=ctx.device, output_kinds=ctx.data.output_kinds)
+    from paretolab.core.compress.quantization import qat
+
+    training = qat.wanted(settings)
+    module, no_module = qat.torch_source(ctx) if training else (None, None)  # before file(), which drops the module
+    handle = ctx.file(index)
+    progress = qat.Share(ctx.progress, 0.0, 0.3) if training else ctx.progress
+    outcome = quantize(handle, settings, ctx.data.train, ctx.out(index), validation=ctx.data.validation,
+                       threads=ctx.threads, progress=progress, device=ctx.device, output_kinds=ctx.data.output_kinds)
+    fields: dict = {}
+    if training:
+        trained = qat.after_ptq(module, no_module, handle, outcome.artifact, settings, ctx.data.train,
+                                ctx.data.validation, outcome.kept_fp32, ctx.work / f"step{index}-qat", ctx.threads,
+                                qat.Share(ctx.progress, 0.3, 1.0))
+        outcome.notes.append(trained.note())
+        outcome.chosen += "-qat" if trained.chosen == "qat" else ""
+        fields["qat"] = trained.to_dict()
     ctx.set_file(outcome.artifact)
     ctx.report(index, {"technique": "quantize", "chosen": outcome.chosen, "baseline_ms": outcome.baseline_ms,
                        "candidates": [vars(c) for c in outcome.candidates], "warnings": outcome.warnings,
-                       "notes": outcome.notes})
+                       "notes": outcome.notes, **fields})
