@@ -194,6 +194,17 @@ QUANTIZE = Technique(
                 applies=lambda v: _int8(v)),
         Setting("keep_fp32", "names", (), "Keep FP32", "layers the quantizer leaves in floating point (right-click "
                 "them in the graph)", cli_flag="--keep-fp32", picked_by="keep_fp32_toggled"),
+        # quantization-aware training (quantization/qat.py): OpenVINO int8 of an editable PyTorch model, labelled data
+        Setting("qat", "choice", "auto", "QAT", "OpenVINO int8: fine-tune the fake-quantized model on the labels "
+                "(quantization-aware training) when calibration loses more than qat_below points on validation (auto), "
+                "always, or never (off); the better int8 model on validation is kept", choices=("auto", "always", "off"),
+                applies=lambda v: _int8(v, "openvino"), gui=False),
+        Setting("qat_below", "float", 0.5, "QAT below", "qat auto: train when calibrated int8 loses more than this many "
+                "validation top-1 points", minimum=0.0, maximum=100.0, step=0.1, unit="pt",
+                applies=lambda v: _int8(v, "openvino") and v.get("qat", "auto") == "auto", gui=False),
+        Setting("qat_epochs", "int", 2, "QAT epochs", "quantization-aware training epochs (the best on validation is "
+                "kept)", minimum=1, maximum=50, unit="epochs",
+                applies=lambda v: _int8(v, "openvino") and v.get("qat", "auto") != "off", gui=False),
     ),
     needs=(Requirement(TORCH_MODULE.key, TORCH_MODULE.words, TORCH_MODULE.check, when=lambda s: s.backend == "torch"),),
     flag_parse=_quantize_flag, flag_args={"choices": tuple(QUANT_TARGETS), "metavar": None},
