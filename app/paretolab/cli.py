@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paretolab.cli_parser import build_parser
+from paretolab.cli_parser import build_parser, sweep_overrides
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.tensors import parse_input_shapes
 
@@ -254,7 +254,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         handle,
         _plan(args, handle),
         experiment,
-        SweepSettings(budget_s=args.budget, trials=args.trials, early_exit=args.exits),
+        SweepSettings(budget_s=args.budget, trials=args.trials, overrides=sweep_overrides(args)),
         torch_edits=torch_edits_unavailable(handle) is None,
         progress=_terminal_progress(args),
         on_variant=lambda v: print(f"{v.name}: {v.recipe.summary()}", file=sys.stderr),

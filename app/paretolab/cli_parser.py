@@ -188,8 +188,7 @@ def _add_sweep_command(commands: argparse._SubParsersAction) -> None:
     _add_data_arguments(sweep, "calibration, training and evaluation data, as for optimize")
     sweep.add_argument("--budget", type=_duration, default=600.0, metavar="10m", help="time budget: 90s, 10m, 1h (default 10m)")
     sweep.add_argument("--trials", type=int, help="stop after this many trials (it also stops when every setting is measured)")
-    sweep.add_argument("--exits", type=_exit_counts, default=(0,), metavar="0,2",
-                       help="early-exit counts to try, 0 for none (default: 0, no early exit)")
+    _add_sweep_values(sweep)
     sweep.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                        help="run the trials as Ray tasks: on a Ray instance started here, or on the cluster at ADDRESS "
                        "(auto, HOST:PORT or ray://HOST:10001); needs the ray extra")
@@ -258,14 +257,47 @@ def _positive_ints(text: str) -> list[int]:
     return values
 
 
-def _exit_counts(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(dict.fromkeys(int(v) for v in text.split(",") if v.strip()))
-    except ValueError:
-        values = ()
-    if not values or any(not 0 <= v <= 8 for v in values):
-        raise argparse.ArgumentTypeError(f"'{text}' is not a list of exit counts from 0 (none) to 8, e.g. 0,2")
-    return values
+def _add_sweep_values(sweep: argparse.ArgumentParser) -> None:
+    """The values a sweep tries, per trial parameter: --try PARAM=V,V for any, and the flags the
+    techniques' descriptions give their dimensions (--exits 0,2)."""
+    from paretolab.core.compress.technique_sweep import dimensions
+
+    for _, dim in dimensions():
+        if dim.cli_flag:
+            sweep.add_argument(dim.cli_flag, dest=f"sweep__{dim.param}", type=_sweep_values(dim.param),
+                               metavar=",".join(str(v) for v in (dim.off, 2)) if dim.gate else "V,V", help=dim.help)
+    params = ", ".join(dim.param for _, dim in dimensions())
+    sweep.add_argument("--try", dest="sweep_try", action="append", type=_sweep_override, metavar="PARAM=V,V",
+                       help=f"the values a trial parameter tries instead of its default, e.g. sparsity=0,0.5 (repeatable; "
+                       f"parameters: {params})")
+
+
+def _sweep_values(param: str):  # noqa: ANN202 - argparse's type
+    def parse(text: str) -> tuple:
+        from paretolab.core.compress.technique_sweep import dimension, parse_values
+        from paretolab.core.settings import SettingsError
+
+        try:
+            return parse_values(*dimension(param), text)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _sweep_override(text: str) -> tuple[str, tuple]:
+    param, equals, values = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"'{text}' is not PARAM=V,V, e.g. sparsity=0,0.5")
+    return param.strip(), _sweep_values(param.strip())(values)
+
+
+def sweep_overrides(args: argparse.Namespace) -> dict[str, tuple]:
+    """The sweep's values per trial parameter, as the flags gave them (none: the descriptions')."""
+    given = dict(args.sweep_try or ())
+    given.update({key.removeprefix("sweep__"): value for key, value in vars(args).items()
+                  if key.startswith("sweep__") and value is not None})
+    return given
 
 
 def _ratios(text: str) -> tuple[float, ...]:

@@ -83,8 +83,13 @@ def test_sweep_cancels_and_keeps_finished_trials(sample, tmp_path):
 
 
 def test_sweep_settings_are_checked():
-    with pytest.raises(SettingsError, match="unknown quantization 'int3'"):
-        from_dict(SweepSettings, {"quantize": ["int3"]}, "sweep")
+    with pytest.raises(SettingsError, match="'sweep quantize' must be none or ort-int8 or .*, not int3"):
+        from_dict(SweepSettings, {"overrides": {"quantize": ["int3"]}}, "sweep")
+    with pytest.raises(SettingsError, match="'sweep sparsities' must be between 0 and 0.99, not 1.5"):
+        SweepSettings(overrides={"sparsity": (0.0, 1.5)}).check()
+    with pytest.raises(SettingsError, match="the sweep has no dimension 'sparsities2'"):
+        SweepSettings(overrides={"sparsities2": (0.5,)}).check()
+    assert SweepSettings(sparsities=(0.0, 0.5)) == SweepSettings(overrides={"sparsity": (0.0, 0.5)})
 
 
 def test_a_student_is_trained_once_per_sweep_whatever_follows_it(sample, tmp_path):
@@ -112,8 +117,8 @@ def test_early_exit_is_a_setting_of_the_sweep(sample, tmp_path):
     space = search_space(exits, torch_edits=False)
     assert len(space) == 5  # OpenVINO's IR takes no exits after it: that pair is the trial without
     assert sum(p.get("early_exit") == 1 for p in space.values()) == 2
-    with pytest.raises(SettingsError, match="exit counts must be between 0"):
-        from_dict(SweepSettings, {"early_exit": [9]}, "sweep")
+    with pytest.raises(SettingsError, match=r"'sweep early_exit' must be between 1 and 8, not 9 \(0: no early exit\)"):
+        from_dict(SweepSettings, {"overrides": {"early_exit": [9]}}, "sweep")
     small = SweepSettings(budget_s=600, sparsities=(0.0,), quantize=("none",), early_exit=(0, 1))
     result = sweep(sample, DataPlan.from_spec("digits", sample), Experiment.for_model(sample, tmp_path), small,
                    torch_edits=False)

@@ -117,3 +117,42 @@ def test_sparsity_bounds_agree_everywhere():
         with pytest.raises(SettingsError, match="between 0 and 0.99"):
             refuse()
     assert SweepSettings().sparsities == TECHNIQUES["prune"].setting("sparsity").sweep
+
+
+def test_the_sweep_command_takes_any_dimension_and_the_flags_users_know():
+    from paretolab.cli_parser import sweep_overrides
+
+    args = build_parser().parse_args(["sweep", ONNX, "--try", "sparsity=0,0.5", "--try", "quantize=none,ort-fp16",
+                                      "--exits", "0,2"])
+    overrides = sweep_overrides(args)
+    assert overrides == {"sparsity": (0.0, 0.5), "quantize": ("none", "ort-fp16"), "early_exit": (0, 2)}
+    settings = SweepSettings(overrides=overrides)
+    assert settings == SweepSettings(sparsities=(0.0, 0.5), quantize=("none", "ort-fp16"), early_exit=(0, 2))
+    assert sweep_overrides(build_parser().parse_args(["sweep", ONNX])) == {}  # the descriptions' values
+    for bad in (["--exits", "9"], ["--try", "sparsity=0,1.5"], ["--try", "nothing=1"], ["--try", "sparsity"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["sweep", ONNX, *bad])
+
+
+def test_a_registered_technique_is_swept_through_the_generic_overrides(registered):
+    registered(SCALE)
+    space = search_space(SweepSettings(overrides={"sparsity": (0.0,), "quantize": ("none",), "scale.factor": (None, 2.0)}),
+                         torch_edits=False)
+    assert sorted(p["scale.factor"] or 0 for p in space.values()) == [0, 2.0]
+    with pytest.raises(SettingsError, match="'sweep scale.factor' must be between 0.5 and 4, not 9"):
+        SweepSettings(overrides={"scale.factor": (9.0,)}).check()
+
+
+def test_the_sweep_and_the_panel_name_no_technique():
+    """Their rules (distillation only after structured pruning, nothing after OpenVINO IR, a target's
+    backend) are read from the descriptions: a technique renamed or added changes neither module."""
+    from pathlib import Path
+
+    import paretolab
+
+    root = Path(paretolab.__file__).parent
+    for module in ("core/pipeline/sweep.py", "core/pipeline/sweep_settings.py", "gui/settings_panel.py",
+                   "gui/technique_group.py", "core/compress/technique_sweep.py"):
+        text = (root / module).read_text()
+        named = [name for name in TECHNIQUES if f'"{name}"' in text or f"'{name}'" in text]
+        assert named == [], f"{module} names {named}"

@@ -94,3 +94,31 @@ def test_a_requirement_the_model_lacks_disables_the_group_with_the_reason(qtbot,
     assert group.enabled.toolTip().startswith("unavailable: output scaling needs ONNX opset 99 or newer, and "
                                               "digits_cnn.onnx uses opset")
     assert panel.recipe()["steps"] == []
+
+
+def test_explore_tries_a_switched_on_technique_off_and_as_set(qtbot, sample):
+    panel = _panel(qtbot)
+    handle, graph = sample
+    panel.set_model(graph, None, handle)
+    assert panel.sweep_overrides() == {}  # the descriptions' values
+    exits = panel.technique_groups["early_exit"]
+    exits.enabled.setChecked(True)
+    exits.controls["exits"].setValue(3)
+    assert panel.sweep_overrides() == {"early_exit": (0, 3)}
+    panel.technique_groups["distill"].enabled.setChecked(True)  # distillation's sweep dimension is a switch: as declared
+    assert panel.sweep_overrides() == {"early_exit": (0, 3)}
+
+
+def test_quantization_targets_and_calibration_come_from_the_description(qtbot, sample):
+    panel = _panel(qtbot)
+    handle, graph = sample
+    panel.set_model(graph, None, handle)
+    target = panel.target
+    assert [target.itemData(i) for i in range(target.count())] == list(TECHNIQUES["quantize"].setting("target").choices)
+    target.setCurrentIndex(target.findData("ort-int8"))
+    assert panel.calibration.isEnabled() and panel.samples.isEnabled()
+    assert panel.recipe()["steps"] == [{"technique": "quantize", "settings": {
+        "backend": "ort", "precision": "int8", "calibration": "minmax", "samples": 128}}]
+    target.setCurrentIndex(target.findData("ort-fp16"))
+    assert not panel.calibration.isEnabled() and not panel.samples.isEnabled()
+    assert panel.recipe()["steps"] == [{"technique": "quantize", "settings": {"backend": "ort", "precision": "fp16"}}]

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from paretolab.core.compress.insight.predict import predict
 from paretolab.core.compress.technique_spec import Technique
+from paretolab.core.compress.technique_sweep import dimensions
 from paretolab.core.compress.techniques import TECHNIQUES, recipe_steps
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.model.graph import LayerGraph
@@ -179,10 +180,15 @@ class SettingsPanel(QWidget):
         """Where Explore runs its trials: None here, "local" on a Ray instance started here, or an address."""
         return (self.ray_address.text().strip() or "local") if self.on_ray.isChecked() else None
 
-    def sweep_exits(self) -> tuple[int, ...]:
-        """Exit counts Explore tries: none, and the group's count when early exit is on."""
-        group = self.technique_groups["early_exit"]
-        return (0, group.controls["exits"].value()) if group.is_on() else (0,)
+    def sweep_overrides(self) -> dict[str, tuple]:
+        """What Explore tries beyond its defaults: a technique switched on here is tried off and as set
+        (early exit: 0 and the group's exit count), on the dimensions its description gates it by."""
+        overrides = {}
+        for entry, dim in dimensions():
+            group = self.technique_groups[entry.name]
+            if group.enabled is not None and group.is_on() and dim.gate and dim.setting in group.controls:
+                overrides[dim.param] = (dim.off, group.values()[dim.setting])
+        return overrides
 
     def save(self, settings) -> None:  # noqa: ANN001 - QSettings
         """Remember the last settings, so the next session starts where this one ended."""

@@ -99,7 +99,7 @@ class Studio(QObject):
         return self.queue.submit(job)
 
     def _explore_requested(self, budget: float, data_spec: str) -> Job | None:
-        return self.explore(SweepSettings(budget_s=budget, early_exit=self.settings_panel.sweep_exits()), data_spec)
+        return self.explore(SweepSettings(budget_s=budget, overrides=self.settings_panel.sweep_overrides()), data_spec)
 
     def explore(self, settings: SweepSettings, data_spec: str) -> Job | None:
         """A sweep whose trials land on the chart as they finish."""

@@ -19,11 +19,6 @@ def technique_unavailable(name: str, handle: ModelHandle | None) -> str | None:
     return recipe_problem({"steps": [{"technique": name}]}, handle)
 
 
-def early_exit_unavailable(handle: ModelHandle | None) -> str | None:
-    """Why the open model cannot take early exits (it is not a classifier), or None."""
-    return technique_unavailable("early_exit", handle)
-
-
 def recipe_problem(doc: dict, handle: ModelHandle | None) -> str | None:
     """Why the recipe `doc` cannot run on the open model, in one line, or None: the steps' order
     (nothing follows OpenVINO quantization, ...) and what each technique needs of the model (class

@@ -113,6 +113,28 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class Dimension:
+    """One parameter a sweep's trials pick for a technique, as the journal of earlier sweeps names it
+    (so a resumed sweep goes on). A setting with `sweep` values and no Dimension of its own gets one
+    named "technique.setting", None among its values leaving the technique out."""
+
+    param: str  # the trial parameter ("sparsity", "quantize"); sweeps key their overrides by it
+    setting: str | None = None  # the setting it sets; None: whether the step is in the recipe (True/False)
+    values: tuple[Any, ...] | None = None  # tried by default (None: the setting's `sweep`)
+    off: Any = None  # the value that leaves the step out (sparsity 0, "none", False, 0 exits)
+    gate: bool = False  # the step is in a trial's recipe only when this is not `off`
+    to_setting: Callable[[Any], Any] | None = None  # the parameter's value -> the setting's (True -> "structured")
+    from_setting: Callable[[Any], Any] | None = None  # and back, for the setting's `sweep` values
+    when: Callable[[dict, bool], bool] | None = None  # (values picked so far, PyTorch module editable) -> tried,
+    fixed: Any = None  # else the trial takes this value and records no parameter
+    single_fixed: bool = False  # one value to try is taken as fixed, not recorded (as earlier journals did)
+    alias: str = ""  # the keyword older callers give a sweep's settings (sparsities=)
+    scalar: bool = False  # the alias takes and gives one value, not a tuple (distill_epochs=2)
+    cli_flag: str = ""  # a sweep command flag that sets its values (--exits 0,2)
+    help: str = ""  # for that flag
+
+
+@dataclass(frozen=True)
 class Technique:
     """One technique, everything ParetoLab knows of it. The first five fields are what a run needs
     (callables, or "module:attribute" strings imported on first use); the rest describe it."""
@@ -145,6 +167,8 @@ class Technique:
     keeps_macs: Callable[[Any], str | None] | None = None  # why it leaves every multiply-add in place, if it does
     hints: Callable[[Any, frozenset[str]], list[str]] | None = None  # (settings, the recipe's techniques) -> fixes
     # when its variant collapsed
+    sweep: tuple[Dimension, ...] = ()  # its sweep dimensions beyond "technique.setting" ones (journal names kept)
+    sweep_baseline: dict | None = None  # the step a sweep measures the original with, when a trial has no step
     switch: str = ""  # the GUI's switch that adds the step (default "apply <words>"); none when a setting has `off`
     compose: Callable[[dict], dict] | None = None  # (the values a person set) -> the step's settings (a target's key
     # -> its backend and precision)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from paretolab.core.compress.requirements import CLASS_SCORES, TORCH_MODULE
-from paretolab.core.compress.technique_spec import Output, Requirement, Setting, Technique
+from paretolab.core.compress.technique_spec import Dimension, Output, Requirement, Setting, Technique
 from paretolab.core.settings import SettingsError
 
-__all__ = ["Output", "Requirement", "Setting", "Technique", "TECHNIQUES", "register", "technique", "check_recipe",
+__all__ = ["Dimension", "Output", "Requirement", "Setting", "Technique", "TECHNIQUES", "register", "technique", "check_recipe",
            "recipe_steps", "QUANT_TARGETS", "quant_target", "TECHNIQUE_COLOURS"]
 
 _C = "paretolab.core.compress."
@@ -130,6 +130,11 @@ PRUNE = Technique(
     keeps_macs=lambda s: ("unstructured pruning zeroes weights, dense runtimes still multiply them"
                           if s.method == "unstructured" else None),
     hints=_prune_hints,
+    sweep=(Dimension("sparsity", "sparsity", off=0.0, gate=True, alias="sparsities"),
+           # structured (True) or unstructured, in the order the method's `sweep` lists them; structured needs an
+           # editable PyTorch module
+           Dimension("structured", "method", to_setting=lambda v: "structured" if v else "unstructured",
+                     from_setting=lambda m: m == "structured", when=lambda chosen, torch_edits: torch_edits, fixed=False)),
 )
 
 LOWRANK = Technique(
@@ -164,6 +169,12 @@ DISTILL = Technique(
                 step=1e-4, decimals=5),
     ),
     needs=(TORCH_MODULE,), flag_setting="epochs", flag_args={"metavar": "EPOCHS"}, switch="distill from the original",
+    # distillation retrains every weight, so it would undo unstructured sparsity: a sweep tries it only after
+    # structured pruning
+    sweep=(Dimension("distill", None, off=False, gate=True, fixed=False,
+                     when=lambda chosen, torch_edits: chosen["structured"] and chosen["sparsity"] > 0),
+           Dimension("distill.epochs", "epochs", single_fixed=True, alias="distill_epochs", scalar=True,
+                     when=lambda chosen, torch_edits: chosen["distill"])),
 )
 
 GRAPHOPT = Technique(
@@ -174,7 +185,7 @@ GRAPHOPT = Technique(
         Setting("level", "choice", "basic", "Level", "basic keeps standard ONNX operators every runtime loads; extended "
                 "adds ONNX Runtime's fused operators (ONNX Runtime only)", choices=("basic", "extended")),
     ),
-    flag_setting="level",
+    flag_setting="level", sweep_baseline={"level": "basic"},  # a sweep's original, as ONNX Runtime runs it
     keeps_macs=lambda s: "graph optimization fuses and folds operators around the multiply-adds, it removes none",
 )
 
@@ -214,6 +225,8 @@ QUANTIZE = Technique(
     keeps_macs=lambda s: "quantization changes the precision of each multiply-add, not their number",
     hints=lambda s, names: ["keep the most sensitive layers in FP32 (Analyse layers shows which)"],
     compose=lambda v: quant_target(v["target"]).settings(**{k: x for k, x in v.items() if k != "target"}),
+    sweep=(Dimension("quantize", "target", values=("none", *(key for key, t in QUANT_TARGETS.items() if t.sweep)),
+                     off="none", gate=True, alias="quantize"),),
 )
 
 EARLY_EXIT = Technique(
@@ -235,6 +248,8 @@ EARLY_EXIT = Technique(
     needs=(CLASS_SCORES,),
     flag_parse=_early_exit_flag, flag_args={"nargs": "?", "const": "2", "metavar": "N|LAYER,LAYER"},
     switch="answer confident inputs early",
+    sweep=(Dimension("early_exit", "exits", values=(0,), off=0, gate=True, single_fixed=True, alias="early_exit",
+                     cli_flag="--exits", help="early-exit counts to try, 0 for none (default: 0, no early exit)"),),
     refuses_after={"openvino": "OpenVINO IR does not keep the exits' record; quantize with ONNX Runtime instead "
                                "(before or after the exits)"},
 )

@@ -5,6 +5,9 @@ variant with the same pipeline as `optimize` and keeps it in the experiment as s
 finishes, so a stopped sweep loses nothing. The study is journaled in the experiment
 folder: running again resumes it, and settings already measured are never re-run. The trials
 run in one loop (trials.py) whether they are built here or on Ray: only the runner differs.
+What a trial picks, and the rules between techniques (distillation only after structured
+pruning, nothing after OpenVINO IR), are the techniques' descriptions (technique_sweep.py):
+this module names no technique.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from paretolab.core.compress.techniques import TECHNIQUES, quant_target, recipe_steps, technique
+from paretolab.core.compress.technique_sweep import baseline_steps, dimensions, trial_steps
+from paretolab.core.compress.techniques import recipe_steps, technique
 from paretolab.core.compress.variant import Recipe, Variant
 from paretolab.core.errors import ParetoLabError
 from paretolab.core.measure.plan import DataPlan
@@ -24,92 +28,76 @@ from paretolab.core.model.handle import ModelHandle
 from paretolab.core.pipeline.sweep_settings import SweepSettings
 from paretolab.core.pipeline.trials import LocalRunner, Runner, run_trials
 from paretolab.core.progress import Progress, silent
+from paretolab.core.settings import SettingsError
 from paretolab.core.store.experiment import Experiment
-
-# The dimensions the sweep builds by hand (pruning's sparsity and kind, distillation, quantization's
-# target, exit counts); every other technique whose description gives sweep values adds its own.
-BY_HAND = frozenset({"prune", "distill", "quantize", "early_exit"})
 
 
 def described_dimensions() -> dict[str, tuple]:
-    """Trial parameter ("technique.setting") -> the values its description asks a sweep to try
-    (None among them: the recipe without that technique)."""
-    return {f"{entry.name}.{setting.name}": tuple(setting.sweep) for entry in TECHNIQUES.values()
-            if entry.name not in BY_HAND for setting in entry.fields if setting.sweep}
-
-
-def _described_steps(params: dict[str, Any]) -> dict[str, dict]:
-    steps: dict[str, dict] = {}
-    for key, value in params.items():
-        name, _, setting = key.partition(".")
-        if value is not None:
-            steps.setdefault(name, {})[setting] = value
-    return steps
+    """Trial parameter ("technique.setting") -> the values its setting's description asks a sweep to
+    try (None among them: the recipe without that technique); the techniques' own declared dimensions
+    (sparsity, quantize, ...) are not among them."""
+    return {dim.param: tuple(entry.setting(dim.setting).sweep or ()) for entry, dim in dimensions()
+            if dim not in entry.sweep}
 
 
 @dataclass(frozen=True)
-class Dimension:
-    """One trial parameter. `choices` gives the values a trial picks from, given the sweep's
-    settings, whether the PyTorch module can be edited and the values picked before it; None: not
-    a dimension of this trial, which takes `fixed` instead (and records no parameter)."""
+class Choice:
+    """One trial parameter, as a trial picks it. `choices` gives the values to pick from, given the
+    sweep's settings, whether the PyTorch module can be edited and the values picked before it; None:
+    not a parameter of this trial, which takes `fixed` instead (and records no parameter)."""
 
     param: str  # as the trial (and the journal of an earlier sweep) names it
     choices: Callable[[SweepSettings, bool, dict[str, Any]], tuple | None]
     fixed: Callable[[SweepSettings], Any] = lambda settings: None
 
 
-# The dimensions built by hand (BY_HAND), in the order a trial picks them: the order, names and
-# values are those of earlier journals, so a resumed sweep goes on proposing the same recipes.
-BUILT_IN = (
-    Dimension("sparsity", lambda s, edits, chosen: tuple(s.sparsities)),
-    # structured (True) or unstructured pruning, in the order pruning's description lists them
-    Dimension("structured", lambda s, edits, chosen: _structured() if edits
-              else None, lambda s: False),
-    # distillation retrains every weight, so it would undo unstructured sparsity: only after structured pruning
-    Dimension("distill", lambda s, edits, chosen: (True, False) if chosen["structured"] and chosen["sparsity"] > 0
-              else None, lambda s: False),
-    Dimension("quantize", lambda s, edits, chosen: tuple(s.quantize)),
-    Dimension("early_exit", lambda s, edits, chosen: tuple(s.early_exit) if len(s.early_exit) > 1 else None,
-              lambda s: s.early_exit[0]),
-)
+def _choice(dim: Any) -> Choice:
+    def choices(settings: SweepSettings, torch_edits: bool, chosen: dict[str, Any]) -> tuple | None:
+        if dim.when is not None and not dim.when(chosen, torch_edits):
+            return None
+        values = settings.values(dim.param)
+        return None if dim.single_fixed and len(values) == 1 else tuple(values)
+
+    def fixed(settings: SweepSettings) -> Any:
+        values = settings.values(dim.param)
+        return values[0] if dim.single_fixed and len(values) == 1 else dim.fixed
+
+    return Choice(dim.param, choices, fixed)
 
 
-def _structured() -> tuple[bool, ...]:
-    return tuple(method == "structured" for method in TECHNIQUES["prune"].setting("method").sweep or ("unstructured",))
-
-
-def dimensions() -> tuple[Dimension, ...]:
-    """Every trial parameter: the built-in ones, then those the techniques' descriptions add."""
-    return BUILT_IN + tuple(Dimension(key, _always(values)) for key, values in described_dimensions().items())
-
-
-def _always(values: tuple) -> Callable[[SweepSettings, bool, dict[str, Any]], tuple]:
-    return lambda settings, torch_edits, chosen: values
+def trial_parameters() -> tuple[Choice, ...]:
+    """Every trial parameter, in the order a trial picks them: what the techniques' descriptions declare
+    (the order, names and values of earlier journals, so a resumed sweep goes on proposing the same recipes)."""
+    return tuple(_choice(dim) for _, dim in dimensions())
 
 
 def recipe_for(chosen: dict[str, Any], settings: SweepSettings, handle: ModelHandle | None = None,
                output_kinds: dict[str, str] | None = None) -> Recipe:
-    """The recipe of one trial's values (every dimension's, chosen or fixed). With the open model
-    `handle`, steps it cannot take are left out (early exit on a detector), so an impossible trial
-    never runs: it is the trial without them."""
-    sparsity, quantize, exits = chosen["sparsity"], chosen["quantize"], chosen["early_exit"]
-    method = "structured" if chosen["structured"] else "unstructured"
-    prune = {"method": method, "sparsity": sparsity} if sparsity > 0 else None
-    quant = quant_target(quantize).settings() if quantize != "none" else None
-    if quant and quant["backend"] == "openvino":  # nothing follows OpenVINO IR: that trial is the one without exits
-        exits = 0
-    described = {key: value for key, value in chosen.items() if "." in key}
-    steps = recipe_steps(prune=prune, distill={"epochs": settings.distill_epochs} if chosen["distill"] else None,
-                         quantize=quant, early_exit={"exits": exits} if exits else None, **_described_steps(described))
-    recipe = Recipe.from_dict({"steps": steps}, "sweep") if steps else Recipe(())
+    """The recipe of one trial's values (every dimension's, chosen or fixed). A step that cannot follow
+    the ones before it (nothing follows OpenVINO IR) is left out: that trial is the one without it. With
+    the open model `handle`, steps it cannot take are left out too (early exit on a detector), so an
+    impossible trial never runs: it is the trial without them."""
+    recipe = _in_order(recipe_steps(**trial_steps(chosen)))
     if handle is not None:
         recipe = Recipe(tuple(step for step in recipe.steps if _possible(handle, output_kinds, step)))
-    if not recipe.steps:  # the original settings: measure the model as ONNX Runtime would run it
-        recipe = Recipe.from_dict({"steps": recipe_steps(graphopt={"level": "basic"})}, "sweep")
+    if not recipe.steps:  # the original settings: measure the model as its baseline step leaves it
+        recipe = Recipe.from_dict({"steps": recipe_steps(**baseline_steps())}, "sweep")
     return recipe
 
 
-def _trials(settings: SweepSettings, torch_edits: bool, dims: tuple[Dimension, ...],
+def _in_order(steps: list[dict]) -> Recipe:
+    kept: list[Any] = []
+    for raw in steps:
+        step = Recipe.from_dict({"steps": [raw]}, "sweep").steps[0]
+        try:
+            Recipe((*kept, step)).check_order("sweep")
+        except SettingsError:
+            continue
+        kept.append(step)
+    return Recipe(tuple(kept))
+
+
+def _trials(settings: SweepSettings, torch_edits: bool, dims: tuple[Choice, ...],
             chosen: dict[str, Any], params: dict[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Every trial's values and the parameters that propose it, in the order the nested choices give."""
     if not dims:
@@ -155,7 +143,7 @@ def search_space(settings: SweepSettings, torch_edits: bool, handle: ModelHandle
     the trial parameters that propose it (so an unmeasured one can be queued). With the open model
     `handle`, steps it cannot take are left out of every recipe (recipe_for)."""
     space: dict[str, dict] = {}
-    for chosen, params in _trials(settings, torch_edits, dimensions(), {}, {}):
+    for chosen, params in _trials(settings, torch_edits, trial_parameters(), {}, {}):
         space.setdefault(recipe_key(recipe_for(chosen, settings, handle, output_kinds)), params)
     return space
 
@@ -220,7 +208,7 @@ def suggest(trial: Any, settings: SweepSettings, torch_edits: bool, handle: Mode
             output_kinds: dict[str, str] | None = None) -> Recipe:
     """The recipe an Optuna trial proposes (without the steps the open model `handle` cannot take)."""
     chosen: dict[str, Any] = {}
-    for dimension in dimensions():
+    for dimension in trial_parameters():
         values = dimension.choices(settings, torch_edits, chosen)
         chosen[dimension.param] = (trial.suggest_categorical(dimension.param, list(values)) if values is not None
                                    else dimension.fixed(settings))
