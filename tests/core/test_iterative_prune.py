@@ -152,3 +152,28 @@ def test_steps_is_a_setting_with_its_flag_and_control():
     assert (steps.default, steps.minimum, steps.maximum, steps.gui) == (1, 1, 10, True)
     assert PRUNE.setting_flag(steps) == "--prune-steps"
     assert PRUNE.setting_flag(PRUNE.setting("recover_epochs")) == "--prune-recover-epochs"
+
+
+class TinyAttention(torch.nn.Module):
+    """Separate query, key and value layers and a recorded head count: pruned by whole heads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.num_heads, self.q, self.k, self.v = 2, torch.nn.Linear(8, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+        self.out = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        q, k, v = (p(x).view(b, t, self.num_heads, -1).transpose(1, 2) for p in (self.q, self.k, self.v))
+        y = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, -1)
+        return self.out(y).mean(1)
+
+
+def test_attention_heads_in_several_steps_are_a_one_line_error():
+    from paretolab.core.errors import ParetoLabError
+
+    torch.manual_seed(0)
+    with pytest.raises(ParetoLabError, match=r"iterative pruning \(steps 2\) cannot prune attention heads yet.*use steps 1"):
+        prune_module(TinyAttention(), (torch.rand(1, 4, 8),), PruneSettings(sparsity=0.5, steps=2))
+    module, report = prune_module(TinyAttention(), (torch.rand(1, 4, 8),), PruneSettings(sparsity=0.5, round_to=1))
+    assert module.num_heads == 1 and module(torch.rand(1, 4, 8)).shape == (1, 3)
