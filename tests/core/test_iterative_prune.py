@@ -177,3 +177,17 @@ def test_attention_heads_in_several_steps_are_a_one_line_error():
         prune_module(TinyAttention(), (torch.rand(1, 4, 8),), PruneSettings(sparsity=0.5, steps=2))
     module, report = prune_module(TinyAttention(), (torch.rand(1, 4, 8),), PruneSettings(sparsity=0.5, round_to=1))
     assert module.num_heads == 1 and module(torch.rand(1, 4, 8)).shape == (1, 3)
+
+
+def test_taylor_importance_takes_fresh_gradients_at_every_step(sample, data, monkeypatch):
+    from paretolab.core.compress.pruning import prune
+
+    passes = []
+    original = prune._accumulate_gradients
+    monkeypatch.setattr(prune, "_accumulate_gradients", lambda *a: passes.append(1) or original(*a))
+    one_shot = prune_module(eager_module(sample, "t"), X, PruneSettings(sparsity=0.5, importance="taylor"), data.train)[1]
+    passes.clear()
+    _, report = prune_module(eager_module(sample, "t"), X, PruneSettings(sparsity=0.5, importance="taylor", steps=3),
+                             data.train)  # no recovery given: the steps follow each other untrained
+    assert len(passes) == 3 and report.gradients["seconds"] > 0 and report.recoveries == []
+    assert report.channels == one_shot.channels  # the layer scope lands each layer on its count whatever the ranking
