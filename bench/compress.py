@@ -70,7 +70,7 @@ def ours() -> list[tuple[str, float | None, dict | None]]:
              for s in (0.5, 0.6, 0.7, 0.8)]
     if auto is not None:
         rows += [(f"ParetoLab: prune {round(100 * s)}% → recover auto (searched) → OpenVINO int8", s, auto)
-                 for s in (0.6, 0.7)]
+                 for s in (0.7, 0.8)]
     return rows
 
 

@@ -93,7 +93,7 @@ def demo_task(copies: int = 4) -> Task:
 # -- shapes: a second image task ------------------------------------------------------------------
 
 SHAPES = ("disk", "ring", "square", "frame", "triangle", "cross", "stripes", "checks")
-SHAPES_NOISE = 0.3
+SHAPES_NOISE = 0.2
 
 
 def shapes_images(count: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +162,7 @@ class ShapesMobileNet(nn.Module):
 
 
 def shapes_task() -> Task:
-    splits = {name: shapes_images(n, seed) for name, n, seed in (("train", 2400, 31), ("val", 600, 32), ("test", 1500, 33))}
+    splits = {name: shapes_images(n, seed) for name, n, seed in (("train", 3000, 31), ("val", 600, 32), ("test", 1500, 33))}
     data = {name: ArrayDataset(f"shapes:{name}", [images], labels) for name, (images, labels) in splits.items()}
     state, onnx_file = _trained("shapes", ShapesMobileNet, data["train"], 12, 2e-3, shapes_task, shapes_images,
                                 SepBlock, f"{SHAPES}{SHAPES_NOISE}")
