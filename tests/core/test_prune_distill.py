@@ -131,7 +131,7 @@ def test_structured_pruning_of_formats_without_an_eager_module(model_files, tmp_
 
 def test_distillation_recovers_a_pruned_student(eager, sample):
     student, _ = prune_module(eager, X, PruneSettings(sparsity=0.5))
-    student, report = distill(student, sample, digits("train"), digits("val"), DistillSettings(epochs=6))
+    student, report = distill(student, sample, digits("train"), digits("val"), DistillSettings(loss="both", epochs=6))
     assert report.metric == "top1" and report.history
     assert report.history[-1]["kd_loss"] < report.history[0]["kd_loss"]
     assert report.best_score > report.initial_score + 0.3
@@ -148,7 +148,7 @@ def evaluate_torch(module) -> float:
 def test_cancelled_distillation_keeps_the_best_student(eager, sample):
     student, _ = prune_module(eager, X, PruneSettings(sparsity=0.5))
     progress = Progress(lambda fraction, message: message.startswith("epoch 3/") and progress.cancel())
-    student, report = distill(student, sample, digits("train"), digits("val"), DistillSettings(epochs=10), progress)
+    student, report = distill(student, sample, digits("train"), digits("val"), DistillSettings(loss="both", epochs=10), progress)
     assert report.cancelled and len(report.history) == 2
     assert evaluate_torch(student) == pytest.approx(report.best_score)
     with pytest.raises(Cancelled):
@@ -159,20 +159,21 @@ def test_distillation_without_labels_scores_agreement(eager, sample, tmp_path):
     from paretolab.core.measure.data import ArrayDataset
 
     train = ArrayDataset("unlabelled", [digits("train").load(np.arange(300))[0]])
-    student, report = distill(eager, sample, train, train, DistillSettings(epochs=1))
+    student, report = distill(eager, sample, train, train, DistillSettings(loss="teacher", epochs=1))
     assert report.metric == "agreement" and 0.9 <= report.best_score <= 1.0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_distillation_on_cuda(eager, sample):
     student, _ = prune_module(eager, X, PruneSettings(sparsity=0.5))
-    student, report = distill(student, sample, digits("train"), digits("val"), DistillSettings(epochs=2, device="cuda"))
+    student, report = distill(student, sample, digits("train"), digits("val"),
+                              DistillSettings(loss="both", epochs=2, device="cuda"))
     assert report.best_score > report.initial_score and next(student.parameters()).device.type == "cpu"
 
 
 def test_distillation_runs_on_the_gpu_when_there_is_one_and_says_how_long_it_took(eager, sample):
     messages = []
-    _, report = distill(eager, sample, digits("train"), digits("val"), DistillSettings(epochs=1),
+    _, report = distill(eager, sample, digits("train"), digits("val"), DistillSettings(loss="both", epochs=1),
                         Progress(lambda f, m: messages.append(m)))
     assert report.device == ("cuda" if torch.cuda.is_available() else "cpu") and report.seconds > 0
     assert messages[-1] == f"distillation took {report.seconds:.1f} s on {report.device}"
@@ -186,21 +187,21 @@ def test_cuda_device_missing_is_a_clear_error(eager, sample):
 
 
 def test_mixup_blends_inputs_that_the_teacher_labels_live(eager, sample, monkeypatch):
-    from paretolab.core.compress import distill as distill_module
+    from paretolab.core.compress import training
 
     seen = []
-    original_run = distill_module._Teacher.run
-    monkeypatch.setattr(distill_module._Teacher, "run", lambda self, arrays: seen.append(arrays[0]) or original_run(self, arrays))
+    original_run = training.Teacher.run
+    monkeypatch.setattr(training.Teacher, "run", lambda self, arrays: seen.append(arrays[0]) or original_run(self, arrays))
     train = digits("train")
     student, _ = prune_module(eager, X, PruneSettings(sparsity=0.5))
-    distill(student, sample, train, digits("val"), DistillSettings(epochs=1))
+    distill(student, sample, train, digits("val"), DistillSettings(loss="teacher", epochs=1))
     first = seen[0]
     assert len(seen) == math.ceil(len(train) / 64) and first.shape[1:] == (1, 8, 8)
     raw = train.load(np.arange(len(train)))[0].reshape(len(train), -1)
     assert not any(np.allclose(first[0].ravel(), row) for row in raw)  # a blend, not a training sample
 
     seen.clear()
-    distill(student, sample, train, digits("val"), DistillSettings(epochs=1, mixup=0.0))
+    distill(student, sample, train, digits("val"), DistillSettings(loss="teacher", epochs=1, mixup=0.0))
     assert not seen  # without mixup, the teacher's logits come from its cache of the training samples
     with pytest.raises(SettingsError, match="'mixup' must be 0"):
         DistillSettings(mixup=-1).check()

@@ -156,17 +156,28 @@ LOWRANK = Technique(
 DISTILL = Technique(
     "distill", _C + "distill:DistillSettings", _C + "distill:summary", _C + "distill:apply", lambda s: "torch",
     colour="#9467bd", colour_rank=3, label="Distillation", words="distillation",
-    help="retrain from the original's outputs (soft targets, plus labels when the data has them) for up to EPOCHS "
-         "epochs, after pruning; needs a PyTorch model",
+    help="retrain after pruning for up to EPOCHS epochs: fine-tune on the labels, learn the original's outputs, or "
+         "both; by default the one the validation split prefers, searched within a budget of minutes; needs a PyTorch "
+         "model",
     fields=(
-        Setting("epochs", "int", 3, "Epochs", "training epochs at most (it stops early without progress)",
+        Setting("epochs", "int", 3, "Epochs", "training epochs at most (each candidate's when searched; it stops early "
+                "without progress)",
                 minimum=1, maximum=200, sweep=(5,), start=5),  # the panel offers the sweep's epochs
+        # the loss and budget as distill.py's LOSSES and DistillSettings hold them (tests/core/test_recovery.py checks)
+        Setting("loss", "choice", "both", "Loss", "what the student learns from: the labels (fine-tuning), the original's "
+                "outputs (teacher), both, or auto: the one the validation split prefers, searched with the learning rate; "
+                "without labels only the teacher", choices=("auto", "labels", "teacher", "both"),
+                labels=("auto (best on validation)", "labels (fine-tune)", "teacher (soft targets)", "both (α blend)")),
+        Setting("minutes", "float", 3.0, "Budget", "loss auto: minutes the search may take (the best so far is kept)",
+                minimum=0.05, maximum=600.0, step=0.5, unit="min", applies=lambda v: v.get("loss") == "auto"),
         Setting("temperature", "float", 4.0, "Temperature", "distillation temperature", minimum=0.5, maximum=20.0, step=0.5,
-                cli_flag="--temperature"),
-        Setting("alpha", "float", 0.7, "α (soft share)", "distillation: weight of the original's soft targets, the rest "
-                "goes to the labels", minimum=0.0, maximum=1.0, step=0.1, cli_flag="--alpha"),
-        Setting("lr", "float", 1e-3, "Learning rate", "the optimizer's learning rate", minimum=1e-5, maximum=1.0,
-                step=1e-4, decimals=5),
+                cli_flag="--temperature", applies=lambda v: v.get("loss") != "labels"),
+        Setting("alpha", "float", 0.7, "α (soft share)", "loss both: weight of the original's soft targets, the rest "
+                "goes to the labels; given without a loss, it means both", minimum=0.0, maximum=1.0, step=0.1,
+                cli_flag="--alpha", applies=lambda v: v.get("loss") == "both"),
+        Setting("lr", "float", 1e-3, "Learning rate", "the optimizer's learning rate (loss auto searches 0.0003, 0.001 "
+                "and 0.003 unless one is given)", minimum=1e-5, maximum=1.0, step=1e-4, decimals=5,
+                applies=lambda v: v.get("loss") != "auto"),
     ),
     needs=(TORCH_MODULE,), flag_setting="epochs", flag_args={"metavar": "EPOCHS"}, switch="distill from the original",
     # distillation retrains every weight, so it would undo unstructured sparsity: a sweep tries it only after
