@@ -121,6 +121,23 @@ def test_cancel_during_training_stops_and_leaves_no_variant(sample, data, tmp_pa
     assert not list(tmp_path.glob("v*"))
 
 
+def test_cancel_during_nncfs_calibration_stops_it(sample, data, tmp_path):
+    class CancelInCalibration(Progress):
+        checks = 0
+
+        def check(self) -> None:
+            if self.message.startswith("inserting fake quantizers"):
+                self.checks += 1
+                if self.checks == 3:  # NNCF is reading its second sample
+                    self.cancel()
+            super().check()
+
+    progress = CancelInCalibration()
+    with pytest.raises(Cancelled):
+        apply_recipe(sample, _recipe(qat="always"), data, tmp_path / "v", progress=progress)
+    assert progress.checks == 3 and not list(tmp_path.glob("v*"))
+
+
 def test_qat_settings_are_checked():
     with pytest.raises(SettingsError, match="'qat' always .* needs backend 'openvino'"):
         QuantizeSettings(backend="ort", qat="always").check()
