@@ -103,6 +103,17 @@ def test_an_onnx_only_model_is_calibrated_with_a_note(sample, data, tmp_path):
     assert "not run: the model is not an editable PyTorch module" in " ".join(reports[-1]["notes"])
 
 
+def test_a_prefix_reused_from_a_sweep_says_why_it_was_not_trained(sample, data, tmp_path):
+    from paretolab.core.pipeline.prefix_cache import PrefixCache
+
+    recipe = Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
+                                         {"technique": "quantize", "settings": {"backend": "openvino", "qat_below": 0.0}}]})
+    cache = PrefixCache(tmp_path / "cache")
+    apply_recipe(sample, recipe, data, tmp_path / "a", reuse=cache)
+    _, reports = apply_recipe(sample, recipe, data, tmp_path / "b", reuse=cache)
+    assert reports[0].get("reused") and "reused from this sweep's cache" in reports[-1]["qat"]["why"]
+
+
 def test_auto_trains_only_when_calibration_lost_more_than_the_threshold(sample, data, tmp_path):
     _, reports = apply_recipe(sample, _recipe(qat_below=100.0), data, tmp_path / "v")
     report = reports[-1]["qat"]

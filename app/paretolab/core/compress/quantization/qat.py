@@ -104,6 +104,9 @@ def torch_source(ctx: StepContext) -> tuple[Any, str | None]:
     """The editable module before the step exports it (`ctx.file()` drops it), or why there is none."""
     if ctx.module is not None:
         return ctx.module, None
+    if any(r.get("reused") for r in ctx.reports):
+        return None, ("the earlier steps' result was reused from this sweep's cache, which keeps their ONNX export, "
+                      "not the PyTorch module")
     try:
         return ctx.torch_module("quantization-aware training"), None
     except ParetoLabError as exc:
