@@ -125,9 +125,11 @@ def after_ptq(module: Any, no_module: str | None, fp32: ModelHandle, ptq: Path, 
         return _skip(report, why_not, settings)
     progress.report(0.0, "scoring FP32 and calibrated int8 on the validation split")
     report.fp32_top1 = evaluate(fp32, validation, threads=threads).top1
-    report.ptq_top1 = evaluate(fp32.like(ptq), validation, backend="openvino", threads=threads).top1
-    if report.fp32_top1 is None or report.ptq_top1 is None:
+    if report.fp32_top1 is None:
         return _skip(report, "the model's first output is not class scores, so top-1 cannot judge it", settings)
+    report.ptq_top1 = evaluate(fp32.like(ptq), validation, backend="openvino", threads=threads).top1
+    if report.ptq_top1 is None:
+        return _skip(report, "the calibrated int8 model gives no class scores to judge", settings)
     drop = 100 * (report.fp32_top1 - report.ptq_top1)
     if settings.qat == "auto" and drop <= settings.qat_below:
         report.why = f"calibrated int8 lost {drop:.2f} points, not more than qat_below {settings.qat_below:g}"
