@@ -160,8 +160,8 @@ def test_collapsed_variant_is_flagged_and_distillation_from_the_command_line_fix
     code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--out", str(tmp_path), "--name", "bare2")
     assert "warning   top-1 fell from 98.9% to" in out and "add distillation from the original; prune less than 50%" in out
 
-    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--distill", "8", "--temperature", "3",
-                             "--out", str(tmp_path), "--name", "distilled")
+    code, out, err = run_cli(capsys, "optimize", ONNX, "--prune", "structured:0.5", "--distill", "8", "--distill-loss", "both",
+                             "--temperature", "3", "--out", str(tmp_path), "--name", "distilled")
     assert code == 0, err
     assert "recipe    prune structured 50% → distill 8 epochs" in out and "warning   top-1 fell" not in out
     recipe = json.loads((tmp_path / "distilled.recipe.json").read_text())

@@ -34,7 +34,7 @@ def test_recipe_round_trips_through_json(tmp_path):
     recipe = Recipe.from_dict(PRUNE_DISTILL_INT8)
     again = Recipe.load(recipe.save(tmp_path / "r.json"))
     assert again == recipe
-    assert again.summary() == "prune structured 50% → distill 4 epochs → quantize ort int8 qop-u8s8"
+    assert again.summary() == "prune structured 50% → distill 4 epochs on labels → quantize ort int8 qop-u8s8"
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,12 @@ __all__ = ["DistillSettings", "DistillReport", "distill", "summary", "apply", "L
 
 Loss = Literal["auto", "labels", "teacher", "both"]
 LOSSES: tuple[str, ...] = ("auto", "labels", "teacher", "both")
-DEFAULT_LOSS: Loss = "both"  # when neither loss nor α is given: the α 0.7 blend, as before "loss" existed
+# When neither loss nor α is given: fine-tuning on the labels (the teacher without labels). At 70 % structured
+# pruning, 6 epochs, validation top-1: demo 96.1 % vs 92.8 % for the old α 0.7 blend, shapes (at noise 0.35)
+# 69.6 vs 61.5, text (48 tokens) 91.1 vs 91.6, in 40-80 % of the blend's time; "auto" took ~3.5x the epochs to keep
+# the same winner (labels, lr 1e-3) on the demo and text (bench/recovery_defaults.py runs the study). "auto" is for
+# noisy labels or an unfamiliar task.
+DEFAULT_LOSS: Loss = "labels"
 DEFAULT_LR = 1e-3
 DEFAULT_ALPHA = 0.7  # "both" without an α: the blend recipes used before "loss" existed
 
@@ -147,10 +152,12 @@ def _train_one(student: Any, trainer: Trainer, plan: Plan, settings: DistillSett
 
 def summary(settings: DistillSettings) -> str:
     if settings.loss == "auto":
-        return f"distill searched ≤{settings.epochs} epochs in {settings.minutes:g} min"
-    if settings.loss == "both":  # as recipes from before "loss" read
-        return f"distill {settings.epochs} epochs"
-    return f"distill {settings.loss} {settings.epochs} epochs"
+        return f"distill ≤{settings.epochs} epochs, searched in {settings.minutes:g} min"
+    if settings.loss == "labels":
+        return f"distill {settings.epochs} epochs on labels"
+    if settings.loss == "teacher":
+        return f"distill {settings.epochs} epochs from the original"
+    return f"distill {settings.epochs} epochs"  # both: as recipes from before "loss" read
 
 
 def apply(ctx: StepContext, index: int, settings: DistillSettings) -> None:

@@ -157,14 +157,14 @@ DISTILL = Technique(
     "distill", _C + "distill:DistillSettings", _C + "distill:summary", _C + "distill:apply", lambda s: "torch",
     colour="#9467bd", colour_rank=3, label="Distillation", words="distillation",
     help="retrain after pruning for up to EPOCHS epochs: fine-tune on the labels, learn the original's outputs, or "
-         "both; by default the one the validation split prefers, searched within a budget of minutes; needs a PyTorch "
-         "model",
+         "both (by default the labels, else the original's outputs), or the one the validation split prefers, searched "
+         "within a budget of minutes; needs a PyTorch model",
     fields=(
         Setting("epochs", "int", 3, "Epochs", "training epochs at most (each candidate's when searched; it stops early "
                 "without progress)",
                 minimum=1, maximum=200, sweep=(5,), start=5),  # the panel offers the sweep's epochs
         # the loss and budget as distill.py's LOSSES and DistillSettings hold them (tests/core/test_recovery.py checks)
-        Setting("loss", "choice", "both", "Loss", "what the student learns from: the labels (fine-tuning), the original's "
+        Setting("loss", "choice", "labels", "Loss", "what the student learns from: the labels (fine-tuning), the original's "
                 "outputs (teacher), both, or auto: the one the validation split prefers, searched with the learning rate; "
                 "without labels only the teacher", choices=("auto", "labels", "teacher", "both"),
                 labels=("auto (best on validation)", "labels (fine-tune)", "teacher (soft targets)", "both (α blend)")),
