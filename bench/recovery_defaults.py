@@ -24,9 +24,9 @@ from paretolab.core.model.handle import load_model
 from paretolab.core.pipeline.optimize import apply_recipe
 from tasks import TASKS
 
-RUNS = (("labels only (fine-tune)", {"loss": "labels"}),
+RUNS = (("labels only (fine-tune; the default)", {"loss": "labels"}),
         ("distill α 0.7, T 4, mixup 0.4 (the old default)", {"loss": "both", "alpha": 0.7}),
-        ("auto: searched on validation (today's default)", {}))
+        ("auto: loss and learning rate searched on validation", {"loss": "auto"}))
 
 
 def main() -> None:
