@@ -165,6 +165,9 @@ class Technique:
     backend: Callable[[Any], str | None] | None = None  # the runtime the step's result is for (quantization)
     precision: Callable[[Any], str | None] | None = None  # the precision it computes in, when it sets one
     keeps_macs: Callable[[Any], str | None] | None = None  # why it leaves every multiply-add in place, if it does
+    # whether, with these settings, it may train the PyTorch module the steps before it left (quantization-aware
+    # training): those steps' ONNX export, kept by a sweep's cache, would then give a different variant
+    trains_module: Callable[[Any], bool] | None = None
     hints: Callable[[Any, frozenset[str]], list[str]] | None = None  # (settings, the recipe's techniques) -> fixes
     # when its variant collapsed
     sweep: tuple[Dimension, ...] = ()  # its sweep dimensions beyond "technique.setting" ones (journal names kept)

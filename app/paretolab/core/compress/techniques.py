@@ -234,6 +234,7 @@ QUANTIZE = Technique(
     final=lambda s: ("the PyTorch precision is how the variant runs, so it comes last" if s.backend == "torch" else None),
     backend=lambda s: s.backend, precision=lambda s: s.precision,
     keeps_macs=lambda s: "quantization changes the precision of each multiply-add, not their number",
+    trains_module=lambda s: s.qat != "off" and s.backend == "openvino" and s.precision == "int8",
     hints=lambda s, names: ["keep the most sensitive layers in FP32 (Analyse layers shows which)"],
     compose=lambda v: quant_target(v["target"]).settings(**{k: x for k, x in v.items() if k != "target"}),
     sweep=(Dimension("quantize", "target", values=("none", *(key for key, t in QUANT_TARGETS.items() if t.sweep)),

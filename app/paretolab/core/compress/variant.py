@@ -40,6 +40,11 @@ class Step:
         when it works on whatever it is given."""
         return TECHNIQUES[self.technique].output(self.settings)
 
+    def trains_module(self) -> bool:
+        """Whether the step may train the PyTorch module before it (so that module must reach it)."""
+        trains = TECHNIQUES[self.technique].trains_module
+        return trains is not None and trains(self.settings)
+
 
 @dataclass(frozen=True)
 class Recipe:

@@ -49,8 +49,11 @@ def apply_recipe(
     recipe.check_order()
     with tempfile.TemporaryDirectory(prefix=work_prefix("recipe")) as tmp:
         pipeline = StepContext(handle, data, Path(tmp), threads, progress, handle, device=device)
-        # the cache keeps ONNX files: a variant that is a PyTorch file is trained afresh
+        # the cache keeps ONNX files: a variant that is a PyTorch file, or whose later step trains the module the
+        # prefix left (quantization-aware training), is trained afresh, so a recipe gives one variant in any order
         prefix = torch_prefix(recipe) if reuse is not None and not torch_artifact else 0
+        if any(step.trains_module() for step in recipe.steps[prefix:]):
+            prefix = 0
         key = reuse.key(handle.files, recipe.steps[:prefix], f"{data.train.name}:{len(data.train)}") if reuse and prefix else None
         cached = reuse.load(key) if reuse and key else None
         if cached is not None:
