@@ -68,8 +68,7 @@ def recovery(ctx: StepContext, settings: PruneSettings) -> Recovery:
     target = "labels" if train.has_labels else "teacher"
 
     def recover(module: Any, step: int, progress: Progress) -> dict:
-        training = DistillSettings(epochs=settings.recover_epochs, alpha=0.0 if target == "labels" else 1.0, mixup=0.0,
-                                   seed=step)
+        training = DistillSettings(epochs=settings.recover_epochs, loss=target, mixup=0.0, seed=step)
         _, report = distill(module, ctx.original, train, validation, training, progress)
         if report.cancelled:
             raise Cancelled(f"cancelled during the recovery after pruning step {step}")
