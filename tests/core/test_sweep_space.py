@@ -6,6 +6,8 @@ proposes the same recipes in the same order. No model is needed: the space is se
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pytest
 
@@ -183,3 +185,17 @@ def test_the_methods_and_epochs_are_read_from_the_descriptions(monkeypatch):
     assert list(search_space(SweepSettings(), True)) == [_recipe(text) for text in space]  # no structured pruning
     assert SweepSettings().distill_epochs == TECHNIQUES["distill"].setting("epochs").sweep[0] == 5
     assert SweepSettings().quantize == ("none", *(key for key, target in QUANT_TARGETS.items() if target.sweep))
+
+
+def test_a_sweep_may_search_the_recovery_loss_beside_the_default():
+    """--try distill.loss=labels,auto: each distilled student also comes with the searched recovery
+    (loss and learning rate chosen on validation), recorded as a parameter of its own."""
+    plain = SweepSettings(sparsities=(0.0, 0.5), quantize=("none",))
+    both = SweepSettings(sparsities=(0.0, 0.5), quantize=("none",), overrides={"distill.loss": ("labels", "auto")})
+    space, searched = search_space(plain, torch_edits=True), search_space(both, torch_edits=True)
+    losses = [step["settings"].get("loss") for key in searched for step in json.loads(key)["steps"]
+              if step["technique"] == "distill"]
+    assert sorted(losses) == ["auto", "labels"]
+    assert len(searched) == len(space) + 1
+    assert all("distill.loss" not in params for params in space.values())
+    assert any(params.get("distill.loss") == "auto" for params in searched.values())

@@ -167,7 +167,8 @@ DISTILL = Technique(
         Setting("loss", "choice", "labels", "Loss", "what the student learns from: the labels (fine-tuning), the original's "
                 "outputs (teacher), both, or auto: the one the validation split prefers, searched with the learning rate; "
                 "without labels only the teacher", choices=("auto", "labels", "teacher", "both"),
-                labels=("auto (best on validation)", "labels (fine-tune)", "teacher (soft targets)", "both (α blend)")),
+                labels=("auto (best on validation)", "labels (fine-tune)", "teacher (soft targets)", "both (α blend)"),
+                sweep=("labels",)),  # a sweep may also search it: --try distill.loss=labels,auto
         Setting("minutes", "float", 3.0, "Budget", "loss auto: minutes the search may take (the best so far is kept)",
                 minimum=0.05, maximum=600.0, step=0.5, unit="min", applies=lambda v: v.get("loss") == "auto"),
         Setting("temperature", "float", 4.0, "Temperature", "distillation temperature", minimum=0.5, maximum=20.0, step=0.5,
@@ -185,7 +186,9 @@ DISTILL = Technique(
     sweep=(Dimension("distill", None, off=False, gate=True, fixed=False,
                      when=lambda chosen, torch_edits: chosen["structured"] and chosen["sparsity"] > 0),
            Dimension("distill.epochs", "epochs", single_fixed=True, alias="distill_epochs", scalar=True,
-                     when=lambda chosen, torch_edits: chosen["distill"])),
+                     when=lambda chosen, torch_edits: chosen["distill"]),
+           # one loss by default (recorded in no journal, as before); --try distill.loss=labels,auto adds the search
+           Dimension("distill.loss", "loss", single_fixed=True, when=lambda chosen, torch_edits: chosen["distill"])),
 )
 
 GRAPHOPT = Technique(
