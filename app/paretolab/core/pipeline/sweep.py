@@ -37,7 +37,7 @@ def described_dimensions() -> dict[str, tuple]:
     try (None among them: the recipe without that technique); the techniques' own declared dimensions
     (sparsity, quantize, ...) are not among them."""
     return {dim.param: tuple(entry.setting(dim.setting).sweep or ()) for entry, dim in dimensions()
-            if dim not in entry.sweep}
+            if dim not in entry.sweep and dim.setting is not None}
 
 
 @dataclass(frozen=True)

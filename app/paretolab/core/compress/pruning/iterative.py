@@ -14,7 +14,7 @@ the labels when the training data has them, else learning the original's outputs
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from paretolab.core.errors import Cancelled
 from paretolab.core.progress import Progress
@@ -65,7 +65,7 @@ def recovery(ctx: StepContext, settings: PruneSettings) -> Recovery:
     from paretolab.core.compress.distill import DistillSettings, distill
 
     train, validation = ctx.data.train, ctx.data.validation
-    target = "labels" if train.has_labels else "teacher"
+    target: Literal["labels", "teacher"] = "labels" if train.has_labels else "teacher"
 
     def recover(module: Any, step: int, progress: Progress) -> dict:
         training = DistillSettings(epochs=settings.recover_epochs, loss=target, mixup=0.0, seed=step)

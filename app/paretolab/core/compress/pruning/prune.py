@@ -11,6 +11,7 @@ several steps with a recovery training between them (iterative.py).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -157,7 +158,9 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
             **heads,
             **iterative,
         )
-    gradients, recoveries, k = None, [], settings.steps
+    gradients: dict[str, Any] | None = None
+    recoveries: list[dict] = []
+    k = settings.steps
     for step in range(1, k + 1):
         def at(share: float, step: int = step) -> float:  # where this step's work stands in the whole pruning
             return 0.1 + 0.8 * (step - 1 + share) / k
@@ -168,8 +171,7 @@ def prune_module(module: Any, examples: tuple, settings: PruneSettings, data: Da
             gradients = {"device": seconds[0], "seconds": seconds[1] + (gradients or {}).get("seconds", 0.0)}
         if step < k and recover is not None:
             progress.report(at(0.5), f"{label}pruned to {_param_count(module):,.0f} parameters, recovering")
-            recoveries.append(recover(module, step, Progress(
-                lambda f, m, at=at, label=label: progress.report(at(0.5 + 0.5 * f), f"{label}recovery: {m}"))))
+            recoveries.append(recover(module, step, Progress(_recovery_report(progress, at, label))))
             progress.check()
     params_after = _param_count(module)
     after = _channel_counts(module)
@@ -368,3 +370,8 @@ def apply(ctx: StepContext, index: int, settings: PruneSettings) -> None:
         report = prune_onnx(src, ctx.out(index), settings, current.layer_graph(), ctx.progress)
         ctx.set_file(ctx.out(index))
     ctx.report(index, report.to_dict())
+
+
+def _recovery_report(progress: Progress, at: Callable[[float], float], label: str) -> Callable[[float, str], None]:
+    """A recovery's progress, placed in the second half of its pruning step's share."""
+    return lambda fraction, message: progress.report(at(0.5 + 0.5 * fraction), f"{label}recovery: {message}")
