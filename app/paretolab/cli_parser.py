@@ -10,6 +10,7 @@ import argparse
 
 from paretolab import __version__
 from paretolab.core.compress.technique_flags import add_step_arguments, step_defaults
+from paretolab.core.compress.techniques import sensitivity_kinds
 from paretolab.core.measure.runtimes import BACKENDS
 from paretolab.core.store.export import EXPORT_FORMATS
 
@@ -156,7 +157,7 @@ def _add_importance_command(commands: argparse._SubParsersAction) -> None:
     _add_model_arguments(importance)
     _add_data_arguments(importance, "data for Taylor importance and the scan")
     importance.add_argument(
-        "--sensitivity", choices=("prune", "quantize"), help="also compress one layer at a time and measure the drop"
+        "--sensitivity", choices=sensitivity_kinds(), help="also compress one layer at a time and measure the drop"
     )
     importance.add_argument(
         "--levels", type=_ratios, default=(0.3, 0.6, 0.9), metavar="0.3,0.6,0.9", help="pruning levels for the scan"

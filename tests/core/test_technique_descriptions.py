@@ -143,16 +143,18 @@ def test_a_registered_technique_is_swept_through_the_generic_overrides(registere
         SweepSettings(overrides={"scale.factor": (9.0,)}).check()
 
 
-def test_the_sweep_and_the_panel_name_no_technique():
-    """Their rules (distillation only after structured pruning, nothing after OpenVINO IR, a target's
-    backend) are read from the descriptions: a technique renamed or added changes neither module."""
+def test_no_module_outside_the_techniques_names_one():
+    """The sweep's rules (distillation only after structured pruning, nothing after OpenVINO IR, a
+    target's backend), the panel's groups, the CLI's flags and choices are read from the descriptions:
+    a technique renamed or added changes no module outside the technique modules and the registry."""
     from pathlib import Path
 
     import paretolab
 
     root = Path(paretolab.__file__).parent
-    for module in ("core/pipeline/sweep.py", "core/pipeline/sweep_settings.py", "gui/settings_panel.py",
-                   "gui/technique_group.py", "core/compress/technique_sweep.py"):
-        text = (root / module).read_text()
+    outside = [path for path in root.rglob("*.py") if "compress" not in path.relative_to(root).parts]
+    for path in [*outside, *(root / "core/compress" / name for name in ("technique_sweep.py", "technique_flags.py"))]:
+        text = path.read_text()
         named = [name for name in TECHNIQUES if f'"{name}"' in text or f"'{name}'" in text]
-        assert named == [], f"{module} names {named}"
+        assert named == [], f"{path.relative_to(root)} names {named}"
+    assert len(outside) > 100  # every module outside the technique modules and the registry

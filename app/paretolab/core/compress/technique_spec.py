@@ -168,6 +168,7 @@ class Technique:
     # whether, with these settings, it may train the PyTorch module the steps before it left (quantization-aware
     # training): those steps' ONNX export, kept by a sweep's cache, would then give a different variant
     trains_module: Callable[[Any], bool] | None = None
+    sensitivity: str = ""  # what a per-layer sensitivity scan does to one layer for it ("" when it has no scan)
     hints: Callable[[Any, frozenset[str]], list[str]] | None = None  # (settings, the recipe's techniques) -> fixes
     # when its variant collapsed
     sweep: tuple[Dimension, ...] = ()  # its sweep dimensions beyond "technique.setting" ones (journal names kept)

@@ -25,7 +25,7 @@ from paretolab.core.compress.technique_spec import Dimension, Output, Requiremen
 from paretolab.core.settings import SettingsError
 
 __all__ = ["Dimension", "Output", "Requirement", "Setting", "Technique", "TECHNIQUES", "register", "technique", "check_recipe",
-           "recipe_steps", "QUANT_TARGETS", "quant_target", "TECHNIQUE_COLOURS"]
+           "recipe_steps", "sensitivity_kinds", "QUANT_TARGETS", "quant_target", "TECHNIQUE_COLOURS"]
 
 _C = "paretolab.core.compress."
 
@@ -130,6 +130,7 @@ PRUNE = Technique(
     keeps_macs=lambda s: ("unstructured pruning zeroes weights, dense runtimes still multiply them"
                           if s.method == "unstructured" else None),
     hints=_prune_hints,
+    sensitivity="zero the layer's smallest weights at each level",
     sweep=(Dimension("sparsity", "sparsity", off=0.0, gate=True, alias="sparsities"),
            # structured (True) or unstructured, in the order the method's `sweep` lists them; structured needs an
            # editable PyTorch module
@@ -238,6 +239,7 @@ QUANTIZE = Technique(
     backend=lambda s: s.backend, precision=lambda s: s.precision,
     keeps_macs=lambda s: "quantization changes the precision of each multiply-add, not their number",
     trains_module=lambda s: s.qat != "off" and s.backend == "openvino" and s.precision == "int8",
+    sensitivity="round the layer's weights to int8, per output channel",
     hints=lambda s, names: ["keep the most sensitive layers in FP32 (Analyse layers shows which)"],
     compose=lambda v: quant_target(v["target"]).settings(**{k: x for k, x in v.items() if k != "target"}),
     sweep=(Dimension("quantize", "target", values=("none", *(key for key, t in QUANT_TARGETS.items() if t.sweep)),
@@ -314,3 +316,8 @@ def recipe_steps(**settings: dict | None) -> list[dict]:
     if unknown:
         raise SettingsError(f"unknown technique '{sorted(unknown)[0]}'; known: {', '.join(TECHNIQUES)}")
     return [{"technique": name, "settings": settings[name]} for name in TECHNIQUES if settings.get(name) is not None]
+
+
+def sensitivity_kinds() -> tuple[str, ...]:
+    """The techniques a per-layer sensitivity scan can try one layer at a time (importance --sensitivity)."""
+    return tuple(name for name, entry in TECHNIQUES.items() if entry.sensitivity)
