@@ -159,15 +159,20 @@ def build(task: Task, args: argparse.Namespace, work: Path) -> dict[str, Contend
     return contenders
 
 
-def sweep_best(task: Task, work: Path, budget_s: float | None) -> Contender:
-    """ParetoLab's sweep with its default settings (budget included, unless --sweep-budget), and
-    its fastest variant within 1 point of the original on validation."""
+def sweep_best(task: Task, work: Path, budget_s: float | None, tries: dict[str, str] | None = None) -> Contender:
+    """ParetoLab's sweep with its default settings (budget included, unless --sweep-budget; the
+    values of --sweep-try as `paretolab sweep --try`), and its fastest variant within 1 point of the
+    original on validation."""
     from paretolab.core.pipeline.sweep import SweepSettings, sweep
     from paretolab.core.store.experiment import Experiment
 
     handle = load_model(task.onnx, arch=task.arch)
     experiment = Experiment(work / f"sweep-{task.name}")
-    settings = SweepSettings() if budget_s is None else SweepSettings(budget_s=budget_s)
+    from paretolab.core.compress.technique_sweep import dimension, parse_values
+
+    overrides = {param: parse_values(*dimension(param), text) for param, text in (tries or {}).items()}
+    settings = SweepSettings(overrides=overrides) if budget_s is None else SweepSettings(budget_s=budget_s,
+                                                                                        overrides=overrides)
     start = time.time()
     result = sweep(handle, DataPlan(task.train, task.val, task.test), experiment, settings, torch_edits=True)
     spent = time.time() - start
@@ -194,7 +199,7 @@ def run_task(task: Task, args: argparse.Namespace) -> None:
         work = Path(tmp)
         contenders = build(task, args, work)
         if args.sweep:
-            contenders[SWEEP] = sweep_best(task, work, args.sweep_budget)
+            contenders[SWEEP] = sweep_best(task, work, args.sweep_budget, dict(t.split("=", 1) for t in args.sweep_try))
         for c in contenders.values():
             for f in c.files:
                 handle = load_model(f)
@@ -272,6 +277,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12, help="alternating timing rounds (default: 12)")
     parser.add_argument("--sweep", action="store_true", help="also run ParetoLab's sweep with its default settings")
     parser.add_argument("--sweep-budget", type=float, default=None, help="seconds for the sweep (default: its own)")
+    parser.add_argument("--sweep-try", action="append", default=[], metavar="PARAM=V,V",
+                        help="as `paretolab sweep --try`, e.g. distill.loss=labels,auto")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
