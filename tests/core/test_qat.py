@@ -103,15 +103,23 @@ def test_an_onnx_only_model_is_calibrated_with_a_note(sample, data, tmp_path):
     assert "not run: the model is not an editable PyTorch module" in " ".join(reports[-1]["notes"])
 
 
-def test_a_prefix_reused_from_a_sweep_says_why_it_was_not_trained(sample, data, tmp_path):
+def test_a_sweep_never_hands_qat_a_prefix_from_its_cache(sample, data, tmp_path):
+    """The cache keeps the pruned model's ONNX, which QAT cannot train: a recipe that may train
+    starts afresh (the same recipe, the same variant, whatever ran before it), one that may not
+    reuses the cached prefix."""
     from paretolab.core.pipeline.prefix_cache import PrefixCache
 
-    recipe = Recipe.from_dict({"steps": [{"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
-                                         {"technique": "quantize", "settings": {"backend": "openvino", "qat_below": 0.0}}]})
+    def recipe(qat: str) -> Recipe:
+        return Recipe.from_dict({"steps": [
+            {"technique": "prune", "settings": {"method": "structured", "sparsity": 0.5}},
+            {"technique": "quantize", "settings": {"backend": "openvino", "qat_below": 0.0, "qat": qat}}]})
+
     cache = PrefixCache(tmp_path / "cache")
-    apply_recipe(sample, recipe, data, tmp_path / "a", reuse=cache)
-    _, reports = apply_recipe(sample, recipe, data, tmp_path / "b", reuse=cache)
-    assert reports[0].get("reused") and "reused from this sweep's cache" in reports[-1]["qat"]["why"]
+    apply_recipe(sample, recipe("off"), data, tmp_path / "a", reuse=cache)
+    _, reports = apply_recipe(sample, recipe("off"), data, tmp_path / "b", reuse=cache)
+    assert reports[0].get("reused")
+    _, reports = apply_recipe(sample, recipe("auto"), data, tmp_path / "c", reuse=cache)
+    assert not reports[0].get("reused") and "cache" not in reports[-1]["qat"]["why"]
 
 
 def test_auto_trains_only_when_calibration_lost_more_than_the_threshold(sample, data, tmp_path):
