@@ -96,17 +96,18 @@ class Share(Progress):
 
 
 def wanted(settings: QuantizeSettings) -> bool:
-    """Whether this step may train at all (the rest is decided once PTQ is scored)."""
-    return settings.qat != "off" and settings.backend == "openvino" and settings.precision == "int8"
+    """Whether this step may train at all (the rest is decided once PTQ is scored): as the step's
+    description declares it, which also keeps a sweep's cached prefix away from it."""
+    from paretolab.core.compress.techniques import TECHNIQUES
+
+    trains = TECHNIQUES["quantize"].trains_module
+    return trains is not None and trains(settings)
 
 
 def torch_source(ctx: StepContext) -> tuple[Any, str | None]:
     """The editable module before the step exports it (`ctx.file()` drops it), or why there is none."""
     if ctx.module is not None:
         return ctx.module, None
-    if any(r.get("reused") for r in ctx.reports):
-        return None, ("the earlier steps' result was reused from this sweep's cache, which keeps their ONNX export, "
-                      "not the PyTorch module")
     try:
         return ctx.torch_module("quantization-aware training"), None
     except ParetoLabError as exc:
